@@ -1,0 +1,358 @@
+/* parlstm: a multi-threaded, data-parallel LSTM trainer.
+ *
+ * The public API of libparlstm, used by the parlstm program, the tests and the
+ * benchmarks. Shapes are given in comments as (rows, cols) of row-major float
+ * arrays; T = time steps (image rows), D = input width (image columns),
+ * H = hidden units, C = classes, B = batch rows.
+ *
+ * Errors: every function that can fail returns a pl_status and fills a
+ * pl_error whose message names the file (when there is one), what was
+ * expected and what was found. Only the command-line front end prints. */
+#ifndef PARLSTM_H
+#define PARLSTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    PL_OK = 0,
+    PL_ERR_ARG,        /* an argument or option out of range */
+    PL_ERR_NOMEM,      /* an allocation failed */
+    PL_ERR_NOT_FOUND,  /* a file does not exist */
+    PL_ERR_IO,         /* open, read, write, fsync or rename failed */
+    PL_ERR_NOT_FILE,   /* a directory, FIFO or device where a file was expected */
+    PL_ERR_EMPTY,      /* a file holds no bytes at all */
+    PL_ERR_MAGIC,      /* wrong magic number */
+    PL_ERR_DIMS,       /* wrong number of dimensions, or a zero or absurd size */
+    PL_ERR_TRUNCATED,  /* the file ends before its header says it should */
+    PL_ERR_TRAILING,   /* the file holds more bytes than its header says */
+    PL_ERR_MISMATCH,   /* two things that must agree do not (counts, shapes, configs) */
+    PL_ERR_LABEL,      /* a label at or above the class count */
+    PL_ERR_CORRUPT,    /* a damaged compressed stream or a CRC mismatch */
+    PL_ERR_VERSION,    /* a file format version this build does not read */
+    PL_ERR_TOO_LARGE,  /* a size that overflows or exceeds a sane limit */
+    PL_ERR_THREAD,     /* a thread could not be created */
+    PL_ERR_NONFINITE,  /* a NaN or infinity in a loss or gradient */
+    PL_ERR_INTERRUPTED /* stopped by a signal */
+} pl_status;
+
+typedef struct {
+    pl_status code;
+    char msg[768];
+} pl_error;
+
+/* The name of a status code ("truncated", "bad magic", ...). */
+const char *pl_status_name(pl_status code);
+/* Sets err (when not NULL) and returns code. printf-style message. */
+pl_status pl_fail(pl_error *err, pl_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ IDX */
+
+#define PL_IDX_IMAGES_MAGIC 2051u /* 0x00000803: unsigned byte, 3 dims */
+#define PL_IDX_LABELS_MAGIC 2049u /* 0x00000801: unsigned byte, 1 dim */
+
+typedef struct {
+    uint32_t magic;  /* PL_IDX_IMAGES_MAGIC or PL_IDX_LABELS_MAGIC */
+    size_t n;        /* items */
+    int rows, cols;  /* images only: each item is (rows, cols); labels: 1, 1 */
+    uint8_t *data;   /* (n, rows, cols) or (n), owned */
+} pl_idx;
+
+/* Reads an IDX file of the expected magic through zlib (raw or gzip).
+ * When path does not exist and path.gz does, reads that. */
+pl_status pl_idx_read(const char *path, uint32_t expect_magic, pl_idx *out,
+                      pl_error *err);
+void pl_idx_free(pl_idx *idx);
+
+/* -------------------------------------------------------------- dataset */
+
+typedef struct {
+    const uint8_t *images; /* (n, T, D): image rows are time steps */
+    const uint8_t *labels; /* (n) */
+    size_t n;
+    int T, D;
+    int classes;
+    void *owned_images, *owned_labels; /* NULL for views */
+} pl_dataset;
+
+/* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
+ * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1; otherwise
+ * every label must be below classes. */
+pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
+                          int classes, pl_error *err);
+pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
+                                const char *labels_path, int classes,
+                                pl_error *err);
+/* A non-owning view of items [start, start + count) of src. */
+pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
+void pl_dataset_free(pl_dataset *ds);
+
+/* ------------------------------------------------------------------ RNG */
+
+/* xoshiro256** seeded through splitmix64. */
+typedef struct {
+    uint64_t s[4];
+} pl_rng;
+
+void pl_rng_seed(pl_rng *r, uint64_t seed);
+uint64_t pl_rng_next(pl_rng *r);
+double pl_rng_uniform(pl_rng *r);        /* [0, 1) */
+double pl_rng_normal(pl_rng *r);         /* N(0, 1), Box-Muller */
+uint64_t pl_rng_below(pl_rng *r, uint64_t n); /* [0, n), unbiased */
+/* order[0..n) = a uniformly shuffled permutation of 0..n-1 (Fisher-Yates). */
+void pl_rng_permutation(pl_rng *r, uint32_t *order, size_t n);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct {
+    int input;   /* D: input width (image columns) */
+    int hidden;  /* H: LSTM units */
+    int classes; /* C */
+} pl_config;
+
+/* Named views into one flat parameter buffer (and, with the same layout,
+ * into gradients, Adam moments and every worker's gradient buffer).
+ * The four gates are stacked in column blocks [i | f | g | o]. */
+typedef struct {
+    float *w_in;  /* (D, H)      input projection */
+    float *b_in;  /* (H) */
+    float *w;     /* (2H, 4H)    rows [x_t ; h_{t-1}], cols [i | f | g | o] */
+    float *b;     /* (4H)        forget block starts at +1.0 */
+    float *w_out; /* (H, C) */
+    float *b_out; /* (C) */
+} pl_tensors;
+
+#define PL_NGROUPS 6
+typedef struct {
+    const char *name; /* "w_in", "b_in", "w_lstm", "b_lstm", "w_out", "b_out" */
+    size_t offset, size;
+} pl_group;
+
+size_t pl_param_count(const pl_config *cfg);
+void pl_tensors_bind(const pl_config *cfg, float *base, pl_tensors *t);
+/* Fills groups[PL_NGROUPS] in buffer order. */
+void pl_param_groups(const pl_config *cfg, pl_group *groups);
+pl_status pl_config_check(const pl_config *cfg, pl_error *err);
+
+typedef enum {
+    PL_INIT_DEFAULT = 0, /* Glorot-uniform w_in, w_x, w_out; orthogonal w_h;
+                            zero biases but +1.0 on the forget gate */
+    PL_INIT_TUTORIAL     /* N(0,1) w_in, w_out; 0.1 their biases; Glorot-uniform
+                            over the whole (2H, 4H) kernel; zero LSTM bias,
+                            +1.0 forget */
+} pl_init;
+
+void pl_model_init(const pl_config *cfg, float *params, pl_init init,
+                   uint64_t seed);
+
+/* 32-byte aligned, zeroed allocation of n floats (free with pl_free). */
+float *pl_alloc_floats(size_t n);
+void *pl_alloc_aligned(size_t bytes);
+void pl_free(void *p);
+
+/* ---------------------------------------------------------------- files */
+
+/* A model file: magic "PLSTMMDL", format version, config, parameters,
+ * CRC32 over everything before it. Written atomically (temporary file in
+ * the same directory, fsync, rename, fsync of the directory). */
+pl_status pl_model_save(const char *path, const pl_config *cfg,
+                        const float *params, pl_error *err);
+/* Allocates *params (free with pl_free). */
+pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
+                        pl_error *err);
+
+/* Writes len bytes to path atomically (see above). */
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_error *err);
+
+/* ----------------------------------------------------------------- GEMM */
+
+typedef enum {
+    PL_GEMM_AUTO = 0, /* the fastest available */
+    PL_GEMM_NAIVE,    /* plain loops: the reference */
+    PL_GEMM_BLAS,     /* cblas_sgemm (OpenBLAS) on each block */
+    PL_GEMM_AVX512    /* our AVX-512 micro-kernels */
+} pl_gemm_backend;
+
+const char *pl_gemm_name(pl_gemm_backend be);
+int pl_gemm_available(pl_gemm_backend be);
+pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be); /* AUTO -> concrete */
+
+/* One GEMM over blocks of the inner dimension:
+ *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
+ *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
+ *   B_blk(k, j) = b[blk * b_bs + k * ldb + j]
+ *   C(i, j)     = c[i * ldc + j]
+ * accumulate = 0 assigns, 1 adds. Either a_rs or a_cs must be 1. */
+typedef struct {
+    int M, N, nb, kb;
+    const float *a;
+    size_t a_rs, a_cs, a_bs;
+    const float *b;
+    size_t ldb, b_bs;
+    float *c;
+    size_t ldc;
+    int accumulate;
+} pl_gemm_op;
+
+void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op);
+
+/* CPU facts, and OpenBLAS's view of the CPU. */
+int pl_cpu_has_avx512(void);
+int pl_cpu_has_avx2(void);
+const char *pl_blas_corename(void);
+/* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS misdetects it
+ * (e.g. "SkylakeX" for an AVX-512 CPU that OpenBLAS calls "Prescott"), or
+ * NULL when OpenBLAS already chose well or the variable is set. */
+const char *pl_blas_better_coretype(void);
+/* Number of CPUs this process may run on. */
+int pl_cpu_count(void);
+
+/* ----------------------------------------------------------------- LSTM */
+
+/* Weights prepared once per step from the flat parameters and shared
+ * read-only by all workers (internal gate-interleaved, padded layout; the
+ * input projection is folded into the gate weights). */
+typedef struct pl_packed pl_packed;
+/* A worker's private activations and scratch for up to cap rows. */
+typedef struct pl_ws pl_ws;
+
+pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be);
+void pl_packed_free(pl_packed *pk);
+/* Prepares part `part` of `parts` (callable concurrently for every part). */
+void pl_packed_update(pl_packed *pk, const float *params, int part, int parts);
+
+pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
+                    pl_gemm_backend be);
+void pl_ws_free(pl_ws *ws);
+size_t pl_ws_bytes(const pl_ws *ws);
+/* Loads rows b < n (n <= cap): item idx[b] of ds, pixels scaled by 1/255,
+ * and its label. */
+void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
+/* Loads rows from floats x (n, T, D) and labels (n). */
+void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n);
+
+/* Forward over the loaded rows. Returns the summed cross-entropy (not
+ * divided); *correct = rows whose arg-max logit equals the label. logits
+ * (n, C) may be NULL. */
+double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
+                       int *correct, float *logits);
+/* Backward after pl_lstm_forward: writes (assigns) the gradient of
+ * (summed loss / norm) into grad (n_params, same layout as params). */
+void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
+                      float norm, float *grad);
+
+/* The reference: plain loops in double, canonical layout, no folding.
+ * x (n, T, D). Returns the summed loss / norm; grad (n_params) and
+ * logits (n, C) may be NULL. */
+double pl_ref_loss_grad(const pl_config *cfg, const float *params,
+                        const float *x, const uint8_t *labels, int n, int T,
+                        double norm, double *grad, double *logits);
+
+/* Floating-point operations of one training step, as executed by parlstm
+ * and as a standard unfolded implementation counts them. */
+double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
+double pl_step_flops_model(const pl_config *cfg, int T, int batch);
+
+/* ------------------------------------------------------------ optimiser */
+
+typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
+
+/* Learning rate of step `step` (0-based) of `total`. */
+float pl_lr_at(pl_schedule s, float base, long step, long total);
+/* Adam with bias correction on params[0..n); t = 1-based step number. */
+void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
+             float lr, float beta1, float beta2, float eps, long t,
+             float grad_scale);
+double pl_sum_squares(const float *x, size_t n);
+
+/* ----------------------------------------------------------- thread pool */
+
+typedef struct pl_pool pl_pool;
+typedef void (*pl_pool_fn)(void *ctx, int worker);
+
+/* n workers: the calling thread is worker 0, n - 1 threads are created
+ * once and wait on a condition variable between runs. */
+pl_pool *pl_pool_create(int n, pl_error *err);
+void pl_pool_free(pl_pool *p);
+int pl_pool_size(const pl_pool *p);
+/* Runs fn(ctx, w) on every worker w and returns when all are done. */
+void pl_pool_run(pl_pool *p, pl_pool_fn fn, void *ctx);
+/* A barrier among the workers of a run (call from inside fn). */
+void pl_pool_barrier(pl_pool *p);
+/* Pins worker w's thread (and later its OpenMP team) to CPUs; see trainer. */
+
+/* --------------------------------------------------------------- trainer */
+
+typedef struct {
+    int batch;          /* 100 */
+    int hidden;         /* 128 */
+    int classes;        /* 0: from the data */
+    int epochs;         /* 1 */
+    long steps;         /* 0: epochs * steps per epoch; otherwise stop there */
+    float lr;           /* 0.01 */
+    float beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
+    float clip;         /* global-norm clip; 0 = off (default 1.0) */
+    pl_schedule schedule; /* cosine */
+    pl_init init;       /* default */
+    uint64_t seed;      /* 1 */
+    int workers;        /* 0: automatic */
+    int threads;        /* 0: automatic */
+    int pin;            /* pin workers and OpenMP threads to CPUs */
+    int deterministic;  /* bitwise identical results for every workers/threads */
+    pl_gemm_backend gemm;
+} pl_train_opts;
+
+void pl_train_opts_default(pl_train_opts *o);
+/* Resolves workers/threads 0 into concrete counts for `cpus` CPUs. */
+void pl_resolve_parallelism(int batch, int cpus, int *workers, int *threads);
+
+typedef struct pl_trainer pl_trainer;
+
+/* A trainer for data of T time steps; initialises parameters from seed. */
+pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
+                              const pl_train_opts *o, pl_error *err);
+void pl_trainer_free(pl_trainer *tr);
+float *pl_trainer_params(pl_trainer *tr);      /* (n_params) */
+const float *pl_trainer_grad(const pl_trainer *tr); /* last reduced gradient */
+const pl_config *pl_trainer_config(const pl_trainer *tr);
+int pl_trainer_workers(const pl_trainer *tr);
+int pl_trainer_threads(const pl_trainer *tr);
+
+typedef struct {
+    double loss;     /* mean cross-entropy over the batch */
+    int correct;     /* rows classified right */
+    double grad_norm;/* global gradient norm before clipping */
+    float lr;        /* rate used */
+} pl_step_stats;
+
+/* Loss and mean gradient of the batch idx[0..n) of ds into the trainer's
+ * gradient buffer, without updating the parameters. */
+pl_status pl_trainer_gradient(pl_trainer *tr, const pl_dataset *ds,
+                              const uint32_t *idx, int n, pl_step_stats *st,
+                              pl_error *err);
+/* One training step: gradient, clipping, schedule, Adam. step is 0-based
+ * and total the planned number of steps (for the schedule). */
+pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
+                          const uint32_t *idx, int n, long step, long total,
+                          pl_step_stats *st, pl_error *err);
+/* The shuffled order of n training items for epoch `epoch` (0-based) of a
+ * run seeded with seed: a function of (seed, epoch) alone, so a resumed run
+ * sees the same order. */
+void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n);
+
+/* Accuracy and mean loss over a whole data set. */
+pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
+                              double *accuracy, double *loss, pl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

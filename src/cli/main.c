@@ -1,0 +1,57 @@
+/* parlstm: the command dispatcher. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: parlstm COMMAND [OPTIONS]\n"
+        "A multi-threaded, data-parallel LSTM trainer for image sets read row by row\n"
+        "(MNIST: each 28x28 image is a sequence of 28 rows of 28 pixels).\n"
+        "\n"
+        "Commands:\n"
+        "  train    train a model (defaults: MNIST in data/mnist, one epoch)\n"
+        "  eval     evaluate a saved model on a test set\n"
+        "  bench    measure training speed over a grid of workers x threads\n"
+        "\n"
+        "  parlstm COMMAND --help   options of one command\n"
+        "  parlstm --version        version and build facts\n"
+        "\n"
+        "Get MNIST with data/fetch-mnist.sh. Logs go to stderr; the last line on\n"
+        "stdout is a machine-readable 'result:' line.\n");
+}
+
+int main(int argc, char **argv)
+{
+    cli_argv = argv;
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("parlstm %s\n", PACKAGE_VERSION);
+        printf("cpus available: %d; AVX-512: %s; default GEMM: %s\n", pl_cpu_count(),
+               pl_cpu_has_avx512() ? "yes" : "no", pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
+        printf("OpenBLAS core: %s", pl_blas_corename());
+        const char *better = pl_blas_better_coretype();
+        if (better)
+            printf(" (misdetected; --gemm blas runs it as %s)", better);
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "parlstm: unknown command '%s' (commands: train, eval, bench; see parlstm --help)\n",
+            cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,385 @@
+/* parlstm train: options, data, the step loop with progress, evaluation,
+ * the result line and --save. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static void train_usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: parlstm train [OPTIONS]\n"
+        "Trains the row-sequential LSTM classifier: each image row is a time step;\n"
+        "a D->H input projection, one LSTM layer of H units (forget bias +1, zero\n"
+        "initial state), an H->C output layer on the last hidden state, softmax\n"
+        "cross-entropy, Adam.\n"
+        "\n"
+        "Data:\n"
+        "  --data DIR          IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+        "                      (default data/mnist; get MNIST with data/fetch-mnist.sh)\n"
+        "  --val N             hold out the first N training images for validation (5000)\n"
+        "  --classes N         class count (default: largest training label + 1)\n"
+        "\n"
+        "Training:\n"
+        "  --epochs N          passes over the training images (1)\n"
+        "  --steps N           stop after N steps (default: all steps of all epochs)\n"
+        "  --batch N           images per step (100)\n"
+        "  --hidden N          LSTM units (128)\n"
+        "  --lr X              peak learning rate (0.01)\n"
+        "  --lr-schedule S     cosine (default: from --lr down to 0 over the run) or constant\n"
+        "  --clip X            clip the global gradient norm at X; 0 = off (1.0)\n"
+        "  --init I            default (Glorot-uniform, orthogonal recurrent weights,\n"
+        "                      zero biases) or tutorial (N(0,1) projections, 0.1 biases,\n"
+        "                      Glorot-uniform LSTM kernel)\n"
+        "  --tutorial          the TensorFlow tutorial exactly: --init tutorial\n"
+        "                      --lr-schedule constant --clip 0\n"
+        "  --seed N            seed for initialisation and shuffling (1)\n"
+        "\n"
+        "Parallelism:\n"
+        "  --workers W         data-parallel worker threads (default: one per CPU,\n"
+        "                      keeping at least 16 images per worker)\n"
+        "  --threads T         OpenMP threads inside each worker (default: CPUs / W)\n"
+        "  --pin               pin workers and their threads to CPUs\n"
+        "  --gemm B            auto (default), avx512, blas (OpenBLAS) or naive\n"
+        "\n"
+        "Output:\n"
+        "  --save FILE         write the trained model (read it with parlstm eval)\n"
+        "  --log-every N       progress line every N steps (100)\n"
+        "  --quiet             no progress lines; errors and the result line only\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "Logs go to stderr. The last stdout line is the result, for example\n"
+        "  result: steps=550 train_loss=0.1234 val_accuracy=0.9712 test_accuracy=0.9705\n"
+        "          seconds=21.3 samples_per_sec=2582 workers=2 threads=1\n"
+        "(one line; train_loss is the mean over the last --log-every steps, seconds\n"
+        "and samples_per_sec count the training steps only, not evaluation).\n"
+        "Exit status: 0 done, 1 error (data, files, numerics), 2 bad options.\n");
+}
+
+enum {
+    OPT_DATA = 256, OPT_VAL, OPT_CLASSES, OPT_EPOCHS, OPT_STEPS, OPT_BATCH,
+    OPT_HIDDEN, OPT_LR, OPT_SCHED, OPT_CLIP, OPT_INIT, OPT_TUTORIAL, OPT_SEED,
+    OPT_WORKERS, OPT_THREADS, OPT_PIN, OPT_GEMM, OPT_SAVE, OPT_LOG, OPT_QUIET
+};
+
+int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
+                  pl_dataset *train, pl_dataset *test, int *have_test)
+{
+    pl_error err = {0};
+    struct stat st;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    *have_test = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "parlstm %s: no data directory %s\n", cmd, dir);
+        fprintf(stderr, "parlstm %s: get MNIST with data/fetch-mnist.sh (it fills data/mnist), "
+                "or pass --data DIR\n", cmd);
+        return 1;
+    }
+    if (need_train) {
+        if (pl_dataset_load(train, dir, "train", classes, &err)) {
+            print_error(cmd, &err);
+            if (err.code == PL_ERR_NOT_FOUND)
+                fprintf(stderr, "parlstm %s: get MNIST with data/fetch-mnist.sh, or pass --data DIR\n",
+                        cmd);
+            return 1;
+        }
+        if (classes == 0)
+            classes = train->classes;
+    }
+    pl_status rc = pl_dataset_load(test, dir, "t10k", classes, &err);
+    if (rc == PL_ERR_NOT_FOUND && need_train) {
+        fprintf(stderr, "parlstm %s: warning: %s; no test accuracy\n", cmd, err.msg);
+        return 0;
+    }
+    if (rc) {
+        print_error(cmd, &err);
+        pl_dataset_free(train);
+        return 1;
+    }
+    if (need_train && (test->T != train->T || test->D != train->D)) {
+        fprintf(stderr, "parlstm %s: the test images are %d x %d, the training images %d x %d\n",
+                cmd, test->T, test->D, train->T, train->D);
+        pl_dataset_free(train);
+        pl_dataset_free(test);
+        return 1;
+    }
+    *have_test = 1;
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, 0, OPT_DATA},
+        {"val", required_argument, 0, OPT_VAL},
+        {"classes", required_argument, 0, OPT_CLASSES},
+        {"epochs", required_argument, 0, OPT_EPOCHS},
+        {"steps", required_argument, 0, OPT_STEPS},
+        {"batch", required_argument, 0, OPT_BATCH},
+        {"hidden", required_argument, 0, OPT_HIDDEN},
+        {"lr", required_argument, 0, OPT_LR},
+        {"lr-schedule", required_argument, 0, OPT_SCHED},
+        {"clip", required_argument, 0, OPT_CLIP},
+        {"init", required_argument, 0, OPT_INIT},
+        {"tutorial", no_argument, 0, OPT_TUTORIAL},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"workers", required_argument, 0, OPT_WORKERS},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"pin", no_argument, 0, OPT_PIN},
+        {"gemm", required_argument, 0, OPT_GEMM},
+        {"save", required_argument, 0, OPT_SAVE},
+        {"log-every", required_argument, 0, OPT_LOG},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    static const char *const schedules[] = {"cosine", "constant", NULL};
+    static const char *const inits[] = {"default", "tutorial", NULL};
+    const char *cmd = "train";
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    const char *data = "data/mnist", *save = NULL;
+    long long val = 5000, log_every = 100, v;
+    int quiet = 0, tutorial = 0, set_init = 0, set_sched = 0, set_clip = 0;
+    double x;
+    int c, k;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA: data = optarg; break;
+        case OPT_VAL:
+            if (opt_long(cmd, "--val", optarg, 0, 100000000, &val)) return EXIT_USAGE;
+            break;
+        case OPT_CLASSES:
+            if (opt_long(cmd, "--classes", optarg, 2, 256, &v)) return EXIT_USAGE;
+            o.classes = (int)v;
+            break;
+        case OPT_EPOCHS:
+            if (opt_long(cmd, "--epochs", optarg, 1, 1000000, &v)) return EXIT_USAGE;
+            o.epochs = (int)v;
+            break;
+        case OPT_STEPS:
+            if (opt_long(cmd, "--steps", optarg, 1, 1000000000000LL, &v)) return EXIT_USAGE;
+            o.steps = (long)v;
+            break;
+        case OPT_BATCH:
+            if (opt_long(cmd, "--batch", optarg, 1, 65536, &v)) return EXIT_USAGE;
+            o.batch = (int)v;
+            break;
+        case OPT_HIDDEN:
+            if (opt_long(cmd, "--hidden", optarg, 1, 8192, &v)) return EXIT_USAGE;
+            o.hidden = (int)v;
+            break;
+        case OPT_LR:
+            if (opt_float(cmd, "--lr", optarg, 0, 10, 0, &x)) return EXIT_USAGE;
+            o.lr = (float)x;
+            break;
+        case OPT_SCHED:
+            if ((k = opt_word(cmd, "--lr-schedule", optarg, schedules)) < 0) return EXIT_USAGE;
+            o.schedule = k == 0 ? PL_SCHED_COSINE : PL_SCHED_CONSTANT;
+            set_sched = 1;
+            break;
+        case OPT_CLIP:
+            if (opt_float(cmd, "--clip", optarg, 0, 1e30, 1, &x)) return EXIT_USAGE;
+            o.clip = (float)x;
+            set_clip = 1;
+            break;
+        case OPT_INIT:
+            if ((k = opt_word(cmd, "--init", optarg, inits)) < 0) return EXIT_USAGE;
+            o.init = k == 0 ? PL_INIT_DEFAULT : PL_INIT_TUTORIAL;
+            set_init = 1;
+            break;
+        case OPT_TUTORIAL: tutorial = 1; break;
+        case OPT_SEED:
+            if (opt_u64(cmd, "--seed", optarg, &o.seed)) return EXIT_USAGE;
+            break;
+        case OPT_WORKERS:
+            if (opt_long(cmd, "--workers", optarg, 1, 1024, &v)) return EXIT_USAGE;
+            o.workers = (int)v;
+            break;
+        case OPT_THREADS:
+            if (opt_long(cmd, "--threads", optarg, 1, 1024, &v)) return EXIT_USAGE;
+            o.threads = (int)v;
+            break;
+        case OPT_PIN: o.pin = 1; break;
+        case OPT_GEMM:
+            if (opt_gemm(cmd, optarg, &o.gemm)) return EXIT_USAGE;
+            break;
+        case OPT_SAVE: save = optarg; break;
+        case OPT_LOG:
+            if (opt_long(cmd, "--log-every", optarg, 1, 1000000000, &log_every)) return EXIT_USAGE;
+            break;
+        case OPT_QUIET: quiet = 1; break;
+        case 'h': train_usage(stdout); return 0;
+        default:
+            if (optopt)
+                fprintf(stderr, "parlstm train: option '%s' needs a value (see parlstm train --help)\n",
+                        argv[optind - 1]);
+            else
+                fprintf(stderr, "parlstm train: unknown option '%s' (see parlstm train --help)\n",
+                        argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "parlstm train: unexpected argument '%s' (see parlstm train --help)\n",
+                argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (tutorial) {
+        if ((set_init && o.init != PL_INIT_TUTORIAL) ||
+            (set_sched && o.schedule != PL_SCHED_CONSTANT) || (set_clip && o.clip != 0)) {
+            fprintf(stderr, "parlstm train: --tutorial means --init tutorial --lr-schedule constant "
+                    "--clip 0; drop the option that contradicts it\n");
+            return EXIT_USAGE;
+        }
+        o.init = PL_INIT_TUTORIAL;
+        o.schedule = PL_SCHED_CONSTANT;
+        o.clip = 0;
+    }
+    if (o.workers > o.batch) {
+        fprintf(stderr, "parlstm train: --workers %d is more than --batch %d: every worker needs "
+                "at least one image\n", o.workers, o.batch);
+        return EXIT_USAGE;
+    }
+    if (pl_gemm_resolve(o.gemm) == PL_GEMM_BLAS)
+        cli_fix_openblas();
+
+    pl_dataset all, test;
+    int have_test;
+    int rc = cli_load_data(cmd, data, o.classes, 1, &all, &test, &have_test);
+    if (rc)
+        return rc;
+    rc = 1;
+    pl_trainer *tr = NULL;
+    uint32_t *order = NULL;
+    if ((size_t)val >= all.n) {
+        fprintf(stderr, "parlstm train: --val %lld leaves no training images (the set has %zu)\n",
+                val, all.n);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    pl_dataset valset = pl_dataset_view(&all, 0, (size_t)val);
+    pl_dataset trainset = pl_dataset_view(&all, (size_t)val, all.n - (size_t)val);
+    long spe = (long)(trainset.n / (size_t)o.batch);
+    if (spe < 1) {
+        fprintf(stderr, "parlstm train: --batch %d is larger than the %zu training images\n",
+                o.batch, trainset.n);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    long total = spe * o.epochs;
+    if (o.steps > 0 && o.steps < total)
+        total = o.steps;
+    pl_config cfg = {all.D, o.hidden, all.classes};
+    pl_error err = {0};
+    if (!(tr = pl_trainer_create(&cfg, all.T, &o, &err))) {
+        print_error(cmd, &err);
+        rc = err.code == PL_ERR_ARG ? EXIT_USAGE : 1;
+        goto out;
+    }
+    if (!(order = malloc(sizeof *order * trainset.n))) {
+        fprintf(stderr, "parlstm train: out of memory\n");
+        goto out;
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes\n"
+                "parlstm train: model %d-%d-%d (%zu parameters); %ld steps of %d (%ld per epoch); "
+                "lr %g %s, clip %g, init %s, seed %llu\n"
+                "parlstm train: %d worker%s x %d thread%s, GEMM %s\n",
+                trainset.n, valset.n, have_test ? test.n : 0, all.T, all.D, all.classes,
+                cfg.input, cfg.hidden, cfg.classes, pl_param_count(&cfg), total, o.batch, spe,
+                o.lr, o.schedule == PL_SCHED_COSINE ? "cosine" : "constant", o.clip,
+                o.init == PL_INIT_TUTORIAL ? "tutorial" : "default",
+                (unsigned long long)o.seed, pl_trainer_workers(tr),
+                pl_trainer_workers(tr) == 1 ? "" : "s", pl_trainer_threads(tr),
+                pl_trainer_threads(tr) == 1 ? "" : "s",
+                pl_gemm_name(pl_gemm_resolve(o.gemm)));
+
+    double train_seconds = 0, win_loss = 0, last_loss = NAN, val_acc = NAN, test_acc = NAN;
+    long win_steps = 0, win_correct = 0, win_rows = 0;
+    double t_start = now_seconds(), t_win = t_start;
+    for (long step = 0; step < total; step++) {
+        long epoch = step / spe, pos = step % spe;
+        if (pos == 0)
+            pl_epoch_order(o.seed, epoch, order, trainset.n);
+        pl_step_stats st;
+        double t0 = now_seconds();
+        if (pl_trainer_step(tr, &trainset, order + pos * o.batch, o.batch, step, total, &st,
+                            &err)) {
+            fprintf(stderr, "parlstm train: step %ld: %s\n", step + 1, err.msg);
+            goto out;
+        }
+        train_seconds += now_seconds() - t0;
+        win_loss += st.loss;
+        win_correct += st.correct;
+        win_rows += o.batch;
+        win_steps++;
+        if ((step + 1) % log_every == 0 || step + 1 == total) {
+            last_loss = win_loss / win_steps;
+            double now = now_seconds();
+            if (!quiet) {
+                char eta[32];
+                double rate = win_rows / (now - t_win);
+                format_duration((total - step - 1) * (double)o.batch / rate, eta, sizeof eta);
+                fprintf(stderr,
+                        "step %*ld/%ld  epoch %ld  loss %.4f  accuracy %.4f  %.0f samples/s  eta %s\n",
+                        (int)snprintf(NULL, 0, "%ld", total), step + 1, total, epoch + 1,
+                        last_loss, (double)win_correct / win_rows, rate, eta);
+            }
+            win_loss = 0;
+            win_steps = win_correct = win_rows = 0;
+            t_win = now;
+        }
+        if ((pos + 1 == spe || step + 1 == total) && valset.n > 0) {
+            double t0v = now_seconds(), vl;
+            if (pl_trainer_evaluate(tr, &valset, &val_acc, &vl, &err)) {
+                print_error(cmd, &err);
+                goto out;
+            }
+            if (!quiet)
+                fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
+                        epoch + 1, val_acc, vl, valset.n, now_seconds() - t0v);
+            t_win += now_seconds() - t0v;
+        }
+    }
+    (void)t_start;
+    if (have_test) {
+        double tl;
+        if (pl_trainer_evaluate(tr, &test, &test_acc, &tl, &err)) {
+            print_error(cmd, &err);
+            goto out;
+        }
+        if (!quiet)
+            fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", test_acc, tl, test.n);
+    }
+    if (save) {
+        if (pl_model_save(save, &cfg, pl_trainer_params(tr), &err)) {
+            print_error(cmd, &err);
+            goto out;
+        }
+        if (!quiet)
+            fprintf(stderr, "saved the model to %s\n", save);
+    }
+    printf("result: steps=%ld train_loss=%.4f val_accuracy=%.4f test_accuracy=%.4f "
+           "seconds=%.1f samples_per_sec=%.0f workers=%d threads=%d gemm=%s seed=%llu\n",
+           total, last_loss, val_acc, test_acc, train_seconds,
+           total * (double)o.batch / train_seconds, pl_trainer_workers(tr),
+           pl_trainer_threads(tr), pl_gemm_name(pl_gemm_resolve(o.gemm)),
+           (unsigned long long)o.seed);
+    fflush(stdout);
+    rc = 0;
+out:
+    free(order);
+    pl_trainer_free(tr);
+    pl_dataset_free(&all);
+    pl_dataset_free(&test);
+    return rc;
+}

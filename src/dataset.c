@@ -1,0 +1,92 @@
+/* A labelled image set: images as uint8 (scaled per batch), labels, and
+ * non-owning views for the train/validation split. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parlstm.h"
+
+pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
+                                const char *labels_path, int classes,
+                                pl_error *err)
+{
+    pl_idx img, lbl;
+    memset(ds, 0, sizeof *ds);
+    if (classes < 0 || classes > 256)
+        return pl_fail(err, PL_ERR_ARG,
+                       "classes must be between 1 and 256, got %d", classes);
+    pl_status rc = pl_idx_read(images_path, PL_IDX_IMAGES_MAGIC, &img, err);
+    if (rc)
+        return rc;
+    rc = pl_idx_read(labels_path, PL_IDX_LABELS_MAGIC, &lbl, err);
+    if (rc) {
+        pl_idx_free(&img);
+        return rc;
+    }
+    if (img.n != lbl.n) {
+        rc = pl_fail(err, PL_ERR_MISMATCH,
+                     "%s holds %zu images but %s holds %zu labels: expected "
+                     "the same count (images and labels from different sets?)",
+                     images_path, img.n, labels_path, lbl.n);
+        goto fail;
+    }
+    int top = 0;
+    size_t top_at = 0;
+    for (size_t i = 0; i < lbl.n; i++)
+        if (lbl.data[i] > top) {
+            top = lbl.data[i];
+            top_at = i;
+        }
+    if (classes > 0 && top >= classes) {
+        rc = pl_fail(err, PL_ERR_LABEL,
+                     "%s: label %d at item %zu: expected labels below %d "
+                     "(the class count)",
+                     labels_path, top, top_at, classes);
+        goto fail;
+    }
+    ds->images = img.data;
+    ds->labels = lbl.data;
+    ds->owned_images = img.data;
+    ds->owned_labels = lbl.data;
+    ds->n = img.n;
+    ds->T = img.rows;
+    ds->D = img.cols;
+    ds->classes = classes > 0 ? classes : top + 1;
+    return PL_OK;
+fail:
+    pl_idx_free(&img);
+    pl_idx_free(&lbl);
+    return rc;
+}
+
+pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
+                          int classes, pl_error *err)
+{
+    char ip[4096], lp[4096];
+    int a = snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte", dir, prefix);
+    int b = snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    if (a < 0 || b < 0 || (size_t)a >= sizeof ip || (size_t)b >= sizeof lp)
+        return pl_fail(err, PL_ERR_ARG, "data directory name too long: %s", dir);
+    return pl_dataset_load_files(ds, ip, lp, classes, err);
+}
+
+pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)
+{
+    pl_dataset v = *src;
+    if (start > src->n)
+        start = src->n;
+    if (count > src->n - start)
+        count = src->n - start;
+    v.images = src->images + start * (size_t)src->T * (size_t)src->D;
+    v.labels = src->labels + start;
+    v.n = count;
+    v.owned_images = v.owned_labels = NULL;
+    return v;
+}
+
+void pl_dataset_free(pl_dataset *ds)
+{
+    free(ds->owned_images);
+    free(ds->owned_labels);
+    memset(ds, 0, sizeof *ds);
+}

@@ -1,0 +1,201 @@
+/* Files the program writes: atomic replacement, and the model file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "parlstm.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "parlstm's file formats are written little-endian; port pl_model_save first"
+#endif
+
+static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
+#define MODEL_VERSION 1u
+#define MODEL_HEADER 32 /* magic 8, version 4, D 4, H 4, C 4, n_params 8 */
+
+static pl_status write_all(int fd, const void *data, size_t len,
+                           const char *path, pl_error *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return pl_fail(err, PL_ERR_IO, "%s: write failed: %s%s", path,
+                           w < 0 ? strerror(errno) : "no progress",
+                           w < 0 && errno == ENOSPC ? " (the disk is full)" : "");
+        p += w;
+        len -= (size_t)w;
+    }
+    return PL_OK;
+}
+
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16), *dirbuf = strdup(path);
+    if (!tmp || !dirbuf) {
+        free(tmp);
+        free(dirbuf);
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        free(tmp);
+        free(dirbuf);
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name",
+                       path);
+    }
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
+                               path, strerror(errno));
+        free(tmp);
+        free(dirbuf);
+        return rc;
+    }
+    pl_status rc = write_all(fd, data, len, path, err);
+    if (!rc && fsync(fd) != 0)
+        rc = pl_fail(err, PL_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (close(fd) != 0 && !rc)
+        rc = pl_fail(err, PL_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = pl_fail(err, PL_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+    } else {
+        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd); /* best effort: some file systems refuse */
+            close(dfd);
+        }
+    }
+    free(tmp);
+    free(dirbuf);
+    return rc;
+}
+
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+pl_status pl_model_save(const char *path, const pl_config *cfg,
+                        const float *params, pl_error *err)
+{
+    size_t n = pl_param_count(cfg);
+    size_t len = MODEL_HEADER + 4 * n + 4;
+    unsigned char *buf = malloc(len);
+    if (!buf)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
+    memcpy(buf, MODEL_MAGIC, 8);
+    put32(buf + 8, MODEL_VERSION);
+    put32(buf + 12, (uint32_t)cfg->input);
+    put32(buf + 16, (uint32_t)cfg->hidden);
+    put32(buf + 20, (uint32_t)cfg->classes);
+    put64(buf + 24, n);
+    memcpy(buf + MODEL_HEADER, params, 4 * n);
+    put32(buf + len - 4, (uint32_t)crc32_z(0L, buf, len - 4));
+    pl_status rc = pl_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
+                        pl_error *err)
+{
+    *params = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return pl_fail(err, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
+                       "%s: cannot open the model: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: expected a model file, found a %s",
+                       path, S_ISDIR(st.st_mode) ? "directory" : "special file");
+    if (st.st_size == 0)
+        return pl_fail(err, PL_ERR_EMPTY, "%s: the model file is empty", path);
+    if (st.st_size < MODEL_HEADER + 4)
+        return pl_fail(err, PL_ERR_TRUNCATED,
+                       "%s: truncated: %lld bytes, a model file has at least %d",
+                       path, (long long)st.st_size, MODEL_HEADER + 4);
+    if ((unsigned long long)st.st_size > ((unsigned long long)1 << 34))
+        return pl_fail(err, PL_ERR_TOO_LARGE, "%s: %lld bytes is no model file",
+                       path, (long long)st.st_size);
+    size_t len = (size_t)st.st_size;
+    unsigned char *buf = malloc(len);
+    if (!buf)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(buf, 1, len, f) : 0;
+    if (f)
+        fclose(f);
+    pl_status rc = PL_OK;
+    if (got != len) {
+        rc = pl_fail(err, PL_ERR_IO, "%s: read %zu of %zu bytes", path, got, len);
+        goto out;
+    }
+    if (memcmp(buf, MODEL_MAGIC, 8) != 0) {
+        rc = pl_fail(err, PL_ERR_MAGIC,
+                     "%s: bad magic number: expected \"PLSTMMDL\" (a parlstm model)",
+                     path);
+        goto out;
+    }
+    uint32_t version = get32(buf + 8);
+    if (version != MODEL_VERSION) {
+        rc = pl_fail(err, PL_ERR_VERSION,
+                     "%s: model format version %u, this build reads version %u",
+                     path, version, MODEL_VERSION);
+        goto out;
+    }
+    pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20)};
+    if ((rc = pl_config_check(&c, err))) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: bad model config: %s", path, why);
+        goto out;
+    }
+    uint64_t n = get64(buf + 24);
+    if (n != pl_param_count(&c)) {
+        rc = pl_fail(err, PL_ERR_MISMATCH,
+                     "%s: %llu parameters, a %d-%d-%d model has %zu", path,
+                     (unsigned long long)n, c.input, c.hidden, c.classes,
+                     pl_param_count(&c));
+        goto out;
+    }
+    size_t want = MODEL_HEADER + 4 * (size_t)n + 4;
+    if (len != want) {
+        rc = pl_fail(err, len < want ? PL_ERR_TRUNCATED : PL_ERR_TRAILING,
+                     "%s: %s: expected %zu bytes, found %zu", path,
+                     len < want ? "truncated" : "trailing bytes", want, len);
+        goto out;
+    }
+    uint32_t crc = (uint32_t)crc32_z(0L, buf, len - 4);
+    if (crc != get32(buf + len - 4)) {
+        rc = pl_fail(err, PL_ERR_CORRUPT,
+                     "%s: CRC32 mismatch: stored %08x, computed %08x (the file is "
+                     "damaged)",
+                     path, get32(buf + len - 4), crc);
+        goto out;
+    }
+    float *p = pl_alloc_floats(n);
+    if (!p) {
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,
+                     (unsigned long long)n);
+        goto out;
+    }
+    memcpy(p, buf + MODEL_HEADER, 4 * n);
+    *cfg = c;
+    *params = p;
+out:
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,161 @@
+/* The GEMM wrapper: one operation (pl_gemm_op, see parlstm.h), three
+ * backends: plain loops (the reference), cblas_sgemm, and our AVX-512
+ * micro-kernels (kernels_avx512.c). Plus CPU facts and OpenBLAS's view of
+ * the CPU. */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "internal.h"
+
+/* OpenBLAS extensions, declared here so that cblas.h variants without
+ * them still compile. */
+extern char *openblas_get_corename(void);
+
+const char *pl_gemm_name(pl_gemm_backend be)
+{
+    switch (be) {
+    case PL_GEMM_AUTO: return "auto";
+    case PL_GEMM_NAIVE: return "naive";
+    case PL_GEMM_BLAS: return "blas";
+    case PL_GEMM_AVX512: return "avx512";
+    }
+    return "?";
+}
+
+int pl_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
+int pl_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+int pl_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    return 1;
+}
+
+int pl_gemm_available(pl_gemm_backend be)
+{
+    switch (be) {
+    case PL_GEMM_AUTO:
+    case PL_GEMM_NAIVE:
+    case PL_GEMM_BLAS: return 1;
+    case PL_GEMM_AVX512: return pl_cpu_has_avx512();
+    }
+    return 0;
+}
+
+pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be)
+{
+    if (be != PL_GEMM_AUTO)
+        return be;
+    return pl_cpu_has_avx512() ? PL_GEMM_AVX512 : PL_GEMM_BLAS;
+}
+
+const char *pl_blas_corename(void)
+{
+    const char *s = openblas_get_corename();
+    return s ? s : "unknown";
+}
+
+const char *pl_blas_better_coretype(void)
+{
+    const char *set = getenv("OPENBLAS_CORETYPE");
+    if (set && *set)
+        return NULL;
+    const char *core = pl_blas_corename();
+    /* The generic fallbacks OpenBLAS picks for CPUs it does not know. */
+    static const char *weak[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                 "Nehalem", "Atom", "Katmai", "Coppermine",
+                                 "Northwood", "Banias", "Sandybridge"};
+    int is_weak = 0;
+    for (size_t i = 0; i < sizeof weak / sizeof *weak; i++)
+        if (strcasecmp(core, weak[i]) == 0)
+            is_weak = 1;
+    if (!is_weak)
+        return NULL;
+    if (pl_cpu_has_avx512())
+        return "SkylakeX";
+    if (pl_cpu_has_avx2())
+        return "Haswell";
+    return NULL;
+}
+
+void pl_gemm_naive(const pl_gemm_op *op)
+{
+    for (int i = 0; i < op->M; i++)
+        for (int j = 0; j < op->N; j++) {
+            float acc = op->accumulate ? op->c[i * op->ldc + j] : 0.0f;
+            for (int blk = 0; blk < op->nb; blk++) {
+                const float *a = op->a + blk * op->a_bs + i * op->a_rs;
+                const float *b = op->b + blk * op->b_bs + j;
+                for (int k = 0; k < op->kb; k++)
+                    acc += a[k * op->a_cs] * b[k * op->ldb];
+            }
+            op->c[i * op->ldc + j] = acc;
+        }
+}
+
+void pl_gemm_blas(const pl_gemm_op *op)
+{
+    /* A_blk is (M, kb) with row stride a_rs, or its transpose stored (kb, M)
+     * with row stride a_cs. */
+    int trans = op->a_cs != 1 || (op->a_rs == 1 && op->M > 1 && op->kb == 1);
+    int lda = (int)(trans ? op->a_cs : op->a_rs);
+    if (lda < (trans ? op->M : op->kb))
+        lda = trans ? op->M : op->kb; /* degenerate 1-wide cases */
+    for (int blk = 0; blk < op->nb; blk++) {
+        float beta = (blk == 0 && !op->accumulate) ? 0.0f : 1.0f;
+        cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans,
+                    CblasNoTrans, op->M, op->N, op->kb, 1.0f,
+                    op->a + blk * op->a_bs, lda, op->b + blk * op->b_bs,
+                    (int)op->ldb, beta, op->c, (int)op->ldc);
+    }
+}
+
+void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op)
+{
+    if (op->M <= 0 || op->N <= 0)
+        return;
+    if (op->nb <= 0 || op->kb <= 0) {
+        if (!op->accumulate)
+            for (int i = 0; i < op->M; i++)
+                memset(op->c + i * op->ldc, 0, sizeof(float) * (size_t)op->N);
+        return;
+    }
+    switch (pl_gemm_resolve(be)) {
+    case PL_GEMM_AVX512: pl_gemm_avx512(op); break;
+    case PL_GEMM_BLAS: pl_gemm_blas(op); break;
+    default: pl_gemm_naive(op); break;
+    }
+}
+
+float pl_dot(const float *a, const float *b, size_t n)
+{
+    float acc[16] = {0};
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[k + l] * b[k + l];
+    for (; k < n; k++)
+        acc[0] += a[k] * b[k];
+    float s = 0;
+    for (int l = 0; l < 16; l++)
+        s += acc[l];
+    return s;
+}

@@ -1,0 +1,54 @@
+/* Declarations shared inside libparlstm (not part of the public API). */
+#ifndef PARLSTM_INTERNAL_H
+#define PARLSTM_INTERNAL_H
+
+#include "parlstm.h"
+
+#define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
+#define PL_PANEL 64      /* columns per gate panel: [i f g o] x 16 units */
+
+/* The LSTM cell over one time step, for rows [0, n) and gate panels
+ * [p0, p1). Buffers as in pl_ws (see lstm.c):
+ *   g      (n, 64) rows of panel p at g + p * g_ps, row stride 64:
+ *          pre-activations in, activations out (forward);
+ *          activations in, gate gradients out (backward)
+ *   c, tc  (n, Hp) cell state and tanh(cell) at this step
+ *   c_prev (n, Hp) previous cell state, NULL at t = 0
+ *   h      h_t out, row stride h_rs (forward)
+ *   dh, dc (n, Hp) gradient wrt h_t in; wrt c_t in, c_{t-1} out (backward) */
+typedef struct {
+    int n, p0, p1, Hp;
+    float *g;
+    size_t g_ps;
+    float *c, *tc;
+    const float *c_prev;
+    float *h;
+    size_t h_rs;
+    const float *dh;
+    float *dc;
+} pl_cell_args;
+
+void pl_cell_forward_generic(const pl_cell_args *a);
+void pl_cell_backward_generic(const pl_cell_args *a);
+void pl_cell_forward_avx512(const pl_cell_args *a);
+void pl_cell_backward_avx512(const pl_cell_args *a);
+
+void pl_gemm_naive(const pl_gemm_op *op);
+void pl_gemm_blas(const pl_gemm_op *op);
+void pl_gemm_avx512(const pl_gemm_op *op);
+
+/* 16-accumulator dot product (vectorisable, fixed summation order). */
+float pl_dot(const float *a, const float *b, size_t n);
+
+static inline size_t pl_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* [lo, hi) of `total` items for part `part` of `parts` (sizes differ by at
+ * most one, earlier parts larger). */
+static inline void pl_split(long total, int part, int parts, long *lo, long *hi)
+{
+    long base = total / parts, extra = total % parts;
+    *lo = part * base + (part < extra ? part : extra);
+    *hi = *lo + base + (part < extra ? 1 : 0);
+}
+
+#endif

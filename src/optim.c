@@ -1,0 +1,49 @@
+/* Learning-rate schedules, global-norm clipping support and Adam, over flat
+ * float arrays (any slice of the parameter buffer). */
+#include <math.h>
+
+#include "parlstm.h"
+
+float pl_lr_at(pl_schedule s, float base, long step, long total)
+{
+    if (s == PL_SCHED_CONSTANT || total <= 0)
+        return base;
+    double frac = (double)step / (double)total;
+    if (frac > 1.0)
+        frac = 1.0;
+    return (float)(base * 0.5 * (1.0 + cos(M_PI * frac)));
+}
+
+/* PyTorch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+ * with the gradient multiplied by grad_scale (the clipping factor) first. */
+void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
+             float lr, float beta1, float beta2, float eps, long t,
+             float grad_scale)
+{
+    const float bc1 = (float)(1.0 - pow(beta1, (double)t));
+    const float rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t)));
+    const float step = lr / bc1, b1c = 1.0f - beta1, b2c = 1.0f - beta2;
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale;
+        float mi = beta1 * m[i] + b1c * g;
+        float vi = beta2 * v[i] + b2c * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        params[i] -= step * mi / (sqrtf(vi) * rbc2 + eps);
+    }
+}
+
+double pl_sum_squares(const float *x, size_t n)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += (double)x[i + l] * x[i + l];
+    for (; i < n; i++)
+        acc[0] += (double)x[i] * x[i];
+    double s = 0;
+    for (int l = 0; l < 8; l++)
+        s += acc[l];
+    return s;
+}

@@ -1,0 +1,2 @@
+#include "testutil.h"
+Suite *cli_suite(void) { return suite_create("cli"); }

@@ -1,0 +1,2 @@
+#include "testutil.h"
+Suite *idx_suite(void) { return suite_create("idx"); }

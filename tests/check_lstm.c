@@ -1,0 +1,276 @@
+/* The model: the fast forward/backward (every GEMM backend) against the
+ * double-precision reference, and gradients against central finite
+ * differences. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* A small model that exercises padding (H = 20 -> 32 internal units, two
+ * gate panels) and several row tiles (n = 7). */
+static const pl_config CFG = {5, 20, 4};
+enum { T_ = 6, N_ = 7 };
+
+typedef struct {
+    float *params, *x;
+    uint8_t labels[N_];
+    size_t np;
+} fixture;
+
+static void fixture_make(fixture *f, const pl_config *cfg, int n, int T, uint64_t seed)
+{
+    f->np = pl_param_count(cfg);
+    f->params = pl_alloc_floats(f->np);
+    f->x = malloc(sizeof(float) * (size_t)n * T * cfg->input);
+    pl_model_init(cfg, f->params, PL_INIT_DEFAULT, seed);
+    /* perturb every parameter so no gradient is trivially zero */
+    float *noise = malloc(sizeof(float) * f->np);
+    tu_fill(noise, f->np, 0.3f, seed + 1);
+    for (size_t i = 0; i < f->np; i++)
+        f->params[i] += noise[i];
+    free(noise);
+    tu_fill(f->x, (size_t)n * T * cfg->input, 1.0f, seed + 2);
+    for (int i = 0; i < (int)n && i < N_; i++)
+        f->labels[i] = (uint8_t)(i % cfg->classes);
+}
+
+static void fixture_free(fixture *f)
+{
+    pl_free(f->params);
+    free(f->x);
+}
+
+/* Loss (summed), logits and gradient (of loss / norm) from the fast path. */
+static double fast_path(pl_gemm_backend be, int threads, const pl_config *cfg,
+                        const fixture *f, int n, int T, float norm, float *logits,
+                        float *grad)
+{
+    pl_packed *pk = pl_packed_create(cfg, be);
+    pl_ws *ws = pl_ws_create(cfg, T, n, threads, be);
+    ck_assert_ptr_nonnull(pk);
+    ck_assert_ptr_nonnull(ws);
+    pl_packed_update(pk, f->params, 0, 1);
+    pl_ws_load_f32(ws, f->x, f->labels, n);
+    int correct = -1;
+    double loss = pl_lstm_forward(ws, pk, f->params, &correct, logits);
+    ck_assert_int_ge(correct, 0);
+    ck_assert_int_le(correct, n);
+    if (grad)
+        pl_lstm_backward(ws, pk, f->params, norm, grad);
+    pl_ws_free(ws);
+    pl_packed_free(pk);
+    return loss;
+}
+
+static const pl_gemm_backend BACKENDS[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512};
+
+START_TEST(test_forward_matches_reference)
+{
+    fixture f;
+    fixture_make(&f, &CFG, N_, T_, 11);
+    double ref_logits[N_ * 4];
+    double ref_loss = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, 1.0, NULL,
+                                       ref_logits);
+    ck_assert(ref_loss > 0.1);
+    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
+        if (!pl_gemm_available(BACKENDS[b]))
+            continue;
+        float logits[N_ * 4];
+        double loss = fast_path(BACKENDS[b], 1, &CFG, &f, N_, T_, 1.0f, logits, NULL);
+        double worst = 0;
+        for (int i = 0; i < N_ * 4; i++)
+            worst = fmax(worst, fabs(logits[i] - ref_logits[i]));
+        printf("forward %-6s: largest logit difference %.2e, loss %.8f vs %.8f\n",
+               pl_gemm_name(BACKENDS[b]), worst, loss, ref_loss);
+        ck_assert_msg(worst < 2e-5, "%s: logits differ by %g", pl_gemm_name(BACKENDS[b]), worst);
+        ck_assert_msg(fabs(loss - ref_loss) < 1e-5 * ref_loss, "%s: loss %.9f vs %.9f",
+                      pl_gemm_name(BACKENDS[b]), loss, ref_loss);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
+/* Largest |a - r| over a group, relative to the group's largest |r|. */
+static double group_error(const float *a, const double *r, size_t n, double *scale)
+{
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(a[i] - r[i]));
+        big = fmax(big, fabs(r[i]));
+    }
+    *scale = big;
+    return big > 0 ? worst / big : worst;
+}
+
+START_TEST(test_backward_matches_reference)
+{
+    fixture f;
+    fixture_make(&f, &CFG, N_, T_, 12);
+    double *ref = malloc(sizeof(double) * f.np);
+    float *grad = pl_alloc_floats(f.np);
+    pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
+    pl_group g[PL_NGROUPS];
+    pl_param_groups(&CFG, g);
+    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
+        if (!pl_gemm_available(BACKENDS[b]))
+            continue;
+        memset(grad, 0xff, sizeof(float) * f.np); /* NaN: every entry must be written */
+        fast_path(BACKENDS[b], 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
+        for (int k = 0; k < PL_NGROUPS; k++) {
+            double scale;
+            double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+            printf("backward %-6s %-6s: largest relative difference %.2e (scale %.2e)\n",
+                   pl_gemm_name(BACKENDS[b]), g[k].name, e, scale);
+            ck_assert_msg(scale > 1e-4, "%s gradient is trivially small", g[k].name);
+            ck_assert_msg(e < 2e-5, "%s %s: relative difference %g", pl_gemm_name(BACKENDS[b]),
+                          g[k].name, e);
+        }
+    }
+    free(ref);
+    pl_free(grad);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Central differences of the double-precision reference loss, against the
+ * fast path's float gradient: for 12 parameters of every group,
+ * |analytic - numeric| <= 2e-4 * max(1e-2, |numeric|). The perturbation
+ * is the float difference actually applied (about 2e-3). */
+START_TEST(test_gradient_finite_differences)
+{
+    fixture f;
+    fixture_make(&f, &CFG, N_, T_, 13);
+    float *grad = pl_alloc_floats(f.np);
+    fast_path(pl_gemm_resolve(PL_GEMM_AUTO), 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
+    pl_group g[PL_NGROUPS];
+    pl_param_groups(&CFG, g);
+    pl_rng r;
+    pl_rng_seed(&r, 99);
+    double worst_all = 0;
+    for (int k = 0; k < PL_NGROUPS; k++) {
+        double worst = 0;
+        for (int s = 0; s < 12; s++) {
+            size_t i = g[k].offset + (size_t)pl_rng_below(&r, g[k].size);
+            float saved = f.params[i];
+            float up = saved + 1e-3f, down = saved - 1e-3f;
+            f.params[i] = up;
+            double lu = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+            f.params[i] = down;
+            double ld = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+            f.params[i] = saved;
+            double numeric = (lu - ld) / ((double)up - (double)down);
+            double err = fabs(grad[i] - numeric) / fmax(1e-2, fabs(numeric));
+            worst = fmax(worst, err);
+            ck_assert_msg(err <= 2e-4, "%s[%zu]: analytic %.8g, numeric %.8g", g[k].name,
+                          i - g[k].offset, grad[i], numeric);
+        }
+        printf("finite differences %-6s: largest relative error %.2e\n", g[k].name, worst);
+        worst_all = fmax(worst_all, worst);
+    }
+    ck_assert(worst_all > 0); /* the comparison really ran */
+    pl_free(grad);
+    fixture_free(&f);
+}
+END_TEST
+
+/* The reference's own backward against its finite differences, tight. */
+START_TEST(test_reference_gradient_finite_differences)
+{
+    fixture f;
+    fixture_make(&f, &CFG, N_, T_, 14);
+    double *ref = malloc(sizeof(double) * f.np);
+    pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, ref, NULL);
+    pl_group g[PL_NGROUPS];
+    pl_param_groups(&CFG, g);
+    for (int k = 0; k < PL_NGROUPS; k++) {
+        size_t i = g[k].offset + g[k].size / 2;
+        float saved = f.params[i], up = saved + 1e-3f, down = saved - 1e-3f;
+        f.params[i] = up;
+        double lu = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+        f.params[i] = down;
+        double ld = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+        f.params[i] = saved;
+        double numeric = (lu - ld) / ((double)up - (double)down);
+        ck_assert_msg(fabs(ref[i] - numeric) <= 1e-5 * fmax(1e-2, fabs(numeric)),
+                      "%s: reference %.10g, numeric %.10g", g[k].name, ref[i], numeric);
+    }
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Padded hidden units must not leak: H = 16 (no padding) and H = 20 give
+ * the reference's loss; so does the MNIST shape (D = 28, H = 128). */
+START_TEST(test_shapes_match_reference)
+{
+    const pl_config cfgs[] = {{3, 16, 3}, {7, 33, 5}, {28, 128, 10}};
+    for (size_t c = 0; c < sizeof cfgs / sizeof *cfgs; c++) {
+        fixture f;
+        int n = 5, T = c == 2 ? 28 : 4;
+        fixture_make(&f, &cfgs[c], n, T, 20 + c);
+        double ref = pl_ref_loss_grad(&cfgs[c], f.params, f.x, f.labels, n, T, 1.0, NULL, NULL);
+        double fast = fast_path(pl_gemm_resolve(PL_GEMM_AUTO), 2, &cfgs[c], &f, n, T, 1.0f,
+                                NULL, NULL);
+        ck_assert_msg(fabs(fast - ref) < 1e-4 * fabs(ref), "config %zu: %.8f vs %.8f", c, fast,
+                      ref);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+/* The model's documented shapes and step FLOP counts. */
+START_TEST(test_param_layout_and_flops)
+{
+    const pl_config mnist = {28, 128, 10};
+    ck_assert_uint_eq(pl_param_count(&mnist), 28 * 128 + 128 + 256 * 512 + 512 + 1280 + 10);
+    pl_group g[PL_NGROUPS];
+    pl_param_groups(&mnist, g);
+    ck_assert_str_eq(g[2].name, "w_lstm");
+    ck_assert_uint_eq(g[2].offset, 28 * 128 + 128);
+    ck_assert_uint_eq(g[2].size, 256 * 512);
+    /* 2.24 GFLOP of matrix products in the standard computation of a
+     * batch-100 step; the folded one executes 1.27 */
+    ck_assert_double_eq_tol(pl_step_flops_model(&mnist, 28, 100) / 1e9, 2.2429, 1e-3);
+    ck_assert_double_eq_tol(pl_step_flops_executed(&mnist, 28, 100) / 1e9, 1.2656, 1e-3);
+    float *p = pl_alloc_floats(pl_param_count(&mnist));
+    pl_tensors t;
+    pl_tensors_bind(&mnist, p, &t);
+    pl_model_init(&mnist, p, PL_INIT_DEFAULT, 5);
+    ck_assert_float_eq(t.b[128], 1.0f);   /* forget gate bias */
+    ck_assert_float_eq(t.b[255], 1.0f);
+    ck_assert_float_eq(t.b[127], 0.0f);   /* input gate bias */
+    ck_assert_float_eq(t.b[256], 0.0f);   /* cell candidate bias */
+    /* orthogonal recurrent weights: rows of W_h have unit norm and are
+     * orthogonal */
+    const float *wh = t.w + 128 * 512;
+    double n0 = 0, d01 = 0;
+    for (int j = 0; j < 512; j++) {
+        n0 += (double)wh[j] * wh[j];
+        d01 += (double)wh[j] * wh[512 + j];
+    }
+    ck_assert_double_eq_tol(n0, 1.0, 1e-5);
+    ck_assert_double_eq_tol(d01, 0.0, 1e-5);
+    pl_model_init(&mnist, p, PL_INIT_TUTORIAL, 5);
+    ck_assert_float_eq(t.b_in[0], 0.1f);
+    ck_assert_float_eq(t.b_out[9], 0.1f);
+    ck_assert_float_eq(t.b[128], 1.0f);
+    pl_free(p);
+}
+END_TEST
+
+Suite *lstm_suite(void)
+{
+    Suite *s = suite_create("lstm");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_forward_matches_reference);
+    tcase_add_test(tc, test_backward_matches_reference);
+    tcase_add_test(tc, test_gradient_finite_differences);
+    tcase_add_test(tc, test_reference_gradient_finite_differences);
+    tcase_add_test(tc, test_shapes_match_reference);
+    tcase_add_test(tc, test_param_layout_and_flops);
+    suite_add_tcase(s, tc);
+    return s;
+}

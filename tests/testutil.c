@@ -1,0 +1,195 @@
+/* Helpers shared by the test suites. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "testutil.h"
+
+char *tu_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/parlstm-test-XXXXXX", base && *base ? base : "/tmp");
+    char *d = mkdtemp(tmpl);
+    ck_assert_msg(d != NULL, "mkdtemp failed");
+    return strdup(d);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st; (void)flag; (void)f;
+    return remove(p);
+}
+
+void tu_rmtree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_path(const char *dir, const char *name)
+{
+    static char bufs[8][4096];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+void tu_write(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+void tu_write_gz(const char *path, const void *data, size_t len)
+{
+    gzFile g = gzopen(path, "wb");
+    ck_assert_msg(g != NULL, "cannot create %s", path);
+    ck_assert_int_eq(gzwrite(g, data, (unsigned)len), (int)len);
+    gzclose(g);
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
+                             const uint8_t *pixels, size_t *len)
+{
+    size_t payload = (size_t)n * rows * cols;
+    unsigned char *b = malloc(16 + payload);
+    put_be32(b, PL_IDX_IMAGES_MAGIC);
+    put_be32(b + 4, n);
+    put_be32(b + 8, rows);
+    put_be32(b + 12, cols);
+    if (pixels)
+        memcpy(b + 16, pixels, payload);
+    else
+        for (size_t i = 0; i < payload; i++)
+            b[16 + i] = (unsigned char)(i * 37 % 256);
+    *len = 16 + payload;
+    return b;
+}
+
+unsigned char *tu_idx_labels(uint32_t n, const uint8_t *labels, size_t *len)
+{
+    unsigned char *b = malloc(8 + (size_t)n);
+    put_be32(b, PL_IDX_LABELS_MAGIC);
+    put_be32(b + 4, n);
+    for (uint32_t i = 0; i < n; i++)
+        b[8 + i] = labels ? labels[i] : (unsigned char)(i % 10);
+    *len = 8 + (size_t)n;
+    return b;
+}
+
+static void make_set(const char *dir, const char *prefix, int n, int T, int D,
+                     int classes, pl_rng *r)
+{
+    uint8_t *px = calloc((size_t)n * T * D, 1), *lb = malloc((size_t)n);
+    for (int i = 0; i < n; i++) {
+        int c = (int)pl_rng_below(r, (uint64_t)classes);
+        lb[i] = (uint8_t)c;
+        uint8_t *img = px + (size_t)i * T * D;
+        for (int k = 0; k < T * D; k++)
+            img[k] = (uint8_t)pl_rng_below(r, 60);
+        /* class c: a bright vertical stroke at column c * D / classes on the
+         * upper or lower half, so the label is only known late in the
+         * sequence for some classes */
+        int col = c * D / classes;
+        for (int t = 0; t < T; t++)
+            if ((c % 2 == 0) == (t < T / 2))
+                img[t * D + col] = 255;
+    }
+    char ip[4096], lp[4096];
+    snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte", dir, prefix);
+    snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    size_t len;
+    unsigned char *b = tu_idx_images((uint32_t)n, (uint32_t)T, (uint32_t)D, px, &len);
+    tu_write(ip, b, len);
+    free(b);
+    b = tu_idx_labels((uint32_t)n, lb, &len);
+    tu_write(lp, b, len);
+    free(b);
+    free(px);
+    free(lb);
+}
+
+void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
+                     int classes, uint64_t seed)
+{
+    pl_rng r;
+    pl_rng_seed(&r, seed);
+    make_set(dir, "train", n_train, T, D, classes, &r);
+    make_set(dir, "t10k", n_test, T, D, classes, &r);
+}
+
+void tu_fill(float *x, size_t n, float scale, uint64_t seed)
+{
+    pl_rng r;
+    pl_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((2 * pl_rng_uniform(&r) - 1) * scale);
+}
+
+static void slurp(int fd, char *buf, size_t len)
+{
+    size_t have = 0;
+    ssize_t got;
+    while ((got = read(fd, buf + have, len - 1 - have)) > 0) {
+        have += (size_t)got;
+        if (have == len - 1) {
+            char sink[4096];
+            while (read(fd, sink, sizeof sink) > 0) {
+            }
+            break;
+        }
+    }
+    buf[have] = '\0';
+}
+
+int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args)
+{
+    const char *bin = getenv("PARLSTM_BIN");
+    ck_assert_msg(bin != NULL, "PARLSTM_BIN is not set (run the tests with make check)");
+    char *dir = tu_tmpdir();
+    char op[4096], ep[4096];
+    snprintf(op, sizeof op, "%s/out", dir);
+    snprintf(ep, sizeof ep, "%s/err", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        const char *argv[64];
+        int k = 0;
+        argv[k++] = bin;
+        for (int i = 0; args[i] && k < 63; i++)
+            argv[k++] = args[i];
+        argv[k] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int fo = open(op, O_RDONLY), fe = open(ep, O_RDONLY);
+    slurp(fo, out, out_len);
+    slurp(fe, err, err_len);
+    close(fo);
+    close(fe);
+    tu_rmtree(dir);
+    free(dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

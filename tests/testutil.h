@@ -1,0 +1,41 @@
+/* Helpers shared by the test suites. */
+#ifndef PARLSTM_TESTUTIL_H
+#define PARLSTM_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parlstm.h"
+
+Suite *idx_suite(void);
+Suite *gemm_suite(void);
+Suite *lstm_suite(void);
+Suite *parallel_suite(void);
+Suite *optim_suite(void);
+Suite *cli_suite(void);
+Suite *train_suite(void);
+
+/* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *dir);
+/* dir/name into a static buffer (one of 8 rotating). */
+const char *tu_path(const char *dir, const char *name);
+void tu_write(const char *path, const void *data, size_t len);
+/* gzip-compresses data into path. */
+void tu_write_gz(const char *path, const void *data, size_t len);
+/* An IDX file image: header + payload (caller frees). */
+unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
+                             const uint8_t *pixels, size_t *len);
+unsigned char *tu_idx_labels(uint32_t n, const uint8_t *labels, size_t *len);
+/* A learnable synthetic set in dir: DIR/{train,t10k}-*: class c puts a bright
+ * stroke on rows depending on c, with noise. */
+void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
+                     int classes, uint64_t seed);
+/* Uniform(-scale, scale) floats. */
+void tu_fill(float *x, size_t n, float scale, uint64_t seed);
+/* Runs $PARLSTM_BIN with args (NULL-terminated) and returns the exit status
+ * (128 + signal when killed); stdout and stderr go into the buffers. */
+int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
+
+#endif
