@@ -1,2 +1,175 @@
+/* The parlstm program: bad options exit 2 with a message (never a crash),
+ * missing data says how to get it, help and version answer, and
+ * train --save / eval agree. Runs the built binary ($PARLSTM_BIN). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "testutil.h"
-Suite *cli_suite(void) { return suite_create("cli"); }
+
+static char out[65536], err[65536];
+
+typedef struct {
+    const char *args[12];
+    int status;
+    const char *fragment; /* in stderr */
+} cli_case;
+
+static const cli_case BAD[] = {
+    {{"train", "--batch", "0"}, 2, "--batch: expected an integer from 1 to 65536, got '0'"},
+    {{"train", "--lr", "-1"}, 2, "--lr: expected a number above 0"},
+    {{"train", "--lr", "nan"}, 2, "--lr: expected a number"},
+    {{"train", "--workers", "0"}, 2, "--workers: expected an integer from 1 to 1024, got '0'"},
+    {{"train", "--threads", "-3"}, 2, "--threads: expected an integer from 1"},
+    {{"train", "--batch", "abc"}, 2, "--batch: expected an integer"},
+    {{"train", "--batch", "12x"}, 2, "got '12x'"},
+    {{"train", "--epochs", "99999999999999999999999"}, 2, "--epochs: expected an integer"},
+    {{"train", "--seed", "-1"}, 2, "--seed: expected a non-negative integer"},
+    {{"train", "--clip", "-0.5"}, 2, "--clip: expected a number at least 0"},
+    {{"train", "--hidden", "100000"}, 2, "--hidden: expected an integer from 1 to 8192"},
+    {{"train", "--lr-schedule", "linear"}, 2, "expected one of cosine, constant"},
+    {{"train", "--init", "zeros"}, 2, "expected one of default, tutorial"},
+    {{"train", "--gemm", "cuda"}, 2, "expected one of auto, naive, blas, avx512"},
+    {{"train", "--frobnicate"}, 2, "unknown option '--frobnicate'"},
+    {{"train", "--batch"}, 2, "needs a value"},
+    {{"train", "extra"}, 2, "unexpected argument 'extra'"},
+    {{"train", "--batch", "4", "--workers", "8"}, 2, "--workers 8 is more than --batch 4"},
+    {{"train", "--tutorial", "--clip", "1"}, 2, "--tutorial means"},
+    {{"train", "--data", "/nonexistent/mnist"}, 1, "data/fetch-mnist.sh"},
+    {{"frob"}, 2, "unknown command 'frob'"},
+    {{"eval"}, 2, "--model FILE is required"},
+    {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
+    {{0}, 2, "Usage: parlstm COMMAND"},
+};
+
+START_TEST(test_bad_invocations)
+{
+    const cli_case *c = &BAD[_i];
+    int st = tu_run(out, sizeof out, err, sizeof err, c->args);
+    printf("parlstm %s %s %s -> %d: %s", c->args[0] ? c->args[0] : "",
+           c->args[1] ? c->args[1] : "", c->args[2] ? c->args[2] : "", st, err);
+    ck_assert_msg(st == c->status, "exit %d, expected %d; stderr: %s", st, c->status, err);
+    ck_assert_msg(strstr(err, c->fragment) != NULL, "stderr lacks '%s': %s", c->fragment, err);
+    ck_assert_msg(strstr(out, "result:") == NULL, "a result line after an error");
+}
+END_TEST
+
+START_TEST(test_help_and_version)
+{
+    const char *a1[] = {"--help", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a1), 0);
+    ck_assert_ptr_nonnull(strstr(out, "train"));
+    ck_assert_ptr_nonnull(strstr(out, "data/fetch-mnist.sh"));
+    const char *a2[] = {"train", "--help", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a2), 0);
+    const char *opts[] = {"--workers", "--threads", "--tutorial", "--clip", "--lr-schedule",
+                          "--save", "--steps", "--val", "--seed", "--quiet", "Exit status"};
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        ck_assert_msg(strstr(out, opts[i]) != NULL, "train --help lacks %s", opts[i]);
+    const char *a3[] = {"eval", "--help", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a3), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--model FILE"));
+    const char *a4[] = {"--version", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
+    ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
+    ck_assert_ptr_nonnull(strstr(out, "OpenBLAS core"));
+}
+END_TEST
+
+static double field(const char *text, const char *key)
+{
+    const char *r = strstr(text, "result:");
+    ck_assert_msg(r != NULL, "no result line in: %s", text);
+    const char *k = strstr(r, key);
+    ck_assert_msg(k != NULL, "no %s in %s", key, r);
+    return atof(k + strlen(key));
+}
+
+/* Train a few steps on a small synthetic set, save, evaluate: eval reads
+ * the model and reproduces the test accuracy; the result line has every
+ * key; a corrupt model is refused. */
+START_TEST(test_train_save_eval)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 300, 80, 8, 6, 4, 77);
+    char model[4096];
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    const char *train[] = {"train", "--data", dir, "--val", "50", "--batch", "25",
+                           "--steps", "20", "--hidden", "16", "--save", model,
+                           "--log-every", "5", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, train);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, err);
+    ck_assert_ptr_nonnull(strstr(err, "step  5/20  epoch 1  loss "));
+    ck_assert_ptr_nonnull(strstr(err, "samples/s"));
+    ck_assert_ptr_nonnull(strstr(err, "validation accuracy"));
+    const char *keys[] = {"steps=20 ", "train_loss=", "val_accuracy=", "test_accuracy=",
+                          "seconds=", "samples_per_sec=", "workers=", "threads="};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(strstr(out, keys[i]) != NULL, "result lacks %s: %s", keys[i], out);
+    /* the result line is the last line on stdout */
+    size_t len = strlen(out);
+    ck_assert(len > 0 && out[len - 1] == '\n');
+    out[len - 1] = '\0';
+    const char *last = strrchr(out, '\n');
+    ck_assert_int_eq(strncmp(last ? last + 1 : out, "result: ", 8), 0);
+    out[len - 1] = '\n';
+    double acc = field(out, "test_accuracy=");
+    ck_assert(acc > 0.25); /* above chance (4 classes) after 20 steps */
+
+    const char *eval[] = {"eval", "--model", model, "--data", dir, NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
+    ck_assert_double_eq_tol(field(out, "test_accuracy="), acc, 1e-9);
+    ck_assert_double_eq(field(out, "images="), 80);
+
+    /* flip one byte of the parameters: the CRC catches it */
+    FILE *f = fopen(model, "r+b");
+    fseek(f, 100, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+    st = tu_run(out, sizeof out, err, sizeof err, eval);
+    ck_assert_int_eq(st, 1);
+    ck_assert_ptr_nonnull(strstr(err, "CRC32 mismatch"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The OpenBLAS path (re-executed with the right core type when OpenBLAS
+ * misdetects the CPU) and the plain-loop path train to the same loss. */
+START_TEST(test_blas_path_matches_naive)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 120, 20, 6, 5, 3, 78);
+    double loss[2];
+    const char *be[2] = {"blas", "naive"};
+    for (int k = 0; k < 2; k++) {
+        const char *args[] = {"train", "--data", dir, "--val", "20", "--batch", "20",
+                              "--steps", "5", "--hidden", "16", "--gemm", be[k],
+                              "--log-every", "5", "--lr-schedule", "constant", NULL};
+        int st = tu_run(out, sizeof out, err, sizeof err, args);
+        ck_assert_msg(st == 0, "%s: %s", be[k], err);
+        loss[k] = field(out, "train_loss=");
+        ck_assert_ptr_nonnull(strstr(out, be[k]));
+    }
+    printf("5 steps: blas loss %.4f, naive loss %.4f\n", loss[0], loss[1]);
+    ck_assert_double_eq_tol(loss[0], loss[1], 2e-4);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("program");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
+    tcase_add_test(tc, test_help_and_version);
+    tcase_add_test(tc, test_train_save_eval);
+    tcase_add_test(tc, test_blas_path_matches_naive);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,2 +1,246 @@
+/* The IDX reader and the data set loader: good files read the same raw
+ * and gzipped; every malformed file gets its own specific error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "testutil.h"
-Suite *idx_suite(void) { return suite_create("idx"); }
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+START_TEST(test_raw_and_gz_read_the_same)
+{
+    char *dir = tu_tmpdir();
+    size_t len;
+    unsigned char *img = tu_idx_images(5, 3, 4, NULL, &len);
+    tu_write(tu_path(dir, "a-images"), img, len);
+    tu_write_gz(tu_path(dir, "b-images.gz"), img, len);
+    pl_idx a, b;
+    pl_error err;
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "a-images"), PL_IDX_IMAGES_MAGIC, &a, &err), PL_OK);
+    /* NAME finds NAME.gz */
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "b-images"), PL_IDX_IMAGES_MAGIC, &b, &err), PL_OK);
+    ck_assert_uint_eq(a.n, 5);
+    ck_assert_int_eq(a.rows, 3);
+    ck_assert_int_eq(a.cols, 4);
+    ck_assert_uint_eq(b.n, a.n);
+    ck_assert_int_eq(b.rows, a.rows);
+    ck_assert_int_eq(b.cols, a.cols);
+    ck_assert_int_eq(memcmp(a.data, img + 16, 60), 0);
+    ck_assert_int_eq(memcmp(a.data, b.data, 60), 0);
+    pl_idx_free(&a);
+    pl_idx_free(&b);
+    free(img);
+
+    unsigned char *lb = tu_idx_labels(5, NULL, &len);
+    tu_write_gz(tu_path(dir, "l.gz"), lb, len);
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "l.gz"), PL_IDX_LABELS_MAGIC, &a, &err), PL_OK);
+    ck_assert_uint_eq(a.n, 5);
+    ck_assert_int_eq(a.data[3], 3);
+    pl_idx_free(&a);
+    free(lb);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* One malformed file per row: how to make it, the status and a fragment
+ * the message must contain. */
+typedef struct {
+    const char *name;
+    int gz;              /* write it gzip-compressed */
+    uint32_t magic, n, rows, cols;
+    long payload_delta;  /* bytes of payload beyond (+) or short of (-) the header's */
+    long header_keep;    /* > 0: keep only this many bytes of the whole file */
+    uint32_t expect_magic;
+    pl_status want;
+    const char *fragment;
+} bad_case;
+
+static const bad_case BAD[] = {
+    {"bad magic", 0, 0x12345678, 2, 2, 2, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_MAGIC,
+     "expected 2051"},
+    {"wrong dimension count", 0, 0x00000804, 2, 2, 2, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_DIMS,
+     "expected 3 dimensions"},
+    {"labels file as images", 0, PL_IDX_LABELS_MAGIC, 2, 0, 0, 0, 0, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_DIMS, "a labels file"},
+    {"images file as labels", 0, PL_IDX_IMAGES_MAGIC, 2, 2, 2, 0, 0, PL_IDX_LABELS_MAGIC,
+     PL_ERR_DIMS, "an images file"},
+    {"truncated payload", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, -5, 0, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TRUNCATED, "the file has 59 bytes"},
+    {"truncated payload, gzip", 1, PL_IDX_IMAGES_MAGIC, 3, 4, 4, -5, 0, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TRUNCATED, "the data ends after 43"},
+    {"truncated header", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, 0, 10, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TRUNCATED, "truncated header"},
+    {"truncated magic", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, 0, 3, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TRUNCATED, "found 3 bytes"},
+    {"trailing bytes", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, 7, 0, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TRAILING, "7 trailing bytes"},
+    {"trailing bytes, gzip", 1, PL_IDX_LABELS_MAGIC, 3, 0, 0, 2, 0, PL_IDX_LABELS_MAGIC,
+     PL_ERR_TRAILING, "2 trailing bytes"},
+    {"zero images", 0, PL_IDX_IMAGES_MAGIC, 0, 4, 4, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_DIMS,
+     "says 0 images"},
+    {"zero columns", 0, PL_IDX_IMAGES_MAGIC, 2, 4, 0, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_DIMS,
+     "4 x 0"},
+    {"size overflows", 0, PL_IDX_IMAGES_MAGIC, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0, 0,
+     PL_IDX_IMAGES_MAGIC, PL_ERR_TOO_LARGE, "beyond this program's limit"},
+    {"claims more images than the file holds", 0, PL_IDX_IMAGES_MAGIC, 1000000000u, 28, 28,
+     0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TRUNCATED, "the header says 1000000000 images"},
+    {"claims more images than the gzip holds", 1, PL_IDX_IMAGES_MAGIC, 1000000000u, 28, 28,
+     0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TRUNCATED, "the data ends after"},
+};
+
+START_TEST(test_malformed_files)
+{
+    const bad_case *c = &BAD[_i];
+    char *dir = tu_tmpdir();
+    /* the payload actually written: what the header claims plus the case's
+     * delta, or 100 bytes when the claim is huge */
+    size_t hdr = (c->magic & 0xff) == 1 ? 8 : 16;
+    double claimed = (double)c->n;
+    if (hdr == 16)
+        claimed *= (double)(c->rows ? c->rows : 1) * (double)(c->cols ? c->cols : 1);
+    long long payload = claimed > 100000 ? 100 : (long long)claimed + c->payload_delta;
+    size_t len = hdr + (size_t)payload;
+    unsigned char *b = calloc(1, len + 16);
+    put_be32(b, c->magic);
+    put_be32(b + 4, c->n);
+    if (hdr == 16) {
+        put_be32(b + 8, c->rows);
+        put_be32(b + 12, c->cols);
+    }
+    if (c->header_keep > 0)
+        len = (size_t)c->header_keep;
+    const char *path = tu_path(dir, c->gz ? "bad.gz" : "bad");
+    if (c->gz)
+        tu_write_gz(path, b, len);
+    else
+        tu_write(path, b, len);
+    pl_idx out;
+    pl_error err = {0};
+    pl_status rc = pl_idx_read(path, c->expect_magic, &out, &err);
+    printf("%-40s -> %s: %s\n", c->name, pl_status_name(rc), err.msg);
+    ck_assert_msg(rc == c->want, "%s: expected %s, got %s (%s)", c->name,
+                  pl_status_name(c->want), pl_status_name(rc), err.msg);
+    ck_assert_int_eq(err.code, c->want);
+    ck_assert_msg(strstr(err.msg, c->fragment) != NULL, "%s: message '%s' lacks '%s'",
+                  c->name, err.msg, c->fragment);
+    ck_assert_msg(strstr(err.msg, "bad") != NULL, "%s: message names no file: %s", c->name,
+                  err.msg);
+    ck_assert_ptr_null(out.data);
+    free(b);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_missing_empty_dir_fifo_corrupt)
+{
+    char *dir = tu_tmpdir();
+    pl_idx out;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "nothing"), PL_IDX_IMAGES_MAGIC, &out, &err),
+                     PL_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "nothing.gz"));
+
+    tu_write(tu_path(dir, "empty"), "", 0);
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "empty"), PL_IDX_IMAGES_MAGIC, &out, &err),
+                     PL_ERR_EMPTY);
+    ck_assert_ptr_nonnull(strstr(err.msg, "empty"));
+
+    mkdir(tu_path(dir, "adir"), 0700);
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "adir"), PL_IDX_IMAGES_MAGIC, &out, &err),
+                     PL_ERR_NOT_FILE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "found a directory"));
+
+    ck_assert_int_eq(mkfifo(tu_path(dir, "fifo"), 0600), 0);
+    ck_assert_int_eq(pl_idx_read(tu_path(dir, "fifo"), PL_IDX_IMAGES_MAGIC, &out, &err),
+                     PL_ERR_NOT_FILE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "found a FIFO"));
+
+    /* a gzip stream with damaged deflate data */
+    size_t len;
+    unsigned char *img = tu_idx_images(50, 10, 10, NULL, &len);
+    tu_write_gz(tu_path(dir, "c.gz"), img, len);
+    FILE *f = fopen(tu_path(dir, "c.gz"), "r+b");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    for (long at = 20; at < size - 12; at += 7) {
+        fseek(f, at, SEEK_SET);
+        fputc(0x5a, f);
+    }
+    fclose(f);
+    pl_status rc = pl_idx_read(tu_path(dir, "c.gz"), PL_IDX_IMAGES_MAGIC, &out, &err);
+    ck_assert_msg(rc == PL_ERR_CORRUPT, "got %s: %s", pl_status_name(rc), err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "corrupt compressed stream"));
+    free(img);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+static void write_pair(const char *dir, const char *prefix, uint32_t ni, uint32_t nl,
+                       const uint8_t *labels)
+{
+    char p[4096];
+    size_t len;
+    unsigned char *b = tu_idx_images(ni, 4, 3, NULL, &len);
+    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", dir, prefix);
+    tu_write(p, b, len);
+    free(b);
+    b = tu_idx_labels(nl, labels, &len);
+    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    tu_write_gz(p, b, len);
+    free(b);
+}
+
+START_TEST(test_dataset_checks)
+{
+    char *dir = tu_tmpdir();
+    pl_dataset ds;
+    pl_error err = {0};
+    const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
+    write_pair(dir, "train", 6, 6, labels);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
+    ck_assert_uint_eq(ds.n, 6);
+    ck_assert_int_eq(ds.T, 4);
+    ck_assert_int_eq(ds.D, 3);
+    ck_assert_int_eq(ds.classes, 3); /* largest label + 1 */
+    pl_dataset v = pl_dataset_view(&ds, 2, 3);
+    ck_assert_uint_eq(v.n, 3);
+    ck_assert_int_eq(v.labels[0], 1);
+    ck_assert_ptr_eq(v.images, ds.images + 2 * 12);
+    pl_dataset_free(&ds);
+    /* an explicit class count below a label */
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 2, &err), PL_ERR_LABEL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "label 2 at item 1"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "below 2"));
+    /* counts that disagree */
+    write_pair(dir, "t10k", 6, 5, labels);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", 0, &err), PL_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.msg, "6 images but"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "5 labels"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *idx_suite(void)
+{
+    Suite *s = suite_create("idx");
+    TCase *tc = tcase_create("reader");
+    tcase_add_test(tc, test_raw_and_gz_read_the_same);
+    tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
+    tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);
+    tcase_add_test(tc, test_dataset_checks);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,2 +1,236 @@
+/* Data parallelism and the pool: the same batch gives the same loss and
+ * gradient for every worker count (uneven shards and more workers than
+ * cores included), OpenMP threads change nothing at all, and the pool runs
+ * every worker every time. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "testutil.h"
-Suite *parallel_suite(void) { return suite_create("parallel"); }
+
+typedef struct {
+    char *dir;
+    pl_dataset ds;
+    pl_config cfg;
+} data_fixture;
+
+static void data_make(data_fixture *f, int n)
+{
+    f->dir = tu_tmpdir();
+    tu_make_dataset(f->dir, n, 10, 9, 7, 5, 31);
+    pl_error err;
+    ck_assert_int_eq(pl_dataset_load(&f->ds, f->dir, "train", 0, &err), PL_OK);
+    f->cfg = (pl_config){7, 24, 5};
+}
+
+static void data_free(data_fixture *f)
+{
+    pl_dataset_free(&f->ds);
+    tu_rmtree(f->dir);
+    free(f->dir);
+}
+
+/* Loss and gradient of batch [0, n) with W workers and T threads. */
+static double gradient(const data_fixture *f, int batch, int W, int T, int det, float *grad)
+{
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = batch;
+    o.workers = W;
+    o.threads = T;
+    o.deterministic = det;
+    o.seed = 7;
+    pl_error err = {0};
+    pl_trainer *tr = pl_trainer_create(&f->cfg, f->ds.T, &o, &err);
+    ck_assert_msg(tr != NULL, "%s", err.msg);
+    ck_assert_int_eq(pl_trainer_workers(tr), W);
+    ck_assert_int_eq(pl_trainer_threads(tr), T);
+    uint32_t idx[64];
+    for (int i = 0; i < batch; i++)
+        idx[i] = (uint32_t)(i * 3 % (int)f->ds.n);
+    pl_step_stats st;
+    ck_assert_int_eq(pl_trainer_gradient(tr, &f->ds, idx, batch, &st, &err), PL_OK);
+    memcpy(grad, pl_trainer_grad(tr), sizeof(float) * pl_param_count(&f->cfg));
+    pl_trainer_free(tr);
+    return st.loss;
+}
+
+/* Same batch, W = 1, 2, 3, 4, 7 and 16 (more workers than cores): loss
+ * within 1e-6 relative, gradient within 1e-5 of its largest entry. Shards
+ * are uneven for batch 23 (e.g. 8/8/7 with 3 workers). */
+START_TEST(test_workers_agree)
+{
+    data_fixture f;
+    data_make(&f, 60);
+    size_t np = pl_param_count(&f.cfg);
+    float *g1 = malloc(sizeof(float) * np), *gw = malloc(sizeof(float) * np);
+    const int batches[] = {23, 7, 32};
+    for (int bi = 0; bi < 3; bi++) {
+        int batch = batches[bi];
+        double l1 = gradient(&f, batch, 1, 1, 0, g1);
+        double big = 0;
+        for (size_t i = 0; i < np; i++)
+            big = fmax(big, fabs(g1[i]));
+        ck_assert(big > 1e-3);
+        const int ws[] = {2, 3, 4, 7, 16};
+        for (int k = 0; k < 5; k++) {
+            if (ws[k] > batch)
+                continue;
+            double lw = gradient(&f, batch, ws[k], 1, 0, gw);
+            double worst = 0;
+            for (size_t i = 0; i < np; i++)
+                worst = fmax(worst, fabs(gw[i] - g1[i]));
+            printf("batch %2d, %2d workers: loss %.9f vs %.9f, gradient difference %.2e of %.2e\n",
+                   batch, ws[k], lw, l1, worst, big);
+            ck_assert_msg(fabs(lw - l1) <= 1e-6 * l1, "loss %g vs %g", lw, l1);
+            ck_assert_msg(worst <= 1e-5 * big, "%d workers: gradient differs by %g", ws[k], worst);
+        }
+    }
+    free(g1);
+    free(gw);
+    data_free(&f);
+}
+END_TEST
+
+/* OpenMP threads split work by whole output columns: bitwise equal. */
+START_TEST(test_threads_bitwise_equal)
+{
+    data_fixture f;
+    data_make(&f, 60);
+    size_t np = pl_param_count(&f.cfg);
+    float *a = malloc(sizeof(float) * np), *b = malloc(sizeof(float) * np);
+    for (int W = 1; W <= 2; W++) {
+        double la = gradient(&f, 20, W, 1, 0, a);
+        double lb = gradient(&f, 20, W, 2, 0, b);
+        ck_assert(la == lb);
+        ck_assert_int_eq(memcmp(a, b, sizeof(float) * np), 0);
+        lb = gradient(&f, 20, W, 3, 0, b); /* 2 gate panels, 3 threads: one idles */
+        ck_assert_int_eq(memcmp(a, b, sizeof(float) * np), 0);
+    }
+    free(a);
+    free(b);
+    data_free(&f);
+}
+END_TEST
+
+/* Whole training steps with 4 workers and 2 threads each on 2 cores still
+ * match one worker after 5 steps (parameters within 1e-4). */
+START_TEST(test_steps_oversubscribed)
+{
+    data_fixture f;
+    data_make(&f, 60);
+    size_t np = pl_param_count(&f.cfg);
+    float *p[2];
+    int conf[2][2] = {{1, 1}, {4, 2}};
+    for (int k = 0; k < 2; k++) {
+        pl_train_opts o;
+        pl_train_opts_default(&o);
+        o.batch = 12;
+        o.workers = conf[k][0];
+        o.threads = conf[k][1];
+        pl_error err;
+        pl_trainer *tr = pl_trainer_create(&f.cfg, f.ds.T, &o, &err);
+        ck_assert_ptr_nonnull(tr);
+        uint32_t order[60];
+        pl_epoch_order(3, 0, order, 60);
+        for (int s = 0; s < 5; s++)
+            ck_assert_int_eq(pl_trainer_step(tr, &f.ds, order + 12 * s, 12, s, 5, NULL, &err),
+                             PL_OK);
+        p[k] = malloc(sizeof(float) * np);
+        memcpy(p[k], pl_trainer_params(tr), sizeof(float) * np);
+        pl_trainer_free(tr);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs(p[0][i] - p[1][i]));
+    printf("5 steps, 1x1 vs 4x2: largest parameter difference %.2e\n", worst);
+    ck_assert(worst < 1e-4);
+    free(p[0]);
+    free(p[1]);
+    data_free(&f);
+}
+END_TEST
+
+START_TEST(test_worker_count_checks)
+{
+    pl_config cfg = {7, 24, 5};
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = 4;
+    o.workers = 5;
+    pl_error err = {0};
+    ck_assert_ptr_null(pl_trainer_create(&cfg, 9, &o, &err));
+    ck_assert_int_eq(err.code, PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "batch 4 is smaller than workers 5"));
+    int w = 0, t = 0;
+    pl_resolve_parallelism(100, 2, &w, &t);
+    ck_assert_int_eq(w, 2);
+    ck_assert_int_eq(t, 1);
+    w = t = 0;
+    pl_resolve_parallelism(100, 64, &w, &t);
+    ck_assert_int_eq(w, 6); /* shards of 16 or more rows */
+    ck_assert_int_eq(t, 10);
+    w = 0;
+    t = 2;
+    pl_resolve_parallelism(100, 8, &w, &t);
+    ck_assert_int_eq(w, 4);
+    w = 3;
+    t = 0;
+    pl_resolve_parallelism(100, 8, &w, &t);
+    ck_assert_int_eq(t, 2);
+}
+END_TEST
+
+typedef struct {
+    pl_pool *pool;
+    int counts[8][16]; /* a cache line each */
+    int phase2_saw[8];
+} pool_ctx;
+
+static void pool_fn(void *p, int w)
+{
+    pool_ctx *c = p;
+    c->counts[w][0]++;
+    pl_pool_barrier(c->pool);
+    /* after the barrier every worker has counted this run */
+    int sum = 0;
+    for (int k = 0; k < pl_pool_size(c->pool); k++)
+        sum += c->counts[k][0];
+    c->phase2_saw[w] = sum;
+}
+
+START_TEST(test_pool_runs_every_worker)
+{
+    pool_ctx c;
+    memset(&c, 0, sizeof c);
+    pl_error err;
+    c.pool = pl_pool_create(5, &err);
+    ck_assert_ptr_nonnull(c.pool);
+    ck_assert_int_eq(pl_pool_size(c.pool), 5);
+    for (int r = 1; r <= 2000; r++) {
+        pl_pool_run(c.pool, pool_fn, &c);
+        for (int w = 0; w < 5; w++) {
+            ck_assert_int_eq(c.counts[w][0], r);
+            ck_assert_int_eq(c.phase2_saw[w], 5 * r);
+        }
+    }
+    pl_pool_free(c.pool);
+    ck_assert_ptr_null(pl_pool_create(0, &err));
+    ck_assert_int_eq(err.code, PL_ERR_ARG);
+}
+END_TEST
+
+Suite *parallel_suite(void)
+{
+    Suite *s = suite_create("parallel");
+    TCase *tc = tcase_create("data-parallel");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_workers_agree);
+    tcase_add_test(tc, test_threads_bitwise_equal);
+    tcase_add_test(tc, test_steps_oversubscribed);
+    tcase_add_test(tc, test_worker_count_checks);
+    tcase_add_test(tc, test_pool_runs_every_worker);
+    suite_add_tcase(s, tc);
+    return s;
+}

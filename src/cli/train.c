@@ -27,7 +27,7 @@ static void train_usage(FILE *f)
         "\n"
         "Training:\n"
         "  --epochs N          passes over the training images (1)\n"
-        "  --steps N           stop after N steps (default: all steps of all epochs)\n"
+        "  --steps N           train N steps (with --epochs: stop after N steps at most)\n"
         "  --batch N           images per step (100)\n"
         "  --hidden N          LSTM units (128)\n"
         "  --lr X              peak learning rate (0.01)\n"
@@ -145,7 +145,7 @@ int cmd_train(int argc, char **argv)
     pl_train_opts_default(&o);
     const char *data = "data/mnist", *save = NULL;
     long long val = 5000, log_every = 100, v;
-    int quiet = 0, tutorial = 0, set_init = 0, set_sched = 0, set_clip = 0;
+    int quiet = 0, tutorial = 0, set_init = 0, set_sched = 0, set_clip = 0, set_epochs = 0;
     double x;
     int c, k;
     optind = 1;
@@ -163,6 +163,7 @@ int cmd_train(int argc, char **argv)
         case OPT_EPOCHS:
             if (opt_long(cmd, "--epochs", optarg, 1, 1000000, &v)) return EXIT_USAGE;
             o.epochs = (int)v;
+            set_epochs = 1;
             break;
         case OPT_STEPS:
             if (opt_long(cmd, "--steps", optarg, 1, 1000000000000LL, &v)) return EXIT_USAGE;
@@ -274,8 +275,10 @@ int cmd_train(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    /* --steps alone runs that many steps, over as many epochs as it takes;
+     * with --epochs it stops early */
     long total = spe * o.epochs;
-    if (o.steps > 0 && o.steps < total)
+    if (o.steps > 0 && (!set_epochs || o.steps < total))
         total = o.steps;
     pl_config cfg = {all.D, o.hidden, all.classes};
     pl_error err = {0};
