@@ -256,6 +256,32 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
                         const float *x, const uint8_t *labels, int n, int T,
                         double norm, double *grad, double *logits);
 
+/* Where a step's time goes (see pl_trainer_profile). */
+typedef enum {
+    PL_PH_PACK,      /* folding and packing the weights (once per step) */
+    PL_PH_LOAD,      /* uint8 pixels -> floats */
+    PL_PH_FWD_GEMM,  /* [x_t, h_{t-1}, 1] x Wf, every step (input + recurrent) */
+    PL_PH_FWD_CELL,  /* gate nonlinearities and cell update */
+    PL_PH_OUTPUT,    /* output layer, softmax, loss and its gradient */
+    PL_PH_BWD_CELL,  /* gate gradients */
+    PL_PH_BWD_GEMM,  /* dh_{t-1} = dG_t W_h^T, every step (recurrent) */
+    PL_PH_WGRAD,     /* dWf = sum_t [x_t, h_{t-1}, 1]^T dG_t, one GEMM */
+    PL_PH_UNFOLD,    /* dW_x, dW_in, db_in from dWf */
+    PL_PH_REDUCE,    /* summing the shard gradients, norms */
+    PL_PH_ADAM,      /* clipping and the update */
+    PL_PH_WAIT,      /* waiting at the pool's barriers */
+    PL_NPHASE
+} pl_phase;
+
+const char *pl_phase_name(pl_phase p);
+/* Sets where the workspace adds its phase times (seconds); NULL = off. */
+void pl_ws_set_profile(pl_ws *ws, double *seconds /* [PL_NPHASE] */);
+
+/* Measured FMA throughput of `threads` threads running at once, in GFLOP/s
+ * (AVX-512 when the CPU has it, else AVX2/FMA, else scalar), each thread
+ * for about `seconds`. */
+double pl_fma_peak_gflops(int threads, double seconds);
+
 /* Floating-point operations of one training step, as executed by parlstm
  * and as a standard unfolded implementation counts them. */
 double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
@@ -307,6 +333,7 @@ typedef struct {
     int threads;        /* 0: automatic */
     int pin;            /* pin workers and OpenMP threads to CPUs */
     int deterministic;  /* bitwise identical results for every workers/threads */
+    int profile;        /* time the phases of each step (pl_trainer_profile) */
     pl_gemm_backend gemm;
 } pl_train_opts;
 
@@ -347,6 +374,11 @@ pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
  * run seeded with seed: a function of (seed, epoch) alone, so a resumed run
  * sees the same order. */
 void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n);
+
+/* Phase times summed over the steps since the last reset, averaged over
+ * workers (seconds). Profiling is on when opts.profile is set. */
+void pl_trainer_profile(const pl_trainer *tr, double seconds[PL_NPHASE], long *steps);
+void pl_trainer_profile_reset(pl_trainer *tr);
 
 /* Accuracy and mean loss over a whole data set. */
 pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,

@@ -2,9 +2,11 @@
  * backends: plain loops (the reference), cblas_sgemm, and our AVX-512
  * micro-kernels (kernels_avx512.c). Plus CPU facts and OpenBLAS's view of
  * the CPU. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 
@@ -158,4 +160,109 @@ float pl_dot(const float *a, const float *b, size_t n)
     for (int l = 0; l < 16; l++)
         s += acc[l];
     return s;
+}
+
+/* ---------------------------------------------------- FMA peak, measured */
+
+static float fma_loop(long iters, double *flops)
+{
+    if (pl_cpu_has_avx512())
+        return pl_fma_loop_avx512(iters, flops);
+    if (pl_cpu_has_avx2())
+        return pl_fma_loop_avx2(iters, flops);
+    /* scalar: 8 chains */
+    float a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = 1.0f + 0.001f * (float)k;
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] = a[k] * 0.9999999f + 1e-7f;
+    *flops = (double)iters * 8 * 2;
+    return a[0] + a[7];
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Threads wait for one "go" so that they run at the same time. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go; /* 1 run, -1 abort */
+} peak_gate;
+
+typedef struct {
+    long iters;
+    peak_gate *gate;
+    double flops, t0, t1;
+    volatile float sink;
+} peak_arg;
+
+static void *peak_thread(void *p)
+{
+    peak_arg *a = p;
+    pthread_mutex_lock(&a->gate->mu);
+    while (a->gate->go == 0)
+        pthread_cond_wait(&a->gate->cv, &a->gate->mu);
+    int go = a->gate->go;
+    pthread_mutex_unlock(&a->gate->mu);
+    if (go < 0)
+        return NULL;
+    a->t0 = seconds_now();
+    a->sink = fma_loop(a->iters, &a->flops);
+    a->t1 = seconds_now();
+    return NULL;
+}
+
+double pl_fma_peak_gflops(int threads, double seconds)
+{
+    if (threads < 1)
+        threads = 1;
+    /* size the loop from a short single-thread probe */
+    double flops, t = seconds_now();
+    volatile float sink = fma_loop(200000, &flops);
+    (void)sink;
+    double rate = flops / (seconds_now() - t + 1e-9);
+    long iters = (long)(seconds * rate / (flops / 200000)) + 1;
+    peak_arg *args = calloc((size_t)threads, sizeof *args);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    if (!args || !tid) {
+        free(args);
+        free(tid);
+        return 0;
+    }
+    peak_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    int made = 1;
+    for (int i = 0; i < threads; i++) {
+        args[i].iters = iters;
+        args[i].gate = &gate;
+    }
+    for (; made < threads; made++)
+        if (pthread_create(&tid[made], NULL, peak_thread, &args[made]) != 0)
+            break;
+    pthread_mutex_lock(&gate.mu);
+    gate.go = made == threads ? 1 : -1;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    double gflops = 0;
+    if (made == threads)
+        peak_thread(&args[0]);
+    for (int i = 1; i < made; i++)
+        pthread_join(tid[i], NULL);
+    if (made == threads) {
+        double t0 = args[0].t0, t1 = args[0].t1, total = 0;
+        for (int i = 0; i < threads; i++) {
+            t0 = args[i].t0 < t0 ? args[i].t0 : t0;
+            t1 = args[i].t1 > t1 ? args[i].t1 : t1;
+            total += args[i].flops;
+        }
+        gflops = total / (t1 - t0) / 1e9;
+    }
+    free(args);
+    free(tid);
+    return gflops;
 }

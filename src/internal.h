@@ -33,6 +33,9 @@ void pl_cell_backward_generic(const pl_cell_args *a);
 void pl_cell_forward_avx512(const pl_cell_args *a);
 void pl_cell_backward_avx512(const pl_cell_args *a);
 
+float pl_fma_loop_avx512(long iters, double *flops);
+float pl_fma_loop_avx2(long iters, double *flops);
+
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_gemm_avx512(const pl_gemm_op *op);

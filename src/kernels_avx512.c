@@ -260,10 +260,54 @@ PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
     }
 }
 
+/* ------------------------------------------------- FMA peak calibration */
+
+/* 12 independent chains of 16-wide FMAs: enough to cover the FMA latency
+ * on two ports. Returns a value that depends on every chain, so nothing is
+ * optimised away; *flops gets the operations done. */
+PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
+{
+    __m512 a[12];
+    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        a[k] = _mm512_set1_ps(1.0f + 0.001f * (float)k);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++)
+            a[k] = _mm512_fmadd_ps(a[k], m, c);
+    __m512 s = a[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_ps(s, a[k]);
+    *flops = (double)iters * 12 * 16 * 2;
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) float pl_fma_loop_avx2(long iters, double *flops)
+{
+    __m256 a[12];
+    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        a[k] = _mm256_set1_ps(1.0f + 0.001f * (float)k);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++)
+            a[k] = _mm256_fmadd_ps(a[k], m, c);
+    float out[8], r = 0;
+    for (int k = 1; k < 12; k++)
+        a[0] = _mm256_add_ps(a[0], a[k]);
+    _mm256_storeu_ps(out, a[0]);
+    for (int k = 0; k < 8; k++)
+        r += out[k];
+    *flops = (double)iters * 12 * 8 * 2;
+    return r;
+}
+
 #else /* not x86: never called (pl_cpu_has_avx512 is false) */
 
 void pl_gemm_avx512(const pl_gemm_op *op) { pl_gemm_naive(op); }
 void pl_cell_forward_avx512(const pl_cell_args *a) { pl_cell_forward_generic(a); }
 void pl_cell_backward_avx512(const pl_cell_args *a) { pl_cell_backward_generic(a); }
+float pl_fma_loop_avx512(long iters, double *flops) { *flops = 0; return 0; }
+float pl_fma_loop_avx2(long iters, double *flops) { *flops = 0; return 0; }
 
 #endif

@@ -4,15 +4,18 @@
  * The input projection has no nonlinearity, so it folds into the gates:
  *   gates_t = (x_t W_in + b_in) W_x + h_{t-1} W_h + b
  *           = x_t (W_in W_x) + h_{t-1} W_h + (b_in W_x + b).
- * Each step therefore multiplies [x_t, h_{t-1}, 1] (K1 = D + Hp + 1 wide) by
- * one packed matrix Wf = [W_in W_x ; W_h ; b_in W_x + b], built once per
- * training step (pl_packed_update). Backward computes
- *   dWf = sum_t [x_t, h_{t-1}, 1]^T dG_t     (one GEMM over all steps)
- * whose rows give P = sum_t x_t^T dG_t, dW_h and s = sum of dG (= db), and
- * then exactly: dW_x = W_in^T P + b_in s^T, dW_in = P W_x^T,
- * db_in = W_x s. For MNIST (D = 28, H = 128) this cuts a step's
- * multiply-adds by 44% against the unfolded computation; the gradients are
- * the same functions of the parameters (the finite-difference test checks).
+ * Each step therefore multiplies [x_t, 1, h_{t-1}] (K1 = D + 1 + Hp wide) by
+ * one packed matrix Wf = [W_in W_x ; b_in W_x + b ; W_h], built once per
+ * training step (pl_packed_update). W_in and b_in lie next to each other in
+ * the parameter buffer, so [W_in ; b_in] is one (D + 1, H) matrix and
+ * [W_in ; b_in] W_x is one GEMM. Backward computes
+ *   dWf = sum_t [x_t, 1, h_{t-1}]^T dG_t     (one GEMM over all steps)
+ * whose rows give [P ; s] = sum_t [x_t, 1]^T dG_t (s = db) and dW_h, and
+ * then exactly: dW_x = [W_in ; b_in]^T [P ; s] and
+ * [dW_in ; db_in] = [P ; s] W_x^T, two more GEMMs. For MNIST (D = 28,
+ * H = 128) this cuts a step's multiply-adds by 44% against the unfolded
+ * computation; the gradients are the same functions of the parameters (the
+ * finite-difference test checks).
  *
  * Internal layout: hidden units are padded to Hp (a multiple of 16; padded
  * units have zero weights and stay exactly zero) and gate columns are
@@ -22,6 +25,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -37,9 +41,11 @@ struct pl_packed {
     pl_config cfg;
     int D, H, Hp, K1, np, nq;
     pl_gemm_backend be;
-    float *wf;  /* (np, K1, 64)   folded gate weights, panel-major */
+    float *wf;  /* (np, K1, 64)   folded gate weights, panel-major:
+                                  rows [W_in W_x (D) ; bias (1) ; W_h (Hp)] */
     float *wht; /* (nq, 4Hp, 64)  W_h transposed: rows = internal gate columns,
                                   cols = units, panels of 64 units */
+    float *wxt; /* (4Hp, H)       W_x transposed, rows = internal gate columns */
 };
 
 struct pl_ws {
@@ -48,30 +54,49 @@ struct pl_ws {
     int D, H, Hp, K1, C, np, nq;
     pl_gemm_backend be;
     uint8_t *labels; /* (n) */
-    float *xh;       /* (T + 1, n, K1): slot t = [x_t, h_{t-1}, 1]; slot T holds h_T */
+    float *xh;       /* (T + 1, n, K1): slot t = [x_t, 1, h_{t-1}]; slot T holds h_T */
     float *gates;    /* (np, T, n, 64): activations, then gate gradients */
     float *c, *tc;   /* (T, n, Hp) */
     float *dh, *dc;  /* (n, Hp) */
     float *prob;     /* (n, C) softmax */
     float *dlog;     /* (n, C) */
-    float *dwf;      /* (np, K1, 64) */
-    float *pg;       /* (D, 4H) P = sum_t x_t^T dG_t, canonical columns */
-    float *sg;       /* (4H)    s = sum of dG, canonical columns */
+    float *dwf;      /* (np, K1, 64): rows [P (D) ; s (1) ; dW_h (Hp)] */
+    double *prof;    /* [PL_NPHASE] seconds, or NULL: profiling off */
 };
 
-/* Canonical column (gate * H + unit) of internal gate column k, or -1 for
- * a padded unit. */
-static inline long canon_col(int k, int H)
+const char *pl_phase_name(pl_phase p)
 {
-    int p = k / PL_PANEL, gate = (k % PL_PANEL) / PL_UNIT_BLOCK;
-    int u = p * PL_UNIT_BLOCK + k % PL_UNIT_BLOCK;
-    return u < H ? (long)gate * H + u : -1;
+    static const char *names[PL_NPHASE] = {
+        "pack weights", "load batch",  "forward GEMM",  "forward cell",
+        "output layer", "backward cell", "recurrent GEMM", "weight-gradient GEMM",
+        "unfold gradients", "reduction", "Adam",      "barrier wait"};
+    return p < PL_NPHASE ? names[p] : "?";
+}
+
+void pl_ws_set_profile(pl_ws *ws, double *seconds) { ws->prof = seconds; }
+
+static inline double tick(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the time since *t0 to phase ph (when profiling, on thread 0 only)
+ * and restarts the clock. */
+static inline void lap(const pl_ws *ws, int tid, pl_phase ph, double *t0)
+{
+    if (ws->prof && tid == 0) {
+        double t = tick();
+        ws->prof[ph] += t - *t0;
+        *t0 = t;
+    }
 }
 
 static void shape(const pl_config *cfg, int *Hp, int *K1, int *np, int *nq)
 {
     *Hp = (int)pl_round_up((size_t)cfg->hidden, PL_UNIT_BLOCK);
-    *K1 = cfg->input + *Hp + 1;
+    *K1 = cfg->input + 1 + *Hp;
     *np = *Hp / PL_UNIT_BLOCK;
     *nq = (*Hp + PL_PANEL - 1) / PL_PANEL;
 }
@@ -88,7 +113,8 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
     pk->be = pl_gemm_resolve(be);
     pk->wf = pl_alloc_floats((size_t)pk->np * pk->K1 * PL_PANEL);
     pk->wht = pl_alloc_floats((size_t)pk->nq * 4 * pk->Hp * PL_PANEL);
-    if (!pk->wf || !pk->wht) {
+    pk->wxt = pl_alloc_floats((size_t)4 * pk->Hp * pk->H);
+    if (!pk->wf || !pk->wht || !pk->wxt) {
         pl_packed_free(pk);
         return NULL;
     }
@@ -101,62 +127,54 @@ void pl_packed_free(pl_packed *pk)
         return;
     pl_free(pk->wf);
     pl_free(pk->wht);
+    pl_free(pk->wxt);
     free(pk);
+}
+
+/* Units of gate panel p that exist (the rest are padding). */
+static inline int panel_units(int H, int p)
+{
+    int u0 = p * PL_UNIT_BLOCK;
+    return H - u0 < PL_UNIT_BLOCK ? H - u0 : PL_UNIT_BLOCK;
 }
 
 static void pack_wf_panel(pl_packed *pk, const pl_tensors *t, int p)
 {
     const int D = pk->D, H = pk->H, K1 = pk->K1, H4 = 4 * H;
     float *dst = pk->wf + (size_t)p * K1 * PL_PANEL;
-    int u0 = p * PL_UNIT_BLOCK;
-    int nl = H - u0 < PL_UNIT_BLOCK ? H - u0 : PL_UNIT_BLOCK;
+    const int u0 = p * PL_UNIT_BLOCK, nl = panel_units(H, p);
     memset(dst, 0, sizeof(float) * (size_t)K1 * PL_PANEL);
     for (int gate = 0; gate < 4; gate++) {
-        const float *wx = t->w + (size_t)gate * H + u0; /* row h at + h * 4H */
-        /* rows d < D: (W_in W_x)[d][cols] */
-        for (int d = 0; d < D; d++) {
-            float *row = dst + (size_t)d * PL_PANEL + gate * PL_UNIT_BLOCK;
-            for (int h = 0; h < H; h++) {
-                float a = t->w_in[(size_t)d * H + h];
-                const float *src = wx + (size_t)h * H4;
-                for (int l = 0; l < nl; l++)
-                    row[l] += a * src[l];
-            }
-        }
-        /* rows D + h: W_h */
-        for (int h = 0; h < H; h++) {
-            float *row = dst + (size_t)(D + h) * PL_PANEL + gate * PL_UNIT_BLOCK;
-            const float *src = t->w + (size_t)(H + h) * H4 + (size_t)gate * H + u0;
-            memcpy(row, src, sizeof(float) * (size_t)nl);
-        }
-        /* the last row: b_in W_x + b */
-        float *row = dst + (size_t)(K1 - 1) * PL_PANEL + gate * PL_UNIT_BLOCK;
+        size_t col0 = (size_t)gate * H + u0;
+        /* rows 0..D: [W_in ; b_in] (D + 1, H) x W_x[:, this gate's units] */
+        pl_gemm_op op = {.M = D + 1, .N = nl, .nb = 1, .kb = H,
+                         .a = t->w_in, .a_rs = (size_t)H, .a_cs = 1,
+                         .b = t->w + col0, .ldb = (size_t)H4,
+                         .c = dst + gate * PL_UNIT_BLOCK, .ldc = PL_PANEL};
+        pl_gemm(pk->be, &op);
+        float *bias = dst + (size_t)D * PL_PANEL + gate * PL_UNIT_BLOCK;
         for (int l = 0; l < nl; l++)
-            row[l] = t->b[(size_t)gate * H + u0 + l];
-        for (int h = 0; h < H; h++) {
-            float a = t->b_in[h];
-            const float *src = wx + (size_t)h * H4;
-            for (int l = 0; l < nl; l++)
-                row[l] += a * src[l];
-        }
+            bias[l] += t->b[col0 + l];
+        /* rows D + 1 + h: W_h */
+        for (int h = 0; h < H; h++)
+            memcpy(dst + (size_t)(D + 1 + h) * PL_PANEL + gate * PL_UNIT_BLOCK,
+                   t->w + (size_t)(H + h) * H4 + col0, sizeof(float) * (size_t)nl);
     }
 }
 
-static void pack_wht_panel(pl_packed *pk, const pl_tensors *t, int q)
+/* Rows 64p .. 64p + 63 (gate panel p) of a transposed gate matrix: from
+ * src (H, 4H) with row stride 4H into dst rows of stride ld, column j0 on. */
+static void transpose_panel(const float *src, int H, int p, float *dst, size_t ld,
+                            int j0, int j1)
 {
-    const int H = pk->H, H4 = 4 * H, rows = 4 * pk->Hp;
-    float *dst = pk->wht + (size_t)q * rows * PL_PANEL;
-    memset(dst, 0, sizeof(float) * (size_t)rows * PL_PANEL);
-    for (int k = 0; k < rows; k++) {
-        long col = canon_col(k, H);
-        if (col < 0)
-            continue;
-        for (int j = 0; j < PL_PANEL; j++) {
-            int u = q * PL_PANEL + j;
-            if (u < H)
-                dst[(size_t)k * PL_PANEL + j] = t->w[(size_t)(H + u) * H4 + col];
+    const int nl = panel_units(H, p);
+    for (int gate = 0; gate < 4; gate++)
+        for (int j = j0; j < j1; j++) {
+            const float *row = src + (size_t)j * 4 * H + (size_t)gate * H + p * PL_UNIT_BLOCK;
+            float *out = dst + (size_t)(p * PL_PANEL + gate * PL_UNIT_BLOCK) * ld + (j - j0);
+            for (int l = 0; l < nl; l++)
+                out[(size_t)l * ld] = row[l];
         }
-    }
 }
 
 void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
@@ -164,12 +182,25 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
     pl_tensors t;
     long lo, hi;
     pl_tensors_bind(&pk->cfg, (float *)params, &t);
-    pl_split(pk->np + pk->nq, part, parts, &lo, &hi);
+    const int np = pk->np, H = pk->H, rows = 4 * pk->Hp;
+    const float *wh = t.w + (size_t)H * 4 * H;
+    /* tasks: np Wf panels, np blocks of W_x^T, nq panels of W_h^T */
+    pl_split(2L * np + pk->nq, part, parts, &lo, &hi);
     for (long task = lo; task < hi; task++) {
-        if (task < pk->np)
+        if (task < np) {
             pack_wf_panel(pk, &t, (int)task);
-        else
-            pack_wht_panel(pk, &t, (int)(task - pk->np));
+        } else if (task < 2 * np) {
+            int p = (int)(task - np);
+            memset(pk->wxt + (size_t)p * PL_PANEL * H, 0, sizeof(float) * PL_PANEL * H);
+            transpose_panel(t.w, H, p, pk->wxt, (size_t)H, 0, H);
+        } else {
+            int q = (int)(task - 2 * np);
+            float *dst = pk->wht + (size_t)q * rows * PL_PANEL;
+            int j1 = H < (q + 1) * PL_PANEL ? H : (q + 1) * PL_PANEL;
+            memset(dst, 0, sizeof(float) * (size_t)rows * PL_PANEL);
+            for (int p = 0; p < np; p++)
+                transpose_panel(wh, H, p, dst, PL_PANEL, q * PL_PANEL, j1);
+        }
     }
 }
 
@@ -201,10 +232,8 @@ pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
     ws->prob = pl_alloc_floats(n * ws->C);
     ws->dlog = pl_alloc_floats(n * ws->C);
     ws->dwf = pl_alloc_floats((size_t)ws->np * ws->K1 * PL_PANEL);
-    ws->pg = pl_alloc_floats((size_t)ws->D * 4 * ws->H);
-    ws->sg = pl_alloc_floats((size_t)4 * ws->H);
     if (!ws->labels || !ws->xh || !ws->gates || !ws->c || !ws->tc || !ws->dh ||
-        !ws->dc || !ws->prob || !ws->dlog || !ws->dwf || !ws->pg || !ws->sg) {
+        !ws->dc || !ws->prob || !ws->dlog || !ws->dwf) {
         pl_ws_free(ws);
         return NULL;
     }
@@ -215,8 +244,8 @@ void pl_ws_free(pl_ws *ws)
 {
     if (!ws)
         return;
-    void *bufs[] = {ws->labels, ws->xh,   ws->gates, ws->c,  ws->tc, ws->dh,
-                    ws->dc,     ws->prob, ws->dlog,  ws->dwf, ws->pg, ws->sg};
+    void *bufs[] = {ws->labels, ws->xh,   ws->gates, ws->c,  ws->tc,
+                    ws->dh,     ws->dc,   ws->prob,  ws->dlog, ws->dwf};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         pl_free(bufs[i]);
     free(ws);
@@ -227,28 +256,27 @@ size_t pl_ws_bytes(const pl_ws *ws)
     size_t n = (size_t)ws->cap, T = (size_t)ws->T;
     size_t floats = (T + 1) * n * ws->K1 + T * n * 4 * ws->Hp +
                     2 * T * n * ws->Hp + 2 * n * ws->Hp + 2 * n * ws->C +
-                    (size_t)ws->np * ws->K1 * PL_PANEL + (size_t)ws->D * 4 * ws->H +
-                    4 * (size_t)ws->H;
+                    (size_t)ws->np * ws->K1 * PL_PANEL;
     return floats * sizeof(float) + n;
 }
 
-/* Zero initial state and the constant 1 of every row of slot 0, and the
- * constant of the later slots. */
+/* The constant 1 of every slot, and the zero initial state in slot 0. */
 static void load_constants(pl_ws *ws)
 {
     const int n = ws->n, K1 = ws->K1, D = ws->D, Hp = ws->Hp;
     for (int t = 0; t < ws->T; t++)
         for (int b = 0; b < n; b++) {
             float *row = ws->xh + ((size_t)t * n + b) * K1;
+            row[D] = 1.0f;
             if (t == 0)
-                memset(row + D, 0, sizeof(float) * (size_t)Hp);
-            row[K1 - 1] = 1.0f;
+                memset(row + D + 1, 0, sizeof(float) * (size_t)Hp);
         }
 }
 
 void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
 {
     const int T = ws->T, D = ws->D, K1 = ws->K1;
+    double t0 = ws->prof ? tick() : 0;
     ws->n = n;
     for (int b = 0; b < n; b++) {
         const uint8_t *img = ds->images + (size_t)idx[b] * T * D;
@@ -260,6 +288,7 @@ void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
         }
     }
     load_constants(ws);
+    lap(ws, 0, PL_PH_LOAD, &t0);
 }
 
 void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n)
@@ -298,10 +327,13 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     const int H = ws->H, C = ws->C, np = ws->np;
     const size_t g_ps = (size_t)T * n * PL_PANEL; /* panel stride in gates */
 
+    double t0 = ws->prof ? tick() : 0;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
+        const int tid = omp_get_thread_num();
+        double tt = t0;
         long p0, p1;
-        pl_split(np, omp_get_thread_num(), omp_get_num_threads(), &p0, &p1);
+        pl_split(np, tid, omp_get_num_threads(), &p0, &p1);
         for (int t = 0; t < T; t++) {
             const float *xh_t = ws->xh + (size_t)t * n * K1;
             for (long p = p0; p < p1; p++) {
@@ -313,16 +345,19 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
                     .ldc = PL_PANEL, .accumulate = 0};
                 pl_gemm(ws->be, &op);
             }
+            lap(ws, tid, PL_PH_FWD_GEMM, &tt);
             pl_cell_args ca = {
                 .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
                 .g = ws->gates + (size_t)t * n * PL_PANEL, .g_ps = g_ps,
                 .c = ws->c + (size_t)t * n * Hp, .tc = ws->tc + (size_t)t * n * Hp,
                 .c_prev = t > 0 ? ws->c + (size_t)(t - 1) * n * Hp : NULL,
-                .h = ws->xh + (size_t)(t + 1) * n * K1 + D, .h_rs = (size_t)K1};
+                .h = ws->xh + (size_t)(t + 1) * n * K1 + D + 1, .h_rs = (size_t)K1};
             cell_forward(ws->be, &ca);
 #pragma omp barrier
+            lap(ws, tid, PL_PH_FWD_CELL, &tt);
         }
     }
+    t0 = ws->prof ? tick() : 0;
 
     /* Output layer and softmax cross-entropy on h_T. */
     pl_tensors tp;
@@ -331,7 +366,7 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     int right = 0;
     float z[256];
     for (int b = 0; b < n; b++) {
-        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D;
+        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D + 1;
         for (int c = 0; c < C; c++)
             z[c] = tp.b_out[c];
         for (int u = 0; u < H; u++) {
@@ -358,25 +393,25 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     }
     if (correct)
         *correct = right;
+    lap(ws, 0, PL_PH_OUTPUT, &t0);
     return loss;
 }
 
-/* Gradients of the canonical parameters from dWf (see the top comment). */
-static void scatter_panels(pl_ws *ws, float *grad_wh, float *grad_b, long p0,
+/* dW_h and db from dWf's panels [p0, p1) into the canonical layout. */
+static void scatter_panels(const pl_ws *ws, float *grad_wh, float *grad_b, long p0,
                            long p1)
 {
     const int D = ws->D, H = ws->H, K1 = ws->K1, H4 = 4 * H;
     for (long p = p0; p < p1; p++) {
         const float *src = ws->dwf + (size_t)p * K1 * PL_PANEL;
-        for (int j = 0; j < PL_PANEL; j++) {
-            long col = canon_col((int)p * PL_PANEL + j, H);
-            if (col < 0)
-                continue;
-            for (int d = 0; d < D; d++)
-                ws->pg[(size_t)d * H4 + col] = src[(size_t)d * PL_PANEL + j];
+        const int nl = panel_units(H, (int)p);
+        for (int gate = 0; gate < 4; gate++) {
+            size_t col0 = (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK;
+            const float *g = src + gate * PL_UNIT_BLOCK;
+            memcpy(grad_b + col0, g + (size_t)D * PL_PANEL, sizeof(float) * (size_t)nl);
             for (int h = 0; h < H; h++)
-                grad_wh[(size_t)h * H4 + col] = src[(size_t)(D + h) * PL_PANEL + j];
-            ws->sg[col] = grad_b[col] = src[(size_t)(K1 - 1) * PL_PANEL + j];
+                memcpy(grad_wh + (size_t)h * H4 + col0, g + (size_t)(D + 1 + h) * PL_PANEL,
+                       sizeof(float) * (size_t)nl);
         }
     }
 }
@@ -390,6 +425,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
     pl_tensors tp, tg;
     pl_tensors_bind(&ws->cfg, (float *)params, &tp);
     pl_tensors_bind(&ws->cfg, grad, &tg);
+    double t0 = ws->prof ? tick() : 0;
 
     /* Output layer. */
     const float inv = 1.0f / norm;
@@ -400,7 +436,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
     memset(tg.w_out, 0, sizeof(float) * (size_t)H * C);
     memset(tg.b_out, 0, sizeof(float) * (size_t)C);
     for (int b = 0; b < n; b++) {
-        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D;
+        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D + 1;
         const float *dl = ws->dlog + (size_t)b * C;
         float *dh = ws->dh + (size_t)b * Hp;
         for (int u = 0; u < H; u++) {
@@ -419,11 +455,13 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
             tg.b_out[c] += dl[c];
     }
     memset(ws->dc, 0, sizeof(float) * (size_t)n * Hp);
+    lap(ws, 0, PL_PH_OUTPUT, &t0);
 
     float *grad_wx = tg.w, *grad_wh = tg.w + (size_t)H * H4;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        double tt = t0;
         long p0, p1;
         pl_split(np, tid, nt, &p0, &p1);
         const int u0 = (int)p0 * PL_UNIT_BLOCK, u1 = (int)p1 * PL_UNIT_BLOCK;
@@ -436,6 +474,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
                 .dh = ws->dh, .dc = ws->dc};
             cell_backward(ws->be, &ca);
 #pragma omp barrier
+            lap(ws, tid, PL_PH_BWD_CELL, &tt);
             if (t == 0)
                 break;
             /* dh_{t-1}[:, u0:u1] = dG_t W_h^T over this thread's units */
@@ -451,6 +490,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
                     .c = ws->dh + c0, .ldc = (size_t)Hp, .accumulate = 0};
                 pl_gemm(ws->be, &op);
             }
+            lap(ws, tid, PL_PH_BWD_GEMM, &tt);
         }
         /* dWf[p] = sum_t xh_t^T dG_t[p]: one GEMM over all steps. */
         for (long p = p0; p < p1; p++) {
@@ -462,29 +502,37 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
                 .accumulate = 0};
             pl_gemm(ws->be, &op);
         }
+        lap(ws, tid, PL_PH_WGRAD, &tt);
         scatter_panels(ws, grad_wh, tg.b, p0, p1);
-#pragma omp barrier
-        /* dW_x[h] = sum_d W_in[d][h] P[d] + b_in[h] s */
-        long lo, hi;
-        pl_split(H, tid, nt, &lo, &hi);
-        for (long h = lo; h < hi; h++) {
-            float *row = grad_wx + (size_t)h * H4;
-            float bh = tp.b_in[h];
-            for (int j = 0; j < H4; j++)
-                row[j] = bh * ws->sg[j];
-            for (int d = 0; d < D; d++) {
-                float a = tp.w_in[(size_t)d * H + h];
-                const float *pr = ws->pg + (size_t)d * H4;
-                for (int j = 0; j < H4; j++)
-                    row[j] += a * pr[j];
+        /* dW_x[:, panel cols] = [W_in ; b_in]^T [P ; s][:, panel cols] */
+        for (long p = p0; p < p1; p++)
+            for (int gate = 0; gate < 4; gate++) {
+                pl_gemm_op op = {
+                    .M = H, .N = panel_units(H, (int)p), .nb = 1, .kb = D + 1,
+                    .a = tp.w_in, .a_rs = 1, .a_cs = (size_t)H,
+                    .b = ws->dwf + (size_t)p * K1 * PL_PANEL + gate * PL_UNIT_BLOCK,
+                    .ldb = PL_PANEL,
+                    .c = grad_wx + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
+                    .ldc = (size_t)H4};
+                pl_gemm(ws->be, &op);
             }
-            /* db_in[h] = W_x[h] . s */
-            tg.b_in[h] = pl_dot(tp.w + (size_t)h * H4, ws->sg, (size_t)H4);
-            /* dW_in[d][h] = P[d] . W_x[h] */
-            for (int d = 0; d < D; d++)
-                tg.w_in[(size_t)d * H + h] =
-                    pl_dot(ws->pg + (size_t)d * H4, tp.w + (size_t)h * H4, (size_t)H4);
+#pragma omp barrier
+        /* [dW_in ; db_in][:, h0:h1] = [P ; s] W_x^T[:, h0:h1]; [dW_in ; db_in]
+         * is one (D + 1, H) block of the gradient, like [W_in ; b_in] */
+        long h0, h1;
+        pl_split((H + 15) / 16, tid, nt, &h0, &h1);
+        h0 *= 16;
+        h1 = h1 * 16 < H ? h1 * 16 : H;
+        if (h1 > h0) {
+            pl_gemm_op op = {
+                .M = D + 1, .N = (int)(h1 - h0), .nb = np, .kb = PL_PANEL,
+                .a = ws->dwf, .a_rs = PL_PANEL, .a_cs = 1, .a_bs = (size_t)K1 * PL_PANEL,
+                .b = pk->wxt + h0, .ldb = (size_t)H, .b_bs = (size_t)PL_PANEL * H,
+                .c = tg.w_in + h0, .ldc = (size_t)H};
+            pl_gemm(ws->be, &op);
         }
+#pragma omp barrier
+        lap(ws, tid, PL_PH_UNFOLD, &tt);
     }
 }
 

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -48,6 +49,8 @@ struct pl_trainer {
     int *pinned;                  /* (W) */
     int *cpus;                    /* (ncpu) CPUs this process may use */
     long adam_t;
+    double (*prof)[PL_NPHASE + 8]; /* (W) phase seconds; padded rows */
+    long prof_steps;
     struct {
         int kind, n, S;
         const pl_dataset *ds;
@@ -144,7 +147,49 @@ static void free_all(pl_trainer *tr)
     free(tr->shard_correct);
     free(tr->pinned);
     free(tr->cpus);
+    free(tr->prof);
     free(tr);
+}
+
+static inline double tick(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Adds the time since *t0 to worker w's phase ph and restarts the clock. */
+static inline void lap(pl_trainer *tr, int w, pl_phase ph, double *t0)
+{
+    if (tr->prof) {
+        double t = tick();
+        tr->prof[w][ph] += t - *t0;
+        *t0 = t;
+    }
+}
+
+static void barrier(pl_trainer *tr, int w, pl_phase ph, double *t0)
+{
+    lap(tr, w, ph, t0);
+    pl_pool_barrier(tr->pool);
+    lap(tr, w, PL_PH_WAIT, t0);
+}
+
+void pl_trainer_profile(const pl_trainer *tr, double seconds[PL_NPHASE], long *steps)
+{
+    for (int ph = 0; ph < PL_NPHASE; ph++) {
+        seconds[ph] = 0;
+        for (int w = 0; tr->prof && w < tr->W; w++)
+            seconds[ph] += tr->prof[w][ph] / tr->W;
+    }
+    *steps = tr->prof_steps;
+}
+
+void pl_trainer_profile_reset(pl_trainer *tr)
+{
+    if (tr->prof)
+        memset(tr->prof, 0, sizeof *tr->prof * (size_t)tr->W);
+    tr->prof_steps = 0;
 }
 
 pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
@@ -210,12 +255,17 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->shard_correct = calloc((size_t)tr->S_max, sizeof *tr->shard_correct);
     tr->pinned = calloc((size_t)tr->W, sizeof *tr->pinned);
     tr->pk = pl_packed_create(cfg, tr->be);
+    if (o->profile)
+        tr->prof = calloc((size_t)tr->W, sizeof *tr->prof);
     int ok = tr->params && tr->grad && tr->m && tr->v && tr->sgrad && tr->ws &&
-             tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk;
+             tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk &&
+             (!o->profile || tr->prof);
     for (int s = 0; ok && s < tr->S_max; s++)
         ok = (tr->sgrad[s] = pl_alloc_floats(tr->np)) != NULL;
     for (int w = 0; ok && w < tr->W; w++)
         ok = (tr->ws[w] = pl_ws_create(cfg, T, cap, tr->threads, tr->be)) != NULL;
+    for (int w = 0; ok && tr->prof && w < tr->W; w++)
+        pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     cpu_set_t set;
     tr->ncpu = 0;
     if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL &&
@@ -271,8 +321,9 @@ static void worker(void *ctx, int w)
     pl_trainer *tr = ctx;
     const int W = tr->W;
     pin_once(tr, w);
+    double t0 = tr->prof ? tick() : 0;
     pl_packed_update(tr->pk, tr->params, w, W);
-    pl_pool_barrier(tr->pool);
+    barrier(tr, w, PL_PH_PACK, &t0);
     if (tr->job.kind == JOB_EVAL) {
         eval_part(tr, w);
         return;
@@ -288,7 +339,10 @@ static void worker(void *ctx, int w)
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
                          tr->sgrad[s]);
     }
+    if (tr->prof)
+        t0 = tick(); /* the shard phases were timed inside the workspace */
     pl_pool_barrier(tr->pool);
+    lap(tr, w, PL_PH_WAIT, &t0);
     long c0, c1;
     pl_split(NCHUNK, w, W, &c0, &c1);
     for (long c = c0; c < c1; c++) {
@@ -301,9 +355,11 @@ static void worker(void *ctx, int w)
         }
         tr->chunk_sq[c] = pl_sum_squares(tr->grad + a, b - a);
     }
-    if (tr->job.kind == JOB_GRAD)
+    if (tr->job.kind == JOB_GRAD) {
+        lap(tr, w, PL_PH_REDUCE, &t0);
         return;
-    pl_pool_barrier(tr->pool);
+    }
+    barrier(tr, w, PL_PH_REDUCE, &t0);
     double loss = 0, sq = 0;
     for (int s = 0; s < tr->job.S; s++)
         loss += tr->shard_loss[s];
@@ -322,6 +378,7 @@ static void worker(void *ctx, int w)
                 tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
                 tr->adam_t + 1, scale);
     }
+    lap(tr, w, PL_PH_ADAM, &t0);
 }
 
 static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
@@ -381,6 +438,7 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     }
     if (kind == JOB_STEP)
         tr->adam_t++;
+    tr->prof_steps++;
     return PL_OK;
 }
 

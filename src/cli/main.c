@@ -51,6 +51,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "parlstm: unknown command '%s' (commands: train, eval, bench; see parlstm --help)\n",
             cmd);
     return EXIT_USAGE;
