@@ -182,10 +182,18 @@ static inline __attribute__((always_inline)) PL_AVX512 __m512 exp16(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
+/* 1 / x: the 14-bit estimate and one Newton step (about 2^-28 relative
+ * error), several times the throughput of a division. */
+static inline __attribute__((always_inline)) PL_AVX512 __m512 recip16(__m512 x)
+{
+    __m512 r = _mm512_rcp14_ps(x);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.0f)));
+}
+
 static inline __attribute__((always_inline)) PL_AVX512 __m512 sigmoid16(__m512 x)
 {
     __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    return recip16(_mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 /* tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|). */
@@ -194,7 +202,7 @@ static inline __attribute__((always_inline)) PL_AVX512 __m512 tanh16(__m512 x)
     __m512 one = _mm512_set1_ps(1.0f);
     __m512 ax = _mm512_abs_ps(x);
     __m512 e = exp16(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)));
-    __m512 y = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    __m512 y = _mm512_mul_ps(_mm512_sub_ps(one, e), recip16(_mm512_add_ps(one, e)));
     /* copy the sign of x */
     __m512i sign = _mm512_and_si512(_mm512_castps_si512(x),
                                     _mm512_set1_epi32((int)0x80000000u));

@@ -16,13 +16,15 @@ float pl_lr_at(pl_schedule s, float base, long step, long total)
 
 /* PyTorch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
  * with the gradient multiplied by grad_scale (the clipping factor) first. */
-void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
+void pl_adam(float *restrict params, const float *restrict grad, float *restrict m,
+             float *restrict v, size_t n,
              float lr, float beta1, float beta2, float eps, long t,
              float grad_scale)
 {
     const float bc1 = (float)(1.0 - pow(beta1, (double)t));
     const float rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t)));
     const float step = lr / bc1, b1c = 1.0f - beta1, b2c = 1.0f - beta2;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float g = grad[i] * grad_scale;
         float mi = beta1 * m[i] + b1c * g;
