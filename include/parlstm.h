@@ -171,6 +171,12 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
 /* Writes len bytes to path atomically (see above). */
 pl_status pl_write_atomic(const char *path, const void *data, size_t len,
                           pl_error *err);
+/* Async-signal-safe: removes the temporary file of a pl_write_atomic in
+ * progress (for a signal handler that exits at once). */
+void pl_write_atomic_abandon(void);
+/* Removes temporaries that killed writers left beside path
+ * (path.tmp.XXXXXX); returns how many. */
+int pl_remove_stale_temporaries(const char *path);
 
 /* ----------------------------------------------------------------- GEMM */
 
@@ -334,6 +340,10 @@ typedef struct {
     int pin;            /* pin workers and OpenMP threads to CPUs */
     int deterministic;  /* bitwise identical results for every workers/threads */
     int profile;        /* time the phases of each step (pl_trainer_profile) */
+    /* Fault injection for tests: after step fault_step's backward pass
+     * (0-based; -1 = never), a NaN goes into group fault_group. */
+    long fault_step;
+    int fault_group;
     pl_gemm_backend gemm;
 } pl_train_opts;
 
@@ -370,6 +380,42 @@ pl_status pl_trainer_gradient(pl_trainer *tr, const pl_dataset *ds,
 pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
                           const uint32_t *idx, int n, long step, long total,
                           pl_step_stats *st, pl_error *err);
+/* Adam's moments and step count (the state beyond the parameters). */
+float *pl_trainer_moment1(pl_trainer *tr);
+float *pl_trainer_moment2(pl_trainer *tr);
+long pl_trainer_adam_steps(const pl_trainer *tr);
+void pl_trainer_set_adam_steps(pl_trainer *tr, long t);
+const pl_train_opts *pl_trainer_opts(const pl_trainer *tr);
+
+/* ----------------------------------------------------------- checkpoints */
+
+/* What a checkpoint records besides the trainer's buffers: the run. */
+typedef struct {
+    pl_config cfg;
+    int T;               /* time steps of the data */
+    pl_train_opts opts;  /* the run's options (workers/threads as resolved) */
+    long step;           /* steps done */
+    long total;          /* steps planned */
+    long val;            /* held-out validation images */
+    uint64_t n_train;    /* training images */
+    uint32_t data_crc;   /* CRC32 of the training images and labels */
+    uint64_t rng[4];     /* the shuffling generator of the current epoch */
+    long adam_steps;     /* Adam's t (filled in by pl_checkpoint_save) */
+} pl_ckpt_meta;
+
+/* CRC32 of a data set's images and labels (identifies the data). */
+uint32_t pl_dataset_crc(const pl_dataset *ds);
+/* Writes params, Adam moments and step count of tr with meta, atomically:
+ * magic "PLSTMCKP", version, the run, the buffers, CRC32 of the file. */
+pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
+                             const pl_ckpt_meta *meta, pl_error *err);
+/* Reads the run into meta and the buffers into *state (3 x n_params floats:
+ * params, m, v; free with pl_free). */
+pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,
+                             pl_error *err);
+/* The epoch generator state that pl_epoch_order uses. */
+void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r);
+
 /* The shuffled order of n training items for epoch `epoch` (0-based) of a
  * run seeded with seed: a function of (seed, epoch) alone, so a resumed run
  * sees the same order. */

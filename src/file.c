@@ -1,11 +1,14 @@
 /* Files the program writes: atomic replacement, and the model file. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -37,6 +40,59 @@ static pl_status write_all(int fd, const void *data, size_t len,
     return PL_OK;
 }
 
+/* The temporary file being written, for pl_write_atomic_abandon. */
+static char pending_tmp[4096];
+static volatile sig_atomic_t pending;
+
+void pl_write_atomic_abandon(void)
+{
+    if (pending)
+        unlink(pending_tmp);
+    pending = 0;
+}
+
+int pl_remove_stale_temporaries(const char *path)
+{
+    char *dcopy = strdup(path), *bcopy = strdup(path);
+    if (!dcopy || !bcopy) {
+        free(dcopy);
+        free(bcopy);
+        return 0;
+    }
+    const char *dir = dirname(dcopy), *base = basename(bcopy);
+    size_t blen = strlen(base);
+    int removed = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        /* exactly BASE.tmp.XXXXXX, as mkstemp makes them */
+        if (strncmp(e->d_name, base, blen) == 0 && strncmp(e->d_name + blen, ".tmp.", 5) == 0 &&
+            strlen(e->d_name + blen + 5) == 6) {
+            char full[8192];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            if (unlink(full) == 0)
+                removed++;
+        }
+    }
+    if (d)
+        closedir(d);
+    free(dcopy);
+    free(bcopy);
+    return removed;
+}
+
+/* A hook for the kill test: PARLSTM_TEST_SLOW_WRITE_MS=N sleeps N ms between
+ * writing the temporary file and renaming it, widening the window in which
+ * a SIGKILL lands in the middle of a write. */
+static void test_delay(void)
+{
+    const char *ms = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
+    if (ms && *ms) {
+        struct timespec ts = {atoi(ms) / 1000, (long)(atoi(ms) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 pl_status pl_write_atomic(const char *path, const void *data, size_t len,
                           pl_error *err)
 {
@@ -56,6 +112,10 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
     }
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0 && plen + 16 <= sizeof pending_tmp) {
+        memcpy(pending_tmp, tmp, plen + 16);
+        pending = 1;
+    }
     if (fd < 0) {
         pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
                                path, strerror(errno));
@@ -64,12 +124,15 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
         return rc;
     }
     pl_status rc = write_all(fd, data, len, path, err);
+    if (!rc)
+        test_delay();
     if (!rc && fsync(fd) != 0)
         rc = pl_fail(err, PL_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     if (close(fd) != 0 && !rc)
         rc = pl_fail(err, PL_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = pl_fail(err, PL_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    pending = 0;
     if (rc) {
         unlink(tmp);
     } else {

@@ -53,6 +53,7 @@ struct pl_trainer {
     long prof_steps;
     struct {
         int kind, n, S;
+        long step;
         const pl_dataset *ds;
         const uint32_t *idx;
         float lr;
@@ -80,6 +81,7 @@ void pl_train_opts_default(pl_train_opts *o)
     o->init = PL_INIT_DEFAULT;
     o->seed = 1;
     o->gemm = PL_GEMM_AUTO;
+    o->fault_step = -1;
 }
 
 /* Data parallelism first (it needs no synchronisation inside a step), but
@@ -236,6 +238,8 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free(tr);
         return NULL;
     }
+    tr->o.workers = tr->W;
+    tr->o.threads = tr->threads;
     tr->S_max = o->deterministic ? (o->batch < DET_SHARDS ? o->batch : DET_SHARDS)
                                  : tr->W;
     int cap = (o->batch + tr->S_max - 1) / tr->S_max;
@@ -338,6 +342,11 @@ static void worker(void *ctx, int w)
                                             &tr->shard_correct[s], NULL);
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
                          tr->sgrad[s]);
+        if (s == 0 && tr->o.fault_step >= 0 && tr->job.step == tr->o.fault_step) {
+            pl_group g[PL_NGROUPS];
+            pl_param_groups(&tr->cfg, g);
+            tr->sgrad[s][g[tr->o.fault_group % PL_NGROUPS].offset + 1] = NAN;
+        }
     }
     if (tr->prof)
         t0 = tick(); /* the shard phases were timed inside the workspace */
@@ -382,7 +391,7 @@ static void worker(void *ctx, int w)
 }
 
 static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
-                           const uint32_t *idx, int n, float lr,
+                           const uint32_t *idx, int n, long step, float lr,
                            pl_step_stats *st, pl_error *err)
 {
     if (n < 1 || n > tr->o.batch)
@@ -398,6 +407,7 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     tr->job.n = n;
     tr->job.S = n < tr->S_max ? n : tr->S_max;
     tr->job.lr = lr;
+    tr->job.step = step;
     tr->job.nonfinite = 0;
     pl_pool_run(tr->pool, worker, tr);
     double loss = 0, sq = 0;
@@ -446,7 +456,7 @@ pl_status pl_trainer_gradient(pl_trainer *tr, const pl_dataset *ds,
                               const uint32_t *idx, int n, pl_step_stats *st,
                               pl_error *err)
 {
-    return run_batch(tr, JOB_GRAD, ds, idx, n, 0.0f, st, err);
+    return run_batch(tr, JOB_GRAD, ds, idx, n, -1, 0.0f, st, err);
 }
 
 pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
@@ -454,15 +464,26 @@ pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
                           pl_step_stats *st, pl_error *err)
 {
     float lr = pl_lr_at(tr->o.schedule, tr->o.lr, step, total);
-    return run_batch(tr, JOB_STEP, ds, idx, n, lr, st, err);
+    return run_batch(tr, JOB_STEP, ds, idx, n, step, lr, st, err);
+}
+
+void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r)
+{
+    pl_rng_seed(r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(epoch + 1)));
 }
 
 void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n)
 {
     pl_rng r;
-    pl_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(epoch + 1)));
+    pl_epoch_rng(seed, epoch, &r);
     pl_rng_permutation(&r, order, n);
 }
+
+float *pl_trainer_moment1(pl_trainer *tr) { return tr->m; }
+float *pl_trainer_moment2(pl_trainer *tr) { return tr->v; }
+long pl_trainer_adam_steps(const pl_trainer *tr) { return tr->adam_t; }
+void pl_trainer_set_adam_steps(pl_trainer *tr, long t) { tr->adam_t = t; }
+const pl_train_opts *pl_trainer_opts(const pl_trainer *tr) { return &tr->o; }
 
 pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
                               double *accuracy, double *loss, pl_error *err)
