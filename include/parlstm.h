@@ -171,6 +171,9 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
 /* Writes len bytes to path atomically (see above). */
 pl_status pl_write_atomic(const char *path, const void *data, size_t len,
                           pl_error *err);
+/* Whether a file can be written at path (its directory takes a new file,
+ * and path is no directory); creates nothing that stays. */
+pl_status pl_check_writable(const char *path, pl_error *err);
 /* Async-signal-safe: removes the temporary file of a pl_write_atomic in
  * progress (for a signal handler that exits at once). */
 void pl_write_atomic_abandon(void);

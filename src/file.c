@@ -81,6 +81,29 @@ int pl_remove_stale_temporaries(const char *path)
     return removed;
 }
 
+pl_status pl_check_writable(const char *path, pl_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file there: %s", path,
+                               strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return PL_OK;
+}
+
 /* A hook for the kill test: PARLSTM_TEST_SLOW_WRITE_MS=N sleeps N ms between
  * writing the temporary file and renaming it, widening the window in which
  * a SIGKILL lands in the middle of a write. */
@@ -89,7 +112,8 @@ static void test_delay(void)
     const char *ms = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
     if (ms && *ms) {
         struct timespec ts = {atoi(ms) / 1000, (long)(atoi(ms) % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        } /* signals do not shorten it */
     }
 }
 

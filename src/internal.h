@@ -40,6 +40,9 @@ void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_gemm_avx512(const pl_gemm_op *op);
 
+/* Bytes a workspace of cap rows needs (before creating it). */
+double pl_ws_estimate(const pl_config *cfg, int T, int cap);
+
 /* 16-accumulator dot product (vectorisable, fixed summation order). */
 float pl_dot(const float *a, const float *b, size_t n);
 

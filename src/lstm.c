@@ -251,13 +251,19 @@ void pl_ws_free(pl_ws *ws)
     free(ws);
 }
 
+double pl_ws_estimate(const pl_config *cfg, int T, int cap)
+{
+    int Hp, K1, np, nq;
+    shape(cfg, &Hp, &K1, &np, &nq);
+    double n = cap, t = T;
+    double floats = (t + 1) * n * K1 + t * n * 4 * Hp + 2 * t * n * Hp + 2 * n * Hp +
+                    2 * n * cfg->classes + (double)np * K1 * PL_PANEL;
+    return floats * sizeof(float) + n;
+}
+
 size_t pl_ws_bytes(const pl_ws *ws)
 {
-    size_t n = (size_t)ws->cap, T = (size_t)ws->T;
-    size_t floats = (T + 1) * n * ws->K1 + T * n * 4 * ws->Hp +
-                    2 * T * n * ws->Hp + 2 * n * ws->Hp + 2 * n * ws->C +
-                    (size_t)ws->np * ws->K1 * PL_PANEL;
-    return floats * sizeof(float) + n;
+    return (size_t)pl_ws_estimate(&ws->cfg, ws->T, ws->cap);
 }
 
 /* The constant 1 of every slot, and the zero initial state in slot 0. */

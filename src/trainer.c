@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -246,6 +247,19 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     if (o->deterministic && cap < 16)
         cap = 16; /* evaluation chunks */
     tr->np = pl_param_count(cfg);
+    /* refuse what cannot fit rather than be killed when the pages are touched */
+    double need = tr->W * pl_ws_estimate(cfg, T, cap) +
+                  (double)(4 + tr->S_max) * (double)tr->np * sizeof(float) +
+                  2.0 * pl_param_count(cfg) * sizeof(float);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        pl_fail(err, PL_ERR_TOO_LARGE,
+                "this model and batch need %.1f GiB of buffers, the machine has %.1f GiB "
+                "(smaller --batch or --hidden)",
+                need / 1073741824.0, have / 1073741824.0);
+        free(tr);
+        return NULL;
+    }
     for (int c = 0; c <= NCHUNK; c++)
         tr->chunk[c] = c == NCHUNK ? tr->np : (tr->np * (size_t)c / NCHUNK) & ~(size_t)15;
 

@@ -193,3 +193,48 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
     free(dir);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
+             const char *err_path)
+{
+    const char *bin = getenv("PARLSTM_BIN");
+    ck_assert_msg(bin != NULL, "PARLSTM_BIN is not set (run the tests with make check)");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        const char *argv[64];
+        int k = 0;
+        argv[k++] = bin;
+        for (int i = 0; args[i] && k < 63; i++)
+            argv[k++] = args[i];
+        argv[k] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int tu_wait(int pid)
+{
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+size_t tu_slurp(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    slurp(fd, buf, len);
+    close(fd);
+    return strlen(buf);
+}

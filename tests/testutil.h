@@ -15,6 +15,7 @@ Suite *parallel_suite(void);
 Suite *optim_suite(void);
 Suite *cli_suite(void);
 Suite *train_suite(void);
+Suite *reliability_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
@@ -37,5 +38,14 @@ void tu_fill(float *x, size_t n, float scale, uint64_t seed);
 /* Runs $PARLSTM_BIN with args (NULL-terminated) and returns the exit status
  * (128 + signal when killed); stdout and stderr go into the buffers. */
 int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
+
+/* Starts $PARLSTM_BIN with args and extra environment entries ("K=V",
+ * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
+int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
+             const char *err_path);
+/* Waits for pid: exit status, or 128 + signal. */
+int tu_wait(int pid);
+/* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
+size_t tu_slurp(const char *path, char *buf, size_t len);
 
 #endif

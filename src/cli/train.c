@@ -412,6 +412,13 @@ int cmd_train(int argc, char **argv)
         }
         start = resumed.step;
     }
+    const char *outputs[2] = {a.save, a.ckpt};
+    for (int i = 0; i < 2; i++)
+        if (outputs[i] && pl_check_writable(outputs[i], &err)) {
+            print_error(cmd, &err);
+            pl_free(state);
+            return 1;
+        }
     const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
     if (fault && sscanf(fault, "%ld,%d", &o->fault_step, &o->fault_group) != 2)
         o->fault_step = -1;
@@ -461,7 +468,7 @@ int cmd_train(int argc, char **argv)
     }
     if (!(tr = pl_trainer_create(&cfg, all.T, o, &err))) {
         print_error(cmd, &err);
-        rc = err.code == PL_ERR_ARG ? EXIT_USAGE : 1;
+        rc = err.code == PL_ERR_ARG || err.code == PL_ERR_TOO_LARGE ? EXIT_USAGE : 1;
         goto out;
     }
     size_t np = pl_param_count(&cfg);

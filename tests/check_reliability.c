@@ -1,0 +1,499 @@
+/* Trustworthy training: --deterministic is bitwise identical for every
+ * workers x threads, checkpoints round-trip and refuse damage, NaN stops
+ * training with the parameters untouched, a full disk leaves the previous
+ * file intact, and the program resumes exactly and handles signals. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "testutil.h"
+
+static const pl_config CFG = {6, 20, 3};
+
+static pl_dataset load_set(char **dir, uint64_t seed)
+{
+    *dir = tu_tmpdir();
+    tu_make_dataset(*dir, 200, 30, 7, 6, 3, seed);
+    pl_dataset ds;
+    pl_error err;
+    ck_assert_int_eq(pl_dataset_load(&ds, *dir, "train", 0, &err), PL_OK);
+    return ds;
+}
+
+static pl_trainer *make(const pl_dataset *ds, int W, int T, int det)
+{
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = 20;
+    o.workers = W;
+    o.threads = T;
+    o.deterministic = det;
+    o.seed = 3;
+    pl_error err = {0};
+    pl_trainer *tr = pl_trainer_create(&CFG, ds->T, &o, &err);
+    ck_assert_msg(tr != NULL, "%s", err.msg);
+    return tr;
+}
+
+static void steps(pl_trainer *tr, const pl_dataset *ds, int from, int to)
+{
+    uint32_t order[200];
+    pl_error err;
+    for (int s = from; s < to; s++) {
+        pl_epoch_order(3, s / 10, order, 200);
+        ck_assert_int_eq(pl_trainer_step(tr, ds, order + (s % 10) * 20, 20, s, 10, NULL, &err),
+                         PL_OK);
+    }
+}
+
+START_TEST(test_deterministic_any_workers_threads)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 41);
+    size_t np = pl_param_count(&CFG);
+    float *ref = malloc(sizeof(float) * np);
+    pl_trainer *tr = make(&ds, 1, 1, 1);
+    steps(tr, &ds, 0, 4);
+    memcpy(ref, pl_trainer_params(tr), sizeof(float) * np);
+    pl_trainer_free(tr);
+    const int conf[][2] = {{2, 1}, {1, 2}, {3, 1}, {5, 2}, {16, 1}, {4, 3}};
+    for (size_t k = 0; k < sizeof conf / sizeof *conf; k++) {
+        tr = make(&ds, conf[k][0], conf[k][1], 1);
+        steps(tr, &ds, 0, 4);
+        ck_assert_msg(memcmp(ref, pl_trainer_params(tr), sizeof(float) * np) == 0,
+                      "--deterministic %dx%d differs from 1x1", conf[k][0], conf[k][1]);
+        pl_trainer_free(tr);
+    }
+    free(ref);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A library-level resume: 3 steps, checkpoint, load into a fresh trainer,
+ * 3 more steps == 6 steps straight, bit for bit. */
+START_TEST(test_checkpoint_resume_exact)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 42);
+    size_t np = pl_param_count(&CFG);
+    pl_trainer *straight = make(&ds, 2, 1, 0);
+    steps(straight, &ds, 0, 6);
+
+    pl_trainer *a = make(&ds, 2, 1, 0);
+    steps(a, &ds, 0, 3);
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(a), .step = 3,
+                         .total = 10, .val = 0, .n_train = ds.n, .data_crc = pl_dataset_crc(&ds)};
+    const char *path = tu_path(dir, "ck");
+    pl_error err = {0};
+    ck_assert_int_eq(pl_checkpoint_save(path, a, &meta, &err), PL_OK);
+    pl_trainer_free(a);
+
+    pl_ckpt_meta got;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.step, 3);
+    ck_assert_int_eq(got.total, 10);
+    ck_assert_int_eq(got.adam_steps, 3);
+    ck_assert_int_eq(got.cfg.hidden, 20);
+    ck_assert_int_eq(got.opts.batch, 20);
+    ck_assert_int_eq(got.opts.workers, 2);
+    ck_assert_uint_eq(got.opts.seed, 3);
+    ck_assert_uint_eq(got.data_crc, meta.data_crc);
+    pl_trainer *b = make(&ds, 2, 1, 0);
+    memcpy(pl_trainer_params(b), state, sizeof(float) * np);
+    memcpy(pl_trainer_moment1(b), state + np, sizeof(float) * np);
+    memcpy(pl_trainer_moment2(b), state + 2 * np, sizeof(float) * np);
+    pl_trainer_set_adam_steps(b, got.adam_steps);
+    steps(b, &ds, 3, 6);
+    ck_assert_int_eq(memcmp(pl_trainer_params(b), pl_trainer_params(straight), sizeof(float) * np),
+                     0);
+    ck_assert_int_eq(memcmp(pl_trainer_moment2(b), pl_trainer_moment2(straight),
+                            sizeof(float) * np), 0);
+    pl_free(state);
+    pl_trainer_free(b);
+    pl_trainer_free(straight);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Damaged checkpoints: each is refused with its own error. */
+START_TEST(test_checkpoint_hostile)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 43);
+    pl_trainer *tr = make(&ds, 1, 1, 0);
+    steps(tr, &ds, 0, 2);
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 2,
+                         .total = 10, .n_train = ds.n};
+    const char *path = tu_path(dir, "ck");
+    pl_error err = {0};
+    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, &err), PL_OK);
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(path, "rb");
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert(len > 200 && len < sizeof buf);
+    struct {
+        const char *what;
+        size_t at;        /* byte to change */
+        unsigned char x;  /* xor */
+        long keep;        /* > 0: truncate; < 0: append -keep bytes */
+        int fix_crc;      /* recompute the CRC after the change */
+        pl_status want;
+        const char *fragment;
+    } bad[] = {
+        {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
+        {"version", 8, 0x07, 0, 0, PL_ERR_VERSION, "checkpoint format version 6"},
+        {"a flipped parameter", 400, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
+        {"truncated", 0, 0, 100, 0, PL_ERR_TRUNCATED, "truncated"},
+        {"truncated body", 0, 0, (long)len - 5, 0, PL_ERR_TRUNCATED, "expected"},
+        {"trailing bytes", 0, 0, -3, 0, PL_ERR_TRAILING, "trailing bytes"},
+        {"hidden units out of range", 12 + 7, 0x40, 0, 1, PL_ERR_MISMATCH, "bad model config"},
+        {"step beyond the total", 12 + 84 + 4, 0x10, 0, 1, PL_ERR_MISMATCH, "inconsistent"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        static unsigned char copy[1 << 16];
+        memcpy(copy, buf, len);
+        size_t n = len;
+        copy[bad[k].at] ^= bad[k].x;
+        if (bad[k].keep > 0)
+            n = (size_t)bad[k].keep;
+        else if (bad[k].keep < 0)
+            n = len - (size_t)bad[k].keep;
+        if (bad[k].fix_crc) {
+            uint32_t crc = (uint32_t)crc32(0L, copy, (uInt)(n - 4));
+            memcpy(copy + n - 4, &crc, 4);
+        }
+        tu_write(path, copy, n);
+        pl_ckpt_meta m;
+        float *state = NULL;
+        pl_status rc = pl_checkpoint_load(path, &m, &state, &err);
+        printf("checkpoint, %-26s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
+        ck_assert_msg(rc == bad[k].want, "%s: got %s (%s)", bad[k].what, pl_status_name(rc),
+                      err.msg);
+        ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
+        ck_assert_ptr_null(state);
+    }
+    pl_ckpt_meta m;
+    float *state = NULL;
+    /* a model file where a checkpoint belongs */
+    ck_assert_int_eq(pl_model_save(path, &CFG, pl_trainer_params(tr), &err), PL_OK);
+    ck_assert_int_eq(pl_checkpoint_load(path, &m, &state, &err), PL_ERR_MAGIC);
+    ck_assert_ptr_nonnull(strstr(err.msg, "this is a model file"));
+    tu_write(path, "", 0);
+    ck_assert_int_eq(pl_checkpoint_load(path, &m, &state, &err), PL_ERR_EMPTY);
+    ck_assert_int_eq(pl_checkpoint_load(dir, &m, &state, &err), PL_ERR_NOT_FILE);
+    ck_assert_int_eq(pl_checkpoint_load(tu_path(dir, "none"), &m, &state, &err),
+                     PL_ERR_NOT_FOUND);
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A NaN in the gradient stops the step before Adam, naming the group. */
+START_TEST(test_nonfinite_stops_before_update)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 44);
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = 20;
+    o.workers = 2;
+    o.fault_step = 1;
+    o.fault_group = 4; /* w_out */
+    pl_error err = {0};
+    pl_trainer *tr = pl_trainer_create(&CFG, ds.T, &o, &err);
+    ck_assert_ptr_nonnull(tr);
+    size_t np = pl_param_count(&CFG);
+    uint32_t idx[20];
+    for (int i = 0; i < 20; i++)
+        idx[i] = (uint32_t)i;
+    ck_assert_int_eq(pl_trainer_step(tr, &ds, idx, 20, 0, 5, NULL, &err), PL_OK);
+    float *before = malloc(sizeof(float) * np);
+    memcpy(before, pl_trainer_params(tr), sizeof(float) * np);
+    pl_step_stats st;
+    ck_assert_int_eq(pl_trainer_step(tr, &ds, idx, 20, 1, 5, &st, &err), PL_ERR_NONFINITE);
+    ck_assert_msg(strstr(err.msg, "first in w_out[1]") != NULL, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "parameters left unchanged"));
+    ck_assert_int_eq(memcmp(before, pl_trainer_params(tr), sizeof(float) * np), 0);
+    ck_assert_int_eq(pl_trainer_adam_steps(tr), 1);
+    free(before);
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+static int count_temporaries(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A destination that fills up (a file-size limit stands in for a full
+ * disk): the save fails with the reason and the previous file is intact. */
+START_TEST(test_full_disk_keeps_previous_file)
+{
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "m.bin");
+    size_t np = pl_param_count(&CFG);
+    float *p = pl_alloc_floats(np);
+    pl_model_init(&CFG, p, PL_INIT_DEFAULT, 1);
+    pl_error err = {0};
+    ck_assert_int_eq(pl_model_save(path, &CFG, p, &err), PL_OK);
+    const float first = p[0];
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {2048, 2048};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    p[0] += 1.0f;
+    pl_status rc = pl_model_save(path, &CFG, p, &err);
+    printf("save into a full destination -> %s: %s\n", pl_status_name(rc), err.msg);
+    ck_assert_int_eq(rc, PL_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "write failed"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "m.bin"));
+    pl_config c;
+    float *q = NULL;
+    ck_assert_int_eq(pl_model_load(path, &c, &q, &err), PL_OK);
+    ck_assert_float_eq(q[0], first);
+    ck_assert_int_eq(count_temporaries(dir), 0);
+    pl_free(q);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- the program */
+
+static char out[65536], err_text[65536];
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+START_TEST(test_resume_refuses_other_settings_and_data)
+{
+    char *dir = tu_tmpdir(), *other = tu_tmpdir();
+    tu_make_dataset(dir, 120, 20, 6, 5, 3, 51);
+    tu_make_dataset(other, 120, 20, 6, 5, 3, 52);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *a1[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps", "6",
+                        "--hidden", "16", "--checkpoint", ck, "--checkpoint-every", "3",
+                        "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 0);
+    const char *a2[] = {"train", "--data", dir, "--resume", ck, "--batch", "10", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a2), 2);
+    ck_assert_msg(strstr(err_text, "--batch 10 differs from the checkpoint's 20") != NULL, "%s",
+                  err_text);
+    const char *a3[] = {"train", "--data", dir, "--resume", ck, "--lr", "0.5", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a3), 2);
+    ck_assert_ptr_nonnull(strstr(err_text, "--lr 0.5 differs"));
+    const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a4), 1);
+    ck_assert_msg(strstr(err_text, "was made on other data") != NULL, "%s", err_text);
+    /* the same settings resume (the checkpoint is at the end: no steps left) */
+    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a5), 0);
+    ck_assert_ptr_nonnull(strstr(out, "steps=6 "));
+    tu_rmtree(dir);
+    tu_rmtree(other);
+    free(dir);
+    free(other);
+}
+END_TEST
+
+/* SIGTERM mid-run: the step finishes, the checkpoint is written, the exit
+ * status is 143; resuming ends bit for bit where an uninterrupted run ends. */
+START_TEST(test_sigterm_checkpoint_and_exact_resume)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 200, 20, 6, 5, 3, 53);
+    char ck[4096], ref[4096], res[4096], o1[4096], e1[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(ref, sizeof ref, "%s/ref.bin", dir);
+    snprintf(res, sizeof res, "%s/res.bin", dir);
+    snprintf(o1, sizeof o1, "%s/out", dir);
+    snprintf(e1, sizeof e1, "%s/err", dir);
+    const char *base[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "60",
+                          "--hidden", "16", "--workers", "2", "--quiet", "--save"};
+#define ARGS(extra...) {base[0], base[1], base[2], base[3], base[4], base[5], base[6], base[7], \
+                        base[8], base[9], base[10], base[11], base[12], base[13], base[14], extra}
+    const char *straight[] = ARGS(ref, NULL);
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, straight), 0);
+    /* every step writes a checkpoint that takes 40 ms: a signal lands mid-run */
+    const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=40", NULL};
+    const char *first[] = ARGS(res, "--checkpoint", ck, "--checkpoint-every", "1", NULL);
+    int pid = tu_spawn(first, slow, o1, e1);
+    sleep_ms(600);
+    kill(pid, SIGTERM);
+    int st = tu_wait(pid);
+    tu_slurp(e1, err_text, sizeof err_text);
+    ck_assert_msg(st == 143, "exit %d: %s", st, err_text);
+    ck_assert_msg(strstr(err_text, "terminated after step") != NULL, "%s", err_text);
+    ck_assert_ptr_nonnull(strstr(err_text, "resume with: parlstm train --resume"));
+    pl_ckpt_meta m;
+    float *state = NULL;
+    pl_error err;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &err), PL_OK);
+    printf("SIGTERM after step %ld of 60\n", m.step);
+    ck_assert(m.step > 0 && m.step < 60);
+    pl_free(state);
+    ck_assert_int_eq(access(res, F_OK), -1); /* no model saved by the stopped run */
+    const char *resume[] = ARGS(res, "--checkpoint", ck, "--resume", ck, NULL);
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, resume), 0);
+    char a[1 << 16], b[1 << 16];
+    FILE *fa = fopen(ref, "rb"), *fb = fopen(res, "rb");
+    size_t la = fread(a, 1, sizeof a, fa), lb = fread(b, 1, sizeof b, fb);
+    fclose(fa);
+    fclose(fb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(a, b, la), 0);
+    ck_assert_int_eq(count_temporaries(dir), 0);
+#undef ARGS
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A second signal during the checkpoint write exits at once: no summary,
+ * no temporary file left, the previous checkpoint on disk untouched. */
+START_TEST(test_second_signal_exits_at_once)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 200, 20, 6, 5, 3, 54);
+    char ck[4096], o1[4096], e1[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(o1, sizeof o1, "%s/out", dir);
+    snprintf(e1, sizeof e1, "%s/err", dir);
+    /* a first run leaves a checkpoint */
+    const char *first[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
+                           "100000000", "--hidden", "16", "--checkpoint", ck,
+                           "--checkpoint-every", "50", "--quiet", NULL};
+    int pid = tu_spawn(first, NULL, o1, e1);
+    sleep_ms(300);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(tu_wait(pid), 143);
+    pl_ckpt_meta before, after;
+    float *state = NULL;
+    pl_error err;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &before, &state, &err), PL_OK);
+    pl_free(state);
+    /* resume it; its final checkpoint write takes 800 ms */
+    const char *second[] = {"train", "--data", dir, "--resume", ck, "--checkpoint", ck,
+                            "--checkpoint-every", "100000000", "--quiet", NULL};
+    const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=800", NULL};
+    pid = tu_spawn(second, slow, o1, e1);
+    sleep_ms(300);
+    kill(pid, SIGINT);
+    sleep_ms(150); /* now inside the write */
+    kill(pid, SIGINT);
+    int st = tu_wait(pid);
+    tu_slurp(e1, err_text, sizeof err_text);
+    ck_assert_msg(st == 130, "exit %d: %s", st, err_text);
+    ck_assert_msg(strstr(err_text, "interrupted after step") == NULL,
+                  "the second signal did not exit at once: %s", err_text);
+    ck_assert_int_eq(count_temporaries(dir), 0);
+    ck_assert_int_eq(pl_checkpoint_load(ck, &after, &state, &err), PL_OK);
+    ck_assert_int_eq(after.step, before.step);
+    pl_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A NaN at step 8 (injected): exit 1 naming the step and the group; the
+ * last good checkpoint (step 5) stays intact and is named. */
+START_TEST(test_nan_keeps_last_good_checkpoint)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 200, 20, 6, 5, 3, 55);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "50",
+                          "--hidden", "16", "--checkpoint", ck, "--checkpoint-every", "5",
+                          "--quiet", NULL};
+    setenv("PARLSTM_FAULT", "7,2", 1);
+    int st = tu_run(out, sizeof out, err_text, sizeof err_text, args);
+    unsetenv("PARLSTM_FAULT");
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(strstr(err_text, "step 8: non-finite gradient, first in w_lstm") != NULL, "%s",
+                  err_text);
+    ck_assert_ptr_nonnull(strstr(err_text, "the last good checkpoint is"));
+    ck_assert_ptr_null(strstr(out, "result:"));
+    pl_ckpt_meta m;
+    float *state = NULL;
+    pl_error err;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &err), PL_OK);
+    ck_assert_int_eq(m.step, 5);
+    for (size_t i = 0; i < 3 * pl_param_count(&m.cfg); i++)
+        ck_assert(isfinite(state[i]));
+    pl_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Output that cannot be written is refused before any training. */
+START_TEST(test_unwritable_outputs_fail_early)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 60, 10, 6, 5, 3, 56);
+    const char *a1[] = {"train", "--data", dir, "--val", "0", "--batch", "10",
+                        "--save", "/nonexistent-dir/m.bin", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 1);
+    ck_assert_msg(strstr(err_text, "/nonexistent-dir/m.bin") != NULL, "%s", err_text);
+    ck_assert_ptr_null(strstr(err_text, "step "));
+    const char *a2[] = {"train", "--data", dir, "--val", "0", "--batch", "10",
+                        "--checkpoint", dir, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a2), 1);
+    ck_assert_msg(strstr(err_text, "is a directory") != NULL, "%s", err_text);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *reliability_suite(void)
+{
+    Suite *s = suite_create("reliability");
+    TCase *tc = tcase_create("state");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_deterministic_any_workers_threads);
+    tcase_add_test(tc, test_checkpoint_resume_exact);
+    tcase_add_test(tc, test_checkpoint_hostile);
+    tcase_add_test(tc, test_nonfinite_stops_before_update);
+    tcase_add_test(tc, test_full_disk_keeps_previous_file);
+    suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("program");
+    tcase_set_timeout(tp, 120);
+    tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
+    tcase_add_test(tp, test_sigterm_checkpoint_and_exact_resume);
+    tcase_add_test(tp, test_second_signal_exits_at_once);
+    tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);
+    tcase_add_test(tp, test_unwritable_outputs_fail_early);
+    suite_add_tcase(s, tp);
+    return s;
+}
