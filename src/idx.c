@@ -202,6 +202,17 @@ pl_status pl_idx_read(const char *path, uint32_t expect, pl_idx *out,
                      used, n, rows, cols, IDX_MAX_SIDE);
         goto fail;
     }
+    /* Images stay in memory: a claim beyond the machine's memory (a gzip
+     * bomb, or a header that lies) is refused before reading. */
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && (double)total > 0.8 * ram) {
+        rc = pl_fail(err, PL_ERR_TOO_LARGE,
+                     "%s: the header claims %u %s of %zu bytes (%.1f GiB), more than this "
+                     "machine's memory (%.1f GiB)",
+                     used, n, kind_name(expect), item, (double)total / 1073741824.0,
+                     ram / 1073741824.0);
+        goto fail;
+    }
     /* An uncompressed file's size is known: judge it without reading. */
     int direct = gzdirect(gz);
     if (direct) {

@@ -92,10 +92,12 @@ static const bad_case BAD[] = {
      "4 x 0"},
     {"size overflows", 0, PL_IDX_IMAGES_MAGIC, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0, 0,
      PL_IDX_IMAGES_MAGIC, PL_ERR_TOO_LARGE, "beyond this program's limit"},
-    {"claims more images than the file holds", 0, PL_IDX_IMAGES_MAGIC, 1000000000u, 28, 28,
-     0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TRUNCATED, "the header says 1000000000 images"},
-    {"claims more images than the gzip holds", 1, PL_IDX_IMAGES_MAGIC, 1000000000u, 28, 28,
+    {"claims more images than the file holds", 0, PL_IDX_IMAGES_MAGIC, 10000000u, 28, 28,
+     0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TRUNCATED, "the header says 10000000 images"},
+    {"claims more images than the gzip holds", 1, PL_IDX_IMAGES_MAGIC, 10000000u, 28, 28,
      0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TRUNCATED, "the data ends after"},
+    {"claims more than the machine's memory", 1, PL_IDX_IMAGES_MAGIC, 100000000u, 280, 28,
+     0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TOO_LARGE, "more than this machine's memory"},
 };
 
 START_TEST(test_malformed_files)
