@@ -136,6 +136,13 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
     }
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0) {
+        /* mkstemp makes 0600; give the file the mode a plain create would
+         * (or the mode of the file it replaces) */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, stat(path, &st) == 0 ? st.st_mode & 07777 : 0666 & ~mask);
+    }
     if (fd >= 0 && plen + 16 <= sizeof pending_tmp) {
         memcpy(pending_tmp, tmp, plen + 16);
         pending = 1;
