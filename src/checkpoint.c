@@ -143,36 +143,12 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
                              pl_error *err)
 {
     *state = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return pl_fail(err, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
-                       "%s: cannot open the checkpoint: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: expected a checkpoint file, found a %s",
-                       path, S_ISDIR(st.st_mode) ? "directory" : "special file");
-    if (st.st_size == 0)
-        return pl_fail(err, PL_ERR_EMPTY, "%s: the checkpoint is empty", path);
-    if (st.st_size < HEAD + 4)
-        return pl_fail(err, PL_ERR_TRUNCATED,
-                       "%s: truncated: %lld bytes, a checkpoint has at least %d", path,
-                       (long long)st.st_size, HEAD + 4);
-    if ((unsigned long long)st.st_size > ((unsigned long long)1 << 36))
-        return pl_fail(err, PL_ERR_TOO_LARGE, "%s: %lld bytes is no checkpoint", path,
-                       (long long)st.st_size);
-    size_t len = (size_t)st.st_size;
-    unsigned char *buf = malloc(len);
-    if (!buf)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(buf, 1, len, f) : 0;
-    if (f)
-        fclose(f);
-    pl_status rc = PL_OK;
+    unsigned char *buf;
+    size_t len;
+    pl_status rc = pl_read_file(path, "checkpoint", HEAD + 4, (size_t)1 << 36, &buf, &len, err);
+    if (rc)
+        return rc;
     cursor c = {buf};
-    if (got != len) {
-        rc = pl_fail(err, PL_ERR_IO, "%s: read %zu of %zu bytes", path, got, len);
-        goto out;
-    }
     if (memcmp(buf, CKPT_MAGIC, 8) != 0) {
         rc = pl_fail(err, PL_ERR_MAGIC,
                      "%s: bad magic number: expected \"PLSTMCKP\" (a parlstm checkpoint)%s",

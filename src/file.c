@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "parlstm's file formats are written little-endian; port pl_model_save first"
@@ -178,6 +178,42 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
     return rc;
 }
 
+pl_status pl_read_file(const char *path, const char *what, size_t min_len, size_t max_len,
+                       unsigned char **data, size_t *len, pl_error *err)
+{
+    *data = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return pl_fail(err, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
+                       "%s: cannot open the %s: %s", path, what, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: expected a %s file, found a %s", path, what,
+                       S_ISDIR(st.st_mode) ? "directory" : "special file");
+    if (st.st_size == 0)
+        return pl_fail(err, PL_ERR_EMPTY, "%s: the %s file is empty", path, what);
+    if ((size_t)st.st_size < min_len)
+        return pl_fail(err, PL_ERR_TRUNCATED, "%s: truncated: %lld bytes, a %s file has at least %zu",
+                       path, (long long)st.st_size, what, min_len);
+    if ((unsigned long long)st.st_size > max_len)
+        return pl_fail(err, PL_ERR_TOO_LARGE, "%s: %lld bytes is no %s file", path,
+                       (long long)st.st_size, what);
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = malloc(n);
+    if (!buf)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(buf, 1, n, f) : 0;
+    if (f)
+        fclose(f);
+    if (got != n) {
+        free(buf);
+        return pl_fail(err, PL_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
+    }
+    *data = buf;
+    *len = n;
+    return PL_OK;
+}
+
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -208,35 +244,11 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
                         pl_error *err)
 {
     *params = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return pl_fail(err, errno == ENOENT ? PL_ERR_NOT_FOUND : PL_ERR_IO,
-                       "%s: cannot open the model: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: expected a model file, found a %s",
-                       path, S_ISDIR(st.st_mode) ? "directory" : "special file");
-    if (st.st_size == 0)
-        return pl_fail(err, PL_ERR_EMPTY, "%s: the model file is empty", path);
-    if (st.st_size < MODEL_HEADER + 4)
-        return pl_fail(err, PL_ERR_TRUNCATED,
-                       "%s: truncated: %lld bytes, a model file has at least %d",
-                       path, (long long)st.st_size, MODEL_HEADER + 4);
-    if ((unsigned long long)st.st_size > ((unsigned long long)1 << 34))
-        return pl_fail(err, PL_ERR_TOO_LARGE, "%s: %lld bytes is no model file",
-                       path, (long long)st.st_size);
-    size_t len = (size_t)st.st_size;
-    unsigned char *buf = malloc(len);
-    if (!buf)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(buf, 1, len, f) : 0;
-    if (f)
-        fclose(f);
-    pl_status rc = PL_OK;
-    if (got != len) {
-        rc = pl_fail(err, PL_ERR_IO, "%s: read %zu of %zu bytes", path, got, len);
-        goto out;
-    }
+    unsigned char *buf;
+    size_t len;
+    pl_status rc = pl_read_file(path, "model", MODEL_HEADER + 4, (size_t)1 << 34, &buf, &len, err);
+    if (rc)
+        return rc;
     if (memcmp(buf, MODEL_MAGIC, 8) != 0) {
         rc = pl_fail(err, PL_ERR_MAGIC,
                      "%s: bad magic number: expected \"PLSTMMDL\" (a parlstm model)",

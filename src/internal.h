@@ -40,6 +40,11 @@ void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_gemm_avx512(const pl_gemm_op *op);
 
+/* Reads a whole regular file of min_len..max_len bytes into *data (free
+ * it); what ("model", "checkpoint") names it in errors. */
+pl_status pl_read_file(const char *path, const char *what, size_t min_len, size_t max_len,
+                       unsigned char **data, size_t *len, pl_error *err);
+
 /* Bytes a workspace of cap rows needs (before creating it). */
 double pl_ws_estimate(const pl_config *cfg, int T, int cap);
 

@@ -158,42 +158,6 @@ static void slurp(int fd, char *buf, size_t len)
     buf[have] = '\0';
 }
 
-int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args)
-{
-    const char *bin = getenv("PARLSTM_BIN");
-    ck_assert_msg(bin != NULL, "PARLSTM_BIN is not set (run the tests with make check)");
-    char *dir = tu_tmpdir();
-    char op[4096], ep[4096];
-    snprintf(op, sizeof op, "%s/out", dir);
-    snprintf(ep, sizeof ep, "%s/err", dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        const char *argv[64];
-        int k = 0;
-        argv[k++] = bin;
-        for (int i = 0; args[i] && k < 63; i++)
-            argv[k++] = args[i];
-        argv[k] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int fo = open(op, O_RDONLY), fe = open(ep, O_RDONLY);
-    slurp(fo, out, out_len);
-    slurp(fe, err, err_len);
-    close(fo);
-    close(fe);
-    tu_rmtree(dir);
-    free(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
              const char *err_path)
 {
@@ -237,4 +201,18 @@ size_t tu_slurp(const char *path, char *buf, size_t len)
     slurp(fd, buf, len);
     close(fd);
     return strlen(buf);
+}
+
+int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args)
+{
+    char *dir = tu_tmpdir();
+    char op[4096], ep[4096];
+    snprintf(op, sizeof op, "%s/out", dir);
+    snprintf(ep, sizeof ep, "%s/err", dir);
+    int status = tu_wait(tu_spawn(args, NULL, op, ep));
+    tu_slurp(op, out, out_len);
+    tu_slurp(ep, err, err_len);
+    tu_rmtree(dir);
+    free(dir);
+    return status;
 }
