@@ -46,6 +46,7 @@ struct pl_packed {
     float *wht; /* (nq, 4Hp, 64)  W_h transposed: rows = internal gate columns,
                                   cols = units, panels of 64 units */
     float *wxt; /* (4Hp, H)       W_x transposed, rows = internal gate columns */
+    float *wot; /* (C, Hp)        W_out transposed, padded units zero */
 };
 
 struct pl_ws {
@@ -114,7 +115,8 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
     pk->wf = pl_alloc_floats((size_t)pk->np * pk->K1 * PL_PANEL);
     pk->wht = pl_alloc_floats((size_t)pk->nq * 4 * pk->Hp * PL_PANEL);
     pk->wxt = pl_alloc_floats((size_t)4 * pk->Hp * pk->H);
-    if (!pk->wf || !pk->wht || !pk->wxt) {
+    pk->wot = pl_alloc_floats((size_t)cfg->classes * pk->Hp);
+    if (!pk->wf || !pk->wht || !pk->wxt || !pk->wot) {
         pl_packed_free(pk);
         return NULL;
     }
@@ -128,6 +130,7 @@ void pl_packed_free(pl_packed *pk)
     pl_free(pk->wf);
     pl_free(pk->wht);
     pl_free(pk->wxt);
+    pl_free(pk->wot);
     free(pk);
 }
 
@@ -184,10 +187,15 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
     pl_tensors_bind(&pk->cfg, (float *)params, &t);
     const int np = pk->np, H = pk->H, rows = 4 * pk->Hp;
     const float *wh = t.w + (size_t)H * 4 * H;
-    /* tasks: np Wf panels, np blocks of W_x^T, nq panels of W_h^T */
-    pl_split(2L * np + pk->nq, part, parts, &lo, &hi);
+    /* tasks: np Wf panels, np blocks of W_x^T, nq panels of W_h^T, W_out^T */
+    pl_split(2L * np + pk->nq + 1, part, parts, &lo, &hi);
     for (long task = lo; task < hi; task++) {
-        if (task < np) {
+        if (task == 2L * np + pk->nq) {
+            const int C = pk->cfg.classes;
+            for (int c = 0; c < C; c++)
+                for (int u = 0; u < H; u++)
+                    pk->wot[(size_t)c * pk->Hp + u] = t.w_out[(size_t)u * C + c];
+        } else if (task < np) {
             pack_wf_panel(pk, &t, (int)task);
         } else if (task < 2 * np) {
             int p = (int)(task - np);
@@ -365,37 +373,35 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     }
     t0 = ws->prof ? tick() : 0;
 
-    /* Output layer and softmax cross-entropy on h_T. */
+    /* Output layer and softmax cross-entropy on h_T: logits into prob. */
     pl_tensors tp;
     pl_tensors_bind(&ws->cfg, (float *)params, &tp);
+    const float *hT = ws->xh + (size_t)T * n * K1 + D + 1;
+    pl_gemm_op op = {.M = n, .N = C, .nb = 1, .kb = H, .a = hT, .a_rs = (size_t)K1, .a_cs = 1,
+                     .b = tp.w_out, .ldb = (size_t)C, .c = ws->prob, .ldc = (size_t)C};
+    pl_gemm(ws->be, &op);
     double loss = 0;
     int right = 0;
-    float z[256];
     for (int b = 0; b < n; b++) {
-        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D + 1;
-        for (int c = 0; c < C; c++)
-            z[c] = tp.b_out[c];
-        for (int u = 0; u < H; u++) {
-            const float *wrow = tp.w_out + (size_t)u * C;
-            for (int c = 0; c < C; c++)
-                z[c] += h[u] * wrow[c];
-        }
+        float *z = ws->prob + (size_t)b * C;
         int best = 0;
-        for (int c = 1; c < C; c++)
+        for (int c = 0; c < C; c++) {
+            z[c] += tp.b_out[c];
             if (z[c] > z[best])
                 best = c;
-        double sum = 0;
-        float *pr = ws->prob + (size_t)b * C;
-        for (int c = 0; c < C; c++) {
-            pr[c] = expf(z[c] - z[best]);
-            sum += pr[c];
         }
-        for (int c = 0; c < C; c++)
-            pr[c] = (float)(pr[c] / sum);
-        loss += log(sum) + z[best] - z[ws->labels[b]];
-        right += best == ws->labels[b];
         if (logits)
             memcpy(logits + (size_t)b * C, z, sizeof(float) * (size_t)C);
+        const float top = z[best], mine = z[ws->labels[b]];
+        double sum = 0;
+        for (int c = 0; c < C; c++) {
+            z[c] = expf(z[c] - top);
+            sum += z[c];
+        }
+        for (int c = 0; c < C; c++)
+            z[c] = (float)(z[c] / sum);
+        loss += log(sum) + top - mine;
+        right += best == ws->labels[b];
     }
     if (correct)
         *correct = right;
@@ -439,27 +445,19 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
         for (int c = 0; c < C; c++)
             ws->dlog[(size_t)b * C + c] =
                 (ws->prob[(size_t)b * C + c] - (c == ws->labels[b] ? 1.0f : 0.0f)) * inv;
-    memset(tg.w_out, 0, sizeof(float) * (size_t)H * C);
-    memset(tg.b_out, 0, sizeof(float) * (size_t)C);
-    for (int b = 0; b < n; b++) {
-        const float *h = ws->xh + ((size_t)T * n + b) * K1 + D + 1;
-        const float *dl = ws->dlog + (size_t)b * C;
-        float *dh = ws->dh + (size_t)b * Hp;
-        for (int u = 0; u < H; u++) {
-            float *gw = tg.w_out + (size_t)u * C;
-            const float *w = tp.w_out + (size_t)u * C;
-            float acc = 0;
-            for (int c = 0; c < C; c++) {
-                gw[c] += h[u] * dl[c];
-                acc += dl[c] * w[c];
-            }
-            dh[u] = acc;
-        }
-        for (int u = H; u < Hp; u++)
-            dh[u] = 0;
+    const float *hT = ws->xh + (size_t)T * n * K1 + D + 1;
+    /* dW_out = h_T^T dlogits; dh_T = dlogits W_out^T (padded units get 0) */
+    pl_gemm_op gw = {.M = H, .N = C, .nb = 1, .kb = n, .a = hT, .a_rs = 1, .a_cs = (size_t)K1,
+                     .b = ws->dlog, .ldb = (size_t)C, .c = tg.w_out, .ldc = (size_t)C};
+    pl_gemm(ws->be, &gw);
+    pl_gemm_op gh = {.M = n, .N = Hp, .nb = 1, .kb = C, .a = ws->dlog, .a_rs = (size_t)C,
+                     .a_cs = 1, .b = pk->wot, .ldb = (size_t)Hp, .c = ws->dh, .ldc = (size_t)Hp};
+    pl_gemm(ws->be, &gh);
+    for (int c = 0; c < C; c++)
+        tg.b_out[c] = 0;
+    for (int b = 0; b < n; b++)
         for (int c = 0; c < C; c++)
-            tg.b_out[c] += dl[c];
-    }
+            tg.b_out[c] += ws->dlog[(size_t)b * C + c];
     memset(ws->dc, 0, sizeof(float) * (size_t)n * Hp);
     lap(ws, 0, PL_PH_OUTPUT, &t0);
 
