@@ -33,6 +33,15 @@ void pl_cell_backward_generic(const pl_cell_args *a);
 void pl_cell_forward_avx512(const pl_cell_args *a);
 void pl_cell_backward_avx512(const pl_cell_args *a);
 
+/* Adam's constants for one step (see pl_adam). */
+typedef struct {
+    float step, b1, b2, b1c, b2c, rbc2, eps, scale;
+} pl_adam_k;
+void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
+                    const pl_adam_k *k);
+void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,
+                     const pl_adam_k *k);
+
 float pl_fma_loop_avx512(long iters, double *flops);
 float pl_fma_loop_avx2(long iters, double *flops);
 

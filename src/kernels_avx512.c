@@ -12,6 +12,7 @@
  * The inner dimension is cut into chunks whose B block (KC x 64 floats)
  * stays in L1 while every row tile of C passes over it. */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -268,6 +269,33 @@ PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
     }
 }
 
+/* ------------------------------------------------------------- Adam */
+
+/* The update of pl_adam (optim.c), 16 lanes at a time; every lane does the
+ * same operations as the scalar loop, in the same order. */
+PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
+                              const pl_adam_k *k)
+{
+    const __m512 step = _mm512_set1_ps(k->step), b1 = _mm512_set1_ps(k->b1),
+                 b2 = _mm512_set1_ps(k->b2), b1c = _mm512_set1_ps(k->b1c),
+                 b2c = _mm512_set1_ps(k->b2c), rbc2 = _mm512_set1_ps(k->rbc2),
+                 eps = _mm512_set1_ps(k->eps), scale = _mm512_set1_ps(k->scale);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, grad + i), scale);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(mk, m + i)),
+                                  _mm512_mul_ps(b1c, g));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(mk, v + i)),
+                                  _mm512_mul_ps(_mm512_mul_ps(b2c, g), g));
+        _mm512_mask_storeu_ps(m + i, mk, mi);
+        _mm512_mask_storeu_ps(v + i, mk, vi);
+        __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), rbc2), eps);
+        __m512 upd = _mm512_div_ps(_mm512_mul_ps(step, mi), den);
+        _mm512_mask_storeu_ps(params + i, mk,
+                              _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, params + i), upd));
+    }
+}
+
 /* ------------------------------------------------- FMA peak calibration */
 
 /* 12 independent chains of 16-wide FMAs: enough to cover the FMA latency
@@ -316,6 +344,8 @@ void pl_gemm_avx512(const pl_gemm_op *op) { pl_gemm_naive(op); }
 void pl_cell_forward_avx512(const pl_cell_args *a) { pl_cell_forward_generic(a); }
 void pl_cell_backward_avx512(const pl_cell_args *a) { pl_cell_backward_generic(a); }
 float pl_fma_loop_avx512(long iters, double *flops) { *flops = 0; return 0; }
+void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
+                    const pl_adam_k *k) { abort(); }
 float pl_fma_loop_avx2(long iters, double *flops) { *flops = 0; return 0; }
 
 #endif

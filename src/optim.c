@@ -2,7 +2,7 @@
  * float arrays (any slice of the parameter buffer). */
 #include <math.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 float pl_lr_at(pl_schedule s, float base, long step, long total)
 {
@@ -14,25 +14,39 @@ float pl_lr_at(pl_schedule s, float base, long step, long total)
     return (float)(base * 0.5 * (1.0 + cos(M_PI * frac)));
 }
 
+/* The reference loop; pl_adam_avx512 does the same per lane. */
+void pl_adam_generic(float *restrict params, const float *restrict grad, float *restrict m,
+                     float *restrict v, size_t n, const pl_adam_k *k)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * k->scale;
+        float mi = k->b1 * m[i] + k->b1c * g;
+        float vi = k->b2 * v[i] + k->b2c * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        params[i] -= k->step * mi / (sqrtf(vi) * k->rbc2 + k->eps);
+    }
+}
+
 /* PyTorch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
  * with the gradient multiplied by grad_scale (the clipping factor) first. */
-void pl_adam(float *restrict params, const float *restrict grad, float *restrict m,
-             float *restrict v, size_t n,
+void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
              float lr, float beta1, float beta2, float eps, long t,
              float grad_scale)
 {
-    const float bc1 = (float)(1.0 - pow(beta1, (double)t));
-    const float rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t)));
-    const float step = lr / bc1, b1c = 1.0f - beta1, b2c = 1.0f - beta2;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale;
-        float mi = beta1 * m[i] + b1c * g;
-        float vi = beta2 * v[i] + b2c * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        params[i] -= step * mi / (sqrtf(vi) * rbc2 + eps);
-    }
+    pl_adam_k k = {.step = lr / (float)(1.0 - pow(beta1, (double)t)),
+                   .b1 = beta1,
+                   .b2 = beta2,
+                   .b1c = 1.0f - beta1,
+                   .b2c = 1.0f - beta2,
+                   .rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t))),
+                   .eps = eps,
+                   .scale = grad_scale};
+    if (pl_cpu_has_avx512())
+        pl_adam_avx512(params, grad, m, v, n, &k);
+    else
+        pl_adam_generic(params, grad, m, v, n, &k);
 }
 
 double pl_sum_squares(const float *x, size_t n)

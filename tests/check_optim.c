@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 /* One step from zero moments: m = 0.05, v = 0.00025, bias corrections
@@ -52,6 +53,33 @@ START_TEST(test_adam_grad_scale)
     ck_assert_float_eq(m1, m2);
     ck_assert_float_eq(v1, v2);
     ck_assert_float_eq(p1, p2);
+}
+END_TEST
+
+/* The AVX-512 update does each lane's operations in the scalar order:
+ * bitwise equal, tail lanes included. */
+START_TEST(test_adam_avx512_matches_generic)
+{
+    if (!pl_cpu_has_avx512())
+        return;
+    enum { N = 1000 };
+    static float p1[N], g[N], m1[N], v1[N], p2[N], m2[N], v2[N];
+    tu_fill(p1, N, 1.0f, 1);
+    tu_fill(g, N, 0.1f, 2);
+    tu_fill(m1, N, 0.01f, 3);
+    tu_fill(v1, N, 0.001f, 4);
+    for (int i = 0; i < N; i++)
+        v1[i] = fabsf(v1[i]);
+    memcpy(p2, p1, sizeof p1);
+    memcpy(m2, m1, sizeof m1);
+    memcpy(v2, v1, sizeof v1);
+    pl_adam_k k = {0.01f / 0.19f, 0.9f, 0.999f, 0.1f, 0.001f, 22.4f, 1e-8f, 0.7f};
+    pl_adam_generic(p1, g, m1, v1, N - 3, &k);
+    pl_adam_avx512(p2, g, m2, v2, N - 3, &k);
+    ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+    ck_assert_int_eq(memcmp(m1, m2, sizeof m1), 0);
+    ck_assert_int_eq(memcmp(v1, v2, sizeof v1), 0);
+    ck_assert(p1[N - 1] == p2[N - 1]); /* beyond n: untouched in both */
 }
 END_TEST
 
@@ -178,6 +206,7 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_adam_one_step);
     tcase_add_test(tc, test_adam_three_steps);
     tcase_add_test(tc, test_adam_grad_scale);
+    tcase_add_test(tc, test_adam_avx512_matches_generic);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_sum_squares);
     tcase_add_test(tc, test_trainer_reports_norm_and_clips);
