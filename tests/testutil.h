@@ -16,6 +16,7 @@ Suite *optim_suite(void);
 Suite *cli_suite(void);
 Suite *train_suite(void);
 Suite *reliability_suite(void);
+Suite *torch_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Writes tests/torch/vectors.bin: test vectors for parlstm's model from
+PyTorch autograd in float64 (read by tests/check_torch.c).
+
+A tiny configuration (D=5 inputs, H=20 units, C=4 classes, T=6 steps, n=7
+sequences): H = 20 is not a multiple of parlstm's 16-unit panels, so the
+padding is exercised. The model is parlstm's, in nn.LSTM terms:
+
+    x_t' = x_t W_in + b_in                       (D -> H)
+    nn.LSTM(H, H): weight_ih = W[:H].T, weight_hh = W[H:].T,
+                   bias_ih = b, bias_hh = 0, gates i, f, g, o
+    logits = h_T W_out + b_out                   (H -> C)
+    loss = mean softmax cross-entropy over the n sequences
+
+File layout, little-endian:
+    magic  b"PLTV"
+    u32    version (1), D, H, C, T, n
+    f32    params (parlstm's flat layout: w_in (D,H), b_in (H), w_lstm (2H,4H),
+           b_lstm (4H), w_out (H,C), b_out (C), each row-major)
+    f32    x (n, T, D)
+    u8     labels (n)
+    f64    loss (mean over n)
+    f64    logits (n, C)
+    f64    gradient of the mean loss, parlstm's flat layout
+
+The float32 parameters and inputs are what parlstm reads; PyTorch computes
+with exactly those values widened to float64. The outputs are computed twice,
+with nn.LSTM and with a hand-written cell, which must agree to 1e-12.
+
+Usage: tests/torch/gen_vectors.py [OUTPUT]   (default: vectors.bin next to
+this script). Needs PyTorch (Debian: python3-torch, run with /usr/bin/python3).
+"""
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+D, H, C, T, N = 5, 20, 4, 6, 7
+SEED = 20240607
+VERSION = 1
+
+
+def split(flat):
+    """Views of a flat parlstm-layout tensor as (w_in, b_in, w, b, w_out, b_out)."""
+    sizes = [(D, H), (H,), (2 * H, 4 * H), (4 * H,), (H, C), (C,)]
+    out, o = [], 0
+    for s in sizes:
+        k = int(np.prod(s))
+        out.append(flat[o:o + k].reshape(s))
+        o += k
+    assert o == flat.numel()
+    return out
+
+
+def n_params():
+    return D * H + H + 2 * H * 4 * H + 4 * H + H * C + C
+
+
+class NNLSTMForward:
+    """The model on torch.nn.LSTM. nn.LSTM's weights must be its own
+    Parameters (torch 1.13's functional_call does not reach the fused RNN
+    call), so the flat tensor's LSTM parts are copied in; their gradients are
+    copied back into parlstm's layout by loss_logits_grad_nn."""
+
+    def __call__(self, flat, x):
+        w_in, b_in, w, b, w_out, b_out = split(flat)
+        lstm = torch.nn.LSTM(H, H, batch_first=True).double()
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(w[:H].T)
+            lstm.weight_hh_l0.copy_(w[H:].T)
+            lstm.bias_ih_l0.copy_(b)
+            lstm.bias_hh_l0.zero_()
+        self.lstm = lstm
+        y, _ = lstm(x @ w_in + b_in)
+        return y[:, -1] @ w_out + b_out
+
+
+def loss_logits_grad_nn(params32, x32, labels):
+    flat = torch.tensor(params32, dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(x32, dtype=torch.float64)
+    fw = NNLSTMForward()
+    logits = fw(flat, x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels, dtype=torch.int64))
+    lstm = fw.lstm
+    grads = torch.autograd.grad(loss, [flat, lstm.weight_ih_l0, lstm.weight_hh_l0,
+                                       lstm.bias_ih_l0])
+    g = grads[0].clone()
+    _, _, gw, gb, _, _ = split(g)  # views into g: zero from the no-grad copy
+    assert float(gw.abs().max()) == 0 and float(gb.abs().max()) == 0
+    gw[:H] = grads[1].T
+    gw[H:] = grads[2].T
+    gb[:] = grads[3]
+    return loss.item(), logits.detach().numpy(), g.numpy()
+
+
+def forward_by_hand(flat, x):
+    w_in, b_in, w, b, w_out, b_out = split(flat)
+    h = torch.zeros(x.shape[0], H, dtype=torch.float64)
+    c = torch.zeros_like(h)
+    for t in range(T):
+        xt = x[:, t] @ w_in + b_in
+        z = torch.cat([xt, h], 1) @ w + b
+        i, f, g, o = z.split(H, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+    return h @ w_out + b_out
+
+
+def loss_logits_grad(forward, params32, x32, labels):
+    flat = torch.tensor(params32, dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(x32, dtype=torch.float64)
+    logits = forward(flat, x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels, dtype=torch.int64))
+    (grad,) = torch.autograd.grad(loss, flat)
+    return loss.item(), logits.detach().numpy(), grad.numpy()
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "vectors.bin")
+    gen = torch.Generator().manual_seed(SEED)
+    params = (torch.rand(n_params(), generator=gen, dtype=torch.float64) - 0.5)
+    params[D * H + H + 2 * H * 4 * H + H:][:H] += 1.0  # forget block of b_lstm
+    params32 = params.numpy().astype("<f4")
+    x32 = (torch.rand(N, T, D, generator=gen, dtype=torch.float64) * 2 - 1).numpy().astype("<f4")
+    labels = np.array([(3 * k + 1) % C for k in range(N)], dtype=np.uint8)
+    assert len(set(labels.tolist())) == C
+
+    loss, logits, grad = loss_logits_grad_nn(params32, x32, labels)
+    loss2, logits2, grad2 = loss_logits_grad(forward_by_hand, params32, x32, labels)
+    assert abs(loss - loss2) <= 1e-12 * abs(loss), (loss, loss2)
+    assert np.max(np.abs(logits - logits2)) <= 1e-12
+    assert np.max(np.abs(grad - grad2)) <= 1e-12 * np.max(np.abs(grad))
+
+    with open(out, "wb") as f:
+        f.write(b"PLTV")
+        f.write(struct.pack("<6I", VERSION, D, H, C, T, N))
+        f.write(params32.tobytes())
+        f.write(x32.tobytes())
+        f.write(labels.tobytes())
+        f.write(struct.pack("<d", loss))
+        f.write(logits.astype("<f8").tobytes())
+        f.write(grad.astype("<f8").tobytes())
+    print(f"{out}: {os.path.getsize(out)} bytes; loss {loss:.10f}, "
+          f"torch {torch.__version__}, {n_params()} parameters")
+
+
+if __name__ == "__main__":
+    main()
