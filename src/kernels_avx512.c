@@ -23,7 +23,8 @@
     __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define MR 6
 #define NV 4
-#define KC 160
+#define KC 160       /* B chunk of 160 x 64 floats: 40 KiB of the 48 KiB L1 */
+#define KC_T 160      /* with A transposed every k touches a new A line: smaller */
 
 typedef struct {
     const float *a;
@@ -111,12 +112,13 @@ PL_AVX512 void pl_gemm_avx512(const pl_gemm_op *op)
     const int base = M / ntile, extra = M % ntile;
     /* Inner-dimension chunks: whole blocks when blocks are short, else
      * balanced pieces of one block. */
+    const int kc = KC;
     int chunk_blocks = 1, nchunk, piece = op->kb;
     if (op->nb > 1) {
-        chunk_blocks = op->kb >= KC ? 1 : KC / op->kb;
+        chunk_blocks = op->kb >= kc ? 1 : kc / op->kb;
         nchunk = (op->nb + chunk_blocks - 1) / chunk_blocks;
     } else {
-        nchunk = (op->kb + KC - 1) / KC;
+        nchunk = (op->kb + kc - 1) / kc;
         piece = (op->kb + nchunk - 1) / nchunk;
     }
     for (int j0 = 0; j0 < op->N; j0 += 16 * NV) {
