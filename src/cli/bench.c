@@ -40,6 +40,8 @@ static void bench_usage(FILE *f)
         "                      scaling gives each worker (batch / P), for projections\n"
         "  --csv FILE          write the table as CSV\n"
         "  --plot FILE.png     draw speed-up against threads (needs gnuplot)\n"
+        "  --deterministic     also run every configuration with --deterministic, in\n"
+        "                      the same rounds (rows marked 'det'): its cost, measured\n"
         "  --gemm B, --pin     as for train\n"
         "  -h, --help          this help\n"
         "\n"
@@ -54,7 +56,7 @@ static void bench_usage(FILE *f)
 }
 
 typedef struct {
-    int W, T, batch;
+    int W, T, batch, det;
     pl_trainer *tr;
     double sps[MAX_ROUNDS];
     double med, lo, hi;
@@ -179,7 +181,7 @@ static void plot(const char *png, const conf *c, int n, const char *title)
     for (int T = 1; T <= 1024; T *= 2) {
         int any = 0;
         for (int i = 0; i < n; i++)
-            if (c[i].T == T) {
+            if (c[i].T == T && !c[i].det) {
                 fprintf(f, "%d %g\n", c[i].W * c[i].T, c[i].med / c[0].med);
                 maxp = c[i].W * c[i].T > maxp ? c[i].W * c[i].T : maxp;
                 any = 1;
@@ -208,7 +210,7 @@ static void plot(const char *png, const conf *c, int n, const char *title)
     for (int T = 1; T <= 4; T *= 2) {
         int any = 0;
         for (int i = 0; i < n; i++)
-            any |= c[i].T == T;
+            any |= c[i].T == T && !c[i].det;
         if (any)
             fprintf(g, ", '%s' index %d title 'W workers x %d thread%s' with linespoints lw 2 pt 7",
                     dat, idx++, T, T > 1 ? "s" : "");
@@ -225,7 +227,7 @@ static void plot(const char *png, const conf *c, int n, const char *title)
 int cmd_bench(int argc, char **argv)
 {
     enum { O_GRID = 256, O_STEPS, O_WARM, O_ROUNDS, O_BATCH, O_HIDDEN, O_SCALING, O_DATA,
-           O_SYN, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_GEMM, O_PIN };
+           O_SYN, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_GEMM, O_PIN, O_DET };
     static const struct option longopts[] = {
         {"grid", required_argument, 0, O_GRID},   {"steps", required_argument, 0, O_STEPS},
         {"warmup", required_argument, 0, O_WARM}, {"rounds", required_argument, 0, O_ROUNDS},
@@ -235,11 +237,12 @@ int cmd_bench(int argc, char **argv)
         {"shards", no_argument, 0, O_SHARDS},     {"csv", required_argument, 0, O_CSV},
         {"plot", required_argument, 0, O_PLOT},   {"gemm", required_argument, 0, O_GEMM},
         {"pin", no_argument, 0, O_PIN},           {"help", no_argument, 0, 'h'},
+        {"deterministic", no_argument, 0, O_DET},
         {0, 0, 0, 0}};
     static const char *const scalings[] = {"strong", "weak", "both", NULL};
     const char *cmd = "bench", *data = "data/mnist", *csv = NULL, *png = NULL;
     conf confs[MAX_CONF];
-    int nconf = 0, syn = 0, profile = 0, shards = 0, scaling = 0, pin = 0, k;
+    int nconf = 0, syn = 0, profile = 0, shards = 0, scaling = 0, pin = 0, det = 0, k;
     long long steps = 40, warmup = 3, rounds = 3, batch = 100, hidden = 128, v;
     pl_gemm_backend gemm = PL_GEMM_AUTO;
     int c;
@@ -267,6 +270,7 @@ int cmd_bench(int argc, char **argv)
         case O_PLOT: png = optarg; break;
         case O_GEMM: if (opt_gemm(cmd, optarg, &gemm)) return EXIT_USAGE; break;
         case O_PIN: pin = 1; break;
+        case O_DET: det = 1; break;
         case 'h': bench_usage(stdout); return 0;
         default:
             fprintf(stderr, "parlstm bench: %s option '%s' (see parlstm bench --help)\n",
@@ -282,6 +286,20 @@ int cmd_bench(int argc, char **argv)
     int cpus = pl_cpu_count();
     if (nconf == 0)
         nconf = default_grid(confs, cpus);
+    for (int i = 0; i < nconf; i++)
+        confs[i].det = 0;
+    if (det) {
+        if (2 * nconf > MAX_CONF) {
+            fprintf(stderr, "parlstm bench: --deterministic doubles the grid: at most %d configurations\n",
+                    MAX_CONF / 2);
+            return EXIT_USAGE;
+        }
+        for (int i = 0; i < nconf; i++) {
+            confs[nconf + i] = confs[i];
+            confs[nconf + i].det = 1;
+        }
+        nconf *= 2;
+    }
     if (pl_gemm_resolve(gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
 
@@ -314,7 +332,7 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     if (csvf)
-        fprintf(csvf, "scaling,workers,threads,batch,samples_per_sec,min,max,model_gflops,"
+        fprintf(csvf, "scaling,workers,threads,deterministic,batch,samples_per_sec,min,max,model_gflops,"
                 "exec_gflops,speedup,parallel_efficiency,peak_gflops,peak_fraction\n");
 
     for (int mode = 0; mode < 2; mode++) {
@@ -333,6 +351,7 @@ int cmd_bench(int argc, char **argv)
             o.gemm = gemm;
             o.pin = pin;
             o.profile = profile;
+            o.deterministic = confs[i].det;
             if ((size_t)o.batch > ds.n || o.workers > o.batch) {
                 fprintf(stderr, "parlstm bench: %dx%d: batch %d does not fit\n", confs[i].W,
                         confs[i].T, o.batch);
@@ -368,12 +387,13 @@ int cmd_bench(int argc, char **argv)
             }
             fprintf(stderr, "round %d/%lld:", r + 1, rounds);
             for (int i = 0; i < nconf; i++)
-                fprintf(stderr, " %dx%d %.0f", confs[i].W, confs[i].T, confs[i].sps[r]);
+                fprintf(stderr, " %dx%d%s %.0f", confs[i].W, confs[i].T,
+                        confs[i].det ? "det" : "", confs[i].sps[r]);
             fprintf(stderr, " samples/s\n");
         }
         printf("\n%s scaling (%s): batch %s, median of %lld rounds of %lld steps\n", mname,
                source, mode == 0 ? "fixed" : "grows with W x T", rounds, steps);
-        printf("%-6s %6s %10s %19s %9s %9s %8s %7s %9s %6s\n", "config", "batch", "samples/s",
+        printf("%-8s %4s %10s %19s %9s %9s %8s %7s %9s %6s\n", "config", "batch", "samples/s",
                "range", "model GF/s", "exec GF/s", "speed-up", "par.eff", "peak GF/s", "%peak");
         for (int i = 0; i < nconf; i++) {
             conf *q = &confs[i];
@@ -393,13 +413,13 @@ int cmd_bench(int argc, char **argv)
             double eg = per_step * pl_step_flops_executed(&cfg, ds.T, q->batch) / 1e9;
             double su = q->med / confs[0].med;
             char cname[32], range[40];
-            snprintf(cname, sizeof cname, "%dx%d", q->W, q->T);
+            snprintf(cname, sizeof cname, "%dx%d%s", q->W, q->T, q->det ? " det" : "");
             snprintf(range, sizeof range, "%.0f-%.0f", q->lo, q->hi);
-            printf("%-6s %6d %10.0f %19s %9.1f %9.1f %8.2f %7.2f %9.1f %5.1f%%\n", cname, q->batch,
+            printf("%-8s %4d %10.0f %19s %9.1f %9.1f %8.2f %7.2f %9.1f %5.1f%%\n", cname, q->batch,
                    q->med, range, mg, eg, su, su / P, pk, 100 * eg / pk);
             if (csvf)
-                fprintf(csvf, "%s,%d,%d,%d,%.1f,%.1f,%.1f,%.2f,%.2f,%.3f,%.3f,%.1f,%.4f\n", mname,
-                        q->W, q->T, q->batch, q->med, q->lo, q->hi, mg, eg, su, su / P, pk,
+                fprintf(csvf, "%s,%d,%d,%d,%d,%.1f,%.1f,%.1f,%.2f,%.2f,%.3f,%.3f,%.1f,%.4f\n",
+                        mname, q->W, q->T, q->det, q->batch, q->med, q->lo, q->hi, mg, eg, su, su / P, pk,
                         eg / pk);
         }
         if (confs[0].W * confs[0].T != 1)
@@ -416,7 +436,8 @@ int cmd_bench(int argc, char **argv)
             printf("%-22s", "phase");
             for (int i = 0; i < nconf; i++) {
                 char cname[32];
-                snprintf(cname, sizeof cname, "%dx%d", confs[i].W, confs[i].T);
+                snprintf(cname, sizeof cname, "%dx%d%s", confs[i].W, confs[i].T,
+                         confs[i].det ? "d" : "");
                 printf(" %8s", cname);
             }
             printf("\n");
