@@ -351,8 +351,10 @@ typedef struct {
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);
-/* Resolves workers/threads 0 into concrete counts for `cpus` CPUs. */
-void pl_resolve_parallelism(int batch, int cpus, int *workers, int *threads);
+/* Resolves workers/threads 0 into concrete counts for `cpus` CPUs: workers
+ * first (shards of at least 16 rows), then OpenMP threads, at most one per
+ * 16-unit gate panel of `hidden` units. */
+void pl_resolve_parallelism(int batch, int hidden, int cpus, int *workers, int *threads);
 
 typedef struct pl_trainer pl_trainer;
 

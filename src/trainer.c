@@ -87,9 +87,11 @@ void pl_train_opts_default(pl_train_opts *o)
 
 /* Data parallelism first (it needs no synchronisation inside a step), but
  * keep shards of at least 16 rows so that the GEMMs stay efficient; the
- * remaining cores become OpenMP threads inside each worker. */
-void pl_resolve_parallelism(int batch, int cpus, int *workers, int *threads)
+ * remaining cores become OpenMP threads inside each worker, at most one per
+ * gate panel (a thread owns whole panels). */
+void pl_resolve_parallelism(int batch, int hidden, int cpus, int *workers, int *threads)
 {
+    int panels = (hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
     if (cpus < 1)
         cpus = 1;
     if (*workers <= 0 && *threads <= 0) {
@@ -98,12 +100,14 @@ void pl_resolve_parallelism(int batch, int cpus, int *workers, int *threads)
             w = 1;
         *workers = w;
         *threads = cpus / w > 0 ? cpus / w : 1;
+        if (*threads > panels)
+            *threads = panels;
     } else if (*workers <= 0) {
         int w = cpus / *threads;
         *workers = w < 1 ? 1 : (w > batch ? batch : w);
     } else if (*threads <= 0) {
         int t = cpus / *workers;
-        *threads = t < 1 ? 1 : t;
+        *threads = t < 1 ? 1 : (t > panels ? panels : t);
     }
 }
 
@@ -224,7 +228,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->be = pl_gemm_resolve(o->gemm);
     tr->W = o->workers;
     tr->threads = o->threads;
-    pl_resolve_parallelism(o->batch, pl_cpu_count(), &tr->W, &tr->threads);
+    pl_resolve_parallelism(o->batch, cfg->hidden, pl_cpu_count(), &tr->W, &tr->threads);
     if (tr->W > o->batch) {
         pl_fail(err, PL_ERR_ARG,
                 "batch %d is smaller than workers %d: every worker needs at "

@@ -164,20 +164,24 @@ START_TEST(test_worker_count_checks)
     ck_assert_int_eq(err.code, PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch 4 is smaller than workers 5"));
     int w = 0, t = 0;
-    pl_resolve_parallelism(100, 2, &w, &t);
+    pl_resolve_parallelism(100, 128, 2, &w, &t);
     ck_assert_int_eq(w, 2);
     ck_assert_int_eq(t, 1);
     w = t = 0;
-    pl_resolve_parallelism(100, 64, &w, &t);
+    pl_resolve_parallelism(100, 128, 64, &w, &t);
     ck_assert_int_eq(w, 6); /* shards of 16 or more rows */
-    ck_assert_int_eq(t, 10);
+    ck_assert_int_eq(t, 8); /* 10 CPUs each, but only 8 gate panels */
+    w = t = 0;
+    pl_resolve_parallelism(20, 256, 64, &w, &t);
+    ck_assert_int_eq(w, 1);
+    ck_assert_int_eq(t, 16);
     w = 0;
     t = 2;
-    pl_resolve_parallelism(100, 8, &w, &t);
+    pl_resolve_parallelism(100, 128, 8, &w, &t);
     ck_assert_int_eq(w, 4);
     w = 3;
     t = 0;
-    pl_resolve_parallelism(100, 8, &w, &t);
+    pl_resolve_parallelism(100, 128, 8, &w, &t);
     ck_assert_int_eq(t, 2);
 }
 END_TEST
