@@ -1,4 +1,4 @@
-/* One training step over the worker pool, evaluation, and the run loop.
+/* One training step over the worker pool, evaluation, and the epoch order.
  *
  * A step is one pool run with these phases, separated by barriers:
  *   1. pack: the folded gate weights, panels split over workers;
@@ -28,7 +28,6 @@ extern void openblas_set_num_threads(int n);
 
 #define NCHUNK 256         /* fixed parameter chunks (norm and update) */
 #define DET_SHARDS 16      /* shards per batch under --deterministic */
-#define PAD 8              /* doubles per cache line: per-worker slots */
 
 enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
 

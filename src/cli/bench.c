@@ -243,7 +243,7 @@ int cmd_bench(int argc, char **argv)
     const char *cmd = "bench", *data = "data/mnist", *csv = NULL, *png = NULL;
     conf confs[MAX_CONF];
     int nconf = 0, syn = 0, profile = 0, shards = 0, scaling = 0, pin = 0, det = 0, k;
-    long long steps = 40, warmup = 3, rounds = 3, batch = 100, hidden = 128, v;
+    long long steps = 40, warmup = 3, rounds = 3, batch = 100, hidden = 128;
     pl_gemm_backend gemm = PL_GEMM_AUTO;
     int c;
     optind = 1;
@@ -278,7 +278,6 @@ int cmd_bench(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    (void)v;
     if (optind < argc) {
         fprintf(stderr, "parlstm bench: unexpected argument '%s'\n", argv[optind]);
         return EXIT_USAGE;
