@@ -163,6 +163,13 @@ START_TEST(test_worker_count_checks)
     ck_assert_ptr_null(pl_trainer_create(&cfg, 9, &o, &err));
     ck_assert_int_eq(err.code, PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch 4 is smaller than workers 5"));
+    /* absurd sizes are refused before any allocation is touched */
+    pl_config huge = {28, 8192, 10};
+    o.batch = 60000;
+    o.workers = 1;
+    ck_assert_ptr_null(pl_trainer_create(&huge, 28, &o, &err));
+    ck_assert_int_eq(err.code, PL_ERR_TOO_LARGE);
+    ck_assert_msg(strstr(err.msg, "GiB of buffers, the machine has") != NULL, "%s", err.msg);
     int w = 0, t = 0;
     pl_resolve_parallelism(100, 128, 2, &w, &t);
     ck_assert_int_eq(w, 2);
