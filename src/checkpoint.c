@@ -165,34 +165,8 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
     }
     get_meta(&c, meta);
     uint64_t n = get_u64(&c);
-    if (pl_config_check(&meta->cfg, err)) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: bad model config: %s", path, why);
+    if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
         goto out;
-    }
-    if (n != pl_param_count(&meta->cfg)) {
-        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: %llu parameters, a %d-%d-%d model has %zu",
-                     path, (unsigned long long)n, meta->cfg.input, meta->cfg.hidden,
-                     meta->cfg.classes, pl_param_count(&meta->cfg));
-        goto out;
-    }
-    size_t want = HEAD + 12 * (size_t)n + 4;
-    if (len != want) {
-        rc = pl_fail(err, len < want ? PL_ERR_TRUNCATED : PL_ERR_TRAILING,
-                     "%s: %s: expected %zu bytes, found %zu", path,
-                     len < want ? "truncated" : "trailing bytes", want, len);
-        goto out;
-    }
-    uint32_t crc = (uint32_t)crc32_z(0L, buf, len - 4), stored;
-    memcpy(&stored, buf + len - 4, 4);
-    if (crc != stored) {
-        rc = pl_fail(err, PL_ERR_CORRUPT,
-                     "%s: CRC32 mismatch: stored %08x, computed %08x (the checkpoint is "
-                     "damaged)",
-                     path, stored, crc);
-        goto out;
-    }
     if (meta->T < 1 || meta->opts.batch < 1 || meta->step < 0 || meta->step > meta->total ||
         meta->opts.workers < 1 || meta->opts.threads < 1 || meta->opts.schedule > 1 ||
         meta->opts.init > 1 || meta->opts.gemm > PL_GEMM_AVX512 || meta->adam_steps < 0 ||

@@ -214,6 +214,33 @@ pl_status pl_read_file(const char *path, const char *what, size_t min_len, size_
     return PL_OK;
 }
 
+pl_status pl_check_payload(const char *path, const char *what, const pl_config *cfg,
+                           uint64_t n, size_t head, int copies, const unsigned char *buf,
+                           size_t len, pl_error *err)
+{
+    if (pl_config_check(cfg, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model config: %s", path, why);
+    }
+    if (n != pl_param_count(cfg))
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: %llu parameters, a %d-%d-%d model has %zu",
+                       path, (unsigned long long)n, cfg->input, cfg->hidden, cfg->classes,
+                       pl_param_count(cfg));
+    size_t want = head + (size_t)copies * 4 * (size_t)n + 4;
+    if (len != want)
+        return pl_fail(err, len < want ? PL_ERR_TRUNCATED : PL_ERR_TRAILING,
+                       "%s: %s: expected %zu bytes, found %zu", path,
+                       len < want ? "truncated" : "trailing bytes", want, len);
+    uint32_t crc = (uint32_t)crc32_z(0L, buf, len - 4), stored;
+    memcpy(&stored, buf + len - 4, 4);
+    if (crc != stored)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: CRC32 mismatch: stored %08x, computed %08x (the %s is damaged)",
+                       path, stored, crc, what);
+    return PL_OK;
+}
+
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -263,35 +290,9 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
         goto out;
     }
     pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20)};
-    if ((rc = pl_config_check(&c, err))) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: bad model config: %s", path, why);
-        goto out;
-    }
     uint64_t n = get64(buf + 24);
-    if (n != pl_param_count(&c)) {
-        rc = pl_fail(err, PL_ERR_MISMATCH,
-                     "%s: %llu parameters, a %d-%d-%d model has %zu", path,
-                     (unsigned long long)n, c.input, c.hidden, c.classes,
-                     pl_param_count(&c));
+    if ((rc = pl_check_payload(path, "model file", &c, n, MODEL_HEADER, 1, buf, len, err)))
         goto out;
-    }
-    size_t want = MODEL_HEADER + 4 * (size_t)n + 4;
-    if (len != want) {
-        rc = pl_fail(err, len < want ? PL_ERR_TRUNCATED : PL_ERR_TRAILING,
-                     "%s: %s: expected %zu bytes, found %zu", path,
-                     len < want ? "truncated" : "trailing bytes", want, len);
-        goto out;
-    }
-    uint32_t crc = (uint32_t)crc32_z(0L, buf, len - 4);
-    if (crc != get32(buf + len - 4)) {
-        rc = pl_fail(err, PL_ERR_CORRUPT,
-                     "%s: CRC32 mismatch: stored %08x, computed %08x (the file is "
-                     "damaged)",
-                     path, get32(buf + len - 4), crc);
-        goto out;
-    }
     float *p = pl_alloc_floats(n);
     if (!p) {
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,

@@ -54,6 +54,13 @@ void pl_gemm_avx512(const pl_gemm_op *op);
 pl_status pl_read_file(const char *path, const char *what, size_t min_len, size_t max_len,
                        unsigned char **data, size_t *len, pl_error *err);
 
+/* After a file's magic and version: the config it declares is valid, it
+ * holds n parameters, it is exactly head + copies x 4n + 4 bytes long, and
+ * the CRC32 in its last 4 bytes matches the rest. */
+pl_status pl_check_payload(const char *path, const char *what, const pl_config *cfg,
+                           uint64_t n, size_t head, int copies, const unsigned char *buf,
+                           size_t len, pl_error *err);
+
 /* Bytes a workspace of cap rows needs (before creating it). */
 double pl_ws_estimate(const pl_config *cfg, int T, int cap);
 
