@@ -495,7 +495,7 @@ int cmd_train(int argc, char **argv)
                 "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes\n"
                 "parlstm train: model %d-%d-%d (%zu parameters); %ld steps of %d (%ld per epoch); "
                 "lr %g %s, clip %g, init %s, seed %llu%s\n"
-                "parlstm train: %d worker%s x %d thread%s, GEMM %s\n",
+                "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s\n",
                 trainset.n, valset.n, have_test ? test.n : 0, all.T, all.D, all.classes,
                 cfg.input, cfg.hidden, cfg.classes, np, total, o->batch, spe,
                 o->lr, o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
@@ -503,7 +503,10 @@ int cmd_train(int argc, char **argv)
                 (unsigned long long)o->seed, o->deterministic ? ", deterministic" : "",
                 pl_trainer_workers(tr), pl_trainer_workers(tr) == 1 ? "" : "s",
                 pl_trainer_threads(tr), pl_trainer_threads(tr) == 1 ? "" : "s",
-                pl_gemm_name(pl_gemm_resolve(o->gemm)));
+                pl_gemm_name(pl_gemm_resolve(o->gemm)),
+                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
+                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? pl_blas_corename() : "",
+                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? ")" : "");
         if (a.resume)
             fprintf(stderr, "parlstm train: resuming %s at step %ld of %ld\n", a.resume, start,
                     total);
