@@ -16,7 +16,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -34,6 +33,7 @@ enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
 struct pl_trainer {
     pl_config cfg;
     int T, W, threads, S_max, ncpu;
+    int cap;                      /* rows a workspace holds: a shard or an evaluation chunk */
     pl_train_opts o;
     pl_gemm_backend be;
     size_t np;
@@ -157,18 +157,11 @@ static void free_all(pl_trainer *tr)
     free(tr);
 }
 
-static inline double tick(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Adds the time since *t0 to worker w's phase ph and restarts the clock. */
 static inline void lap(pl_trainer *tr, int w, pl_phase ph, double *t0)
 {
     if (tr->prof) {
-        double t = tick();
+        double t = pl_seconds();
         tr->prof[w][ph] += t - *t0;
         *t0 = t;
     }
@@ -246,14 +239,13 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->o.threads = tr->threads;
     tr->S_max = o->deterministic ? (o->batch < DET_SHARDS ? o->batch : DET_SHARDS)
                                  : tr->W;
-    int cap = (o->batch + tr->S_max - 1) / tr->S_max;
-    if (o->deterministic && cap < 16)
-        cap = 16; /* evaluation chunks */
+    tr->cap = (o->batch + tr->S_max - 1) / tr->S_max;
+    if (o->deterministic && tr->cap < 16)
+        tr->cap = 16; /* evaluation chunks */
     tr->np = pl_param_count(cfg);
     /* refuse what cannot fit rather than be killed when the pages are touched */
-    double need = tr->W * pl_ws_estimate(cfg, T, cap) +
-                  (double)(4 + tr->S_max) * (double)tr->np * sizeof(float) +
-                  2.0 * pl_param_count(cfg) * sizeof(float);
+    double need = tr->W * pl_ws_estimate(cfg, T, tr->cap) +
+                  (double)(6 + tr->S_max) * (double)tr->np * sizeof(float);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (have > 0 && need > 0.9 * have) {
         pl_fail(err, PL_ERR_TOO_LARGE,
@@ -284,7 +276,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     for (int s = 0; ok && s < tr->S_max; s++)
         ok = (tr->sgrad[s] = pl_alloc_floats(tr->np)) != NULL;
     for (int w = 0; ok && w < tr->W; w++)
-        ok = (tr->ws[w] = pl_ws_create(cfg, T, cap, tr->threads, tr->be)) != NULL;
+        ok = (tr->ws[w] = pl_ws_create(cfg, T, tr->cap, tr->threads, tr->be)) != NULL;
     for (int w = 0; ok && tr->prof && w < tr->W; w++)
         pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     cpu_set_t set;
@@ -342,7 +334,7 @@ static void worker(void *ctx, int w)
     pl_trainer *tr = ctx;
     const int W = tr->W;
     pin_once(tr, w);
-    double t0 = tr->prof ? tick() : 0;
+    double t0 = tr->prof ? pl_seconds() : 0;
     pl_packed_update(tr->pk, tr->params, w, W);
     barrier(tr, w, PL_PH_PACK, &t0);
     if (tr->job.kind == JOB_EVAL) {
@@ -366,7 +358,7 @@ static void worker(void *ctx, int w)
         }
     }
     if (tr->prof)
-        t0 = tick(); /* the shard phases were timed inside the workspace */
+        t0 = pl_seconds(); /* the shard phases were timed inside the workspace */
     pl_pool_barrier(tr->pool);
     lap(tr, w, PL_PH_WAIT, &t0);
     long c0, c1;
@@ -514,11 +506,8 @@ pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
     if (ds->n > (size_t)INT32_MAX)
         return pl_fail(err, PL_ERR_TOO_LARGE, "at most %d items per evaluation",
                        INT32_MAX);
-    int cap = (tr->o.batch + tr->S_max - 1) / tr->S_max;
-    if (tr->o.deterministic && cap < 16)
-        cap = 16;
     int n = (int)ds->n;
-    int chunks = (n + cap - 1) / cap;
+    int chunks = (n + tr->cap - 1) / tr->cap;
     uint32_t *idx = malloc(sizeof *idx * (size_t)n);
     double *el = calloc((size_t)chunks, sizeof *el);
     int *ec = calloc((size_t)chunks, sizeof *ec);
