@@ -223,6 +223,8 @@ const char *pl_blas_corename(void);
 const char *pl_blas_better_coretype(void);
 /* Number of CPUs this process may run on. */
 int pl_cpu_count(void);
+/* Seconds on the monotonic clock (for intervals). */
+double pl_seconds(void);
 
 /* ----------------------------------------------------------------- LSTM */
 

@@ -181,7 +181,7 @@ static float fma_loop(long iters, double *flops)
     return a[0] + a[7];
 }
 
-static double seconds_now(void)
+double pl_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -212,9 +212,9 @@ static void *peak_thread(void *p)
     pthread_mutex_unlock(&a->gate->mu);
     if (go < 0)
         return NULL;
-    a->t0 = seconds_now();
+    a->t0 = pl_seconds();
     a->sink = fma_loop(a->iters, &a->flops);
-    a->t1 = seconds_now();
+    a->t1 = pl_seconds();
     return NULL;
 }
 
@@ -223,10 +223,10 @@ double pl_fma_peak_gflops(int threads, double seconds)
     if (threads < 1)
         threads = 1;
     /* size the loop from a short single-thread probe */
-    double flops, t = seconds_now();
+    double flops, t = pl_seconds();
     volatile float sink = fma_loop(200000, &flops);
     (void)sink;
-    double rate = flops / (seconds_now() - t + 1e-9);
+    double rate = flops / (pl_seconds() - t + 1e-9);
     long iters = (long)(seconds * rate / (flops / 200000)) + 1;
     peak_arg *args = calloc((size_t)threads, sizeof *args);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);

@@ -25,7 +25,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -83,19 +82,12 @@ const char *pl_phase_name(pl_phase p)
 
 void pl_ws_set_profile(pl_ws *ws, double *seconds) { ws->prof = seconds; }
 
-static inline double tick(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Adds the time since *t0 to phase ph (when profiling, on thread 0 only)
  * and restarts the clock. */
 static inline void lap(const pl_ws *ws, int tid, pl_phase ph, double *t0)
 {
     if (ws->prof && tid == 0) {
-        double t = tick();
+        double t = pl_seconds();
         ws->prof[ph] += t - *t0;
         *t0 = t;
     }
@@ -297,7 +289,7 @@ static void load_constants(pl_ws *ws)
 void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
 {
     const int T = ws->T, D = ws->D, K1 = ws->K1;
-    double t0 = ws->prof ? tick() : 0;
+    double t0 = ws->prof ? pl_seconds() : 0;
     ws->n = n;
     for (int b = 0; b < n; b++) {
         const uint8_t *img = ds->images + (size_t)idx[b] * T * D;
@@ -348,7 +340,7 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     const int H = ws->H, C = ws->C, np = ws->np;
     const size_t g_ps = (size_t)T * n * PL_PANEL; /* panel stride in gates */
 
-    double t0 = ws->prof ? tick() : 0;
+    double t0 = ws->prof ? pl_seconds() : 0;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
         const int tid = omp_get_thread_num();
@@ -378,7 +370,7 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
             lap(ws, tid, PL_PH_FWD_CELL, &tt);
         }
     }
-    t0 = ws->prof ? tick() : 0;
+    t0 = ws->prof ? pl_seconds() : 0;
 
     /* Output layer and softmax cross-entropy on h_T: logits into prob. */
     pl_tensors tp;
@@ -444,7 +436,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
     pl_tensors tp, tg;
     pl_tensors_bind(&ws->cfg, (float *)params, &tp);
     pl_tensors_bind(&ws->cfg, grad, &tg);
-    double t0 = ws->prof ? tick() : 0;
+    double t0 = ws->prof ? pl_seconds() : 0;
 
     /* Output layer. */
     const float inv = 1.0f / norm;

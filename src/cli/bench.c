@@ -155,14 +155,14 @@ static double run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *or
     double t0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup)
-            t0 = now_seconds();
+            t0 = pl_seconds();
         long at = (*cursor)++ % per_epoch;
         if (pl_trainer_step(tr, ds, order + at * batch, batch, *cursor, 1000000, NULL, &err)) {
             fprintf(stderr, "parlstm bench: %s\n", err.msg);
             exit(1);
         }
     }
-    return steps * (double)batch / (now_seconds() - t0);
+    return steps * (double)batch / (pl_seconds() - t0);
 }
 
 static void plot(const char *png, const conf *c, int n, const char *title)

@@ -35,7 +35,6 @@ void cli_fix_openblas(void);
 int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
                   pl_dataset *train, pl_dataset *test, int *have_test);
 
-double now_seconds(void);
 void print_error(const char *cmd, const pl_error *err);
 /* "12s", "3m05s", "1h02m" */
 void format_duration(double s, char *buf, size_t len);

@@ -102,12 +102,12 @@ int cmd_eval(int argc, char **argv)
         goto out;
     }
     memcpy(pl_trainer_params(tr), params, sizeof(float) * pl_param_count(&cfg));
-    double acc, loss, t0 = now_seconds();
+    double acc, loss, t0 = pl_seconds();
     if (pl_trainer_evaluate(tr, &test, &acc, &loss, &err)) {
         print_error(cmd, &err);
         goto out;
     }
-    double secs = now_seconds() - t0;
+    double secs = pl_seconds() - t0;
     if (!quiet)
         fprintf(stderr, "parlstm eval: model %d-%d-%d from %s on %zu test images\n", cfg.input,
                 cfg.hidden, cfg.classes, model, test.n);

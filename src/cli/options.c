@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -99,13 +98,6 @@ void cli_fix_openblas(void)
     setenv("PARLSTM_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", cli_argv);
     /* exec failed: carry on with the kernels OpenBLAS chose */
-}
-
-double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 void print_error(const char *cmd, const pl_error *err)

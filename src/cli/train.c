@@ -515,13 +515,13 @@ int cmd_train(int argc, char **argv)
 
     double train_seconds = 0, win_loss = 0, last_loss = NAN, val_acc = NAN, test_acc = NAN;
     long win_steps = 0, win_correct = 0, win_rows = 0, step;
-    double t_win = now_seconds();
+    double t_win = pl_seconds();
     for (step = start; step < total && !stop_signal; step++) {
         long epoch = step / spe, pos = step % spe;
         if (pos == 0 || step == start)
             pl_epoch_order(o->seed, epoch, order, trainset.n);
         pl_step_stats st;
-        double t0 = now_seconds();
+        double t0 = pl_seconds();
         if (pl_trainer_step(tr, &trainset, order + pos * o->batch, o->batch, step, total, &st,
                             &err)) {
             fprintf(stderr, "parlstm train: step %ld: %s\n", step + 1, err.msg);
@@ -530,14 +530,14 @@ int cmd_train(int argc, char **argv)
                         "--resume %s)\n", a.ckpt, a.ckpt);
             goto out;
         }
-        train_seconds += now_seconds() - t0;
+        train_seconds += pl_seconds() - t0;
         win_loss += st.loss;
         win_correct += st.correct;
         win_rows += o->batch;
         win_steps++;
         if ((step + 1) % a.log_every == 0 || step + 1 == total) {
             last_loss = win_loss / win_steps;
-            double now = now_seconds();
+            double now = pl_seconds();
             if (!a.quiet) {
                 char eta[32];
                 double rate = win_rows / (now - t_win);
@@ -555,15 +555,15 @@ int cmd_train(int argc, char **argv)
             write_checkpoint(&a, tr, &meta, step + 1))
             goto out;
         if ((pos + 1 == spe || step + 1 == total) && valset.n > 0 && !stop_signal) {
-            double t0v = now_seconds(), vl;
+            double t0v = pl_seconds(), vl;
             if (pl_trainer_evaluate(tr, &valset, &val_acc, &vl, &err)) {
                 print_error(cmd, &err);
                 goto out;
             }
             if (!a.quiet)
                 fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
-                        epoch + 1, val_acc, vl, valset.n, now_seconds() - t0v);
-            t_win += now_seconds() - t0v;
+                        epoch + 1, val_acc, vl, valset.n, pl_seconds() - t0v);
+            t_win += pl_seconds() - t0v;
         }
     }
     if (stop_signal) {
