@@ -3,7 +3,6 @@
  * micro-kernels (kernels_avx512.c). Plus CPU facts and OpenBLAS's view of
  * the CPU. */
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,30 +24,6 @@ const char *pl_gemm_name(pl_gemm_backend be)
     case PL_GEMM_AVX512: return "avx512";
     }
     return "?";
-}
-
-int pl_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-}
-
-int pl_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-int pl_cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    return 1;
 }
 
 int pl_gemm_available(pl_gemm_backend be)
@@ -179,13 +154,6 @@ static float fma_loop(long iters, double *flops)
             a[k] = a[k] * 0.9999999f + 1e-7f;
     *flops = (double)iters * 8 * 2;
     return a[0] + a[7];
-}
-
-double pl_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Threads wait for one "go" so that they run at the same time. */

@@ -64,6 +64,12 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
 /* Bytes a workspace of cap rows needs (before creating it). */
 double pl_ws_estimate(const pl_config *cfg, int T, int cap);
 
+/* Flush-to-zero and denormals-are-zero on the calling thread (see cpu.c);
+ * returns the previous mode for pl_fp_fast_leave. Every thread that
+ * computes brackets its work with these two. */
+unsigned long pl_fp_fast_enter(void);
+void pl_fp_fast_leave(unsigned long old);
+
 /* 16-accumulator dot product (vectorisable, fixed summation order). */
 float pl_dot(const float *a, const float *b, size_t n);
 

@@ -343,6 +343,7 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
     double t0 = ws->prof ? pl_seconds() : 0;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
+        const unsigned long fp = pl_fp_fast_enter();
         const int tid = omp_get_thread_num();
         double tt = t0;
         long p0, p1;
@@ -369,6 +370,7 @@ double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
 #pragma omp barrier
             lap(ws, tid, PL_PH_FWD_CELL, &tt);
         }
+        pl_fp_fast_leave(fp);
     }
     t0 = ws->prof ? pl_seconds() : 0;
 
@@ -463,6 +465,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
     float *grad_wx = tg.w, *grad_wh = tg.w + (size_t)H * H4;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
+        const unsigned long fp = pl_fp_fast_enter();
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         double tt = t0;
         long p0, p1;
@@ -542,6 +545,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
         }
 #pragma omp barrier
         lap(ws, tid, PL_PH_UNFOLD, &tt);
+        pl_fp_fast_leave(fp);
     }
 }
 

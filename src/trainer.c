@@ -329,9 +329,19 @@ static void eval_part(pl_trainer *tr, int w)
     }
 }
 
+static void worker_run(pl_trainer *tr, int w);
+
+/* Every worker computes with subnormals flushed (see cpu.c). */
 static void worker(void *ctx, int w)
 {
     pl_trainer *tr = ctx;
+    unsigned long fp = pl_fp_fast_enter();
+    worker_run(tr, w);
+    pl_fp_fast_leave(fp);
+}
+
+static void worker_run(pl_trainer *tr, int w)
+{
     const int W = tr->W;
     pin_once(tr, w);
     double t0 = tr->prof ? pl_seconds() : 0;
