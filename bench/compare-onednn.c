@@ -429,7 +429,7 @@ int main(int argc, char **argv)
         return 77;
     }
     pl_check(s, "pl_dataset_load", &err);
-    const pl_config cfg = {28, 128, 10};
+    const pl_config cfg = {28, 128, 10, 1};
     pl_run pr[NPL] = {{.workers = 1, .threads = 1}, {.workers = 2, .threads = 1},
                       {.workers = 1, .threads = 2}};
     for (int i = 0; i < NPL; i++) {

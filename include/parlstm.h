@@ -111,34 +111,42 @@ void pl_rng_permutation(pl_rng *r, uint32_t *order, size_t n);
 
 /* ---------------------------------------------------------------- model */
 
+#define PL_MAX_LAYERS 8
+
 typedef struct {
     int input;   /* D: input width (image columns) */
     int hidden;  /* H: LSTM units */
     int classes; /* C */
+    int layers;  /* L: stacked LSTM layers, 1..PL_MAX_LAYERS */
 } pl_config;
 
 /* Named views into one flat parameter buffer (and, with the same layout,
  * into gradients, Adam moments and every worker's gradient buffer).
- * The four gates are stacked in column blocks [i | f | g | o]. */
+ * The four gates are stacked in column blocks [i | f | g | o]. Layer 0
+ * reads the projected input, layer l > 0 the hidden states of layer l - 1;
+ * the output layer reads the last layer's h_T. */
 typedef struct {
-    float *w_in;  /* (D, H)      input projection */
-    float *b_in;  /* (H) */
-    float *w;     /* (2H, 4H)    rows [x_t ; h_{t-1}], cols [i | f | g | o] */
-    float *b;     /* (4H)        forget block starts at +1.0 */
-    float *w_out; /* (H, C) */
-    float *b_out; /* (C) */
+    float *w_in;               /* (D, H)   input projection */
+    float *b_in;               /* (H) */
+    float *w[PL_MAX_LAYERS];   /* (2H, 4H) rows [input_t ; h_{t-1}], cols [i | f | g | o] */
+    float *b[PL_MAX_LAYERS];   /* (4H)     forget block starts at +1.0 */
+    float *w_out;              /* (H, C) */
+    float *b_out;              /* (C) */
 } pl_tensors;
 
-#define PL_NGROUPS 6
+/* Parameter groups in buffer order: w_in, b_in, then per layer w_lstm,
+ * b_lstm (layer 0) or w_lstm_lL, b_lstm_lL (layer L > 0), then w_out,
+ * b_out: 4 + 2 x layers groups. */
+#define PL_MAX_GROUPS (4 + 2 * PL_MAX_LAYERS)
 typedef struct {
-    const char *name; /* "w_in", "b_in", "w_lstm", "b_lstm", "w_out", "b_out" */
+    const char *name;
     size_t offset, size;
 } pl_group;
 
 size_t pl_param_count(const pl_config *cfg);
 void pl_tensors_bind(const pl_config *cfg, float *base, pl_tensors *t);
-/* Fills groups[PL_NGROUPS] in buffer order. */
-void pl_param_groups(const pl_config *cfg, pl_group *groups);
+/* Fills groups[0 .. n) in buffer order and returns n = 4 + 2 x layers. */
+int pl_param_groups(const pl_config *cfg, pl_group *groups);
 pl_status pl_config_check(const pl_config *cfg, pl_error *err);
 
 typedef enum {

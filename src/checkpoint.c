@@ -78,6 +78,7 @@ static void get_meta(cursor *c, pl_ckpt_meta *m)
     m->cfg.input = (int)get_u32(c);
     m->cfg.hidden = (int)get_u32(c);
     m->cfg.classes = (int)get_u32(c);
+    m->cfg.layers = 1;
     m->T = (int)get_u32(c);
     o->batch = (int)get_u32(c);
     o->epochs = (int)get_u32(c);

@@ -289,7 +289,7 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
                      path, version, MODEL_VERSION);
         goto out;
     }
-    pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20)};
+    pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20), 1};
     uint64_t n = get64(buf + 24);
     if ((rc = pl_check_payload(path, "model file", &c, n, MODEL_HEADER, 1, buf, len, err)))
         goto out;

@@ -103,6 +103,8 @@ static void shape(const pl_config *cfg, int *Hp, int *K1, int *np, int *nq)
 
 pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
 {
+    if (cfg->layers != 1)
+        return NULL; /* stacked layers: not built yet (the layers issue) */
     pl_packed *pk = calloc(1, sizeof *pk);
     if (!pk)
         return NULL;
@@ -151,16 +153,16 @@ static void pack_wf_panel(pl_packed *pk, const pl_tensors *t, int p)
         /* rows 0..D: [W_in ; b_in] (D + 1, H) x W_x[:, this gate's units] */
         pl_gemm_op op = {.M = D + 1, .N = nl, .nb = 1, .kb = H,
                          .a = t->w_in, .a_rs = (size_t)H, .a_cs = 1,
-                         .b = t->w + col0, .ldb = (size_t)H4,
+                         .b = t->w[0] + col0, .ldb = (size_t)H4,
                          .c = dst + gate * PL_UNIT_BLOCK, .ldc = PL_PANEL};
         pl_gemm(pk->be, &op);
         float *bias = dst + (size_t)D * PL_PANEL + gate * PL_UNIT_BLOCK;
         for (int l = 0; l < nl; l++)
-            bias[l] += t->b[col0 + l];
+            bias[l] += t->b[0][col0 + l];
         /* rows D + 1 + h: W_h */
         for (int h = 0; h < H; h++)
             memcpy(dst + (size_t)(D + 1 + h) * PL_PANEL + gate * PL_UNIT_BLOCK,
-                   t->w + (size_t)(H + h) * H4 + col0, sizeof(float) * (size_t)nl);
+                   t->w[0] + (size_t)(H + h) * H4 + col0, sizeof(float) * (size_t)nl);
     }
 }
 
@@ -185,7 +187,7 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
     long lo, hi;
     pl_tensors_bind(&pk->cfg, (float *)params, &t);
     const int np = pk->np, H = pk->H, rows = 4 * pk->Hp;
-    const float *wh = t.w + (size_t)H * 4 * H;
+    const float *wh = t.w[0] + (size_t)H * 4 * H;
     /* tasks: np Wf panels, np blocks of W_x^T, nq panels of W_h^T, W_out^T */
     pl_split(2L * np + pk->nq + 1, part, parts, &lo, &hi);
     for (long task = lo; task < hi; task++) {
@@ -199,7 +201,7 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
         } else if (task < 2 * np) {
             int p = (int)(task - np);
             memset(pk->wxt + (size_t)p * PL_PANEL * H, 0, sizeof(float) * PL_PANEL * H);
-            transpose_panel(t.w, H, p, pk->wxt, (size_t)H, 0, H);
+            transpose_panel(t.w[0], H, p, pk->wxt, (size_t)H, 0, H);
         } else {
             int q = (int)(task - 2 * np);
             float *dst = pk->wht + (size_t)q * rows * PL_PANEL;
@@ -462,7 +464,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
     memset(ws->dc, 0, sizeof(float) * (size_t)n * Hp);
     lap(ws, 0, PL_PH_OUTPUT, &t0);
 
-    float *grad_wx = tg.w, *grad_wh = tg.w + (size_t)H * H4;
+    float *grad_wx = tg.w[0], *grad_wh = tg.w[0] + (size_t)H * H4;
 #pragma omp parallel num_threads(ws->threads) if (ws->threads > 1)
     {
         const unsigned long fp = pl_fp_fast_enter();
@@ -515,7 +517,7 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
                 pl_gemm(ws->be, &op);
             }
         lap(ws, tid, PL_PH_WGRAD, &tt);
-        scatter_panels(ws, grad_wh, tg.b, p0, p1);
+        scatter_panels(ws, grad_wh, tg.b[0], p0, p1);
         /* dW_x[:, panel cols] = [W_in ; b_in]^T [P ; s][:, panel cols] */
         for (long p = p0; p < p1; p++)
             for (int gate = 0; gate < 4; gate++) {

@@ -15,7 +15,7 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
 {
     const int D = cfg->input, H = cfg->hidden, C = cfg->classes, H4 = 4 * H;
     const size_t np = pl_param_count(cfg);
-    pl_group g[PL_NGROUPS];
+    pl_group g[PL_MAX_GROUPS];
     pl_param_groups(cfg, g);
     double *p = malloc(sizeof(double) * np);
     /* per step: xp (H), gates (4H, activated), c (H), h (H) */

@@ -41,42 +41,58 @@ pl_status pl_config_check(const pl_config *cfg, pl_error *err)
         return pl_fail(err, PL_ERR_ARG,
                        "classes must be between 2 and 256, got %d",
                        cfg->classes);
+    if (cfg->layers < 1 || cfg->layers > PL_MAX_LAYERS)
+        return pl_fail(err, PL_ERR_ARG, "layers must be between 1 and %d, got %d",
+                       PL_MAX_LAYERS, cfg->layers);
     return PL_OK;
 }
 
-void pl_param_groups(const pl_config *cfg, pl_group *g)
+int pl_param_groups(const pl_config *cfg, pl_group *g)
 {
-    size_t D = (size_t)cfg->input, H = (size_t)cfg->hidden,
-           C = (size_t)cfg->classes;
-    static const char *names[PL_NGROUPS] = {"w_in",   "b_in",  "w_lstm",
-                                            "b_lstm", "w_out", "b_out"};
-    size_t sizes[PL_NGROUPS] = {D * H, H, 2 * H * 4 * H, 4 * H, H * C, C};
+    static const char *const wname[PL_MAX_LAYERS] = {
+        "w_lstm", "w_lstm_l1", "w_lstm_l2", "w_lstm_l3",
+        "w_lstm_l4", "w_lstm_l5", "w_lstm_l6", "w_lstm_l7"};
+    static const char *const bname[PL_MAX_LAYERS] = {
+        "b_lstm", "b_lstm_l1", "b_lstm_l2", "b_lstm_l3",
+        "b_lstm_l4", "b_lstm_l5", "b_lstm_l6", "b_lstm_l7"};
+    const size_t D = (size_t)cfg->input, H = (size_t)cfg->hidden,
+                 C = (size_t)cfg->classes;
+    const int L = cfg->layers < 1 ? 1 : cfg->layers > PL_MAX_LAYERS ? PL_MAX_LAYERS : cfg->layers;
+    int n = 0;
     size_t off = 0;
-    for (int i = 0; i < PL_NGROUPS; i++) {
-        g[i].name = names[i];
-        g[i].offset = off;
-        g[i].size = sizes[i];
-        off += sizes[i];
+#define GROUP(nm, sz) (g[n].name = (nm), g[n].offset = off, g[n].size = (sz), off += (sz), n++)
+    GROUP("w_in", D * H);
+    GROUP("b_in", H);
+    for (int l = 0; l < L; l++) {
+        GROUP(wname[l], 2 * H * 4 * H);
+        GROUP(bname[l], 4 * H);
     }
+    GROUP("w_out", H * C);
+    GROUP("b_out", C);
+#undef GROUP
+    return n;
 }
 
 size_t pl_param_count(const pl_config *cfg)
 {
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(cfg, g);
-    return g[PL_NGROUPS - 1].offset + g[PL_NGROUPS - 1].size;
+    pl_group g[PL_MAX_GROUPS];
+    int n = pl_param_groups(cfg, g);
+    return g[n - 1].offset + g[n - 1].size;
 }
 
 void pl_tensors_bind(const pl_config *cfg, float *base, pl_tensors *t)
 {
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(cfg, g);
+    pl_group g[PL_MAX_GROUPS];
+    int n = pl_param_groups(cfg, g);
+    memset(t, 0, sizeof *t);
     t->w_in = base + g[0].offset;
     t->b_in = base + g[1].offset;
-    t->w = base + g[2].offset;
-    t->b = base + g[3].offset;
-    t->w_out = base + g[4].offset;
-    t->b_out = base + g[5].offset;
+    for (int l = 0; 2 + 2 * l + 1 < n - 2; l++) {
+        t->w[l] = base + g[2 + 2 * l].offset;
+        t->b[l] = base + g[3 + 2 * l].offset;
+    }
+    t->w_out = base + g[n - 2].offset;
+    t->b_out = base + g[n - 1].offset;
 }
 
 static void fill_uniform(float *x, size_t n, double limit, pl_rng *r)
@@ -139,16 +155,20 @@ void pl_model_init(const pl_config *cfg, float *params, pl_init init,
         fill_normal(t.w_in, D * H, 1.0, &r);
         for (size_t i = 0; i < H; i++)
             t.b_in[i] = 0.1f;
-        fill_uniform(t.w, 2 * H * 4 * H, sqrt(6.0 / (double)(2 * H + 4 * H)), &r);
+        for (int l = 0; l < cfg->layers; l++)
+            fill_uniform(t.w[l], 2 * H * 4 * H, sqrt(6.0 / (double)(2 * H + 4 * H)), &r);
         fill_normal(t.w_out, H * C, 1.0, &r);
         for (size_t i = 0; i < C; i++)
             t.b_out[i] = 0.1f;
     } else {
         fill_uniform(t.w_in, D * H, sqrt(6.0 / (double)(D + H)), &r);
-        fill_uniform(t.w, H * 4 * H, sqrt(6.0 / (double)(H + 4 * H)), &r);
-        fill_orthogonal(t.w + H * 4 * H, (int)H, (int)(4 * H), &r);
+        for (int l = 0; l < cfg->layers; l++) {
+            fill_uniform(t.w[l], H * 4 * H, sqrt(6.0 / (double)(H + 4 * H)), &r);
+            fill_orthogonal(t.w[l] + H * 4 * H, (int)H, (int)(4 * H), &r);
+        }
         fill_uniform(t.w_out, H * C, sqrt(6.0 / (double)(H + C)), &r);
     }
-    for (size_t u = 0; u < H; u++)
-        t.b[H + u] = 1.0f; /* forget gate */
+    for (int l = 0; l < cfg->layers; l++)
+        for (size_t u = 0; u < H; u++)
+            t.b[l][H + u] = 1.0f; /* forget gate */
 }

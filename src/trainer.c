@@ -362,9 +362,9 @@ static void worker_run(pl_trainer *tr, int w)
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
                          tr->sgrad[s]);
         if (s == 0 && tr->o.fault_step >= 0 && tr->job.step == tr->o.fault_step) {
-            pl_group g[PL_NGROUPS];
-            pl_param_groups(&tr->cfg, g);
-            tr->sgrad[s][g[tr->o.fault_group % PL_NGROUPS].offset + 1] = NAN;
+            pl_group g[PL_MAX_GROUPS];
+            int ng = pl_param_groups(&tr->cfg, g);
+            tr->sgrad[s][g[tr->o.fault_group % ng].offset + 1] = NAN;
         }
     }
     if (tr->prof)
@@ -444,13 +444,13 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
         st->lr = lr;
     }
     if (!isfinite(loss) || !isfinite(sq)) {
-        pl_group g[PL_NGROUPS];
-        pl_param_groups(&tr->cfg, g);
+        pl_group g[PL_MAX_GROUPS];
+        int ng = pl_param_groups(&tr->cfg, g);
         const char *where = "the loss";
         size_t at = 0;
         for (size_t i = 0; i < tr->np; i++)
             if (!isfinite(tr->grad[i])) {
-                for (int k = 0; k < PL_NGROUPS; k++)
+                for (int k = 0; k < ng; k++)
                     if (i >= g[k].offset && i < g[k].offset + g[k].size) {
                         where = g[k].name;
                         at = i - g[k].offset;

@@ -10,7 +10,7 @@
 
 /* A small model that exercises padding (H = 20 -> 32 internal units, two
  * gate panels) and several row tiles (n = 7). */
-static const pl_config CFG = {5, 20, 4};
+static const pl_config CFG = {5, 20, 4, 1};
 enum { T_ = 6, N_ = 7 };
 
 typedef struct {
@@ -111,14 +111,14 @@ START_TEST(test_backward_matches_reference)
     double *ref = malloc(sizeof(double) * f.np);
     float *grad = pl_alloc_floats(f.np);
     pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(&CFG, g);
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&CFG, g);
     for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
         if (!pl_gemm_available(BACKENDS[b]))
             continue;
         memset(grad, 0xff, sizeof(float) * f.np); /* NaN: every entry must be written */
         fast_path(BACKENDS[b], 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
-        for (int k = 0; k < PL_NGROUPS; k++) {
+        for (int k = 0; k < ng; k++) {
             double scale;
             double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
             printf("backward %-6s %-6s: largest relative difference %.2e (scale %.2e)\n",
@@ -144,12 +144,12 @@ START_TEST(test_gradient_finite_differences)
     fixture_make(&f, &CFG, N_, T_, 13);
     float *grad = pl_alloc_floats(f.np);
     fast_path(pl_gemm_resolve(PL_GEMM_AUTO), 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(&CFG, g);
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&CFG, g);
     pl_rng r;
     pl_rng_seed(&r, 99);
     double worst_all = 0;
-    for (int k = 0; k < PL_NGROUPS; k++) {
+    for (int k = 0; k < ng; k++) {
         double worst = 0;
         for (int s = 0; s < 12; s++) {
             size_t i = g[k].offset + (size_t)pl_rng_below(&r, g[k].size);
@@ -182,9 +182,9 @@ START_TEST(test_reference_gradient_finite_differences)
     fixture_make(&f, &CFG, N_, T_, 14);
     double *ref = malloc(sizeof(double) * f.np);
     pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, ref, NULL);
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(&CFG, g);
-    for (int k = 0; k < PL_NGROUPS; k++) {
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&CFG, g);
+    for (int k = 0; k < ng; k++) {
         size_t i = g[k].offset + g[k].size / 2;
         float saved = f.params[i], up = saved + 1e-3f, down = saved - 1e-3f;
         f.params[i] = up;
@@ -205,7 +205,7 @@ END_TEST
  * the reference's loss; so does the MNIST shape (D = 28, H = 128). */
 START_TEST(test_shapes_match_reference)
 {
-    const pl_config cfgs[] = {{3, 16, 3}, {7, 33, 5}, {28, 128, 10}};
+    const pl_config cfgs[] = {{3, 16, 3, 1}, {7, 33, 5, 1}, {28, 128, 10, 1}};
     for (size_t c = 0; c < sizeof cfgs / sizeof *cfgs; c++) {
         fixture f;
         int n = 5, T = c == 2 ? 28 : 4;
@@ -223,10 +223,10 @@ END_TEST
 /* The model's documented shapes and step FLOP counts. */
 START_TEST(test_param_layout_and_flops)
 {
-    const pl_config mnist = {28, 128, 10};
+    const pl_config mnist = {28, 128, 10, 1};
     ck_assert_uint_eq(pl_param_count(&mnist), 28 * 128 + 128 + 256 * 512 + 512 + 1280 + 10);
-    pl_group g[PL_NGROUPS];
-    pl_param_groups(&mnist, g);
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&mnist, g);
     ck_assert_str_eq(g[2].name, "w_lstm");
     ck_assert_uint_eq(g[2].offset, 28 * 128 + 128);
     ck_assert_uint_eq(g[2].size, 256 * 512);
@@ -238,13 +238,13 @@ START_TEST(test_param_layout_and_flops)
     pl_tensors t;
     pl_tensors_bind(&mnist, p, &t);
     pl_model_init(&mnist, p, PL_INIT_DEFAULT, 5);
-    ck_assert_float_eq(t.b[128], 1.0f);   /* forget gate bias */
-    ck_assert_float_eq(t.b[255], 1.0f);
-    ck_assert_float_eq(t.b[127], 0.0f);   /* input gate bias */
-    ck_assert_float_eq(t.b[256], 0.0f);   /* cell candidate bias */
+    ck_assert_float_eq(t.b[0][128], 1.0f);   /* forget gate bias */
+    ck_assert_float_eq(t.b[0][255], 1.0f);
+    ck_assert_float_eq(t.b[0][127], 0.0f);   /* input gate bias */
+    ck_assert_float_eq(t.b[0][256], 0.0f);   /* cell candidate bias */
     /* orthogonal recurrent weights: rows of W_h have unit norm and are
      * orthogonal */
-    const float *wh = t.w + 128 * 512;
+    const float *wh = t.w[0] + 128 * 512;
     double n0 = 0, d01 = 0;
     for (int j = 0; j < 512; j++) {
         n0 += (double)wh[j] * wh[j];
@@ -255,7 +255,7 @@ START_TEST(test_param_layout_and_flops)
     pl_model_init(&mnist, p, PL_INIT_TUTORIAL, 5);
     ck_assert_float_eq(t.b_in[0], 0.1f);
     ck_assert_float_eq(t.b_out[9], 0.1f);
-    ck_assert_float_eq(t.b[128], 1.0f);
+    ck_assert_float_eq(t.b[0][128], 1.0f);
     pl_free(p);
 }
 END_TEST
@@ -289,7 +289,7 @@ START_TEST(test_subnormals_flushed)
                       pl_gemm_name(BACKENDS[b]), nonzero);
         pl_tensors tg;
         pl_tensors_bind(&CFG, grad, &tg);
-        ck_assert(tg.b[0] != 0.0f); /* the rest of the gradient is there */
+        ck_assert(tg.b[0][0] != 0.0f); /* the rest of the gradient is there */
     }
     /* the mode is restored on the calling thread afterwards */
     volatile float tiny = 1e-39f, half = 0.5f;

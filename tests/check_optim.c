@@ -118,7 +118,7 @@ START_TEST(test_trainer_reports_norm_and_clips)
     pl_dataset ds;
     pl_error err;
     ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
-    pl_config cfg = {5, 16, 3};
+    pl_config cfg = {5, 16, 3, 1};
     float *after[2];
     size_t np = pl_param_count(&cfg);
 

@@ -21,7 +21,7 @@ static void data_make(data_fixture *f, int n)
     tu_make_dataset(f->dir, n, 10, 9, 7, 5, 31);
     pl_error err;
     ck_assert_int_eq(pl_dataset_load(&f->ds, f->dir, "train", 0, &err), PL_OK);
-    f->cfg = (pl_config){7, 24, 5};
+    f->cfg = (pl_config){7, 24, 5, 1};
 }
 
 static void data_free(data_fixture *f)
@@ -154,7 +154,7 @@ END_TEST
 
 START_TEST(test_worker_count_checks)
 {
-    pl_config cfg = {7, 24, 5};
+    pl_config cfg = {7, 24, 5, 1};
     pl_train_opts o;
     pl_train_opts_default(&o);
     o.batch = 4;
@@ -164,7 +164,7 @@ START_TEST(test_worker_count_checks)
     ck_assert_int_eq(err.code, PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "batch 4 is smaller than workers 5"));
     /* absurd sizes are refused before any allocation is touched */
-    pl_config huge = {28, 8192, 10};
+    pl_config huge = {28, 8192, 10, 1};
     o.batch = 60000;
     o.workers = 1;
     ck_assert_ptr_null(pl_trainer_create(&huge, 28, &o, &err));

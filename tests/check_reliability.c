@@ -16,7 +16,7 @@
 
 #include "testutil.h"
 
-static const pl_config CFG = {6, 20, 3};
+static const pl_config CFG = {6, 20, 3, 1};
 
 static pl_dataset load_set(char **dir, uint64_t seed)
 {

@@ -51,7 +51,7 @@ START_TEST(test_loss_falls)
     pl_dataset train;
     pl_error err;
     ck_assert_int_eq(pl_dataset_load(&train, dir, "train", 0, &err), PL_OK);
-    pl_config cfg = {8, 32, 4};
+    pl_config cfg = {8, 32, 4, 1};
     double first, last;
     train_run(&train, &cfg, 2, 1, 60, 1, &first, &last, NULL);
     printf("60 steps: mean loss of the first 5 %.4f, of the last 5 %.4f\n", first, last);
@@ -71,7 +71,7 @@ START_TEST(test_same_seed_same_bits)
     pl_dataset ds;
     pl_error err;
     ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
-    pl_config cfg = {6, 20, 3};
+    pl_config cfg = {6, 20, 3, 1};
     size_t np = pl_param_count(&cfg);
     float *a = malloc(sizeof(float) * np), *b = malloc(sizeof(float) * np);
     double f1, l1, f2, l2;
@@ -91,7 +91,7 @@ END_TEST
 START_TEST(test_model_file_round_trip_and_damage)
 {
     char *dir = tu_tmpdir();
-    pl_config cfg = {5, 12, 3};
+    pl_config cfg = {5, 12, 3, 1};
     size_t np = pl_param_count(&cfg);
     float *p = pl_alloc_floats(np);
     pl_model_init(&cfg, p, PL_INIT_DEFAULT, 4);

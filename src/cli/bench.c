@@ -51,8 +51,8 @@ static void bench_usage(FILE *f)
         "projection into the gate weights: %.2f GFLOP); speed-up over 1x1; parallel\n"
         "efficiency = speed-up / (W x T); %%peak = exec GFLOP/s over the FMA peak of W x T\n"
         "threads measured in the same rounds.\n",
-        pl_step_flops_model(&(pl_config){28, 128, 10}, 28, 100) / 1e9,
-        pl_step_flops_executed(&(pl_config){28, 128, 10}, 28, 100) / 1e9);
+        pl_step_flops_model(&(pl_config){28, 128, 10, 1}, 28, 100) / 1e9,
+        pl_step_flops_executed(&(pl_config){28, 128, 10, 1}, 28, 100) / 1e9);
 }
 
 typedef struct {
@@ -320,7 +320,7 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     pl_epoch_order(1, 0, order, ds.n);
-    pl_config cfg = {ds.D, (int)hidden, 10};
+    pl_config cfg = {ds.D, (int)hidden, 10, 1};
 
     fprintf(stderr, "parlstm bench: %s, model %d-%d-%d, %d CPUs, GEMM %s, %lld rounds x %lld steps "
             "(+%lld warm-up)\n", source, cfg.input, cfg.hidden, cfg.classes, cpus,

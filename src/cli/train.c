@@ -456,7 +456,7 @@ int cmd_train(int argc, char **argv)
         if (o->steps > 0 && (!a.set[OPT_EPOCHS] || o->steps < total))
             total = o->steps;
     }
-    pl_config cfg = {all.D, o->hidden, all.classes};
+    pl_config cfg = {all.D, o->hidden, all.classes, 1};
     uint32_t data_crc = (a.resume || a.ckpt) ? pl_dataset_crc(&trainset) : 0;
     if (a.resume && (resumed.cfg.input != cfg.input || resumed.T != all.T ||
                      resumed.n_train != trainset.n || resumed.data_crc != data_crc)) {

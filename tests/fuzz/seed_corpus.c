@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     write_file(idx, "labels-7.gz", l, sizeof l, 1);
 
     /* a tiny model and a checkpoint of it */
-    pl_config cfg = {3, 4, 2};
+    pl_config cfg = {3, 4, 2, 1};
     pl_train_opts o;
     pl_train_opts_default(&o);
     o.batch = 2;
