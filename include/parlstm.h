@@ -205,8 +205,11 @@ pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be); /* AUTO -> concrete */
 /* One GEMM over blocks of the inner dimension:
  *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
  *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
- *   B_blk(k, j) = b[blk * b_bs + k * ldb + j]
- *   C(i, j)     = c[i * ldc + j]
+ *   B_blk(k, j) = b[blk * b_bs + k * ldb + col(j, b_ps)]
+ *   C(i, j)     = c[i * ldc + col(j, c_ps)]
+ *   col(j, ps)  = (j / 64) * ps + j % 64, with ps = 0 meaning 64 (plain
+ *                 columns); otherwise the columns lie in panels of 64 that
+ *                 are ps floats apart (the gate-panel layouts of lstm.c)
  * accumulate = 0 assigns, 1 adds. Either a_rs or a_cs must be 1. */
 typedef struct {
     int M, N, nb, kb;
@@ -217,6 +220,7 @@ typedef struct {
     float *c;
     size_t ldc;
     int accumulate;
+    size_t b_ps, c_ps;
 } pl_gemm_op;
 
 void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op);

@@ -73,21 +73,29 @@ const char *pl_blas_better_coretype(void)
     return NULL;
 }
 
+/* Offset of column j in a row of a panelled operand (see pl_gemm_op). */
+static inline size_t col(int j, size_t ps)
+{
+    return (size_t)(j / 64) * (ps ? ps : 64) + (size_t)(j % 64);
+}
+
 void pl_gemm_naive(const pl_gemm_op *op)
 {
     for (int i = 0; i < op->M; i++)
         for (int j = 0; j < op->N; j++) {
-            float acc = op->accumulate ? op->c[i * op->ldc + j] : 0.0f;
+            float *cij = op->c + i * op->ldc + col(j, op->c_ps);
+            float acc = op->accumulate ? *cij : 0.0f;
             for (int blk = 0; blk < op->nb; blk++) {
                 const float *a = op->a + blk * op->a_bs + i * op->a_rs;
-                const float *b = op->b + blk * op->b_bs + j;
+                const float *b = op->b + blk * op->b_bs + col(j, op->b_ps);
                 for (int k = 0; k < op->kb; k++)
                     acc += a[k * op->a_cs] * b[k * op->ldb];
             }
-            op->c[i * op->ldc + j] = acc;
+            *cij = acc;
         }
 }
 
+/* cblas_sgemm per block, and per 64-column panel when B or C is panelled. */
 void pl_gemm_blas(const pl_gemm_op *op)
 {
     /* A_blk is (M, kb) with row stride a_rs, or its transpose stored (kb, M)
@@ -96,12 +104,17 @@ void pl_gemm_blas(const pl_gemm_op *op)
     int lda = (int)(trans ? op->a_cs : op->a_rs);
     if (lda < (trans ? op->M : op->kb))
         lda = trans ? op->M : op->kb; /* degenerate 1-wide cases */
-    for (int blk = 0; blk < op->nb; blk++) {
-        float beta = (blk == 0 && !op->accumulate) ? 0.0f : 1.0f;
-        cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans,
-                    CblasNoTrans, op->M, op->N, op->kb, 1.0f,
-                    op->a + blk * op->a_bs, lda, op->b + blk * op->b_bs,
-                    (int)op->ldb, beta, op->c, (int)op->ldc);
+    const int panelled = op->b_ps || op->c_ps;
+    const int width = panelled ? 64 : op->N;
+    for (int j0 = 0; j0 < op->N; j0 += width) {
+        int nj = op->N - j0 < width ? op->N - j0 : width;
+        for (int blk = 0; blk < op->nb; blk++) {
+            float beta = (blk == 0 && !op->accumulate) ? 0.0f : 1.0f;
+            cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                        op->M, nj, op->kb, 1.0f, op->a + blk * op->a_bs, lda,
+                        op->b + blk * op->b_bs + col(j0, op->b_ps), (int)op->ldb, beta,
+                        op->c + col(j0, op->c_ps), (int)op->ldc);
+        }
     }
 }
 
@@ -112,7 +125,9 @@ void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op)
     if (op->nb <= 0 || op->kb <= 0) {
         if (!op->accumulate)
             for (int i = 0; i < op->M; i++)
-                memset(op->c + i * op->ldc, 0, sizeof(float) * (size_t)op->N);
+                for (int j = 0; j < op->N; j += 64)
+                    memset(op->c + i * op->ldc + col(j, op->c_ps), 0,
+                           sizeof(float) * (size_t)(op->N - j < 64 ? op->N - j : 64));
         return;
     }
     switch (pl_gemm_resolve(be)) {

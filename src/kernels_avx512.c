@@ -7,10 +7,16 @@
  * compare them.
  *
  * GEMM: C is cut into tiles of up to MR rows by NR = 64 columns (four
- * vectors); a tile's 24 accumulators stay in registers over the whole inner
- * loop, each k loading four vectors of B and broadcasting MR values of A.
- * The inner dimension is cut into chunks whose B block (KC x 64 floats)
- * stays in L1 while every row tile of C passes over it. */
+ * vectors); a tile's 24 accumulators stay in registers over a chunk of the
+ * inner dimension, each k loading four vectors of B and broadcasting MR
+ * values of A. The inner loop is specialised for A row-major (a_cs = 1) and
+ * A transposed (a_rs = 1) so that a step costs one pointer increment. The
+ * inner dimension is cut into chunks whose B block (KC x 64 floats) stays
+ * in L1 while every row tile of C passes over it, and each tile prefetches
+ * its share of the B chunk that comes next (from L2 or L3: the weights of a
+ * large model do not fit L2). Column panels are visited panel by panel
+ * (each panel's C stays in L1 across chunks) unless A is too large for L2,
+ * then chunk by chunk (each A chunk is read once for all panels). */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +29,8 @@
     __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define MR 6
 #define NV 4
-#define KC 160       /* B chunk of 160 x 64 floats: 40 KiB of the 48 KiB L1 */
-#define KC_T 160      /* with A transposed every k touches a new A line: smaller */
+#define KC 128        /* B chunk of 128 x 64 floats: 32 KiB of the 48 KiB L1 */
+#define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
 
 typedef struct {
     const float *a;
@@ -38,58 +44,85 @@ typedef struct {
     __mmask16 last; /* mask of the last vector's lanes */
 } tile_args;
 
-/* One tile of MR_ rows by NV_ vectors; MR_ and NV_ are constants at every
- * call site so the accumulator array lives in registers. */
+/* Layouts of A the inner loop is specialised for. */
+enum { A_ROWS, A_COLS, A_ANY };
+
+/* r += A(MR_ rows, kb) B(kb, 16 NV_): the inner loop of a tile. MR_, NV_
+ * and LAY are constants at every call site, so r lives in registers. */
 static inline __attribute__((always_inline)) PL_AVX512 void
-tile(const tile_args *t, const int MR_, const int NV_)
+tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const float *b,
+          size_t ldb, int kb, __mmask16 last, const int MR_, const int NV_, const int LAY)
 {
+    const float *ap[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR_; i++)
+        ap[i] = a + i * a_rs;
+#pragma GCC unroll 1
+    for (int k = 0; k < kb; k++) {
+        __m512 bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV_; v++)
+            bv[v] = v == NV_ - 1 ? _mm512_maskz_loadu_ps(last, b + 16 * v)
+                                 : _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR_; i++) {
+            __m512 av = LAY == A_ROWS   ? _mm512_set1_ps(ap[i][k])
+                        : LAY == A_COLS ? _mm512_set1_ps(a[k * a_cs + i])
+                                        : _mm512_set1_ps(ap[i][k * a_cs]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV_; v++)
+                r[i][v] = _mm512_fmadd_ps(av, bv[v], r[i][v]);
+        }
+        b += ldb;
+    }
+}
+
+/* One tile of MR_ rows by NV_ vectors over the blocks of a chunk. */
+static inline __attribute__((always_inline)) PL_AVX512 void
+tile(const tile_args *t, const int MR_, const int NV_, const int LAY)
+{
+    const size_t ldc = t->ldc;
+    const __mmask16 last = t->last;
+    float *const c = t->c;
     __m512 r[MR][NV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV_; v++) {
-            __mmask16 m = v == NV_ - 1 ? t->last : 0xffff;
-            r[i][v] = t->accumulate
-                          ? _mm512_maskz_loadu_ps(m, t->c + i * t->ldc + 16 * v)
-                          : _mm512_setzero_ps();
+            __mmask16 m = v == NV_ - 1 ? last : 0xffff;
+            r[i][v] = t->accumulate ? _mm512_maskz_loadu_ps(m, c + i * ldc + 16 * v)
+                                    : _mm512_setzero_ps();
         }
-    for (int blk = 0; blk < t->nb; blk++) {
-        const float *a = t->a + blk * t->a_bs;
-        const float *b = t->b + blk * t->b_bs;
-        for (int k = 0; k < t->kb; k++) {
-            __m512 bv[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV_; v++)
-                bv[v] = v == NV_ - 1 ? _mm512_maskz_loadu_ps(t->last, b + 16 * v)
-                                     : _mm512_loadu_ps(b + 16 * v);
-            const float *ak = a + k * t->a_cs;
-#pragma GCC unroll 6
-            for (int i = 0; i < MR_; i++) {
-                __m512 av = _mm512_set1_ps(ak[i * t->a_rs]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV_; v++)
-                    r[i][v] = _mm512_fmadd_ps(av, bv[v], r[i][v]);
-            }
-            b += t->ldb;
-        }
-    }
+    for (int blk = 0; blk < t->nb; blk++)
+        tile_loop(r, t->a + blk * t->a_bs, t->a_rs, t->a_cs, t->b + blk * t->b_bs, t->ldb,
+                  t->kb, last, MR_, NV_, LAY);
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV_; v++) {
             if (v == NV_ - 1)
-                _mm512_mask_storeu_ps(t->c + i * t->ldc + 16 * v, t->last, r[i][v]);
+                _mm512_mask_storeu_ps(c + i * ldc + 16 * v, last, r[i][v]);
             else
-                _mm512_storeu_ps(t->c + i * t->ldc + 16 * v, r[i][v]);
+                _mm512_storeu_ps(c + i * ldc + 16 * v, r[i][v]);
         }
 }
 
+#define TILE_LAY(mr, nv)                                                      \
+    do {                                                                      \
+        if (t->a_cs == 1)                                                     \
+            tile(t, mr, nv, A_ROWS);                                          \
+        else if (t->a_rs == 1)                                                \
+            tile(t, mr, nv, A_COLS);                                          \
+        else                                                                  \
+            tile(t, mr, nv, A_ANY);                                           \
+    } while (0)
+
 #define TILE_NV(mr)                                                           \
     switch (nv) {                                                             \
-    case 1: tile(t, mr, 1); break;                                            \
-    case 2: tile(t, mr, 2); break;                                            \
-    case 3: tile(t, mr, 3); break;                                            \
-    default: tile(t, mr, 4); break;                                           \
+    case 1: TILE_LAY(mr, 1); break;                                           \
+    case 2: TILE_LAY(mr, 2); break;                                           \
+    case 3: TILE_LAY(mr, 3); break;                                           \
+    default: TILE_LAY(mr, 4); break;                                          \
     }
 
 static PL_AVX512 void tile_any(const tile_args *t, int mr, int nv)
@@ -104,59 +137,109 @@ static PL_AVX512 void tile_any(const tile_args *t, int mr, int nv)
     }
 }
 
+/* Chunk ch of the inner dimension: whole blocks when blocks are short,
+ * else balanced pieces of the one block. */
+typedef struct {
+    int nchunk, chunk_blocks, piece;
+} chunking;
+
+static chunking chunks_of(const pl_gemm_op *op)
+{
+    chunking c = {0, 1, op->kb};
+    if (op->nb > 1) {
+        c.chunk_blocks = op->kb >= KC ? 1 : KC / op->kb;
+        c.nchunk = (op->nb + c.chunk_blocks - 1) / c.chunk_blocks;
+    } else {
+        c.nchunk = (op->kb + KC - 1) / KC;
+        c.piece = (op->kb + c.nchunk - 1) / c.nchunk;
+    }
+    return c;
+}
+
+/* Sets t's blocks, rows and offsets for chunk ch; returns the chunk's rows
+ * of B (its blocks' rows, for prefetching) through *rows. */
+static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, tile_args *t,
+                       size_t *a_off, size_t *b_off, int *rows)
+{
+    if (op->nb > 1) {
+        int b0 = ch * c->chunk_blocks;
+        t->nb = op->nb - b0 < c->chunk_blocks ? op->nb - b0 : c->chunk_blocks;
+        t->kb = op->kb;
+        *a_off = (size_t)b0 * op->a_bs;
+        *b_off = (size_t)b0 * op->b_bs;
+    } else {
+        int k0 = ch * c->piece;
+        t->nb = 1;
+        t->kb = op->kb - k0 < c->piece ? op->kb - k0 : c->piece;
+        *a_off = (size_t)k0 * op->a_cs;
+        *b_off = (size_t)k0 * op->ldb;
+    }
+    /* rows that follow each other in memory when blocks are contiguous */
+    *rows = op->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
+}
+
+/* Every row tile of column panel jp over one chunk; each tile prefetches
+ * its share of the rows of next_b (the B chunk visited next). */
+static PL_AVX512 void panel_chunk(const pl_gemm_op *op, tile_args *t, size_t a_off,
+                                  size_t b_off, int jp, const float *next_b, int rows)
+{
+    const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
+    const int M = op->M, ntile = (M + MR - 1) / MR;
+    const int base = M / ntile, extra = M % ntile; /* tiles of base or base + 1 rows */
+    const int cols = op->N - jp * 64 < 64 ? op->N - jp * 64 : 64, nv = (cols + 15) / 16;
+    t->last = (__mmask16)(cols % 16 ? (1u << (cols % 16)) - 1 : 0xffff);
+    t->b = op->b + b_off + (size_t)jp * b_ps;
+    for (int ti = 0, i0 = 0; ti < ntile; ti++) {
+        int mr = base + (ti < extra);
+        for (int r = rows * ti / ntile; r < rows * (ti + 1) / ntile; r++)
+            for (int v = 0; v < nv; v++)
+                _mm_prefetch((const char *)(next_b + (size_t)r * op->ldb + 16 * v),
+                             _MM_HINT_T0);
+        t->a = op->a + a_off + (size_t)i0 * op->a_rs;
+        t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
+        tile_any(t, mr, nv);
+        i0 += mr;
+    }
+}
+
 PL_AVX512 void pl_gemm_avx512(const pl_gemm_op *op)
 {
-    const int M = op->M;
-    /* Row tiles of balanced height: ntile tiles of `base` or `base + 1`. */
-    const int ntile = (M + MR - 1) / MR;
-    const int base = M / ntile, extra = M % ntile;
-    /* Inner-dimension chunks: whole blocks when blocks are short, else
-     * balanced pieces of one block. */
-    const int kc = KC;
-    int chunk_blocks = 1, nchunk, piece = op->kb;
-    if (op->nb > 1) {
-        chunk_blocks = op->kb >= kc ? 1 : kc / op->kb;
-        nchunk = (op->nb + chunk_blocks - 1) / chunk_blocks;
-    } else {
-        nchunk = (op->kb + kc - 1) / kc;
-        piece = (op->kb + nchunk - 1) / nchunk;
-    }
-    for (int j0 = 0; j0 < op->N; j0 += 16 * NV) {
-        int cols = op->N - j0 < 16 * NV ? op->N - j0 : 16 * NV;
-        int nv = (cols + 15) / 16;
-        __mmask16 last = (__mmask16)(cols % 16 ? (1u << (cols % 16)) - 1 : 0xffff);
-        for (int ch = 0; ch < nchunk; ch++) {
-            tile_args t;
-            t.a_rs = op->a_rs;
-            t.a_cs = op->a_cs;
-            t.a_bs = op->a_bs;
-            t.ldb = op->ldb;
-            t.b_bs = op->b_bs;
-            t.ldc = op->ldc;
-            t.last = last;
-            t.accumulate = op->accumulate || ch > 0;
-            size_t a_off, b_off;
-            if (op->nb > 1) {
-                int b0 = ch * chunk_blocks;
-                t.nb = op->nb - b0 < chunk_blocks ? op->nb - b0 : chunk_blocks;
-                t.kb = op->kb;
-                a_off = (size_t)b0 * op->a_bs;
-                b_off = (size_t)b0 * op->b_bs;
-            } else {
-                int k0 = ch * piece;
-                t.nb = 1;
-                t.kb = op->kb - k0 < piece ? op->kb - k0 : piece;
-                a_off = (size_t)k0 * op->a_cs;
-                b_off = (size_t)k0 * op->ldb;
+    const size_t b_ps = op->b_ps ? op->b_ps : 64;
+    const chunking c = chunks_of(op);
+    const int npanel = (op->N + 63) / 64;
+    const double a_bytes = 4.0 * op->M * op->nb * op->kb;
+    tile_args t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,
+                   .b_bs = op->b_bs, .ldc = op->ldc};
+    size_t a_off, b_off, a_next, b_next;
+    int rows, rows_next;
+    (void)rows;
+    tile_args tn = t;
+    if (a_bytes <= A_L2) {
+        /* panel-major: a panel's C stays in L1 across the chunks */
+        for (int jp = 0; jp < npanel; jp++)
+            for (int ch = 0; ch < c.nchunk; ch++) {
+                chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
+                t.accumulate = op->accumulate || ch > 0;
+                const float *nb = op->b;
+                rows_next = 0;
+                if (ch + 1 < c.nchunk) {
+                    chunk_args(op, &c, ch + 1, &tn, &a_next, &b_next, &rows_next);
+                    nb = op->b + b_next + (size_t)jp * b_ps;
+                } else if (jp + 1 < npanel) {
+                    chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
+                    nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
+                }
+                panel_chunk(op, &t, a_off, b_off, jp, nb, rows_next);
             }
-            int i0 = 0;
-            for (int ti = 0; ti < ntile; ti++) {
-                int mr = base + (ti < extra);
-                t.a = op->a + a_off + (size_t)i0 * op->a_rs;
-                t.b = op->b + b_off + j0;
-                t.c = op->c + (size_t)i0 * op->ldc + j0;
-                tile_any(&t, mr, nv);
-                i0 += mr;
+    } else {
+        /* chunk-major: each chunk of A is read once for every panel */
+        for (int ch = 0; ch < c.nchunk; ch++) {
+            chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
+            t.accumulate = op->accumulate || ch > 0;
+            for (int jp = 0; jp < npanel; jp++) {
+                const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
+                int pr = jp + 1 < npanel ? rows : 0;
+                panel_chunk(op, &t, a_off, b_off, jp, nb, pr);
             }
         }
     }
