@@ -288,8 +288,11 @@ typedef enum {
     PL_PH_OUTPUT,    /* output layer, softmax, loss and its gradient */
     PL_PH_BWD_CELL,  /* gate gradients */
     PL_PH_BWD_GEMM,  /* dh_{t-1} = dG_t W_h^T, every step (recurrent) */
-    PL_PH_WGRAD,     /* dWf = sum_t [x_t, h_{t-1}, 1]^T dG_t, one GEMM */
-    PL_PH_UNFOLD,    /* dW_x, dW_in, db_in from dWf */
+    PL_PH_DIN_GEMM,  /* layers above the first: dG W_x^T over all steps, the
+                        gradient for the layer below */
+    PL_PH_WGRAD,     /* dWf = sum_t [x_t, 1, h_{t-1}]^T dG_t, one GEMM */
+    PL_PH_UNFOLD,    /* dW_x, dW_in, db_in from dWf, and the other layers'
+                        gradients into the canonical layout */
     PL_PH_REDUCE,    /* summing the shard gradients, norms */
     PL_PH_ADAM,      /* clipping and the update */
     PL_PH_WAIT,      /* waiting at the pool's barriers */

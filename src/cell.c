@@ -26,6 +26,8 @@ void pl_cell_forward_generic(const pl_cell_args *a)
                 a->c[off] = c;
                 a->tc[off] = tc;
                 a->h[(size_t)b * a->h_rs + u0 + l] = o * tc;
+                if (a->h2)
+                    a->h2[(size_t)b * a->h2_rs + u0 + l] = o * tc;
             }
     }
 }

@@ -15,6 +15,8 @@
  *   c, tc  (n, Hp) cell state and tanh(cell) at this step
  *   c_prev (n, Hp) previous cell state, NULL at t = 0
  *   h      h_t out, row stride h_rs (forward)
+ *   h2     NULL, or a second copy of h_t (the next layer's input), row
+ *          stride h2_rs
  *   dh, dc (n, Hp) gradient wrt h_t in; wrt c_t in, c_{t-1} out (backward) */
 typedef struct {
     int n, p0, p1, Hp;
@@ -22,8 +24,8 @@ typedef struct {
     size_t g_ps;
     float *c, *tc;
     const float *c_prev;
-    float *h;
-    size_t h_rs;
+    float *h, *h2;
+    size_t h_rs, h2_rs;
     const float *dh;
     float *dc;
 } pl_cell_args;
@@ -62,7 +64,18 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
                            size_t len, pl_error *err);
 
 /* Bytes a workspace of cap rows needs (before creating it). */
-double pl_ws_estimate(const pl_config *cfg, int T, int cap);
+double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads);
+
+/* Profiling: adds the time since *t0 to prof[ph] and restarts the clock;
+ * nothing when prof is NULL. */
+static inline void pl_lap(double *prof, int ph, double *t0)
+{
+    if (prof) {
+        double t = pl_seconds();
+        prof[ph] += t - *t0;
+        *t0 = t;
+    }
+}
 
 /* Flush-to-zero and denormals-are-zero on the calling thread (see cpu.c);
  * returns the previous mode for pl_fp_fast_leave. Every thread that

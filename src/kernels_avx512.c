@@ -315,7 +315,10 @@ PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
             _mm512_storeu_ps(g + 48, o);
             _mm512_storeu_ps(a->c + off, c);
             _mm512_storeu_ps(a->tc + off, tc);
-            _mm512_storeu_ps(a->h + (size_t)b * a->h_rs + u, _mm512_mul_ps(o, tc));
+            __m512 h = _mm512_mul_ps(o, tc);
+            _mm512_storeu_ps(a->h + (size_t)b * a->h_rs + u, h);
+            if (a->h2)
+                _mm512_storeu_ps(a->h2 + (size_t)b * a->h2_rs + u, h);
         }
     }
 }

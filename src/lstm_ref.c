@@ -1,59 +1,63 @@
 /* The reference model: plain loops in double precision over the canonical
- * parameter layout, the input projection computed as written (no folding).
- * Slow and simple on purpose; the tests hold the fast path against it. */
+ * parameter layout, the input projection computed as written (no folding),
+ * one sample at a time, layer after layer. Slow and simple on purpose; the
+ * tests hold the fast path against it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parlstm.h"
 
+/* Double views of the parameter groups (see pl_tensors). */
+typedef struct {
+    double *w_in, *b_in, *w[PL_MAX_LAYERS], *b[PL_MAX_LAYERS], *w_out, *b_out;
+} pl_tensors_d;
+
 static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-double pl_ref_loss_grad(const pl_config *cfg, const float *params,
-                        const float *x, const uint8_t *labels, int n, int T,
-                        double norm, double *grad, double *logits)
+/* One sample's activations: for layer l and step t, the layer's input
+ * in[l][t] (H), activated gates ga[l][t] (4H: i f g o), cell cs[l][t + 1]
+ * and hidden hs[l][t + 1] (H; slot 0 is the zero initial state). */
+typedef struct {
+    int L, T, H;
+    double *in, *ga, *cs, *hs;
+} ref_acts;
+
+/* Row t of layer l in one of r's arrays of `slots` rows per layer. */
+static double *at(double *base, int l, int t, int width, int slots)
 {
-    const int D = cfg->input, H = cfg->hidden, C = cfg->classes, H4 = 4 * H;
-    const size_t np = pl_param_count(cfg);
-    pl_group g[PL_MAX_GROUPS];
-    pl_param_groups(cfg, g);
-    double *p = malloc(sizeof(double) * np);
-    /* per step: xp (H), gates (4H, activated), c (H), h (H) */
-    double *xp = malloc(sizeof(double) * (size_t)T * H);
-    double *ga = malloc(sizeof(double) * (size_t)T * H4);
-    double *cs = malloc(sizeof(double) * (size_t)(T + 1) * H);
-    double *hs = malloc(sizeof(double) * (size_t)(T + 1) * H);
-    double *dh = malloc(sizeof(double) * H), *dc = malloc(sizeof(double) * H);
-    double *dz = malloc(sizeof(double) * H4), *dxh = malloc(sizeof(double) * 2 * H);
-    double z[256], pr[256];
-    for (size_t i = 0; i < np; i++)
-        p[i] = params[i];
-    const double *w_in = p + g[0].offset, *b_in = p + g[1].offset,
-                 *w = p + g[2].offset, *bl = p + g[3].offset,
-                 *w_out = p + g[4].offset, *b_out = p + g[5].offset;
-    if (grad)
-        memset(grad, 0, sizeof(double) * np);
-    double loss = 0;
-    for (int s = 0; s < n; s++) {
-        const float *xs = x + (size_t)s * T * D;
-        memset(cs, 0, sizeof(double) * H);
-        memset(hs, 0, sizeof(double) * H);
+    return base + ((size_t)l * slots + t) * width;
+}
+
+static void ref_forward(const pl_config *cfg, const pl_tensors_d *p, const float *xs,
+                        int T, ref_acts *r)
+{
+    const int D = cfg->input, H = cfg->hidden, H4 = 4 * H;
+    for (int l = 0; l < r->L; l++) {
+        const double *w = p->w[l], *bl = p->b[l];
+        memset(at(r->cs, l, 0, H, T + 1), 0, sizeof(double) * H);
+        memset(at(r->hs, l, 0, H, T + 1), 0, sizeof(double) * H);
         for (int t = 0; t < T; t++) {
-            double *xt = xp + (size_t)t * H, *a = ga + (size_t)t * H4;
-            const double *hprev = hs + (size_t)t * H, *cprev = cs + (size_t)t * H;
+            double *in = at(r->in, l, t, H, T), *a = at(r->ga, l, t, H4, T);
+            const double *hprev = at(r->hs, l, t, H, T + 1);
+            const double *cprev = at(r->cs, l, t, H, T + 1);
             for (int j = 0; j < H; j++) {
-                double acc = b_in[j];
-                for (int d = 0; d < D; d++)
-                    acc += xs[t * D + d] * w_in[d * H + j];
-                xt[j] = acc;
+                if (l == 0) {
+                    double acc = p->b_in[j];
+                    for (int d = 0; d < D; d++)
+                        acc += xs[t * D + d] * p->w_in[d * H + j];
+                    in[j] = acc;
+                } else {
+                    in[j] = at(r->hs, l - 1, t + 1, H, T + 1)[j];
+                }
             }
             for (int j = 0; j < H4; j++) {
                 double acc = bl[j];
                 for (int k = 0; k < H; k++)
-                    acc += xt[k] * w[(size_t)k * H4 + j] +
-                           hprev[k] * w[(size_t)(H + k) * H4 + j];
+                    acc += in[k] * w[(size_t)k * H4 + j] + hprev[k] * w[(size_t)(H + k) * H4 + j];
                 a[j] = acc;
             }
+            double *c = at(r->cs, l, t + 1, H, T + 1), *h = at(r->hs, l, t + 1, H, T + 1);
             for (int j = 0; j < H; j++) {
                 double i = sig(a[j]), f = sig(a[H + j]), gg = tanh(a[2 * H + j]),
                        o = sig(a[3 * H + j]);
@@ -61,49 +65,38 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
                 a[H + j] = f;
                 a[2 * H + j] = gg;
                 a[3 * H + j] = o;
-                double c = f * cprev[j] + i * gg;
-                cs[(size_t)(t + 1) * H + j] = c;
-                hs[(size_t)(t + 1) * H + j] = o * tanh(c);
+                c[j] = f * cprev[j] + i * gg;
+                h[j] = o * tanh(c[j]);
             }
         }
-        const double *hT = hs + (size_t)T * H;
-        double zmax = -INFINITY;
-        for (int c = 0; c < C; c++) {
-            z[c] = b_out[c];
-            for (int u = 0; u < H; u++)
-                z[c] += hT[u] * w_out[u * C + c];
-            if (z[c] > zmax)
-                zmax = z[c];
-        }
-        double sum = 0;
-        for (int c = 0; c < C; c++)
-            sum += exp(z[c] - zmax);
-        loss += log(sum) + zmax - z[labels[s]];
-        if (logits)
-            for (int c = 0; c < C; c++)
-                logits[(size_t)s * C + c] = z[c];
-        if (!grad)
-            continue;
+    }
+}
 
-        double *gw_in = grad + g[0].offset, *gb_in = grad + g[1].offset,
-               *gw = grad + g[2].offset, *gbl = grad + g[3].offset,
-               *gw_out = grad + g[4].offset, *gb_out = grad + g[5].offset;
-        for (int c = 0; c < C; c++)
-            pr[c] = (exp(z[c] - zmax) / sum - (c == labels[s])) / norm;
-        for (int u = 0; u < H; u++) {
-            dh[u] = 0;
-            for (int c = 0; c < C; c++) {
-                gw_out[u * C + c] += hT[u] * pr[c];
-                dh[u] += pr[c] * w_out[u * C + c];
-            }
-            dc[u] = 0;
+/* Backward through all layers and steps; dtop (H) is the gradient wrt the
+ * last layer's h_T. dabove (T, H) carries the gradient wrt each layer's
+ * input down to the layer below. */
+static void ref_backward(const pl_config *cfg, const pl_tensors_d *p, pl_tensors_d *g,
+                         const float *xs, int T, const ref_acts *r, const double *dtop,
+                         double *dabove)
+{
+    const int D = cfg->input, H = cfg->hidden, H4 = 4 * H;
+    double *dh = malloc(sizeof(double) * H), *dc = malloc(sizeof(double) * H);
+    double *dz = malloc(sizeof(double) * H4), *dxh = malloc(sizeof(double) * 2 * H);
+    for (int l = r->L - 1; l >= 0; l--) {
+        const double *w = p->w[l];
+        double *gw = g->w[l], *gbl = g->b[l];
+        for (int j = 0; j < H; j++) {
+            dh[j] = l == r->L - 1 ? dtop[j] : 0;
+            dc[j] = 0;
         }
-        for (int c = 0; c < C; c++)
-            gb_out[c] += pr[c];
         for (int t = T - 1; t >= 0; t--) {
-            const double *a = ga + (size_t)t * H4, *xt = xp + (size_t)t * H;
-            const double *hprev = hs + (size_t)t * H, *cprev = cs + (size_t)t * H;
-            const double *ct = cs + (size_t)(t + 1) * H;
+            const double *a = at(r->ga, l, t, H4, T), *in = at(r->in, l, t, H, T);
+            const double *hprev = at(r->hs, l, t, H, T + 1);
+            const double *cprev = at(r->cs, l, t, H, T + 1);
+            const double *ct = at(r->cs, l, t + 1, H, T + 1);
+            if (l < r->L - 1)
+                for (int j = 0; j < H; j++)
+                    dh[j] += dabove[(size_t)t * H + j];
             for (int j = 0; j < H; j++) {
                 double i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
                 double tc = tanh(ct[j]);
@@ -117,29 +110,107 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
             for (int j = 0; j < H4; j++)
                 gbl[j] += dz[j];
             for (int k = 0; k < 2 * H; k++) {
-                double in = k < H ? xt[k] : hprev[k - H], acc = 0;
+                double v = k < H ? in[k] : hprev[k - H], acc = 0;
                 for (int j = 0; j < H4; j++) {
-                    gw[(size_t)k * H4 + j] += in * dz[j];
+                    gw[(size_t)k * H4 + j] += v * dz[j];
                     acc += w[(size_t)k * H4 + j] * dz[j];
                 }
                 dxh[k] = acc;
             }
             for (int k = 0; k < H; k++) {
-                gb_in[k] += dxh[k];
-                for (int d = 0; d < D; d++)
-                    gw_in[d * H + k] += xs[t * D + d] * dxh[k];
+                if (l == 0) {
+                    g->b_in[k] += dxh[k];
+                    for (int d = 0; d < D; d++)
+                        g->w_in[d * H + k] += xs[t * D + d] * dxh[k];
+                } else {
+                    dabove[(size_t)t * H + k] = dxh[k]; /* for layer l - 1 */
+                }
                 dh[k] = dxh[H + k];
             }
         }
     }
-    free(p);
-    free(xp);
-    free(ga);
-    free(cs);
-    free(hs);
     free(dh);
     free(dc);
     free(dz);
     free(dxh);
+}
+
+/* Views of a double copy of the flat buffer, like pl_tensors. */
+static void bind_d(const pl_config *cfg, double *base, pl_tensors_d *t)
+{
+    pl_group g[PL_MAX_GROUPS];
+    int n = pl_param_groups(cfg, g);
+    t->w_in = base + g[0].offset;
+    t->b_in = base + g[1].offset;
+    for (int l = 0; l < cfg->layers; l++) {
+        t->w[l] = base + g[2 + 2 * l].offset;
+        t->b[l] = base + g[3 + 2 * l].offset;
+    }
+    t->w_out = base + g[n - 2].offset;
+    t->b_out = base + g[n - 1].offset;
+}
+
+double pl_ref_loss_grad(const pl_config *cfg, const float *params,
+                        const float *x, const uint8_t *labels, int n, int T,
+                        double norm, double *grad, double *logits)
+{
+    const int D = cfg->input, H = cfg->hidden, C = cfg->classes, L = cfg->layers;
+    const size_t np = pl_param_count(cfg);
+    double *p = malloc(sizeof(double) * np);
+    for (size_t i = 0; i < np; i++)
+        p[i] = params[i];
+    pl_tensors_d tp, tg;
+    bind_d(cfg, p, &tp);
+    if (grad) {
+        memset(grad, 0, sizeof(double) * np);
+        bind_d(cfg, grad, &tg);
+    }
+    ref_acts r = {L, T, H, malloc(sizeof(double) * L * T * H),
+                  malloc(sizeof(double) * L * T * 4 * H),
+                  malloc(sizeof(double) * L * (T + 1) * H),
+                  malloc(sizeof(double) * L * (T + 1) * H)};
+    double *dabove = malloc(sizeof(double) * (size_t)T * H), *dtop = malloc(sizeof(double) * H);
+    double z[256], pr[256], loss = 0;
+    for (int s = 0; s < n; s++) {
+        const float *xs = x + (size_t)s * T * D;
+        ref_forward(cfg, &tp, xs, T, &r);
+        const double *hT = at(r.hs, L - 1, T, H, T + 1);
+        double zmax = -INFINITY;
+        for (int c = 0; c < C; c++) {
+            z[c] = tp.b_out[c];
+            for (int u = 0; u < H; u++)
+                z[c] += hT[u] * tp.w_out[u * C + c];
+            if (z[c] > zmax)
+                zmax = z[c];
+        }
+        double sum = 0;
+        for (int c = 0; c < C; c++)
+            sum += exp(z[c] - zmax);
+        loss += log(sum) + zmax - z[labels[s]];
+        if (logits)
+            for (int c = 0; c < C; c++)
+                logits[(size_t)s * C + c] = z[c];
+        if (!grad)
+            continue;
+        for (int c = 0; c < C; c++)
+            pr[c] = (exp(z[c] - zmax) / sum - (c == labels[s])) / norm;
+        for (int u = 0; u < H; u++) {
+            dtop[u] = 0;
+            for (int c = 0; c < C; c++) {
+                tg.w_out[u * C + c] += hT[u] * pr[c];
+                dtop[u] += pr[c] * tp.w_out[u * C + c];
+            }
+        }
+        for (int c = 0; c < C; c++)
+            tg.b_out[c] += pr[c];
+        ref_backward(cfg, &tp, &tg, xs, T, &r, dtop, dabove);
+    }
+    free(p);
+    free(r.in);
+    free(r.ga);
+    free(r.cs);
+    free(r.hs);
+    free(dabove);
+    free(dtop);
     return loss / norm;
 }

@@ -160,11 +160,7 @@ static void free_all(pl_trainer *tr)
 /* Adds the time since *t0 to worker w's phase ph and restarts the clock. */
 static inline void lap(pl_trainer *tr, int w, pl_phase ph, double *t0)
 {
-    if (tr->prof) {
-        double t = pl_seconds();
-        tr->prof[w][ph] += t - *t0;
-        *t0 = t;
-    }
+    pl_lap(tr->prof ? tr->prof[w] : NULL, ph, t0);
 }
 
 static void barrier(pl_trainer *tr, int w, pl_phase ph, double *t0)
@@ -244,7 +240,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         tr->cap = 16; /* evaluation chunks */
     tr->np = pl_param_count(cfg);
     /* refuse what cannot fit rather than be killed when the pages are touched */
-    double need = tr->W * pl_ws_estimate(cfg, T, tr->cap) +
+    double need = tr->W * pl_ws_estimate(cfg, T, tr->cap, tr->threads) +
                   (double)(6 + tr->S_max) * (double)tr->np * sizeof(float);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (have > 0 && need > 0.9 * have) {

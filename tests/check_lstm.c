@@ -11,6 +11,10 @@
 /* A small model that exercises padding (H = 20 -> 32 internal units, two
  * gate panels) and several row tiles (n = 7). */
 static const pl_config CFG = {5, 20, 4, 1};
+/* One, two and three stacked layers; the last also has more threads than
+ * gate panels (H = 40: three panels) in the backward test. */
+static const pl_config CFGS[] = {{5, 20, 4, 1}, {5, 20, 4, 2}, {3, 40, 3, 3}};
+#define NCFGS ((int)(sizeof CFGS / sizeof *CFGS))
 enum { T_ = 6, N_ = 7 };
 
 typedef struct {
@@ -68,19 +72,22 @@ static const pl_gemm_backend BACKENDS[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_
 
 START_TEST(test_forward_matches_reference)
 {
+    const pl_config *cfg = &CFGS[_i];
     fixture f;
-    fixture_make(&f, &CFG, N_, T_, 11);
+    fixture_make(&f, cfg, N_, T_, 11);
     double ref_logits[N_ * 4];
-    double ref_loss = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, 1.0, NULL,
+    const int C = cfg->classes;
+    double ref_loss = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, 1.0, NULL,
                                        ref_logits);
     ck_assert(ref_loss > 0.1);
     for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
         if (!pl_gemm_available(BACKENDS[b]))
             continue;
         float logits[N_ * 4];
-        double loss = fast_path(BACKENDS[b], 1, &CFG, &f, N_, T_, 1.0f, logits, NULL);
+        (void)C;
+        double loss = fast_path(BACKENDS[b], 1, cfg, &f, N_, T_, 1.0f, logits, NULL);
         double worst = 0;
-        for (int i = 0; i < N_ * 4; i++)
+        for (int i = 0; i < N_ * C; i++)
             worst = fmax(worst, fabs(logits[i] - ref_logits[i]));
         printf("forward %-6s: largest logit difference %.2e, loss %.8f vs %.8f\n",
                pl_gemm_name(BACKENDS[b]), worst, loss, ref_loss);
@@ -106,18 +113,19 @@ static double group_error(const float *a, const double *r, size_t n, double *sca
 
 START_TEST(test_backward_matches_reference)
 {
+    const pl_config *cfg = &CFGS[_i];
     fixture f;
-    fixture_make(&f, &CFG, N_, T_, 12);
+    fixture_make(&f, cfg, N_, T_, 12);
     double *ref = malloc(sizeof(double) * f.np);
     float *grad = pl_alloc_floats(f.np);
-    pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
+    pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
     pl_group g[PL_MAX_GROUPS];
-    const int ng = pl_param_groups(&CFG, g);
+    const int ng = pl_param_groups(cfg, g);
     for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
         if (!pl_gemm_available(BACKENDS[b]))
             continue;
         memset(grad, 0xff, sizeof(float) * f.np); /* NaN: every entry must be written */
-        fast_path(BACKENDS[b], 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
+        fast_path(BACKENDS[b], _i == 2 ? 4 : 1, cfg, &f, N_, T_, (float)N_, NULL, grad);
         for (int k = 0; k < ng; k++) {
             double scale;
             double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
@@ -140,12 +148,13 @@ END_TEST
  * is the float difference actually applied (about 2e-3). */
 START_TEST(test_gradient_finite_differences)
 {
+    const pl_config *cfg = &CFGS[_i];
     fixture f;
-    fixture_make(&f, &CFG, N_, T_, 13);
+    fixture_make(&f, cfg, N_, T_, 13);
     float *grad = pl_alloc_floats(f.np);
-    fast_path(pl_gemm_resolve(PL_GEMM_AUTO), 1, &CFG, &f, N_, T_, (float)N_, NULL, grad);
+    fast_path(pl_gemm_resolve(PL_GEMM_AUTO), 1, cfg, &f, N_, T_, (float)N_, NULL, grad);
     pl_group g[PL_MAX_GROUPS];
-    const int ng = pl_param_groups(&CFG, g);
+    const int ng = pl_param_groups(cfg, g);
     pl_rng r;
     pl_rng_seed(&r, 99);
     double worst_all = 0;
@@ -156,9 +165,9 @@ START_TEST(test_gradient_finite_differences)
             float saved = f.params[i];
             float up = saved + 1e-3f, down = saved - 1e-3f;
             f.params[i] = up;
-            double lu = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+            double lu = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
             f.params[i] = down;
-            double ld = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+            double ld = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
             f.params[i] = saved;
             double numeric = (lu - ld) / ((double)up - (double)down);
             double err = fabs(grad[i] - numeric) / fmax(1e-2, fabs(numeric));
@@ -178,19 +187,20 @@ END_TEST
 /* The reference's own backward against its finite differences, tight. */
 START_TEST(test_reference_gradient_finite_differences)
 {
+    const pl_config *cfg = &CFGS[_i];
     fixture f;
-    fixture_make(&f, &CFG, N_, T_, 14);
+    fixture_make(&f, cfg, N_, T_, 14);
     double *ref = malloc(sizeof(double) * f.np);
-    pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, ref, NULL);
+    pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, N_, ref, NULL);
     pl_group g[PL_MAX_GROUPS];
-    const int ng = pl_param_groups(&CFG, g);
+    const int ng = pl_param_groups(cfg, g);
     for (int k = 0; k < ng; k++) {
         size_t i = g[k].offset + g[k].size / 2;
         float saved = f.params[i], up = saved + 1e-3f, down = saved - 1e-3f;
         f.params[i] = up;
-        double lu = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+        double lu = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
         f.params[i] = down;
-        double ld = pl_ref_loss_grad(&CFG, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+        double ld = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
         f.params[i] = saved;
         double numeric = (lu - ld) / ((double)up - (double)down);
         ck_assert_msg(fabs(ref[i] - numeric) <= 1e-5 * fmax(1e-2, fabs(numeric)),
@@ -305,10 +315,10 @@ Suite *lstm_suite(void)
     Suite *s = suite_create("lstm");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_forward_matches_reference);
-    tcase_add_test(tc, test_backward_matches_reference);
-    tcase_add_test(tc, test_gradient_finite_differences);
-    tcase_add_test(tc, test_reference_gradient_finite_differences);
+    tcase_add_loop_test(tc, test_forward_matches_reference, 0, NCFGS);
+    tcase_add_loop_test(tc, test_backward_matches_reference, 0, NCFGS);
+    tcase_add_loop_test(tc, test_gradient_finite_differences, 0, NCFGS);
+    tcase_add_loop_test(tc, test_reference_gradient_finite_differences, 0, NCFGS);
     tcase_add_test(tc, test_shapes_match_reference);
     tcase_add_test(tc, test_param_layout_and_flops);
     tcase_add_test(tc, test_subnormals_flushed);
