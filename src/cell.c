@@ -1,5 +1,6 @@
 /* The LSTM cell over one time step in plain C (libm): the reference for
- * the AVX-512 cell in kernels_avx512.c and the cell of the portable path.
+ * the AVX-512 cell in kernels_avx512.c and the cell of the portable path;
+ * and the plain 16 x 16 transpose.
  * Gate panel p holds [i | f | g | o] for units 16p .. 16p + 15. */
 #include <math.h>
 
@@ -51,4 +52,11 @@ void pl_cell_backward_generic(const pl_cell_args *a)
                 g[48 + l] = dh * tc * o * (1.0f - o);
             }
     }
+}
+
+void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    for (int i = 0; i < 16; i++)
+        for (int u = 0; u < 16; u++)
+            dst[(size_t)i * ldd + u] = src[(size_t)u * lds + i];
 }

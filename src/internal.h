@@ -44,6 +44,10 @@ void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t
 void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,
                      const pl_adam_k *k);
 
+/* dst[i * ldd + u] = src[u * lds + i] for i, u < 16. */
+void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd);
+void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd);
+
 float pl_fma_loop_avx512(long iters, double *flops);
 float pl_fma_loop_avx2(long iters, double *flops);
 

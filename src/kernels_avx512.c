@@ -357,6 +357,39 @@ PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
     }
 }
 
+/* -------------------------------------------------------- transpose */
+
+/* dst[i * ldd + u] = src[u * lds + i] for a 16 x 16 block: two rounds of
+ * in-lane unpacks, then two of 128-bit lane shuffles. */
+PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));     /* column 0 of each lane */
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)); /* column 1 */
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)); /* column 2 */
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)); /* column 3 */
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(v, w, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(j + 8) * ldd, _mm512_shuffle_f32x4(v, w, 0xDD));
+        _mm512_storeu_ps(dst + (size_t)(j + 4) * ldd, _mm512_shuffle_f32x4(v2, w2, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(j + 12) * ldd, _mm512_shuffle_f32x4(v2, w2, 0xDD));
+    }
+}
+
 /* ------------------------------------------------------------- Adam */
 
 /* The update of pl_adam (optim.c), 16 lanes at a time; every lane does the
@@ -429,6 +462,10 @@ __attribute__((target("avx2,fma"))) float pl_fma_loop_avx2(long iters, double *f
 #else /* not x86: never called (pl_cpu_has_avx512 is false) */
 
 void pl_gemm_avx512(const pl_gemm_op *op) { pl_gemm_naive(op); }
+void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    pl_transpose16_generic(src, lds, dst, ldd);
+}
 void pl_cell_forward_avx512(const pl_cell_args *a) { pl_cell_forward_generic(a); }
 void pl_cell_backward_avx512(const pl_cell_args *a) { pl_cell_backward_generic(a); }
 float pl_fma_loop_avx512(long iters, double *flops) { *flops = 0; return 0; }

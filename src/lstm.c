@@ -61,7 +61,7 @@ struct pl_packed {
     float *wht[PL_MAX_LAYERS];   /* (nq, 4Hp, 64) W_h transposed: rows = internal
                                     gate columns, 64 units per panel */
     float *wxt[PL_MAX_LAYERS];   /* (nq, 4Hp, 64) W_x transposed, likewise */
-    float *wx0;                  /* (np, H, 64)   layer 0's W_x in gate panels */
+    float *fold0;                /* (D + 1, 4H)   [W_in ; b_in] W_x + [0 ; b], canonical */
     float *wot;                  /* (C, Hp)       W_out transposed, padded units zero */
 };
 
@@ -81,7 +81,7 @@ struct pl_ws {
     float *dc;                   /* (n, Hp) */
     float *prob, *dlog;          /* (n, C) softmax, its gradient */
     float *dwf;                  /* (np, K_l, 64): rows [P (D) ; s (1) ; dW_h (Hp)] */
-    float *scratch;              /* (threads, H, 64): a panel of dW_x (layer 0) */
+    float *scratch;              /* (threads, 16, 4Hp): 16 rows of dW_x (layer 0) */
     double *prof;                /* [PL_NPHASE] seconds, or NULL: profiling off */
 };
 
@@ -149,9 +149,9 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
         pk->wxt[l] = pl_alloc_floats((size_t)pk->nq * 4 * pk->Hp * PL_PANEL);
         ok = ok && pk->wf[l] && pk->wht[l] && pk->wxt[l];
     }
-    pk->wx0 = pl_alloc_floats((size_t)pk->np * pk->H * PL_PANEL);
+    pk->fold0 = pl_alloc_floats((size_t)(pk->D + 1) * 4 * pk->H);
     pk->wot = pl_alloc_floats((size_t)cfg->classes * pk->Hp);
-    if (!ok || !pk->wx0 || !pk->wot) {
+    if (!ok || !pk->fold0 || !pk->wot) {
         pl_packed_free(pk);
         return NULL;
     }
@@ -167,94 +167,137 @@ void pl_packed_free(pl_packed *pk)
         pl_free(pk->wht[l]);
         pl_free(pk->wxt[l]);
     }
-    pl_free(pk->wx0);
+    pl_free(pk->fold0);
     pl_free(pk->wot);
     free(pk);
 }
 
-/* Rows [r0, r1) of w (rows of 4H canonical columns [i | f | g | o]) into
- * gate panel p: dst row r - r0 at dst + (r - r0) * 64; padded units stay 0. */
-static void rows_to_panel(const float *w, int H, int p, int r0, int r1, float *dst)
+/* Rows [0, rows) of a canonical matrix w (row stride ldw; columns [i | f |
+ * g | o] of H each) into gate panels [pa, pb): row r of panel p at dst + p *
+ * dps + r * 64. Row by row, so that w is read in order. */
+static void canon_to_panels(const float *w, size_t ldw, int H, int pa, int pb, int rows,
+                            float *dst, size_t dps)
 {
-    const int nl = panel_units(H, p);
-    for (int r = r0; r < r1; r++)
+    for (int r = 0; r < rows; r++)
         for (int gate = 0; gate < 4; gate++)
-            memcpy(dst + (size_t)(r - r0) * PL_PANEL + gate * PL_UNIT_BLOCK,
-                   w + (size_t)r * 4 * H + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
-                   sizeof(float) * (size_t)nl);
+            for (int p = pa; p < pb; p++)
+                memcpy(dst + (size_t)p * dps + (size_t)r * PL_PANEL + gate * PL_UNIT_BLOCK,
+                       w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
+                       sizeof(float) * (size_t)panel_units(H, p));
 }
 
-/* Gate panel p of layer l's Wf (and, for layer 0, the fold). */
-static void pack_panel(pl_packed *pk, const pl_tensors *t, int l, int p)
+/* The inverse: panels [pa, pb) (row r of panel p at src + p * sps + r * lds)
+ * into rows [0, rows) of canonical w; written in order. */
+static void panels_to_canon(const float *src, size_t sps, size_t lds, int H, int pa, int pb,
+                            int rows, float *w, size_t ldw)
 {
-    const int D = pk->D, H = pk->H, K = pk->K[l], in = K - 1 - pk->Hp;
-    float *dst = pk->wf[l] + (size_t)p * K * PL_PANEL;
-    memset(dst, 0, sizeof(float) * (size_t)K * PL_PANEL);
-    if (l == 0) {
-        /* rows 0..D: [W_in ; b_in] (D + 1, H) x W_x[:, panel p] (H, 64) */
-        float *wx = pk->wx0 + (size_t)p * H * PL_PANEL;
-        memset(wx, 0, sizeof(float) * (size_t)H * PL_PANEL);
-        rows_to_panel(t->w[0], H, p, 0, H, wx);
-        pl_gemm_op op = {.M = D + 1, .N = PL_PANEL, .nb = 1, .kb = H, .a = t->w_in,
-                         .a_rs = (size_t)H, .a_cs = 1, .b = wx, .ldb = PL_PANEL,
-                         .c = dst, .ldc = PL_PANEL};
-        pl_gemm(pk->be, &op);
-    } else {
-        rows_to_panel(t->w[l], H, p, 0, H, dst);
-    }
-    /* the bias row adds b (for layer 0 to b_in W_x) */
-    float bias[PL_PANEL] = {0};
-    rows_to_panel(t->b[l], H, p, 0, 1, bias);
-    for (int j = 0; j < PL_PANEL; j++)
-        dst[(size_t)in * PL_PANEL + j] += bias[j];
-    rows_to_panel(t->w[l], H, p, H, 2 * H, dst + (size_t)(in + 1) * PL_PANEL);
+    for (int r = 0; r < rows; r++)
+        for (int gate = 0; gate < 4; gate++)
+            for (int p = pa; p < pb; p++)
+                memcpy(w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
+                       src + (size_t)p * sps + (size_t)r * lds + gate * PL_UNIT_BLOCK,
+                       sizeof(float) * (size_t)panel_units(H, p));
 }
 
 /* Panel q (units 64q .. 64q + 63) of the transpose of w's rows [r0, r0 + H)
- * (one of W_x, W_h: (H, 4H) canonical) into dst (4Hp, 64): dst[r][u - 64q]
- * = w[r0 + u][col(r)] for internal gate column r. In 16 x 16 blocks. */
-static void transpose_panel(const float *w, int H, int Hp, int r0, int q, float *dst)
+ * (W_x or W_h: (H, 4H) canonical) into dst (4Hp, 64): dst[r][u - 64q] =
+ * w[r0 + u][col(r)] for internal gate column r; 16 x 16 blocks through a
+ * local copy, so that every line read or written is used whole. */
+static void transpose_panel(pl_gemm_backend be, const float *w, int H, int Hp, int r0, int q,
+                            float *dst)
 {
     memset(dst, 0, sizeof(float) * (size_t)4 * Hp * PL_PANEL);
     const int u_end = H < (q + 1) * PL_PANEL ? H : (q + 1) * PL_PANEL;
-    for (int p = 0; p < Hp / PL_UNIT_BLOCK; p++) {
-        const int nl = panel_units(H, p);
-        for (int gate = 0; gate < 4; gate++)
-            for (int ub = q * PL_PANEL; ub < u_end; ub += 16) {
-                const int ue = ub + 16 < u_end ? ub + 16 : u_end;
-                for (int u = ub; u < ue; u++) {
-                    const float *src = w + (size_t)(r0 + u) * 4 * H + (size_t)gate * H +
-                                       (size_t)p * PL_UNIT_BLOCK;
-                    float *out = dst + (size_t)(p * PL_PANEL + gate * PL_UNIT_BLOCK) * PL_PANEL +
-                                 (u - q * PL_PANEL);
+    for (int ub = q * PL_PANEL; ub < u_end; ub += PL_UNIT_BLOCK) {
+        const int nu = u_end - ub < PL_UNIT_BLOCK ? u_end - ub : PL_UNIT_BLOCK;
+        for (int p = 0; p < Hp / PL_UNIT_BLOCK; p++) {
+            const int nl = panel_units(H, p);
+            for (int gate = 0; gate < 4; gate++) {
+                const float *src = w + (size_t)(r0 + ub) * 4 * H + (size_t)gate * H +
+                                   (size_t)p * PL_UNIT_BLOCK;
+                float *out = dst + (size_t)(p * PL_PANEL + gate * PL_UNIT_BLOCK) * PL_PANEL +
+                             (ub - q * PL_PANEL);
+                if (nl == PL_UNIT_BLOCK && nu == PL_UNIT_BLOCK && be == PL_GEMM_AVX512)
+                    pl_transpose16_avx512(src, (size_t)4 * H, out, PL_PANEL);
+                else if (nl == PL_UNIT_BLOCK && nu == PL_UNIT_BLOCK)
+                    pl_transpose16_generic(src, (size_t)4 * H, out, PL_PANEL);
+                else
                     for (int i = 0; i < nl; i++)
-                        out[(size_t)i * PL_PANEL] = src[i];
-                }
+                        for (int u = 0; u < nu; u++)
+                            out[(size_t)i * PL_PANEL + u] = src[(size_t)u * 4 * H + i];
             }
+        }
     }
 }
+
+/* Layer 0's fold for gate panels [pa, pb): rows 0..D of Wf = [W_in ; b_in]
+ * W_x (through the canonical scratch fold0), plus b on the bias row. */
+static void pack_fold(pl_packed *pk, const pl_tensors *t, int pa, int pb)
+{
+    const int D = pk->D, H = pk->H, K = pk->K[0];
+    const int u0 = pa * PL_UNIT_BLOCK, u1 = pb * PL_UNIT_BLOCK < H ? pb * PL_UNIT_BLOCK : H;
+    for (int gate = 0; gate < 4; gate++) {
+        pl_gemm_op op = {.M = D + 1, .N = u1 - u0, .nb = 1, .kb = H, .a = t->w_in,
+                         .a_rs = (size_t)H, .a_cs = 1, .b = t->w[0] + (size_t)gate * H + u0,
+                         .ldb = (size_t)4 * H, .c = pk->fold0 + (size_t)gate * H + u0,
+                         .ldc = (size_t)4 * H};
+        pl_gemm(pk->be, &op);
+        for (int u = u0; u < u1; u++)
+            pk->fold0[(size_t)D * 4 * H + (size_t)gate * H + u] += t->b[0][(size_t)gate * H + u];
+    }
+    canon_to_panels(pk->fold0, (size_t)4 * H, H, pa, pb, D + 1, pk->wf[0],
+                    (size_t)K * PL_PANEL);
+}
+
+/* Canonical rows [r0, r1) of layer l's (2H, 4H) kernel (and, with r0 = 0,
+ * its bias) into Wf: layer 0 takes only the W_h rows (its W_x goes through
+ * the fold). */
+static void pack_rows(pl_packed *pk, const pl_tensors *t, int l, int r0, int r1)
+{
+    const int H = pk->H, K = pk->K[l], in = K - 1 - pk->Hp;
+    const size_t dps = (size_t)K * PL_PANEL;
+    if (l == 0 && r0 < H)
+        r0 = H;
+    if (r0 == 0 && l > 0)
+        canon_to_panels(t->b[l], (size_t)4 * H, H, 0, pk->np, 1,
+                        pk->wf[l] + (size_t)in * PL_PANEL, dps);
+    for (int r = r0; r < r1; r++) {
+        int to = r < H ? r : in + 1 + (r - H);
+        canon_to_panels(t->w[l] + (size_t)r * 4 * H, (size_t)4 * H, H, 0, pk->np, 1,
+                        pk->wf[l] + (size_t)to * PL_PANEL, dps);
+    }
+}
+
+/* Tasks of a packing step, in order: per layer, row bands of the kernel
+ * (ROWS_PER_TASK rows each) and nq panels of W_x^T and W_h^T; layer 0's
+ * fold in nq bands of 4 gate panels; W_out^T. */
+#define ROWS_PER_TASK 64
 
 void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
 {
     pl_tensors t;
     long lo, hi;
     pl_tensors_bind(&pk->cfg, (float *)params, &t);
-    const int np = pk->np, nq = pk->nq, H = pk->H, per_layer = np + nq;
-    /* tasks: per layer, np panels of Wf and nq panels of W_x^T, W_h^T; W_out^T */
-    pl_split((long)pk->L * per_layer + 1, part, parts, &lo, &hi);
+    const int H = pk->H, nq = pk->nq, bands = (2 * H + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    const int per_layer = bands + nq;
+    const size_t ps = (size_t)4 * pk->Hp * PL_PANEL;
+    pl_split((long)pk->L * per_layer + nq + 1, part, parts, &lo, &hi);
     for (long task = lo; task < hi; task++) {
         int l = (int)(task / per_layer), k = (int)(task % per_layer);
-        if (l == pk->L) {
+        if (l < pk->L && k < bands) {
+            int r0 = k * ROWS_PER_TASK;
+            pack_rows(pk, &t, l, r0, r0 + ROWS_PER_TASK < 2 * H ? r0 + ROWS_PER_TASK : 2 * H);
+        } else if (l < pk->L) {
+            int q = k - bands;
+            transpose_panel(pk->be, t.w[l], H, pk->Hp, 0, q, pk->wxt[l] + (size_t)q * ps);
+            transpose_panel(pk->be, t.w[l], H, pk->Hp, H, q, pk->wht[l] + (size_t)q * ps);
+        } else if (k < nq) {
+            pack_fold(pk, &t, 4 * k, 4 * k + 4 < pk->np ? 4 * k + 4 : pk->np);
+        } else {
             const int C = pk->cfg.classes;
             for (int c = 0; c < C; c++)
                 for (int u = 0; u < H; u++)
                     pk->wot[(size_t)c * pk->Hp + u] = t.w_out[(size_t)u * C + c];
-        } else if (k < np) {
-            pack_panel(pk, &t, l, k);
-        } else {
-            const size_t ps = (size_t)4 * pk->Hp * PL_PANEL;
-            transpose_panel(t.w[l], H, pk->Hp, 0, k - np, pk->wxt[l] + (size_t)(k - np) * ps);
-            transpose_panel(t.w[l], H, pk->Hp, H, k - np, pk->wht[l] + (size_t)(k - np) * ps);
         }
     }
 }
@@ -283,7 +326,7 @@ static int ws_table(pl_ws *ws, ws_buf *b)
     b[k++] = (ws_buf){&ws->prob, n * (size_t)ws->C};
     b[k++] = (ws_buf){&ws->dlog, n * (size_t)ws->C};
     b[k++] = (ws_buf){&ws->dwf, (size_t)ws->np * (size_t)ws->Kmax * PL_PANEL};
-    b[k++] = (ws_buf){&ws->scratch, (size_t)ws->threads * (size_t)ws->H * PL_PANEL};
+    b[k++] = (ws_buf){&ws->scratch, (size_t)ws->threads * PL_UNIT_BLOCK * 4 * Hp};
     return k;
 }
 
@@ -495,41 +538,35 @@ static void weight_gradient(pl_ws *ws, int l, long p0, long p1)
     }
 }
 
-/* dWf's panels [p0, p1) into the canonical gradient of layer l: rows
- * [first, first + count) of dwf go to rows [to, to + count) of w. */
-static void panels_to_rows(const pl_ws *ws, int l, long p0, long p1, int first, int count,
-                           float *w, int to)
+/* Layer l's gradient from dWf (all panels done) into the canonical layout,
+ * canonical rows [r0, r1) of the layer's (2H, 4H) kernel, and its bias
+ * with r0 = 0. Layer 0's W_x rows come from the fold: dW_x = [W_in ;
+ * b_in]^T [P ; s], 16 rows at a time through the thread's scratch. */
+static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int l, int r0,
+                      int r1, int tid)
 {
-    const int H = ws->H, K = ws->K[l];
-    for (long p = p0; p < p1; p++) {
-        const float *src = ws->dwf + (size_t)p * K * PL_PANEL;
-        const int nl = panel_units(H, (int)p);
-        for (int r = 0; r < count; r++)
-            for (int gate = 0; gate < 4; gate++)
-                memcpy(w + (size_t)(to + r) * 4 * H + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
-                       src + (size_t)(first + r) * PL_PANEL + gate * PL_UNIT_BLOCK,
-                       sizeof(float) * (size_t)nl);
-    }
-}
-
-/* Backward of the fold for this thread's panels: dW_x[:, panel] = [W_in ;
- * b_in]^T [P ; s][:, panel], through a (H, 64) scratch panel. */
-static void unfold_panels(pl_ws *ws, const pl_tensors *tp, float *grad_wx, long p0, long p1,
-                          int tid)
-{
-    const int D = ws->D, H = ws->H, K = ws->K[0];
-    float *sc = ws->scratch + (size_t)tid * H * PL_PANEL;
-    for (long p = p0; p < p1; p++) {
-        pl_gemm_op op = {.M = H, .N = PL_PANEL, .nb = 1, .kb = D + 1, .a = tp->w_in,
-                         .a_rs = 1, .a_cs = (size_t)H,
-                         .b = ws->dwf + (size_t)p * K * PL_PANEL, .ldb = PL_PANEL,
-                         .c = sc, .ldc = PL_PANEL};
+    const int H = ws->H, K = ws->K[l], in = K - 1 - ws->Hp, np = ws->np;
+    const size_t sps = (size_t)K * PL_PANEL, ld = (size_t)4 * H;
+    float *gw = tg->w[l];
+    if (r0 == 0)
+        panels_to_canon(ws->dwf + (size_t)in * PL_PANEL, sps, PL_PANEL, H, 0, np, 1, tg->b[l], ld);
+    for (int r = r0; r < r1;) {
+        if (r >= H || l > 0) { /* dW_h, or dW_x of an upper layer: copied */
+            int from = r < H ? r : in + 1 + (r - H);
+            panels_to_canon(ws->dwf + (size_t)from * PL_PANEL, sps, PL_PANEL, H, 0, np, 1,
+                            gw + (size_t)r * ld, ld);
+            r++;
+            continue;
+        }
+        const int rows = r1 - r < PL_UNIT_BLOCK ? r1 - r : PL_UNIT_BLOCK;
+        const int top = H - r < rows ? H - r : rows;
+        float *sc = ws->scratch + (size_t)tid * PL_UNIT_BLOCK * 4 * ws->Hp;
+        pl_gemm_op op = {.M = top, .N = 4 * ws->Hp, .nb = 1, .kb = ws->D + 1,
+                         .a = tp->w_in + r, .a_rs = 1, .a_cs = (size_t)H, .b = ws->dwf,
+                         .ldb = PL_PANEL, .b_ps = sps, .c = sc, .ldc = (size_t)4 * ws->Hp};
         pl_gemm(ws->be, &op);
-        const int nl = panel_units(H, (int)p);
-        for (int h = 0; h < H; h++)
-            for (int gate = 0; gate < 4; gate++)
-                memcpy(grad_wx + (size_t)h * 4 * H + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
-                       sc + (size_t)h * PL_PANEL + gate * PL_UNIT_BLOCK, sizeof(float) * (size_t)nl);
+        panels_to_canon(sc, PL_PANEL, (size_t)4 * ws->Hp, H, 0, np, top, gw + (size_t)r * ld, ld);
+        r += top;
     }
 }
 
@@ -575,18 +612,16 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     }
     weight_gradient(ws, l, p0, p1);
     pl_lap(prof, PL_PH_WGRAD, tt);
-    float *gw = tg->w[l];
-    panels_to_rows(ws, l, p0, p1, K - 1 - Hp, 1, tg->b[l], 0); /* db */
-    panels_to_rows(ws, l, p0, p1, K - Hp, H, gw, H);          /* dW_h */
-    if (l > 0) {
-        panels_to_rows(ws, l, p0, p1, 0, H, gw, 0); /* dW_x */
-    } else {
-        unfold_panels(ws, tp, gw, p0, p1, tid);
 #pragma omp barrier
-        /* [dW_in ; db_in][:, own units] = [P ; s] W_x^T: one (D + 1, H) block */
+    /* every panel of dWf is done: each thread writes a band of rows of the
+     * canonical gradient */
+    long r0, r1;
+    pl_split((2 * H + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK, tid, nt, &r0, &r1);
+    grad_rows(ws, tp, tg, l, (int)r0 * PL_UNIT_BLOCK,
+              (int)(r1 * PL_UNIT_BLOCK < 2 * H ? r1 * PL_UNIT_BLOCK : 2 * H), tid);
+    if (l == 0) /* [dW_in ; db_in][:, own units] = [P ; s] W_x^T: one (D + 1, H) block */
         times_transposed(ws, pk->wxt[0], ws->dwf, (size_t)K * PL_PANEL, ws->D + 1, tg->w_in,
                          (size_t)H, u0, u1 < H ? u1 : H, 0);
-    }
     /* dwf and dH are shared by the layers: finish this one first */
 #pragma omp barrier
     pl_lap(prof, PL_PH_UNFOLD, tt);

@@ -167,6 +167,32 @@ START_TEST(test_panelled_operands)
 }
 END_TEST
 
+/* The 16 x 16 transposes, from and to strided blocks; the AVX-512 one
+ * against the plain one, both against the definition. */
+START_TEST(test_transpose16)
+{
+    const size_t lds = 37, ldd = 21;
+    float src[16 * 37], want[16 * 21], got[16 * 21];
+    tu_fill(src, 16 * lds, 1.0f, 77);
+    memset(want, 0, sizeof want);
+    pl_transpose16_generic(src, lds, want, ldd);
+    for (int i = 0; i < 16; i++)
+        for (int u = 0; u < 16; u++)
+            ck_assert_float_eq(want[i * ldd + u], src[u * lds + i]);
+    ck_assert_float_eq(want[15], 0.0f + want[15]); /* sanity: finite */
+    if (!pl_cpu_has_avx512()) {
+        fprintf(stderr, "SKIP: transpose16 AVX-512 (this CPU has no AVX-512)\n");
+        return;
+    }
+    memcpy(got, want, sizeof got);
+    for (int i = 0; i < 16; i++)
+        for (int u = 0; u < 16; u++)
+            got[i * ldd + u] = -1.0f;
+    pl_transpose16_avx512(src, lds, got, ldd);
+    ck_assert_int_eq(memcmp(got, want, sizeof got), 0);
+}
+END_TEST
+
 /* The AVX-512 cell (polynomial exp, sigmoid, tanh) against libm. */
 START_TEST(test_cell_avx512_matches_generic)
 {
@@ -268,6 +294,7 @@ Suite *gemm_suite(void)
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_transpose16);
     tcase_add_loop_test(tc, test_panelled_operands, 0,
                         (int)(sizeof PANEL_CASES / sizeof *PANEL_CASES));
     tcase_add_loop_test(tc, test_backends_match_naive, 0, (int)(sizeof CASES / sizeof *CASES));
