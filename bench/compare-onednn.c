@@ -31,8 +31,11 @@
  *   standard unfolded count of its whole model) and pl_step_flops_executed
  *   (what it runs: the input projection is folded into the gate weights).
  *
+ * Other shapes: --hidden, --seq T,D, --batch (parlstm trains on MNIST seen
+ * as T x D when that is 784 pixels, else on random images).
+ *
  * Exit status: 0; 1 on a failure (naming the failing call); 2 on bad
- * options; 77 (skipped) without MNIST. */
+ * options. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -48,15 +51,16 @@
 
 #include "parlstm.h"
 
-#define T_STEPS 28  /* time steps (image rows) */
-#define BATCH 100   /* N */
-#define HIDDEN 128  /* H */
 #define GATES 4     /* i, f, c~, o */
 #define NDNN 2      /* oneDNN configurations: 1 and 2 threads */
 #define NPL 3       /* parlstm configurations: 1x1, 2x1, 1x2 */
 #define WARMUP 3    /* untimed steps per configuration */
 
-static int channels = 128; /* oneDNN input channels (--channels) */
+static int T_STEPS = 28;   /* time steps (--seq T,D) */
+static int D_IN = 28;      /* parlstm's input width (--seq T,D) */
+static int BATCH = 100;    /* N (--batch) */
+static int HIDDEN = 128;   /* H (--hidden) */
+static int channels = 0;   /* oneDNN input channels (--channels; default H) */
 
 /* ---------------------------------------------------------------- oneDNN */
 
@@ -342,22 +346,62 @@ static double median(const double *v, int n, double *lo, double *hi)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: compare-onednn [--rounds R] [--steps S] [--channels C] [--data DIR]\n"
-        "Times oneDNN's f32 LSTM training step (forward_training + backward; T=28,\n"
-        "N=100, C input channels, 128 hidden; 1 and 2 OpenMP threads) against\n"
-        "parlstm's whole training step on MNIST (model 28-128-10, batch 100,\n"
-        "workers x threads 1x1, 2x1, 1x2), alternating them in one run.\n"
+        "Usage: compare-onednn [--hidden H] [--seq T,D] [--batch N] [--channels C]\n"
+        "                      [--rounds R] [--steps S] [--data DIR]\n"
+        "Times oneDNN's f32 LSTM training step (forward_training + backward; T steps,\n"
+        "batch N, C input channels, H hidden; 1 and 2 OpenMP threads) against\n"
+        "parlstm's whole training step (model D-H-10, batch N, workers x threads 1x1,\n"
+        "2x1, 1x2), alternating them in one run.\n"
         "\n"
+        "  --hidden H    hidden units of both (default 128)\n"
+        "  --seq T,D     time steps and parlstm's input width (default 28,28: MNIST by\n"
+        "                rows; 784,1: by pixels). parlstm trains on MNIST seen with\n"
+        "                that shape when T x D = 784, else on random images\n"
+        "  --batch N     batch of both (default 100)\n"
+        "  --channels C  oneDNN input channels (default H: the output of the model's\n"
+        "                D->H projection, so oneDNN does the standard unfolded\n"
+        "                arithmetic; D + 1 is the width parlstm's folded LSTM multiplies)\n"
         "  --rounds R    rounds; each runs every configuration once (default 5)\n"
         "  --steps S     training steps per configuration and round (default 30)\n"
-        "  --channels C  oneDNN input channels (default 128, the output of parlstm's\n"
-        "                28->128 projection; 28 is the width parlstm's folded LSTM\n"
-        "                actually multiplies)\n"
-        "  --data DIR    MNIST IDX files (default data/mnist; exit 77 if missing)\n"
+        "  --data DIR    MNIST IDX files (default data/mnist)\n"
         "  --help        this text\n"
         "\n"
-        "Prints median, min and max samples/s over the rounds, GFLOP/s and the ratio\n"
-        "of the best parlstm configuration to the best oneDNN one.\n");
+        "Prints median, min and max samples/s over the rounds, GFLOP/s and the ratios\n"
+        "of parlstm to oneDNN on the same cores.\n");
+}
+
+/* "T,D" with both in range. */
+static int parse_seq(const char *s)
+{
+    int t, d, used = 0;
+    if (sscanf(s, "%d,%d%n", &t, &d, &used) != 2 || s[used] != '\0' || t < 1 || t > 65535 ||
+        d < 1 || d > 65535) {
+        fprintf(stderr, "compare-onednn: --seq: expected T,D (time steps, input width), "
+                "each 1..65535, got '%s'\n", s);
+        return -1;
+    }
+    T_STEPS = t;
+    D_IN = d;
+    return 0;
+}
+
+/* Random images of the chosen shape with labels 0..9. */
+static void synthetic(pl_dataset *ds, size_t n)
+{
+    size_t px = n * (size_t)T_STEPS * D_IN;
+    uint8_t *img = malloc(px), *lab = malloc(n);
+    if (!img || !lab) {
+        fprintf(stderr, "compare-onednn: cannot allocate %zu random images\n", n);
+        exit(1);
+    }
+    pl_rng r;
+    pl_rng_seed(&r, 7);
+    for (size_t i = 0; i < px; i++)
+        img[i] = (uint8_t)pl_rng_below(&r, 256);
+    for (size_t i = 0; i < n; i++)
+        lab[i] = (uint8_t)pl_rng_below(&r, 10);
+    *ds = (pl_dataset){.images = img, .labels = lab, .n = n, .T = T_STEPS, .D = D_IN,
+                       .classes = 10, .owned_images = img, .owned_labels = lab};
 }
 
 static int parse_int(const char *opt, const char *s, long min, long max, int *out)
@@ -402,13 +446,18 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"rounds", required_argument, 0, 'r'},   {"steps", required_argument, 0, 's'},
         {"channels", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"hidden", required_argument, 0, 'H'},   {"seq", required_argument, 0, 'T'},
+        {"batch", required_argument, 0, 'b'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'r': if (parse_int("--rounds", optarg, 1, 1000, &rounds)) return 2; break;
         case 's': if (parse_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case 'c': if (parse_int("--channels", optarg, 1, 4096, &channels)) return 2; break;
         case 'd': data = optarg; break;
+        case 'H': if (parse_int("--hidden", optarg, 1, 8192, &HIDDEN)) return 2; break;
+        case 'T': if (parse_seq(optarg)) return 2; break;
+        case 'b': if (parse_int("--batch", optarg, 2, 65536, &BATCH)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "Try 'compare-onednn --help'.\n"); return 2;
         }
@@ -419,17 +468,21 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* parlstm: data first (skip early without it), one trainer per config. */
+    if (channels == 0)
+        channels = HIDDEN;
+    /* parlstm: MNIST seen as T x D when that is 784 pixels, else random
+     * images of that shape; one trainer per configuration. */
     pl_dataset ds;
     pl_error err = {PL_OK, ""};
-    pl_status s = pl_dataset_load(&ds, data, "train", 0, &err);
-    if (s == PL_ERR_NOT_FOUND) {
-        printf("compare-onednn: skipped: MNIST not found (%s); get it with "
-               "data/fetch-mnist.sh\n", err.msg);
-        return 77;
+    const char *source = "MNIST";
+    if (T_STEPS * D_IN != 784 || pl_dataset_load(&ds, data, "train", 0, &err) != PL_OK) {
+        synthetic(&ds, 60000);
+        source = "random images";
+    } else {
+        ds.T = T_STEPS;
+        ds.D = D_IN;
     }
-    pl_check(s, "pl_dataset_load", &err);
-    const pl_config cfg = {28, 128, 10, 1};
+    const pl_config cfg = {D_IN, HIDDEN, 10, 1};
     pl_run pr[NPL] = {{.workers = 1, .threads = 1}, {.workers = 2, .threads = 1},
                       {.workers = 1, .threads = 2}};
     for (int i = 0; i < NPL; i++) {
@@ -463,10 +516,10 @@ int main(int argc, char **argv)
             net_step(&net[i], st);
     }
     const dnnl_version_t *v = dnnl_version();
-    printf("compare-onednn: oneDNN %d.%d.%d (forward %s, backward %s; %d input channels) "
-           "vs parlstm (gemm %s), %d CPUs\n", v->major, v->minor, v->patch, net[0].impl[0],
-           net[0].impl[1], channels, pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)),
-           pl_cpu_count());
+    printf("compare-onednn: T=%d, D=%d, H=%d, batch %d; oneDNN %d.%d.%d (forward %s, "
+           "backward %s; %d input channels) vs parlstm (gemm %s, %s), %d CPUs\n", T_STEPS,
+           D_IN, HIDDEN, BATCH, v->major, v->minor, v->patch, net[0].impl[0], net[0].impl[1],
+           channels, pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), source, pl_cpu_count());
     check_forward(net);
 
     /* Alternate in a fixed order, S steps per configuration and round.
@@ -521,10 +574,11 @@ int main(int argc, char **argv)
                    "the machine? Its median is unreliable.\n", k < NDNN ? "oneDNN" : "parlstm",
                    conf[k], hi[k] / lo[k]);
     printf("\nFLOPs per step: oneDNN %.3f G (the LSTM layer alone: 3 GEMM passes of\n"
-           "2*T*N*(%d+128)*512); parlstm model %.3f G, executed %.3f G (the input\n"
+           "2*T*N*(%d+%d)*%d); parlstm model %.3f G, executed %.3f G (the input\n"
            "projection folded into the gate weights). parlstm's figures include the input\n"
-           "projection (28->128), the output layer (128->10), the loss and Adam; oneDNN's\n"
-           "do not.\n", fl_dnn * 1e-9, channels, fl_model * 1e-9, fl_exec * 1e-9);
+           "projection (%d->%d), the output layer (%d->10), the loss and Adam; oneDNN's\n"
+           "do not.\n", fl_dnn * 1e-9, channels, HIDDEN, 4 * HIDDEN, fl_model * 1e-9,
+           fl_exec * 1e-9, D_IN, HIDDEN, HIDDEN);
     printf("parlstm last-batch loss: 1x1 %.3f, 2x1 %.3f, 1x2 %.3f (after %ld steps each)\n",
            pr[0].loss, pr[1].loss, pr[2].loss, pr[0].step);
 
@@ -534,9 +588,9 @@ int main(int argc, char **argv)
         if (k >= NDNN && med[k] > med[bp]) bp = k;
     }
     const pl_run *best = &pr[bp - NDNN];
-    printf("\nsame cores: parlstm 1x1 / oneDNN 1 thread = %.2f; parlstm best of 2x1, 1x2 / "
-           "oneDNN 2 threads = %.2f\n", med[NDNN] / med[0],
-           fmax(med[NDNN + 1], med[NDNN + 2]) / med[1]);
+    printf("\nshape T=%d D=%d H=%d batch %d, same cores: parlstm 1x1 / oneDNN 1 thread = "
+           "%.2f; parlstm best of 2x1, 1x2 / oneDNN 2 threads = %.2f\n", T_STEPS, D_IN,
+           HIDDEN, BATCH, med[NDNN] / med[0], fmax(med[NDNN + 1], med[NDNN + 2]) / med[1]);
     printf("ratio: parlstm best (%dx%d) %.0f samples/s / oneDNN best (%d thread%s) %.0f "
            "samples/s = %.2f\n", best->workers, best->threads, med[bp], net[bd].threads,
            net[bd].threads == 1 ? "" : "s", med[bd], med[bp] / med[bd]);

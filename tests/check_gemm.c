@@ -179,7 +179,6 @@ START_TEST(test_transpose16)
     for (int i = 0; i < 16; i++)
         for (int u = 0; u < 16; u++)
             ck_assert_float_eq(want[i * ldd + u], src[u * lds + i]);
-    ck_assert_float_eq(want[15], 0.0f + want[15]); /* sanity: finite */
     if (!pl_cpu_has_avx512()) {
         fprintf(stderr, "SKIP: transpose16 AVX-512 (this CPU has no AVX-512)\n");
         return;
