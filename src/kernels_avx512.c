@@ -44,8 +44,9 @@ typedef struct {
     __mmask16 last; /* mask of the last vector's lanes */
 } tile_args;
 
-/* Layouts of A the inner loop is specialised for. */
-enum { A_ROWS, A_COLS, A_ANY };
+/* Layouts of A the inner loop is specialised for (pl_gemm_op promises one
+ * of them). */
+enum { A_ROWS, A_COLS };
 
 /* r += A(MR_ rows, kb) B(kb, 16 NV_): the inner loop of a tile. MR_, NV_
  * and LAY are constants at every call site, so r lives in registers. */
@@ -66,9 +67,7 @@ tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const floa
                                  : _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < MR_; i++) {
-            __m512 av = LAY == A_ROWS   ? _mm512_set1_ps(ap[i][k])
-                        : LAY == A_COLS ? _mm512_set1_ps(a[k * a_cs + i])
-                                        : _mm512_set1_ps(ap[i][k * a_cs]);
+            __m512 av = LAY == A_ROWS ? _mm512_set1_ps(ap[i][k]) : _mm512_set1_ps(a[k * a_cs + i]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV_; v++)
                 r[i][v] = _mm512_fmadd_ps(av, bv[v], r[i][v]);
@@ -111,10 +110,8 @@ tile(const tile_args *t, const int MR_, const int NV_, const int LAY)
     do {                                                                      \
         if (t->a_cs == 1)                                                     \
             tile(t, mr, nv, A_ROWS);                                          \
-        else if (t->a_rs == 1)                                                \
-            tile(t, mr, nv, A_COLS);                                          \
         else                                                                  \
-            tile(t, mr, nv, A_ANY);                                           \
+            tile(t, mr, nv, A_COLS);                                          \
     } while (0)
 
 #define TILE_NV(mr)                                                           \
@@ -204,6 +201,10 @@ static PL_AVX512 void panel_chunk(const pl_gemm_op *op, tile_args *t, size_t a_o
 
 PL_AVX512 void pl_gemm_avx512(const pl_gemm_op *op)
 {
+    if (op->a_cs != 1 && op->a_rs != 1) { /* outside the contract: the reference */
+        pl_gemm_naive(op);
+        return;
+    }
     const size_t b_ps = op->b_ps ? op->b_ps : 64;
     const chunking c = chunks_of(op);
     const int npanel = (op->N + 63) / 64;

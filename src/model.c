@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 void *pl_alloc_aligned(size_t bytes)
 {
@@ -107,36 +107,71 @@ static void fill_normal(float *x, size_t n, double sd, pl_rng *r)
         x[i] = (float)(sd * pl_rng_normal(r));
 }
 
-/* w (rows, cols) with rows <= cols gets orthonormal rows: Gram-Schmidt
- * (run twice for accuracy) on `rows` random normal vectors of length cols. */
+/* LAPACK (in OpenBLAS, Fortran interface): Householder QR and the
+ * explicit Q of it, column-major. */
+extern void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau,
+                    double *work, const int *lwork, int *info);
+extern void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda,
+                    const double *tau, double *work, const int *lwork, int *info);
+extern void openblas_set_num_threads(int n);
+extern int openblas_get_num_threads(void);
+
+/* q (rows, cols) row-major, rows <= cols: orthonormalises the rows in place
+ * (Q of the QR factorisation of q^T, with the signs of R's diagonal taken
+ * out so that Q is what Gram-Schmidt would give). Seen column-major, q is
+ * q^T (cols x rows) with leading dimension cols: LAPACK works on it as is.
+ * O(rows^2 cols) in blocked LAPACK, on every CPU. Returns 0, or -1 when
+ * LAPACK fails or memory runs out. */
+static int orthonormalise_rows(double *q, int rows, int cols)
+{
+    int m = cols, n = rows, lda = cols, info = 0, lwork = -1;
+    double query, *tau = malloc(sizeof(double) * (size_t)n), *diag = malloc(sizeof(double) * n);
+    if (!tau || !diag) {
+        free(tau);
+        free(diag);
+        return -1;
+    }
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(pl_cpu_count());
+    dgeqrf_(&m, &n, q, &lda, tau, &query, &lwork, &info);
+    lwork = info == 0 ? (int)query : 0;
+    double *work = lwork > 0 ? malloc(sizeof(double) * (size_t)lwork) : NULL;
+    if (work)
+        dgeqrf_(&m, &n, q, &lda, tau, work, &lwork, &info);
+    if (work && info == 0) {
+        for (int j = 0; j < n; j++)
+            diag[j] = q[(size_t)j * lda + j]; /* R's diagonal */
+        dorgqr_(&m, &n, &n, q, &lda, tau, work, &lwork, &info);
+    }
+    openblas_set_num_threads(threads);
+    int ok = work && info == 0;
+    for (int j = 0; ok && j < n; j++)
+        if (diag[j] < 0)
+            for (int i = 0; i < m; i++)
+                q[(size_t)j * lda + i] = -q[(size_t)j * lda + i];
+    free(work);
+    free(tau);
+    free(diag);
+    return ok ? 0 : -1;
+}
+
+/* w (rows, cols) with rows <= cols gets orthonormal rows drawn uniformly:
+ * the orthonormalised rows of a (rows, cols) matrix of N(0, 1) values. */
 static void fill_orthogonal(float *w, int rows, int cols, pl_rng *r)
 {
-    double *q = malloc(sizeof(double) * (size_t)rows * (size_t)cols);
-    if (!q) { /* fall back to a scaled normal; cannot fail the caller */
-        fill_normal(w, (size_t)rows * (size_t)cols, 1.0 / sqrt(cols), r);
+    const size_t n = (size_t)rows * (size_t)cols;
+    double *q = malloc(sizeof(double) * n);
+    if (q)
+        for (size_t i = 0; i < n; i++)
+            q[i] = pl_rng_normal(r);
+    if (!q || orthonormalise_rows(q, rows, cols) != 0) {
+        /* cannot fail the caller: a scaled normal, near-orthogonal rows */
+        for (size_t i = 0; i < n; i++)
+            w[i] = (float)(q ? q[i] / sqrt(cols) : pl_rng_normal(r) / sqrt(cols));
+        free(q);
         return;
     }
-    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++)
-        q[i] = pl_rng_normal(r);
-    for (int i = 0; i < rows; i++) {
-        double *qi = q + (size_t)i * cols;
-        for (int pass = 0; pass < 2; pass++)
-            for (int j = 0; j < i; j++) {
-                const double *qj = q + (size_t)j * cols;
-                double dot = 0;
-                for (int k = 0; k < cols; k++)
-                    dot += qi[k] * qj[k];
-                for (int k = 0; k < cols; k++)
-                    qi[k] -= dot * qj[k];
-            }
-        double norm = 0;
-        for (int k = 0; k < cols; k++)
-            norm += qi[k] * qi[k];
-        norm = sqrt(norm);
-        for (int k = 0; k < cols; k++)
-            qi[k] /= norm;
-    }
-    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++)
+    for (size_t i = 0; i < n; i++)
         w[i] = (float)q[i];
     free(q);
 }

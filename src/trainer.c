@@ -28,6 +28,7 @@ extern void openblas_set_num_threads(int n);
 #define NCHUNK 256         /* fixed parameter chunks (norm and update) */
 #define DET_SHARDS 16      /* shards per batch under --deterministic */
 
+
 enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
 
 struct pl_trainer {
@@ -53,6 +54,7 @@ struct pl_trainer {
     long prof_steps;
     struct {
         int kind, n, S;
+        long next_shard; /* the next shard to claim (when S > W) */
         long step;
         const pl_dataset *ds;
         const uint32_t *idx;
@@ -225,6 +227,11 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free(tr);
         return NULL;
     }
+    /* a thread owns whole gate panels: more threads than panels would idle
+     * (the program warns when it asked for more) */
+    const int panels = (cfg->hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
+    if (tr->threads > panels)
+        tr->threads = panels;
     if (tr->W > 1024 || tr->threads > 1024) {
         pl_fail(err, PL_ERR_ARG, "at most 1024 workers and 1024 threads, got %d x %d",
                 tr->W, tr->threads);
@@ -347,9 +354,16 @@ static void worker_run(pl_trainer *tr, int w)
         eval_part(tr, w);
         return;
     }
-    long s0, s1;
-    pl_split(tr->job.S, w, W, &s0, &s1);
-    for (long s = s0; s < s1; s++) {
+    for (int k = 0;; k++) {
+        /* one shard per worker (shard w); when there are more shards than
+         * workers (--deterministic) they are claimed in order by whichever
+         * worker is free, so that a worker slowed by another tenant takes
+         * fewer. Every shard goes into its own buffer: the sums below do not
+         * depend on who took it. */
+        long s = tr->job.S == W ? (k == 0 ? w : W)
+                                : __atomic_fetch_add(&tr->job.next_shard, 1, __ATOMIC_RELAXED);
+        if (s >= tr->job.S)
+            break;
         long r0, r1;
         pl_split(tr->job.n, (int)s, tr->job.S, &r0, &r1);
         pl_ws_load_u8(tr->ws[w], tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
@@ -421,6 +435,7 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     tr->job.idx = idx;
     tr->job.n = n;
     tr->job.S = n < tr->S_max ? n : tr->S_max;
+    tr->job.next_shard = 0;
     tr->job.lr = lr;
     tr->job.step = step;
     tr->job.nonfinite = 0;
