@@ -189,6 +189,33 @@ void pl_write_atomic_abandon(void);
  * (path.tmp.XXXXXX); returns how many. */
 int pl_remove_stale_temporaries(const char *path);
 
+/* ----------------------------------------------------------- safetensors */
+
+/* A model as named float32 tensors in the safetensors format, for PyTorch:
+ * a module with input = nn.Linear(D, H), lstm = nn.LSTM(H, H, num_layers=L,
+ * batch_first=True) and output = nn.Linear(H, C), whose logits are
+ * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 of shape (batch, T, D),
+ * loads the file with load_state_dict(strict=True). Tensors: input.weight
+ * (H, D), input.bias (H); per layer l lstm.weight_ih_l<l> (4H, H),
+ * lstm.weight_hh_l<l> (4H, H), lstm.bias_ih_l<l> (4H) and lstm.bias_hh_l<l>
+ * (4H, zeros: parlstm has one LSTM bias), gates i, f, g, o; output.weight
+ * (C, H), output.bias (C). __metadata__ (strings): format "pt", producer,
+ * parlstm_version, module, input_scaling "pixel/255", sequence "rows",
+ * time_steps (when T > 0), width, hidden, layers, classes, gate_order.
+ * Written atomically; refuses NaN or infinite parameters. */
+pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
+                              const float *params, pl_error *err);
+/* Reads such a file, from parlstm or from PyTorch: the config comes from
+ * the tensors' shapes, *T from time_steps in the metadata (0 when absent;
+ * T may be NULL), and lstm.bias_hh is added into the LSTM bias. Refuses,
+ * naming the file and what is wrong: a bad header length, a header that is
+ * not a JSON object, missing, extra or misshapen tensors, another dtype than
+ * F32, offsets that overlap, leave holes or leave the file, metadata that
+ * contradicts the tensors, NaN or infinite weights. Allocates *params (free
+ * with pl_free). Export then import gives the parameters back bit for bit. */
+pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T,
+                              float **params, pl_error *err);
+
 /* ----------------------------------------------------------------- GEMM */
 
 typedef enum {

@@ -17,6 +17,7 @@ Suite *cli_suite(void);
 Suite *train_suite(void);
 Suite *reliability_suite(void);
 Suite *torch_suite(void);
+Suite *safetensors_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);

@@ -1,7 +1,7 @@
 /* Writes the committed seed corpus of the fuzz harnesses (run once; the
  * files under corpus/ are its output):
  *   cc -Iinclude -include config.h tests/fuzz/seed_corpus.c src/libparlstm.a \
- *      -lopenblas -lz -lm -fopenmp -pthread -o /tmp/seed && /tmp/seed tests/fuzz/corpus
+ *      -lopenblas -ljansson -lz -lm -fopenmp -pthread -o /tmp/seed && /tmp/seed tests/fuzz/corpus
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +36,13 @@ static void write_file(const char *dir, const char *name, const void *d, size_t 
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx and DIR/checkpoint)\n");
+        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx, DIR/checkpoint and DIR/safetensors)\n");
         return 2;
     }
-    char idx[4096], ck[4096];
+    char idx[4096], ck[4096], st[4096];
     snprintf(idx, sizeof idx, "%s/idx", argv[1]);
     snprintf(ck, sizeof ck, "%s/checkpoint", argv[1]);
+    snprintf(st, sizeof st, "%s/safetensors", argv[1]);
     unsigned char b[16 + 3 * 4 * 5];
     put_be32(b, PL_IDX_IMAGES_MAGIC);
     put_be32(b + 4, 3);
@@ -81,6 +82,17 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/checkpoint-3-4-2", ck);
     if (pl_checkpoint_save(path, tr, &meta, &err))
         return 1;
+    /* the model as safetensors, and a two-layer model of the same shape */
+    snprintf(path, sizeof path, "%s/model-3-4-2.safetensors", st);
+    if (pl_safetensors_save(path, &cfg, 2, pl_trainer_params(tr), &err))
+        return 1;
     pl_trainer_free(tr);
+    pl_config two = {3, 2, 2, 2};
+    float *p = pl_alloc_floats(pl_param_count(&two));
+    pl_model_init(&two, p, PL_INIT_DEFAULT, 5);
+    snprintf(path, sizeof path, "%s/model-3-2-2-layers2.safetensors", st);
+    if (pl_safetensors_save(path, &two, 0, p, &err))
+        return 1;
+    pl_free(p);
     return 0;
 }
