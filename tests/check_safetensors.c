@@ -271,6 +271,111 @@ START_TEST(test_export_refuses)
 }
 END_TEST
 
+/* PyTorch loads the export with examples/load_in_pytorch.py and computes
+ * the same logits as parlstm's own forward pass on a synthetic IDX set:
+ * the same class for every image, logits within 1e-4. For 1 and 2 layers
+ * the file loads with strict names; the logits are compared where parlstm
+ * computes the model (layers = 1 until the LSTM stacks them). */
+START_TEST(test_pytorch_agrees)
+{
+    const char *py = getenv("PARLSTM_PYTHON"), *src = getenv("PARLSTM_SRCDIR");
+    if (!py || !*py) {
+        tu_skip("the PyTorch export test: no python3 that can import torch (configure "
+                "looked for one; apt-get install python3-torch)");
+        return;
+    }
+    ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
+    const pl_config cfg = {6, 20, 3, 1};
+    const int T = 7, N = 64;
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 10, N, T, cfg.input, cfg.classes, 77);
+    pl_dataset ds;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", cfg.classes, &err), PL_OK);
+    /* parameters with every tensor away from zero, biases included */
+    size_t n = pl_param_count(&cfg);
+    float *p = pl_alloc_floats(n);
+    tu_fill(p, n, 0.6f, 13);
+    /* parlstm's forward pass, as eval runs it */
+    pl_packed *pk = pl_packed_create(&cfg, PL_GEMM_AUTO);
+    pl_ws *ws = pl_ws_create(&cfg, T, N, 1, PL_GEMM_AUTO);
+    ck_assert(pk && ws);
+    pl_packed_update(pk, p, 0, 1);
+    uint32_t idx[64];
+    for (int i = 0; i < N; i++)
+        idx[i] = (uint32_t)i;
+    pl_ws_load_u8(ws, &ds, idx, N);
+    float logits[64 * 3];
+    int correct;
+    pl_lstm_forward(ws, pk, p, &correct, logits);
+    const char *model = tu_path(dir, "m.safetensors"), *csv = tu_path(dir, "pred.csv");
+    ck_assert_int_eq(pl_safetensors_save(model, &cfg, T, p, &err), PL_OK);
+    char script[4096];
+    snprintf(script, sizeof script, "%s/examples/load_in_pytorch.py", src);
+    const char *args[] = {script, model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"),
+                          "--labels", tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions",
+                          csv, NULL};
+    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
+    int st = tu_wait(tu_spawn_program(py, args, NULL, op, ep));
+    static char out[65536], errs[65536];
+    tu_slurp(op, out, sizeof out);
+    tu_slurp(ep, errs, sizeof errs);
+    printf("%s %s -> %d\n%s%s", py, script, st, out, errs);
+    ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, errs);
+    char want[128];
+    snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
+    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
+    FILE *f = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "index,label,class,logit_0,logit_1,logit_2\n");
+    double worst = 0;
+    int rows = 0;
+    for (int i = 0; fgets(line, sizeof line, f); i++, rows++) {
+        int index, label, cls;
+        double l[3];
+        ck_assert_int_eq(sscanf(line, "%d,%d,%d,%lf,%lf,%lf", &index, &label, &cls, &l[0], &l[1],
+                                &l[2]),
+                         6);
+        ck_assert_int_eq(index, i);
+        ck_assert_int_eq(label, ds.labels[i]);
+        int mine = 0;
+        for (int c = 0; c < 3; c++) {
+            if (logits[i * 3 + c] > logits[i * 3 + mine])
+                mine = c;
+            double d = fabs(l[c] - logits[i * 3 + c]);
+            worst = d > worst ? d : worst;
+        }
+        ck_assert_msg(cls == mine, "image %d: PyTorch says class %d, parlstm %d", i, cls, mine);
+    }
+    fclose(f);
+    printf("PyTorch against parlstm: %d images, largest logit difference %.3g\n", rows, worst);
+    ck_assert_int_eq(rows, N);
+    ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
+
+    /* two layers: the names load strictly into nn.LSTM(num_layers=2) */
+    const pl_config two = {6, 20, 3, 2};
+    float *p2 = pl_alloc_floats(pl_param_count(&two));
+    tu_fill(p2, pl_param_count(&two), 0.6f, 14);
+    ck_assert_int_eq(pl_safetensors_save(model, &two, T, p2, &err), PL_OK);
+    const char *args2[] = {script, model, "--data", dir, NULL};
+    st = tu_wait(tu_spawn_program(py, args2, NULL, op, ep));
+    tu_slurp(op, out, sizeof out);
+    tu_slurp(ep, errs, sizeof errs);
+    ck_assert_msg(st == 0, "two layers: load_in_pytorch.py exited %d: %s", st, errs);
+    ck_assert_msg(strstr(errs, "model 6-20-3, 2 layer(s)") != NULL, "%s", errs);
+    ck_assert_ptr_nonnull(strstr(out, "result: test_accuracy="));
+    pl_free(p2);
+    pl_ws_free(ws);
+    pl_packed_free(pk);
+    pl_free(p);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- hostile */
 
 typedef enum {
@@ -561,6 +666,7 @@ Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_round_trip_exact, 0, 2);
     tcase_add_test(tc, test_foreign_file);
     tcase_add_test(tc, test_export_refuses);
+    tcase_add_test(tc, test_pytorch_agrees);
     tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof HOSTILE / sizeof *HOSTILE));
     tcase_add_test(tc, test_not_a_file);
     suite_add_tcase(s, tc);

@@ -1,6 +1,7 @@
 /* Helpers shared by the test suites. */
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,12 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
 {
     const char *bin = getenv("PARLSTM_BIN");
     ck_assert_msg(bin != NULL, "PARLSTM_BIN is not set (run the tests with make check)");
+    return tu_spawn_program(bin, args, env, out_path, err_path);
+}
+
+int tu_spawn_program(const char *bin, const char *const *args, const char *const *env,
+                     const char *out_path, const char *err_path)
+{
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -178,7 +185,7 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
         for (int i = 0; args[i] && k < 63; i++)
             argv[k++] = args[i];
         argv[k] = NULL;
-        execv(bin, (char *const *)argv);
+        execvp(bin, (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -215,4 +222,17 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
     tu_rmtree(dir);
     free(dir);
     return status;
+}
+
+void tu_skip(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    printf("SKIP: %s\n", msg);
+    fflush(stdout);
+    if (fcntl(9, F_GETFD) != -1) /* the terminal, under make check (see main.c) */
+        dprintf(9, "SKIP: %s\n", msg);
 }

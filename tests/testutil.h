@@ -45,6 +45,12 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
  * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
 int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
              const char *err_path);
+/* The same for any program (found on PATH when bin has no slash). */
+int tu_spawn_program(const char *bin, const char *const *args, const char *const *env,
+                     const char *out_path, const char *err_path);
+/* Says that a test did not run and why: "SKIP: why" on stdout and, under
+ * make check, on the terminal. */
+void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Waits for pid: exit status, or 128 + signal. */
 int tu_wait(int pid);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
