@@ -71,6 +71,23 @@ pl_status pl_idx_read(const char *path, uint32_t expect_magic, pl_idx *out,
                       pl_error *err);
 void pl_idx_free(pl_idx *idx);
 
+/* --------------------------------------------------------------- images */
+
+typedef struct {
+    int rows, cols;  /* image rows are time steps, columns the input width */
+    uint8_t *pixels; /* (rows, cols) gray, 0 = black; owned */
+} pl_image;
+
+/* Reads a PNG or PGM image as 8-bit gray, the format told by the file's
+ * first bytes. PNG (libpng): gray as is, 1/2/4-bit gray scaled to 0..255,
+ * 16 bits scaled to 8 (rounded), palette and colour converted to gray
+ * (0.2126 R + 0.7152 G + 0.0722 B), alpha dropped. PGM: P5 (binary) and P2
+ * (text), maxval 1..65535, values scaled to 0..255 (rounded); one image
+ * per file. Sides from 1 to 65535. Malformed files are refused with a
+ * message that names the file. */
+pl_status pl_image_read(const char *path, pl_image *img, pl_error *err);
+void pl_image_free(pl_image *img);
+
 /* -------------------------------------------------------------- dataset */
 
 typedef struct {

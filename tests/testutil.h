@@ -18,6 +18,7 @@ Suite *train_suite(void);
 Suite *reliability_suite(void);
 Suite *torch_suite(void);
 Suite *safetensors_suite(void);
+Suite *image_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
