@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+/* libparlstm.so exports exactly what this header declares: the library is
+ * compiled with -fvisibility=hidden and these declarations are visible. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum {
@@ -495,6 +501,10 @@ void pl_trainer_profile_reset(pl_trainer *tr);
 /* Accuracy and mean loss over a whole data set. */
 pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
                               double *accuracy, double *loss, pl_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
