@@ -23,19 +23,6 @@ static float *random_params(const pl_config *cfg, uint64_t seed)
     return p;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*len + 1);
-    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 static uint64_t header_len(const unsigned char *b)
 {
     uint64_t n;
@@ -65,7 +52,7 @@ START_TEST(test_layout_and_names)
     pl_error err = {0};
     ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 9, p, &err), PL_OK);
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_all(path, &len);
     uint64_t hl = header_len(b);
     ck_assert_uint_eq((8 + hl) % 8, 0);
     json_error_t je;
@@ -198,7 +185,7 @@ START_TEST(test_foreign_file)
     pl_error err = {0};
     ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 0, p, &err), PL_OK);
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_all(path, &len);
     uint64_t hl = header_len(b);
     json_t *root = json_loadb((const char *)b + 8, hl, 0, NULL), *rev = json_object();
     json_object_del(root, "__metadata__");
@@ -582,7 +569,7 @@ START_TEST(test_hostile)
     pl_error err = {0};
     ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 7, p, &err), PL_OK);
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_all(path, &len);
     b = realloc(b, len + 4096);
     memset(b + len, 0, 4096);
     uint64_t hl = header_len(b);
@@ -607,7 +594,7 @@ START_TEST(test_hostile)
     for (int k = 0; k < 2; k++) {
         if (c->ed[k].op == ED_HLEN || c->ed[k].op == ED_CUT) {
             size_t flen;
-            unsigned char *f = slurp(path, &flen);
+            unsigned char *f = tu_read_all(path, &flen);
             if (c->ed[k].op == ED_HLEN) {
                 uint64_t n = strtoull(c->ed[k].value, NULL, 10);
                 memcpy(f, &n, 8);
@@ -622,14 +609,7 @@ START_TEST(test_hostile)
     float *q = (float *)&cfg; /* must come back NULL */
     int T = -1;
     pl_status rc = pl_safetensors_load(path, &cfg, &T, &q, &err);
-    printf("%-40s -> %s: %s\n", c->name, pl_status_name(rc), err.msg);
-    ck_assert_msg(rc == c->code, "%s: expected %s, got %s (%s)", c->name,
-                  pl_status_name(c->code), pl_status_name(rc), err.msg);
-    ck_assert_int_eq(err.code, c->code);
-    ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0 && err.msg[strlen(path)] == ':',
-                  "%s: the message does not start with the file name: %s", c->name, err.msg);
-    ck_assert_msg(strstr(err.msg, c->fragment) != NULL, "%s: message '%s' lacks '%s'", c->name,
-                  err.msg, c->fragment);
+    tu_assert_refused(c->name, path, rc, &err, c->code, c->fragment);
     ck_assert_ptr_null(q);
     ck_assert_int_eq(T, -1);
     json_decref(root);

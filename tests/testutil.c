@@ -57,7 +57,34 @@ void tu_write_gz(const char *path, const void *data, size_t len)
     gzclose(g);
 }
 
-static void put_be32(unsigned char *p, uint32_t v)
+unsigned char *tu_read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len + 1);
+    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+void tu_assert_refused(const char *name, const char *path, pl_status rc, const pl_error *err,
+                       pl_status want, const char *fragment)
+{
+    printf("%-40s -> %s: %s\n", name, pl_status_name(rc), err->msg);
+    ck_assert_msg(rc == want, "%s: expected %s, got %s (%s)", name, pl_status_name(want),
+                  pl_status_name(rc), err->msg);
+    ck_assert_int_eq(err->code, want);
+    size_t n = strlen(path);
+    ck_assert_msg(strncmp(err->msg, path, n) == 0 && err->msg[n] == ':',
+                  "%s: the message does not start with the file name: %s", name, err->msg);
+    ck_assert_msg(strstr(err->msg, fragment) != NULL, "%s: message '%s' lacks '%s'", name,
+                  err->msg, fragment);
+}
+
+void tu_put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -70,10 +97,10 @@ unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
 {
     size_t payload = (size_t)n * rows * cols;
     unsigned char *b = malloc(16 + payload);
-    put_be32(b, PL_IDX_IMAGES_MAGIC);
-    put_be32(b + 4, n);
-    put_be32(b + 8, rows);
-    put_be32(b + 12, cols);
+    tu_put_be32(b, PL_IDX_IMAGES_MAGIC);
+    tu_put_be32(b + 4, n);
+    tu_put_be32(b + 8, rows);
+    tu_put_be32(b + 12, cols);
     if (pixels)
         memcpy(b + 16, pixels, payload);
     else
@@ -86,8 +113,8 @@ unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
 unsigned char *tu_idx_labels(uint32_t n, const uint8_t *labels, size_t *len)
 {
     unsigned char *b = malloc(8 + (size_t)n);
-    put_be32(b, PL_IDX_LABELS_MAGIC);
-    put_be32(b + 4, n);
+    tu_put_be32(b, PL_IDX_LABELS_MAGIC);
+    tu_put_be32(b + 4, n);
     for (uint32_t i = 0; i < n; i++)
         b[8 + i] = labels ? labels[i] : (unsigned char)(i % 10);
     *len = 8 + (size_t)n;

@@ -26,6 +26,14 @@ void tu_rmtree(const char *dir);
 /* dir/name into a static buffer (one of 8 rotating). */
 const char *tu_path(const char *dir, const char *name);
 void tu_write(const char *path, const void *data, size_t len);
+/* The whole of path (at least len + 1 bytes allocated; caller frees). */
+unsigned char *tu_read_all(const char *path, size_t *len);
+/* Big-endian u32 at p. */
+void tu_put_be32(unsigned char *p, uint32_t v);
+/* A refused input: rc and err->code are want, and err->msg starts with
+ * "path:" and contains fragment; name says which case failed. */
+void tu_assert_refused(const char *name, const char *path, pl_status rc, const pl_error *err,
+                       pl_status want, const char *fragment);
 /* gzip-compresses data into path. */
 void tu_write_gz(const char *path, const void *data, size_t len);
 /* An IDX file image: header + payload (caller frees). */
