@@ -258,21 +258,39 @@ START_TEST(test_export_refuses)
 }
 END_TEST
 
+/* Runs examples/load_in_pytorch.py with args after the script; returns its
+ * exit status, stdout and stderr in out and errs. */
+static int run_script(const char *py, const char *dir, const char *const *args, char *out,
+                      size_t out_len, char *errs, size_t errs_len)
+{
+    const char *src = getenv("PARLSTM_SRCDIR");
+    ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
+    char script[4096];
+    snprintf(script, sizeof script, "%s/examples/load_in_pytorch.py", src);
+    const char *argv[16] = {script};
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
+    int st = tu_wait(tu_spawn_program(py, argv, NULL, op, ep));
+    tu_slurp(op, out, out_len);
+    tu_slurp(ep, errs, errs_len);
+    printf("%s %s -> %d\n%s%s", py, script, st, out, errs);
+    return st;
+}
+
 /* PyTorch loads the export with examples/load_in_pytorch.py and computes
  * the same logits as parlstm's own forward pass on a synthetic IDX set:
- * the same class for every image, logits within 1e-4. For 1 and 2 layers
- * the file loads with strict names; the logits are compared where parlstm
- * computes the model (layers = 1 until the LSTM stacks them). */
+ * the same class for every image, logits within 1e-4; for 1, 2 and 3
+ * layers. */
 START_TEST(test_pytorch_agrees)
 {
-    const char *py = getenv("PARLSTM_PYTHON"), *src = getenv("PARLSTM_SRCDIR");
+    const char *py = getenv("PARLSTM_PYTHON");
     if (!py || !*py) {
         tu_skip("the PyTorch export test: no python3 that can import torch (configure "
                 "looked for one; apt-get install python3-torch)");
         return;
     }
-    ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
-    const pl_config cfg = {6, 20, 3, 1};
+    const pl_config cfg = {6, 20, 3, 1 + _i};
     const int T = 7, N = 64;
     char *dir = tu_tmpdir();
     tu_make_dataset(dir, 10, N, T, cfg.input, cfg.classes, 77);
@@ -282,7 +300,7 @@ START_TEST(test_pytorch_agrees)
     /* parameters with every tensor away from zero, biases included */
     size_t n = pl_param_count(&cfg);
     float *p = pl_alloc_floats(n);
-    tu_fill(p, n, 0.6f, 13);
+    tu_fill(p, n, 0.6f, 13 + (uint64_t)_i);
     /* parlstm's forward pass, as eval runs it */
     pl_packed *pk = pl_packed_create(&cfg, PL_GEMM_AUTO);
     pl_ws *ws = pl_ws_create(&cfg, T, N, 1, PL_GEMM_AUTO);
@@ -297,19 +315,14 @@ START_TEST(test_pytorch_agrees)
     pl_lstm_forward(ws, pk, p, &correct, logits);
     const char *model = tu_path(dir, "m.safetensors"), *csv = tu_path(dir, "pred.csv");
     ck_assert_int_eq(pl_safetensors_save(model, &cfg, T, p, &err), PL_OK);
-    char script[4096];
-    snprintf(script, sizeof script, "%s/examples/load_in_pytorch.py", src);
-    const char *args[] = {script, model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"),
-                          "--labels", tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions",
-                          csv, NULL};
-    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
-    int st = tu_wait(tu_spawn_program(py, args, NULL, op, ep));
+    const char *args[] = {model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"), "--labels",
+                          tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions", csv, NULL};
     static char out[65536], errs[65536];
-    tu_slurp(op, out, sizeof out);
-    tu_slurp(ep, errs, sizeof errs);
-    printf("%s %s -> %d\n%s%s", py, script, st, out, errs);
+    int st = run_script(py, dir, args, out, sizeof out, errs, sizeof errs);
     ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, errs);
     char want[128];
+    snprintf(want, sizeof want, "model 6-20-3, %d layer(s)", cfg.layers);
+    ck_assert_msg(strstr(errs, want) != NULL, "stderr '%s' lacks '%s'", errs, want);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
     ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
     FILE *f = fopen(csv, "r");
@@ -337,23 +350,17 @@ START_TEST(test_pytorch_agrees)
         ck_assert_msg(cls == mine, "image %d: PyTorch says class %d, parlstm %d", i, cls, mine);
     }
     fclose(f);
-    printf("PyTorch against parlstm: %d images, largest logit difference %.3g\n", rows, worst);
+    printf("PyTorch against parlstm, %d layer(s): %d images, largest logit difference %.3g\n",
+           cfg.layers, rows, worst);
     ck_assert_int_eq(rows, N);
     ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
 
-    /* two layers: the names load strictly into nn.LSTM(num_layers=2) */
-    const pl_config two = {6, 20, 3, 2};
-    float *p2 = pl_alloc_floats(pl_param_count(&two));
-    tu_fill(p2, pl_param_count(&two), 0.6f, 14);
-    ck_assert_int_eq(pl_safetensors_save(model, &two, T, p2, &err), PL_OK);
-    const char *args2[] = {script, model, "--data", dir, NULL};
-    st = tu_wait(tu_spawn_program(py, args2, NULL, op, ep));
-    tu_slurp(op, out, sizeof out);
-    tu_slurp(ep, errs, sizeof errs);
-    ck_assert_msg(st == 0, "two layers: load_in_pytorch.py exited %d: %s", st, errs);
-    ck_assert_msg(strstr(errs, "model 6-20-3, 2 layer(s)") != NULL, "%s", errs);
-    ck_assert_ptr_nonnull(strstr(out, "result: test_accuracy="));
-    pl_free(p2);
+    /* --data DIR finds t10k-* there */
+    const char *args2[] = {model, "--data", dir, NULL};
+    st = run_script(py, dir, args2, out, sizeof out, errs, sizeof errs);
+    ck_assert_msg(st == 0, "--data: load_in_pytorch.py exited %d: %s", st, errs);
+    snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
+    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
     pl_ws_free(ws);
     pl_packed_free(pk);
     pl_free(p);
@@ -646,7 +653,7 @@ Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_round_trip_exact, 0, 2);
     tcase_add_test(tc, test_foreign_file);
     tcase_add_test(tc, test_export_refuses);
-    tcase_add_test(tc, test_pytorch_agrees);
+    tcase_add_loop_test(tc, test_pytorch_agrees, 0, 3);
     tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof HOSTILE / sizeof *HOSTILE));
     tcase_add_test(tc, test_not_a_file);
     suite_add_tcase(s, tc);
