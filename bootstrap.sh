@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="build-essential autoconf automake pkg-config libopenblas-dev zlib1g-dev check"
+PKGS="build-essential autoconf automake libtool pkg-config libopenblas-dev zlib1g-dev check libjansson-dev libpng-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

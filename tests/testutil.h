@@ -17,6 +17,8 @@ Suite *cli_suite(void);
 Suite *train_suite(void);
 Suite *reliability_suite(void);
 Suite *torch_suite(void);
+Suite *safetensors_suite(void);
+Suite *image_suite(void);
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
@@ -24,6 +26,14 @@ void tu_rmtree(const char *dir);
 /* dir/name into a static buffer (one of 8 rotating). */
 const char *tu_path(const char *dir, const char *name);
 void tu_write(const char *path, const void *data, size_t len);
+/* The whole of path (at least len + 1 bytes allocated; caller frees). */
+unsigned char *tu_read_all(const char *path, size_t *len);
+/* Big-endian u32 at p. */
+void tu_put_be32(unsigned char *p, uint32_t v);
+/* A refused input: rc and err->code are want, and err->msg starts with
+ * "path:" and contains fragment; name says which case failed. */
+void tu_assert_refused(const char *name, const char *path, pl_status rc, const pl_error *err,
+                       pl_status want, const char *fragment);
 /* gzip-compresses data into path. */
 void tu_write_gz(const char *path, const void *data, size_t len);
 /* An IDX file image: header + payload (caller frees). */
@@ -44,6 +54,12 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
  * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
 int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
              const char *err_path);
+/* The same for any program (found on PATH when bin has no slash). */
+int tu_spawn_program(const char *bin, const char *const *args, const char *const *env,
+                     const char *out_path, const char *err_path);
+/* Says that a test did not run and why: "SKIP: why" on stdout and, under
+ * make check, on the terminal. */
+void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Waits for pid: exit status, or 128 + signal. */
 int tu_wait(int pid);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */

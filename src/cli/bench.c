@@ -32,8 +32,9 @@ static void bench_usage(FILE *f)
         "  --batch N           batch for strong scaling; weak scaling uses N x W x T (100)\n"
         "  --hidden N          LSTM units (128)\n"
         "  --scaling S         strong, weak or both (strong)\n"
-        "  --data DIR          MNIST training images (default data/mnist; random\n"
-        "                      28x28 images when absent, or with --synthetic)\n"
+        "  --data DIR          MNIST training images (random 28x28 images when absent,\n"
+        "                      or with --synthetic)\n"
+        CLI_DATA_RULE
         "  --synthetic         random images instead of MNIST (same shapes)\n"
         "  --profile           also split a step's time into phases, per configuration\n"
         "  --shards            also measure one worker at the shard sizes that strong\n"
@@ -240,7 +241,7 @@ int cmd_bench(int argc, char **argv)
         {"deterministic", no_argument, 0, O_DET},
         {0, 0, 0, 0}};
     static const char *const scalings[] = {"strong", "weak", "both", NULL};
-    const char *cmd = "bench", *data = "data/mnist", *csv = NULL, *png = NULL;
+    const char *cmd = "bench", *data = cli_default_data(), *csv = NULL, *png = NULL;
     conf confs[MAX_CONF];
     int nconf = 0, syn = 0, profile = 0, shards = 0, scaling = 0, pin = 0, det = 0, k;
     long long steps = 40, warmup = 3, rounds = 3, batch = 100, hidden = 128;

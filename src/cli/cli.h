@@ -35,6 +35,20 @@ void cli_fix_openblas(void);
 int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
                   pl_dataset *train, pl_dataset *test, int *have_test);
 
+/* The data directory when --data is not given: $PARLSTM_DATA when set,
+ * else data/mnist when that directory exists here (a source tree), else
+ * $XDG_DATA_HOME/parlstm/mnist (~/.local/share/parlstm/mnist when
+ * XDG_DATA_HOME is unset), where the installed parlstm-fetch-mnist puts it. */
+const char *cli_default_data(void);
+/* That rule and where to get MNIST, as --help says it (indented 22). */
+#define CLI_DATA_RULE \
+    "                      (default: $PARLSTM_DATA, else ./data/mnist when it\n" \
+    "                      exists, else $XDG_DATA_HOME/parlstm/mnist, by default\n" \
+    "                      ~/.local/share/parlstm/mnist; parlstm-fetch-mnist puts\n" \
+    "                      MNIST there, data/fetch-mnist.sh in a source tree)\n"
+/* How to get MNIST, for messages about missing data. */
+#define CLI_GET_MNIST "get MNIST with parlstm-fetch-mnist (data/fetch-mnist.sh in a source tree)"
+
 void print_error(const char *cmd, const pl_error *err);
 /* "12s", "3m05s", "1h02m" */
 void format_duration(double s, char *buf, size_t len);

@@ -13,7 +13,8 @@ static void eval_usage(FILE *f)
         "DIR/t10k-{images-idx3,labels-idx1}-ubyte[.gz].\n"
         "\n"
         "  --model FILE        the model (required)\n"
-        "  --data DIR          data directory (default data/mnist)\n"
+        "  --data DIR          data directory\n"
+        CLI_DATA_RULE
         "  --workers W, --threads T, --gemm B   as for train\n"
         "  --quiet             the result line only\n"
         "  -h, --help          this help\n"
@@ -34,7 +35,7 @@ int cmd_eval(int argc, char **argv)
         {"quiet", no_argument, 0, OPT_QUIET},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *cmd = "eval", *model = NULL, *data = "data/mnist";
+    const char *cmd = "eval", *model = NULL, *data = cli_default_data();
     pl_train_opts o;
     pl_train_opts_default(&o);
     long long v;

@@ -13,15 +13,19 @@ static void usage(FILE *f)
         "(MNIST: each 28x28 image is a sequence of 28 rows of 28 pixels).\n"
         "\n"
         "Commands:\n"
-        "  train    train a model (defaults: MNIST in data/mnist, one epoch)\n"
+        "  train    train a model (defaults: MNIST, one epoch)\n"
         "  eval     evaluate a saved model on a test set\n"
         "  bench    measure training speed over a grid of workers x threads\n"
         "\n"
         "  parlstm COMMAND --help   options of one command\n"
         "  parlstm --version        version and build facts\n"
         "\n"
-        "Get MNIST with data/fetch-mnist.sh. Logs go to stderr; the last line on\n"
-        "stdout is a machine-readable 'result:' line.\n");
+        "Get MNIST with parlstm-fetch-mnist (data/fetch-mnist.sh in a source tree).\n"
+        "The data directory, unless --data DIR says otherwise: $PARLSTM_DATA, else\n"
+        "./data/mnist when it exists, else $XDG_DATA_HOME/parlstm/mnist (by default\n"
+        "~/.local/share/parlstm/mnist), where parlstm-fetch-mnist puts it.\n"
+        "Logs go to stderr; the last line on stdout is a machine-readable 'result:'\n"
+        "line.\n");
 }
 
 int main(int argc, char **argv)

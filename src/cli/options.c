@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -115,4 +116,23 @@ void format_duration(double s, char *buf, size_t len)
         snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
     else
         snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+const char *cli_default_data(void)
+{
+    static char buf[4096];
+    const char *env = getenv("PARLSTM_DATA"), *xdg = getenv("XDG_DATA_HOME"),
+               *home = getenv("HOME");
+    struct stat st;
+    if (env && *env)
+        return env;
+    if (stat("data/mnist", &st) == 0 && S_ISDIR(st.st_mode))
+        return "data/mnist";
+    if (xdg && xdg[0] == '/') /* the XDG rule: relative values are ignored */
+        snprintf(buf, sizeof buf, "%s/parlstm/mnist", xdg);
+    else if (home && *home)
+        snprintf(buf, sizeof buf, "%s/.local/share/parlstm/mnist", home);
+    else
+        return "data/mnist";
+    return buf;
 }

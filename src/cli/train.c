@@ -24,7 +24,7 @@ static void train_usage(FILE *f)
         "\n"
         "Data:\n"
         "  --data DIR          IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
-        "                      (default data/mnist; get MNIST with data/fetch-mnist.sh)\n"
+        CLI_DATA_RULE
         "  --val N             hold out the first N training images for validation (5000)\n"
         "  --classes N         class count (default: largest training label + 1)\n"
         "\n"
@@ -95,16 +95,14 @@ int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
     *have_test = 0;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "parlstm %s: no data directory %s\n", cmd, dir);
-        fprintf(stderr, "parlstm %s: get MNIST with data/fetch-mnist.sh (it fills data/mnist), "
-                "or pass --data DIR\n", cmd);
+        fprintf(stderr, "parlstm %s: " CLI_GET_MNIST ", or pass --data DIR\n", cmd);
         return 1;
     }
     if (need_train) {
         if (pl_dataset_load(train, dir, "train", classes, &err)) {
             print_error(cmd, &err);
             if (err.code == PL_ERR_NOT_FOUND)
-                fprintf(stderr, "parlstm %s: get MNIST with data/fetch-mnist.sh, or pass --data DIR\n",
-                        cmd);
+                fprintf(stderr, "parlstm %s: " CLI_GET_MNIST ", or pass --data DIR\n", cmd);
             return 1;
         }
         if (classes == 0)
@@ -199,7 +197,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     int c, k;
     memset(a, 0, sizeof *a);
     pl_train_opts_default(o);
-    a->data = "data/mnist";
+    a->data = cli_default_data();
     a->val = 5000;
     a->log_every = 100;
     a->ckpt_every = 100;
@@ -574,8 +572,8 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "parlstm train: %s after step %ld of %ld; the state is in %s\n"
                     "parlstm train: resume with: parlstm train --resume %s --checkpoint %s%s%s\n",
                     sig == SIGINT ? "interrupted" : "terminated", step, total, a.ckpt, a.ckpt,
-                    a.ckpt, strcmp(a.data, "data/mnist") ? " --data " : "",
-                    strcmp(a.data, "data/mnist") ? a.data : "");
+                    a.ckpt, strcmp(a.data, cli_default_data()) ? " --data " : "",
+                    strcmp(a.data, cli_default_data()) ? a.data : "");
         } else {
             fprintf(stderr, "parlstm train: %s after step %ld of %ld; nothing saved (no "
                     "--checkpoint FILE given)\n", sig == SIGINT ? "interrupted" : "terminated",

@@ -1,11 +1,12 @@
 /* Writes the committed seed corpus of the fuzz harnesses (run once; the
  * files under corpus/ are its output):
  *   cc -Iinclude -include config.h tests/fuzz/seed_corpus.c src/libparlstm.a \
- *      -lopenblas -lz -lm -fopenmp -pthread -o /tmp/seed && /tmp/seed tests/fuzz/corpus
+ *      -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread -o /tmp/seed && /tmp/seed tests/fuzz/corpus
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <png.h>
 #include <zlib.h>
 
 #include "parlstm.h"
@@ -33,15 +34,44 @@ static void write_file(const char *dir, const char *name, const void *d, size_t 
     }
 }
 
+/* A w x h PNG of the given colour type and depth from packed rows. */
+static void write_png(const char *dir, const char *name, int w, int h, int color, int depth,
+                      const unsigned char *data, size_t row_bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png)))
+        exit(1);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (color == PNG_COLOR_TYPE_PALETTE) {
+        png_color pal[4] = {{0, 0, 0}, {90, 90, 90}, {200, 10, 10}, {255, 255, 255}};
+        png_set_PLTE(png, info, pal, 4);
+    }
+    png_write_info(png, info);
+    for (int r = 0; r < h; r++)
+        png_write_row(png, data + (size_t)r * row_bytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx and DIR/checkpoint)\n");
+        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx, DIR/checkpoint, DIR/safetensors "
+                "and DIR/image)\n");
         return 2;
     }
-    char idx[4096], ck[4096];
+    char idx[4096], ck[4096], st[4096], im[4096];
+    snprintf(im, sizeof im, "%s/image", argv[1]);
     snprintf(idx, sizeof idx, "%s/idx", argv[1]);
     snprintf(ck, sizeof ck, "%s/checkpoint", argv[1]);
+    snprintf(st, sizeof st, "%s/safetensors", argv[1]);
     unsigned char b[16 + 3 * 4 * 5];
     put_be32(b, PL_IDX_IMAGES_MAGIC);
     put_be32(b + 4, 3);
@@ -81,6 +111,31 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/checkpoint-3-4-2", ck);
     if (pl_checkpoint_save(path, tr, &meta, &err))
         return 1;
+    /* the model as safetensors, and a two-layer model of the same shape */
+    snprintf(path, sizeof path, "%s/model-3-4-2.safetensors", st);
+    if (pl_safetensors_save(path, &cfg, 2, pl_trainer_params(tr), &err))
+        return 1;
     pl_trainer_free(tr);
+    pl_config two = {3, 2, 2, 2};
+    float *p = pl_alloc_floats(pl_param_count(&two));
+    pl_model_init(&two, p, PL_INIT_DEFAULT, 5);
+    snprintf(path, sizeof path, "%s/model-3-2-2-layers2.safetensors", st);
+    if (pl_safetensors_save(path, &two, 0, p, &err))
+        return 1;
+    pl_free(p);
+
+    /* images: PNG gray 8 and 16 bits, palette, RGBA; PGM P5 8 and 16 bits, P2 */
+    unsigned char px[4 * 3 * 8];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (unsigned char)(i * 29);
+    write_png(im, "gray8-4x3.png", 4, 3, PNG_COLOR_TYPE_GRAY, 8, px, 4);
+    write_png(im, "gray16-4x3.png", 4, 3, PNG_COLOR_TYPE_GRAY, 16, px, 8);
+    unsigned char pal[] = {0x1B, 0xE4, 0x6C};
+    write_png(im, "palette2-4x3.png", 4, 3, PNG_COLOR_TYPE_PALETTE, 2, pal, 1);
+    write_png(im, "rgba-2x3.png", 2, 3, PNG_COLOR_TYPE_RGBA, 8, px, 8);
+#define LITERAL(s) s, sizeof s - 1
+    write_file(im, "p5-3x2.pgm", LITERAL("P5\n# seed\n3 2\n255\n\x00\x07\xff\x80\x01\xfe"), 0);
+    write_file(im, "p5-16bit-2x1.pgm", LITERAL("P5 2 1 65535\n\x12\x34\xff\xff"), 0);
+    write_file(im, "p2-3x2.pgm", LITERAL("P2\n3 2\n15\n0 15 7\n# c\n1 2 3\n"), 0);
     return 0;
 }

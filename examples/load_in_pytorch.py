@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Loads a parlstm model exported as safetensors into PyTorch and evaluates it.
+
+    python3 examples/load_in_pytorch.py MODEL.safetensors [--data DIR]
+    python3 examples/load_in_pytorch.py MODEL.safetensors --images FILE --labels FILE \
+        [--predictions FILE.csv]
+
+The module is the one parlstm trains: a linear input projection, an LSTM over
+the image rows, a linear output layer on the last hidden state. Its parameter
+names are the tensor names of the file, so load_state_dict(strict=True) takes
+the file as it is. The safetensors format is read here in a few lines (json +
+struct + torch.frombuffer), since Debian's PyTorch comes without the
+safetensors package. The inputs are pixel / 255, one image row per time step.
+
+The last line on stdout is 'result: test_accuracy=A images=N', as from
+'parlstm eval'. --predictions writes one CSV row per image: index, label,
+predicted class and the C logits.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+
+import torch
+from torch import nn
+
+
+class ParlstmNet(nn.Module):
+    def __init__(self, width, hidden, classes, layers):
+        super().__init__()
+        self.input = nn.Linear(width, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
+        self.output = nn.Linear(hidden, classes)
+
+    def forward(self, x):  # x: (batch, time steps, width), pixels / 255
+        return self.output(self.lstm(self.input(x))[0][:, -1])
+
+
+def read_safetensors(path):
+    """The tensors of a safetensors file (float32 only) and its metadata."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        sys.exit(f"{path}: header length {n} goes beyond the end of the file")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    tensors = {}
+    for name, t in header.items():
+        if t["dtype"] != "F32":
+            sys.exit(f"{path}: tensor {name} has dtype {t['dtype']}, expected F32")
+        begin, end = t["data_offsets"]
+        flat = torch.frombuffer(bytearray(data[begin:end]), dtype=torch.float32)
+        tensors[name] = flat.reshape(t["shape"])
+    return tensors, meta
+
+
+def read_idx(path, magic):
+    """An IDX file (raw or gzip) as a uint8 tensor: (n, rows, cols) or (n)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    got, n = struct.unpack(">II", raw[:8])
+    if got != magic:
+        sys.exit(f"{path}: magic {got}, expected {magic}")
+    dims = (n,) if magic == 2049 else (n,) + struct.unpack(">II", raw[8:16])
+    start = 8 if magic == 2049 else 16
+    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).reshape(dims)
+
+
+def existing(path):
+    """path, or path.gz when only that exists (as parlstm reads them)."""
+    return path if os.path.exists(path) or not os.path.exists(path + ".gz") else path + ".gz"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="the .safetensors file (parlstm export)")
+    ap.add_argument("--data", default="data/mnist",
+                    help="directory of t10k-{images-idx3,labels-idx1}-ubyte[.gz]")
+    ap.add_argument("--images", help="an IDX images file (instead of --data)")
+    ap.add_argument("--labels", help="its IDX labels file")
+    ap.add_argument("--predictions", help="CSV of index,label,class,logit_0..logit_C-1")
+    args = ap.parse_args()
+
+    tensors, meta = read_safetensors(args.model)
+    hidden, width = tensors["input.weight"].shape
+    classes = tensors["output.weight"].shape[0]
+    layers = sum(1 for k in tensors if k.startswith("lstm.weight_ih_l"))
+    net = ParlstmNet(width, hidden, classes, layers)
+    net.load_state_dict(tensors, strict=True)
+    net.eval()
+
+    images = read_idx(args.images or existing(os.path.join(args.data, "t10k-images-idx3-ubyte")), 2051)
+    labels = read_idx(args.labels or existing(os.path.join(args.data, "t10k-labels-idx1-ubyte")), 2049)
+    steps = int(meta.get("time_steps", images.shape[1]))
+    if images.shape[1:] != (steps, width):
+        sys.exit(f"images are {images.shape[1]}x{images.shape[2]}, the model reads {steps}x{width}")
+    if meta.get("input_scaling", "pixel/255") != "pixel/255":
+        sys.exit(f"{args.model}: input scaling {meta['input_scaling']}, expected pixel/255")
+
+    with torch.no_grad():
+        logits = torch.cat([net(chunk.float() / 255) for chunk in images.split(1000)])
+    predicted = logits.argmax(dim=1)
+    correct = int((predicted == labels.long()).sum())
+    if args.predictions:
+        with open(args.predictions, "w") as f:
+            f.write("index,label,class," + ",".join(f"logit_{c}" for c in range(classes)) + "\n")
+            for i in range(len(labels)):
+                row = ",".join(f"{v:.9g}" for v in logits[i].tolist())
+                f.write(f"{i},{int(labels[i])},{int(predicted[i])},{row}\n")
+    print(f"model {width}-{hidden}-{classes}, {layers} layer(s), from {args.model}", file=sys.stderr)
+    print(f"result: test_accuracy={correct / len(labels):.4f} images={len(labels)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,641 @@
+/* Export and import of a model as named float32 tensors in the safetensors
+ * format (the exchange format of PyTorch and Hugging Face users):
+ *
+ *   u64 N (little-endian) | N bytes of JSON header | data buffer
+ *
+ * The header is a JSON object: one entry per tensor,
+ *   "name": {"dtype": "F32", "shape": [rows, cols], "data_offsets": [begin, end]}
+ * with offsets relative to the data buffer, and an optional "__metadata__"
+ * object of string values. The buffer is covered by the tensors exactly: no
+ * overlaps, no holes, nothing after the last one.
+ *
+ * The names are those of a PyTorch module
+ *   input  = nn.Linear(D, H)
+ *   lstm   = nn.LSTM(H, H, num_layers=L, batch_first=True)
+ *   output = nn.Linear(H, C),   logits = output(lstm(input(x))[0][:, -1])
+ * so that load_state_dict(strict=True) takes the file as it is. PyTorch
+ * stores a layer's weights as (out, in), parlstm as (in, out): every matrix
+ * is transposed on the way out and back. The LSTM kernel w[l] (2H, 4H) with
+ * rows [input ; h] splits into weight_ih (its first H rows, transposed) and
+ * weight_hh (its last H rows, transposed); both use the gate order
+ * i, f, g, o. parlstm has one LSTM bias (the +1 forget bias is inside it):
+ * it goes out as bias_ih, with bias_hh zero; on import b = bias_ih + bias_hh.
+ *
+ * The JSON is read and written by jansson; this file never parses JSON by
+ * hand. */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define ST_MAX_HEADER (100u << 20) /* the limit of the reference implementation */
+#define ST_MAX_FILE ((size_t)1 << 36)
+#define ST_MAX_TENSORS (4 + 4 * PL_MAX_LAYERS)
+
+/* How a tensor of the file maps onto the flat parameter buffer. */
+typedef enum {
+    ST_COPY,      /* 1-D, the same floats */
+    ST_TRANSPOSE, /* (rows, cols) = the transpose of a (cols, rows) block */
+    ST_ADD        /* 1-D, written as zeros, added on import (bias_hh) */
+} st_kind;
+
+typedef struct {
+    char name[32];
+    int ndim;
+    size_t shape[2];
+    size_t offset; /* of its block in the parameter buffer */
+    st_kind kind;
+} st_tensor;
+
+static size_t numel(const st_tensor *t)
+{
+    return t->ndim == 1 ? t->shape[0] : t->shape[0] * t->shape[1];
+}
+
+static void set_tensor(st_tensor *t, const char *name, int layer, size_t rows,
+                       size_t cols, size_t offset, st_kind kind)
+{
+    if (layer < 0)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    else
+        snprintf(t->name, sizeof t->name, "%s%d", name, layer);
+    t->ndim = cols ? 2 : 1;
+    t->shape[0] = rows;
+    t->shape[1] = cols;
+    t->offset = offset;
+    t->kind = kind;
+}
+
+/* The tensors of a model of config cfg, in file order; returns how many.
+ * Offsets come from the parameter groups (w_in, b_in, then w and b of each
+ * layer, then w_out, b_out). */
+static int tensor_table(const pl_config *cfg, st_tensor *t)
+{
+    const size_t D = (size_t)cfg->input, H = (size_t)cfg->hidden, C = (size_t)cfg->classes;
+    pl_group g[PL_MAX_GROUPS];
+    int ng = pl_param_groups(cfg, g), n = 0;
+    set_tensor(&t[n++], "input.weight", -1, H, D, g[0].offset, ST_TRANSPOSE);
+    set_tensor(&t[n++], "input.bias", -1, H, 0, g[1].offset, ST_COPY);
+    for (int l = 0; l < cfg->layers; l++) {
+        size_t w = g[2 + 2 * l].offset, b = g[3 + 2 * l].offset;
+        set_tensor(&t[n++], "lstm.weight_ih_l", l, 4 * H, H, w, ST_TRANSPOSE);
+        set_tensor(&t[n++], "lstm.weight_hh_l", l, 4 * H, H, w + H * 4 * H, ST_TRANSPOSE);
+        set_tensor(&t[n++], "lstm.bias_ih_l", l, 4 * H, 0, b, ST_COPY);
+        set_tensor(&t[n++], "lstm.bias_hh_l", l, 4 * H, 0, b, ST_ADD);
+    }
+    set_tensor(&t[n++], "output.weight", -1, C, H, g[ng - 2].offset, ST_TRANSPOSE);
+    set_tensor(&t[n++], "output.bias", -1, C, 0, g[ng - 1].offset, ST_COPY);
+    return n;
+}
+
+static void format_shape(char *buf, size_t len, const size_t *shape, int ndim)
+{
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%zu", i ? ", " : "", shape[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+}
+
+/* The first non-finite value of x[0..n), or -1. */
+static long first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+static pl_status nonfinite_error(pl_error *err, const char *path, const char *what,
+                                 const st_tensor *t, float value, size_t i)
+{
+    char where[64];
+    if (t->ndim == 2)
+        snprintf(where, sizeof where, "[%zu, %zu]", i / t->shape[1], i % t->shape[1]);
+    else
+        snprintf(where, sizeof where, "[%zu]", i);
+    return pl_fail(err, PL_ERR_NONFINITE, "%s: %s '%s' holds %s at %s", path, what, t->name,
+                   isnan(value) ? "a NaN" : "an infinity", where);
+}
+
+/* Whether cfg is no valid config; if so, err says "PATH: WHAT: why". */
+static int bad_config(const char *path, const char *what, const pl_config *cfg, pl_status code,
+                      pl_error *err)
+{
+    pl_error why = {0};
+    if (pl_config_check(cfg, &why) == PL_OK)
+        return 0;
+    pl_fail(err, code, "%s: %s: %s", path, what, why.msg);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ save */
+
+static int meta_set(json_t *meta, const char *key, const char *value)
+{
+    return json_object_set_new(meta, key, json_string(value));
+}
+
+static int meta_set_int(json_t *meta, const char *key, long value)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%ld", value);
+    return meta_set(meta, key, buf);
+}
+
+static json_t *make_metadata(const pl_config *cfg, int T)
+{
+    json_t *m = json_object();
+    char module[256];
+    snprintf(module, sizeof module,
+             "input=nn.Linear(%d, %d); lstm=nn.LSTM(%d, %d, num_layers=%d, batch_first=True); "
+             "output=nn.Linear(%d, %d); logits=output(lstm(input(x))[0][:, -1])",
+             cfg->input, cfg->hidden, cfg->hidden, cfg->hidden, cfg->layers, cfg->hidden,
+             cfg->classes);
+    int bad = !m || meta_set(m, "format", "pt") || meta_set(m, "producer", "parlstm") ||
+              meta_set(m, "parlstm_version", PACKAGE_VERSION) || meta_set(m, "module", module) ||
+              meta_set(m, "input_scaling", "pixel/255") || meta_set(m, "sequence", "rows") ||
+              (T > 0 && meta_set_int(m, "time_steps", T)) ||
+              meta_set_int(m, "width", cfg->input) || meta_set_int(m, "hidden", cfg->hidden) ||
+              meta_set_int(m, "layers", cfg->layers) || meta_set_int(m, "classes", cfg->classes) ||
+              meta_set(m, "gate_order", "i,f,g,o");
+    if (bad) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The JSON header (compact), padded with spaces so that the data starts at
+ * a multiple of 8 bytes; *len is its padded length. */
+static char *make_header(const pl_config *cfg, int T, const st_tensor *t, int nt,
+                         size_t *len)
+{
+    json_t *root = json_object();
+    json_t *meta = make_metadata(cfg, T);
+    int bad = !root || !meta || json_object_set_new(root, "__metadata__", meta);
+    size_t at = 0;
+    for (int i = 0; i < nt && !bad; i++) {
+        size_t bytes = 4 * numel(&t[i]);
+        json_t *shape = t[i].ndim == 2 ? json_pack("[II]", (json_int_t)t[i].shape[0],
+                                                   (json_int_t)t[i].shape[1])
+                                       : json_pack("[I]", (json_int_t)t[i].shape[0]);
+        json_t *e = json_pack("{s:s, s:o, s:[II]}", "dtype", "F32", "shape", shape,
+                              "data_offsets", (json_int_t)at, (json_int_t)(at + bytes));
+        bad = !e || json_object_set_new(root, t[i].name, e);
+        at += bytes;
+    }
+    char *text = bad ? NULL : json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text), padded = pl_round_up(8 + n, 8) - 8;
+    char *out = realloc(text, padded);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    memset(out + n, ' ', padded - n);
+    *len = padded;
+    return out;
+}
+
+pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
+                              const float *params, pl_error *err)
+{
+    if (bad_config(path, "cannot export", cfg, PL_ERR_ARG, err))
+        return PL_ERR_ARG;
+    if (T < 0 || T > 65535)
+        return pl_fail(err, PL_ERR_ARG, "%s: cannot export: %d time steps", path, T);
+    st_tensor t[ST_MAX_TENSORS];
+    int nt = tensor_table(cfg, t);
+    for (int i = 0; i < nt; i++) {
+        if (t[i].kind == ST_ADD)
+            continue;
+        long bad = first_nonfinite(params + t[i].offset, numel(&t[i]));
+        if (bad >= 0) {
+            /* name the element as the file would (transposed) */
+            size_t k = (size_t)bad;
+            if (t[i].kind == ST_TRANSPOSE)
+                k = k % t[i].shape[0] * t[i].shape[1] + k / t[i].shape[0];
+            return nonfinite_error(err, path, "cannot export: tensor", &t[i],
+                                   params[t[i].offset + (size_t)bad], k);
+        }
+    }
+    size_t hlen;
+    char *header = make_header(cfg, T, t, nt, &hlen);
+    if (!header)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory building the header", path);
+    size_t data = 0;
+    for (int i = 0; i < nt; i++)
+        data += 4 * numel(&t[i]);
+    size_t len = 8 + hlen + data;
+    unsigned char *buf = malloc(len);
+    if (!buf) {
+        free(header);
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
+    }
+    uint64_t n64 = hlen;
+    memcpy(buf, &n64, 8); /* little-endian: see file.c */
+    memcpy(buf + 8, header, hlen);
+    free(header);
+    float *out = (float *)(void *)(buf + 8 + hlen); /* 8-aligned by the padding */
+    for (int i = 0; i < nt; i++) {
+        const float *src = params + t[i].offset;
+        size_t r = t[i].shape[0], c = t[i].shape[1];
+        if (t[i].kind == ST_TRANSPOSE) {
+            for (size_t a = 0; a < r; a++)
+                for (size_t b = 0; b < c; b++)
+                    out[a * c + b] = src[b * r + a];
+        } else if (t[i].kind == ST_COPY) {
+            memcpy(out, src, 4 * r);
+        } else {
+            memset(out, 0, 4 * r);
+        }
+        out += numel(&t[i]);
+    }
+    pl_status rc = pl_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ load */
+
+/* One tensor entry of the header, as found. */
+typedef struct {
+    const char *name; /* owned by the JSON tree */
+    const char *dtype;
+    int ndim;
+    size_t shape[8];
+    size_t begin, end;
+    int used; /* matched by the expected table */
+} st_entry;
+
+/* A non-negative JSON integer (at most max), or -1. */
+static long long json_count(const json_t *v, long long max)
+{
+    if (!json_is_integer(v))
+        return -1;
+    json_int_t x = json_integer_value(v);
+    return x < 0 || x > max ? -1 : (long long)x;
+}
+
+static pl_status parse_entry(const char *path, const char *name, json_t *v, st_entry *e,
+                             size_t data_len, pl_error *err)
+{
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    if (!json_is_object(v))
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: tensor '%s' is not a JSON object", path, name);
+    const char *key;
+    json_t *x;
+    json_object_foreach(v, key, x) {
+        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
+            return pl_fail(err, PL_ERR_CORRUPT, "%s: tensor '%s' has an unknown field '%s'",
+                           path, name, key);
+    }
+    json_t *dtype = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
+           *offs = json_object_get(v, "data_offsets");
+    if (!json_is_string(dtype))
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: tensor '%s' has no dtype string", path, name);
+    e->dtype = json_string_value(dtype);
+    if (!json_is_array(shape) || json_array_size(shape) > 8)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: tensor '%s' has no shape (an array of at most 8 sizes)", path, name);
+    e->ndim = (int)json_array_size(shape);
+    for (int i = 0; i < e->ndim; i++) {
+        long long s = json_count(json_array_get(shape, (size_t)i), 1LL << 40);
+        if (s < 0)
+            return pl_fail(err, PL_ERR_CORRUPT,
+                           "%s: tensor '%s': shape entry %d is not a size from 0 to 2^40", path,
+                           name, i);
+        e->shape[i] = (size_t)s;
+    }
+    if (!json_is_array(offs) || json_array_size(offs) != 2)
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: tensor '%s' has no data_offsets [begin, end]",
+                       path, name);
+    long long b = json_count(json_array_get(offs, 0), LLONG_MAX),
+              en = json_count(json_array_get(offs, 1), LLONG_MAX);
+    if (b < 0 || en < 0)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: tensor '%s': data_offsets must be two non-negative integers", path,
+                       name);
+    if (en < b)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", path,
+                       name, b, en);
+    if ((unsigned long long)en > data_len)
+        return pl_fail(err, PL_ERR_TRUNCATED,
+                       "%s: tensor '%s': data_offsets [%lld, %lld] go beyond the data (%zu "
+                       "bytes after the header)",
+                       path, name, b, en, data_len);
+    e->begin = (size_t)b;
+    e->end = (size_t)en;
+    return PL_OK;
+}
+
+/* A metadata value that must be an integer in [lo, hi] (and equal want
+ * when want > 0); *out gets it. Absent: PL_OK, *out untouched. */
+static pl_status meta_int(const char *path, json_t *meta, const char *key, long lo, long hi,
+                          long want, long *out, pl_error *err)
+{
+    json_t *v = json_object_get(meta, key);
+    if (!v)
+        return PL_OK;
+    const char *s = json_string_value(v);
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: metadata %s is \"%s\", expected an integer from %ld to %ld", path, key,
+                       s, lo, hi);
+    if (want > 0 && x != want)
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "%s: metadata %s is %ld but the tensors' shapes say %ld", path, key, x,
+                       want);
+    *out = x;
+    return PL_OK;
+}
+
+static pl_status meta_word(const char *path, json_t *meta, const char *key, const char *want,
+                           pl_error *err)
+{
+    json_t *v = json_object_get(meta, key);
+    if (v && strcmp(json_string_value(v), want) != 0)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata %s is \"%s\", parlstm models use \"%s\"",
+                       path, key, json_string_value(v), want);
+    return PL_OK;
+}
+
+/* __metadata__: an object of strings; the keys parlstm knows must agree
+ * with the tensors. */
+static pl_status check_metadata(const char *path, json_t *meta, const pl_config *cfg, int *T,
+                                pl_error *err)
+{
+    *T = 0;
+    if (!meta)
+        return PL_OK;
+    if (!json_is_object(meta))
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: __metadata__ is not a JSON object", path);
+    const char *key;
+    json_t *v;
+    json_object_foreach(meta, key, v) {
+        if (!json_is_string(v))
+            return pl_fail(err, PL_ERR_CORRUPT, "%s: metadata '%s' is not a string", path, key);
+    }
+    long t = 0, x;
+    pl_status rc;
+    if ((rc = meta_word(path, meta, "input_scaling", "pixel/255", err)) ||
+        (rc = meta_word(path, meta, "sequence", "rows", err)) ||
+        (rc = meta_int(path, meta, "time_steps", 1, 65535, 0, &t, err)) ||
+        (rc = meta_int(path, meta, "width", 1, 65535, cfg->input, &x, err)) ||
+        (rc = meta_int(path, meta, "hidden", 1, 8192, cfg->hidden, &x, err)) ||
+        (rc = meta_int(path, meta, "layers", 1, PL_MAX_LAYERS, cfg->layers, &x, err)) ||
+        (rc = meta_int(path, meta, "classes", 2, 256, cfg->classes, &x, err)))
+        return rc;
+    *T = (int)t;
+    return PL_OK;
+}
+
+static st_entry *find_entry(st_entry *e, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(e[i].name, name))
+            return &e[i];
+    return NULL;
+}
+
+/* The model's config from the shapes of input.weight (H, D), output.weight
+ * (C, H) and how many layers lstm.weight_ih_l0, _l1, ... there are. */
+static pl_status infer_config(const char *path, st_entry *e, int n, pl_config *cfg,
+                              pl_error *err)
+{
+    static const char *const need[] = {"input.weight", "output.weight"};
+    const st_entry *w[2];
+    for (int i = 0; i < 2; i++) {
+        if (!(w[i] = find_entry(e, n, need[i])))
+            return pl_fail(err, PL_ERR_MISMATCH, "%s: missing tensor '%s'", path, need[i]);
+        if (w[i]->ndim != 2)
+            return pl_fail(err, PL_ERR_DIMS, "%s: tensor '%s' has %d dimensions, expected 2",
+                           path, need[i], w[i]->ndim);
+    }
+    int L = 0;
+    char name[32];
+    for (; L <= PL_MAX_LAYERS; L++) {
+        snprintf(name, sizeof name, "lstm.weight_ih_l%d", L);
+        if (!find_entry(e, n, name))
+            break;
+    }
+    if (L == 0)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: missing tensor 'lstm.weight_ih_l0'", path);
+    pl_config c = {
+        .input = w[0]->shape[1] > 65536 ? -1 : (int)w[0]->shape[1],
+        .hidden = w[0]->shape[0] > 65536 ? -1 : (int)w[0]->shape[0],
+        .classes = w[1]->shape[0] > 65536 ? -1 : (int)w[1]->shape[0],
+        .layers = L,
+    };
+    if (bad_config(path, "the tensors describe no parlstm model", &c, PL_ERR_DIMS, err))
+        return PL_ERR_DIMS;
+    *cfg = c;
+    return PL_OK;
+}
+
+/* Every expected tensor present with dtype F32, its shape and its byte
+ * count; nothing else in the file. */
+static pl_status match_tensors(const char *path, st_entry *e, int n, const pl_config *cfg,
+                               const st_tensor *t, int nt, pl_error *err)
+{
+    for (int i = 0; i < nt; i++) {
+        st_entry *f = find_entry(e, n, t[i].name);
+        if (!f)
+            return pl_fail(err, PL_ERR_MISMATCH, "%s: missing tensor '%s'", path, t[i].name);
+        f->used = 1;
+        if (strcmp(f->dtype, "F32") != 0)
+            return pl_fail(err, PL_ERR_MISMATCH, "%s: tensor '%s' has dtype %s, expected F32",
+                           path, t[i].name, f->dtype);
+        int same = f->ndim == t[i].ndim;
+        for (int k = 0; same && k < f->ndim; k++)
+            same = f->shape[k] == t[i].shape[k];
+        if (!same) {
+            char got[160], want[64];
+            format_shape(got, sizeof got, f->shape, f->ndim);
+            format_shape(want, sizeof want, t[i].shape, t[i].ndim);
+            return pl_fail(err, PL_ERR_DIMS, "%s: tensor '%s' has shape %s, expected %s", path,
+                           t[i].name, got, want);
+        }
+        if (f->end - f->begin != 4 * numel(&t[i]))
+            return pl_fail(err, PL_ERR_MISMATCH,
+                           "%s: tensor '%s': data_offsets [%zu, %zu] hold %zu bytes, its shape "
+                           "needs %zu",
+                           path, t[i].name, f->begin, f->end, f->end - f->begin, 4 * numel(&t[i]));
+    }
+    for (int i = 0; i < n; i++)
+        if (!e[i].used)
+            return pl_fail(err, PL_ERR_MISMATCH,
+                           "%s: unexpected tensor '%s' (a model of %d LSTM layer%s has %d "
+                           "tensors: input.*, lstm.*_l0%s, output.*)",
+                           path, e[i].name, cfg->layers, cfg->layers > 1 ? "s" : "", nt,
+                           cfg->layers > 1 ? " ..." : "");
+    return PL_OK;
+}
+
+static int by_begin(const void *a, const void *b)
+{
+    const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* The tensors cover the data buffer exactly: no overlap, no hole, nothing
+ * after the last. */
+static pl_status check_layout(const char *path, st_entry *e, int n, size_t data_len,
+                              pl_error *err)
+{
+    st_entry *order[ST_MAX_TENSORS];
+    for (int i = 0; i < n; i++)
+        order[i] = &e[i];
+    qsort(order, (size_t)n, sizeof *order, by_begin);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (order[i]->begin < at)
+            return pl_fail(err, PL_ERR_CORRUPT,
+                           "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap", path,
+                           order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end,
+                           order[i]->name, order[i]->begin, order[i]->end);
+        if (order[i]->begin > at)
+            return pl_fail(err, PL_ERR_CORRUPT,
+                           "%s: data bytes [%zu, %zu) belong to no tensor (before '%s')", path, at,
+                           order[i]->begin, order[i]->name);
+        at = order[i]->end;
+    }
+    if (at != data_len)
+        return pl_fail(err, PL_ERR_TRAILING,
+                       "%s: %zu data bytes after the last tensor (which ends at %zu of %zu)",
+                       path, data_len - at, at, data_len);
+    return PL_OK;
+}
+
+/* Copies the tensors' floats into params (zeroed), transposing matrices
+ * and adding bias_hh into the LSTM bias; refuses NaN and infinity. */
+static pl_status fill_params(const char *path, const st_entry *e, int n, const st_tensor *t,
+                             int nt, const unsigned char *data, float *params, pl_error *err)
+{
+    for (int i = 0; i < nt; i++) {
+        const st_entry *f = find_entry((st_entry *)e, n, t[i].name);
+        const unsigned char *src = data + f->begin;
+        float *dst = params + t[i].offset;
+        size_t r = t[i].shape[0], c = t[i].shape[1];
+        for (size_t k = 0; k < numel(&t[i]); k++) {
+            float x;
+            memcpy(&x, src + 4 * k, 4);
+            if (!isfinite(x))
+                return nonfinite_error(err, path, "tensor", &t[i], x, k);
+            if (t[i].kind == ST_TRANSPOSE) {
+                dst[(k % c) * r + k / c] = x;
+            } else if (t[i].kind == ST_COPY) {
+                dst[k] = x;
+            } else if (x != 0.0f) { /* adding a zero would turn -0.0 into +0.0 */
+                dst[k] += x;
+                if (!isfinite(dst[k]))
+                    return pl_fail(err, PL_ERR_NONFINITE,
+                                   "%s: the sum of '%s' and the input bias overflows at [%zu]",
+                                   path, t[i].name, k);
+            }
+        }
+    }
+    return PL_OK;
+}
+
+pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T, float **params,
+                              pl_error *err)
+{
+    *params = NULL;
+    unsigned char *buf;
+    size_t len;
+    pl_status rc = pl_read_file(path, "safetensors", 8, ST_MAX_FILE, &buf, &len, err);
+    if (rc)
+        return rc;
+    json_t *root = NULL;
+    float *p = NULL;
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    if (hlen < 2) {
+        rc = pl_fail(err, PL_ERR_CORRUPT,
+                     "%s: header length %llu is too short for a JSON object (not a safetensors "
+                     "file?)",
+                     path, (unsigned long long)hlen);
+        goto out;
+    }
+    if (hlen > ST_MAX_HEADER) {
+        rc = pl_fail(err, PL_ERR_TOO_LARGE,
+                     "%s: header length %llu is over the limit of %u bytes (not a safetensors "
+                     "file?)",
+                     path, (unsigned long long)hlen, ST_MAX_HEADER);
+        goto out;
+    }
+    if (hlen > len - 8) {
+        rc = pl_fail(err, PL_ERR_TRUNCATED,
+                     "%s: header length %llu goes beyond the end of the file (%zu bytes)", path,
+                     (unsigned long long)hlen, len);
+        goto out;
+    }
+    json_error_t jerr;
+    root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        rc = pl_fail(err, PL_ERR_CORRUPT, "%s: the header is not valid JSON: %s (at byte %d)",
+                     path, jerr.text, jerr.position);
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        rc = pl_fail(err, PL_ERR_CORRUPT, "%s: the header is JSON but not an object", path);
+        goto out;
+    }
+    size_t data_len = len - 8 - (size_t)hlen;
+    const unsigned char *data = buf + 8 + hlen;
+    st_entry e[ST_MAX_TENSORS];
+    int n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        if (n == ST_MAX_TENSORS) {
+            rc = pl_fail(err, PL_ERR_MISMATCH,
+                         "%s: more than %d tensors; a parlstm model has at most %d", path,
+                         ST_MAX_TENSORS, ST_MAX_TENSORS);
+            goto out;
+        }
+        if ((rc = parse_entry(path, key, v, &e[n++], data_len, err)))
+            goto out;
+    }
+    pl_config c;
+    st_tensor t[ST_MAX_TENSORS];
+    int steps;
+    if ((rc = infer_config(path, e, n, &c, err)))
+        goto out;
+    int nt = tensor_table(&c, t);
+    if ((rc = match_tensors(path, e, n, &c, t, nt, err)) ||
+        (rc = check_layout(path, e, n, data_len, err)) ||
+        (rc = check_metadata(path, json_object_get(root, "__metadata__"), &c, &steps, err)))
+        goto out;
+    if (!(p = pl_alloc_floats(pl_param_count(&c)))) {
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu parameters", path,
+                     pl_param_count(&c));
+        goto out;
+    }
+    if ((rc = fill_params(path, e, n, t, nt, data, p, err)))
+        goto out;
+    *cfg = c;
+    if (T)
+        *T = steps;
+    *params = p;
+    p = NULL;
+out:
+    pl_free(p);
+    json_decref(root);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,661 @@
+/* safetensors export and import: the file's layout and names as PyTorch
+ * expects them, an exact round trip for one and several layers, files made
+ * elsewhere (bias_hh not zero, no metadata), and every kind of hostile file
+ * refused with its own error. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+/* D = 3, H = 4, C = 2 */
+static const pl_config CFG1 = {3, 4, 2, 1};
+static const pl_config CFG3 = {5, 6, 3, 3};
+
+static float *random_params(const pl_config *cfg, uint64_t seed)
+{
+    size_t n = pl_param_count(cfg);
+    float *p = pl_alloc_floats(n);
+    tu_fill(p, n, 2.0f, seed);
+    return p;
+}
+
+static uint64_t header_len(const unsigned char *b)
+{
+    uint64_t n;
+    memcpy(&n, b, 8);
+    return n;
+}
+
+static float data_float(const unsigned char *b, json_t *root, const char *tensor, size_t i)
+{
+    json_t *e = json_object_get(root, tensor);
+    ck_assert_msg(e != NULL, "no tensor %s", tensor);
+    size_t begin = (size_t)json_integer_value(json_array_get(json_object_get(e, "data_offsets"), 0));
+    float x;
+    memcpy(&x, b + 8 + header_len(b) + begin + 4 * i, 4);
+    return x;
+}
+
+/* The file says what PyTorch needs: names, shapes, F32, the transposes,
+ * zero bias_hh, the metadata, and data aligned to 8 bytes. */
+START_TEST(test_layout_and_names)
+{
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "m.safetensors");
+    float *p = random_params(&CFG1, 7);
+    pl_tensors t;
+    pl_tensors_bind(&CFG1, p, &t);
+    pl_error err = {0};
+    ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 9, p, &err), PL_OK);
+    size_t len;
+    unsigned char *b = tu_read_all(path, &len);
+    uint64_t hl = header_len(b);
+    ck_assert_uint_eq((8 + hl) % 8, 0);
+    json_error_t je;
+    json_t *root = json_loadb((const char *)b + 8, hl, 0, &je);
+    ck_assert_msg(root != NULL, "header: %s", je.text);
+    const struct {
+        const char *name;
+        json_int_t r, c;
+    } want[] = {{"input.weight", 4, 3},         {"input.bias", 4, 0},
+                {"lstm.weight_ih_l0", 16, 4},   {"lstm.weight_hh_l0", 16, 4},
+                {"lstm.bias_ih_l0", 16, 0},     {"lstm.bias_hh_l0", 16, 0},
+                {"output.weight", 2, 4},        {"output.bias", 2, 0}};
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        json_t *e = json_object_get(root, want[i].name);
+        ck_assert_msg(e != NULL, "no %s", want[i].name);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "dtype")), "F32");
+        json_t *s = json_object_get(e, "shape");
+        ck_assert_uint_eq(json_array_size(s), want[i].c ? 2 : 1);
+        ck_assert_int_eq(json_integer_value(json_array_get(s, 0)), want[i].r);
+        if (want[i].c)
+            ck_assert_int_eq(json_integer_value(json_array_get(s, 1)), want[i].c);
+        bytes += 4 * (size_t)want[i].r * (size_t)(want[i].c ? want[i].c : 1);
+    }
+    ck_assert_uint_eq(json_object_size(root), 9); /* 8 tensors + __metadata__ */
+    ck_assert_uint_eq(len, 8 + hl + bytes);
+    /* PyTorch's (out, in) against parlstm's (in, out) */
+    const size_t H = 4, D = 3, C = 2;
+    for (size_t h = 0; h < H; h++)
+        for (size_t d = 0; d < D; d++)
+            ck_assert(data_float(b, root, "input.weight", h * D + d) == t.w_in[d * H + h]);
+    for (size_t g = 0; g < 4 * H; g++)
+        for (size_t k = 0; k < H; k++) {
+            ck_assert(data_float(b, root, "lstm.weight_ih_l0", g * H + k) == t.w[0][k * 4 * H + g]);
+            ck_assert(data_float(b, root, "lstm.weight_hh_l0", g * H + k) ==
+                      t.w[0][(H + k) * 4 * H + g]);
+        }
+    for (size_t g = 0; g < 4 * H; g++) {
+        ck_assert(data_float(b, root, "lstm.bias_ih_l0", g) == t.b[0][g]);
+        ck_assert(data_float(b, root, "lstm.bias_hh_l0", g) == 0.0f);
+    }
+    for (size_t c = 0; c < C; c++) {
+        ck_assert(data_float(b, root, "output.bias", c) == t.b_out[c]);
+        for (size_t h = 0; h < H; h++)
+            ck_assert(data_float(b, root, "output.weight", c * H + h) == t.w_out[h * C + c]);
+    }
+    json_t *m = json_object_get(root, "__metadata__");
+    const char *kv[][2] = {{"format", "pt"},          {"input_scaling", "pixel/255"},
+                           {"sequence", "rows"},      {"time_steps", "9"},
+                           {"width", "3"},            {"hidden", "4"},
+                           {"layers", "1"},           {"classes", "2"},
+                           {"gate_order", "i,f,g,o"}, {"parlstm_version", PACKAGE_VERSION}};
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) {
+        const char *v = json_string_value(json_object_get(m, kv[i][0]));
+        ck_assert_msg(v && !strcmp(v, kv[i][1]), "metadata %s = %s, expected %s", kv[i][0],
+                      v ? v : "(none)", kv[i][1]);
+    }
+    json_decref(root);
+    free(b);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Export, import: the same config, T and every parameter bit for bit
+ * (negative zeros and subnormals included), for 1 and 3 layers. */
+START_TEST(test_round_trip_exact)
+{
+    const pl_config *cfg = _i ? &CFG3 : &CFG1;
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "m.safetensors");
+    float *p = random_params(cfg, 11 + (uint64_t)_i);
+    size_t n = pl_param_count(cfg);
+    p[0] = -0.0f;
+    p[n - 1] = 1e-41f; /* subnormal */
+    pl_tensors t;
+    pl_tensors_bind(cfg, p, &t);
+    t.b[cfg->layers - 1][3] = -0.0f;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_safetensors_save(path, cfg, 28, p, &err), PL_OK);
+    pl_config got;
+    float *q = NULL;
+    int T = -1;
+    ck_assert_msg(pl_safetensors_load(path, &got, &T, &q, &err) == PL_OK, "%s", err.msg);
+    ck_assert_int_eq(got.input, cfg->input);
+    ck_assert_int_eq(got.hidden, cfg->hidden);
+    ck_assert_int_eq(got.classes, cfg->classes);
+    ck_assert_int_eq(got.layers, cfg->layers);
+    ck_assert_int_eq(T, 28);
+    ck_assert_int_eq(memcmp(p, q, 4 * n), 0);
+    pl_free(q);
+    /* T = 0: no time_steps in the file, none read back */
+    ck_assert_int_eq(pl_safetensors_save(path, cfg, 0, p, &err), PL_OK);
+    ck_assert_int_eq(pl_safetensors_load(path, &got, &T, &q, &err), PL_OK);
+    ck_assert_int_eq(T, 0);
+    pl_free(q);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A file in the layout parlstm writes, built here from a JSON tree (so the
+ * hostile cases can edit it): the header of the tree, padded or not, then
+ * the data. */
+static void write_tree(const char *path, json_t *root, const unsigned char *data, size_t dlen,
+                       int pad)
+{
+    char *h = json_dumps(root, JSON_COMPACT);
+    size_t hl = strlen(h), padded = pad ? (hl + 8 + 7) / 8 * 8 - 8 : hl;
+    unsigned char *b = malloc(8 + padded + dlen);
+    uint64_t n = padded;
+    memcpy(b, &n, 8);
+    memcpy(b + 8, h, hl);
+    memset(b + 8 + hl, ' ', padded - hl);
+    memcpy(b + 8 + padded, data, dlen);
+    tu_write(path, b, 8 + padded + dlen);
+    free(b);
+    free(h);
+}
+
+/* A file as PyTorch users would make it: no metadata, keys in another
+ * order, no padding, and a bias_hh that is not zero. */
+START_TEST(test_foreign_file)
+{
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "torch.safetensors");
+    float *p = random_params(&CFG1, 5);
+    pl_error err = {0};
+    ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 0, p, &err), PL_OK);
+    size_t len;
+    unsigned char *b = tu_read_all(path, &len);
+    uint64_t hl = header_len(b);
+    json_t *root = json_loadb((const char *)b + 8, hl, 0, NULL), *rev = json_object();
+    json_object_del(root, "__metadata__");
+    const char *key;
+    json_t *v;
+    void *tmp;
+    /* reversed key order */
+    const char *keys[16];
+    int nk = 0;
+    json_object_foreach_safe(root, tmp, key, v) keys[nk++] = key;
+    for (int i = nk - 1; i >= 0; i--)
+        json_object_set(rev, keys[i], json_object_get(root, keys[i]));
+    /* bias_hh = 0.5 everywhere */
+    json_t *e = json_object_get(root, "lstm.bias_hh_l0");
+    size_t begin = (size_t)json_integer_value(json_array_get(json_object_get(e, "data_offsets"), 0));
+    unsigned char *data = b + 8 + hl;
+    for (int g = 0; g < 16; g++) {
+        float half = 0.5f;
+        memcpy(data + begin + 4 * g, &half, 4);
+    }
+    write_tree(path, rev, data, len - 8 - hl, 0);
+    pl_config got;
+    float *q = NULL;
+    int T = -1;
+    ck_assert_msg(pl_safetensors_load(path, &got, &T, &q, &err) == PL_OK, "%s", err.msg);
+    ck_assert_int_eq(T, 0);
+    pl_tensors a, c;
+    pl_tensors_bind(&CFG1, p, &a);
+    pl_tensors_bind(&CFG1, q, &c);
+    for (int g = 0; g < 16; g++)
+        ck_assert_float_eq(c.b[0][g], a.b[0][g] + 0.5f);
+    ck_assert_int_eq(memcmp(a.w[0], c.w[0], 4 * 8 * 16), 0);
+    ck_assert_int_eq(memcmp(a.w_out, c.w_out, 4 * 8), 0);
+    pl_free(q);
+    json_decref(root);
+    json_decref(rev);
+    free(b);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_export_refuses)
+{
+    char *dir = tu_tmpdir();
+    float *p = random_params(&CFG1, 3);
+    pl_tensors t;
+    pl_tensors_bind(&CFG1, p, &t);
+    t.w[0][4 * 4 * 5 + 2] = NAN; /* row 5 = h row 1, gate column 2 */
+    pl_error err = {0};
+    const char *path = tu_path(dir, "nan.safetensors");
+    ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 0, p, &err), PL_ERR_NONFINITE);
+    ck_assert_msg(strstr(err.msg, "nan.safetensors: cannot export: tensor 'lstm.weight_hh_l0' "
+                                  "holds a NaN at [2, 1]") != NULL,
+                  "%s", err.msg);
+    struct stat st;
+    ck_assert_int_ne(stat(path, &st), 0);
+    t.w[0][4 * 4 * 5 + 2] = 0;
+    ck_assert_int_eq(pl_safetensors_save(tu_path(dir, "no/such/dir/m.safetensors"), &CFG1, 0, p,
+                                         &err),
+                     PL_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no/such/dir/m.safetensors"));
+    pl_config bad = CFG1;
+    bad.classes = 1;
+    ck_assert_int_eq(pl_safetensors_save(path, &bad, 0, p, &err), PL_ERR_ARG);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Runs examples/load_in_pytorch.py with args after the script; returns its
+ * exit status, stdout and stderr in out and errs. */
+static int run_script(const char *py, const char *dir, const char *const *args, char *out,
+                      size_t out_len, char *errs, size_t errs_len)
+{
+    const char *src = getenv("PARLSTM_SRCDIR");
+    ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
+    char script[4096];
+    snprintf(script, sizeof script, "%s/examples/load_in_pytorch.py", src);
+    const char *argv[16] = {script};
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
+    int st = tu_wait(tu_spawn_program(py, argv, NULL, op, ep));
+    tu_slurp(op, out, out_len);
+    tu_slurp(ep, errs, errs_len);
+    printf("%s %s -> %d\n%s%s", py, script, st, out, errs);
+    return st;
+}
+
+/* PyTorch loads the export with examples/load_in_pytorch.py and computes
+ * the same logits as parlstm's own forward pass on a synthetic IDX set:
+ * the same class for every image, logits within 1e-4; for 1, 2 and 3
+ * layers. */
+START_TEST(test_pytorch_agrees)
+{
+    const char *py = getenv("PARLSTM_PYTHON");
+    if (!py || !*py) {
+        tu_skip("the PyTorch export test: no python3 that can import torch (configure "
+                "looked for one; apt-get install python3-torch)");
+        return;
+    }
+    const pl_config cfg = {6, 20, 3, 1 + _i};
+    const int T = 7, N = 64;
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 10, N, T, cfg.input, cfg.classes, 77);
+    pl_dataset ds;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", cfg.classes, &err), PL_OK);
+    /* parameters with every tensor away from zero, biases included */
+    size_t n = pl_param_count(&cfg);
+    float *p = pl_alloc_floats(n);
+    tu_fill(p, n, 0.6f, 13 + (uint64_t)_i);
+    /* parlstm's forward pass, as eval runs it */
+    pl_packed *pk = pl_packed_create(&cfg, PL_GEMM_AUTO);
+    pl_ws *ws = pl_ws_create(&cfg, T, N, 1, PL_GEMM_AUTO);
+    ck_assert(pk && ws);
+    pl_packed_update(pk, p, 0, 1);
+    uint32_t idx[64];
+    for (int i = 0; i < N; i++)
+        idx[i] = (uint32_t)i;
+    pl_ws_load_u8(ws, &ds, idx, N);
+    float logits[64 * 3];
+    int correct;
+    pl_lstm_forward(ws, pk, p, &correct, logits);
+    const char *model = tu_path(dir, "m.safetensors"), *csv = tu_path(dir, "pred.csv");
+    ck_assert_int_eq(pl_safetensors_save(model, &cfg, T, p, &err), PL_OK);
+    const char *args[] = {model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"), "--labels",
+                          tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions", csv, NULL};
+    static char out[65536], errs[65536];
+    int st = run_script(py, dir, args, out, sizeof out, errs, sizeof errs);
+    ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, errs);
+    char want[128];
+    snprintf(want, sizeof want, "model 6-20-3, %d layer(s)", cfg.layers);
+    ck_assert_msg(strstr(errs, want) != NULL, "stderr '%s' lacks '%s'", errs, want);
+    snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
+    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
+    FILE *f = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "index,label,class,logit_0,logit_1,logit_2\n");
+    double worst = 0;
+    int rows = 0;
+    for (int i = 0; fgets(line, sizeof line, f); i++, rows++) {
+        int index, label, cls;
+        double l[3];
+        ck_assert_int_eq(sscanf(line, "%d,%d,%d,%lf,%lf,%lf", &index, &label, &cls, &l[0], &l[1],
+                                &l[2]),
+                         6);
+        ck_assert_int_eq(index, i);
+        ck_assert_int_eq(label, ds.labels[i]);
+        int mine = 0;
+        for (int c = 0; c < 3; c++) {
+            if (logits[i * 3 + c] > logits[i * 3 + mine])
+                mine = c;
+            double d = fabs(l[c] - logits[i * 3 + c]);
+            worst = d > worst ? d : worst;
+        }
+        ck_assert_msg(cls == mine, "image %d: PyTorch says class %d, parlstm %d", i, cls, mine);
+    }
+    fclose(f);
+    printf("PyTorch against parlstm, %d layer(s): %d images, largest logit difference %.3g\n",
+           cfg.layers, rows, worst);
+    ck_assert_int_eq(rows, N);
+    ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
+
+    /* --data DIR finds t10k-* there */
+    const char *args2[] = {model, "--data", dir, NULL};
+    st = run_script(py, dir, args2, out, sizeof out, errs, sizeof errs);
+    ck_assert_msg(st == 0, "--data: load_in_pytorch.py exited %d: %s", st, errs);
+    snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
+    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
+    pl_ws_free(ws);
+    pl_packed_free(pk);
+    pl_free(p);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- hostile */
+
+typedef enum {
+    ED_NONE,
+    ED_SET,    /* key.field (or key when field is NULL) = JSON value */
+    ED_DEL,    /* delete key (field NULL) or key.field */
+    ED_HEADER, /* the whole header text is value */
+    ED_HLEN,   /* the header length field is value (decimal) */
+    ED_CUT,    /* the file keeps its first value bytes */
+    ED_APPEND, /* value bytes of zeros after the data */
+    ED_FLOAT,  /* float number field (index) of tensor key is value */
+    ED_MANY    /* value extra tensor entries */
+} edit_op;
+
+typedef struct {
+    edit_op op;
+    const char *key, *field, *value;
+} edit;
+
+typedef struct {
+    const char *name;
+    edit ed[2];
+    pl_status code;
+    const char *fragment;
+} hostile_case;
+
+#define E1(...) {{__VA_ARGS__}}
+
+static const hostile_case HOSTILE[] = {
+    {"file shorter than the length field", E1(ED_CUT, 0, 0, "5"), PL_ERR_TRUNCATED,
+     "a safetensors file has at least 8"},
+    {"header length 1", E1(ED_HLEN, 0, 0, "1"), PL_ERR_CORRUPT, "header length 1 is too short"},
+    {"header length 2^40", E1(ED_HLEN, 0, 0, "1099511627776"), PL_ERR_TOO_LARGE,
+     "header length 1099511627776 is over the limit"},
+    {"header length beyond the file", E1(ED_HLEN, 0, 0, "4000"), PL_ERR_TRUNCATED,
+     "header length 4000 goes beyond the end of the file"},
+    {"header cut short", E1(ED_CUT, 0, 0, "40"), PL_ERR_TRUNCATED,
+     "goes beyond the end of the file (40 bytes)"},
+    {"header not JSON", E1(ED_HEADER, 0, 0, "{\"input.weight\": {\"dtype\": "),
+     PL_ERR_CORRUPT, "the header is not valid JSON"},
+    {"header with trailing garbage", E1(ED_HEADER, 0, 0, "{} x"), PL_ERR_CORRUPT,
+     "the header is not valid JSON"},
+    {"header a JSON array", E1(ED_HEADER, 0, 0, "[1, 2, 3]"), PL_ERR_CORRUPT,
+     "the header is JSON but not an object"},
+    {"header a JSON string", E1(ED_HEADER, 0, 0, "\"input.weight\""), PL_ERR_CORRUPT,
+     "the header is JSON but not an object"},
+    {"header with a NUL byte", E1(ED_HEADER, 0, 0, "{\"a\\u0000b\": 1}"), PL_ERR_CORRUPT,
+     "the header is not valid JSON"},
+    {"duplicate tensor", E1(ED_HEADER, 0, 0, "{\"input.bias\": {}, \"input.bias\": {}}"),
+     PL_ERR_CORRUPT, "duplicate object key"},
+    {"tensor entry not an object", E1(ED_SET, "input.bias", 0, "[4]"), PL_ERR_CORRUPT,
+     "tensor 'input.bias' is not a JSON object"},
+    {"tensor with an unknown field", E1(ED_SET, "input.bias", "device", "\"cuda\""),
+     PL_ERR_CORRUPT, "tensor 'input.bias' has an unknown field 'device'"},
+    {"tensor without dtype", E1(ED_DEL, "input.bias", "dtype", 0), PL_ERR_CORRUPT,
+     "tensor 'input.bias' has no dtype string"},
+    {"tensor without shape", E1(ED_DEL, "output.bias", "shape", 0), PL_ERR_CORRUPT,
+     "tensor 'output.bias' has no shape"},
+    {"shape with a negative size", E1(ED_SET, "output.bias", "shape", "[-2]"), PL_ERR_CORRUPT,
+     "tensor 'output.bias': shape entry 0 is not a size"},
+    {"shape of 9 dimensions", E1(ED_SET, "output.bias", "shape", "[1,1,1,1,1,1,1,1,2]"),
+     PL_ERR_CORRUPT, "tensor 'output.bias' has no shape (an array of at most 8"},
+    {"missing tensor", E1(ED_DEL, "output.bias", 0, 0), PL_ERR_MISMATCH,
+     "missing tensor 'output.bias'"},
+    {"missing bias_hh", E1(ED_DEL, "lstm.bias_hh_l0", 0, 0), PL_ERR_MISMATCH,
+     "missing tensor 'lstm.bias_hh_l0'"},
+    {"missing input.weight", E1(ED_DEL, "input.weight", 0, 0), PL_ERR_MISMATCH,
+     "missing tensor 'input.weight'"},
+    {"missing every LSTM layer", E1(ED_DEL, "lstm.weight_ih_l0", 0, 0), PL_ERR_MISMATCH,
+     "missing tensor 'lstm.weight_ih_l0'"},
+    {"extra tensor",
+     E1(ED_SET, "extra.weight", 0, "{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"),
+     PL_ERR_MISMATCH, "unexpected tensor 'extra.weight'"},
+    {"half of a second layer",
+     E1(ED_SET, "lstm.weight_hh_l1", 0, "{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"),
+     PL_ERR_MISMATCH, "unexpected tensor 'lstm.weight_hh_l1' (a model of 1 LSTM layer"},
+    {"too many tensors", E1(ED_MANY, 0, 0, "40"), PL_ERR_MISMATCH, "more than 36 tensors"},
+    {"dtype F16", E1(ED_SET, "input.bias", "dtype", "\"F16\""), PL_ERR_MISMATCH,
+     "tensor 'input.bias' has dtype F16, expected F32"},
+    {"dtype F64", E1(ED_SET, "output.weight", "dtype", "\"F64\""), PL_ERR_MISMATCH,
+     "tensor 'output.weight' has dtype F64, expected F32"},
+    {"dtype not a string", E1(ED_SET, "output.weight", "dtype", "32"), PL_ERR_CORRUPT,
+     "tensor 'output.weight' has no dtype string"},
+    {"bias of the wrong size", E1(ED_SET, "input.bias", "shape", "[5]"), PL_ERR_DIMS,
+     "tensor 'input.bias' has shape [5], expected [4]"},
+    {"bias as a matrix", E1(ED_SET, "output.bias", "shape", "[1, 2]"), PL_ERR_DIMS,
+     "tensor 'output.bias' has shape [1, 2], expected [2]"},
+    {"weight_hh transposed", E1(ED_SET, "lstm.weight_hh_l0", "shape", "[4, 16]"), PL_ERR_DIMS,
+     "tensor 'lstm.weight_hh_l0' has shape [4, 16], expected [16, 4]"},
+    {"input.weight 3-D", E1(ED_SET, "input.weight", "shape", "[4, 3, 1]"), PL_ERR_DIMS,
+     "tensor 'input.weight' has 3 dimensions, expected 2"},
+    {"hidden units beyond parlstm", E1(ED_SET, "input.weight", "shape", "[9000, 3]"),
+     PL_ERR_DIMS, "the tensors describe no parlstm model: hidden units must be between 1 and 8192"},
+    {"one class", E1(ED_SET, "output.weight", "shape", "[1, 4]"), PL_ERR_DIMS,
+     "classes must be between 2 and 256, got 1"},
+    {"offsets missing", E1(ED_DEL, "input.bias", "data_offsets", 0), PL_ERR_CORRUPT,
+     "tensor 'input.bias' has no data_offsets [begin, end]"},
+    {"offsets of three numbers", E1(ED_SET, "input.bias", "data_offsets", "[48, 64, 80]"),
+     PL_ERR_CORRUPT, "tensor 'input.bias' has no data_offsets [begin, end]"},
+    {"offsets negative", E1(ED_SET, "input.bias", "data_offsets", "[-16, 0]"), PL_ERR_CORRUPT,
+     "tensor 'input.bias': data_offsets must be two non-negative integers"},
+    {"offsets fractional", E1(ED_SET, "input.bias", "data_offsets", "[48.5, 64]"),
+     PL_ERR_CORRUPT, "data_offsets must be two non-negative integers"},
+    {"offsets reversed", E1(ED_SET, "input.bias", "data_offsets", "[64, 48]"), PL_ERR_CORRUPT,
+     "tensor 'input.bias': data_offsets [64, 48] end before they begin"},
+    {"offsets beyond the data", E1(ED_SET, "output.bias", "data_offsets", "[744, 752]"),
+     PL_ERR_TRUNCATED, "tensor 'output.bias': data_offsets [744, 752] go beyond the data (744"},
+    {"offsets huge", E1(ED_SET, "output.bias", "data_offsets", "[9223372036854775800, 9223372036854775807]"),
+     PL_ERR_TRUNCATED, "go beyond the data"},
+    {"offsets holding the wrong byte count", E1(ED_SET, "input.bias", "data_offsets", "[48, 60]"),
+     PL_ERR_MISMATCH, "tensor 'input.bias': data_offsets [48, 60] hold 12 bytes, its shape needs 16"},
+    {"overlapping tensors", E1(ED_SET, "output.bias", "data_offsets", "[48, 56]"),
+     PL_ERR_CORRUPT, "tensors 'output.bias' [48, 56] and 'input.bias' [48, 64] overlap"},
+    {"a hole between tensors",
+     {{ED_SET, "output.bias", "data_offsets", "[740, 748]"}, {ED_APPEND, 0, 0, "4"}},
+     PL_ERR_CORRUPT, "data bytes [736, 740) belong to no tensor (before 'output.bias')"},
+    {"bytes after the last tensor", E1(ED_APPEND, 0, 0, "4"), PL_ERR_TRAILING,
+     "4 data bytes after the last tensor (which ends at 744 of 748)"},
+    {"NaN weight", E1(ED_FLOAT, "lstm.weight_hh_l0", "9", "nan"), PL_ERR_NONFINITE,
+     "tensor 'lstm.weight_hh_l0' holds a NaN at [2, 1]"},
+    {"infinite bias", E1(ED_FLOAT, "output.bias", "1", "inf"), PL_ERR_NONFINITE,
+     "tensor 'output.bias' holds an infinity at [1]"},
+    {"NaN in bias_hh", E1(ED_FLOAT, "lstm.bias_hh_l0", "0", "nan"), PL_ERR_NONFINITE,
+     "tensor 'lstm.bias_hh_l0' holds a NaN at [0]"},
+    {"bias_ih + bias_hh overflowing",
+     {{ED_FLOAT, "lstm.bias_ih_l0", "3", "3e38"}, {ED_FLOAT, "lstm.bias_hh_l0", "3", "3e38"}},
+     PL_ERR_NONFINITE, "the sum of 'lstm.bias_hh_l0' and the input bias overflows at [3]"},
+    {"metadata not an object", E1(ED_SET, "__metadata__", 0, "[\"pt\"]"), PL_ERR_CORRUPT,
+     "__metadata__ is not a JSON object"},
+    {"metadata value not a string", E1(ED_SET, "__metadata__", "classes", "2"), PL_ERR_CORRUPT,
+     "metadata 'classes' is not a string"},
+    {"metadata classes against the shapes", E1(ED_SET, "__metadata__", "classes", "\"3\""),
+     PL_ERR_MISMATCH, "metadata classes is 3 but the tensors' shapes say 2"},
+    {"metadata layers against the shapes", E1(ED_SET, "__metadata__", "layers", "\"2\""),
+     PL_ERR_MISMATCH, "metadata layers is 2 but the tensors' shapes say 1"},
+    {"metadata time_steps not a number", E1(ED_SET, "__metadata__", "time_steps", "\"28x\""),
+     PL_ERR_CORRUPT, "metadata time_steps is \"28x\", expected an integer from 1 to 65535"},
+    {"metadata time_steps 0", E1(ED_SET, "__metadata__", "time_steps", "\"0\""), PL_ERR_CORRUPT,
+     "metadata time_steps is \"0\""},
+    {"another input scaling", E1(ED_SET, "__metadata__", "input_scaling", "\"pixel/127.5-1\""),
+     PL_ERR_MISMATCH, "metadata input_scaling is \"pixel/127.5-1\", parlstm models use \"pixel/255\""},
+    {"another sequence mode", E1(ED_SET, "__metadata__", "sequence", "\"columns\""),
+     PL_ERR_MISMATCH, "metadata sequence is \"columns\""},
+};
+
+static void apply(const edit *ed, json_t *root, unsigned char *file, size_t *len,
+                  char **header_text)
+{
+    uint64_t hl = header_len(file);
+    json_error_t je;
+    json_t *v = NULL;
+    if (ed->op == ED_SET) {
+        v = json_loads(ed->value, JSON_DECODE_ANY, &je);
+        ck_assert_msg(v != NULL, "test value %s: %s", ed->value, je.text);
+    }
+    switch (ed->op) {
+    case ED_NONE:
+        break;
+    case ED_SET:
+        if (ed->field)
+            json_object_set_new(json_object_get(root, ed->key), ed->field, v);
+        else
+            json_object_set_new(root, ed->key, v);
+        break;
+    case ED_DEL:
+        if (ed->field)
+            json_object_del(json_object_get(root, ed->key), ed->field);
+        else
+            json_object_del(root, ed->key);
+        break;
+    case ED_HEADER:
+        *header_text = strdup(ed->value);
+        break;
+    case ED_MANY:
+        for (int i = 0; i < atoi(ed->value); i++) {
+            char name[32];
+            snprintf(name, sizeof name, "extra.%d", i);
+            json_object_set_new(root, name, json_pack("{s:s,s:[i],s:[i,i]}", "dtype", "F32",
+                                                      "shape", 0, "data_offsets", 0, 0));
+        }
+        break;
+    case ED_APPEND:
+        *len += (size_t)atoi(ed->value);
+        break;
+    case ED_FLOAT: {
+        json_t *e = json_object_get(root, ed->key);
+        size_t begin =
+            (size_t)json_integer_value(json_array_get(json_object_get(e, "data_offsets"), 0));
+        float x = strtof(ed->value, NULL);
+        memcpy(file + 8 + hl + begin + 4 * (size_t)atoi(ed->field), &x, 4);
+        break;
+    }
+    case ED_HLEN: case ED_CUT:
+        break; /* after the file is rebuilt */
+    }
+}
+
+START_TEST(test_hostile)
+{
+    const hostile_case *c = &HOSTILE[_i];
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "hostile.safetensors");
+    float *p = random_params(&CFG1, 1);
+    pl_error err = {0};
+    ck_assert_int_eq(pl_safetensors_save(path, &CFG1, 7, p, &err), PL_OK);
+    size_t len;
+    unsigned char *b = tu_read_all(path, &len);
+    b = realloc(b, len + 4096);
+    memset(b + len, 0, 4096);
+    uint64_t hl = header_len(b);
+    json_t *root = json_loadb((const char *)b + 8, hl, 0, NULL);
+    char *text = NULL;
+    size_t dlen = len - 8 - hl;
+    for (int k = 0; k < 2; k++)
+        apply(&c->ed[k], root, b, &dlen, &text);
+    if (text) {
+        size_t tl = strlen(text);
+        unsigned char *f = malloc(8 + tl + dlen);
+        uint64_t n = tl;
+        memcpy(f, &n, 8);
+        memcpy(f + 8, text, tl);
+        memcpy(f + 8 + tl, b + 8 + hl, dlen);
+        tu_write(path, f, 8 + tl + dlen);
+        free(f);
+        free(text);
+    } else {
+        write_tree(path, root, b + 8 + hl, dlen, 1);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (c->ed[k].op == ED_HLEN || c->ed[k].op == ED_CUT) {
+            size_t flen;
+            unsigned char *f = tu_read_all(path, &flen);
+            if (c->ed[k].op == ED_HLEN) {
+                uint64_t n = strtoull(c->ed[k].value, NULL, 10);
+                memcpy(f, &n, 8);
+            } else {
+                flen = (size_t)atoi(c->ed[k].value);
+            }
+            tu_write(path, f, flen);
+            free(f);
+        }
+    }
+    pl_config cfg;
+    float *q = (float *)&cfg; /* must come back NULL */
+    int T = -1;
+    pl_status rc = pl_safetensors_load(path, &cfg, &T, &q, &err);
+    tu_assert_refused(c->name, path, rc, &err, c->code, c->fragment);
+    ck_assert_ptr_null(q);
+    ck_assert_int_eq(T, -1);
+    json_decref(root);
+    free(b);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_not_a_file)
+{
+    char *dir = tu_tmpdir();
+    pl_config cfg;
+    float *q;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_safetensors_load(tu_path(dir, "none.safetensors"), &cfg, NULL, &q, &err),
+                     PL_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "none.safetensors: cannot open the safetensors"));
+    ck_assert_int_eq(pl_safetensors_load(dir, &cfg, NULL, &q, &err), PL_ERR_NOT_FILE);
+    tu_write(tu_path(dir, "empty"), "", 0);
+    ck_assert_int_eq(pl_safetensors_load(tu_path(dir, "empty"), &cfg, NULL, &q, &err),
+                     PL_ERR_EMPTY);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *safetensors_suite(void)
+{
+    Suite *s = suite_create("safetensors");
+    TCase *tc = tcase_create("safetensors");
+    tcase_add_test(tc, test_layout_and_names);
+    tcase_add_loop_test(tc, test_round_trip_exact, 0, 2);
+    tcase_add_test(tc, test_foreign_file);
+    tcase_add_test(tc, test_export_refuses);
+    tcase_add_loop_test(tc, test_pytorch_agrees, 0, 3);
+    tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof HOSTILE / sizeof *HOSTILE));
+    tcase_add_test(tc, test_not_a_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
