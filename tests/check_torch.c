@@ -1,8 +1,10 @@
 /* The model against PyTorch: logits, loss and gradients of parlstm's fast
  * path (every GEMM backend) against vectors computed by PyTorch autograd in
- * float64 (tests/torch/vectors.bin, written by tests/torch/gen_vectors.py).
+ * float64 (tests/torch/vectors.bin for one layer, vectors-l2.bin for two
+ * stacked layers, written by tests/torch/gen_vectors.py).
  *
- * The file (little-endian): magic "PLTV", u32 version (1), D, H, C, T, n;
+ * The file (little-endian): magic "PLTV", u32 version 1: D, H, C, T, n, or
+ * version 2: L, D, H, C, T, n;
  * f32 params (parlstm's layout); f32 x (n, T, D); u8 labels (n); f64 loss
  * (mean over n); f64 logits (n, C); f64 gradient of the mean loss (params'
  * layout). A missing or malformed file fails the test. */
@@ -45,13 +47,15 @@ static double get_f64(const unsigned char *p)
     return d;
 }
 
-static void vectors_read(vectors *v)
+static const char *const FILES[] = {"vectors.bin", "vectors-l2.bin"};
+
+static void vectors_read(vectors *v, const char *name)
 {
     const char *src = getenv("PARLSTM_SRCDIR");
     ck_assert_msg(src != NULL && *src,
                   "PARLSTM_SRCDIR is not set (run the tests with make check)");
     char path[4096];
-    snprintf(path, sizeof path, "%s/tests/torch/vectors.bin", src);
+    snprintf(path, sizeof path, "%s/tests/torch/%s", src, name);
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL,
                   "cannot open %s: the PyTorch test vectors are missing "
@@ -75,10 +79,14 @@ static void vectors_read(vectors *v)
     ck_assert_msg(len >= 28 && memcmp(buf, "PLTV", 4) == 0,
                   "%s: not a parlstm test-vector file (no PLTV magic)", path);
     uint32_t version = get_u32(buf + 4);
-    ck_assert_msg(version == 1, "%s: version %u, this test reads version 1", path,
-                  (unsigned)version);
-    uint32_t D = get_u32(buf + 8), H = get_u32(buf + 12), C = get_u32(buf + 16),
-             T = get_u32(buf + 20), n = get_u32(buf + 24);
+    ck_assert_msg(version == 1 || version == 2, "%s: version %u, this test reads 1 and 2",
+                  path, (unsigned)version);
+    const size_t head = version == 1 ? 28 : 32;
+    const unsigned char *h = buf + head - 20;
+    uint32_t L = version == 1 ? 1 : get_u32(buf + 8);
+    uint32_t D = get_u32(h), H = get_u32(h + 4), C = get_u32(h + 8), T = get_u32(h + 12),
+             n = get_u32(h + 16);
+    ck_assert_msg(L >= 1 && L <= PL_MAX_LAYERS, "%s: %u layers", path, (unsigned)L);
     ck_assert_msg(D >= 1 && D <= 256 && H >= 1 && H <= 256 && C >= 2 && C <= 256 &&
                       T >= 1 && T <= 256 && n >= 1 && n <= 256,
                   "%s: implausible sizes D=%u H=%u C=%u T=%u n=%u", path, (unsigned)D,
@@ -86,17 +94,17 @@ static void vectors_read(vectors *v)
     v->cfg.input = (int)D;
     v->cfg.hidden = (int)H;
     v->cfg.classes = (int)C;
-    v->cfg.layers = 1;
+    v->cfg.layers = (int)L;
     v->T = (int)T;
     v->n = (int)n;
     v->np = pl_param_count(&v->cfg);
     size_t nx = (size_t)n * T * D, nl = (size_t)n * C;
-    size_t want = 28 + 4 * v->np + 4 * nx + n + 8 + 8 * nl + 8 * v->np;
+    size_t want = head + 4 * v->np + 4 * nx + n + 8 + 8 * nl + 8 * v->np;
     ck_assert_msg(len == want, "%s: %zu bytes, D=%u H=%u C=%u T=%u n=%u need %zu", path,
                   len, (unsigned)D, (unsigned)H, (unsigned)C, (unsigned)T, (unsigned)n,
                   want);
 
-    const unsigned char *p = buf + 28;
+    const unsigned char *p = buf + head;
     v->params = pl_alloc_floats(v->np);
     v->x = malloc(sizeof(float) * nx);
     v->labels = malloc(n);
@@ -158,7 +166,7 @@ static const pl_gemm_backend BACKENDS[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_
 START_TEST(test_matches_pytorch)
 {
     vectors v;
-    vectors_read(&v);
+    vectors_read(&v, FILES[_i]);
     const size_t nl = (size_t)v.n * v.cfg.classes;
     float *logits = malloc(sizeof(float) * nl);
     float *grad = pl_alloc_floats(v.np);
@@ -178,9 +186,9 @@ START_TEST(test_matches_pytorch)
             for (size_t i = 0; i < nl; i++)
                 worst = isnan(logits[i]) ? INFINITY
                                          : fmax(worst, fabs(logits[i] - v.logits[i]));
-            printf("torch %-6s x%d: largest logit difference %.2e, loss %.10f vs %.10f "
+            printf("torch %s %-6s x%d: largest logit difference %.2e, loss %.10f vs %.10f "
                    "(relative %.2e)\n",
-                   name, threads, worst, loss, v.loss, fabs(loss - v.loss) / v.loss);
+                   FILES[_i], name, threads, worst, loss, v.loss, fabs(loss - v.loss) / v.loss);
             ck_assert_msg(worst < 2e-5, "%s: logits differ from PyTorch's by %g", name, worst);
             ck_assert_msg(fabs(loss - v.loss) < 1e-5 * v.loss,
                           "%s: loss %.10f, PyTorch %.10f", name, loss, v.loss);
@@ -214,7 +222,7 @@ Suite *torch_suite(void)
     Suite *s = suite_create("torch");
     TCase *tc = tcase_create("vectors");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_matches_pytorch);
+    tcase_add_loop_test(tc, test_matches_pytorch, 0, (int)(sizeof FILES / sizeof *FILES));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,22 +1,26 @@
 #!/usr/bin/python3
-"""Writes tests/torch/vectors.bin: test vectors for parlstm's model from
-PyTorch autograd in float64 (read by tests/check_torch.c).
+"""Writes tests/torch/vectors.bin (one LSTM layer) and vectors-l2.bin (two
+stacked layers): test vectors for parlstm's model from PyTorch autograd in
+float64 (read by tests/check_torch.c).
 
 A tiny configuration (D=5 inputs, H=20 units, C=4 classes, T=6 steps, n=7
 sequences): H = 20 is not a multiple of parlstm's 16-unit panels, so the
 padding is exercised. The model is parlstm's, in nn.LSTM terms:
 
     x_t' = x_t W_in + b_in                       (D -> H)
-    nn.LSTM(H, H): weight_ih = W[:H].T, weight_hh = W[H:].T,
-                   bias_ih = b, bias_hh = 0, gates i, f, g, o
+    nn.LSTM(H, H, num_layers=L): weight_ih_lk = W_k[:H].T,
+                   weight_hh_lk = W_k[H:].T, bias_ih_lk = b_k,
+                   bias_hh_lk = 0, gates i, f, g, o
     logits = h_T W_out + b_out                   (H -> C)
     loss = mean softmax cross-entropy over the n sequences
 
 File layout, little-endian:
     magic  b"PLTV"
-    u32    version (1), D, H, C, T, n
-    f32    params (parlstm's flat layout: w_in (D,H), b_in (H), w_lstm (2H,4H),
-           b_lstm (4H), w_out (H,C), b_out (C), each row-major)
+    u32    version 1: D, H, C, T, n (one layer)
+           version 2: L, D, H, C, T, n
+    f32    params (parlstm's flat layout: w_in (D,H), b_in (H), per layer
+           w_lstm (2H,4H), b_lstm (4H), then w_out (H,C), b_out (C), each
+           row-major)
     f32    x (n, T, D)
     u8     labels (n)
     f64    loss (mean over n)
@@ -27,8 +31,8 @@ The float32 parameters and inputs are what parlstm reads; PyTorch computes
 with exactly those values widened to float64. The outputs are computed twice,
 with nn.LSTM and with a hand-written cell, which must agree to 1e-12.
 
-Usage: tests/torch/gen_vectors.py [OUTPUT]   (default: vectors.bin next to
-this script). Needs PyTorch (Debian: python3-torch, run with /usr/bin/python3).
+Usage: tests/torch/gen_vectors.py [DIR]   (default: this script's directory).
+Needs PyTorch (Debian: python3-torch, run with /usr/bin/python3).
 """
 import os
 import struct
@@ -39,23 +43,24 @@ import torch
 
 D, H, C, T, N = 5, 20, 4, 6, 7
 SEED = 20240607
-VERSION = 1
+L = 1  # layers of the file being written (main sets it)
 
 
 def split(flat):
-    """Views of a flat parlstm-layout tensor as (w_in, b_in, w, b, w_out, b_out)."""
-    sizes = [(D, H), (H,), (2 * H, 4 * H), (4 * H,), (H, C), (C,)]
+    """Views of a flat parlstm-layout tensor as (w_in, b_in, [w_k], [b_k],
+    w_out, b_out)."""
+    sizes = [(D, H), (H,)] + [(2 * H, 4 * H), (4 * H,)] * L + [(H, C), (C,)]
     out, o = [], 0
     for s in sizes:
         k = int(np.prod(s))
         out.append(flat[o:o + k].reshape(s))
         o += k
     assert o == flat.numel()
-    return out
+    return out[0], out[1], out[2:-2:2], out[3:-2:2], out[-2], out[-1]
 
 
 def n_params():
-    return D * H + H + 2 * H * 4 * H + 4 * H + H * C + C
+    return D * H + H + L * (2 * H * 4 * H + 4 * H) + H * C + C
 
 
 class NNLSTMForward:
@@ -66,12 +71,13 @@ class NNLSTMForward:
 
     def __call__(self, flat, x):
         w_in, b_in, w, b, w_out, b_out = split(flat)
-        lstm = torch.nn.LSTM(H, H, batch_first=True).double()
+        lstm = torch.nn.LSTM(H, H, num_layers=L, batch_first=True).double()
         with torch.no_grad():
-            lstm.weight_ih_l0.copy_(w[:H].T)
-            lstm.weight_hh_l0.copy_(w[H:].T)
-            lstm.bias_ih_l0.copy_(b)
-            lstm.bias_hh_l0.zero_()
+            for k in range(L):
+                getattr(lstm, f"weight_ih_l{k}").copy_(w[k][:H].T)
+                getattr(lstm, f"weight_hh_l{k}").copy_(w[k][H:].T)
+                getattr(lstm, f"bias_ih_l{k}").copy_(b[k])
+                getattr(lstm, f"bias_hh_l{k}").zero_()
         self.lstm = lstm
         y, _ = lstm(x @ w_in + b_in)
         return y[:, -1] @ w_out + b_out
@@ -84,27 +90,32 @@ def loss_logits_grad_nn(params32, x32, labels):
     logits = fw(flat, x)
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels, dtype=torch.int64))
     lstm = fw.lstm
-    grads = torch.autograd.grad(loss, [flat, lstm.weight_ih_l0, lstm.weight_hh_l0,
-                                       lstm.bias_ih_l0])
+    names = [f"{kind}_l{k}" for k in range(L) for kind in ("weight_ih", "weight_hh", "bias_ih")]
+    grads = torch.autograd.grad(loss, [flat] + [getattr(lstm, n) for n in names])
     g = grads[0].clone()
     _, _, gw, gb, _, _ = split(g)  # views into g: zero from the no-grad copy
-    assert float(gw.abs().max()) == 0 and float(gb.abs().max()) == 0
-    gw[:H] = grads[1].T
-    gw[H:] = grads[2].T
-    gb[:] = grads[3]
+    for k in range(L):
+        assert float(gw[k].abs().max()) == 0 and float(gb[k].abs().max()) == 0
+        gw[k][:H] = grads[1 + 3 * k].T
+        gw[k][H:] = grads[2 + 3 * k].T
+        gb[k][:] = grads[3 + 3 * k]
     return loss.item(), logits.detach().numpy(), g.numpy()
 
 
 def forward_by_hand(flat, x):
     w_in, b_in, w, b, w_out, b_out = split(flat)
-    h = torch.zeros(x.shape[0], H, dtype=torch.float64)
-    c = torch.zeros_like(h)
-    for t in range(T):
-        xt = x[:, t] @ w_in + b_in
-        z = torch.cat([xt, h], 1) @ w + b
-        i, f, g, o = z.split(H, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+    inputs = [x[:, t] @ w_in + b_in for t in range(T)]
+    for k in range(L):
+        h = torch.zeros(x.shape[0], H, dtype=torch.float64)
+        c = torch.zeros_like(h)
+        outputs = []
+        for t in range(T):
+            z = torch.cat([inputs[t], h], 1) @ w[k] + b[k]
+            i, f, g, o = z.split(H, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outputs.append(h)
+        inputs = outputs
     return h @ w_out + b_out
 
 
@@ -117,12 +128,14 @@ def loss_logits_grad(forward, params32, x32, labels):
     return loss.item(), logits.detach().numpy(), grad.numpy()
 
 
-def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "vectors.bin")
-    gen = torch.Generator().manual_seed(SEED)
+def write(out, layers):
+    global L
+    L = layers
+    gen = torch.Generator().manual_seed(SEED + layers - 1)
     params = (torch.rand(n_params(), generator=gen, dtype=torch.float64) - 0.5)
-    params[D * H + H + 2 * H * 4 * H + H:][:H] += 1.0  # forget block of b_lstm
+    for k in range(L):  # the forget block of each b_lstm
+        b0 = D * H + H + k * (2 * H * 4 * H + 4 * H) + 2 * H * 4 * H
+        params[b0 + H:b0 + 2 * H] += 1.0
     params32 = params.numpy().astype("<f4")
     x32 = (torch.rand(N, T, D, generator=gen, dtype=torch.float64) * 2 - 1).numpy().astype("<f4")
     labels = np.array([(3 * k + 1) % C for k in range(N)], dtype=np.uint8)
@@ -136,7 +149,10 @@ def main():
 
     with open(out, "wb") as f:
         f.write(b"PLTV")
-        f.write(struct.pack("<6I", VERSION, D, H, C, T, N))
+        if L == 1:
+            f.write(struct.pack("<6I", 1, D, H, C, T, N))
+        else:
+            f.write(struct.pack("<7I", 2, L, D, H, C, T, N))
         f.write(params32.tobytes())
         f.write(x32.tobytes())
         f.write(labels.tobytes())
@@ -144,7 +160,13 @@ def main():
         f.write(logits.astype("<f8").tobytes())
         f.write(grad.astype("<f8").tobytes())
     print(f"{out}: {os.path.getsize(out)} bytes; loss {loss:.10f}, "
-          f"torch {torch.__version__}, {n_params()} parameters")
+          f"torch {torch.__version__}, {L} layer(s), {n_params()} parameters")
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    write(os.path.join(d, "vectors.bin"), 1)
+    write(os.path.join(d, "vectors-l2.bin"), 2)
 
 
 if __name__ == "__main__":
