@@ -23,86 +23,75 @@ static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
 #define META_BYTES 192
 #define HEAD (8 + 4 + META_BYTES + 8)
 
-typedef struct {
-    unsigned char *p;
-} cursor;
-
-static void put_u32(cursor *c, uint32_t v) { memcpy(c->p, &v, 4); c->p += 4; }
-static void put_u64(cursor *c, uint64_t v) { memcpy(c->p, &v, 8); c->p += 8; }
-static void put_f32(cursor *c, float v) { memcpy(c->p, &v, 4); c->p += 4; }
-static uint32_t get_u32(cursor *c) { uint32_t v; memcpy(&v, c->p, 4); c->p += 4; return v; }
-static uint64_t get_u64(cursor *c) { uint64_t v; memcpy(&v, c->p, 8); c->p += 8; return v; }
-static float get_f32(cursor *c) { float v; memcpy(&v, c->p, 4); c->p += 4; return v; }
-
-static void put_meta(cursor *c, const pl_ckpt_meta *m)
+static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
 {
     const pl_train_opts *o = &m->opts;
     unsigned char *start = c->p;
-    put_u32(c, (uint32_t)m->cfg.input);
-    put_u32(c, (uint32_t)m->cfg.hidden);
-    put_u32(c, (uint32_t)m->cfg.classes);
-    put_u32(c, (uint32_t)m->T);
-    put_u32(c, (uint32_t)o->batch);
-    put_u32(c, (uint32_t)o->epochs);
-    put_u64(c, (uint64_t)o->steps);
-    put_f32(c, o->lr);
-    put_f32(c, o->beta1);
-    put_f32(c, o->beta2);
-    put_f32(c, o->eps);
-    put_f32(c, o->clip);
-    put_u32(c, (uint32_t)o->schedule);
-    put_u32(c, (uint32_t)o->init);
-    put_u64(c, o->seed);
-    put_u32(c, (uint32_t)o->workers);
-    put_u32(c, (uint32_t)o->threads);
-    put_u32(c, (uint32_t)o->deterministic);
-    put_u32(c, (uint32_t)o->gemm);
-    put_u64(c, (uint64_t)m->step);
-    put_u64(c, (uint64_t)m->total);
-    put_u64(c, (uint64_t)m->val);
-    put_u64(c, m->n_train);
-    put_u32(c, m->data_crc);
+    pl_put_u32(c, (uint32_t)m->cfg.input);
+    pl_put_u32(c, (uint32_t)m->cfg.hidden);
+    pl_put_u32(c, (uint32_t)m->cfg.classes);
+    pl_put_u32(c, (uint32_t)m->T);
+    pl_put_u32(c, (uint32_t)o->batch);
+    pl_put_u32(c, (uint32_t)o->epochs);
+    pl_put_u64(c, (uint64_t)o->steps);
+    pl_put_f32(c, o->lr);
+    pl_put_f32(c, o->beta1);
+    pl_put_f32(c, o->beta2);
+    pl_put_f32(c, o->eps);
+    pl_put_f32(c, o->clip);
+    pl_put_u32(c, (uint32_t)o->schedule);
+    pl_put_u32(c, (uint32_t)o->init);
+    pl_put_u64(c, o->seed);
+    pl_put_u32(c, (uint32_t)o->workers);
+    pl_put_u32(c, (uint32_t)o->threads);
+    pl_put_u32(c, (uint32_t)o->deterministic);
+    pl_put_u32(c, (uint32_t)o->gemm);
+    pl_put_u64(c, (uint64_t)m->step);
+    pl_put_u64(c, (uint64_t)m->total);
+    pl_put_u64(c, (uint64_t)m->val);
+    pl_put_u64(c, m->n_train);
+    pl_put_u32(c, m->data_crc);
     for (int i = 0; i < 4; i++)
-        put_u64(c, m->rng[i]);
-    put_u64(c, (uint64_t)m->adam_steps);
+        pl_put_u64(c, m->rng[i]);
+    pl_put_u64(c, (uint64_t)m->adam_steps);
     /* reserved, zero */
     while (c->p < start + META_BYTES)
         *c->p++ = 0;
 }
 
-static void get_meta(cursor *c, pl_ckpt_meta *m)
+static void get_meta(pl_rcursor *c, pl_ckpt_meta *m)
 {
     pl_train_opts *o = &m->opts;
-    unsigned char *start = c->p;
+    const unsigned char *start = c->p;
     pl_train_opts_default(o);
-    m->cfg.input = (int)get_u32(c);
-    m->cfg.hidden = (int)get_u32(c);
-    m->cfg.classes = (int)get_u32(c);
+    m->cfg.input = (int)pl_get_u32(c);
+    m->cfg.hidden = (int)pl_get_u32(c);
+    m->cfg.classes = (int)pl_get_u32(c);
     m->cfg.layers = 1;
-    m->T = (int)get_u32(c);
-    o->batch = (int)get_u32(c);
-    o->epochs = (int)get_u32(c);
-    o->steps = (long)get_u64(c);
-    o->lr = get_f32(c);
-    o->beta1 = get_f32(c);
-    o->beta2 = get_f32(c);
-    o->eps = get_f32(c);
-    o->clip = get_f32(c);
-    o->schedule = (pl_schedule)get_u32(c);
-    o->init = (pl_init)get_u32(c);
-    o->seed = get_u64(c);
-    o->workers = (int)get_u32(c);
-    o->threads = (int)get_u32(c);
-    o->deterministic = (int)get_u32(c);
-    o->gemm = (pl_gemm_backend)get_u32(c);
-    m->step = (long)get_u64(c);
-    m->total = (long)get_u64(c);
-    m->val = (long)get_u64(c);
-    m->n_train = get_u64(c);
-    m->data_crc = get_u32(c);
+    m->T = (int)pl_get_u32(c);
+    o->batch = (int)pl_get_u32(c);
+    o->epochs = (int)pl_get_u32(c);
+    o->steps = (long)pl_get_u64(c);
+    o->lr = pl_get_f32(c);
+    o->beta1 = pl_get_f32(c);
+    o->beta2 = pl_get_f32(c);
+    o->eps = pl_get_f32(c);
+    o->clip = pl_get_f32(c);
+    o->schedule = (pl_schedule)pl_get_u32(c);
+    o->init = (pl_init)pl_get_u32(c);
+    o->seed = pl_get_u64(c);
+    o->workers = (int)pl_get_u32(c);
+    o->threads = (int)pl_get_u32(c);
+    o->deterministic = (int)pl_get_u32(c);
+    o->gemm = (pl_gemm_backend)pl_get_u32(c);
+    m->step = (long)pl_get_u64(c);
+    m->total = (long)pl_get_u64(c);
+    m->val = (long)pl_get_u64(c);
+    m->n_train = pl_get_u64(c);
+    m->data_crc = pl_get_u32(c);
     for (int i = 0; i < 4; i++)
-        m->rng[i] = get_u64(c);
-    m->adam_steps = (long)get_u64(c);
+        m->rng[i] = pl_get_u64(c);
+    m->adam_steps = (long)pl_get_u64(c);
     c->p = start + META_BYTES;
     o->hidden = m->cfg.hidden;
     o->classes = m->cfg.classes;
@@ -122,19 +111,17 @@ pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
     unsigned char *buf = malloc(len);
     if (!buf)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    cursor c = {buf};
-    memcpy(c.p, CKPT_MAGIC, 8);
-    c.p += 8;
-    put_u32(&c, CKPT_VERSION);
+    pl_wcursor c = {buf};
+    pl_put_bytes(&c, CKPT_MAGIC, 8);
+    pl_put_u32(&c, CKPT_VERSION);
     pl_ckpt_meta m = *meta;
     m.adam_steps = pl_trainer_adam_steps(tr);
     put_meta(&c, &m);
-    put_u64(&c, n);
-    memcpy(c.p, pl_trainer_params(tr), 4 * n);
-    memcpy(c.p + 4 * n, pl_trainer_moment1(tr), 4 * n);
-    memcpy(c.p + 8 * n, pl_trainer_moment2(tr), 4 * n);
-    c.p += 12 * n;
-    put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
+    pl_put_u64(&c, n);
+    pl_put_bytes(&c, pl_trainer_params(tr), 4 * n);
+    pl_put_bytes(&c, pl_trainer_moment1(tr), 4 * n);
+    pl_put_bytes(&c, pl_trainer_moment2(tr), 4 * n);
+    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
     pl_status rc = pl_write_atomic(path, buf, len, err);
     free(buf);
     return rc;
@@ -149,15 +136,14 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
     pl_status rc = pl_read_file(path, "checkpoint", HEAD + 4, (size_t)1 << 36, &buf, &len, err);
     if (rc)
         return rc;
-    cursor c = {buf};
+    pl_rcursor c = {buf + 8};
     if (memcmp(buf, CKPT_MAGIC, 8) != 0) {
         rc = pl_fail(err, PL_ERR_MAGIC,
                      "%s: bad magic number: expected \"PLSTMCKP\" (a parlstm checkpoint)%s",
                      path, memcmp(buf, "PLSTMMDL", 8) == 0 ? "; this is a model file" : "");
         goto out;
     }
-    c.p += 8;
-    uint32_t version = get_u32(&c);
+    uint32_t version = pl_get_u32(&c);
     if (version != CKPT_VERSION) {
         rc = pl_fail(err, PL_ERR_VERSION,
                      "%s: checkpoint format version %u, this build reads version %u", path,
@@ -165,7 +151,7 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
         goto out;
     }
     get_meta(&c, meta);
-    uint64_t n = get_u64(&c);
+    uint64_t n = pl_get_u64(&c);
     if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
         goto out;
     if (meta->T < 1 || meta->opts.batch < 1 || meta->step < 0 || meta->step > meta->total ||

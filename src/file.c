@@ -14,10 +14,6 @@
 
 #include "internal.h"
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "parlstm's file formats are written little-endian; port pl_model_save first"
-#endif
-
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
 #define MODEL_VERSION 1u
 #define MODEL_HEADER 32 /* magic 8, version 4, D 4, H 4, C 4, n_params 8 */
@@ -241,11 +237,6 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
     return PL_OK;
 }
 
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
 pl_status pl_model_save(const char *path, const pl_config *cfg,
                         const float *params, pl_error *err)
 {
@@ -254,14 +245,15 @@ pl_status pl_model_save(const char *path, const pl_config *cfg,
     unsigned char *buf = malloc(len);
     if (!buf)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    memcpy(buf, MODEL_MAGIC, 8);
-    put32(buf + 8, MODEL_VERSION);
-    put32(buf + 12, (uint32_t)cfg->input);
-    put32(buf + 16, (uint32_t)cfg->hidden);
-    put32(buf + 20, (uint32_t)cfg->classes);
-    put64(buf + 24, n);
-    memcpy(buf + MODEL_HEADER, params, 4 * n);
-    put32(buf + len - 4, (uint32_t)crc32_z(0L, buf, len - 4));
+    pl_wcursor c = {buf};
+    pl_put_bytes(&c, MODEL_MAGIC, 8);
+    pl_put_u32(&c, MODEL_VERSION);
+    pl_put_u32(&c, (uint32_t)cfg->input);
+    pl_put_u32(&c, (uint32_t)cfg->hidden);
+    pl_put_u32(&c, (uint32_t)cfg->classes);
+    pl_put_u64(&c, n);
+    pl_put_bytes(&c, params, 4 * n);
+    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
     pl_status rc = pl_write_atomic(path, buf, len, err);
     free(buf);
     return rc;
@@ -282,16 +274,20 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
                      path);
         goto out;
     }
-    uint32_t version = get32(buf + 8);
+    pl_rcursor c = {buf + 8};
+    uint32_t version = pl_get_u32(&c);
     if (version != MODEL_VERSION) {
         rc = pl_fail(err, PL_ERR_VERSION,
                      "%s: model format version %u, this build reads version %u",
                      path, version, MODEL_VERSION);
         goto out;
     }
-    pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20), 1};
-    uint64_t n = get64(buf + 24);
-    if ((rc = pl_check_payload(path, "model file", &c, n, MODEL_HEADER, 1, buf, len, err)))
+    pl_config mc = {.layers = 1};
+    mc.input = (int)pl_get_u32(&c);
+    mc.hidden = (int)pl_get_u32(&c);
+    mc.classes = (int)pl_get_u32(&c);
+    uint64_t n = pl_get_u64(&c);
+    if ((rc = pl_check_payload(path, "model file", &mc, n, MODEL_HEADER, 1, buf, len, err)))
         goto out;
     float *p = pl_alloc_floats(n);
     if (!p) {
@@ -300,7 +296,7 @@ pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
         goto out;
     }
     memcpy(p, buf + MODEL_HEADER, 4 * n);
-    *cfg = c;
+    *cfg = mc;
     *params = p;
 out:
     free(buf);

@@ -2,6 +2,8 @@
 #ifndef PARLSTM_INTERNAL_H
 #define PARLSTM_INTERNAL_H
 
+#include <string.h>
+
 #include "parlstm.h"
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
@@ -48,6 +50,36 @@ float pl_fma_loop_avx2(long iters, double *flops);
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_gemm_avx512(const pl_gemm_op *op);
+
+/* ---- little-endian fields of the file formats (models, checkpoints): a
+ * cursor that advances over the bytes it puts or gets. The formats are
+ * written in the host's order, which must be little-endian. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "parlstm's file formats are little-endian; port the pl_put/pl_get helpers first"
+#endif
+typedef struct {
+    unsigned char *p;
+} pl_wcursor;
+typedef struct {
+    const unsigned char *p;
+} pl_rcursor;
+
+static inline void pl_put_bytes(pl_wcursor *c, const void *v, size_t n)
+{
+    memcpy(c->p, v, n);
+    c->p += n;
+}
+static inline void pl_put_u32(pl_wcursor *c, uint32_t v) { pl_put_bytes(c, &v, 4); }
+static inline void pl_put_u64(pl_wcursor *c, uint64_t v) { pl_put_bytes(c, &v, 8); }
+static inline void pl_put_f32(pl_wcursor *c, float v) { pl_put_bytes(c, &v, 4); }
+static inline void pl_get_bytes(pl_rcursor *c, void *v, size_t n)
+{
+    memcpy(v, c->p, n);
+    c->p += n;
+}
+static inline uint32_t pl_get_u32(pl_rcursor *c) { uint32_t v; pl_get_bytes(c, &v, 4); return v; }
+static inline uint64_t pl_get_u64(pl_rcursor *c) { uint64_t v; pl_get_bytes(c, &v, 8); return v; }
+static inline float pl_get_f32(pl_rcursor *c) { float v; pl_get_bytes(c, &v, 4); return v; }
 
 /* Reads a whole regular file of min_len..max_len bytes into *data (free
  * it); what ("model", "checkpoint") names it in errors. */
