@@ -11,6 +11,7 @@
 #ifndef PARLSTM_H
 #define PARLSTM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -167,24 +168,33 @@ void pl_free(void *p);
 
 /* ---------------------------------------------------------------- files */
 
+/* Models and checkpoints are written atomically: to a temporary file in the
+ * same directory (PATH.tmp.XXXXXX), fsynced, renamed over PATH, and the
+ * directory fsynced; a crash leaves the old file or the new one.
+ *
+ * A write guard is the caller's handle on a write in progress: while a
+ * save runs, it names the unfinished temporary file, so that a signal
+ * handler which must exit at once can remove it (pl_write_abandon). Each
+ * thread that writes uses its own guard, or passes NULL. */
+typedef struct {
+    char tmp[4096];               /* the temporary's name while active */
+    volatile sig_atomic_t active; /* 1 while tmp exists unfinished */
+} pl_write_guard;
+
+/* Async-signal-safe: removes the guarded temporary file, if any. */
+void pl_write_abandon(pl_write_guard *guard);
+
 /* A model file: magic "PLSTMMDL", format version, config, parameters,
- * CRC32 over everything before it. Written atomically (temporary file in
- * the same directory, fsync, rename, fsync of the directory). */
+ * CRC32 over everything before it. */
 pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_error *err);
+                        const float *params, pl_write_guard *guard, pl_error *err);
 /* Allocates *params (free with pl_free). */
 pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
                         pl_error *err);
 
-/* Writes len bytes to path atomically (see above). */
-pl_status pl_write_atomic(const char *path, const void *data, size_t len,
-                          pl_error *err);
 /* Whether a file can be written at path (its directory takes a new file,
  * and path is no directory); creates nothing that stays. */
 pl_status pl_check_writable(const char *path, pl_error *err);
-/* Async-signal-safe: removes the temporary file of a pl_write_atomic in
- * progress (for a signal handler that exits at once). */
-void pl_write_atomic_abandon(void);
 /* Removes temporaries that killed writers left beside path
  * (path.tmp.XXXXXX); returns how many. */
 int pl_remove_stale_temporaries(const char *path);
@@ -423,7 +433,8 @@ uint32_t pl_dataset_crc(const pl_dataset *ds);
 /* Writes params, Adam moments and step count of tr with meta, atomically:
  * magic "PLSTMCKP", version, the run, the buffers, CRC32 of the file. */
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
-                             const pl_ckpt_meta *meta, pl_error *err);
+                             const pl_ckpt_meta *meta, pl_write_guard *guard,
+                             pl_error *err);
 /* Reads the run into meta and the buffers into *state (3 x n_params floats:
  * params, m, v; free with pl_free). */
 pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,

@@ -104,7 +104,8 @@ uint32_t pl_dataset_crc(const pl_dataset *ds)
 }
 
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
-                             const pl_ckpt_meta *meta, pl_error *err)
+                             const pl_ckpt_meta *meta, pl_write_guard *guard,
+                             pl_error *err)
 {
     size_t n = pl_param_count(pl_trainer_config(tr));
     size_t len = HEAD + 12 * n + 4;
@@ -122,7 +123,7 @@ pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
     pl_put_bytes(&c, pl_trainer_moment1(tr), 4 * n);
     pl_put_bytes(&c, pl_trainer_moment2(tr), 4 * n);
     pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, err);
+    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
     free(buf);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <zlib.h>
 
 #include "internal.h"
+#include "testing.h"
 
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
 #define MODEL_VERSION 1u
@@ -36,15 +38,73 @@ static pl_status write_all(int fd, const void *data, size_t len,
     return PL_OK;
 }
 
-/* The temporary file being written, for pl_write_atomic_abandon. */
-static char pending_tmp[4096];
-static volatile sig_atomic_t pending;
-
-void pl_write_atomic_abandon(void)
+void pl_write_abandon(pl_write_guard *g)
 {
-    if (pending)
-        unlink(pending_tmp);
-    pending = 0;
+    if (g && g->active)
+        unlink(g->tmp);
+    if (g)
+        g->active = 0;
+}
+
+/* Arms the guard with the temporary's name: the name is complete before
+ * `active` says so, even to a signal handler on this thread. */
+static void guard_arm(pl_write_guard *g, const char *tmp)
+{
+    if (!g || strlen(tmp) >= sizeof g->tmp)
+        return;
+    memcpy(g->tmp, tmp, strlen(tmp) + 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    g->active = 1;
+}
+
+static void guard_disarm(pl_write_guard *g)
+{
+    if (g)
+        g->active = 0;
+}
+
+/* ---- test hook (testing.h): a pause before the rename */
+static int write_delay_ms;
+
+void pl_test_set_write_delay(int ms) { write_delay_ms = ms > 0 ? ms : 0; }
+
+static void test_delay(void)
+{
+    if (write_delay_ms > 0) {
+        struct timespec ts = {write_delay_ms / 1000, (long)(write_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        } /* signals do not shorten it */
+    }
+}
+
+/* Creates PATH.tmp.XXXXXX (six letters or digits, the pattern that
+ * pl_remove_stale_temporaries recognises) with O_EXCL and mode 0666 less
+ * the umask, as a plain create would. mkstemp's 0600 would need the umask
+ * read back and reset, which is not safe with other threads. Returns the
+ * descriptor, or -1 with errno set; tmp holds strlen(path) + 12 bytes. */
+static int create_temporary(const char *path, char *tmp, size_t tmp_len)
+{
+    static const char letters[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static unsigned long calls;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pl_rng r;
+    pl_rng_seed(&r, ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^
+                        ((uint64_t)getpid() << 40) ^
+                        __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ull);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char suffix[7];
+        for (int i = 0; i < 6; i++)
+            suffix[i] = letters[pl_rng_below(&r, sizeof letters - 1)];
+        suffix[6] = '\0';
+        snprintf(tmp, tmp_len, "%s.tmp.%s", path, suffix);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
 }
 
 int pl_remove_stale_temporaries(const char *path)
@@ -61,7 +121,7 @@ int pl_remove_stale_temporaries(const char *path)
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        /* exactly BASE.tmp.XXXXXX, as mkstemp makes them */
+        /* exactly BASE.tmp.XXXXXX, as create_temporary makes them */
         if (strncmp(e->d_name, base, blen) == 0 && strncmp(e->d_name + blen, ".tmp.", 5) == 0 &&
             strlen(e->d_name + blen + 5) == 6) {
             char full[8192];
@@ -77,17 +137,25 @@ int pl_remove_stale_temporaries(const char *path)
     return removed;
 }
 
+static pl_status refuse_directory(const char *path, struct stat *st, int *exists, pl_error *err)
+{
+    *exists = stat(path, st) == 0;
+    if (*exists && S_ISDIR(st->st_mode))
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
+    return PL_OK;
+}
+
 pl_status pl_check_writable(const char *path, pl_error *err)
 {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    int exists;
+    if (refuse_directory(path, &st, &exists, err))
+        return PL_ERR_NOT_FILE;
+    size_t tlen = strlen(path) + 12;
+    char *tmp = malloc(tlen);
     if (!tmp)
         return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = create_temporary(path, tmp, tlen);
     if (fd < 0) {
         pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file there: %s", path,
                                strerror(errno));
@@ -100,56 +168,10 @@ pl_status pl_check_writable(const char *path, pl_error *err)
     return PL_OK;
 }
 
-/* A hook for the kill test: PARLSTM_TEST_SLOW_WRITE_MS=N sleeps N ms between
- * writing the temporary file and renaming it, widening the window in which
- * a SIGKILL lands in the middle of a write. */
-static void test_delay(void)
+/* The durable part of a write: the bytes, fsync, close, rename over path. */
+static pl_status write_and_rename(int fd, const char *tmp, const char *path, const void *data,
+                                  size_t len, pl_error *err)
 {
-    const char *ms = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
-    if (ms && *ms) {
-        struct timespec ts = {atoi(ms) / 1000, (long)(atoi(ms) % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        } /* signals do not shorten it */
-    }
-}
-
-pl_status pl_write_atomic(const char *path, const void *data, size_t len,
-                          pl_error *err)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16), *dirbuf = strdup(path);
-    if (!tmp || !dirbuf) {
-        free(tmp);
-        free(dirbuf);
-        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        free(tmp);
-        free(dirbuf);
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name",
-                       path);
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd >= 0) {
-        /* mkstemp makes 0600; give the file the mode a plain create would
-         * (or the mode of the file it replaces) */
-        mode_t mask = umask(0);
-        umask(mask);
-        fchmod(fd, stat(path, &st) == 0 ? st.st_mode & 07777 : 0666 & ~mask);
-    }
-    if (fd >= 0 && plen + 16 <= sizeof pending_tmp) {
-        memcpy(pending_tmp, tmp, plen + 16);
-        pending = 1;
-    }
-    if (fd < 0) {
-        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
-                               path, strerror(errno));
-        free(tmp);
-        free(dirbuf);
-        return rc;
-    }
     pl_status rc = write_all(fd, data, len, path, err);
     if (!rc)
         test_delay();
@@ -159,18 +181,51 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
         rc = pl_fail(err, PL_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = pl_fail(err, PL_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    pending = 0;
-    if (rc) {
-        unlink(tmp);
-    } else {
-        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd); /* best effort: some file systems refuse */
-            close(dfd);
-        }
+    return rc;
+}
+
+/* After the rename: the directory entry itself reaches the disk. */
+static void sync_directory(const char *path)
+{
+    char *dirbuf = strdup(path);
+    if (!dirbuf)
+        return;
+    int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some file systems refuse */
+        close(dfd);
     }
-    free(tmp);
     free(dirbuf);
+}
+
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_write_guard *guard, pl_error *err)
+{
+    struct stat st;
+    int exists;
+    if (refuse_directory(path, &st, &exists, err))
+        return PL_ERR_NOT_FILE;
+    size_t tlen = strlen(path) + 12;
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
+    int fd = create_temporary(path, tmp, tlen);
+    if (fd < 0) {
+        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
+                               path, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    if (exists) /* the new file keeps the mode of the one it replaces */
+        fchmod(fd, st.st_mode & 07777);
+    guard_arm(guard, tmp);
+    pl_status rc = write_and_rename(fd, tmp, path, data, len, err);
+    guard_disarm(guard);
+    if (rc)
+        unlink(tmp);
+    else
+        sync_directory(path);
+    free(tmp);
     return rc;
 }
 
@@ -238,7 +293,7 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
 }
 
 pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_error *err)
+                        const float *params, pl_write_guard *guard, pl_error *err)
 {
     size_t n = pl_param_count(cfg);
     size_t len = MODEL_HEADER + 4 * n + 4;
@@ -254,7 +309,7 @@ pl_status pl_model_save(const char *path, const pl_config *cfg,
     pl_put_u64(&c, n);
     pl_put_bytes(&c, params, 4 * n);
     pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, err);
+    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
     free(buf);
     return rc;
 }

@@ -81,6 +81,11 @@ static inline uint32_t pl_get_u32(pl_rcursor *c) { uint32_t v; pl_get_bytes(c, &
 static inline uint64_t pl_get_u64(pl_rcursor *c) { uint64_t v; pl_get_bytes(c, &v, 8); return v; }
 static inline float pl_get_f32(pl_rcursor *c) { float v; pl_get_bytes(c, &v, 4); return v; }
 
+/* Writes len bytes to path atomically (see pl_write_guard); guard may be
+ * NULL. */
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_write_guard *guard, pl_error *err);
+
 /* Reads a whole regular file of min_len..max_len bytes into *data (free
  * it); what ("model", "checkpoint") names it in errors. */
 pl_status pl_read_file(const char *path, const char *what, size_t min_len, size_t max_len,

@@ -95,7 +95,7 @@ START_TEST(test_checkpoint_resume_exact)
                          .total = 10, .val = 0, .n_train = ds.n, .data_crc = pl_dataset_crc(&ds)};
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
-    ck_assert_int_eq(pl_checkpoint_save(path, a, &meta, &err), PL_OK);
+    ck_assert_int_eq(pl_checkpoint_save(path, a, &meta, NULL, &err), PL_OK);
     pl_trainer_free(a);
 
     pl_ckpt_meta got;
@@ -139,7 +139,7 @@ START_TEST(test_checkpoint_hostile)
                          .total = 10, .n_train = ds.n};
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
-    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, &err), PL_OK);
+    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
     static unsigned char buf[1 << 16];
     FILE *f = fopen(path, "rb");
     size_t len = fread(buf, 1, sizeof buf, f);
@@ -189,7 +189,7 @@ START_TEST(test_checkpoint_hostile)
     pl_ckpt_meta m;
     float *state = NULL;
     /* a model file where a checkpoint belongs */
-    ck_assert_int_eq(pl_model_save(path, &CFG, pl_trainer_params(tr), &err), PL_OK);
+    ck_assert_int_eq(pl_model_save(path, &CFG, pl_trainer_params(tr), NULL, &err), PL_OK);
     ck_assert_int_eq(pl_checkpoint_load(path, &m, &state, &err), PL_ERR_MAGIC);
     ck_assert_ptr_nonnull(strstr(err.msg, "this is a model file"));
     tu_write(path, "", 0);
@@ -261,13 +261,13 @@ START_TEST(test_full_disk_keeps_previous_file)
     float *p = pl_alloc_floats(np);
     pl_model_init(&CFG, p, PL_INIT_DEFAULT, 1);
     pl_error err = {0};
-    ck_assert_int_eq(pl_model_save(path, &CFG, p, &err), PL_OK);
+    ck_assert_int_eq(pl_model_save(path, &CFG, p, NULL, &err), PL_OK);
     const float first = p[0];
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit lim = {2048, 2048};
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
     p[0] += 1.0f;
-    pl_status rc = pl_model_save(path, &CFG, p, &err);
+    pl_status rc = pl_model_save(path, &CFG, p, NULL, &err);
     printf("save into a full destination -> %s: %s\n", pl_status_name(rc), err.msg);
     ck_assert_int_eq(rc, PL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "write failed"));

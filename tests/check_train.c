@@ -97,7 +97,7 @@ START_TEST(test_model_file_round_trip_and_damage)
     pl_model_init(&cfg, p, PL_INIT_DEFAULT, 4);
     const char *path = tu_path(dir, "m.bin");
     pl_error err = {0};
-    ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_OK);
+    ck_assert_int_eq(pl_model_save(path, &cfg, p, NULL, &err), PL_OK);
     pl_config got;
     float *q = NULL;
     ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
@@ -150,14 +150,14 @@ START_TEST(test_model_file_round_trip_and_damage)
     ck_assert_int_eq(pl_model_load(dir, &got, &q, &err), PL_ERR_NOT_FILE);
 
     /* a save into a missing directory fails and leaves nothing behind */
-    ck_assert_int_eq(pl_model_save(tu_path(dir, "no/such/m.bin"), &cfg, p, &err), PL_ERR_IO);
+    ck_assert_int_eq(pl_model_save(tu_path(dir, "no/such/m.bin"), &cfg, p, NULL, &err), PL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "no/such/m.bin"));
     /* a failed save leaves the previous file as it was */
-    ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_OK);
+    ck_assert_int_eq(pl_model_save(path, &cfg, p, NULL, &err), PL_OK);
     ck_assert_int_eq(chmod(dir, 0500), 0);
     if (access(tu_path(dir, "probe"), W_OK) != 0 && geteuid() != 0) {
         p[0] += 1.0f;
-        ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_ERR_IO);
+        ck_assert_int_eq(pl_model_save(path, &cfg, p, NULL, &err), PL_ERR_IO);
         ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
         ck_assert_float_eq(q[0], p[0] - 1.0f);
         pl_free(q);

@@ -1,8 +1,10 @@
 /* parlstm: the command dispatcher. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "testing.h"
 
 
 static void usage(FILE *f)
@@ -27,6 +29,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     cli_argv = argv;
+    /* for the kill test: every atomic write pauses before its rename */
+    const char *slow = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
+    if (slow && *slow)
+        pl_test_set_write_delay(atoi(slow));
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -133,11 +133,13 @@ int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
 
 /* ---- signals: the first asks to stop after the step, the second exits */
 static volatile sig_atomic_t stop_signal;
+/* the checkpoint or model write in progress, for the second signal */
+static pl_write_guard write_guard;
 
 static void on_signal(int sig)
 {
     if (stop_signal) {
-        pl_write_atomic_abandon();
+        pl_write_abandon(&write_guard);
         _exit(128 + sig);
     }
     stop_signal = sig;
@@ -382,7 +384,7 @@ static int write_checkpoint(const train_args *a, pl_trainer *tr, pl_ckpt_meta *m
     pl_rng r;
     pl_epoch_rng(meta->opts.seed, step / ((long)meta->n_train / meta->opts.batch), &r);
     memcpy(meta->rng, r.s, sizeof r.s);
-    if (pl_checkpoint_save(a->ckpt, tr, meta, &err)) {
+    if (pl_checkpoint_save(a->ckpt, tr, meta, &write_guard, &err)) {
         print_error("train", &err);
         return 1;
     }
@@ -594,7 +596,7 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", test_acc, tl, test.n);
     }
     if (a.save) {
-        if (pl_model_save(a.save, &cfg, pl_trainer_params(tr), &err)) {
+        if (pl_model_save(a.save, &cfg, pl_trainer_params(tr), &write_guard, &err)) {
             print_error(cmd, &err);
             goto out;
         }
