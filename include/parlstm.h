@@ -363,10 +363,6 @@ typedef struct {
     int pin;            /* pin workers and OpenMP threads to CPUs */
     int deterministic;  /* bitwise identical results for every workers/threads */
     int profile;        /* time the phases of each step (pl_trainer_profile) */
-    /* Fault injection for tests: after step fault_step's backward pass
-     * (0-based; -1 = never), a NaN goes into group fault_group. */
-    long fault_step;
-    int fault_group;
     pl_gemm_backend gemm;
 } pl_train_opts;
 

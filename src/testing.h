@@ -11,4 +11,9 @@
  * lands in the middle of a write. Process-wide; set it before writing. */
 void pl_test_set_write_delay(int ms);
 
+/* Fault injection: after step `step`'s backward pass (0-based, as passed
+ * to pl_trainer_step; -1 = never), a NaN goes into the gradient of
+ * parameter group `group` (pl_param_groups order). */
+void pl_trainer_set_fault(pl_trainer *tr, long step, int group);
+
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "testing.h"
 #include "testutil.h"
 
 static const pl_config CFG = {6, 20, 3, 1};
@@ -213,11 +214,10 @@ START_TEST(test_nonfinite_stops_before_update)
     pl_train_opts_default(&o);
     o.batch = 20;
     o.workers = 2;
-    o.fault_step = 1;
-    o.fault_group = 4; /* w_out */
     pl_error err = {0};
     pl_trainer *tr = pl_trainer_create(&CFG, ds.T, &o, &err);
     ck_assert_ptr_nonnull(tr);
+    pl_trainer_set_fault(tr, 1, 4); /* step 1, w_out */
     size_t np = pl_param_count(&CFG);
     uint32_t idx[20];
     for (int i = 0; i < 20; i++)

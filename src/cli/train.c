@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "testing.h"
 
 static void train_usage(FILE *f)
 {
@@ -421,9 +422,6 @@ int cmd_train(int argc, char **argv)
             pl_free(state);
             return 1;
         }
-    const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
-    if (fault && sscanf(fault, "%ld,%d", &o->fault_step, &o->fault_group) != 2)
-        o->fault_step = -1;
     if (pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
 
@@ -473,6 +471,11 @@ int cmd_train(int argc, char **argv)
         rc = err.code == PL_ERR_ARG || err.code == PL_ERR_TOO_LARGE ? EXIT_USAGE : 1;
         goto out;
     }
+    const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
+    long fault_step;
+    int fault_group;
+    if (fault && sscanf(fault, "%ld,%d", &fault_step, &fault_group) == 2)
+        pl_trainer_set_fault(tr, fault_step, fault_group);
     size_t np = pl_param_count(&cfg);
     if (state) {
         memcpy(pl_trainer_params(tr), state, sizeof(float) * np);
