@@ -420,7 +420,6 @@ typedef struct {
     long val;            /* held-out validation images */
     uint64_t n_train;    /* training images */
     uint32_t data_crc;   /* CRC32 of the training images and labels */
-    uint64_t rng[4];     /* the shuffling generator of the current epoch */
     long adam_steps;     /* Adam's t (filled in by pl_checkpoint_save) */
 } pl_ckpt_meta;
 

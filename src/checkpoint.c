@@ -1,14 +1,22 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 1:
+ * Layout (little-endian), version 2:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
  *   the run     see put_meta                   META_BYTES
  *   n_params    u64                            8
  *   params, m, v  3 x n_params f32
  *   crc32       u32 over every byte before it  4
- * Written through pl_write_atomic: a crash leaves the old or the new file. */
+ * Written through pl_write_atomic: a crash leaves the old or the new file.
+ *
+ * Versions: the number changes whenever a field is added, dropped or
+ * changes meaning, and the reader names the versions it reads.
+ *   1  the first layout.
+ *   2  the 32 bytes after data_crc, where version 1 kept the shuffling
+ *      generator of the current epoch, are reserved (zero). No reader ever
+ *      used them: the epoch order is a function of (seed, epoch) alone
+ *      (pl_epoch_order). Version 1 files are read, those bytes ignored. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +27,9 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u     /* written */
+#define CKPT_OLDEST 1u      /* the oldest version read */
+#define RESERVED_RNG 32     /* version 1's generator state, now reserved */
 #define META_BYTES 192
 #define HEAD (8 + 4 + META_BYTES + 8)
 
@@ -51,8 +61,8 @@ static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
     pl_put_u64(c, (uint64_t)m->val);
     pl_put_u64(c, m->n_train);
     pl_put_u32(c, m->data_crc);
-    for (int i = 0; i < 4; i++)
-        pl_put_u64(c, m->rng[i]);
+    memset(c->p, 0, RESERVED_RNG);
+    c->p += RESERVED_RNG;
     pl_put_u64(c, (uint64_t)m->adam_steps);
     /* reserved, zero */
     while (c->p < start + META_BYTES)
@@ -89,12 +99,36 @@ static void get_meta(pl_rcursor *c, pl_ckpt_meta *m)
     m->val = (long)pl_get_u64(c);
     m->n_train = pl_get_u64(c);
     m->data_crc = pl_get_u32(c);
-    for (int i = 0; i < 4; i++)
-        m->rng[i] = pl_get_u64(c);
+    c->p += RESERVED_RNG;
     m->adam_steps = (long)pl_get_u64(c);
     c->p = start + META_BYTES;
     o->hidden = m->cfg.hidden;
     o->classes = m->cfg.classes;
+}
+
+/* The run's settings a resumed run relies on, each within its range. */
+static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *err)
+{
+    const pl_train_opts *o = &m->opts;
+    char why[128];
+    if (m->T < 1 || m->T > 65535)
+        snprintf(why, sizeof why, "%d time steps (expected 1 to 65535)", m->T);
+    else if (o->batch < 1)
+        snprintf(why, sizeof why, "batch %d", o->batch);
+    else if (m->step < 0 || m->step > m->total)
+        snprintf(why, sizeof why, "step %ld of %ld", m->step, m->total);
+    else if (m->adam_steps < 0 || m->adam_steps > m->step)
+        snprintf(why, sizeof why, "%ld Adam steps after %ld steps", m->adam_steps, m->step);
+    else if (o->workers < 1 || o->threads < 1)
+        snprintf(why, sizeof why, "%d workers x %d threads", o->workers, o->threads);
+    else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_TUTORIAL ||
+             (unsigned)o->gemm > PL_GEMM_AVX512)
+        snprintf(why, sizeof why, "schedule %u, init %u, GEMM %u (unknown values)",
+                 (unsigned)o->schedule, (unsigned)o->init, (unsigned)o->gemm);
+    else
+        return PL_OK;
+    return pl_fail(err, PL_ERR_MISMATCH, "%s: inconsistent run settings in the checkpoint: %s",
+                   path, why);
 }
 
 uint32_t pl_dataset_crc(const pl_dataset *ds)
@@ -145,24 +179,18 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
         goto out;
     }
     uint32_t version = pl_get_u32(&c);
-    if (version != CKPT_VERSION) {
+    if (version < CKPT_OLDEST || version > CKPT_VERSION) {
         rc = pl_fail(err, PL_ERR_VERSION,
-                     "%s: checkpoint format version %u, this build reads version %u", path,
-                     version, CKPT_VERSION);
+                     "%s: checkpoint format version %u, this build reads versions %u to %u",
+                     path, version, CKPT_OLDEST, CKPT_VERSION);
         goto out;
     }
     get_meta(&c, meta);
     uint64_t n = pl_get_u64(&c);
     if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
         goto out;
-    if (meta->T < 1 || meta->opts.batch < 1 || meta->step < 0 || meta->step > meta->total ||
-        meta->opts.workers < 1 || meta->opts.threads < 1 || meta->opts.schedule > 1 ||
-        meta->opts.init > 1 || meta->opts.gemm > PL_GEMM_AVX512 || meta->adam_steps < 0 ||
-        meta->adam_steps > meta->step) {
-        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: inconsistent run settings in the checkpoint",
-                     path);
+    if ((rc = check_run(path, meta, err)))
         goto out;
-    }
     float *s = pl_alloc_floats(3 * (size_t)n);
     if (!s) {
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the state", path);

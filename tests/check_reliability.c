@@ -129,7 +129,23 @@ START_TEST(test_checkpoint_resume_exact)
 }
 END_TEST
 
-/* Damaged checkpoints: each is refused with its own error. */
+/* Byte offsets in a checkpoint (the layout in checkpoint.c): magic,
+ * version, then the run's fields. */
+enum {
+    CK_VERSION = 8, CK_HIDDEN = 16, CK_T = 24, CK_BATCH = 28, CK_SCHEDULE = 64, CK_INIT = 68,
+    CK_WORKERS = 80, CK_THREADS = 84, CK_GEMM = 92, CK_STEP = 96, CK_RESERVED = 132,
+    CK_ADAM = 164
+};
+
+static void fix_crc(unsigned char *buf, size_t n)
+{
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+    memcpy(buf + n - 4, &crc, 4);
+}
+
+/* Damaged checkpoints: each is refused with its own error, which names the
+ * file. The run's settings are checked after the CRC, so those cases write
+ * a valid CRC over the damage. */
 START_TEST(test_checkpoint_hostile)
 {
     char *dir;
@@ -156,13 +172,27 @@ START_TEST(test_checkpoint_hostile)
         const char *fragment;
     } bad[] = {
         {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
-        {"version", 8, 0x07, 0, 0, PL_ERR_VERSION, "checkpoint format version 6"},
+        {"version", CK_VERSION, 0x07, 0, 0, PL_ERR_VERSION,
+         "checkpoint format version 5, this build reads versions 1 to 2"},
+        {"version 0", CK_VERSION, 0x02, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
         {"a flipped parameter", 400, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
         {"truncated", 0, 0, 100, 0, PL_ERR_TRUNCATED, "truncated"},
         {"truncated body", 0, 0, (long)len - 5, 0, PL_ERR_TRUNCATED, "expected"},
         {"trailing bytes", 0, 0, -3, 0, PL_ERR_TRAILING, "trailing bytes"},
-        {"hidden units out of range", 12 + 7, 0x40, 0, 1, PL_ERR_MISMATCH, "bad model config"},
-        {"step beyond the total", 12 + 84 + 4, 0x10, 0, 1, PL_ERR_MISMATCH, "inconsistent"},
+        {"hidden units out of range", CK_HIDDEN + 3, 0x40, 0, 1, PL_ERR_MISMATCH,
+         "bad model config"},
+        {"zero time steps", CK_T, 0x07, 0, 1, PL_ERR_MISMATCH, "0 time steps"},
+        {"negative batch", CK_BATCH + 3, 0x80, 0, 1, PL_ERR_MISMATCH, "batch -2147483628"},
+        {"step beyond the total", CK_STEP + 4, 0x10, 0, 1, PL_ERR_MISMATCH,
+         "inconsistent run settings in the checkpoint: step 68719476738 of 10"},
+        {"negative step", CK_STEP + 7, 0x80, 0, 1, PL_ERR_MISMATCH, "step -9223372036854775806"},
+        {"more Adam steps than steps", CK_ADAM, 0x01, 0, 1, PL_ERR_MISMATCH,
+         "3 Adam steps after 2 steps"},
+        {"zero workers", CK_WORKERS, 0x01, 0, 1, PL_ERR_MISMATCH, "0 workers x 1 threads"},
+        {"zero threads", CK_THREADS, 0x01, 0, 1, PL_ERR_MISMATCH, "1 workers x 0 threads"},
+        {"unknown schedule", CK_SCHEDULE, 0x02, 0, 1, PL_ERR_MISMATCH, "schedule 2,"},
+        {"unknown init", CK_INIT, 0x04, 0, 1, PL_ERR_MISMATCH, "init 4,"},
+        {"unknown GEMM", CK_GEMM, 0x08, 0, 1, PL_ERR_MISMATCH, "GEMM 8 (unknown"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         static unsigned char copy[1 << 16];
@@ -173,10 +203,8 @@ START_TEST(test_checkpoint_hostile)
             n = (size_t)bad[k].keep;
         else if (bad[k].keep < 0)
             n = len - (size_t)bad[k].keep;
-        if (bad[k].fix_crc) {
-            uint32_t crc = (uint32_t)crc32(0L, copy, (uInt)(n - 4));
-            memcpy(copy + n - 4, &crc, 4);
-        }
+        if (bad[k].fix_crc)
+            fix_crc(copy, n);
         tu_write(path, copy, n);
         pl_ckpt_meta m;
         float *state = NULL;
@@ -185,6 +213,8 @@ START_TEST(test_checkpoint_hostile)
         ck_assert_msg(rc == bad[k].want, "%s: got %s (%s)", bad[k].what, pl_status_name(rc),
                       err.msg);
         ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
+        ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s: names no file: %s",
+                      bad[k].what, err.msg);
         ck_assert_ptr_null(state);
     }
     pl_ckpt_meta m;
@@ -198,6 +228,67 @@ START_TEST(test_checkpoint_hostile)
     ck_assert_int_eq(pl_checkpoint_load(dir, &m, &state, &err), PL_ERR_NOT_FILE);
     ck_assert_int_eq(pl_checkpoint_load(tu_path(dir, "none"), &m, &state, &err),
                      PL_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/none: cannot open the checkpoint"));
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Version 2 writes zeros where version 1 kept the epoch's generator state;
+ * a version 1 file (any bytes there) still loads, to the same run. */
+START_TEST(test_checkpoint_version_1_still_read)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 45);
+    pl_trainer *tr = make(&ds, 1, 1, 0);
+    steps(tr, &ds, 0, 2);
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 2,
+                         .total = 10, .val = 7, .n_train = ds.n, .data_crc = 0xabcdef01u};
+    const char *path = tu_path(dir, "ck");
+    pl_error err = {0};
+    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(path, "rb");
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    uint32_t version;
+    memcpy(&version, buf + CK_VERSION, 4);
+    ck_assert_uint_eq(version, 2);
+    for (int i = 0; i < 32; i++)
+        ck_assert_uint_eq(buf[CK_RESERVED + i], 0);
+    uint64_t adam;
+    memcpy(&adam, buf + CK_ADAM, 8);
+    ck_assert_uint_eq(adam, 2);
+    /* the same run as a version 1 file, with a generator state in place */
+    version = 1;
+    memcpy(buf + CK_VERSION, &version, 4);
+    for (int i = 0; i < 32; i++)
+        buf[CK_RESERVED + i] = (unsigned char)(17 * i + 3);
+    fix_crc(buf, len);
+    tu_write(path, buf, len);
+    pl_ckpt_meta got;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.step, 2);
+    ck_assert_int_eq(got.total, 10);
+    ck_assert_int_eq(got.val, 7);
+    ck_assert_int_eq(got.adam_steps, 2);
+    ck_assert_uint_eq(got.data_crc, 0xabcdef01u);
+    ck_assert_uint_eq(got.n_train, ds.n);
+    size_t np = pl_param_count(&CFG);
+    ck_assert_int_eq(memcmp(state, pl_trainer_params(tr), sizeof(float) * np), 0);
+    ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
+    pl_free(state);
+    /* version 3 is not this build's */
+    version = 3;
+    memcpy(buf + CK_VERSION, &version, 4);
+    fix_crc(buf, len);
+    tu_write(path, buf, len);
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
+    ck_assert_msg(strstr(err.msg, "version 3, this build reads versions 1 to 2") != NULL, "%s",
+                  err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
     tu_rmtree(dir);
@@ -484,6 +575,7 @@ Suite *reliability_suite(void)
     tcase_add_test(tc, test_deterministic_any_workers_threads);
     tcase_add_test(tc, test_checkpoint_resume_exact);
     tcase_add_test(tc, test_checkpoint_hostile);
+    tcase_add_test(tc, test_checkpoint_version_1_still_read);
     tcase_add_test(tc, test_nonfinite_stops_before_update);
     tcase_add_test(tc, test_full_disk_keeps_previous_file);
     suite_add_tcase(s, tc);

@@ -382,9 +382,6 @@ static int write_checkpoint(const train_args *a, pl_trainer *tr, pl_ckpt_meta *m
 {
     pl_error err = {0};
     meta->step = step;
-    pl_rng r;
-    pl_epoch_rng(meta->opts.seed, step / ((long)meta->n_train / meta->opts.batch), &r);
-    memcpy(meta->rng, r.s, sizeof r.s);
     if (pl_checkpoint_save(a->ckpt, tr, meta, &write_guard, &err)) {
         print_error("train", &err);
         return 1;
