@@ -184,13 +184,21 @@ typedef struct {
 /* Async-signal-safe: removes the guarded temporary file, if any. */
 void pl_write_abandon(pl_write_guard *guard);
 
-/* A model file: magic "PLSTMMDL", format version, config, parameters,
- * CRC32 over everything before it. */
-pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_write_guard *guard, pl_error *err);
-/* Allocates *params (free with pl_free). */
-pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
-                        pl_error *err);
+/* What a model file records besides the parameters: every shape the model
+ * needs. */
+typedef struct {
+    pl_config cfg;
+    int T;       /* time steps (image rows) it was trained on; 0 in a
+                    version 1 file, which does not record them */
+    int version; /* the file's format version (set by pl_model_load) */
+} pl_model_info;
+
+/* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
+ * CRC32 over everything before it (layout in modelfile.c). */
+pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
+                        pl_write_guard *guard, pl_error *err);
+/* Reads versions 1 and 2. Allocates *params (free with pl_free). */
+pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
 
 /* Whether a file can be written at path (its directory takes a new file,
  * and path is no directory); creates nothing that stays. */

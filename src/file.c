@@ -1,4 +1,5 @@
-/* Files the program writes: atomic replacement, and the model file. */
+/* Files: atomic replacement, whole-file reads, and the payload check that
+ * model and checkpoint files share. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +16,6 @@
 
 #include "internal.h"
 #include "testing.h"
-
-static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
-#define MODEL_VERSION 1u
-#define MODEL_HEADER 32 /* magic 8, version 4, D 4, H 4, C 4, n_params 8 */
 
 static pl_status write_all(int fd, const void *data, size_t len,
                            const char *path, pl_error *err)
@@ -290,70 +287,4 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
                        "%s: CRC32 mismatch: stored %08x, computed %08x (the %s is damaged)",
                        path, stored, crc, what);
     return PL_OK;
-}
-
-pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_write_guard *guard, pl_error *err)
-{
-    size_t n = pl_param_count(cfg);
-    size_t len = MODEL_HEADER + 4 * n + 4;
-    unsigned char *buf = malloc(len);
-    if (!buf)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    pl_wcursor c = {buf};
-    pl_put_bytes(&c, MODEL_MAGIC, 8);
-    pl_put_u32(&c, MODEL_VERSION);
-    pl_put_u32(&c, (uint32_t)cfg->input);
-    pl_put_u32(&c, (uint32_t)cfg->hidden);
-    pl_put_u32(&c, (uint32_t)cfg->classes);
-    pl_put_u64(&c, n);
-    pl_put_bytes(&c, params, 4 * n);
-    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
-    free(buf);
-    return rc;
-}
-
-pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
-                        pl_error *err)
-{
-    *params = NULL;
-    unsigned char *buf;
-    size_t len;
-    pl_status rc = pl_read_file(path, "model", MODEL_HEADER + 4, (size_t)1 << 34, &buf, &len, err);
-    if (rc)
-        return rc;
-    if (memcmp(buf, MODEL_MAGIC, 8) != 0) {
-        rc = pl_fail(err, PL_ERR_MAGIC,
-                     "%s: bad magic number: expected \"PLSTMMDL\" (a parlstm model)",
-                     path);
-        goto out;
-    }
-    pl_rcursor c = {buf + 8};
-    uint32_t version = pl_get_u32(&c);
-    if (version != MODEL_VERSION) {
-        rc = pl_fail(err, PL_ERR_VERSION,
-                     "%s: model format version %u, this build reads version %u",
-                     path, version, MODEL_VERSION);
-        goto out;
-    }
-    pl_config mc = {.layers = 1};
-    mc.input = (int)pl_get_u32(&c);
-    mc.hidden = (int)pl_get_u32(&c);
-    mc.classes = (int)pl_get_u32(&c);
-    uint64_t n = pl_get_u64(&c);
-    if ((rc = pl_check_payload(path, "model file", &mc, n, MODEL_HEADER, 1, buf, len, err)))
-        goto out;
-    float *p = pl_alloc_floats(n);
-    if (!p) {
-        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,
-                     (unsigned long long)n);
-        goto out;
-    }
-    memcpy(p, buf + MODEL_HEADER, 4 * n);
-    *cfg = mc;
-    *params = p;
-out:
-    free(buf);
-    return rc;
 }

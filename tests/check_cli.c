@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "testutil.h"
 
@@ -137,6 +138,61 @@ START_TEST(test_train_save_eval)
 }
 END_TEST
 
+/* eval refuses a test set of another sequence length than the model's
+ * (recorded since model file version 2), naming the model file; a version 1
+ * file, which does not record it, gets a note and the width check only. */
+START_TEST(test_eval_checks_the_sequence_length)
+{
+    char *dir = tu_tmpdir(), *longer = tu_tmpdir(), *wider = tu_tmpdir();
+    tu_make_dataset(dir, 60, 20, 10, 5, 3, 81);
+    tu_make_dataset(longer, 20, 20, 12, 5, 3, 82);
+    tu_make_dataset(wider, 20, 20, 10, 6, 3, 83);
+    char model[4096];
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    const char *train[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "2",
+                           "--hidden", "8", "--save", model, "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, train), 0);
+    const char *same[] = {"eval", "--model", model, "--data", dir, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, same), 0);
+    ck_assert_ptr_null(strstr(err, "note:"));
+    const char *ev[] = {"eval", "--model", model, "--data", longer, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, ev);
+    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: the model was trained on sequences of 10 rows, the test "
+             "images have 12", model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(out, "result:"));
+    /* the same model as a version 1 file */
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(model, "rb");
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    memmove(buf + 32, buf + 36, len - 36);
+    len -= 4;
+    buf[8] = 1;
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(len - 4));
+    memcpy(buf + len - 4, &crc, 4);
+    tu_write(model, buf, len);
+    st = tu_run(out, sizeof out, err, sizeof err, ev);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "note: ") != NULL && strstr(err, "is a version 1 model file, which "
+                  "does not record the sequence length") != NULL, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "result: test_accuracy="));
+    const char *ew[] = {"eval", "--model", model, "--data", wider, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, ew), 1);
+    snprintf(want, sizeof want, "%s: the model reads rows of 5 pixels, the test images have 6",
+             model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    tu_rmtree(dir);
+    tu_rmtree(longer);
+    tu_rmtree(wider);
+    free(dir);
+    free(longer);
+    free(wider);
+}
+END_TEST
+
 /* The OpenBLAS path (re-executed with the right core type when OpenBLAS
  * misdetects the CPU) and the plain-loop path train to the same loss. */
 START_TEST(test_blas_path_matches_naive)
@@ -175,6 +231,7 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
+    tcase_add_test(tc, test_eval_checks_the_sequence_length);
     tcase_add_test(tc, test_blas_path_matches_naive);
     suite_add_tcase(s, tc);
     return s;

@@ -220,7 +220,8 @@ START_TEST(test_checkpoint_hostile)
     pl_ckpt_meta m;
     float *state = NULL;
     /* a model file where a checkpoint belongs */
-    ck_assert_int_eq(pl_model_save(path, &CFG, pl_trainer_params(tr), NULL, &err), PL_OK);
+    pl_model_info mi = {.cfg = CFG, .T = ds.T};
+    ck_assert_int_eq(pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err), PL_OK);
     ck_assert_int_eq(pl_checkpoint_load(path, &m, &state, &err), PL_ERR_MAGIC);
     ck_assert_ptr_nonnull(strstr(err.msg, "this is a model file"));
     tu_write(path, "", 0);
@@ -352,20 +353,21 @@ START_TEST(test_full_disk_keeps_previous_file)
     float *p = pl_alloc_floats(np);
     pl_model_init(&CFG, p, PL_INIT_DEFAULT, 1);
     pl_error err = {0};
-    ck_assert_int_eq(pl_model_save(path, &CFG, p, NULL, &err), PL_OK);
+    pl_model_info mi = {.cfg = CFG, .T = 5};
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
     const float first = p[0];
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit lim = {2048, 2048};
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
     p[0] += 1.0f;
-    pl_status rc = pl_model_save(path, &CFG, p, NULL, &err);
+    pl_status rc = pl_model_save(path, &mi, p, NULL, &err);
     printf("save into a full destination -> %s: %s\n", pl_status_name(rc), err.msg);
     ck_assert_int_eq(rc, PL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "write failed"));
     ck_assert_ptr_nonnull(strstr(err.msg, "m.bin"));
-    pl_config c;
+    pl_model_info got;
     float *q = NULL;
-    ck_assert_int_eq(pl_model_load(path, &c, &q, &err), PL_OK);
+    ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
     ck_assert_float_eq(q[0], first);
     ck_assert_int_eq(count_temporaries(dir), 0);
     pl_free(q);

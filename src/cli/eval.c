@@ -75,12 +75,13 @@ int cmd_eval(int argc, char **argv)
     if (pl_gemm_resolve(o.gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
     pl_error err = {0};
-    pl_config cfg;
+    pl_model_info mi;
     float *params = NULL;
-    if (pl_model_load(model, &cfg, &params, &err)) {
+    if (pl_model_load(model, &mi, &params, &err)) {
         print_error(cmd, &err);
         return 1;
     }
+    pl_config cfg = mi.cfg;
     pl_dataset train, test;
     int have_test, rc = cli_load_data(cmd, data, cfg.classes, 0, &train, &test, &have_test);
     if (rc) {
@@ -92,6 +93,14 @@ int cmd_eval(int argc, char **argv)
     if (test.D != cfg.input) {
         fprintf(stderr, "parlstm eval: %s: the model reads rows of %d pixels, the test images have %d\n",
                 model, cfg.input, test.D);
+        goto out;
+    }
+    if (mi.T == 0 && !quiet)
+        fprintf(stderr, "parlstm eval: note: %s is a version %d model file, which does not record "
+                "the sequence length; only the row width is checked\n", model, mi.version);
+    if (mi.T != 0 && test.T != mi.T) {
+        fprintf(stderr, "parlstm eval: %s: the model was trained on sequences of %d rows, the test "
+                "images have %d\n", model, mi.T, test.T);
         goto out;
     }
     o.hidden = cfg.hidden;

@@ -596,7 +596,8 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", test_acc, tl, test.n);
     }
     if (a.save) {
-        if (pl_model_save(a.save, &cfg, pl_trainer_params(tr), &write_guard, &err)) {
+        pl_model_info mi = {.cfg = cfg, .T = all.T};
+        if (pl_model_save(a.save, &mi, pl_trainer_params(tr), &write_guard, &err)) {
             print_error(cmd, &err);
             goto out;
         }

@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (state != NULL || err.msg[0] == '\0') {
         abort();
     }
-    pl_config cfg;
+    pl_model_info mi;
     float *params = NULL;
-    if (pl_model_load(path, &cfg, &params, &err) == PL_OK) {
+    if (pl_model_load(path, &mi, &params, &err) == PL_OK) {
         volatile float s = 0;
-        for (size_t i = 0; i < pl_param_count(&cfg); i++)
+        for (size_t i = 0; i < pl_param_count(&mi.cfg); i++)
             s += params[i];
         pl_free(params);
     } else if (params != NULL) {

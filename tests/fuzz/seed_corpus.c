@@ -74,7 +74,8 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model-3-4-2", ck);
-    if (pl_model_save(path, &cfg, pl_trainer_params(tr), NULL, &err))
+    pl_model_info mi = {.cfg = cfg, .T = 2};
+    if (pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err))
         return 1;
     pl_ckpt_meta meta = {.cfg = cfg, .T = 2, .opts = *pl_trainer_opts(tr), .step = 1,
                          .total = 5, .n_train = 10};
