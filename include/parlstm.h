@@ -84,8 +84,9 @@ typedef struct {
 } pl_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
- * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1; otherwise
- * every label must be below classes. */
+ * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1, and the
+ * labels must hold at least two classes; otherwise every label must be
+ * below classes. */
 pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
                           int classes, pl_error *err);
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
@@ -93,6 +94,10 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 pl_error *err);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
+/* The first val items of all as *valset, the rest as *train (views);
+ * refuses a split that leaves no training items. */
+pl_status pl_dataset_split(const pl_dataset *all, size_t val, pl_dataset *train,
+                           pl_dataset *valset, pl_error *err);
 void pl_dataset_free(pl_dataset *ds);
 
 /* ------------------------------------------------------------------ RNG */

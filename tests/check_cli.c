@@ -193,6 +193,68 @@ START_TEST(test_eval_checks_the_sequence_length)
 }
 END_TEST
 
+/* Training data whose labels are all one class: the message is about the
+ * labels file, not about an option. */
+START_TEST(test_one_class_training_labels)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 1, 84);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                          NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "%s/train-labels-idx1-ubyte: all 40 labels are 0", dir);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "classes must be") == NULL, "%s", err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The held-out validation images are the first --val ones and the
+ * training run sees only the rest: the checkpoint records the training
+ * count and the CRC32 of exactly those images and labels, computed here
+ * from the files' bytes. */
+START_TEST(test_validation_split_through_the_program)
+{
+    char *dir = tu_tmpdir();
+    const int n = 90, val = 25, T = 6, D = 5;
+    tu_make_dataset(dir, n, 10, T, D, 3, 85);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *args[] = {"train", "--data", dir, "--val", "25", "--batch", "13", "--steps", "5",
+                          "--hidden", "8", "--checkpoint", ck, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "65 training, 25 validation, 10 test images") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "validation accuracy") != NULL && strstr(err, "(25 images") != NULL,
+                  "%s", err);
+    pl_ckpt_meta m;
+    float *state = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &e), PL_OK);
+    pl_free(state);
+    ck_assert_uint_eq(m.n_train, (uint64_t)(n - val));
+    ck_assert_int_eq(m.val, val);
+    static unsigned char img[1 << 16], lab[1 << 12];
+    char p[4200];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
+    FILE *f = fopen(p, "rb");
+    ck_assert_uint_eq(fread(img, 1, sizeof img, f), 16 + (size_t)n * T * D);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
+    f = fopen(p, "rb");
+    ck_assert_uint_eq(fread(lab, 1, sizeof lab, f), 8 + (size_t)n);
+    fclose(f);
+    uLong crc = crc32(0L, img + 16 + (size_t)val * T * D, (uInt)((n - val) * T * D));
+    crc = crc32(crc, lab + 8 + val, (uInt)(n - val));
+    ck_assert_uint_eq(m.data_crc, (uint32_t)crc);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The OpenBLAS path (re-executed with the right core type when OpenBLAS
  * misdetects the CPU) and the plain-loop path train to the same loss. */
 START_TEST(test_blas_path_matches_naive)
@@ -232,6 +294,8 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);
+    tcase_add_test(tc, test_one_class_training_labels);
+    tcase_add_test(tc, test_validation_split_through_the_program);
     tcase_add_test(tc, test_blas_path_matches_naive);
     suite_add_tcase(s, tc);
     return s;

@@ -248,6 +248,67 @@ START_TEST(test_dataset_checks)
 }
 END_TEST
 
+/* Labels of one class are refused when the class count comes from them,
+ * naming the labels file and what is wrong with them; an explicit class
+ * count accepts them. */
+START_TEST(test_one_class_labels)
+{
+    char *dir = tu_tmpdir();
+    pl_dataset ds;
+    pl_error err = {0};
+    const uint8_t zeros[6] = {0}, threes[6] = {3, 3, 3, 3, 3, 3};
+    char want[4200];
+    write_pair(dir, "train", 6, 6, zeros);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_ERR_LABEL);
+    snprintf(want, sizeof want, "%s/train-labels-idx1-ubyte: all 6 labels are 0: a classifier "
+             "needs at least two classes", dir);
+    ck_assert_msg(strstr(err.msg, want) != NULL, "%s", err.msg);
+    write_pair(dir, "train", 6, 6, threes);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_ERR_LABEL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "all 6 labels are 3"));
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 4, &err), PL_OK);
+    ck_assert_int_eq(ds.classes, 4);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The validation split: the first val items, and the training view after
+ * them, disjoint and together the whole set. */
+START_TEST(test_validation_split)
+{
+    char *dir = tu_tmpdir();
+    pl_dataset ds, tr, va;
+    pl_error err = {0};
+    const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
+    write_pair(dir, "train", 6, 6, labels);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
+    const size_t item = 4 * 3;
+    for (size_t val = 0; val < 6; val++) {
+        ck_assert_int_eq(pl_dataset_split(&ds, val, &tr, &va, &err), PL_OK);
+        ck_assert_uint_eq(va.n, val);
+        ck_assert_uint_eq(tr.n, 6 - val);
+        ck_assert_ptr_eq(va.images, ds.images);
+        ck_assert_ptr_eq(va.labels, ds.labels);
+        ck_assert_ptr_eq(tr.images, ds.images + val * item);
+        ck_assert_ptr_eq(tr.labels, ds.labels + val);
+        /* disjoint: the validation bytes end where the training bytes start */
+        ck_assert(va.images + va.n * item <= tr.images);
+        ck_assert_int_eq(tr.T, 4);
+        ck_assert_int_eq(tr.D, 3);
+        ck_assert_int_eq(tr.classes, 3);
+        ck_assert_ptr_null(tr.owned_images);
+        ck_assert_ptr_null(va.owned_labels);
+    }
+    ck_assert_int_eq(pl_dataset_split(&ds, 6, &tr, &va, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "holding out 6 images for validation leaves none"));
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *idx_suite(void)
 {
     Suite *s = suite_create("idx");
@@ -256,6 +317,8 @@ Suite *idx_suite(void)
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);
     tcase_add_test(tc, test_dataset_checks);
+    tcase_add_test(tc, test_one_class_labels);
+    tcase_add_test(tc, test_validation_split);
     suite_add_tcase(s, tc);
     return s;
 }

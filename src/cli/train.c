@@ -431,14 +431,12 @@ int cmd_train(int argc, char **argv)
     rc = 1;
     pl_trainer *tr = NULL;
     uint32_t *order = NULL;
-    if ((size_t)a.val >= all.n) {
-        fprintf(stderr, "parlstm train: --val %lld leaves no training images (the set has %zu)\n",
-                a.val, all.n);
+    pl_dataset valset, trainset;
+    if (pl_dataset_split(&all, (size_t)a.val, &trainset, &valset, &err)) {
+        fprintf(stderr, "parlstm train: --val %lld: %s\n", a.val, err.msg);
         rc = EXIT_USAGE;
         goto out;
     }
-    pl_dataset valset = pl_dataset_view(&all, 0, (size_t)a.val);
-    pl_dataset trainset = pl_dataset_view(&all, (size_t)a.val, all.n - (size_t)a.val);
     long spe = (long)(trainset.n / (size_t)o->batch);
     if (spe < 1) {
         fprintf(stderr, "parlstm train: --batch %d is larger than the %zu training images\n",
