@@ -9,15 +9,17 @@
 
 static void usage(FILE *f)
 {
+    int n;
+    const cli_command *c = cli_commands(&n);
     fprintf(f,
         "Usage: parlstm COMMAND [OPTIONS]\n"
         "A multi-threaded, data-parallel LSTM trainer for image sets read row by row\n"
         "(MNIST: each 28x28 image is a sequence of 28 rows of 28 pixels).\n"
         "\n"
-        "Commands:\n"
-        "  train    train a model (defaults: MNIST in data/mnist, one epoch)\n"
-        "  eval     evaluate a saved model on a test set\n"
-        "  bench    measure training speed over a grid of workers x threads\n"
+        "Commands:\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  %-8s %s\n", c[i].name, c[i].summary);
+    fprintf(f,
         "\n"
         "  parlstm COMMAND --help   options of one command\n"
         "  parlstm --version        version and build facts\n"
