@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "testutil.h"
@@ -11,7 +12,7 @@
 static char out[65536], err[65536];
 
 typedef struct {
-    const char *args[12];
+    const char *args[16];
     int status;
     const char *fragment; /* in stderr */
 } cli_case;
@@ -37,6 +38,32 @@ static const cli_case BAD[] = {
     {{"train", "--batch", "4", "--workers", "8"}, 2, "--workers 8 is more than --batch 4"},
     {{"train", "--tutorial", "--clip", "1"}, 2, "--tutorial means"},
     {{"train", "--data", "/nonexistent/mnist"}, 1, "data/fetch-mnist.sh"},
+    {{"train", "--check", "x"}, 2,
+     "ambiguous option '--check': it could be --checkpoint, --checkpoint-every"},
+    {{"train", "--save", "m.bin", "--checkpoint", "./m.bin", "--data", "/nonexistent"}, 2,
+     "--save m.bin and --checkpoint ./m.bin are the same file"},
+    {{"train", "--resume", "/tmp/parlstm-no-such-ck", "--save", "/tmp/../tmp/parlstm-no-such-ck"},
+     2, "--save /tmp/../tmp/parlstm-no-such-ck and --resume /tmp/parlstm-no-such-ck are the same"},
+    /* the same words for every command */
+    {{"eval", "--workers", "0"}, 2,
+     "parlstm eval: --workers: expected an integer from 1 to 1024, got '0'"},
+    {{"bench", "--batch", "0"}, 2,
+     "parlstm bench: --batch: expected an integer from 1 to 65536, got '0'"},
+    {{"eval", "--gemm", "cuda"}, 2,
+     "parlstm eval: --gemm: expected one of auto, naive, blas, avx512; got 'cuda'"},
+    {{"bench", "--frobnicate"}, 2,
+     "parlstm bench: unknown option '--frobnicate' (see parlstm bench --help)"},
+    {{"eval", "--model"}, 2, "parlstm eval: option '--model' needs a value"},
+    {{"bench", "extra"}, 2, "parlstm bench: unexpected argument 'extra' (see parlstm bench"},
+    {{"eval", "--batch", "5"}, 2,
+     "unknown option '--batch': it is an option of parlstm train, parlstm bench"},
+    {{"bench", "--steps", "2000000"}, 2, "bench: --steps: expected an integer from 1 to 1000000"},
+    {{"bench", "--scaling", "linear"}, 2, "expected one of strong, weak, both; got 'linear'"},
+    {{"bench", "--grid", "2x"}, 2, "--grid: expected a list like 1x1,2x1,1x2"},
+    /* (without the check, the grid fails before anything is measured) */
+    {{"bench", "--csv", "/tmp/parlstm-t.csv", "--plot", "/tmp/../tmp/parlstm-t.csv", "--data",
+      "/nonexistent", "--grid", "4x1", "--batch", "2"}, 2,
+     "--csv /tmp/parlstm-t.csv and --plot /tmp/../tmp/parlstm-t.csv are the same file"},
     {{"frob"}, 2, "unknown command 'frob'"},
     {{"eval"}, 2, "--model FILE is required"},
     {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
@@ -67,9 +94,35 @@ START_TEST(test_help_and_version)
                           "--save", "--steps", "--val", "--seed", "--quiet", "Exit status"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         ck_assert_msg(strstr(out, opts[i]) != NULL, "train --help lacks %s", opts[i]);
+    /* the defaults, from the option table (help text wrapped: compare words) */
+    static char flat[65536];
+    size_t k = 0;
+    for (const char *c = out; *c && k + 1 < sizeof flat; c++)
+        if (!(c[0] == ' ' || c[0] == '\n') || (k > 0 && flat[k - 1] != ' '))
+            flat[k++] = c[0] == '\n' ? ' ' : c[0];
+    flat[k] = '\0';
+    const char *defaults[] = {"(default: 100)", "(default: 5000)", "(default: cosine)",
+                              "(default: data/mnist)", "(default: 0.01)",
+                              "(default: the largest training label + 1)"};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+        ck_assert_msg(strstr(flat, defaults[i]) != NULL, "train --help lacks %s", defaults[i]);
+    /* wrapped at 79 columns */
+    for (const char *line = out; *line;) {
+        size_t len = strcspn(line, "\n");
+        ck_assert_msg(len <= 79, "a long help line: %.*s", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
     const char *a3[] = {"eval", "--help", NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a3), 0);
     ck_assert_ptr_nonnull(strstr(out, "--model FILE"));
+    ck_assert_ptr_null(strstr(out, "--lr"));
+    const char *a5[] = {"bench", "--help", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a5), 0);
+    const char *bench_opts[] = {"--grid LIST", "--steps N", "timed steps per configuration",
+                                "(default: 40)", "--rounds R", "--synthetic", "--plot FILE.png",
+                                "GFLOP per step"};
+    for (size_t i = 0; i < sizeof bench_opts / sizeof *bench_opts; i++)
+        ck_assert_msg(strstr(out, bench_opts[i]) != NULL, "bench --help lacks %s", bench_opts[i]);
     const char *a4[] = {"--version", NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
@@ -255,6 +308,86 @@ START_TEST(test_validation_split_through_the_program)
 }
 END_TEST
 
+/* Two outputs that are one file through a link are refused too. */
+START_TEST(test_save_over_checkpoint_through_a_link)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 3, 86);
+    char ck[4096], link[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    tu_write(ck, "x", 1);
+    ck_assert_int_eq(symlink(ck, link), 0);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                          "--checkpoint", ck, "--save", link, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "are the same file: the model would overwrite the checkpoint") !=
+                  NULL, "%s", err);
+    /* distinct files are fine */
+    const char *ok[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                        "--checkpoint", ck, "--save", tu_path(dir, "m.bin"), "--quiet", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, ok);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Without validation images and test set, the result line says nan for
+ * both, as documented; the values the run has are numbers. */
+START_TEST(test_result_line_without_validation_or_test)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 3, 87);
+    unlink(tu_path(dir, "t10k-images-idx3-ubyte"));
+    unlink(tu_path(dir, "t10k-labels-idx1-ubyte"));
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "4",
+                          "--hidden", "8", "--quiet", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(out, "val_accuracy=nan test_accuracy=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(err, "no test accuracy") != NULL, "%s", err);
+    double loss = field(out, "train_loss="), rate = field(out, "samples_per_sec=");
+    ck_assert_msg(loss > 0.1 && loss < 5 && rate > 0, "%s", out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* bench names the data it loaded by its directory (never "MNIST"), and a
+ * batch too large for the images and a batch too small for the workers
+ * get two different messages. */
+START_TEST(test_bench_names_its_data)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 60, 10, 6, 5, 3, 88);
+    const char *args[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--steps",
+                          "1", "--warmup", "0", "--hidden", "8", "--batch", "10", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "60 images of 6x5 from %s", dir);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "MNIST") == NULL && strstr(err, "MNIST") == NULL, "%s%s", err, out);
+    ck_assert_msg(strstr(err, "model 5-8-3") != NULL, "%s", err);
+    const char *big[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--batch",
+                         "100", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, big);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "1x1: batch 100 is more than the 60 images") != NULL, "%s", err);
+    const char *few[] = {"bench", "--data", dir, "--grid", "4x1", "--rounds", "1", "--batch",
+                         "2", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, few);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "4x1: batch 2 leaves some of the 4 workers without an image") !=
+                  NULL, "%s", err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The OpenBLAS path (re-executed with the right core type when OpenBLAS
  * misdetects the CPU) and the plain-loop path train to the same loss. */
 START_TEST(test_blas_path_matches_naive)
@@ -295,6 +428,9 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);
     tcase_add_test(tc, test_one_class_training_labels);
+    tcase_add_test(tc, test_save_over_checkpoint_through_a_link);
+    tcase_add_test(tc, test_result_line_without_validation_or_test);
+    tcase_add_test(tc, test_bench_names_its_data);
     tcase_add_test(tc, test_validation_split_through_the_program);
     tcase_add_test(tc, test_blas_path_matches_naive);
     suite_add_tcase(s, tc);

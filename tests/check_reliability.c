@@ -408,14 +408,54 @@ START_TEST(test_resume_refuses_other_settings_and_data)
     const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a4), 1);
     ck_assert_msg(strstr(err_text, "was made on other data") != NULL, "%s", err_text);
-    /* the same settings resume (the checkpoint is at the end: no steps left) */
-    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a5), 0);
-    ck_assert_ptr_nonnull(strstr(out, "steps=6 "));
     tu_rmtree(dir);
     tu_rmtree(other);
     free(dir);
     free(other);
+}
+END_TEST
+
+/* Resuming a run that had finished trains nothing and says so; it still
+ * evaluates, saves the model (a run killed between its last checkpoint
+ * and --save completes that way) and prints the result line, with nan
+ * (as documented), never -nan, for what it has not measured. */
+START_TEST(test_resume_finished_run)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 120, 20, 6, 5, 3, 57);
+    char ck[4096], model[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(model, sizeof model, "%s/m.bin", dir);
+    const char *a1[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps", "6",
+                        "--hidden", "16", "--checkpoint", ck, "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 0);
+    double val = atof(strstr(out, "val_accuracy=") + 13);
+    double test = atof(strstr(out, "test_accuracy=") + 14);
+    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet",
+                        "--save", model, NULL};
+    int st = tu_run(out, sizeof out, err_text, sizeof err_text, a5);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err_text);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: the run had finished (step 6 of 6): nothing to train", ck);
+    ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+    ck_assert_msg(strstr(out, "result: steps=6 train_loss=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, " seconds=0.0 samples_per_sec=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "-nan") == NULL, "%s", out);
+    /* the same model as the run that finished: the same accuracies */
+    ck_assert_double_eq(atof(strstr(out, "val_accuracy=") + 13), val);
+    ck_assert_double_eq(atof(strstr(out, "test_accuracy=") + 14), test);
+    pl_model_info mi;
+    float *p = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_model_load(model, &mi, &p, &e), PL_OK);
+    pl_ckpt_meta m;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &e), PL_OK);
+    ck_assert_int_eq(memcmp(p, state, sizeof(float) * pl_param_count(&mi.cfg)), 0);
+    pl_free(p);
+    pl_free(state);
+    tu_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -584,6 +624,7 @@ Suite *reliability_suite(void)
     TCase *tp = tcase_create("program");
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
+    tcase_add_test(tp, test_resume_finished_run);
     tcase_add_test(tp, test_sigterm_checkpoint_and_exact_resume);
     tcase_add_test(tp, test_second_signal_exits_at_once);
     tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);

@@ -4,8 +4,8 @@
  * cmd_train runs these stages in order, each of which prints what went
  * wrong and returns an exit code:
  *   parse_args     the option table's values, --tutorial, combinations
- *   resume_setup   --resume: the checkpoint's run, adopted
  *   check_outputs  --save, --checkpoint: distinct and writable
+ *   resume_setup   --resume: the checkpoint's run, adopted
  *   data_setup     the data, the validation split, the planned steps
  *   trainer_setup  the trainer, the resumed state, the epoch order
  *   train_loop     the steps, with progress, checkpoints and validation
@@ -533,7 +533,7 @@ int cmd_train(int argc, char **argv)
     int rc = parse_args(argc, argv, &r.a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (!(rc = resume_setup(&r)) && !(rc = check_outputs(&r.a))) {
+    if (!(rc = check_outputs(&r.a)) && !(rc = resume_setup(&r))) {
         if (pl_gemm_resolve(r.a.o.gemm) == PL_GEMM_BLAS)
             cli_fix_openblas();
         if (!(rc = data_setup(&r)) && !(rc = trainer_setup(&r))) {
