@@ -485,7 +485,8 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     kill(pid, SIGTERM);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
-    ck_assert_msg(st == 143, "exit %d: %s", st, err_text);
+    ck_assert_msg(st == 143, "exit %d (%d: killed by SIGTERM, no handler): %s", st,
+                  TU_KILLED(SIGTERM), err_text);
     ck_assert_msg(strstr(err_text, "terminated after step") != NULL, "%s", err_text);
     ck_assert_ptr_nonnull(strstr(err_text, "resume with: parlstm train --resume"));
     pl_ckpt_meta m;
@@ -529,7 +530,7 @@ START_TEST(test_second_signal_exits_at_once)
     int pid = tu_spawn(first, NULL, o1, e1);
     sleep_ms(300);
     kill(pid, SIGTERM);
-    ck_assert_int_eq(tu_wait(pid), 143);
+    ck_assert_int_eq(tu_wait(pid), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
     float *state = NULL;
     pl_error err;
@@ -546,7 +547,8 @@ START_TEST(test_second_signal_exits_at_once)
     kill(pid, SIGINT);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
-    ck_assert_msg(st == 130, "exit %d: %s", st, err_text);
+    ck_assert_msg(st == 130, "exit %d (%d: killed by SIGINT, no handler): %s", st,
+                  TU_KILLED(SIGINT), err_text);
     ck_assert_msg(strstr(err_text, "interrupted after step") == NULL,
                   "the second signal did not exit at once: %s", err_text);
     ck_assert_int_eq(count_temporaries(dir), 0);

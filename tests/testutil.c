@@ -10,6 +10,17 @@
 
 #include "testutil.h"
 
+void tu_skip(const char *what, const char *why)
+{
+    fprintf(stderr, "SKIP: %s: %s\n", what, why);
+    const char *log = getenv(TU_SKIP_LOG_ENV);
+    FILE *f = log ? fopen(log, "a") : NULL;
+    ck_assert_msg(f != NULL, "cannot count the skip of %s (%s=%s)", what, TU_SKIP_LOG_ENV,
+                  log ? log : "(unset)");
+    fprintf(f, "%s: %s\n", what, why);
+    fclose(f);
+}
+
 char *tu_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");
@@ -187,8 +198,11 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
 int tu_wait(int pid)
 {
     int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    ck_assert_msg(WIFSIGNALED(status), "child %d neither exited nor was killed", pid);
+    return TU_KILLED(WTERMSIG(status));
 }
 
 size_t tu_slurp(const char *path, char *buf, size_t len)

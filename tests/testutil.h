@@ -18,6 +18,13 @@ Suite *train_suite(void);
 Suite *reliability_suite(void);
 Suite *torch_suite(void);
 
+/* Reports that a test, or a part of it, cannot run here (Check has no skip
+ * status): a "SKIP: what: why" line on stderr, counted by the runner,
+ * which lists the skips after Check's summary. Never a silent pass. */
+void tu_skip(const char *what, const char *why);
+/* The file the runner counts skips in ($PARLSTM_SKIP_LOG). */
+#define TU_SKIP_LOG_ENV "PARLSTM_SKIP_LOG"
+
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
@@ -36,15 +43,20 @@ void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
                      int classes, uint64_t seed);
 /* Uniform(-scale, scale) floats. */
 void tu_fill(float *x, size_t n, float scale, uint64_t seed);
+/* What tu_wait and tu_run return for a child killed by signal sig: a
+ * negative number, never one that a program's own exit status could be
+ * (the program exits 130 after SIGINT itself; killed by SIGINT it is -2). */
+#define TU_KILLED(sig) (-(sig))
+
 /* Runs $PARLSTM_BIN with args (NULL-terminated) and returns the exit status
- * (128 + signal when killed); stdout and stderr go into the buffers. */
+ * (TU_KILLED(signal) when killed); stdout and stderr go into the buffers. */
 int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
 
 /* Starts $PARLSTM_BIN with args and extra environment entries ("K=V",
  * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
 int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
              const char *err_path);
-/* Waits for pid: exit status, or 128 + signal. */
+/* Waits for pid: its exit status, or TU_KILLED(signal). */
 int tu_wait(int pid);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
