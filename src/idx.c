@@ -278,6 +278,15 @@ static pl_status check_end(gzFile gz, const char *used, uint32_t expect, const i
     }
     if (short_read_is_stream_error(gz))
         return stream_error(gz, used, err);
+    /* zlib stops quietly at the end of the bytes; a gzip stream must also
+     * reach its trailer, whose CRC32 vouches for the payload */
+    int zerr = 0;
+    gzerror(gz, &zerr);
+    if (!gzdirect(gz) && zerr == Z_BUF_ERROR)
+        return pl_fail(err, PL_ERR_TRUNCATED,
+                       "%s: truncated: the gzip stream ends before its trailer (CRC32 and "
+                       "length), after the %u %s",
+                       used, h->n, kind_name(expect));
     return PL_OK;
 }
 

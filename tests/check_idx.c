@@ -202,6 +202,41 @@ START_TEST(test_missing_empty_dir_fifo_corrupt)
 }
 END_TEST
 
+/* A gzip file cut inside its 8-byte trailer (CRC32 and length) holds the
+ * whole payload, but nothing vouches for it: truncated. */
+START_TEST(test_gzip_trailer_cut)
+{
+    char *dir = tu_tmpdir();
+    size_t len;
+    unsigned char *img = tu_idx_images(3, 4, 5, NULL, &len);
+    const char *whole = tu_path(dir, "whole.gz");
+    tu_write_gz(whole, img, len);
+    static unsigned char gz[4096];
+    FILE *f = fopen(whole, "rb");
+    size_t n = fread(gz, 1, sizeof gz, f);
+    fclose(f);
+    pl_idx out;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_idx_read(whole, PL_IDX_IMAGES_MAGIC, &out, &err), PL_OK);
+    pl_idx_free(&out);
+    const size_t cuts[] = {1, 4, 8};
+    for (size_t k = 0; k < 3; k++) {
+        const char *p = tu_path(dir, "cut.gz");
+        tu_write(p, gz, n - cuts[k]);
+        pl_status rc = pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err);
+        printf("gzip without the last %zu bytes -> %s: %s\n", cuts[k], pl_status_name(rc),
+               err.msg);
+        ck_assert_int_eq(rc, PL_ERR_TRUNCATED);
+        assert_names(&err, p);
+        ck_assert_ptr_nonnull(strstr(err.msg, "the gzip stream ends before its trailer"));
+        ck_assert_ptr_null(out.data);
+    }
+    free(img);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static void write_pair(const char *dir, const char *prefix, uint32_t ni, uint32_t nl,
                        const uint8_t *labels)
 {
@@ -316,6 +351,7 @@ Suite *idx_suite(void)
     tcase_add_test(tc, test_raw_and_gz_read_the_same);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);
+    tcase_add_test(tc, test_gzip_trailer_cut);
     tcase_add_test(tc, test_dataset_checks);
     tcase_add_test(tc, test_one_class_labels);
     tcase_add_test(tc, test_validation_split);
