@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 const char *labels_path, int classes,

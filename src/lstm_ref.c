@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
 

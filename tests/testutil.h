@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 Suite *idx_suite(void);
 Suite *gemm_suite(void);
