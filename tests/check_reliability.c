@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -377,6 +379,78 @@ START_TEST(test_full_disk_keeps_previous_file)
 }
 END_TEST
 
+/* ---- the durable write, observed. These two definitions take the place
+ * of libc's in the test program (the library is linked into it), record
+ * what they were called on while `tracing` is set, and pass the call on. */
+static int tracing, ntrace;
+static struct {
+    char call;   /* 'f' fsync, 'r' rename */
+    ino_t ino;   /* the file or directory */
+    int is_dir;
+} trace[32];
+
+int fsync(int fd)
+{
+    struct stat st;
+    if (tracing && ntrace < 32 && fstat(fd, &st) == 0) {
+        trace[ntrace].call = 'f';
+        trace[ntrace].ino = st.st_ino;
+        trace[ntrace++].is_dir = S_ISDIR(st.st_mode);
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    struct stat st;
+    if (tracing && ntrace < 32 && stat(from, &st) == 0) {
+        trace[ntrace].call = 'r';
+        trace[ntrace].ino = st.st_ino;
+        trace[ntrace++].is_dir = 0;
+    }
+    return renameat(AT_FDCWD, from, AT_FDCWD, to);
+}
+
+/* A save writes a temporary file, fsyncs it, renames it over the file and
+ * fsyncs the directory, in that order (a crash then leaves the old file or
+ * the new one, whole): for models and checkpoints alike. */
+START_TEST(test_write_is_synced_then_renamed)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 46);
+    pl_trainer *tr = make(&ds, 1, 1, 0);
+    struct stat dst;
+    ck_assert_int_eq(stat(dir, &dst), 0);
+    pl_model_info mi = {.cfg = CFG, .T = ds.T};
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 0,
+                         .total = 10, .n_train = ds.n};
+    for (int k = 0; k < 2; k++) {
+        const char *path = tu_path(dir, k == 0 ? "m.bin" : "ck");
+        pl_error err = {0};
+        ntrace = 0;
+        tracing = 1;
+        pl_status rc = k == 0 ? pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err)
+                              : pl_checkpoint_save(path, tr, &meta, NULL, &err);
+        tracing = 0;
+        ck_assert_int_eq(rc, PL_OK);
+        struct stat fst;
+        ck_assert_int_eq(stat(path, &fst), 0);
+        ck_assert_msg(ntrace == 3, "%d calls, expected fsync, rename, fsync", ntrace);
+        ck_assert_msg(trace[0].call == 'f' && !trace[0].is_dir && trace[0].ino == fst.st_ino,
+                      "first: fsync of the new file");
+        ck_assert_msg(trace[1].call == 'r' && trace[1].ino == fst.st_ino,
+                      "then: the rename of that file");
+        ck_assert_msg(trace[2].call == 'f' && trace[2].is_dir && trace[2].ino == dst.st_ino,
+                      "last: fsync of its directory");
+    }
+    ck_assert_int_eq(count_temporaries(dir), 0);
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- the program */
 
 static char out[65536], err_text[65536];
@@ -622,6 +696,7 @@ Suite *reliability_suite(void)
     tcase_add_test(tc, test_checkpoint_version_1_still_read);
     tcase_add_test(tc, test_nonfinite_stops_before_update);
     tcase_add_test(tc, test_full_disk_keeps_previous_file);
+    tcase_add_test(tc, test_write_is_synced_then_renamed);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("program");
     tcase_set_timeout(tp, 120);
