@@ -227,6 +227,13 @@ START_TEST(test_rng)
     const uint64_t below9[8] = {0, 5, 7, 6, 7, 8, 3, 7};
     for (int i = 0; i < 8; i++)
         ck_assert_uint_eq(pl_rng_below(&a, 10), below9[i]);
+    /* rejection sampling where it shows: below 3 x 2^62, a quarter of the
+     * draws (the 2nd and 3rd here) must be rejected, not folded */
+    pl_rng_seed(&a, 13);
+    const uint64_t below13[4] = {0x3e0712664d19f162ull, 0x1b522c2ca82e677eull,
+                                 0xa748b99a329181aeull, 0x70a7addba7443c1full};
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(pl_rng_below(&a, 0xc000000000000000ull), below13[i]);
     uint32_t perm[10];
     const uint32_t perm11[10] = {2, 8, 4, 3, 7, 0, 1, 9, 6, 5};
     pl_rng_seed(&a, 11);

@@ -252,6 +252,16 @@ START_TEST(test_model_save_failures_keep_previous_file)
 
     const char *path = tu_path(dir, "m.bin");
     ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    /* a file saved over keeps its mode; a new one gets 0666 less the umask */
+    struct stat st;
+    mode_t mask = umask(022);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~mask);
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    umask(mask);
     const float first = p[0];
     p[0] += 1.0f;
     struct rlimit old, none;
