@@ -134,31 +134,35 @@ int pl_remove_stale_temporaries(const char *path)
     return removed;
 }
 
-static pl_status refuse_directory(const char *path, struct stat *st, int *exists, pl_error *err)
+/* The first step of a write at path: refuse a directory there, then
+ * create the temporary beside it. On success *fd is open, *tmp its name
+ * (free it), *exists says whether path exists (st its status). */
+static pl_status begin_write(const char *path, const char *cannot, int *fd, char **tmp,
+                             struct stat *st, int *exists, pl_error *err)
 {
     *exists = stat(path, st) == 0;
     if (*exists && S_ISDIR(st->st_mode))
         return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
+    size_t tlen = strlen(path) + 12;
+    if (!(*tmp = malloc(tlen)))
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
+    if ((*fd = create_temporary(path, *tmp, tlen)) < 0) {
+        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: %s: %s", path, cannot, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return rc;
+    }
     return PL_OK;
 }
 
 pl_status pl_check_writable(const char *path, pl_error *err)
 {
     struct stat st;
-    int exists;
-    if (refuse_directory(path, &st, &exists, err))
-        return PL_ERR_NOT_FILE;
-    size_t tlen = strlen(path) + 12;
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    int fd = create_temporary(path, tmp, tlen);
-    if (fd < 0) {
-        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file there: %s", path,
-                               strerror(errno));
-        free(tmp);
+    int exists, fd;
+    char *tmp;
+    pl_status rc = begin_write(path, "cannot create a file there", &fd, &tmp, &st, &exists, err);
+    if (rc)
         return rc;
-    }
     close(fd);
     unlink(tmp);
     free(tmp);
@@ -199,24 +203,16 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
                           pl_write_guard *guard, pl_error *err)
 {
     struct stat st;
-    int exists;
-    if (refuse_directory(path, &st, &exists, err))
-        return PL_ERR_NOT_FILE;
-    size_t tlen = strlen(path) + 12;
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    int fd = create_temporary(path, tmp, tlen);
-    if (fd < 0) {
-        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
-                               path, strerror(errno));
-        free(tmp);
+    int exists, fd;
+    char *tmp;
+    pl_status rc = begin_write(path, "cannot create a file beside it", &fd, &tmp, &st, &exists,
+                               err);
+    if (rc)
         return rc;
-    }
     if (exists) /* the new file keeps the mode of the one it replaces */
         fchmod(fd, st.st_mode & 07777);
     guard_arm(guard, tmp);
-    pl_status rc = write_and_rename(fd, tmp, path, data, len, err);
+    rc = write_and_rename(fd, tmp, path, data, len, err);
     guard_disarm(guard);
     if (rc)
         unlink(tmp);

@@ -218,14 +218,7 @@ START_TEST(test_eval_checks_the_sequence_length)
     ck_assert_ptr_null(strstr(out, "result:"));
     /* the same model as a version 1 file */
     static unsigned char buf[1 << 16];
-    FILE *f = fopen(model, "rb");
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    memmove(buf + 32, buf + 36, len - 36);
-    len -= 4;
-    buf[8] = 1;
-    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(len - 4));
-    memcpy(buf + len - 4, &crc, 4);
+    size_t len = tu_model_to_v1(buf, tu_read(model, buf, sizeof buf));
     tu_write(model, buf, len);
     st = tu_run(out, sizeof out, err, sizeof err, ev);
     ck_assert_msg(st == 0, "exit %d: %s", st, err);
@@ -293,13 +286,9 @@ START_TEST(test_validation_split_through_the_program)
     static unsigned char img[1 << 16], lab[1 << 12];
     char p[4200];
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
-    FILE *f = fopen(p, "rb");
-    ck_assert_uint_eq(fread(img, 1, sizeof img, f), 16 + (size_t)n * T * D);
-    fclose(f);
+    ck_assert_uint_eq(tu_read(p, img, sizeof img), 16 + (size_t)n * T * D);
     snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
-    f = fopen(p, "rb");
-    ck_assert_uint_eq(fread(lab, 1, sizeof lab, f), 8 + (size_t)n);
-    fclose(f);
+    ck_assert_uint_eq(tu_read(p, lab, sizeof lab), 8 + (size_t)n);
     uLong crc = crc32(0L, img + 16 + (size_t)val * T * D, (uInt)((n - val) * T * D));
     crc = crc32(crc, lab + 8 + val, (uInt)(n - val));
     ck_assert_uint_eq(m.data_crc, (uint32_t)crc);

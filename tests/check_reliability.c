@@ -139,12 +139,6 @@ enum {
     CK_ADAM = 164
 };
 
-static void fix_crc(unsigned char *buf, size_t n)
-{
-    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
-    memcpy(buf + n - 4, &crc, 4);
-}
-
 /* Damaged checkpoints: each is refused with its own error, which names the
  * file. The run's settings are checked after the CRC, so those cases write
  * a valid CRC over the damage. */
@@ -160,10 +154,8 @@ START_TEST(test_checkpoint_hostile)
     pl_error err = {0};
     ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
     static unsigned char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    ck_assert(len > 200 && len < sizeof buf);
+    size_t len = tu_read(path, buf, sizeof buf);
+    ck_assert(len > 200);
     struct {
         const char *what;
         size_t at;        /* byte to change */
@@ -206,7 +198,7 @@ START_TEST(test_checkpoint_hostile)
         else if (bad[k].keep < 0)
             n = len - (size_t)bad[k].keep;
         if (bad[k].fix_crc)
-            fix_crc(copy, n);
+            tu_fix_crc(copy, n);
         tu_write(path, copy, n);
         pl_ckpt_meta m;
         float *state = NULL;
@@ -253,9 +245,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     pl_error err = {0};
     ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
     static unsigned char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    size_t len = tu_read(path, buf, sizeof buf);
     uint32_t version;
     memcpy(&version, buf + CK_VERSION, 4);
     ck_assert_uint_eq(version, 2);
@@ -269,7 +259,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     memcpy(buf + CK_VERSION, &version, 4);
     for (int i = 0; i < 32; i++)
         buf[CK_RESERVED + i] = (unsigned char)(17 * i + 3);
-    fix_crc(buf, len);
+    tu_fix_crc(buf, len);
     tu_write(path, buf, len);
     pl_ckpt_meta got;
     float *state = NULL;
@@ -287,7 +277,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     /* version 3 is not this build's */
     version = 3;
     memcpy(buf + CK_VERSION, &version, 4);
-    fix_crc(buf, len);
+    tu_fix_crc(buf, len);
     tu_write(path, buf, len);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
     ck_assert_msg(strstr(err.msg, "version 3, this build reads versions 1 to 2") != NULL, "%s",

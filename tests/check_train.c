@@ -90,19 +90,13 @@ START_TEST(test_same_seed_same_bits)
 }
 END_TEST
 
-static void fix_crc(unsigned char *buf, size_t n)
+/* Initialised parameters of a model of config cfg (free with pl_free). */
+static float *model_params(const pl_config *cfg, uint64_t seed)
 {
-    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
-    memcpy(buf + n - 4, &crc, 4);
-}
-
-static size_t read_all(const char *path, unsigned char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    size_t len = fread(buf, 1, cap, f);
-    fclose(f);
-    return len;
+    float *p = pl_alloc_floats(pl_param_count(cfg));
+    ck_assert_ptr_nonnull(p);
+    pl_model_init(cfg, p, PL_INIT_DEFAULT, seed);
+    return p;
 }
 
 /* Byte offsets in a version 2 model file (modelfile.c): magic, version,
@@ -114,8 +108,7 @@ START_TEST(test_model_file_round_trip_and_damage)
     char *dir = tu_tmpdir();
     pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
     size_t np = pl_param_count(&mi.cfg);
-    float *p = pl_alloc_floats(np);
-    pl_model_init(&mi.cfg, p, PL_INIT_DEFAULT, 4);
+    float *p = model_params(&mi.cfg, 4);
     const char *path = tu_path(dir, "m.bin");
     pl_error err = {0};
     ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
@@ -133,7 +126,7 @@ START_TEST(test_model_file_round_trip_and_damage)
 
     /* read the good file, then write damaged copies */
     static unsigned char buf[65536];
-    size_t len = read_all(path, buf, sizeof buf);
+    size_t len = tu_read(path, buf, sizeof buf);
     ck_assert_uint_eq(len, MF_PARAMS + 4 * np + 4);
     struct {
         const char *what;
@@ -166,7 +159,7 @@ START_TEST(test_model_file_round_trip_and_damage)
         if (bad[k].append)
             copy[n++] = 0;
         if (bad[k].fix)
-            fix_crc(copy, n);
+            tu_fix_crc(copy, n);
         tu_write(path, copy, n);
         q = NULL;
         pl_status rc = pl_model_load(path, &got, &q, &err);
@@ -199,18 +192,13 @@ START_TEST(test_model_file_version_1_still_read)
     char *dir = tu_tmpdir();
     pl_model_info mi = {.cfg = {4, 9, 2, 1}, .T = 6};
     size_t np = pl_param_count(&mi.cfg);
-    float *p = pl_alloc_floats(np);
-    pl_model_init(&mi.cfg, p, PL_INIT_DEFAULT, 5);
+    float *p = model_params(&mi.cfg, 5);
     const char *path = tu_path(dir, "m.bin");
     pl_error err = {0};
     ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
     static unsigned char buf[65536];
-    size_t len = read_all(path, buf, sizeof buf);
-    /* drop the time steps field, say version 1 */
-    memmove(buf + MF_T, buf + MF_T + 4, len - MF_T - 4);
-    len -= 4;
-    buf[MF_VERSION] = 1;
-    fix_crc(buf, len);
+    size_t len = tu_read(path, buf, sizeof buf);
+    len = tu_model_to_v1(buf, len);
     tu_write(path, buf, len);
     pl_model_info got;
     float *q = NULL;
@@ -236,9 +224,7 @@ START_TEST(test_model_save_failures_keep_previous_file)
 {
     char *dir = tu_tmpdir();
     pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
-    size_t np = pl_param_count(&mi.cfg);
-    float *p = pl_alloc_floats(np);
-    pl_model_init(&mi.cfg, p, PL_INIT_DEFAULT, 4);
+    float *p = model_params(&mi.cfg, 4);
     pl_error err = {0};
     const char *missing = tu_path(dir, "no/such/m.bin");
     ck_assert_int_eq(pl_model_save(missing, &mi, p, NULL, &err), PL_ERR_IO);

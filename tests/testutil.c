@@ -205,6 +205,33 @@ int tu_wait(int pid)
     return TU_KILLED(WTERMSIG(status));
 }
 
+size_t tu_read(const char *path, void *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    size_t len = fread(buf, 1, cap, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    ck_assert_msg(!more, "%s is larger than %zu bytes", path, cap);
+    return len;
+}
+
+void tu_fix_crc(unsigned char *buf, size_t n)
+{
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+    memcpy(buf + n - 4, &crc, 4);
+}
+
+size_t tu_model_to_v1(unsigned char *buf, size_t len)
+{
+    enum { AT_VERSION = 8, AT_TIME_STEPS = 32 }; /* offsets in a version 2 file */
+    memmove(buf + AT_TIME_STEPS, buf + AT_TIME_STEPS + 4, len - AT_TIME_STEPS - 4);
+    len -= 4;
+    buf[AT_VERSION] = 1;
+    tu_fix_crc(buf, len);
+    return len;
+}
+
 size_t tu_slurp(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY);
