@@ -53,9 +53,11 @@ if ! (cd "$tree" && ./configure -q --without-onednn >"$work/configure.log" 2>&1 
     exit 2
 fi
 
-# Runs the suite; its exit status, 124 when it ran out of time.
+# Runs the suite; its exit status, 124 (or 137) when it ran out of time.
+# The temporary directories of the tests that fail go with the scratch.
+mkdir -p "$work/tmp"
 run_suite() {
-    (cd "$tree" && PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
+    (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
         timeout -k 5 "$1" tests/check_parlstm >"$work/out" 2>&1 9>"$work/summary")
 }
 
@@ -118,8 +120,12 @@ one_mutant() {
     elif run_suite "$limit"; then
         verdict=survived
     else
-        [ $? = 124 ] && what="(time limit)" ||
+        rc=$? # the suite's
+        if [ $rc = 124 ] || [ $rc = 137 ]; then
+            what="(time limit)"
+        else
             what=$(grep -m1 -E '^[^ ]+:[0-9]+:' "$work/summary" | cut -c1-110)
+        fi
         verdict=killed
     fi
     cp "$work/orig" "$target" # a new mtime: the next build restores it
