@@ -99,18 +99,20 @@ int main(int argc, char **argv)
     snprintf(exported, sizeof exported, "%s/tiny.safetensors", dir);
     const float *params = pl_trainer_params(tr);
     size_t n = pl_param_count(&cfg);
-    if (pl_model_save(model, &cfg, params, &err))
+    pl_model_info info = {.cfg = cfg, .T = ROWS};
+    if (pl_model_save(model, &info, params, NULL, &err))
         return fail("save", &err);
     if (pl_safetensors_save(exported, &cfg, ROWS, params, &err))
         return fail("export", &err);
-    pl_config c1, c2;
+    pl_model_info m1;
+    pl_config c2;
     float *p1 = NULL, *p2 = NULL;
     int steps = 0;
-    if (pl_model_load(model, &c1, &p1, &err))
+    if (pl_model_load(model, &m1, &p1, &err))
         return fail("load", &err);
     if (pl_safetensors_load(exported, &c2, &steps, &p2, &err))
         return fail("import", &err);
-    int same = c1.hidden == cfg.hidden && c2.hidden == cfg.hidden && steps == ROWS &&
+    int same = m1.cfg.hidden == cfg.hidden && m1.T == ROWS && c2.hidden == cfg.hidden && steps == ROWS &&
                memcmp(p1, params, 4 * n) == 0 && memcmp(p2, params, 4 * n) == 0;
     printf("train_tiny: %s and %s read back %s\n", model, exported,
            same ? "equal, bit for bit" : "DIFFERENT");

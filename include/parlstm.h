@@ -11,6 +11,7 @@
 #ifndef PARLSTM_H
 #define PARLSTM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,27 +56,6 @@ typedef struct {
 
 /* The name of a status code ("truncated", "bad magic", ...). */
 const char *pl_status_name(pl_status code);
-/* Sets err (when not NULL) and returns code. printf-style message. */
-pl_status pl_fail(pl_error *err, pl_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* ------------------------------------------------------------------ IDX */
-
-#define PL_IDX_IMAGES_MAGIC 2051u /* 0x00000803: unsigned byte, 3 dims */
-#define PL_IDX_LABELS_MAGIC 2049u /* 0x00000801: unsigned byte, 1 dim */
-
-typedef struct {
-    uint32_t magic;  /* PL_IDX_IMAGES_MAGIC or PL_IDX_LABELS_MAGIC */
-    size_t n;        /* items */
-    int rows, cols;  /* images only: each item is (rows, cols); labels: 1, 1 */
-    uint8_t *data;   /* (n, rows, cols) or (n), owned */
-} pl_idx;
-
-/* Reads an IDX file of the expected magic through zlib (raw or gzip).
- * When path does not exist and path.gz does, reads that. */
-pl_status pl_idx_read(const char *path, uint32_t expect_magic, pl_idx *out,
-                      pl_error *err);
-void pl_idx_free(pl_idx *idx);
 
 /* --------------------------------------------------------------- images */
 
@@ -106,8 +86,9 @@ typedef struct {
 } pl_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
- * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1; otherwise
- * every label must be below classes. */
+ * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1, and the
+ * labels must hold at least two classes; otherwise every label must be
+ * below classes. */
 pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
                           int classes, pl_error *err);
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
@@ -115,6 +96,10 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 pl_error *err);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
+/* The first val items of all as *valset, the rest as *train (views);
+ * refuses a split that leaves no training items. */
+pl_status pl_dataset_split(const pl_dataset *all, size_t val, pl_dataset *train,
+                           pl_dataset *valset, pl_error *err);
 void pl_dataset_free(pl_dataset *ds);
 
 /* ------------------------------------------------------------------ RNG */
@@ -185,29 +170,45 @@ void pl_model_init(const pl_config *cfg, float *params, pl_init init,
 
 /* 32-byte aligned, zeroed allocation of n floats (free with pl_free). */
 float *pl_alloc_floats(size_t n);
-void *pl_alloc_aligned(size_t bytes);
 void pl_free(void *p);
 
 /* ---------------------------------------------------------------- files */
 
-/* A model file: magic "PLSTMMDL", format version, config, parameters,
- * CRC32 over everything before it. Written atomically (temporary file in
- * the same directory, fsync, rename, fsync of the directory). */
-pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_error *err);
-/* Allocates *params (free with pl_free). */
-pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
-                        pl_error *err);
+/* Models and checkpoints are written atomically: to a temporary file in the
+ * same directory (PATH.tmp.XXXXXX), fsynced, renamed over PATH, and the
+ * directory fsynced; a crash leaves the old file or the new one.
+ *
+ * A write guard is the caller's handle on a write in progress: while a
+ * save runs, it names the unfinished temporary file, so that a signal
+ * handler which must exit at once can remove it (pl_write_abandon). Each
+ * thread that writes uses its own guard, or passes NULL. */
+typedef struct {
+    char tmp[4096];               /* the temporary's name while active */
+    volatile sig_atomic_t active; /* 1 while tmp exists unfinished */
+} pl_write_guard;
 
-/* Writes len bytes to path atomically (see above). */
-pl_status pl_write_atomic(const char *path, const void *data, size_t len,
-                          pl_error *err);
+/* Async-signal-safe: removes the guarded temporary file, if any. */
+void pl_write_abandon(pl_write_guard *guard);
+
+/* What a model file records besides the parameters: every shape the model
+ * needs. */
+typedef struct {
+    pl_config cfg;
+    int T;       /* time steps (image rows) it was trained on; 0 in a
+                    version 1 file, which does not record them */
+    int version; /* the file's format version (set by pl_model_load) */
+} pl_model_info;
+
+/* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
+ * CRC32 over everything before it (layout in modelfile.c). */
+pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
+                        pl_write_guard *guard, pl_error *err);
+/* Reads versions 1 and 2. Allocates *params (free with pl_free). */
+pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
+
 /* Whether a file can be written at path (its directory takes a new file,
  * and path is no directory); creates nothing that stays. */
 pl_status pl_check_writable(const char *path, pl_error *err);
-/* Async-signal-safe: removes the temporary file of a pl_write_atomic in
- * progress (for a signal handler that exits at once). */
-void pl_write_atomic_abandon(void);
 /* Removes temporaries that killed writers left beside path
  * (path.tmp.XXXXXX); returns how many. */
 int pl_remove_stale_temporaries(const char *path);
@@ -252,32 +253,8 @@ const char *pl_gemm_name(pl_gemm_backend be);
 int pl_gemm_available(pl_gemm_backend be);
 pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be); /* AUTO -> concrete */
 
-/* One GEMM over blocks of the inner dimension:
- *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
- *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
- *   B_blk(k, j) = b[blk * b_bs + k * ldb + col(j, b_ps)]
- *   C(i, j)     = c[i * ldc + col(j, c_ps)]
- *   col(j, ps)  = (j / 64) * ps + j % 64, with ps = 0 meaning 64 (plain
- *                 columns); otherwise the columns lie in panels of 64 that
- *                 are ps floats apart (the gate-panel layouts of lstm.c)
- * accumulate = 0 assigns, 1 adds. Either a_rs or a_cs must be 1. */
-typedef struct {
-    int M, N, nb, kb;
-    const float *a;
-    size_t a_rs, a_cs, a_bs;
-    const float *b;
-    size_t ldb, b_bs;
-    float *c;
-    size_t ldc;
-    int accumulate;
-    size_t b_ps, c_ps;
-} pl_gemm_op;
-
-void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op);
-
 /* CPU facts, and OpenBLAS's view of the CPU. */
 int pl_cpu_has_avx512(void);
-int pl_cpu_has_avx2(void);
 const char *pl_blas_corename(void);
 /* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS misdetects it
  * (e.g. "SkylakeX" for an AVX-512 CPU that OpenBLAS calls "Prescott"), or
@@ -289,45 +266,6 @@ int pl_cpu_count(void);
 double pl_seconds(void);
 
 /* ----------------------------------------------------------------- LSTM */
-
-/* Weights prepared once per step from the flat parameters and shared
- * read-only by all workers (internal gate-interleaved, padded layout; the
- * input projection is folded into the gate weights). */
-typedef struct pl_packed pl_packed;
-/* A worker's private activations and scratch for up to cap rows. */
-typedef struct pl_ws pl_ws;
-
-pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be);
-void pl_packed_free(pl_packed *pk);
-/* Prepares part `part` of `parts` (callable concurrently for every part). */
-void pl_packed_update(pl_packed *pk, const float *params, int part, int parts);
-
-pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
-                    pl_gemm_backend be);
-void pl_ws_free(pl_ws *ws);
-size_t pl_ws_bytes(const pl_ws *ws);
-/* Loads rows b < n (n <= cap): item idx[b] of ds, pixels scaled by 1/255,
- * and its label. */
-void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
-/* Loads rows from floats x (n, T, D) and labels (n). */
-void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n);
-
-/* Forward over the loaded rows. Returns the summed cross-entropy (not
- * divided); *correct = rows whose arg-max logit equals the label. logits
- * (n, C) may be NULL. */
-double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
-                       int *correct, float *logits);
-/* Backward after pl_lstm_forward: writes (assigns) the gradient of
- * (summed loss / norm) into grad (n_params, same layout as params). */
-void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
-                      float norm, float *grad);
-
-/* The reference: plain loops in double, canonical layout, no folding.
- * x (n, T, D). Returns the summed loss / norm; grad (n_params) and
- * logits (n, C) may be NULL. */
-double pl_ref_loss_grad(const pl_config *cfg, const float *params,
-                        const float *x, const uint8_t *labels, int n, int T,
-                        double norm, double *grad, double *logits);
 
 /* Where a step's time goes (see pl_trainer_profile). */
 typedef enum {
@@ -350,8 +288,6 @@ typedef enum {
 } pl_phase;
 
 const char *pl_phase_name(pl_phase p);
-/* Sets where the workspace adds its phase times (seconds); NULL = off. */
-void pl_ws_set_profile(pl_ws *ws, double *seconds /* [PL_NPHASE] */);
 
 /* Measured FMA throughput of `threads` threads running at once, in GFLOP/s
  * (AVX-512 when the CPU has it, else AVX2/FMA, else scalar), each thread
@@ -367,29 +303,6 @@ double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 
 typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
 
-/* Learning rate of step `step` (0-based) of `total`. */
-float pl_lr_at(pl_schedule s, float base, long step, long total);
-/* Adam with bias correction on params[0..n); t = 1-based step number. */
-void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
-             float lr, float beta1, float beta2, float eps, long t,
-             float grad_scale);
-double pl_sum_squares(const float *x, size_t n);
-
-/* ----------------------------------------------------------- thread pool */
-
-typedef struct pl_pool pl_pool;
-typedef void (*pl_pool_fn)(void *ctx, int worker);
-
-/* n workers: the calling thread is worker 0, n - 1 threads are created
- * once and wait on a condition variable between runs. */
-pl_pool *pl_pool_create(int n, pl_error *err);
-void pl_pool_free(pl_pool *p);
-int pl_pool_size(const pl_pool *p);
-/* Runs fn(ctx, w) on every worker w and returns when all are done. */
-void pl_pool_run(pl_pool *p, pl_pool_fn fn, void *ctx);
-/* A barrier among the workers of a run (call from inside fn). */
-void pl_pool_barrier(pl_pool *p);
-/* Pins worker w's thread (and later its OpenMP team) to CPUs; see trainer. */
 
 /* --------------------------------------------------------------- trainer */
 
@@ -410,10 +323,6 @@ typedef struct {
     int pin;            /* pin workers and OpenMP threads to CPUs */
     int deterministic;  /* bitwise identical results for every workers/threads */
     int profile;        /* time the phases of each step (pl_trainer_profile) */
-    /* Fault injection for tests: after step fault_step's backward pass
-     * (0-based; -1 = never), a NaN goes into group fault_group. */
-    long fault_step;
-    int fault_group;
     pl_gemm_backend gemm;
 } pl_train_opts;
 
@@ -471,7 +380,6 @@ typedef struct {
     long val;            /* held-out validation images */
     uint64_t n_train;    /* training images */
     uint32_t data_crc;   /* CRC32 of the training images and labels */
-    uint64_t rng[4];     /* the shuffling generator of the current epoch */
     long adam_steps;     /* Adam's t (filled in by pl_checkpoint_save) */
 } pl_ckpt_meta;
 
@@ -480,13 +388,12 @@ uint32_t pl_dataset_crc(const pl_dataset *ds);
 /* Writes params, Adam moments and step count of tr with meta, atomically:
  * magic "PLSTMCKP", version, the run, the buffers, CRC32 of the file. */
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
-                             const pl_ckpt_meta *meta, pl_error *err);
+                             const pl_ckpt_meta *meta, pl_write_guard *guard,
+                             pl_error *err);
 /* Reads the run into meta and the buffers into *state (3 x n_params floats:
  * params, m, v; free with pl_free). */
 pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,
                              pl_error *err);
-/* The epoch generator state that pl_epoch_order uses. */
-void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r);
 
 /* The shuffled order of n training items for epoch `epoch` (0-based) of a
  * run seeded with seed: a function of (seed, epoch) alone, so a resumed run

@@ -1,14 +1,22 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 1:
+ * Layout (little-endian), version 2:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
  *   the run     see put_meta                   META_BYTES
  *   n_params    u64                            8
  *   params, m, v  3 x n_params f32
  *   crc32       u32 over every byte before it  4
- * Written through pl_write_atomic: a crash leaves the old or the new file. */
+ * Written through pl_write_atomic: a crash leaves the old or the new file.
+ *
+ * Versions: the number changes whenever a field is added, dropped or
+ * changes meaning, and the reader names the versions it reads.
+ *   1  the first layout.
+ *   2  the 32 bytes after data_crc, where version 1 kept the shuffling
+ *      generator of the current epoch, are reserved (zero). No reader ever
+ *      used them: the epoch order is a function of (seed, epoch) alone
+ *      (pl_epoch_order). Version 1 files are read, those bytes ignored. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,93 +27,108 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u     /* written */
+#define CKPT_OLDEST 1u      /* the oldest version read */
+#define RESERVED_RNG 32     /* version 1's generator state, now reserved */
 #define META_BYTES 192
 #define HEAD (8 + 4 + META_BYTES + 8)
 
-typedef struct {
-    unsigned char *p;
-} cursor;
-
-static void put_u32(cursor *c, uint32_t v) { memcpy(c->p, &v, 4); c->p += 4; }
-static void put_u64(cursor *c, uint64_t v) { memcpy(c->p, &v, 8); c->p += 8; }
-static void put_f32(cursor *c, float v) { memcpy(c->p, &v, 4); c->p += 4; }
-static uint32_t get_u32(cursor *c) { uint32_t v; memcpy(&v, c->p, 4); c->p += 4; return v; }
-static uint64_t get_u64(cursor *c) { uint64_t v; memcpy(&v, c->p, 8); c->p += 8; return v; }
-static float get_f32(cursor *c) { float v; memcpy(&v, c->p, 4); c->p += 4; return v; }
-
-static void put_meta(cursor *c, const pl_ckpt_meta *m)
+static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
 {
     const pl_train_opts *o = &m->opts;
     unsigned char *start = c->p;
-    put_u32(c, (uint32_t)m->cfg.input);
-    put_u32(c, (uint32_t)m->cfg.hidden);
-    put_u32(c, (uint32_t)m->cfg.classes);
-    put_u32(c, (uint32_t)m->T);
-    put_u32(c, (uint32_t)o->batch);
-    put_u32(c, (uint32_t)o->epochs);
-    put_u64(c, (uint64_t)o->steps);
-    put_f32(c, o->lr);
-    put_f32(c, o->beta1);
-    put_f32(c, o->beta2);
-    put_f32(c, o->eps);
-    put_f32(c, o->clip);
-    put_u32(c, (uint32_t)o->schedule);
-    put_u32(c, (uint32_t)o->init);
-    put_u64(c, o->seed);
-    put_u32(c, (uint32_t)o->workers);
-    put_u32(c, (uint32_t)o->threads);
-    put_u32(c, (uint32_t)o->deterministic);
-    put_u32(c, (uint32_t)o->gemm);
-    put_u64(c, (uint64_t)m->step);
-    put_u64(c, (uint64_t)m->total);
-    put_u64(c, (uint64_t)m->val);
-    put_u64(c, m->n_train);
-    put_u32(c, m->data_crc);
-    for (int i = 0; i < 4; i++)
-        put_u64(c, m->rng[i]);
-    put_u64(c, (uint64_t)m->adam_steps);
+    pl_put_u32(c, (uint32_t)m->cfg.input);
+    pl_put_u32(c, (uint32_t)m->cfg.hidden);
+    pl_put_u32(c, (uint32_t)m->cfg.classes);
+    pl_put_u32(c, (uint32_t)m->T);
+    pl_put_u32(c, (uint32_t)o->batch);
+    pl_put_u32(c, (uint32_t)o->epochs);
+    pl_put_u64(c, (uint64_t)o->steps);
+    pl_put_f32(c, o->lr);
+    pl_put_f32(c, o->beta1);
+    pl_put_f32(c, o->beta2);
+    pl_put_f32(c, o->eps);
+    pl_put_f32(c, o->clip);
+    pl_put_u32(c, (uint32_t)o->schedule);
+    pl_put_u32(c, (uint32_t)o->init);
+    pl_put_u64(c, o->seed);
+    pl_put_u32(c, (uint32_t)o->workers);
+    pl_put_u32(c, (uint32_t)o->threads);
+    pl_put_u32(c, (uint32_t)o->deterministic);
+    pl_put_u32(c, (uint32_t)o->gemm);
+    pl_put_u64(c, (uint64_t)m->step);
+    pl_put_u64(c, (uint64_t)m->total);
+    pl_put_u64(c, (uint64_t)m->val);
+    pl_put_u64(c, m->n_train);
+    pl_put_u32(c, m->data_crc);
+    memset(c->p, 0, RESERVED_RNG);
+    c->p += RESERVED_RNG;
+    pl_put_u64(c, (uint64_t)m->adam_steps);
     /* reserved, zero */
     while (c->p < start + META_BYTES)
         *c->p++ = 0;
 }
 
-static void get_meta(cursor *c, pl_ckpt_meta *m)
+static void get_meta(pl_rcursor *c, pl_ckpt_meta *m)
 {
     pl_train_opts *o = &m->opts;
-    unsigned char *start = c->p;
+    const unsigned char *start = c->p;
     pl_train_opts_default(o);
-    m->cfg.input = (int)get_u32(c);
-    m->cfg.hidden = (int)get_u32(c);
-    m->cfg.classes = (int)get_u32(c);
+    m->cfg.input = (int)pl_get_u32(c);
+    m->cfg.hidden = (int)pl_get_u32(c);
+    m->cfg.classes = (int)pl_get_u32(c);
     m->cfg.layers = 1;
-    m->T = (int)get_u32(c);
-    o->batch = (int)get_u32(c);
-    o->epochs = (int)get_u32(c);
-    o->steps = (long)get_u64(c);
-    o->lr = get_f32(c);
-    o->beta1 = get_f32(c);
-    o->beta2 = get_f32(c);
-    o->eps = get_f32(c);
-    o->clip = get_f32(c);
-    o->schedule = (pl_schedule)get_u32(c);
-    o->init = (pl_init)get_u32(c);
-    o->seed = get_u64(c);
-    o->workers = (int)get_u32(c);
-    o->threads = (int)get_u32(c);
-    o->deterministic = (int)get_u32(c);
-    o->gemm = (pl_gemm_backend)get_u32(c);
-    m->step = (long)get_u64(c);
-    m->total = (long)get_u64(c);
-    m->val = (long)get_u64(c);
-    m->n_train = get_u64(c);
-    m->data_crc = get_u32(c);
-    for (int i = 0; i < 4; i++)
-        m->rng[i] = get_u64(c);
-    m->adam_steps = (long)get_u64(c);
+    m->T = (int)pl_get_u32(c);
+    o->batch = (int)pl_get_u32(c);
+    o->epochs = (int)pl_get_u32(c);
+    o->steps = (long)pl_get_u64(c);
+    o->lr = pl_get_f32(c);
+    o->beta1 = pl_get_f32(c);
+    o->beta2 = pl_get_f32(c);
+    o->eps = pl_get_f32(c);
+    o->clip = pl_get_f32(c);
+    o->schedule = (pl_schedule)pl_get_u32(c);
+    o->init = (pl_init)pl_get_u32(c);
+    o->seed = pl_get_u64(c);
+    o->workers = (int)pl_get_u32(c);
+    o->threads = (int)pl_get_u32(c);
+    o->deterministic = (int)pl_get_u32(c);
+    o->gemm = (pl_gemm_backend)pl_get_u32(c);
+    m->step = (long)pl_get_u64(c);
+    m->total = (long)pl_get_u64(c);
+    m->val = (long)pl_get_u64(c);
+    m->n_train = pl_get_u64(c);
+    m->data_crc = pl_get_u32(c);
+    c->p += RESERVED_RNG;
+    m->adam_steps = (long)pl_get_u64(c);
     c->p = start + META_BYTES;
     o->hidden = m->cfg.hidden;
     o->classes = m->cfg.classes;
+}
+
+/* The run's settings a resumed run relies on, each within its range. */
+static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *err)
+{
+    const pl_train_opts *o = &m->opts;
+    char why[128];
+    if (m->T < 1 || m->T > 65535)
+        snprintf(why, sizeof why, "%d time steps (expected 1 to 65535)", m->T);
+    else if (o->batch < 1)
+        snprintf(why, sizeof why, "batch %d", o->batch);
+    else if (m->step < 0 || m->step > m->total)
+        snprintf(why, sizeof why, "step %ld of %ld", m->step, m->total);
+    else if (m->adam_steps < 0 || m->adam_steps > m->step)
+        snprintf(why, sizeof why, "%ld Adam steps after %ld steps", m->adam_steps, m->step);
+    else if (o->workers < 1 || o->threads < 1)
+        snprintf(why, sizeof why, "%d workers x %d threads", o->workers, o->threads);
+    else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_TUTORIAL ||
+             (unsigned)o->gemm > PL_GEMM_AVX512)
+        snprintf(why, sizeof why, "schedule %u, init %u, GEMM %u (unknown values)",
+                 (unsigned)o->schedule, (unsigned)o->init, (unsigned)o->gemm);
+    else
+        return PL_OK;
+    return pl_fail(err, PL_ERR_MISMATCH, "%s: inconsistent run settings in the checkpoint: %s",
+                   path, why);
 }
 
 uint32_t pl_dataset_crc(const pl_dataset *ds)
@@ -115,27 +138,26 @@ uint32_t pl_dataset_crc(const pl_dataset *ds)
 }
 
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
-                             const pl_ckpt_meta *meta, pl_error *err)
+                             const pl_ckpt_meta *meta, pl_write_guard *guard,
+                             pl_error *err)
 {
     size_t n = pl_param_count(pl_trainer_config(tr));
     size_t len = HEAD + 12 * n + 4;
     unsigned char *buf = malloc(len);
     if (!buf)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    cursor c = {buf};
-    memcpy(c.p, CKPT_MAGIC, 8);
-    c.p += 8;
-    put_u32(&c, CKPT_VERSION);
+    pl_wcursor c = {buf};
+    pl_put_bytes(&c, CKPT_MAGIC, 8);
+    pl_put_u32(&c, CKPT_VERSION);
     pl_ckpt_meta m = *meta;
     m.adam_steps = pl_trainer_adam_steps(tr);
     put_meta(&c, &m);
-    put_u64(&c, n);
-    memcpy(c.p, pl_trainer_params(tr), 4 * n);
-    memcpy(c.p + 4 * n, pl_trainer_moment1(tr), 4 * n);
-    memcpy(c.p + 8 * n, pl_trainer_moment2(tr), 4 * n);
-    c.p += 12 * n;
-    put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, err);
+    pl_put_u64(&c, n);
+    pl_put_bytes(&c, pl_trainer_params(tr), 4 * n);
+    pl_put_bytes(&c, pl_trainer_moment1(tr), 4 * n);
+    pl_put_bytes(&c, pl_trainer_moment2(tr), 4 * n);
+    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
+    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
     free(buf);
     return rc;
 }
@@ -149,33 +171,26 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
     pl_status rc = pl_read_file(path, "checkpoint", HEAD + 4, (size_t)1 << 36, &buf, &len, err);
     if (rc)
         return rc;
-    cursor c = {buf};
+    pl_rcursor c = {buf + 8};
     if (memcmp(buf, CKPT_MAGIC, 8) != 0) {
         rc = pl_fail(err, PL_ERR_MAGIC,
                      "%s: bad magic number: expected \"PLSTMCKP\" (a parlstm checkpoint)%s",
                      path, memcmp(buf, "PLSTMMDL", 8) == 0 ? "; this is a model file" : "");
         goto out;
     }
-    c.p += 8;
-    uint32_t version = get_u32(&c);
-    if (version != CKPT_VERSION) {
+    uint32_t version = pl_get_u32(&c);
+    if (version < CKPT_OLDEST || version > CKPT_VERSION) {
         rc = pl_fail(err, PL_ERR_VERSION,
-                     "%s: checkpoint format version %u, this build reads version %u", path,
-                     version, CKPT_VERSION);
+                     "%s: checkpoint format version %u, this build reads versions %u to %u",
+                     path, version, CKPT_OLDEST, CKPT_VERSION);
         goto out;
     }
     get_meta(&c, meta);
-    uint64_t n = get_u64(&c);
+    uint64_t n = pl_get_u64(&c);
     if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
         goto out;
-    if (meta->T < 1 || meta->opts.batch < 1 || meta->step < 0 || meta->step > meta->total ||
-        meta->opts.workers < 1 || meta->opts.threads < 1 || meta->opts.schedule > 1 ||
-        meta->opts.init > 1 || meta->opts.gemm > PL_GEMM_AVX512 || meta->adam_steps < 0 ||
-        meta->adam_steps > meta->step) {
-        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: inconsistent run settings in the checkpoint",
-                     path);
+    if ((rc = check_run(path, meta, err)))
         goto out;
-    }
     float *s = pl_alloc_floats(3 * (size_t)n);
     if (!s) {
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the state", path);

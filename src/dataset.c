@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 const char *labels_path, int classes,
@@ -30,13 +30,24 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                      images_path, img.n, labels_path, lbl.n);
         goto fail;
     }
-    int top = 0;
+    int top = 0, distinct = 0;
     size_t top_at = 0;
-    for (size_t i = 0; i < lbl.n; i++)
+    unsigned char seen[256] = {0};
+    for (size_t i = 0; i < lbl.n; i++) {
         if (lbl.data[i] > top) {
             top = lbl.data[i];
             top_at = i;
         }
+        distinct += !seen[lbl.data[i]];
+        seen[lbl.data[i]] = 1;
+    }
+    if (classes == 0 && distinct < 2) {
+        rc = pl_fail(err, PL_ERR_LABEL,
+                     "%s: all %zu labels are %d: a classifier needs at least two classes in "
+                     "its training labels (or an explicit class count)",
+                     labels_path, lbl.n, top);
+        goto fail;
+    }
     if (classes > 0 && top >= classes) {
         rc = pl_fail(err, PL_ERR_LABEL,
                      "%s: label %d at item %zu: expected labels below %d "
@@ -82,6 +93,19 @@ pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)
     v.n = count;
     v.owned_images = v.owned_labels = NULL;
     return v;
+}
+
+pl_status pl_dataset_split(const pl_dataset *all, size_t val, pl_dataset *train,
+                           pl_dataset *valset, pl_error *err)
+{
+    if (val >= all->n)
+        return pl_fail(err, PL_ERR_ARG,
+                       "holding out %zu images for validation leaves none for training (the "
+                       "set has %zu)",
+                       val, all->n);
+    *valset = pl_dataset_view(all, 0, val);
+    *train = pl_dataset_view(all, val, all->n - val);
+    return PL_OK;
 }
 
 void pl_dataset_free(pl_dataset *ds)

@@ -1,9 +1,11 @@
-/* Files the program writes: atomic replacement, and the model file. */
+/* Files: atomic replacement, whole-file reads, and the payload check that
+ * model and checkpoint files share. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +15,7 @@
 #include <zlib.h>
 
 #include "internal.h"
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "parlstm's file formats are written little-endian; port pl_model_save first"
-#endif
-
-static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
-#define MODEL_VERSION 1u
-#define MODEL_HEADER 32 /* magic 8, version 4, D 4, H 4, C 4, n_params 8 */
+#include "testing.h"
 
 static pl_status write_all(int fd, const void *data, size_t len,
                            const char *path, pl_error *err)
@@ -40,15 +35,73 @@ static pl_status write_all(int fd, const void *data, size_t len,
     return PL_OK;
 }
 
-/* The temporary file being written, for pl_write_atomic_abandon. */
-static char pending_tmp[4096];
-static volatile sig_atomic_t pending;
-
-void pl_write_atomic_abandon(void)
+void pl_write_abandon(pl_write_guard *g)
 {
-    if (pending)
-        unlink(pending_tmp);
-    pending = 0;
+    if (g && g->active)
+        unlink(g->tmp);
+    if (g)
+        g->active = 0;
+}
+
+/* Arms the guard with the temporary's name: the name is complete before
+ * `active` says so, even to a signal handler on this thread. */
+static void guard_arm(pl_write_guard *g, const char *tmp)
+{
+    if (!g || strlen(tmp) >= sizeof g->tmp)
+        return;
+    memcpy(g->tmp, tmp, strlen(tmp) + 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    g->active = 1;
+}
+
+static void guard_disarm(pl_write_guard *g)
+{
+    if (g)
+        g->active = 0;
+}
+
+/* ---- test hook (testing.h): a pause before the rename */
+static int write_delay_ms;
+
+void pl_test_set_write_delay(int ms) { write_delay_ms = ms > 0 ? ms : 0; }
+
+static void test_delay(void)
+{
+    if (write_delay_ms > 0) {
+        struct timespec ts = {write_delay_ms / 1000, (long)(write_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        } /* signals do not shorten it */
+    }
+}
+
+/* Creates PATH.tmp.XXXXXX (six letters or digits, the pattern that
+ * pl_remove_stale_temporaries recognises) with O_EXCL and mode 0666 less
+ * the umask, as a plain create would. mkstemp's 0600 would need the umask
+ * read back and reset, which is not safe with other threads. Returns the
+ * descriptor, or -1 with errno set; tmp holds strlen(path) + 12 bytes. */
+static int create_temporary(const char *path, char *tmp, size_t tmp_len)
+{
+    static const char letters[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static unsigned long calls;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pl_rng r;
+    pl_rng_seed(&r, ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^
+                        ((uint64_t)getpid() << 40) ^
+                        __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ull);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char suffix[7];
+        for (int i = 0; i < 6; i++)
+            suffix[i] = letters[pl_rng_below(&r, sizeof letters - 1)];
+        suffix[6] = '\0';
+        snprintf(tmp, tmp_len, "%s.tmp.%s", path, suffix);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
 }
 
 int pl_remove_stale_temporaries(const char *path)
@@ -65,7 +118,7 @@ int pl_remove_stale_temporaries(const char *path)
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        /* exactly BASE.tmp.XXXXXX, as mkstemp makes them */
+        /* exactly BASE.tmp.XXXXXX, as create_temporary makes them */
         if (strncmp(e->d_name, base, blen) == 0 && strncmp(e->d_name + blen, ".tmp.", 5) == 0 &&
             strlen(e->d_name + blen + 5) == 6) {
             char full[8192];
@@ -81,79 +134,45 @@ int pl_remove_stale_temporaries(const char *path)
     return removed;
 }
 
+/* The first step of a write at path: refuse a directory there, then
+ * create the temporary beside it. On success *fd is open, *tmp its name
+ * (free it), *exists says whether path exists (st its status). */
+static pl_status begin_write(const char *path, const char *cannot, int *fd, char **tmp,
+                             struct stat *st, int *exists, pl_error *err)
+{
+    *exists = stat(path, st) == 0;
+    if (*exists && S_ISDIR(st->st_mode))
+        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
+    size_t tlen = strlen(path) + 12;
+    if (!(*tmp = malloc(tlen)))
+        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
+    if ((*fd = create_temporary(path, *tmp, tlen)) < 0) {
+        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: %s: %s", path, cannot, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return rc;
+    }
+    return PL_OK;
+}
+
 pl_status pl_check_writable(const char *path, pl_error *err)
 {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name", path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file there: %s", path,
-                               strerror(errno));
-        free(tmp);
+    int exists, fd;
+    char *tmp;
+    pl_status rc = begin_write(path, "cannot create a file there", &fd, &tmp, &st, &exists, err);
+    if (rc)
         return rc;
-    }
     close(fd);
     unlink(tmp);
     free(tmp);
     return PL_OK;
 }
 
-/* A hook for the kill test: PARLSTM_TEST_SLOW_WRITE_MS=N sleeps N ms between
- * writing the temporary file and renaming it, widening the window in which
- * a SIGKILL lands in the middle of a write. */
-static void test_delay(void)
+/* The durable part of a write: the bytes, fsync, close, rename over path. */
+static pl_status write_and_rename(int fd, const char *tmp, const char *path, const void *data,
+                                  size_t len, pl_error *err)
 {
-    const char *ms = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
-    if (ms && *ms) {
-        struct timespec ts = {atoi(ms) / 1000, (long)(atoi(ms) % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        } /* signals do not shorten it */
-    }
-}
-
-pl_status pl_write_atomic(const char *path, const void *data, size_t len,
-                          pl_error *err)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16), *dirbuf = strdup(path);
-    if (!tmp || !dirbuf) {
-        free(tmp);
-        free(dirbuf);
-        return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory", path);
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        free(tmp);
-        free(dirbuf);
-        return pl_fail(err, PL_ERR_NOT_FILE, "%s: is a directory, expected a file name",
-                       path);
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd >= 0) {
-        /* mkstemp makes 0600; give the file the mode a plain create would
-         * (or the mode of the file it replaces) */
-        mode_t mask = umask(0);
-        umask(mask);
-        fchmod(fd, stat(path, &st) == 0 ? st.st_mode & 07777 : 0666 & ~mask);
-    }
-    if (fd >= 0 && plen + 16 <= sizeof pending_tmp) {
-        memcpy(pending_tmp, tmp, plen + 16);
-        pending = 1;
-    }
-    if (fd < 0) {
-        pl_status rc = pl_fail(err, PL_ERR_IO, "%s: cannot create a file beside it: %s",
-                               path, strerror(errno));
-        free(tmp);
-        free(dirbuf);
-        return rc;
-    }
     pl_status rc = write_all(fd, data, len, path, err);
     if (!rc)
         test_delay();
@@ -163,18 +182,43 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
         rc = pl_fail(err, PL_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = pl_fail(err, PL_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
-    pending = 0;
-    if (rc) {
-        unlink(tmp);
-    } else {
-        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd); /* best effort: some file systems refuse */
-            close(dfd);
-        }
+    return rc;
+}
+
+/* After the rename: the directory entry itself reaches the disk. */
+static void sync_directory(const char *path)
+{
+    char *dirbuf = strdup(path);
+    if (!dirbuf)
+        return;
+    int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some file systems refuse */
+        close(dfd);
     }
-    free(tmp);
     free(dirbuf);
+}
+
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_write_guard *guard, pl_error *err)
+{
+    struct stat st;
+    int exists, fd;
+    char *tmp;
+    pl_status rc = begin_write(path, "cannot create a file beside it", &fd, &tmp, &st, &exists,
+                               err);
+    if (rc)
+        return rc;
+    if (exists) /* the new file keeps the mode of the one it replaces */
+        fchmod(fd, st.st_mode & 07777);
+    guard_arm(guard, tmp);
+    rc = write_and_rename(fd, tmp, path, data, len, err);
+    guard_disarm(guard);
+    if (rc)
+        unlink(tmp);
+    else
+        sync_directory(path);
+    free(tmp);
     return rc;
 }
 
@@ -239,70 +283,4 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
                        "%s: CRC32 mismatch: stored %08x, computed %08x (the %s is damaged)",
                        path, stored, crc, what);
     return PL_OK;
-}
-
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
-pl_status pl_model_save(const char *path, const pl_config *cfg,
-                        const float *params, pl_error *err)
-{
-    size_t n = pl_param_count(cfg);
-    size_t len = MODEL_HEADER + 4 * n + 4;
-    unsigned char *buf = malloc(len);
-    if (!buf)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    memcpy(buf, MODEL_MAGIC, 8);
-    put32(buf + 8, MODEL_VERSION);
-    put32(buf + 12, (uint32_t)cfg->input);
-    put32(buf + 16, (uint32_t)cfg->hidden);
-    put32(buf + 20, (uint32_t)cfg->classes);
-    put64(buf + 24, n);
-    memcpy(buf + MODEL_HEADER, params, 4 * n);
-    put32(buf + len - 4, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, err);
-    free(buf);
-    return rc;
-}
-
-pl_status pl_model_load(const char *path, pl_config *cfg, float **params,
-                        pl_error *err)
-{
-    *params = NULL;
-    unsigned char *buf;
-    size_t len;
-    pl_status rc = pl_read_file(path, "model", MODEL_HEADER + 4, (size_t)1 << 34, &buf, &len, err);
-    if (rc)
-        return rc;
-    if (memcmp(buf, MODEL_MAGIC, 8) != 0) {
-        rc = pl_fail(err, PL_ERR_MAGIC,
-                     "%s: bad magic number: expected \"PLSTMMDL\" (a parlstm model)",
-                     path);
-        goto out;
-    }
-    uint32_t version = get32(buf + 8);
-    if (version != MODEL_VERSION) {
-        rc = pl_fail(err, PL_ERR_VERSION,
-                     "%s: model format version %u, this build reads version %u",
-                     path, version, MODEL_VERSION);
-        goto out;
-    }
-    pl_config c = {(int)get32(buf + 12), (int)get32(buf + 16), (int)get32(buf + 20), 1};
-    uint64_t n = get64(buf + 24);
-    if ((rc = pl_check_payload(path, "model file", &c, n, MODEL_HEADER, 1, buf, len, err)))
-        goto out;
-    float *p = pl_alloc_floats(n);
-    if (!p) {
-        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,
-                     (unsigned long long)n);
-        goto out;
-    }
-    memcpy(p, buf + MODEL_HEADER, 4 * n);
-    *cfg = c;
-    *params = p;
-out:
-    free(buf);
-    return rc;
 }

@@ -2,7 +2,131 @@
 #ifndef PARLSTM_INTERNAL_H
 #define PARLSTM_INTERNAL_H
 
+#include <string.h>
+
 #include "parlstm.h"
+
+/* ---- what the library shares inside itself and with its tests (moved
+ * from the public header: a library user needs none of it) */
+
+/* Sets err (when not NULL) and returns code. printf-style message. */
+pl_status pl_fail(pl_error *err, pl_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* IDX files */
+#define PL_IDX_IMAGES_MAGIC 2051u /* 0x00000803: unsigned byte, 3 dims */
+#define PL_IDX_LABELS_MAGIC 2049u /* 0x00000801: unsigned byte, 1 dim */
+
+typedef struct {
+    uint32_t magic;  /* PL_IDX_IMAGES_MAGIC or PL_IDX_LABELS_MAGIC */
+    size_t n;        /* items */
+    int rows, cols;  /* images only: each item is (rows, cols); labels: 1, 1 */
+    uint8_t *data;   /* (n, rows, cols) or (n), owned */
+} pl_idx;
+
+/* Reads an IDX file of the expected magic through zlib (raw or gzip).
+ * When path does not exist and path.gz does, reads that. */
+pl_status pl_idx_read(const char *path, uint32_t expect_magic, pl_idx *out,
+                      pl_error *err);
+void pl_idx_free(pl_idx *idx);
+
+void *pl_alloc_aligned(size_t bytes);
+int pl_cpu_has_avx2(void);
+
+/* One GEMM over blocks of the inner dimension:
+ *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
+ *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
+ *   B_blk(k, j) = b[blk * b_bs + k * ldb + col(j, b_ps)]
+ *   C(i, j)     = c[i * ldc + col(j, c_ps)]
+ *   col(j, ps)  = (j / 64) * ps + j % 64, with ps = 0 meaning 64 (plain
+ *                 columns); otherwise the columns lie in panels of 64 that
+ *                 are ps floats apart (the gate-panel layouts of lstm.c)
+ * accumulate = 0 assigns, 1 adds. Either a_rs or a_cs must be 1. */
+typedef struct {
+    int M, N, nb, kb;
+    const float *a;
+    size_t a_rs, a_cs, a_bs;
+    const float *b;
+    size_t ldb, b_bs;
+    float *c;
+    size_t ldc;
+    int accumulate;
+    size_t b_ps, c_ps;
+} pl_gemm_op;
+
+void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op);
+
+/* ---- LSTM */
+
+/* Weights prepared once per step from the flat parameters and shared
+ * read-only by all workers (internal gate-interleaved, padded layout; the
+ * input projection is folded into the gate weights). */
+typedef struct pl_packed pl_packed;
+/* A worker's private activations and scratch for up to cap rows. */
+typedef struct pl_ws pl_ws;
+
+pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be);
+void pl_packed_free(pl_packed *pk);
+/* Prepares part `part` of `parts` (callable concurrently for every part). */
+void pl_packed_update(pl_packed *pk, const float *params, int part, int parts);
+
+pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
+                    pl_gemm_backend be);
+void pl_ws_free(pl_ws *ws);
+size_t pl_ws_bytes(const pl_ws *ws);
+/* Loads rows b < n (n <= cap): item idx[b] of ds, pixels scaled by 1/255,
+ * and its label. */
+void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
+/* Loads rows from floats x (n, T, D) and labels (n). */
+void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n);
+
+/* Forward over the loaded rows. Returns the summed cross-entropy (not
+ * divided); *correct = rows whose arg-max logit equals the label. logits
+ * (n, C) may be NULL. */
+double pl_lstm_forward(pl_ws *ws, const pl_packed *pk, const float *params,
+                       int *correct, float *logits);
+/* Backward after pl_lstm_forward: writes (assigns) the gradient of
+ * (summed loss / norm) into grad (n_params, same layout as params). */
+void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
+                      float norm, float *grad);
+
+/* The reference: plain loops in double, canonical layout, no folding.
+ * x (n, T, D). Returns the summed loss / norm; grad (n_params) and
+ * logits (n, C) may be NULL. */
+double pl_ref_loss_grad(const pl_config *cfg, const float *params,
+                        const float *x, const uint8_t *labels, int n, int T,
+                        double norm, double *grad, double *logits);
+
+/* Sets where the workspace adds its phase times (seconds); NULL = off. */
+void pl_ws_set_profile(pl_ws *ws, double *seconds /* [PL_NPHASE] */);
+
+/* ---- optimiser */
+
+/* Learning rate of step `step` (0-based) of `total`. */
+float pl_lr_at(pl_schedule s, float base, long step, long total);
+/* Adam with bias correction on params[0..n); t = 1-based step number. */
+void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
+             float lr, float beta1, float beta2, float eps, long t,
+             float grad_scale);
+double pl_sum_squares(const float *x, size_t n);
+
+/* ---- thread pool */
+
+typedef struct pl_pool pl_pool;
+typedef void (*pl_pool_fn)(void *ctx, int worker);
+
+/* n workers: the calling thread is worker 0, n - 1 threads are created
+ * once and wait on a condition variable between runs. */
+pl_pool *pl_pool_create(int n, pl_error *err);
+void pl_pool_free(pl_pool *p);
+int pl_pool_size(const pl_pool *p);
+/* Runs fn(ctx, w) on every worker w and returns when all are done. */
+void pl_pool_run(pl_pool *p, pl_pool_fn fn, void *ctx);
+/* A barrier among the workers of a run (call from inside fn). */
+void pl_pool_barrier(pl_pool *p);
+
+/* The epoch generator state that pl_epoch_order uses. */
+void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r);
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
 #define PL_PANEL 64      /* columns per gate panel: [i f g o] x 16 units */
@@ -54,6 +178,41 @@ float pl_fma_loop_avx2(long iters, double *flops);
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_gemm_avx512(const pl_gemm_op *op);
+
+/* ---- little-endian fields of the file formats (models, checkpoints): a
+ * cursor that advances over the bytes it puts or gets. The formats are
+ * written in the host's order, which must be little-endian. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "parlstm's file formats are little-endian; port the pl_put/pl_get helpers first"
+#endif
+typedef struct {
+    unsigned char *p;
+} pl_wcursor;
+typedef struct {
+    const unsigned char *p;
+} pl_rcursor;
+
+static inline void pl_put_bytes(pl_wcursor *c, const void *v, size_t n)
+{
+    memcpy(c->p, v, n);
+    c->p += n;
+}
+static inline void pl_put_u32(pl_wcursor *c, uint32_t v) { pl_put_bytes(c, &v, 4); }
+static inline void pl_put_u64(pl_wcursor *c, uint64_t v) { pl_put_bytes(c, &v, 8); }
+static inline void pl_put_f32(pl_wcursor *c, float v) { pl_put_bytes(c, &v, 4); }
+static inline void pl_get_bytes(pl_rcursor *c, void *v, size_t n)
+{
+    memcpy(v, c->p, n);
+    c->p += n;
+}
+static inline uint32_t pl_get_u32(pl_rcursor *c) { uint32_t v; pl_get_bytes(c, &v, 4); return v; }
+static inline uint64_t pl_get_u64(pl_rcursor *c) { uint64_t v; pl_get_bytes(c, &v, 8); return v; }
+static inline float pl_get_f32(pl_rcursor *c) { float v; pl_get_bytes(c, &v, 4); return v; }
+
+/* Writes len bytes to path atomically (see pl_write_guard); guard may be
+ * NULL. */
+pl_status pl_write_atomic(const char *path, const void *data, size_t len,
+                          pl_write_guard *guard, pl_error *err);
 
 /* Reads a whole regular file of min_len..max_len bytes into *data (free
  * it); what ("model", "checkpoint") names it in errors. */

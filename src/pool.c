@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 struct pl_pool {
     int n;

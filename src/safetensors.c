@@ -258,7 +258,7 @@ pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
         }
         out += numel(&t[i]);
     }
-    pl_status rc = pl_write_atomic(path, buf, len, err);
+    pl_status rc = pl_write_atomic(path, buf, len, NULL, err);
     free(buf);
     return rc;
 }

@@ -22,6 +22,7 @@
 #endif
 
 #include "internal.h"
+#include "testing.h"
 
 extern void openblas_set_num_threads(int n);
 
@@ -50,6 +51,8 @@ struct pl_trainer {
     int *pinned;                  /* (W) */
     int *cpus;                    /* (ncpu) CPUs this process may use */
     long adam_t;
+    long fault_step;              /* test hook (testing.h): -1 = never */
+    int fault_group;
     double (*prof)[PL_NPHASE + 8]; /* (W) phase seconds; padded rows */
     long prof_steps;
     struct {
@@ -83,7 +86,6 @@ void pl_train_opts_default(pl_train_opts *o)
     o->init = PL_INIT_DEFAULT;
     o->seed = 1;
     o->gemm = PL_GEMM_AUTO;
-    o->fault_step = -1;
 }
 
 /* Data parallelism first (it needs no synchronisation inside a step), but
@@ -215,6 +217,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->cfg = *cfg;
     tr->T = T;
     tr->o = *o;
+    tr->fault_step = -1;
     tr->be = pl_gemm_resolve(o->gemm);
     tr->W = o->workers;
     tr->threads = o->threads;
@@ -314,6 +317,12 @@ void pl_trainer_free(pl_trainer *tr)
         free_all(tr);
 }
 
+void pl_trainer_set_fault(pl_trainer *tr, long step, int group)
+{
+    tr->fault_step = step;
+    tr->fault_group = group < 0 ? 0 : group;
+}
+
 float *pl_trainer_params(pl_trainer *tr) { return tr->params; }
 const float *pl_trainer_grad(const pl_trainer *tr) { return tr->grad; }
 const pl_config *pl_trainer_config(const pl_trainer *tr) { return &tr->cfg; }
@@ -371,10 +380,10 @@ static void worker_run(pl_trainer *tr, int w)
                                             &tr->shard_correct[s], NULL);
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
                          tr->sgrad[s]);
-        if (s == 0 && tr->o.fault_step >= 0 && tr->job.step == tr->o.fault_step) {
+        if (s == 0 && tr->fault_step >= 0 && tr->job.step == tr->fault_step) {
             pl_group g[PL_MAX_GROUPS];
             int ng = pl_param_groups(&tr->cfg, g);
-            tr->sgrad[s][g[tr->o.fault_group % ng].offset + 1] = NAN;
+            tr->sgrad[s][g[tr->fault_group % ng].offset + 1] = NAN;
         }
     }
     if (tr->prof)

@@ -4,13 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "testutil.h"
 
 static char out[65536], err[65536];
 
 typedef struct {
-    const char *args[12];
+    const char *args[16];
     int status;
     const char *fragment; /* in stderr */
 } cli_case;
@@ -36,6 +38,32 @@ static const cli_case BAD[] = {
     {{"train", "--batch", "4", "--workers", "8"}, 2, "--workers 8 is more than --batch 4"},
     {{"train", "--tutorial", "--clip", "1"}, 2, "--tutorial means"},
     {{"train", "--data", "/nonexistent/mnist"}, 1, "data/fetch-mnist.sh"},
+    {{"train", "--check", "x"}, 2,
+     "ambiguous option '--check': it could be --checkpoint, --checkpoint-every"},
+    {{"train", "--save", "m.bin", "--checkpoint", "./m.bin", "--data", "/nonexistent"}, 2,
+     "--save m.bin and --checkpoint ./m.bin are the same file"},
+    {{"train", "--resume", "/tmp/parlstm-no-such-ck", "--save", "/tmp/../tmp/parlstm-no-such-ck"},
+     2, "--save /tmp/../tmp/parlstm-no-such-ck and --resume /tmp/parlstm-no-such-ck are the same"},
+    /* the same words for every command */
+    {{"eval", "--workers", "0"}, 2,
+     "parlstm eval: --workers: expected an integer from 1 to 1024, got '0'"},
+    {{"bench", "--batch", "0"}, 2,
+     "parlstm bench: --batch: expected an integer from 1 to 65536, got '0'"},
+    {{"eval", "--gemm", "cuda"}, 2,
+     "parlstm eval: --gemm: expected one of auto, naive, blas, avx512; got 'cuda'"},
+    {{"bench", "--frobnicate"}, 2,
+     "parlstm bench: unknown option '--frobnicate' (see parlstm bench --help)"},
+    {{"eval", "--model"}, 2, "parlstm eval: option '--model' needs a value"},
+    {{"bench", "extra"}, 2, "parlstm bench: unexpected argument 'extra' (see parlstm bench"},
+    {{"eval", "--batch", "5"}, 2,
+     "unknown option '--batch': it is an option of parlstm train, parlstm bench"},
+    {{"bench", "--steps", "2000000"}, 2, "bench: --steps: expected an integer from 1 to 1000000"},
+    {{"bench", "--scaling", "linear"}, 2, "expected one of strong, weak, both; got 'linear'"},
+    {{"bench", "--grid", "2x"}, 2, "--grid: expected a list like 1x1,2x1,1x2"},
+    /* (without the check, the grid fails before anything is measured) */
+    {{"bench", "--csv", "/tmp/parlstm-t.csv", "--plot", "/tmp/../tmp/parlstm-t.csv", "--data",
+      "/nonexistent", "--grid", "4x1", "--batch", "2"}, 2,
+     "--csv /tmp/parlstm-t.csv and --plot /tmp/../tmp/parlstm-t.csv are the same file"},
     {{"frob"}, 2, "unknown command 'frob'"},
     {{"eval"}, 2, "--model FILE is required"},
     {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
@@ -66,9 +94,35 @@ START_TEST(test_help_and_version)
                           "--save", "--steps", "--val", "--seed", "--quiet", "Exit status"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         ck_assert_msg(strstr(out, opts[i]) != NULL, "train --help lacks %s", opts[i]);
+    /* the defaults, from the option table (help text wrapped: compare words) */
+    static char flat[65536];
+    size_t k = 0;
+    for (const char *c = out; *c && k + 1 < sizeof flat; c++)
+        if (!(c[0] == ' ' || c[0] == '\n') || (k > 0 && flat[k - 1] != ' '))
+            flat[k++] = c[0] == '\n' ? ' ' : c[0];
+    flat[k] = '\0';
+    const char *defaults[] = {"(default: 100)", "(default: 5000)", "(default: cosine)",
+                              "(default: $PARLSTM_DATA, else ./data/mnist when it exists", "(default: 0.01)",
+                              "(default: the largest training label + 1)"};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+        ck_assert_msg(strstr(flat, defaults[i]) != NULL, "train --help lacks %s", defaults[i]);
+    /* wrapped at 79 columns */
+    for (const char *line = out; *line;) {
+        size_t len = strcspn(line, "\n");
+        ck_assert_msg(len <= 79, "a long help line: %.*s", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
     const char *a3[] = {"eval", "--help", NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a3), 0);
     ck_assert_ptr_nonnull(strstr(out, "--model FILE"));
+    ck_assert_ptr_null(strstr(out, "--lr"));
+    const char *a5[] = {"bench", "--help", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a5), 0);
+    const char *bench_opts[] = {"--grid LIST", "--steps N", "timed steps per configuration",
+                                "(default: 40)", "--rounds R", "--synthetic", "--plot FILE.png",
+                                "GFLOP per step"};
+    for (size_t i = 0; i < sizeof bench_opts / sizeof *bench_opts; i++)
+        ck_assert_msg(strstr(out, bench_opts[i]) != NULL, "bench --help lacks %s", bench_opts[i]);
     const char *a4[] = {"--version", NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
@@ -132,6 +186,192 @@ START_TEST(test_train_save_eval)
     st = tu_run(out, sizeof out, err, sizeof err, eval);
     ck_assert_int_eq(st, 1);
     ck_assert_ptr_nonnull(strstr(err, "CRC32 mismatch"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* eval refuses a test set of another sequence length than the model's
+ * (recorded since model file version 2), naming the model file; a version 1
+ * file, which does not record it, gets a note and the width check only. */
+START_TEST(test_eval_checks_the_sequence_length)
+{
+    char *dir = tu_tmpdir(), *longer = tu_tmpdir(), *wider = tu_tmpdir();
+    tu_make_dataset(dir, 60, 20, 10, 5, 3, 81);
+    tu_make_dataset(longer, 20, 20, 12, 5, 3, 82);
+    tu_make_dataset(wider, 20, 20, 10, 6, 3, 83);
+    char model[4096];
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    const char *train[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "2",
+                           "--hidden", "8", "--save", model, "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, train), 0);
+    const char *same[] = {"eval", "--model", model, "--data", dir, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, same), 0);
+    ck_assert_ptr_null(strstr(err, "note:"));
+    const char *ev[] = {"eval", "--model", model, "--data", longer, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, ev);
+    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: the model was trained on sequences of 10 rows, the test "
+             "images have 12", model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(out, "result:"));
+    /* the same model as a version 1 file */
+    static unsigned char buf[1 << 16];
+    size_t len = tu_model_to_v1(buf, tu_read(model, buf, sizeof buf));
+    tu_write(model, buf, len);
+    st = tu_run(out, sizeof out, err, sizeof err, ev);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "note: ") != NULL && strstr(err, "is a version 1 model file, which "
+                  "does not record the sequence length") != NULL, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "result: test_accuracy="));
+    const char *ew[] = {"eval", "--model", model, "--data", wider, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, ew), 1);
+    snprintf(want, sizeof want, "%s: the model reads rows of 5 pixels, the test images have 6",
+             model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    tu_rmtree(dir);
+    tu_rmtree(longer);
+    tu_rmtree(wider);
+    free(dir);
+    free(longer);
+    free(wider);
+}
+END_TEST
+
+/* Training data whose labels are all one class: the message is about the
+ * labels file, not about an option. */
+START_TEST(test_one_class_training_labels)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 1, 84);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                          NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "%s/train-labels-idx1-ubyte: all 40 labels are 0", dir);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "classes must be") == NULL, "%s", err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The held-out validation images are the first --val ones and the
+ * training run sees only the rest: the checkpoint records the training
+ * count and the CRC32 of exactly those images and labels, computed here
+ * from the files' bytes. */
+START_TEST(test_validation_split_through_the_program)
+{
+    char *dir = tu_tmpdir();
+    const int n = 90, val = 25, T = 6, D = 5;
+    tu_make_dataset(dir, n, 10, T, D, 3, 85);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *args[] = {"train", "--data", dir, "--val", "25", "--batch", "13", "--steps", "5",
+                          "--hidden", "8", "--checkpoint", ck, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "65 training, 25 validation, 10 test images") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "validation accuracy") != NULL && strstr(err, "(25 images") != NULL,
+                  "%s", err);
+    pl_ckpt_meta m;
+    float *state = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &e), PL_OK);
+    pl_free(state);
+    ck_assert_uint_eq(m.n_train, (uint64_t)(n - val));
+    ck_assert_int_eq(m.val, val);
+    static unsigned char img[1 << 16], lab[1 << 12];
+    char p[4200];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
+    ck_assert_uint_eq(tu_read(p, img, sizeof img), 16 + (size_t)n * T * D);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
+    ck_assert_uint_eq(tu_read(p, lab, sizeof lab), 8 + (size_t)n);
+    uLong crc = crc32(0L, img + 16 + (size_t)val * T * D, (uInt)((n - val) * T * D));
+    crc = crc32(crc, lab + 8 + val, (uInt)(n - val));
+    ck_assert_uint_eq(m.data_crc, (uint32_t)crc);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Two outputs that are one file through a link are refused too. */
+START_TEST(test_save_over_checkpoint_through_a_link)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 3, 86);
+    char ck[4096], link[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    tu_write(ck, "x", 1);
+    ck_assert_int_eq(symlink(ck, link), 0);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                          "--checkpoint", ck, "--save", link, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "are the same file: the model would overwrite the checkpoint") !=
+                  NULL, "%s", err);
+    /* distinct files are fine */
+    const char *ok[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
+                        "--checkpoint", ck, "--save", tu_path(dir, "m.bin"), "--quiet", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, ok);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Without validation images and test set, the result line says nan for
+ * both, as documented; the values the run has are numbers. */
+START_TEST(test_result_line_without_validation_or_test)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 3, 87);
+    unlink(tu_path(dir, "t10k-images-idx3-ubyte"));
+    unlink(tu_path(dir, "t10k-labels-idx1-ubyte"));
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "4",
+                          "--hidden", "8", "--quiet", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(out, "val_accuracy=nan test_accuracy=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(err, "no test accuracy") != NULL, "%s", err);
+    double loss = field(out, "train_loss="), rate = field(out, "samples_per_sec=");
+    ck_assert_msg(loss > 0.1 && loss < 5 && rate > 0, "%s", out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* bench names the data it loaded by its directory (never "MNIST"), and a
+ * batch too large for the images and a batch too small for the workers
+ * get two different messages. */
+START_TEST(test_bench_names_its_data)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 60, 10, 6, 5, 3, 88);
+    const char *args[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--steps",
+                          "1", "--warmup", "0", "--hidden", "8", "--batch", "10", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    char want[4200];
+    snprintf(want, sizeof want, "60 images of 6x5 from %s", dir);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "MNIST") == NULL && strstr(err, "MNIST") == NULL, "%s%s", err, out);
+    ck_assert_msg(strstr(err, "model 5-8-3") != NULL, "%s", err);
+    const char *big[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--batch",
+                         "100", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, big);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "1x1: batch 100 is more than the 60 images") != NULL, "%s", err);
+    const char *few[] = {"bench", "--data", dir, "--grid", "4x1", "--rounds", "1", "--batch",
+                         "2", NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, few);
+    ck_assert_msg(st == 2, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "4x1: batch 2 leaves some of the 4 workers without an image") !=
+                  NULL, "%s", err);
     tu_rmtree(dir);
     free(dir);
 }
@@ -261,6 +501,12 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
+    tcase_add_test(tc, test_eval_checks_the_sequence_length);
+    tcase_add_test(tc, test_one_class_training_labels);
+    tcase_add_test(tc, test_save_over_checkpoint_through_a_link);
+    tcase_add_test(tc, test_result_line_without_validation_or_test);
+    tcase_add_test(tc, test_bench_names_its_data);
+    tcase_add_test(tc, test_validation_split_through_the_program);
     tcase_add_test(tc, test_blas_path_matches_naive);
     tcase_add_loop_test(tc, test_default_data_dir, 0,
                         (int)(sizeof DATA_CASES / sizeof *DATA_CASES));

@@ -60,8 +60,13 @@ START_TEST(test_backends_match_naive)
     pl_gemm(PL_GEMM_NAIVE, &op);
     const pl_gemm_backend bes[] = {PL_GEMM_BLAS, PL_GEMM_AVX512};
     for (int k = 0; k < 2; k++) {
-        if (!pl_gemm_available(bes[k]))
+        if (!pl_gemm_available(bes[k])) {
+            char what[128];
+            snprintf(what, sizeof what, "test_backends_match_naive, %s, %s backend", g->what,
+                     pl_gemm_name(bes[k]));
+            tu_skip(what, "this CPU has no AVX-512");
             continue;
+        }
         memcpy(got, c0, sizeof(float) * (size_t)g->M * ldc);
         op.c = got;
         pl_gemm(bes[k], &op);
@@ -180,7 +185,7 @@ START_TEST(test_transpose16)
         for (int u = 0; u < 16; u++)
             ck_assert_float_eq(want[i * ldd + u], src[u * lds + i]);
     if (!pl_cpu_has_avx512()) {
-        fprintf(stderr, "SKIP: transpose16 AVX-512 (this CPU has no AVX-512)\n");
+        tu_skip("test_transpose16 (AVX-512)", "this CPU has no AVX-512");
         return;
     }
     memcpy(got, want, sizeof got);
@@ -195,8 +200,10 @@ END_TEST
 /* The AVX-512 cell (polynomial exp, sigmoid, tanh) against libm. */
 START_TEST(test_cell_avx512_matches_generic)
 {
-    if (!pl_cpu_has_avx512())
+    if (!pl_cpu_has_avx512()) {
+        tu_skip("test_cell_avx512_matches_generic", "this CPU has no AVX-512");
         return;
+    }
     const int n = 9, Hp = 48, np = 3;
     size_t g_ps = (size_t)n * 64;
     float *g1 = malloc(sizeof(float) * np * g_ps), *g2 = malloc(sizeof(float) * np * g_ps);

@@ -82,14 +82,19 @@ static const bad_case BAD[] = {
      PL_ERR_TRUNCATED, "truncated header"},
     {"truncated magic", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, 0, 3, PL_IDX_IMAGES_MAGIC,
      PL_ERR_TRUNCATED, "found 3 bytes"},
+    {"signed-byte type", 0, 0x00000903, 2, 2, 2, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_MAGIC,
+     "found 2307 (0x00000903)"},
     {"trailing bytes", 0, PL_IDX_IMAGES_MAGIC, 3, 4, 4, 7, 0, PL_IDX_IMAGES_MAGIC,
-     PL_ERR_TRAILING, "7 trailing bytes"},
+     PL_ERR_TRAILING, "7 trailing bytes: the header says 3 images (64 bytes in all), the file "
+     "has 71"},
     {"trailing bytes, gzip", 1, PL_IDX_LABELS_MAGIC, 3, 0, 0, 2, 0, PL_IDX_LABELS_MAGIC,
      PL_ERR_TRAILING, "2 trailing bytes"},
     {"zero images", 0, PL_IDX_IMAGES_MAGIC, 0, 4, 4, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_DIMS,
      "says 0 images"},
     {"zero columns", 0, PL_IDX_IMAGES_MAGIC, 2, 4, 0, 0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_DIMS,
      "4 x 0"},
+    {"rows beyond 65535", 0, PL_IDX_IMAGES_MAGIC, 1, 70000, 1, 0, 0, PL_IDX_IMAGES_MAGIC,
+     PL_ERR_TOO_LARGE, "(sides up to 65535"},
     {"size overflows", 0, PL_IDX_IMAGES_MAGIC, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0, 0,
      PL_IDX_IMAGES_MAGIC, PL_ERR_TOO_LARGE, "beyond this program's limit"},
     {"claims more images than the file holds", 0, PL_IDX_IMAGES_MAGIC, 10000000u, 28, 28,
@@ -99,6 +104,13 @@ static const bad_case BAD[] = {
     {"claims more than the machine's memory", 1, PL_IDX_IMAGES_MAGIC, 100000000u, 280, 28,
      0, 0, PL_IDX_IMAGES_MAGIC, PL_ERR_TOO_LARGE, "more than this machine's memory"},
 };
+
+/* The message starts with the file's name. */
+static void assert_names(const pl_error *err, const char *path)
+{
+    ck_assert_msg(strncmp(err->msg, path, strlen(path)) == 0, "message names no file %s: %s",
+                  path, err->msg);
+}
 
 START_TEST(test_malformed_files)
 {
@@ -135,8 +147,7 @@ START_TEST(test_malformed_files)
     ck_assert_int_eq(err.code, c->want);
     ck_assert_msg(strstr(err.msg, c->fragment) != NULL, "%s: message '%s' lacks '%s'",
                   c->name, err.msg, c->fragment);
-    ck_assert_msg(strstr(err.msg, "bad") != NULL, "%s: message names no file: %s", c->name,
-                  err.msg);
+    assert_names(&err, path);
     ck_assert_ptr_null(out.data);
     free(b);
     tu_rmtree(dir);
@@ -149,30 +160,36 @@ START_TEST(test_missing_empty_dir_fifo_corrupt)
     char *dir = tu_tmpdir();
     pl_idx out;
     pl_error err = {0};
-    ck_assert_int_eq(pl_idx_read(tu_path(dir, "nothing"), PL_IDX_IMAGES_MAGIC, &out, &err),
-                     PL_ERR_NOT_FOUND);
-    ck_assert_ptr_nonnull(strstr(err.msg, "nothing.gz"));
+    const char *p = tu_path(dir, "nothing");
+    ck_assert_int_eq(pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err), PL_ERR_NOT_FOUND);
+    assert_names(&err, p);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no such file (nor "));
+    ck_assert_ptr_nonnull(strstr(err.msg, "nothing.gz)"));
 
-    tu_write(tu_path(dir, "empty"), "", 0);
-    ck_assert_int_eq(pl_idx_read(tu_path(dir, "empty"), PL_IDX_IMAGES_MAGIC, &out, &err),
-                     PL_ERR_EMPTY);
-    ck_assert_ptr_nonnull(strstr(err.msg, "empty"));
+    p = tu_path(dir, "f0");
+    tu_write(p, "", 0);
+    ck_assert_int_eq(pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err), PL_ERR_EMPTY);
+    assert_names(&err, p);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the file is empty"));
 
-    mkdir(tu_path(dir, "adir"), 0700);
-    ck_assert_int_eq(pl_idx_read(tu_path(dir, "adir"), PL_IDX_IMAGES_MAGIC, &out, &err),
-                     PL_ERR_NOT_FILE);
+    p = tu_path(dir, "f1");
+    mkdir(p, 0700);
+    ck_assert_int_eq(pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err), PL_ERR_NOT_FILE);
+    assert_names(&err, p);
     ck_assert_ptr_nonnull(strstr(err.msg, "found a directory"));
 
-    ck_assert_int_eq(mkfifo(tu_path(dir, "fifo"), 0600), 0);
-    ck_assert_int_eq(pl_idx_read(tu_path(dir, "fifo"), PL_IDX_IMAGES_MAGIC, &out, &err),
-                     PL_ERR_NOT_FILE);
+    p = tu_path(dir, "f2");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    ck_assert_int_eq(pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err), PL_ERR_NOT_FILE);
+    assert_names(&err, p);
     ck_assert_ptr_nonnull(strstr(err.msg, "found a FIFO"));
 
     /* a gzip stream with damaged deflate data */
     size_t len;
     unsigned char *img = tu_idx_images(50, 10, 10, NULL, &len);
-    tu_write_gz(tu_path(dir, "c.gz"), img, len);
-    FILE *f = fopen(tu_path(dir, "c.gz"), "r+b");
+    p = tu_path(dir, "f3.gz");
+    tu_write_gz(p, img, len);
+    FILE *f = fopen(p, "r+b");
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     for (long at = 20; at < size - 12; at += 7) {
@@ -180,9 +197,45 @@ START_TEST(test_missing_empty_dir_fifo_corrupt)
         fputc(0x5a, f);
     }
     fclose(f);
-    pl_status rc = pl_idx_read(tu_path(dir, "c.gz"), PL_IDX_IMAGES_MAGIC, &out, &err);
+    pl_status rc = pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err);
     ck_assert_msg(rc == PL_ERR_CORRUPT, "got %s: %s", pl_status_name(rc), err.msg);
+    assert_names(&err, p);
     ck_assert_ptr_nonnull(strstr(err.msg, "corrupt compressed stream"));
+    free(img);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A gzip file cut inside its 8-byte trailer (CRC32 and length) holds the
+ * whole payload, but nothing vouches for it: truncated. */
+START_TEST(test_gzip_trailer_cut)
+{
+    char *dir = tu_tmpdir();
+    size_t len;
+    unsigned char *img = tu_idx_images(3, 4, 5, NULL, &len);
+    const char *whole = tu_path(dir, "whole.gz");
+    tu_write_gz(whole, img, len);
+    static unsigned char gz[4096];
+    FILE *f = fopen(whole, "rb");
+    size_t n = fread(gz, 1, sizeof gz, f);
+    fclose(f);
+    pl_idx out;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_idx_read(whole, PL_IDX_IMAGES_MAGIC, &out, &err), PL_OK);
+    pl_idx_free(&out);
+    const size_t cuts[] = {1, 4, 8};
+    for (size_t k = 0; k < 3; k++) {
+        const char *p = tu_path(dir, "cut.gz");
+        tu_write(p, gz, n - cuts[k]);
+        pl_status rc = pl_idx_read(p, PL_IDX_IMAGES_MAGIC, &out, &err);
+        printf("gzip without the last %zu bytes -> %s: %s\n", cuts[k], pl_status_name(rc),
+               err.msg);
+        ck_assert_int_eq(rc, PL_ERR_TRUNCATED);
+        assert_names(&err, p);
+        ck_assert_ptr_nonnull(strstr(err.msg, "the gzip stream ends before its trailer"));
+        ck_assert_ptr_null(out.data);
+    }
     free(img);
     tu_rmtree(dir);
     free(dir);
@@ -235,6 +288,67 @@ START_TEST(test_dataset_checks)
 }
 END_TEST
 
+/* Labels of one class are refused when the class count comes from them,
+ * naming the labels file and what is wrong with them; an explicit class
+ * count accepts them. */
+START_TEST(test_one_class_labels)
+{
+    char *dir = tu_tmpdir();
+    pl_dataset ds;
+    pl_error err = {0};
+    const uint8_t zeros[6] = {0}, threes[6] = {3, 3, 3, 3, 3, 3};
+    char want[4200];
+    write_pair(dir, "train", 6, 6, zeros);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_ERR_LABEL);
+    snprintf(want, sizeof want, "%s/train-labels-idx1-ubyte: all 6 labels are 0: a classifier "
+             "needs at least two classes", dir);
+    ck_assert_msg(strstr(err.msg, want) != NULL, "%s", err.msg);
+    write_pair(dir, "train", 6, 6, threes);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_ERR_LABEL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "all 6 labels are 3"));
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 4, &err), PL_OK);
+    ck_assert_int_eq(ds.classes, 4);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The validation split: the first val items, and the training view after
+ * them, disjoint and together the whole set. */
+START_TEST(test_validation_split)
+{
+    char *dir = tu_tmpdir();
+    pl_dataset ds, tr, va;
+    pl_error err = {0};
+    const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
+    write_pair(dir, "train", 6, 6, labels);
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
+    const size_t item = 4 * 3;
+    for (size_t val = 0; val < 6; val++) {
+        ck_assert_int_eq(pl_dataset_split(&ds, val, &tr, &va, &err), PL_OK);
+        ck_assert_uint_eq(va.n, val);
+        ck_assert_uint_eq(tr.n, 6 - val);
+        ck_assert_ptr_eq(va.images, ds.images);
+        ck_assert_ptr_eq(va.labels, ds.labels);
+        ck_assert_ptr_eq(tr.images, ds.images + val * item);
+        ck_assert_ptr_eq(tr.labels, ds.labels + val);
+        /* disjoint: the validation bytes end where the training bytes start */
+        ck_assert(va.images + va.n * item <= tr.images);
+        ck_assert_int_eq(tr.T, 4);
+        ck_assert_int_eq(tr.D, 3);
+        ck_assert_int_eq(tr.classes, 3);
+        ck_assert_ptr_null(tr.owned_images);
+        ck_assert_ptr_null(va.owned_labels);
+    }
+    ck_assert_int_eq(pl_dataset_split(&ds, 6, &tr, &va, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "holding out 6 images for validation leaves none"));
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *idx_suite(void)
 {
     Suite *s = suite_create("idx");
@@ -242,7 +356,10 @@ Suite *idx_suite(void)
     tcase_add_test(tc, test_raw_and_gz_read_the_same);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);
+    tcase_add_test(tc, test_gzip_trailer_cut);
     tcase_add_test(tc, test_dataset_checks);
+    tcase_add_test(tc, test_one_class_labels);
+    tcase_add_test(tc, test_validation_split);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 typedef struct {
@@ -91,6 +92,60 @@ START_TEST(test_workers_agree)
     }
     free(g1);
     free(gw);
+    data_free(&f);
+}
+END_TEST
+
+/* The trainer's reduced gradient, every entry of it (the last chunk's
+ * last parameter included), against the double-precision reference on the
+ * same rows, with 1, 3 and 7 workers and with --deterministic shards. */
+START_TEST(test_trainer_gradient_matches_reference)
+{
+    data_fixture f;
+    data_make(&f, 60);
+    const int batch = 23, T = f.ds.T, D = f.ds.D;
+    size_t np = pl_param_count(&f.cfg);
+    float *x = malloc(sizeof(float) * (size_t)batch * T * D), *g = malloc(sizeof(float) * np);
+    double *ref = malloc(sizeof(double) * np);
+    uint8_t labels[64];
+    for (int i = 0; i < batch; i++) {
+        int item = i * 3 % (int)f.ds.n; /* the rows gradient() takes */
+        labels[i] = f.ds.labels[item];
+        for (int k = 0; k < T * D; k++)
+            x[(size_t)i * T * D + k] = f.ds.images[(size_t)item * T * D + k] / 255.0f;
+    }
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.seed = 7;
+    pl_error err = {0};
+    pl_trainer *init = pl_trainer_create(&f.cfg, T, &o, &err); /* its initial parameters */
+    ck_assert_ptr_nonnull(init);
+    double ref_loss = pl_ref_loss_grad(&f.cfg, pl_trainer_params(init), x, labels, batch, T,
+                                       (double)batch, ref, NULL);
+    pl_trainer_free(init);
+    double big = 0;
+    for (size_t i = 0; i < np; i++)
+        big = fmax(big, fabs(ref[i]));
+    const int conf[][2] = {{1, 0}, {3, 0}, {7, 0}, {2, 1}};
+    for (int k = 0; k < 4; k++) {
+        double loss = gradient(&f, batch, conf[k][0], 1, conf[k][1], g);
+        double worst = 0;
+        size_t at = 0;
+        for (size_t i = 0; i < np; i++)
+            if (fabs(g[i] - ref[i]) > worst) {
+                worst = fabs(g[i] - ref[i]);
+                at = i;
+            }
+        printf("trainer gradient, %d worker%s%s: loss %.9f vs %.9f, largest difference %.2e "
+               "(at %zu of %zu) of %.2e\n", conf[k][0], conf[k][0] > 1 ? "s" : "",
+               conf[k][1] ? ", deterministic" : "", loss, ref_loss, worst, at, np, big);
+        ck_assert_msg(fabs(loss - ref_loss) <= 1e-5 * ref_loss, "loss %g vs %g", loss, ref_loss);
+        ck_assert_msg(worst <= 1e-4 * big, "gradient entry %zu differs by %g", at, worst);
+        ck_assert_msg(fabs(ref[np - 1]) > 1e-3 * big, "the last entry is no test");
+    }
+    free(x);
+    free(g);
+    free(ref);
     data_free(&f);
 }
 END_TEST
@@ -240,6 +295,7 @@ Suite *parallel_suite(void)
     TCase *tc = tcase_create("data-parallel");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_workers_agree);
+    tcase_add_test(tc, test_trainer_gradient_matches_reference);
     tcase_add_test(tc, test_threads_bitwise_equal);
     tcase_add_test(tc, test_steps_oversubscribed);
     tcase_add_test(tc, test_worker_count_checks);

@@ -10,10 +10,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "testing.h"
 #include "testutil.h"
 
 static const pl_config CFG = {6, 20, 3, 1};
@@ -95,7 +98,7 @@ START_TEST(test_checkpoint_resume_exact)
                          .total = 10, .val = 0, .n_train = ds.n, .data_crc = pl_dataset_crc(&ds)};
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
-    ck_assert_int_eq(pl_checkpoint_save(path, a, &meta, &err), PL_OK);
+    ck_assert_int_eq(pl_checkpoint_save(path, a, &meta, NULL, &err), PL_OK);
     pl_trainer_free(a);
 
     pl_ckpt_meta got;
@@ -128,7 +131,17 @@ START_TEST(test_checkpoint_resume_exact)
 }
 END_TEST
 
-/* Damaged checkpoints: each is refused with its own error. */
+/* Byte offsets in a checkpoint (the layout in checkpoint.c): magic,
+ * version, then the run's fields. */
+enum {
+    CK_VERSION = 8, CK_HIDDEN = 16, CK_T = 24, CK_BATCH = 28, CK_SCHEDULE = 64, CK_INIT = 68,
+    CK_WORKERS = 80, CK_THREADS = 84, CK_GEMM = 92, CK_STEP = 96, CK_RESERVED = 132,
+    CK_ADAM = 164
+};
+
+/* Damaged checkpoints: each is refused with its own error, which names the
+ * file. The run's settings are checked after the CRC, so those cases write
+ * a valid CRC over the damage. */
 START_TEST(test_checkpoint_hostile)
 {
     char *dir;
@@ -139,12 +152,10 @@ START_TEST(test_checkpoint_hostile)
                          .total = 10, .n_train = ds.n};
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
-    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, &err), PL_OK);
+    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
     static unsigned char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    ck_assert(len > 200 && len < sizeof buf);
+    size_t len = tu_read(path, buf, sizeof buf);
+    ck_assert(len > 200);
     struct {
         const char *what;
         size_t at;        /* byte to change */
@@ -155,13 +166,27 @@ START_TEST(test_checkpoint_hostile)
         const char *fragment;
     } bad[] = {
         {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
-        {"version", 8, 0x07, 0, 0, PL_ERR_VERSION, "checkpoint format version 6"},
+        {"version", CK_VERSION, 0x07, 0, 0, PL_ERR_VERSION,
+         "checkpoint format version 5, this build reads versions 1 to 2"},
+        {"version 0", CK_VERSION, 0x02, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
         {"a flipped parameter", 400, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
         {"truncated", 0, 0, 100, 0, PL_ERR_TRUNCATED, "truncated"},
         {"truncated body", 0, 0, (long)len - 5, 0, PL_ERR_TRUNCATED, "expected"},
         {"trailing bytes", 0, 0, -3, 0, PL_ERR_TRAILING, "trailing bytes"},
-        {"hidden units out of range", 12 + 7, 0x40, 0, 1, PL_ERR_MISMATCH, "bad model config"},
-        {"step beyond the total", 12 + 84 + 4, 0x10, 0, 1, PL_ERR_MISMATCH, "inconsistent"},
+        {"hidden units out of range", CK_HIDDEN + 3, 0x40, 0, 1, PL_ERR_MISMATCH,
+         "bad model config"},
+        {"zero time steps", CK_T, 0x07, 0, 1, PL_ERR_MISMATCH, "0 time steps"},
+        {"negative batch", CK_BATCH + 3, 0x80, 0, 1, PL_ERR_MISMATCH, "batch -2147483628"},
+        {"step beyond the total", CK_STEP + 4, 0x10, 0, 1, PL_ERR_MISMATCH,
+         "inconsistent run settings in the checkpoint: step 68719476738 of 10"},
+        {"negative step", CK_STEP + 7, 0x80, 0, 1, PL_ERR_MISMATCH, "step -9223372036854775806"},
+        {"more Adam steps than steps", CK_ADAM, 0x01, 0, 1, PL_ERR_MISMATCH,
+         "3 Adam steps after 2 steps"},
+        {"zero workers", CK_WORKERS, 0x01, 0, 1, PL_ERR_MISMATCH, "0 workers x 1 threads"},
+        {"zero threads", CK_THREADS, 0x01, 0, 1, PL_ERR_MISMATCH, "1 workers x 0 threads"},
+        {"unknown schedule", CK_SCHEDULE, 0x02, 0, 1, PL_ERR_MISMATCH, "schedule 2,"},
+        {"unknown init", CK_INIT, 0x04, 0, 1, PL_ERR_MISMATCH, "init 4,"},
+        {"unknown GEMM", CK_GEMM, 0x08, 0, 1, PL_ERR_MISMATCH, "GEMM 8 (unknown"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         static unsigned char copy[1 << 16];
@@ -172,10 +197,8 @@ START_TEST(test_checkpoint_hostile)
             n = (size_t)bad[k].keep;
         else if (bad[k].keep < 0)
             n = len - (size_t)bad[k].keep;
-        if (bad[k].fix_crc) {
-            uint32_t crc = (uint32_t)crc32(0L, copy, (uInt)(n - 4));
-            memcpy(copy + n - 4, &crc, 4);
-        }
+        if (bad[k].fix_crc)
+            tu_fix_crc(copy, n);
         tu_write(path, copy, n);
         pl_ckpt_meta m;
         float *state = NULL;
@@ -184,12 +207,15 @@ START_TEST(test_checkpoint_hostile)
         ck_assert_msg(rc == bad[k].want, "%s: got %s (%s)", bad[k].what, pl_status_name(rc),
                       err.msg);
         ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
+        ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s: names no file: %s",
+                      bad[k].what, err.msg);
         ck_assert_ptr_null(state);
     }
     pl_ckpt_meta m;
     float *state = NULL;
     /* a model file where a checkpoint belongs */
-    ck_assert_int_eq(pl_model_save(path, &CFG, pl_trainer_params(tr), &err), PL_OK);
+    pl_model_info mi = {.cfg = CFG, .T = ds.T};
+    ck_assert_int_eq(pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err), PL_OK);
     ck_assert_int_eq(pl_checkpoint_load(path, &m, &state, &err), PL_ERR_MAGIC);
     ck_assert_ptr_nonnull(strstr(err.msg, "this is a model file"));
     tu_write(path, "", 0);
@@ -197,6 +223,65 @@ START_TEST(test_checkpoint_hostile)
     ck_assert_int_eq(pl_checkpoint_load(dir, &m, &state, &err), PL_ERR_NOT_FILE);
     ck_assert_int_eq(pl_checkpoint_load(tu_path(dir, "none"), &m, &state, &err),
                      PL_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/none: cannot open the checkpoint"));
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Version 2 writes zeros where version 1 kept the epoch's generator state;
+ * a version 1 file (any bytes there) still loads, to the same run. */
+START_TEST(test_checkpoint_version_1_still_read)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 45);
+    pl_trainer *tr = make(&ds, 1, 1, 0);
+    steps(tr, &ds, 0, 2);
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 2,
+                         .total = 10, .val = 7, .n_train = ds.n, .data_crc = 0xabcdef01u};
+    const char *path = tu_path(dir, "ck");
+    pl_error err = {0};
+    ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
+    static unsigned char buf[1 << 16];
+    size_t len = tu_read(path, buf, sizeof buf);
+    uint32_t version;
+    memcpy(&version, buf + CK_VERSION, 4);
+    ck_assert_uint_eq(version, 2);
+    for (int i = 0; i < 32; i++)
+        ck_assert_uint_eq(buf[CK_RESERVED + i], 0);
+    uint64_t adam;
+    memcpy(&adam, buf + CK_ADAM, 8);
+    ck_assert_uint_eq(adam, 2);
+    /* the same run as a version 1 file, with a generator state in place */
+    version = 1;
+    memcpy(buf + CK_VERSION, &version, 4);
+    for (int i = 0; i < 32; i++)
+        buf[CK_RESERVED + i] = (unsigned char)(17 * i + 3);
+    tu_fix_crc(buf, len);
+    tu_write(path, buf, len);
+    pl_ckpt_meta got;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.step, 2);
+    ck_assert_int_eq(got.total, 10);
+    ck_assert_int_eq(got.val, 7);
+    ck_assert_int_eq(got.adam_steps, 2);
+    ck_assert_uint_eq(got.data_crc, 0xabcdef01u);
+    ck_assert_uint_eq(got.n_train, ds.n);
+    size_t np = pl_param_count(&CFG);
+    ck_assert_int_eq(memcmp(state, pl_trainer_params(tr), sizeof(float) * np), 0);
+    ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
+    pl_free(state);
+    /* version 3 is not this build's */
+    version = 3;
+    memcpy(buf + CK_VERSION, &version, 4);
+    tu_fix_crc(buf, len);
+    tu_write(path, buf, len);
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
+    ck_assert_msg(strstr(err.msg, "version 3, this build reads versions 1 to 2") != NULL, "%s",
+                  err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
     tu_rmtree(dir);
@@ -213,11 +298,10 @@ START_TEST(test_nonfinite_stops_before_update)
     pl_train_opts_default(&o);
     o.batch = 20;
     o.workers = 2;
-    o.fault_step = 1;
-    o.fault_group = 4; /* w_out */
     pl_error err = {0};
     pl_trainer *tr = pl_trainer_create(&CFG, ds.T, &o, &err);
     ck_assert_ptr_nonnull(tr);
+    pl_trainer_set_fault(tr, 1, 4); /* step 1, w_out */
     size_t np = pl_param_count(&CFG);
     uint32_t idx[20];
     for (int i = 0; i < 20; i++)
@@ -261,24 +345,97 @@ START_TEST(test_full_disk_keeps_previous_file)
     float *p = pl_alloc_floats(np);
     pl_model_init(&CFG, p, PL_INIT_DEFAULT, 1);
     pl_error err = {0};
-    ck_assert_int_eq(pl_model_save(path, &CFG, p, &err), PL_OK);
+    pl_model_info mi = {.cfg = CFG, .T = 5};
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
     const float first = p[0];
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit lim = {2048, 2048};
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
     p[0] += 1.0f;
-    pl_status rc = pl_model_save(path, &CFG, p, &err);
+    pl_status rc = pl_model_save(path, &mi, p, NULL, &err);
     printf("save into a full destination -> %s: %s\n", pl_status_name(rc), err.msg);
     ck_assert_int_eq(rc, PL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "write failed"));
     ck_assert_ptr_nonnull(strstr(err.msg, "m.bin"));
-    pl_config c;
+    pl_model_info got;
     float *q = NULL;
-    ck_assert_int_eq(pl_model_load(path, &c, &q, &err), PL_OK);
+    ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
     ck_assert_float_eq(q[0], first);
     ck_assert_int_eq(count_temporaries(dir), 0);
     pl_free(q);
     pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- the durable write, observed. These two definitions take the place
+ * of libc's in the test program (the library is linked into it), record
+ * what they were called on while `tracing` is set, and pass the call on. */
+static int tracing, ntrace;
+static struct {
+    char call;   /* 'f' fsync, 'r' rename */
+    ino_t ino;   /* the file or directory */
+    int is_dir;
+} trace[32];
+
+int fsync(int fd)
+{
+    struct stat st;
+    if (tracing && ntrace < 32 && fstat(fd, &st) == 0) {
+        trace[ntrace].call = 'f';
+        trace[ntrace].ino = st.st_ino;
+        trace[ntrace++].is_dir = S_ISDIR(st.st_mode);
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    struct stat st;
+    if (tracing && ntrace < 32 && stat(from, &st) == 0) {
+        trace[ntrace].call = 'r';
+        trace[ntrace].ino = st.st_ino;
+        trace[ntrace++].is_dir = 0;
+    }
+    return renameat(AT_FDCWD, from, AT_FDCWD, to);
+}
+
+/* A save writes a temporary file, fsyncs it, renames it over the file and
+ * fsyncs the directory, in that order (a crash then leaves the old file or
+ * the new one, whole): for models and checkpoints alike. */
+START_TEST(test_write_is_synced_then_renamed)
+{
+    char *dir;
+    pl_dataset ds = load_set(&dir, 46);
+    pl_trainer *tr = make(&ds, 1, 1, 0);
+    struct stat dst;
+    ck_assert_int_eq(stat(dir, &dst), 0);
+    pl_model_info mi = {.cfg = CFG, .T = ds.T};
+    pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 0,
+                         .total = 10, .n_train = ds.n};
+    for (int k = 0; k < 2; k++) {
+        const char *path = tu_path(dir, k == 0 ? "m.bin" : "ck");
+        pl_error err = {0};
+        ntrace = 0;
+        tracing = 1;
+        pl_status rc = k == 0 ? pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err)
+                              : pl_checkpoint_save(path, tr, &meta, NULL, &err);
+        tracing = 0;
+        ck_assert_int_eq(rc, PL_OK);
+        struct stat fst;
+        ck_assert_int_eq(stat(path, &fst), 0);
+        ck_assert_msg(ntrace == 3, "%d calls, expected fsync, rename, fsync", ntrace);
+        ck_assert_msg(trace[0].call == 'f' && !trace[0].is_dir && trace[0].ino == fst.st_ino,
+                      "first: fsync of the new file");
+        ck_assert_msg(trace[1].call == 'r' && trace[1].ino == fst.st_ino,
+                      "then: the rename of that file");
+        ck_assert_msg(trace[2].call == 'f' && trace[2].is_dir && trace[2].ino == dst.st_ino,
+                      "last: fsync of its directory");
+    }
+    ck_assert_int_eq(count_temporaries(dir), 0);
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
     tu_rmtree(dir);
     free(dir);
 }
@@ -315,14 +472,54 @@ START_TEST(test_resume_refuses_other_settings_and_data)
     const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a4), 1);
     ck_assert_msg(strstr(err_text, "was made on other data") != NULL, "%s", err_text);
-    /* the same settings resume (the checkpoint is at the end: no steps left) */
-    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a5), 0);
-    ck_assert_ptr_nonnull(strstr(out, "steps=6 "));
     tu_rmtree(dir);
     tu_rmtree(other);
     free(dir);
     free(other);
+}
+END_TEST
+
+/* Resuming a run that had finished trains nothing and says so; it still
+ * evaluates, saves the model (a run killed between its last checkpoint
+ * and --save completes that way) and prints the result line, with nan
+ * (as documented), never -nan, for what it has not measured. */
+START_TEST(test_resume_finished_run)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 120, 20, 6, 5, 3, 57);
+    char ck[4096], model[4096];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(model, sizeof model, "%s/m.bin", dir);
+    const char *a1[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps", "6",
+                        "--hidden", "16", "--checkpoint", ck, "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 0);
+    double val = atof(strstr(out, "val_accuracy=") + 13);
+    double test = atof(strstr(out, "test_accuracy=") + 14);
+    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet",
+                        "--save", model, NULL};
+    int st = tu_run(out, sizeof out, err_text, sizeof err_text, a5);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err_text);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: the run had finished (step 6 of 6): nothing to train", ck);
+    ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+    ck_assert_msg(strstr(out, "result: steps=6 train_loss=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, " seconds=0.0 samples_per_sec=nan ") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "-nan") == NULL, "%s", out);
+    /* the same model as the run that finished: the same accuracies */
+    ck_assert_double_eq(atof(strstr(out, "val_accuracy=") + 13), val);
+    ck_assert_double_eq(atof(strstr(out, "test_accuracy=") + 14), test);
+    pl_model_info mi;
+    float *p = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_model_load(model, &mi, &p, &e), PL_OK);
+    pl_ckpt_meta m;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &e), PL_OK);
+    ck_assert_int_eq(memcmp(p, state, sizeof(float) * pl_param_count(&mi.cfg)), 0);
+    pl_free(p);
+    pl_free(state);
+    tu_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -352,7 +549,8 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     kill(pid, SIGTERM);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
-    ck_assert_msg(st == 143, "exit %d: %s", st, err_text);
+    ck_assert_msg(st == 143, "exit %d (%d: killed by SIGTERM, no handler): %s", st,
+                  TU_KILLED(SIGTERM), err_text);
     ck_assert_msg(strstr(err_text, "terminated after step") != NULL, "%s", err_text);
     ck_assert_ptr_nonnull(strstr(err_text, "resume with: parlstm train --resume"));
     pl_ckpt_meta m;
@@ -396,7 +594,7 @@ START_TEST(test_second_signal_exits_at_once)
     int pid = tu_spawn(first, NULL, o1, e1);
     sleep_ms(300);
     kill(pid, SIGTERM);
-    ck_assert_int_eq(tu_wait(pid), 143);
+    ck_assert_int_eq(tu_wait(pid), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
     float *state = NULL;
     pl_error err;
@@ -413,7 +611,8 @@ START_TEST(test_second_signal_exits_at_once)
     kill(pid, SIGINT);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
-    ck_assert_msg(st == 130, "exit %d: %s", st, err_text);
+    ck_assert_msg(st == 130, "exit %d (%d: killed by SIGINT, no handler): %s", st,
+                  TU_KILLED(SIGINT), err_text);
     ck_assert_msg(strstr(err_text, "interrupted after step") == NULL,
                   "the second signal did not exit at once: %s", err_text);
     ck_assert_int_eq(count_temporaries(dir), 0);
@@ -484,12 +683,15 @@ Suite *reliability_suite(void)
     tcase_add_test(tc, test_deterministic_any_workers_threads);
     tcase_add_test(tc, test_checkpoint_resume_exact);
     tcase_add_test(tc, test_checkpoint_hostile);
+    tcase_add_test(tc, test_checkpoint_version_1_still_read);
     tcase_add_test(tc, test_nonfinite_stops_before_update);
     tcase_add_test(tc, test_full_disk_keeps_previous_file);
+    tcase_add_test(tc, test_write_is_synced_then_renamed);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("program");
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
+    tcase_add_test(tp, test_resume_finished_run);
     tcase_add_test(tp, test_sigterm_checkpoint_and_exact_resume);
     tcase_add_test(tp, test_second_signal_exits_at_once);
     tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);

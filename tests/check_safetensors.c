@@ -286,7 +286,7 @@ START_TEST(test_pytorch_agrees)
 {
     const char *py = getenv("PARLSTM_PYTHON");
     if (!py || !*py) {
-        tu_skip("the PyTorch export test: no python3 that can import torch (configure "
+        tu_skip("the PyTorch export test", "no python3 that can import torch (configure "
                 "looked for one; apt-get install python3-torch)");
         return;
     }

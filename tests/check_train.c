@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,78 +89,192 @@ START_TEST(test_same_seed_same_bits)
 }
 END_TEST
 
+/* Initialised parameters of a model of config cfg (free with pl_free). */
+static float *model_params(const pl_config *cfg, uint64_t seed)
+{
+    float *p = pl_alloc_floats(pl_param_count(cfg));
+    ck_assert_ptr_nonnull(p);
+    pl_model_init(cfg, p, PL_INIT_DEFAULT, seed);
+    return p;
+}
+
+/* Byte offsets in a version 2 model file (modelfile.c): magic, version,
+ * input, hidden, classes, n_params (u64), time steps, then parameters. */
+enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_PARAMS = 36 };
+
 START_TEST(test_model_file_round_trip_and_damage)
 {
     char *dir = tu_tmpdir();
-    pl_config cfg = {5, 12, 3, 1};
-    size_t np = pl_param_count(&cfg);
-    float *p = pl_alloc_floats(np);
-    pl_model_init(&cfg, p, PL_INIT_DEFAULT, 4);
+    pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
+    size_t np = pl_param_count(&mi.cfg);
+    float *p = model_params(&mi.cfg, 4);
     const char *path = tu_path(dir, "m.bin");
     pl_error err = {0};
-    ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_OK);
-    pl_config got;
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    pl_model_info got;
     float *q = NULL;
     ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
-    ck_assert_int_eq(got.input, 5);
-    ck_assert_int_eq(got.hidden, 12);
-    ck_assert_int_eq(got.classes, 3);
+    ck_assert_int_eq(got.cfg.input, 5);
+    ck_assert_int_eq(got.cfg.hidden, 12);
+    ck_assert_int_eq(got.cfg.classes, 3);
+    ck_assert_int_eq(got.cfg.layers, 1);
+    ck_assert_int_eq(got.T, 7);
+    ck_assert_int_eq(got.version, 2);
     ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
     pl_free(q);
 
     /* read the good file, then write damaged copies */
-    FILE *f = fopen(path, "rb");
-    unsigned char buf[65536];
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    ck_assert_uint_eq(len, 32 + 4 * np + 4);
+    static unsigned char buf[65536];
+    size_t len = tu_read(path, buf, sizeof buf);
+    ck_assert_uint_eq(len, MF_PARAMS + 4 * np + 4);
     struct {
         const char *what;
         size_t at, keep;
         unsigned char xor_mask;
-        int append;
+        int append, fix;
         pl_status want;
         const char *fragment;
     } bad[] = {
-        {"magic", 0, 0, 0x01, 0, PL_ERR_MAGIC, "PLSTMMDL"},
-        {"version", 8, 0, 0x02, 0, PL_ERR_VERSION, "version 3"},
-        {"config", 19, 0, 0x80, 0, PL_ERR_MISMATCH, "bad model config"},
-        {"parameter count", 24, 0, 0x01, 0, PL_ERR_MISMATCH, "a 5-12-3 model has"},
-        {"parameter byte", 200, 0, 0x10, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
-        {"truncated", 0, len - 9, 0, 0, PL_ERR_TRUNCATED, "truncated"},
-        {"trailing", 0, 0, 0, 1, PL_ERR_TRAILING, "trailing bytes"},
-        {"tiny", 0, 7, 0, 0, PL_ERR_TRUNCATED, "at least 36"},
+        {"magic", 0, 0, 0x01, 0, 0, PL_ERR_MAGIC, "PLSTMMDL"},
+        {"version", MF_VERSION, 0, 0x01, 0, 0, PL_ERR_VERSION,
+         "version 3, this build reads versions 1 to 2"},
+        {"config", MF_HIDDEN + 3, 0, 0x80, 0, 0, PL_ERR_MISMATCH, "bad model config"},
+        {"parameter count", MF_NPARAMS, 0, 0x01, 0, 0, PL_ERR_MISMATCH, "a 5-12-3 model has"},
+        {"time steps", MF_T + 2, 0, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
+        {"zero time steps", MF_T, 0, 0x07, 0, 1, PL_ERR_MISMATCH,
+         "bad model header: 0 time steps (expected 1 to 65535)"},
+        {"too many time steps", MF_T + 2, 0, 0x01, 0, 1, PL_ERR_MISMATCH, "65543 time steps"},
+        {"parameter byte", 200, 0, 0x10, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
+        {"truncated", 0, len - 9, 0, 0, 0, PL_ERR_TRUNCATED, "truncated"},
+        {"trailing", 0, 0, 0, 1, 0, PL_ERR_TRAILING, "trailing bytes"},
+        {"tiny", 0, 7, 0, 0, 0, PL_ERR_TRUNCATED, "at least 36"},
+        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 2 model file has at least 40"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        unsigned char copy[65600];
+        static unsigned char copy[65600];
         memcpy(copy, buf, len);
         size_t n = bad[k].keep ? bad[k].keep : len;
         copy[bad[k].at] ^= bad[k].xor_mask;
         if (bad[k].append)
             copy[n++] = 0;
+        if (bad[k].fix)
+            tu_fix_crc(copy, n);
         tu_write(path, copy, n);
         q = NULL;
         pl_status rc = pl_model_load(path, &got, &q, &err);
-        printf("model file, damaged %-15s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
+        printf("model file, damaged %-19s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
         ck_assert_msg(rc == bad[k].want, "%s: got %s", bad[k].what, pl_status_name(rc));
         ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
+        ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s: names no file: %s",
+                      bad[k].what, err.msg);
         ck_assert_ptr_null(q);
     }
     tu_write(path, "", 0);
     ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_ERR_EMPTY);
     ck_assert_int_eq(pl_model_load(dir, &got, &q, &err), PL_ERR_NOT_FILE);
+    /* what cannot be recorded is not written */
+    pl_model_info no_t = {.cfg = mi.cfg, .T = 0};
+    ck_assert_int_eq(pl_model_save(path, &no_t, p, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "0 time steps"));
+    pl_model_info two = {.cfg = {5, 12, 3, 2}, .T = 7};
+    ck_assert_int_eq(pl_model_save(path, &two, p, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "records one LSTM layer, the model has 2"));
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
 
-    /* a save into a missing directory fails and leaves nothing behind */
-    ck_assert_int_eq(pl_model_save(tu_path(dir, "no/such/m.bin"), &cfg, p, &err), PL_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(err.msg, "no/such/m.bin"));
-    /* a failed save leaves the previous file as it was */
-    ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_OK);
+/* A version 1 file (no time steps) still loads: T = 0, the same weights. */
+START_TEST(test_model_file_version_1_still_read)
+{
+    char *dir = tu_tmpdir();
+    pl_model_info mi = {.cfg = {4, 9, 2, 1}, .T = 6};
+    size_t np = pl_param_count(&mi.cfg);
+    float *p = model_params(&mi.cfg, 5);
+    const char *path = tu_path(dir, "m.bin");
+    pl_error err = {0};
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    static unsigned char buf[65536];
+    size_t len = tu_read(path, buf, sizeof buf);
+    len = tu_model_to_v1(buf, len);
+    tu_write(path, buf, len);
+    pl_model_info got;
+    float *q = NULL;
+    ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
+    ck_assert_int_eq(got.version, 1);
+    ck_assert_int_eq(got.T, 0);
+    ck_assert_int_eq(got.cfg.input, 4);
+    ck_assert_int_eq(got.cfg.hidden, 9);
+    ck_assert_int_eq(got.cfg.classes, 2);
+    ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
+    pl_free(q);
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A save that cannot create its temporary file fails naming the file, and
+ * the previous file stays as it was. Each way fails for root too: a
+ * missing directory, a path through a regular file, and no descriptor
+ * left (RLIMIT_NOFILE) beside an existing file. */
+START_TEST(test_model_save_failures_keep_previous_file)
+{
+    char *dir = tu_tmpdir();
+    pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
+    float *p = model_params(&mi.cfg, 4);
+    pl_error err = {0};
+    const char *missing = tu_path(dir, "no/such/m.bin");
+    ck_assert_int_eq(pl_model_save(missing, &mi, p, NULL, &err), PL_ERR_IO);
+    ck_assert_msg(strstr(err.msg, missing) != NULL, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "No such file or directory"));
+    tu_write(tu_path(dir, "plain"), "x", 1);
+    const char *through = tu_path(dir, "plain/m.bin");
+    ck_assert_int_eq(pl_model_save(through, &mi, p, NULL, &err), PL_ERR_IO);
+    ck_assert_msg(strstr(err.msg, through) != NULL, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "Not a directory"));
+
+    const char *path = tu_path(dir, "m.bin");
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    /* a file saved over keeps its mode; a new one gets 0666 less the umask */
+    struct stat st;
+    mode_t mask = umask(022);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~mask);
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    umask(mask);
+    const float first = p[0];
+    p[0] += 1.0f;
+    struct rlimit old, none;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0); /* the next descriptor open() would return */
+    ck_assert_int_ge(lowest, 0);
+    close(lowest);
+    none.rlim_cur = (rlim_t)lowest;
+    none.rlim_max = old.rlim_max;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    pl_status rc = pl_model_save(path, &mi, p, NULL, &err);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    printf("save without a free descriptor -> %s: %s\n", pl_status_name(rc), err.msg);
+    ck_assert_int_eq(rc, PL_ERR_IO);
+    ck_assert_msg(strstr(err.msg, path) != NULL, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot create a file beside it"));
+    pl_model_info got;
+    float *q = NULL;
+    ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
+    ck_assert_float_eq(q[0], first);
+    pl_free(q);
+    /* and where permissions hold (not as root), a read-only directory */
     ck_assert_int_eq(chmod(dir, 0500), 0);
-    if (access(tu_path(dir, "probe"), W_OK) != 0 && geteuid() != 0) {
-        p[0] += 1.0f;
-        ck_assert_int_eq(pl_model_save(path, &cfg, p, &err), PL_ERR_IO);
+    if (geteuid() != 0) {
+        ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_ERR_IO);
+        ck_assert_ptr_nonnull(strstr(err.msg, "Permission denied"));
         ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_OK);
-        ck_assert_float_eq(q[0], p[0] - 1.0f);
+        ck_assert_float_eq(q[0], first);
         pl_free(q);
     }
     chmod(dir, 0700);
@@ -177,6 +292,8 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_same_seed_same_bits);
     tcase_add_test(tc, test_model_file_round_trip_and_damage);
+    tcase_add_test(tc, test_model_file_version_1_still_read);
+    tcase_add_test(tc, test_model_save_failures_keep_previous_file);
     suite_add_tcase(s, tc);
     return s;
 }

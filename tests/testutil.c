@@ -11,6 +11,19 @@
 
 #include "testutil.h"
 
+void tu_skip(const char *what, const char *why)
+{
+    fprintf(stderr, "SKIP: %s: %s\n", what, why);
+    if (fcntl(9, F_GETFD) != -1) /* the terminal, under make check (see main.c) */
+        dprintf(9, "SKIP: %s: %s\n", what, why);
+    const char *log = getenv(TU_SKIP_LOG_ENV);
+    FILE *f = log ? fopen(log, "a") : NULL;
+    ck_assert_msg(f != NULL, "cannot count the skip of %s (%s=%s)", what, TU_SKIP_LOG_ENV,
+                  log ? log : "(unset)");
+    fprintf(f, "%s: %s\n", what, why);
+    fclose(f);
+}
+
 char *tu_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");
@@ -221,8 +234,38 @@ int tu_spawn_program(const char *bin, const char *const *args, const char *const
 int tu_wait(int pid)
 {
     int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    ck_assert_msg(WIFSIGNALED(status), "child %d neither exited nor was killed", pid);
+    return TU_KILLED(WTERMSIG(status));
+}
+
+size_t tu_read(const char *path, void *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    size_t len = fread(buf, 1, cap, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    ck_assert_msg(!more, "%s is larger than %zu bytes", path, cap);
+    return len;
+}
+
+void tu_fix_crc(unsigned char *buf, size_t n)
+{
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+    memcpy(buf + n - 4, &crc, 4);
+}
+
+size_t tu_model_to_v1(unsigned char *buf, size_t len)
+{
+    enum { AT_VERSION = 8, AT_TIME_STEPS = 32 }; /* offsets in a version 2 file */
+    memmove(buf + AT_TIME_STEPS, buf + AT_TIME_STEPS + 4, len - AT_TIME_STEPS - 4);
+    len -= 4;
+    buf[AT_VERSION] = 1;
+    tu_fix_crc(buf, len);
+    return len;
 }
 
 size_t tu_slurp(const char *path, char *buf, size_t len)
@@ -251,15 +294,3 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
     return status;
 }
 
-void tu_skip(const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    printf("SKIP: %s\n", msg);
-    fflush(stdout);
-    if (fcntl(9, F_GETFD) != -1) /* the terminal, under make check (see main.c) */
-        dprintf(9, "SKIP: %s\n", msg);
-}

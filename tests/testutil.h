@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "parlstm.h"
+#include "internal.h"
 
 Suite *idx_suite(void);
 Suite *gemm_suite(void);
@@ -19,6 +19,14 @@ Suite *reliability_suite(void);
 Suite *torch_suite(void);
 Suite *safetensors_suite(void);
 Suite *image_suite(void);
+
+/* Reports that a test, or a part of it, cannot run here (Check has no skip
+ * status): a "SKIP: what: why" line on stderr (and, under make check, on
+ * the terminal), counted by the runner, which lists the skips after
+ * Check's summary. Never a silent pass. */
+void tu_skip(const char *what, const char *why);
+/* The file the runner counts skips in ($PARLSTM_SKIP_LOG). */
+#define TU_SKIP_LOG_ENV "PARLSTM_SKIP_LOG"
 
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
@@ -46,8 +54,13 @@ void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
                      int classes, uint64_t seed);
 /* Uniform(-scale, scale) floats. */
 void tu_fill(float *x, size_t n, float scale, uint64_t seed);
+/* What tu_wait and tu_run return for a child killed by signal sig: a
+ * negative number, never one that a program's own exit status could be
+ * (the program exits 130 after SIGINT itself; killed by SIGINT it is -2). */
+#define TU_KILLED(sig) (-(sig))
+
 /* Runs $PARLSTM_BIN with args (NULL-terminated) and returns the exit status
- * (128 + signal when killed); stdout and stderr go into the buffers. */
+ * (TU_KILLED(signal) when killed); stdout and stderr go into the buffers. */
 int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
 
 /* Starts $PARLSTM_BIN with args and extra environment entries ("K=V",
@@ -57,11 +70,17 @@ int tu_spawn(const char *const *args, const char *const *env, const char *out_pa
 /* The same for any program (found on PATH when bin has no slash). */
 int tu_spawn_program(const char *bin, const char *const *args, const char *const *env,
                      const char *out_path, const char *err_path);
-/* Says that a test did not run and why: "SKIP: why" on stdout and, under
- * make check, on the terminal. */
-void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Waits for pid: exit status, or 128 + signal. */
+/* Waits for pid: its exit status, or TU_KILLED(signal). */
 int tu_wait(int pid);
+/* Reads the whole of path (at most cap bytes; it must fit) into buf;
+ * returns its length. */
+size_t tu_read(const char *path, void *buf, size_t cap);
+/* Writes the CRC32 of buf[0, n - 4) into its last 4 bytes, as the model
+ * and checkpoint formats keep it. */
+void tu_fix_crc(unsigned char *buf, size_t n);
+/* A version 2 model file in buf (len bytes) made version 1: the time steps
+ * field dropped, the CRC32 made right; returns the new length. */
+size_t tu_model_to_v1(unsigned char *buf, size_t len);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
 

@@ -1,21 +1,25 @@
 /* parlstm: the command dispatcher. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "testing.h"
 
 
 static void usage(FILE *f)
 {
+    int n;
+    const cli_command *c = cli_commands(&n);
     fprintf(f,
         "Usage: parlstm COMMAND [OPTIONS]\n"
         "A multi-threaded, data-parallel LSTM trainer for image sets read row by row\n"
         "(MNIST: each 28x28 image is a sequence of 28 rows of 28 pixels).\n"
         "\n"
-        "Commands:\n"
-        "  train    train a model (defaults: MNIST, one epoch)\n"
-        "  eval     evaluate a saved model on a test set\n"
-        "  bench    measure training speed over a grid of workers x threads\n"
+        "Commands:\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  %-8s %s\n", c[i].name, c[i].summary);
+    fprintf(f,
         "\n"
         "  parlstm COMMAND --help   options of one command\n"
         "  parlstm --version        version and build facts\n"
@@ -31,6 +35,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     cli_argv = argv;
+    /* for the kill test: every atomic write pauses before its rename */
+    const char *slow = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
+    if (slow && *slow)
+        pl_test_set_write_delay(atoi(slow));
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -1,121 +1,447 @@
-/* Strict option parsing and small helpers shared by the commands. */
+/* The option table of every command: parsing, range checks and their
+ * messages, defaults, and the help text (see cli.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
-int opt_long(const char *cmd, const char *opt, const char *s, long long min,
-             long long max, long long *out)
+#define CMD_TE (CMD_TRAIN | CMD_EVAL)
+#define CMD_TB (CMD_TRAIN | CMD_BENCH)
+#define CMD_ALL (CMD_TRAIN | CMD_EVAL | CMD_BENCH)
+
+static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
+static const char *const INITS[] = {"default", "tutorial", NULL};
+static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", NULL}; /* pl_gemm_backend */
+static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
+
+/* In help order: the rows of a command keep this order in its --help. */
+static const cli_option OPTIONS[] = {
+    /* ---- data */
+    {O_MODEL, "model", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_EVAL, "Data",
+     "the model to evaluate, as written by parlstm train --save (required)"},
+    {O_DATA, "data", "DIR", ARG_TEXT, 0, 0, 0, NULL, NULL,
+     "$PARLSTM_DATA, else ./data/mnist when it exists, else $XDG_DATA_HOME/parlstm/mnist, "
+     "by default ~/.local/share/parlstm/mnist", CMD_ALL, "Data",
+     "the data directory, with IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, "
+     "raw or .gz; parlstm-fetch-mnist puts MNIST in the default place (data/fetch-mnist.sh "
+     "in a source tree puts it in data/mnist)"},
+    {O_SYNTHETIC, "synthetic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Data",
+     "random 28x28 images of 10 classes instead of the data directory's"},
+    {O_VAL, "val", "N", ARG_INT, 0, 100000000, 0, NULL, "5000", NULL, CMD_TRAIN, "Data",
+     "hold out the first N training images for validation (0: none)"},
+    {O_CLASSES, "classes", "N", ARG_INT, 2, 256, 0, NULL, NULL,
+     "the largest training label + 1", CMD_TRAIN, "Data",
+     "the class count; every label must be below it"},
+    /* ---- training */
+    {O_EPOCHS, "epochs", "N", ARG_INT, 1, 1000000, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
+     "passes over the training images"},
+    {O_STEPS, "steps", "N", ARG_INT, 1, 1e12, 0, NULL, NULL, "the steps of --epochs", CMD_TRAIN,
+     "Training", "train N steps, over as many epochs as that takes; with --epochs, stop after "
+     "N steps at most"},
+    {O_GRID, "grid", "LIST", ARG_TEXT, 0, 0, 0, NULL, NULL,
+     "every W x T with T in 1, 2, 4 and W x T = 1, 2, 4, ... up to the CPUs this process may "
+     "use", CMD_BENCH, "Training",
+     "the configurations to measure: workers x threads, comma-separated, e.g. 1x1,2x1,1x2"},
+    {O_BENCH_STEPS, "steps", "N", ARG_INT, 1, 1000000, 0, NULL, "40", NULL, CMD_BENCH,
+     "Training", "timed steps per configuration per round"},
+    {O_WARMUP, "warmup", "N", ARG_INT, 0, 1000000, 0, NULL, "3", NULL, CMD_BENCH, "Training",
+     "untimed steps before each measurement"},
+    {O_ROUNDS, "rounds", "R", ARG_INT, 1, 100, 0, NULL, "3", NULL, CMD_BENCH, "Training",
+     "rounds: every configuration is measured once per round"},
+    {O_BATCH, "batch", "N", ARG_INT, 1, 65536, 0, NULL, "100", NULL, CMD_TB, "Training",
+     "images per step"},
+    {O_HIDDEN, "hidden", "N", ARG_INT, 1, 8192, 0, NULL, "128", NULL, CMD_TB, "Training",
+     "LSTM units"},
+    {O_SCALING, "scaling", "S", ARG_WORD, 0, 0, 0, SCALINGS, "strong", NULL, CMD_BENCH,
+     "Training", "strong (the batch stays), weak (the batch grows with W x T) or both"},
+    {O_LR, "lr", "X", ARG_NUMBER, 0, 10, 1, NULL, "0.01", NULL, CMD_TRAIN, "Training",
+     "peak learning rate"},
+    {O_SCHEDULE, "lr-schedule", "S", ARG_WORD, 0, 0, 0, SCHEDULES, "cosine", NULL, CMD_TRAIN,
+     "Training", "cosine (from --lr down to 0 over the run) or constant"},
+    {O_CLIP, "clip", "X", ARG_NUMBER, 0, 1e30, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
+     "clip the global gradient norm at X; 0 = off"},
+    {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",
+     "default (Glorot-uniform, orthogonal recurrent weights, zero biases, +1 on the forget "
+     "gate) or tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel)"},
+    {O_TUTORIAL, "tutorial", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Training",
+     "the TensorFlow tutorial exactly: --init tutorial --lr-schedule constant --clip 0"},
+    {O_SEED, "seed", "N", ARG_U64, 0, 0, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
+     "seed for initialisation and shuffling"},
+    /* ---- parallelism */
+    {O_WORKERS, "workers", "W", ARG_INT, 1, 1024, 0, NULL, NULL,
+     "one per CPU, keeping at least 16 images per worker", CMD_TE, "Parallelism",
+     "data-parallel worker threads"},
+    {O_THREADS, "threads", "T", ARG_INT, 1, 1024, 0, NULL, NULL,
+     "the CPUs left per worker, at most one per 16 hidden units", CMD_TE, "Parallelism",
+     "OpenMP threads inside each worker"},
+    {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
+     "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
+    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_ALL, "Parallelism",
+     "matrix products: auto (avx512 on CPUs with AVX-512, else blas), avx512 (our kernels), "
+     "blas (OpenBLAS) or naive (plain loops)"},
+    {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Parallelism", "bitwise identical results for every --workers and --threads (the batch "
+     "is cut into 16 fixed shards; slower)"},
+    {O_BENCH_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH,
+     "Parallelism", "also run every configuration with --deterministic, in the same rounds "
+     "(rows marked 'det'): its cost, measured"},
+    /* ---- checkpoints */
+    {O_CKPT, "checkpoint", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Checkpoints", "keep the whole training state in FILE (atomic writes)"},
+    {O_CKPT_EVERY, "checkpoint-every", "N", ARG_INT, 1, 1e12, 0, NULL, "100", NULL, CMD_TRAIN,
+     "Checkpoints", "write the checkpoint every N steps, and at the end"},
+    {O_RESUME, "resume", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Checkpoints",
+     "continue the run saved in FILE; it ends bitwise identical to the run left alone. "
+     "Settings come from FILE; options given again must agree (--workers, --threads and "
+     "--gemm may change, which keeps bit-for-bit results only with --deterministic). A run "
+     "that had finished trains nothing: it is evaluated, saved with --save, and reported"},
+    /* ---- output */
+    {O_SAVE, "save", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Output",
+     "write the trained model to FILE (read it with parlstm eval); not the checkpoint's file"},
+    {O_LOG_EVERY, "log-every", "N", ARG_INT, 1, 1000000000, 0, NULL, "100", NULL, CMD_TRAIN,
+     "Output", "a progress line every N steps"},
+    {O_PROFILE, "profile", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
+     "also split a step's time into phases, per configuration"},
+    {O_SHARDS, "shards", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
+     "also measure one worker at the shard sizes that strong scaling gives each worker "
+     "(batch / P), for projections"},
+    {O_CSV, "csv", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
+     "write the table as CSV"},
+    {O_PLOT, "plot", "FILE.png", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
+     "draw speed-up against threads (needs gnuplot)"},
+    {O_QUIET, "quiet", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TE, "Output",
+     "no progress lines: errors, notes and the result line only"},
+};
+#define NOPT (sizeof OPTIONS / sizeof *OPTIONS)
+
+/* ---- commands */
+
+static void train_notes(FILE *f)
 {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno == ERANGE || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "parlstm %s: %s: expected an integer from %lld to %lld, got '%s'\n",
-                cmd, opt, min, max, s);
-        return -1;
+    fprintf(f,
+        "SIGINT/SIGTERM finish the current step, write the checkpoint and exit with\n"
+        "130/143; a second signal exits at once, leaving the last checkpoint intact.\n"
+        "\n"
+        "Logs go to stderr. The last stdout line is the result, for example\n"
+        "  result: steps=550 train_loss=0.0818 val_accuracy=0.9806 test_accuracy=0.9782\n"
+        "  seconds=4.4 samples_per_sec=12405 workers=2 threads=1 gemm=avx512 seed=1\n"
+        "(one line). train_loss is the mean over the last --log-every steps; seconds and\n"
+        "samples_per_sec count the training steps only, not evaluation. A value the run\n"
+        "does not have is written nan: val_accuracy with --val 0, test_accuracy without\n"
+        "DIR/t10k-*, train_loss and samples_per_sec when no step ran (resuming a run\n"
+        "that had finished).\n"
+        "Exit status: 0 done, 1 error (data, files, numerics), 2 bad options,\n"
+        "130/143 stopped by SIGINT/SIGTERM.\n");
+}
+
+static void eval_notes(FILE *f)
+{
+    fprintf(f,
+        "The last stdout line is the result, for example\n"
+        "  result: test_accuracy=0.9805 test_loss=0.0651 images=10000 seconds=0.40\n"
+        "Exit status: 0 done, 1 error (model, data), 2 bad options.\n");
+}
+
+static void bench_notes(FILE *f)
+{
+    const pl_config mnist = {28, 128, 10, 1};
+    fprintf(f,
+        "Columns: samples/s (median, and the range over rounds); model GFLOP/s counts\n"
+        "the matrix products of the standard unfolded computation (%.2f GFLOP per step\n"
+        "at batch 100); exec GFLOP/s counts what parlstm executes (it folds the input\n"
+        "projection into the gate weights: %.2f GFLOP); speed-up over the first\n"
+        "configuration; parallel efficiency = speed-up / (W x T); %%peak = exec GFLOP/s\n"
+        "over the FMA peak of W x T threads measured in the same rounds.\n",
+        pl_step_flops_model(&mnist, 28, 100) / 1e9,
+        pl_step_flops_executed(&mnist, 28, 100) / 1e9);
+}
+
+static const cli_command COMMANDS[] = {
+    {CMD_TRAIN, "train", "parlstm train [OPTIONS]",
+     "train a model (defaults: MNIST, one epoch)",
+     "Trains the row-sequential LSTM classifier: each image row is a time step; a D->H input "
+     "projection, one LSTM layer of H units (forget bias +1, zero initial state), an H->C "
+     "output layer on the last hidden state, softmax cross-entropy, Adam. It trains on "
+     "DIR/train-*, less the validation images, and reports the test accuracy on DIR/t10k-* "
+     "when that is present.",
+     1, train_notes},
+    {CMD_EVAL, "eval", "parlstm eval --model FILE [OPTIONS]",
+     "evaluate a saved model on a test set",
+     "Evaluates a model saved by 'parlstm train --save FILE' on the test set "
+     "DIR/t10k-{images-idx3,labels-idx1}-ubyte[.gz]. The images must have the width, and "
+     "(model files of version 2 and later) the rows, that the model was trained on.",
+     0, eval_notes},
+    {CMD_BENCH, "bench", "parlstm bench [OPTIONS]",
+     "measure training speed over a grid of workers x threads",
+     "Measures training steps per second for each workers x threads configuration, "
+     "alternating the configurations round after round (A B C A B C ...) and reporting "
+     "medians, with the CPU's FMA peak measured in the same rounds. Strong scaling keeps "
+     "--batch for every configuration; weak scaling gives W x T workers and threads a batch "
+     "of --batch x W x T. It trains on the images of DIR/train-*; when they cannot be read, "
+     "or with --synthetic, on random 28x28 images.",
+     0, bench_notes},
+};
+#define NCMD (sizeof COMMANDS / sizeof *COMMANDS)
+
+const cli_command *cli_commands(int *n)
+{
+    *n = (int)NCMD;
+    return COMMANDS;
+}
+
+static const cli_command *command(unsigned cmd)
+{
+    for (size_t c = 0; c < NCMD; c++)
+        if (COMMANDS[c].bit == cmd)
+            return &COMMANDS[c];
+    abort(); /* a CMD_* without its row */
+}
+
+const cli_option *cli_options_for(unsigned cmd, const cli_option *prev)
+{
+    for (const cli_option *o = prev ? prev + 1 : OPTIONS; o < OPTIONS + NOPT; o++)
+        if (o->cmds & cmd)
+            return o;
+    return NULL;
+}
+
+const char *cli_default_text(const cli_option *opt)
+{
+    return opt->def_help ? opt->def_help : opt->def;
+}
+
+/* ---- help */
+
+/* Writes text from column `col`, wrapped at 79 columns, continuation
+ * lines indented by `indent`; ends the line. */
+static void wrap(FILE *f, const char *text, int col, int indent)
+{
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t word = strcspn(p, " ");
+        if (col > indent && col + 1 + (int)word > 79) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", (int)word, p);
+        col += (int)word;
+        p += word;
     }
-    *out = v;
-    return 0;
+    fputc('\n', f);
 }
 
-int opt_float(const char *cmd, const char *opt, const char *s, double min,
-              double max, int min_inclusive, double *out)
+static void print_option(FILE *f, const cli_option *o)
 {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno == ERANGE || end == s || *end != '\0' || !isfinite(v) ||
-        (min_inclusive ? v < min : v <= min) || v > max) {
-        fprintf(stderr, "parlstm %s: %s: expected a number %s %g and at most %g, got '%s'\n",
-                cmd, opt, min_inclusive ? "at least" : "above", min, max, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int opt_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    if (*s == '-' || *s == '\0') {
-        fprintf(stderr, "parlstm %s: %s: expected a non-negative integer, got '%s'\n",
-                cmd, opt, s);
-        return -1;
-    }
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno == ERANGE || *end != '\0') {
-        fprintf(stderr, "parlstm %s: %s: expected an integer from 0 to %llu, got '%s'\n",
-                cmd, opt, (unsigned long long)UINT64_MAX, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int opt_word(const char *cmd, const char *opt, const char *s,
-             const char *const *words)
-{
-    for (int i = 0; words[i]; i++)
-        if (strcmp(s, words[i]) == 0)
-            return i;
-    fprintf(stderr, "parlstm %s: %s: expected one of", cmd, opt);
-    for (int i = 0; words[i]; i++)
-        fprintf(stderr, "%s %s", i ? "," : "", words[i]);
-    fprintf(stderr, "; got '%s'\n", s);
-    return -1;
-}
-
-int opt_gemm(const char *cmd, const char *s, pl_gemm_backend *out)
-{
-    static const char *const words[] = {"auto", "naive", "blas", "avx512", NULL};
-    int i = opt_word(cmd, "--gemm", s, words);
-    if (i < 0)
-        return -1;
-    *out = (pl_gemm_backend)i;
-    if (!pl_gemm_available(*out)) {
-        fprintf(stderr, "parlstm %s: --gemm %s: this CPU has no AVX-512; use auto or blas\n",
-                cmd, s);
-        return -1;
-    }
-    return 0;
-}
-
-char **cli_argv;
-
-void cli_fix_openblas(void)
-{
-    const char *core = pl_blas_better_coretype();
-    if (!core || getenv("PARLSTM_NO_REEXEC"))
-        return;
-    /* OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded: start again. */
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    setenv("PARLSTM_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", cli_argv);
-    /* exec failed: carry on with the kernels OpenBLAS chose */
-}
-
-void print_error(const char *cmd, const pl_error *err)
-{
-    fprintf(stderr, "parlstm %s: %s\n", cmd, err->msg);
-}
-
-void format_duration(double s, char *buf, size_t len)
-{
-    if (!(s >= 0) || s > 1e9)
-        snprintf(buf, len, "?");
-    else if (s < 60)
-        snprintf(buf, len, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    char label[64], text[1024];
+    int n = snprintf(label, sizeof label, "  --%s%s%s", o->name, o->metavar ? " " : "",
+                     o->metavar ? o->metavar : "");
+    const char *def = cli_default_text(o);
+    snprintf(text, sizeof text, "%s%s%s%s", o->help, def ? " (default: " : "", def ? def : "",
+             def ? ")" : "");
+    if (n < 21)
+        fprintf(f, "%-22s", label);
     else
-        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+        fprintf(f, "%s\n%22s", label, "");
+    wrap(f, text, 22, 22);
+}
+
+void cli_usage(unsigned cmd, FILE *f)
+{
+    const cli_command *c = command(cmd);
+    fprintf(f, "Usage: %s\n", c->synopsis);
+    wrap(f, c->description, 0, 0);
+    const char *group = NULL;
+    for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o)) {
+        if (c->grouped && (!group || strcmp(group, o->group) != 0))
+            fprintf(f, "\n%s:\n", o->group);
+        else if (!group)
+            fprintf(f, "\n");
+        group = o->group;
+        print_option(f, o);
+    }
+    fprintf(f, "  -h, --help          this help\n\n");
+    c->notes(f);
+}
+
+/* ---- parsing */
+
+static int bad_value(const char *cmd, const cli_option *o, const char *s)
+{
+    fprintf(stderr, "parlstm %s: --%s: ", cmd, o->name);
+    switch (o->kind) {
+    case ARG_INT:
+        fprintf(stderr, "expected an integer from %lld to %lld", (long long)o->min,
+                (long long)o->max);
+        break;
+    case ARG_U64:
+        fprintf(stderr, "expected a non-negative integer below 2^64");
+        break;
+    case ARG_NUMBER:
+        fprintf(stderr, "expected a number %s %g and at most %g",
+                o->min_open ? "above" : "at least", o->min, o->max);
+        break;
+    case ARG_WORD:
+        fprintf(stderr, "expected one of");
+        for (int i = 0; o->words[i]; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", o->words[i]);
+        fprintf(stderr, ";");
+        break;
+    default:
+        break;
+    }
+    fprintf(stderr, "%s got '%s'\n", o->kind == ARG_WORD ? "" : ",", s);
+    return EXIT_USAGE;
+}
+
+/* s as the value of option o, checked against its range. */
+static int parse_value(const char *cmd, const cli_option *o, const char *s, cli_value *v)
+{
+    char *end = NULL;
+    errno = 0;
+    v->text = s;
+    switch (o->kind) {
+    case ARG_NONE:
+        v->i = 1;
+        return 0;
+    case ARG_TEXT:
+        return 0;
+    case ARG_INT:
+        v->i = strtoll(s, &end, 10);
+        if (errno == ERANGE || end == s || *end || v->i < (long long)o->min ||
+            v->i > (long long)o->max)
+            return bad_value(cmd, o, s);
+        return 0;
+    case ARG_U64:
+        v->u = strtoull(s, &end, 10);
+        if (*s == '-' || errno == ERANGE || end == s || *end)
+            return bad_value(cmd, o, s);
+        return 0;
+    case ARG_NUMBER:
+        v->x = strtod(s, &end);
+        if (errno == ERANGE || end == s || *end || !isfinite(v->x) ||
+            (o->min_open ? v->x <= o->min : v->x < o->min) || v->x > o->max)
+            return bad_value(cmd, o, s);
+        return 0;
+    case ARG_WORD:
+        for (v->i = 0; o->words[v->i]; v->i++)
+            if (strcmp(s, o->words[v->i]) == 0)
+                return 0;
+        return bad_value(cmd, o, s);
+    }
+    return bad_value(cmd, o, s);
+}
+
+/* Checks beyond the range: what this machine can do. */
+static int check_value(const char *cmd, const cli_option *o, const cli_value *v)
+{
+    if (o->id == O_GEMM && !pl_gemm_available((pl_gemm_backend)v->i)) {
+        fprintf(stderr, "parlstm %s: --gemm %s: this CPU has no AVX-512; use auto or blas\n",
+                cmd, v->text);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* An option this command lacks: name the commands that have it, or the
+ * options an abbreviation could mean. */
+static int unknown_option(const char *cmd, unsigned bit, const char *arg)
+{
+    const char *name = arg + strspn(arg, "-");
+    size_t len = strcspn(name, "=");
+    int prefixes = 0;
+    for (const cli_option *o = cli_options_for(bit, NULL); o; o = cli_options_for(bit, o))
+        prefixes += strncmp(o->name, name, len) == 0;
+    if (prefixes > 1 && arg[1] == '-') {
+        fprintf(stderr, "parlstm %s: ambiguous option '%s': it could be", cmd, arg);
+        const char *sep = " ";
+        for (const cli_option *o = cli_options_for(bit, NULL); o; o = cli_options_for(bit, o))
+            if (strncmp(o->name, name, len) == 0) {
+                fprintf(stderr, "%s--%s", sep, o->name);
+                sep = ", ";
+            }
+        fprintf(stderr, " (see parlstm %s --help)\n", cmd);
+        return EXIT_USAGE;
+    }
+    unsigned others = 0;
+    for (size_t k = 0; k < NOPT; k++)
+        if (strlen(OPTIONS[k].name) == len && strncmp(OPTIONS[k].name, name, len) == 0)
+            others |= OPTIONS[k].cmds;
+    if (!others) {
+        fprintf(stderr, "parlstm %s: unknown option '%s' (see parlstm %s --help)\n", cmd, arg,
+                cmd);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "parlstm %s: unknown option '%s': it is an option of", cmd, arg);
+    const char *sep = " ";
+    for (size_t c = 0; c < NCMD; c++)
+        if (others & COMMANDS[c].bit) {
+            fprintf(stderr, "%sparlstm %s", sep, COMMANDS[c].name);
+            sep = ", ";
+        }
+    fprintf(stderr, " (see parlstm %s --help)\n", cmd);
+    return EXIT_USAGE;
+}
+
+int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT])
+{
+    const char *name = command(cmd)->name;
+    struct option longopts[NOPT + 2];
+    int n = 0;
+    memset(v, 0, sizeof(cli_value) * O_COUNT);
+    for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o)) {
+        longopts[n++] = (struct option){o->name, o->kind == ARG_NONE ? no_argument
+                                                                      : required_argument,
+                                        NULL, 256 + (int)o->id};
+        if (o->def && parse_value(name, o, o->def, &v[o->id]))
+            abort(); /* a default outside its own range */
+    }
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            cli_usage(cmd, stdout);
+            return -1;
+        }
+        if (c == ':') {
+            fprintf(stderr, "parlstm %s: option '%s' needs a value (see parlstm %s --help)\n",
+                    name, argv[optind - 1], name);
+            return EXIT_USAGE;
+        }
+        if (c < 256)
+            return unknown_option(name, cmd, argv[optind - 1]);
+        const cli_option *o = NULL;
+        for (size_t k = 0; k < NOPT && !o; k++)
+            if (OPTIONS[k].id == (cli_opt_id)(c - 256) && (OPTIONS[k].cmds & cmd))
+                o = &OPTIONS[k];
+        cli_value *val = &v[o->id];
+        int rc = parse_value(name, o, optarg ? optarg : "", val);
+        if (!rc)
+            rc = check_value(name, o, val);
+        if (rc)
+            return rc;
+        val->set = 1;
+    }
+    if ((cmd & CMD_ALL) && !v[O_DATA].set)
+        v[O_DATA].text = cli_default_data(); /* the rule of the help text */
+    if (optind < argc) {
+        fprintf(stderr, "parlstm %s: unexpected argument '%s' (see parlstm %s --help)\n", name,
+                argv[optind], name);
+        return EXIT_USAGE;
+    }
+    return 0;
 }
 
 const char *cli_default_data(void)

@@ -1,141 +1,71 @@
 /* parlstm train: options, data, the step loop with progress, evaluation,
- * the result line and --save. */
-#include <errno.h>
+ * the result line and --save.
+ *
+ * cmd_train runs these stages in order, each of which prints what went
+ * wrong and returns an exit code:
+ *   parse_args     the option table's values, --tutorial, combinations
+ *   check_outputs  --save, --checkpoint: distinct and writable
+ *   resume_setup   --resume: the checkpoint's run, adopted
+ *   data_setup     the data, the validation split, the planned steps
+ *   trainer_setup  the trainer, the resumed state, the epoch order
+ *   train_loop     the steps, with progress, checkpoints and validation
+ *   finish         after a signal: the checkpoint; otherwise the test set,
+ *                  --save and the result line */
 #include <inttypes.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "testing.h"
 
-static void train_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: parlstm train [OPTIONS]\n"
-        "Trains the row-sequential LSTM classifier: each image row is a time step;\n"
-        "a D->H input projection, one LSTM layer of H units (forget bias +1, zero\n"
-        "initial state), an H->C output layer on the last hidden state, softmax\n"
-        "cross-entropy, Adam.\n"
-        "\n"
-        "Data:\n"
-        "  --data DIR          IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
-        CLI_DATA_RULE
-        "  --val N             hold out the first N training images for validation (5000)\n"
-        "  --classes N         class count (default: largest training label + 1)\n"
-        "\n"
-        "Training:\n"
-        "  --epochs N          passes over the training images (1)\n"
-        "  --steps N           train N steps (with --epochs: stop after N steps at most)\n"
-        "  --batch N           images per step (100)\n"
-        "  --hidden N          LSTM units (128)\n"
-        "  --lr X              peak learning rate (0.01)\n"
-        "  --lr-schedule S     cosine (default: from --lr down to 0 over the run) or constant\n"
-        "  --clip X            clip the global gradient norm at X; 0 = off (1.0)\n"
-        "  --init I            default (Glorot-uniform, orthogonal recurrent weights,\n"
-        "                      zero biases) or tutorial (N(0,1) projections, 0.1 biases,\n"
-        "                      Glorot-uniform LSTM kernel)\n"
-        "  --tutorial          the TensorFlow tutorial exactly: --init tutorial\n"
-        "                      --lr-schedule constant --clip 0\n"
-        "  --seed N            seed for initialisation and shuffling (1)\n"
-        "\n"
-        "Parallelism:\n"
-        "  --workers W         data-parallel worker threads (default: one per CPU,\n"
-        "                      keeping at least 16 images per worker)\n"
-        "  --threads T         OpenMP threads inside each worker (default: CPUs / W)\n"
-        "  --pin               pin workers and their threads to CPUs\n"
-        "  --gemm B            auto (default), avx512, blas (OpenBLAS) or naive\n"
-        "\n"
-        "  --deterministic     bitwise identical results for every --workers and\n"
-        "                      --threads (the batch is cut into 16 fixed shards; slower)\n"
-        "\n"
-        "Checkpoints:\n"
-        "  --checkpoint FILE   keep the whole training state in FILE (atomic writes)\n"
-        "  --checkpoint-every N  write it every N steps (100) and at the end\n"
-        "  --resume FILE       continue the run saved in FILE; it ends bitwise identical\n"
-        "                      to the run left alone. Settings come from FILE; options\n"
-        "                      given again must agree (--workers/--threads may change,\n"
-        "                      which keeps bit-for-bit results only with --deterministic)\n"
-        "  SIGINT/SIGTERM finish the current step, write the checkpoint and exit with\n"
-        "  130/143; a second signal exits at once, leaving the last checkpoint intact.\n"
-        "\n"
-        "Output:\n"
-        "  --save FILE         write the trained model (read it with parlstm eval)\n"
-        "  --log-every N       progress line every N steps (100)\n"
-        "  --quiet             no progress lines; errors and the result line only\n"
-        "  -h, --help          this help\n"
-        "\n"
-        "Logs go to stderr. The last stdout line is the result, for example\n"
-        "  result: steps=550 train_loss=0.1234 val_accuracy=0.9712 test_accuracy=0.9705\n"
-        "          seconds=21.3 samples_per_sec=2582 workers=2 threads=1\n"
-        "(one line; train_loss is the mean over the last --log-every steps, seconds\n"
-        "and samples_per_sec count the training steps only, not evaluation).\n"
-        "Exit status: 0 done, 1 error (data, files, numerics), 2 bad options,\n"
-        "130/143 stopped by SIGINT/SIGTERM.\n");
-}
+static const char *const CMD = "train";
 
-enum {
-    OPT_DATA = 256, OPT_VAL, OPT_CLASSES, OPT_EPOCHS, OPT_STEPS, OPT_BATCH,
-    OPT_HIDDEN, OPT_LR, OPT_SCHED, OPT_CLIP, OPT_INIT, OPT_TUTORIAL, OPT_SEED,
-    OPT_WORKERS, OPT_THREADS, OPT_PIN, OPT_GEMM, OPT_SAVE, OPT_LOG, OPT_QUIET,
-    OPT_CKPT, OPT_CKPT_EVERY, OPT_RESUME, OPT_DET, OPT_END
-};
+/* What the command line asked for. */
+typedef struct {
+    pl_train_opts o;
+    const char *data, *save, *ckpt, *resume;
+    long long val, log_every, ckpt_every;
+    int quiet;
+    cli_value v[O_COUNT];
+} train_args;
 
-int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
-                  pl_dataset *train, pl_dataset *test, int *have_test)
-{
-    pl_error err = {0};
-    struct stat st;
-    memset(train, 0, sizeof *train);
-    memset(test, 0, sizeof *test);
-    *have_test = 0;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "parlstm %s: no data directory %s\n", cmd, dir);
-        fprintf(stderr, "parlstm %s: " CLI_GET_MNIST ", or pass --data DIR\n", cmd);
-        return 1;
-    }
-    if (need_train) {
-        if (pl_dataset_load(train, dir, "train", classes, &err)) {
-            print_error(cmd, &err);
-            if (err.code == PL_ERR_NOT_FOUND)
-                fprintf(stderr, "parlstm %s: " CLI_GET_MNIST ", or pass --data DIR\n", cmd);
-            return 1;
-        }
-        if (classes == 0)
-            classes = train->classes;
-    }
-    pl_status rc = pl_dataset_load(test, dir, "t10k", classes, &err);
-    if (rc == PL_ERR_NOT_FOUND && need_train) {
-        fprintf(stderr, "parlstm %s: warning: %s; no test accuracy\n", cmd, err.msg);
-        return 0;
-    }
-    if (rc) {
-        print_error(cmd, &err);
-        pl_dataset_free(train);
-        return 1;
-    }
-    if (need_train && (test->T != train->T || test->D != train->D)) {
-        fprintf(stderr, "parlstm %s: the test images are %d x %d, the training images %d x %d\n",
-                cmd, test->T, test->D, train->T, train->D);
-        pl_dataset_free(train);
-        pl_dataset_free(test);
-        return 1;
-    }
-    *have_test = 1;
-    return 0;
-}
+/* A run: what the stages set up, freed by run_free. */
+typedef struct {
+    train_args a;
+    pl_ckpt_meta resumed;  /* the checkpoint's run (--resume) */
+    float *state;          /* its params, m, v */
+    pl_dataset all, test, trainset, valset;
+    int have_test;
+    pl_config cfg;
+    pl_trainer *tr;
+    uint32_t *order;       /* (trainset.n) the epoch's order */
+    long spe, total, start; /* steps per epoch, planned, done before this run */
+    pl_ckpt_meta meta;     /* what checkpoints record */
+} run;
+
+/* The step loop's accounts. */
+typedef struct {
+    long step;                /* the next step */
+    double train_seconds;     /* in pl_trainer_step */
+    double last_loss;         /* mean loss of the last log window */
+    double val_acc, test_acc;
+    double win_loss, t_win;   /* the current log window */
+    long win_steps, win_correct, win_rows;
+} progress;
 
 /* ---- signals: the first asks to stop after the step, the second exits */
 static volatile sig_atomic_t stop_signal;
+/* the checkpoint or model write in progress, for the second signal */
+static pl_write_guard write_guard;
 
 static void on_signal(int sig)
 {
     if (stop_signal) {
-        pl_write_atomic_abandon();
+        pl_write_abandon(&write_guard);
         _exit(128 + sig);
     }
     stop_signal = sig;
@@ -151,165 +81,68 @@ static void install_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-typedef struct {
-    pl_train_opts o;
-    const char *data, *save, *ckpt, *resume;
-    long long val, log_every, ckpt_every;
-    int quiet, tutorial;
-    unsigned char set[OPT_END]; /* options given on the command line */
-} train_args;
+/* ---- options */
 
-static int parse_args(int argc, char **argv, train_args *a)
+/* --tutorial sets three options; giving one of them otherwise contradicts it. */
+static int apply_tutorial(train_args *a)
 {
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, OPT_DATA},
-        {"val", required_argument, 0, OPT_VAL},
-        {"classes", required_argument, 0, OPT_CLASSES},
-        {"epochs", required_argument, 0, OPT_EPOCHS},
-        {"steps", required_argument, 0, OPT_STEPS},
-        {"batch", required_argument, 0, OPT_BATCH},
-        {"hidden", required_argument, 0, OPT_HIDDEN},
-        {"lr", required_argument, 0, OPT_LR},
-        {"lr-schedule", required_argument, 0, OPT_SCHED},
-        {"clip", required_argument, 0, OPT_CLIP},
-        {"init", required_argument, 0, OPT_INIT},
-        {"tutorial", no_argument, 0, OPT_TUTORIAL},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"workers", required_argument, 0, OPT_WORKERS},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"pin", no_argument, 0, OPT_PIN},
-        {"gemm", required_argument, 0, OPT_GEMM},
-        {"save", required_argument, 0, OPT_SAVE},
-        {"log-every", required_argument, 0, OPT_LOG},
-        {"quiet", no_argument, 0, OPT_QUIET},
-        {"checkpoint", required_argument, 0, OPT_CKPT},
-        {"checkpoint-every", required_argument, 0, OPT_CKPT_EVERY},
-        {"resume", required_argument, 0, OPT_RESUME},
-        {"deterministic", no_argument, 0, OPT_DET},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    static const char *const schedules[] = {"cosine", "constant", NULL};
-    static const char *const inits[] = {"default", "tutorial", NULL};
-    const char *cmd = "train";
     pl_train_opts *o = &a->o;
-    long long v;
-    double x;
-    int c, k;
-    memset(a, 0, sizeof *a);
-    pl_train_opts_default(o);
-    a->data = cli_default_data();
-    a->val = 5000;
-    a->log_every = 100;
-    a->ckpt_every = 100;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c >= OPT_DATA && c < OPT_END)
-            a->set[c] = 1;
-        switch (c) {
-        case OPT_DATA: a->data = optarg; break;
-        case OPT_VAL:
-            if (opt_long(cmd, "--val", optarg, 0, 100000000, &a->val)) return EXIT_USAGE;
-            break;
-        case OPT_CLASSES:
-            if (opt_long(cmd, "--classes", optarg, 2, 256, &v)) return EXIT_USAGE;
-            o->classes = (int)v;
-            break;
-        case OPT_EPOCHS:
-            if (opt_long(cmd, "--epochs", optarg, 1, 1000000, &v)) return EXIT_USAGE;
-            o->epochs = (int)v;
-            break;
-        case OPT_STEPS:
-            if (opt_long(cmd, "--steps", optarg, 1, 1000000000000LL, &v)) return EXIT_USAGE;
-            o->steps = (long)v;
-            break;
-        case OPT_BATCH:
-            if (opt_long(cmd, "--batch", optarg, 1, 65536, &v)) return EXIT_USAGE;
-            o->batch = (int)v;
-            break;
-        case OPT_HIDDEN:
-            if (opt_long(cmd, "--hidden", optarg, 1, 8192, &v)) return EXIT_USAGE;
-            o->hidden = (int)v;
-            break;
-        case OPT_LR:
-            if (opt_float(cmd, "--lr", optarg, 0, 10, 0, &x)) return EXIT_USAGE;
-            o->lr = (float)x;
-            break;
-        case OPT_SCHED:
-            if ((k = opt_word(cmd, "--lr-schedule", optarg, schedules)) < 0) return EXIT_USAGE;
-            o->schedule = k == 0 ? PL_SCHED_COSINE : PL_SCHED_CONSTANT;
-            break;
-        case OPT_CLIP:
-            if (opt_float(cmd, "--clip", optarg, 0, 1e30, 1, &x)) return EXIT_USAGE;
-            o->clip = (float)x;
-            break;
-        case OPT_INIT:
-            if ((k = opt_word(cmd, "--init", optarg, inits)) < 0) return EXIT_USAGE;
-            o->init = k == 0 ? PL_INIT_DEFAULT : PL_INIT_TUTORIAL;
-            break;
-        case OPT_TUTORIAL: a->tutorial = 1; break;
-        case OPT_SEED:
-            if (opt_u64(cmd, "--seed", optarg, &o->seed)) return EXIT_USAGE;
-            break;
-        case OPT_WORKERS:
-            if (opt_long(cmd, "--workers", optarg, 1, 1024, &v)) return EXIT_USAGE;
-            o->workers = (int)v;
-            break;
-        case OPT_THREADS:
-            if (opt_long(cmd, "--threads", optarg, 1, 1024, &v)) return EXIT_USAGE;
-            o->threads = (int)v;
-            break;
-        case OPT_PIN: o->pin = 1; break;
-        case OPT_GEMM:
-            if (opt_gemm(cmd, optarg, &o->gemm)) return EXIT_USAGE;
-            break;
-        case OPT_SAVE: a->save = optarg; break;
-        case OPT_LOG:
-            if (opt_long(cmd, "--log-every", optarg, 1, 1000000000, &a->log_every)) return EXIT_USAGE;
-            break;
-        case OPT_QUIET: a->quiet = 1; break;
-        case OPT_CKPT: a->ckpt = optarg; break;
-        case OPT_CKPT_EVERY:
-            if (opt_long(cmd, "--checkpoint-every", optarg, 1, 1000000000000LL, &a->ckpt_every))
-                return EXIT_USAGE;
-            break;
-        case OPT_RESUME: a->resume = optarg; break;
-        case OPT_DET: o->deterministic = 1; break;
-        case 'h': train_usage(stdout); return -1;
-        default:
-            if (optopt)
-                fprintf(stderr, "parlstm train: option '%s' needs a value (see parlstm train --help)\n",
-                        argv[optind - 1]);
-            else
-                fprintf(stderr, "parlstm train: unknown option '%s' (see parlstm train --help)\n",
-                        argv[optind - 1]);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "parlstm train: unexpected argument '%s' (see parlstm train --help)\n",
-                argv[optind]);
+    cli_value *v = a->v;
+    if ((v[O_INIT].set && o->init != PL_INIT_TUTORIAL) ||
+        (v[O_SCHEDULE].set && o->schedule != PL_SCHED_CONSTANT) ||
+        (v[O_CLIP].set && o->clip != 0)) {
+        fprintf(stderr, "parlstm train: --tutorial means --init tutorial --lr-schedule constant "
+                "--clip 0; drop the option that contradicts it\n");
         return EXIT_USAGE;
     }
-    if (a->tutorial) {
-        if ((a->set[OPT_INIT] && o->init != PL_INIT_TUTORIAL) ||
-            (a->set[OPT_SCHED] && o->schedule != PL_SCHED_CONSTANT) ||
-            (a->set[OPT_CLIP] && o->clip != 0)) {
-            fprintf(stderr, "parlstm train: --tutorial means --init tutorial --lr-schedule constant "
-                    "--clip 0; drop the option that contradicts it\n");
-            return EXIT_USAGE;
-        }
-        o->init = PL_INIT_TUTORIAL;
-        o->schedule = PL_SCHED_CONSTANT;
-        o->clip = 0;
-        a->set[OPT_INIT] = a->set[OPT_SCHED] = a->set[OPT_CLIP] = 1;
-    }
+    o->init = PL_INIT_TUTORIAL;
+    o->schedule = PL_SCHED_CONSTANT;
+    o->clip = 0;
+    v[O_INIT].set = v[O_SCHEDULE].set = v[O_CLIP].set = 1;
+    return 0;
+}
+
+/* Returns 0, -1 after --help, or an exit code. */
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    cli_value *v = a->v;
+    int rc = cli_parse(CMD_TRAIN, argc, argv, v);
+    if (rc)
+        return rc;
+    pl_train_opts *o = &a->o;
+    pl_train_opts_default(o);
+    o->classes = (int)v[O_CLASSES].i;
+    o->epochs = (int)v[O_EPOCHS].i;
+    o->steps = (long)v[O_STEPS].i;
+    o->batch = (int)v[O_BATCH].i;
+    o->hidden = (int)v[O_HIDDEN].i;
+    o->lr = (float)v[O_LR].x;
+    o->schedule = v[O_SCHEDULE].i == 0 ? PL_SCHED_COSINE : PL_SCHED_CONSTANT;
+    o->clip = (float)v[O_CLIP].x;
+    o->init = v[O_INIT].i == 0 ? PL_INIT_DEFAULT : PL_INIT_TUTORIAL;
+    o->seed = v[O_SEED].u;
+    o->workers = (int)v[O_WORKERS].i;
+    o->threads = (int)v[O_THREADS].i;
+    o->pin = (int)v[O_PIN].i;
+    o->gemm = (pl_gemm_backend)v[O_GEMM].i;
+    o->deterministic = (int)v[O_DET].i;
+    a->data = v[O_DATA].text;
+    a->save = v[O_SAVE].text;
+    a->ckpt = v[O_CKPT].text;
+    a->resume = v[O_RESUME].text;
+    a->val = v[O_VAL].i;
+    a->log_every = v[O_LOG_EVERY].i;
+    a->ckpt_every = v[O_CKPT_EVERY].i;
+    a->quiet = (int)v[O_QUIET].i;
+    if (v[O_TUTORIAL].set && (rc = apply_tutorial(a)))
+        return rc;
     if (o->workers > o->batch) {
         fprintf(stderr, "parlstm train: --workers %d is more than --batch %d: every worker needs "
                 "at least one image\n", o->workers, o->batch);
         return EXIT_USAGE;
     }
-    if (a->set[OPT_CKPT_EVERY] && !a->ckpt) {
+    if (v[O_CKPT_EVERY].set && !a->ckpt) {
         fprintf(stderr, "parlstm train: --checkpoint-every needs --checkpoint FILE\n");
         return EXIT_USAGE;
     }
@@ -318,14 +151,14 @@ static int parse_args(int argc, char **argv, train_args *a)
 
 /* A resumed run keeps the settings that shape its trajectory: options given
  * again must agree with the checkpoint. Returns 0 or prints and returns 2. */
-static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m, long *total)
+static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
 {
     pl_train_opts *o = &a->o;
     const pl_train_opts *c = &m->opts;
     char mine[64], theirs[64];
 #define SAME(opt, name, fmt, field)                                                        \
     do {                                                                                   \
-        if (a->set[opt] && o->field != c->field) {                                         \
+        if (a->v[opt].set && o->field != c->field) {                                       \
             snprintf(mine, sizeof mine, fmt, o->field);                                    \
             snprintf(theirs, sizeof theirs, fmt, c->field);                                \
             fprintf(stderr, "parlstm train: %s %s differs from the checkpoint's %s: a "   \
@@ -335,283 +168,386 @@ static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m, long *total)
         }                                                                                  \
         o->field = c->field;                                                               \
     } while (0)
-    SAME(OPT_BATCH, "--batch", "%d", batch);
-    SAME(OPT_HIDDEN, "--hidden", "%d", hidden);
-    SAME(OPT_LR, "--lr", "%g", lr);
-    SAME(OPT_SCHED, "--lr-schedule", "%d", schedule);
-    SAME(OPT_CLIP, "--clip", "%g", clip);
-    SAME(OPT_INIT, "--init", "%d", init);
-    SAME(OPT_SEED, "--seed", "%" PRIu64, seed);
-    SAME(OPT_EPOCHS, "--epochs", "%d", epochs);
-    SAME(OPT_STEPS, "--steps", "%ld", steps);
-    SAME(OPT_DET, "--deterministic", "%d", deterministic);
+    SAME(O_BATCH, "--batch", "%d", batch);
+    SAME(O_HIDDEN, "--hidden", "%d", hidden);
+    SAME(O_LR, "--lr", "%g", lr);
+    SAME(O_SCHEDULE, "--lr-schedule", "%d", schedule);
+    SAME(O_CLIP, "--clip", "%g", clip);
+    SAME(O_INIT, "--init", "%d", init);
+    SAME(O_SEED, "--seed", "%" PRIu64, seed);
+    SAME(O_EPOCHS, "--epochs", "%d", epochs);
+    SAME(O_STEPS, "--steps", "%ld", steps);
+    SAME(O_DET, "--deterministic", "%d", deterministic);
 #undef SAME
-    if (a->set[OPT_CLASSES] && o->classes != m->cfg.classes) {
+    if (a->v[O_CLASSES].set && o->classes != m->cfg.classes) {
         fprintf(stderr, "parlstm train: --classes %d differs from the checkpoint's %d\n",
                 o->classes, m->cfg.classes);
         return EXIT_USAGE;
     }
     o->classes = m->cfg.classes;
-    if (a->set[OPT_VAL] && a->val != m->val) {
+    if (a->v[O_VAL].set && a->val != m->val) {
         fprintf(stderr, "parlstm train: --val %lld differs from the checkpoint's %ld\n", a->val,
                 m->val);
         return EXIT_USAGE;
     }
     a->val = m->val;
-    if (!a->set[OPT_WORKERS])
+    if (!a->v[O_WORKERS].set)
         o->workers = c->workers;
-    if (!a->set[OPT_THREADS])
+    if (!a->v[O_THREADS].set)
         o->threads = c->threads;
-    if (!a->set[OPT_GEMM])
+    if (!a->v[O_GEMM].set)
         o->gemm = c->gemm;
     if (!o->deterministic && !a->quiet &&
         (o->workers != c->workers || o->threads != c->threads || o->gemm != c->gemm))
         fprintf(stderr, "parlstm train: note: the checkpoint ran %d x %d with %s GEMMs; other "
                 "settings change the last bits of the result (use --deterministic for runs "
                 "that must match bit for bit)\n", c->workers, c->threads, pl_gemm_name(c->gemm));
-    *total = m->total;
     return 0;
 }
 
-static int write_checkpoint(const train_args *a, pl_trainer *tr, pl_ckpt_meta *meta, long step)
+/* ---- the stages before training */
+
+static int resume_setup(run *r)
 {
     pl_error err = {0};
-    meta->step = step;
-    pl_rng r;
-    pl_epoch_rng(meta->opts.seed, step / ((long)meta->n_train / meta->opts.batch), &r);
-    memcpy(meta->rng, r.s, sizeof r.s);
-    if (pl_checkpoint_save(a->ckpt, tr, meta, &err)) {
-        print_error("train", &err);
+    if (!r->a.resume)
+        return 0;
+    if (pl_checkpoint_load(r->a.resume, &r->resumed, &r->state, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    r->start = r->resumed.step;
+    r->total = r->resumed.total;
+    return adopt_checkpoint(&r->a, &r->resumed);
+}
+
+/* The model and the checkpoint go to different files, and each can be
+ * written there; a model over the checkpoint being resumed is refused too. */
+static int check_outputs(const train_args *a)
+{
+    const char *name = NULL, *other = NULL;
+    if (cli_same_file(a->save, a->ckpt)) {
+        name = "--checkpoint";
+        other = a->ckpt;
+    } else if (cli_same_file(a->save, a->resume)) {
+        name = "--resume";
+        other = a->resume;
+    }
+    if (name) {
+        fprintf(stderr, "parlstm train: --save %s and %s %s are the same file: the model would "
+                "overwrite the checkpoint (give --save a file of its own)\n", a->save, name,
+                other);
+        return EXIT_USAGE;
+    }
+    pl_error err = {0};
+    const char *outputs[2] = {a->save, a->ckpt};
+    for (int i = 0; i < 2; i++)
+        if (outputs[i] && pl_check_writable(outputs[i], &err)) {
+            print_error(CMD, &err);
+            return 1;
+        }
+    return 0;
+}
+
+static int data_setup(run *r)
+{
+    train_args *a = &r->a;
+    pl_error err = {0};
+    int rc = cli_load_data(CMD, a->data, a->o.classes, 1, &r->all, &r->test, &r->have_test);
+    if (rc)
+        return rc;
+    if (pl_dataset_split(&r->all, (size_t)a->val, &r->trainset, &r->valset, &err)) {
+        fprintf(stderr, "parlstm train: --val %lld: %s\n", a->val, err.msg);
+        return EXIT_USAGE;
+    }
+    r->spe = (long)(r->trainset.n / (size_t)a->o.batch);
+    if (r->spe < 1) {
+        fprintf(stderr, "parlstm train: --batch %d is larger than the %zu training images\n",
+                a->o.batch, r->trainset.n);
+        return EXIT_USAGE;
+    }
+    /* --steps alone runs that many steps, over as many epochs as it takes;
+     * with --epochs it stops early */
+    if (!a->resume) {
+        r->total = r->spe * a->o.epochs;
+        if (a->o.steps > 0 && (!a->v[O_EPOCHS].set || a->o.steps < r->total))
+            r->total = a->o.steps;
+    }
+    r->cfg = (pl_config){r->all.D, a->o.hidden, r->all.classes, 1};
+    return 0;
+}
+
+/* A resumed run must continue on the data it was made on. */
+static int same_data(const run *r, uint32_t data_crc)
+{
+    const pl_ckpt_meta *m = &r->resumed;
+    if (m->cfg.input == r->cfg.input && m->T == r->all.T && m->n_train == r->trainset.n &&
+        m->data_crc == data_crc)
+        return 0;
+    fprintf(stderr, "parlstm train: %s was made on other data: %" PRIu64 " training images of "
+            "%dx%d (CRC32 %08x), %s has %zu of %dx%d (CRC32 %08x)\n", r->a.resume, m->n_train,
+            m->T, m->cfg.input, m->data_crc, r->a.data, r->trainset.n, r->all.T, r->all.D,
+            data_crc);
+    return 1;
+}
+
+static int trainer_setup(run *r)
+{
+    train_args *a = &r->a;
+    pl_error err = {0};
+    uint32_t data_crc = (a->resume || a->ckpt) ? pl_dataset_crc(&r->trainset) : 0;
+    if (a->resume && same_data(r, data_crc))
+        return 1;
+    if (!(r->tr = pl_trainer_create(&r->cfg, r->all.T, &a->o, &err))) {
+        print_error(CMD, &err);
+        return err.code == PL_ERR_ARG || err.code == PL_ERR_TOO_LARGE ? EXIT_USAGE : 1;
+    }
+    const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
+    long fault_step;
+    int fault_group;
+    if (fault && sscanf(fault, "%ld,%d", &fault_step, &fault_group) == 2)
+        pl_trainer_set_fault(r->tr, fault_step, fault_group);
+    size_t np = pl_param_count(&r->cfg);
+    if (r->state) {
+        memcpy(pl_trainer_params(r->tr), r->state, sizeof(float) * np);
+        memcpy(pl_trainer_moment1(r->tr), r->state + np, sizeof(float) * np);
+        memcpy(pl_trainer_moment2(r->tr), r->state + 2 * np, sizeof(float) * np);
+        pl_trainer_set_adam_steps(r->tr, r->resumed.adam_steps);
+    }
+    if (!(r->order = malloc(sizeof *r->order * r->trainset.n))) {
+        fprintf(stderr, "parlstm train: out of memory\n");
+        return 1;
+    }
+    r->meta = (pl_ckpt_meta){.cfg = r->cfg, .T = r->all.T, .opts = *pl_trainer_opts(r->tr),
+                             .total = r->total, .val = (long)a->val, .n_train = r->trainset.n,
+                             .data_crc = data_crc};
+    if (a->ckpt) {
+        int stale = pl_remove_stale_temporaries(a->ckpt);
+        if (stale && !a->quiet)
+            fprintf(stderr, "parlstm train: removed %d unfinished temporary file%s beside %s "
+                    "(left by a killed run)\n", stale, stale == 1 ? "" : "s", a->ckpt);
+    }
+    return 0;
+}
+
+static void print_plan(const run *r)
+{
+    const pl_train_opts *o = &r->a.o;
+    pl_gemm_backend be = pl_gemm_resolve(o->gemm);
+    int W = pl_trainer_workers(r->tr), T = pl_trainer_threads(r->tr);
+    fprintf(stderr,
+            "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes\n"
+            "parlstm train: model %d-%d-%d (%zu parameters); %ld steps of %d (%ld per epoch); "
+            "lr %g %s, clip %g, init %s, seed %llu%s\n"
+            "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s\n",
+            r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->all.T, r->all.D,
+            r->all.classes, r->cfg.input, r->cfg.hidden, r->cfg.classes,
+            pl_param_count(&r->cfg), r->total, o->batch, r->spe, o->lr,
+            o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
+            o->init == PL_INIT_TUTORIAL ? "tutorial" : "default", (unsigned long long)o->seed,
+            o->deterministic ? ", deterministic" : "", W, W == 1 ? "" : "s", T,
+            T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
+            be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "");
+    if (r->a.resume)
+        fprintf(stderr, "parlstm train: resuming %s at step %ld of %ld\n", r->a.resume,
+                r->start, r->total);
+}
+
+/* ---- training */
+
+static int write_checkpoint(run *r, long step)
+{
+    pl_error err = {0};
+    r->meta.step = step;
+    if (pl_checkpoint_save(r->a.ckpt, r->tr, &r->meta, &write_guard, &err)) {
+        print_error(CMD, &err);
         return 1;
     }
     return 0;
 }
 
+static int evaluate_validation(run *r, progress *p, long epoch)
+{
+    pl_error err = {0};
+    double t0 = pl_seconds(), loss;
+    if (pl_trainer_evaluate(r->tr, &r->valset, &p->val_acc, &loss, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    if (!r->a.quiet)
+        fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
+                epoch, p->val_acc, loss, r->valset.n, pl_seconds() - t0);
+    p->t_win += pl_seconds() - t0;
+    return 0;
+}
+
+/* At the end of a log window: the window's mean loss, and its line. */
+static void log_window(const run *r, progress *p, long step, long epoch)
+{
+    p->last_loss = p->win_loss / p->win_steps;
+    double now = pl_seconds();
+    if (!r->a.quiet) {
+        char eta[32];
+        double rate = p->win_rows / (now - p->t_win);
+        format_duration((r->total - step - 1) * (double)r->a.o.batch / rate, eta, sizeof eta);
+        fprintf(stderr,
+                "step %*ld/%ld  epoch %ld  loss %.4f  accuracy %.4f  %.0f samples/s  eta %s\n",
+                (int)snprintf(NULL, 0, "%ld", r->total), step + 1, r->total, epoch + 1,
+                p->last_loss, (double)p->win_correct / p->win_rows, rate, eta);
+    }
+    p->win_loss = 0;
+    p->win_steps = p->win_correct = p->win_rows = 0;
+    p->t_win = now;
+}
+
+/* Step `step`, then what follows it: the progress line, the checkpoint,
+ * validation at the end of an epoch. */
+static int train_step(run *r, progress *p, long step)
+{
+    const train_args *a = &r->a;
+    long epoch = step / r->spe, pos = step % r->spe;
+    pl_error err = {0};
+    if (pos == 0 || step == r->start)
+        pl_epoch_order(a->o.seed, epoch, r->order, r->trainset.n);
+    pl_step_stats st;
+    double t0 = pl_seconds();
+    if (pl_trainer_step(r->tr, &r->trainset, r->order + pos * a->o.batch, a->o.batch, step,
+                        r->total, &st, &err)) {
+        fprintf(stderr, "parlstm train: step %ld: %s\n", step + 1, err.msg);
+        if (a->ckpt && access(a->ckpt, F_OK) == 0)
+            fprintf(stderr, "parlstm train: the last good checkpoint is %s (resume with "
+                    "--resume %s)\n", a->ckpt, a->ckpt);
+        return 1;
+    }
+    p->train_seconds += pl_seconds() - t0;
+    p->win_loss += st.loss;
+    p->win_correct += st.correct;
+    p->win_rows += a->o.batch;
+    p->win_steps++;
+    int last = step + 1 == r->total;
+    if ((step + 1) % a->log_every == 0 || last)
+        log_window(r, p, step, epoch);
+    if (a->ckpt && ((step + 1) % a->ckpt_every == 0 || last) && write_checkpoint(r, step + 1))
+        return 1;
+    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stop_signal)
+        return evaluate_validation(r, p, epoch + 1);
+    return 0;
+}
+
+static int train_loop(run *r, progress *p)
+{
+    *p = (progress){.step = r->start, .last_loss = NAN, .val_acc = NAN, .test_acc = NAN,
+                    .t_win = pl_seconds()};
+    for (; p->step < r->total && !stop_signal; p->step++) {
+        int rc = train_step(r, p, p->step);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- after training */
+
+/* Stopped by a signal: the checkpoint, and how to resume. */
+static int stopped(run *r, long step)
+{
+    int sig = stop_signal;
+    const train_args *a = &r->a;
+    const char *what = sig == SIGINT ? "interrupted" : "terminated";
+    if (!a->ckpt) {
+        fprintf(stderr, "parlstm train: %s after step %ld of %ld; nothing saved (no "
+                "--checkpoint FILE given)\n", what, step, r->total);
+        return 128 + sig;
+    }
+    if (step % a->ckpt_every != 0 && write_checkpoint(r, step))
+        return 1;
+    int other_data = strcmp(a->data, cli_default_data()) != 0;
+    fprintf(stderr, "parlstm train: %s after step %ld of %ld; the state is in %s\n"
+            "parlstm train: resume with: parlstm train --resume %s --checkpoint %s%s%s\n",
+            what, step, r->total, a->ckpt, a->ckpt, a->ckpt, other_data ? " --data " : "",
+            other_data ? a->data : "");
+    return 128 + sig;
+}
+
+static void print_result(const run *r, const progress *p)
+{
+    char loss[32], val[32], test[32], rate[32];
+    long trained = p->step - r->start;
+    fprintf(stdout, "result: steps=%ld train_loss=%s val_accuracy=%s test_accuracy=%s "
+            "seconds=%.1f samples_per_sec=%s workers=%d threads=%d gemm=%s seed=%llu\n",
+            r->total, result_value(p->last_loss, 4, loss, sizeof loss),
+            result_value(p->val_acc, 4, val, sizeof val),
+            result_value(p->test_acc, 4, test, sizeof test), p->train_seconds,
+            result_value(trained > 0 ? trained * (double)r->a.o.batch / p->train_seconds : NAN,
+                         0, rate, sizeof rate),
+            pl_trainer_workers(r->tr), pl_trainer_threads(r->tr),
+            pl_gemm_name(pl_gemm_resolve(r->a.o.gemm)), (unsigned long long)r->a.o.seed);
+    fflush(stdout);
+}
+
+static int finish(run *r, progress *p)
+{
+    const train_args *a = &r->a;
+    pl_error err = {0};
+    if (stop_signal)
+        return stopped(r, p->step);
+    if (r->start >= r->total && r->valset.n > 0 &&
+        evaluate_validation(r, p, (r->total - 1) / r->spe + 1))
+        return 1;
+    if (r->have_test) {
+        double loss;
+        if (pl_trainer_evaluate(r->tr, &r->test, &p->test_acc, &loss, &err)) {
+            print_error(CMD, &err);
+            return 1;
+        }
+        if (!a->quiet)
+            fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", p->test_acc, loss,
+                    r->test.n);
+    }
+    if (a->save) {
+        pl_model_info mi = {.cfg = r->cfg, .T = r->all.T};
+        if (pl_model_save(a->save, &mi, pl_trainer_params(r->tr), &write_guard, &err)) {
+            print_error(CMD, &err);
+            return 1;
+        }
+        if (!a->quiet)
+            fprintf(stderr, "saved the model to %s\n", a->save);
+    }
+    print_result(r, p);
+    return 0;
+}
+
+static void run_free(run *r)
+{
+    pl_free(r->state);
+    free(r->order);
+    pl_trainer_free(r->tr);
+    pl_dataset_free(&r->all);
+    pl_dataset_free(&r->test);
+}
+
 int cmd_train(int argc, char **argv)
 {
-    const char *cmd = "train";
-    train_args a;
-    int rc = parse_args(argc, argv, &a);
+    run r;
+    memset(&r, 0, sizeof r);
+    int rc = parse_args(argc, argv, &r.a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    pl_train_opts *o = &a.o;
-    pl_error err = {0};
-    pl_ckpt_meta resumed;
-    long total = 0, start = 0;
-    float *state = NULL;
-    if (a.resume) {
-        if (pl_checkpoint_load(a.resume, &resumed, &state, &err)) {
-            print_error(cmd, &err);
-            return 1;
-        }
-        if ((rc = adopt_checkpoint(&a, &resumed, &total))) {
-            pl_free(state);
-            return rc;
-        }
-        start = resumed.step;
-    }
-    const char *outputs[2] = {a.save, a.ckpt};
-    for (int i = 0; i < 2; i++)
-        if (outputs[i] && pl_check_writable(outputs[i], &err)) {
-            print_error(cmd, &err);
-            pl_free(state);
-            return 1;
-        }
-    const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
-    if (fault && sscanf(fault, "%ld,%d", &o->fault_step, &o->fault_group) != 2)
-        o->fault_step = -1;
-    if (pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS)
-        cli_fix_openblas();
-
-    pl_dataset all, test;
-    int have_test;
-    if ((rc = cli_load_data(cmd, a.data, o->classes, 1, &all, &test, &have_test))) {
-        pl_free(state);
-        return rc;
-    }
-    rc = 1;
-    pl_trainer *tr = NULL;
-    uint32_t *order = NULL;
-    if ((size_t)a.val >= all.n) {
-        fprintf(stderr, "parlstm train: --val %lld leaves no training images (the set has %zu)\n",
-                a.val, all.n);
-        rc = EXIT_USAGE;
-        goto out;
-    }
-    pl_dataset valset = pl_dataset_view(&all, 0, (size_t)a.val);
-    pl_dataset trainset = pl_dataset_view(&all, (size_t)a.val, all.n - (size_t)a.val);
-    long spe = (long)(trainset.n / (size_t)o->batch);
-    if (spe < 1) {
-        fprintf(stderr, "parlstm train: --batch %d is larger than the %zu training images\n",
-                o->batch, trainset.n);
-        rc = EXIT_USAGE;
-        goto out;
-    }
-    /* --steps alone runs that many steps, over as many epochs as it takes;
-     * with --epochs it stops early */
-    if (!a.resume) {
-        total = spe * o->epochs;
-        if (o->steps > 0 && (!a.set[OPT_EPOCHS] || o->steps < total))
-            total = o->steps;
-    }
-    pl_config cfg = {all.D, o->hidden, all.classes, 1};
-    uint32_t data_crc = (a.resume || a.ckpt) ? pl_dataset_crc(&trainset) : 0;
-    if (a.resume && (resumed.cfg.input != cfg.input || resumed.T != all.T ||
-                     resumed.n_train != trainset.n || resumed.data_crc != data_crc)) {
-        fprintf(stderr, "parlstm train: %s was made on other data: %" PRIu64 " training images of "
-                "%dx%d (CRC32 %08x), %s has %zu of %dx%d (CRC32 %08x)\n", a.resume,
-                resumed.n_train, resumed.T, resumed.cfg.input, resumed.data_crc, a.data,
-                trainset.n, all.T, all.D, data_crc);
-        goto out;
-    }
-    if (!(tr = pl_trainer_create(&cfg, all.T, o, &err))) {
-        print_error(cmd, &err);
-        rc = err.code == PL_ERR_ARG || err.code == PL_ERR_TOO_LARGE ? EXIT_USAGE : 1;
-        goto out;
-    }
-    size_t np = pl_param_count(&cfg);
-    if (state) {
-        memcpy(pl_trainer_params(tr), state, sizeof(float) * np);
-        memcpy(pl_trainer_moment1(tr), state + np, sizeof(float) * np);
-        memcpy(pl_trainer_moment2(tr), state + 2 * np, sizeof(float) * np);
-        pl_trainer_set_adam_steps(tr, resumed.adam_steps);
-    }
-    if (!(order = malloc(sizeof *order * trainset.n))) {
-        fprintf(stderr, "parlstm train: out of memory\n");
-        goto out;
-    }
-    pl_ckpt_meta meta = {.cfg = cfg, .T = all.T, .opts = *pl_trainer_opts(tr), .total = total,
-                         .val = (long)a.val, .n_train = trainset.n, .data_crc = data_crc};
-    if (a.ckpt) {
-        int stale = pl_remove_stale_temporaries(a.ckpt);
-        if (stale && !a.quiet)
-            fprintf(stderr, "parlstm train: removed %d unfinished temporary file%s beside %s "
-                    "(left by a killed run)\n", stale, stale == 1 ? "" : "s", a.ckpt);
-    }
-    if (!a.quiet) {
-        fprintf(stderr,
-                "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes\n"
-                "parlstm train: model %d-%d-%d (%zu parameters); %ld steps of %d (%ld per epoch); "
-                "lr %g %s, clip %g, init %s, seed %llu%s\n"
-                "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s\n",
-                trainset.n, valset.n, have_test ? test.n : 0, all.T, all.D, all.classes,
-                cfg.input, cfg.hidden, cfg.classes, np, total, o->batch, spe,
-                o->lr, o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
-                o->init == PL_INIT_TUTORIAL ? "tutorial" : "default",
-                (unsigned long long)o->seed, o->deterministic ? ", deterministic" : "",
-                pl_trainer_workers(tr), pl_trainer_workers(tr) == 1 ? "" : "s",
-                pl_trainer_threads(tr), pl_trainer_threads(tr) == 1 ? "" : "s",
-                pl_gemm_name(pl_gemm_resolve(o->gemm)),
-                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
-                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? pl_blas_corename() : "",
-                pl_gemm_resolve(o->gemm) == PL_GEMM_BLAS ? ")" : "");
-        if (a.resume)
-            fprintf(stderr, "parlstm train: resuming %s at step %ld of %ld\n", a.resume, start,
-                    total);
-    }
-    install_handlers();
-
-    double train_seconds = 0, win_loss = 0, last_loss = NAN, val_acc = NAN, test_acc = NAN;
-    long win_steps = 0, win_correct = 0, win_rows = 0, step;
-    double t_win = pl_seconds();
-    for (step = start; step < total && !stop_signal; step++) {
-        long epoch = step / spe, pos = step % spe;
-        if (pos == 0 || step == start)
-            pl_epoch_order(o->seed, epoch, order, trainset.n);
-        pl_step_stats st;
-        double t0 = pl_seconds();
-        if (pl_trainer_step(tr, &trainset, order + pos * o->batch, o->batch, step, total, &st,
-                            &err)) {
-            fprintf(stderr, "parlstm train: step %ld: %s\n", step + 1, err.msg);
-            if (a.ckpt && access(a.ckpt, F_OK) == 0)
-                fprintf(stderr, "parlstm train: the last good checkpoint is %s (resume with "
-                        "--resume %s)\n", a.ckpt, a.ckpt);
-            goto out;
-        }
-        train_seconds += pl_seconds() - t0;
-        win_loss += st.loss;
-        win_correct += st.correct;
-        win_rows += o->batch;
-        win_steps++;
-        if ((step + 1) % a.log_every == 0 || step + 1 == total) {
-            last_loss = win_loss / win_steps;
-            double now = pl_seconds();
-            if (!a.quiet) {
-                char eta[32];
-                double rate = win_rows / (now - t_win);
-                format_duration((total - step - 1) * (double)o->batch / rate, eta, sizeof eta);
-                fprintf(stderr,
-                        "step %*ld/%ld  epoch %ld  loss %.4f  accuracy %.4f  %.0f samples/s  eta %s\n",
-                        (int)snprintf(NULL, 0, "%ld", total), step + 1, total, epoch + 1,
-                        last_loss, (double)win_correct / win_rows, rate, eta);
-            }
-            win_loss = 0;
-            win_steps = win_correct = win_rows = 0;
-            t_win = now;
-        }
-        if (a.ckpt && ((step + 1) % a.ckpt_every == 0 || step + 1 == total) &&
-            write_checkpoint(&a, tr, &meta, step + 1))
-            goto out;
-        if ((pos + 1 == spe || step + 1 == total) && valset.n > 0 && !stop_signal) {
-            double t0v = pl_seconds(), vl;
-            if (pl_trainer_evaluate(tr, &valset, &val_acc, &vl, &err)) {
-                print_error(cmd, &err);
-                goto out;
-            }
-            if (!a.quiet)
-                fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
-                        epoch + 1, val_acc, vl, valset.n, pl_seconds() - t0v);
-            t_win += pl_seconds() - t0v;
+    if (!(rc = check_outputs(&r.a)) && !(rc = resume_setup(&r))) {
+        if (pl_gemm_resolve(r.a.o.gemm) == PL_GEMM_BLAS)
+            cli_fix_openblas();
+        if (!(rc = data_setup(&r)) && !(rc = trainer_setup(&r))) {
+            if (!r.a.quiet)
+                print_plan(&r);
+            if (r.start >= r.total)
+                fprintf(stderr, "parlstm train: %s: the run had finished (step %ld of %ld): "
+                        "nothing to train\n", r.a.resume, r.start, r.total);
+            install_handlers();
+            progress p;
+            if (!(rc = train_loop(&r, &p)))
+                rc = finish(&r, &p);
         }
     }
-    if (stop_signal) {
-        int sig = stop_signal;
-        if (a.ckpt) {
-            if (step % a.ckpt_every != 0 && write_checkpoint(&a, tr, &meta, step))
-                goto out;
-            fprintf(stderr, "parlstm train: %s after step %ld of %ld; the state is in %s\n"
-                    "parlstm train: resume with: parlstm train --resume %s --checkpoint %s%s%s\n",
-                    sig == SIGINT ? "interrupted" : "terminated", step, total, a.ckpt, a.ckpt,
-                    a.ckpt, strcmp(a.data, cli_default_data()) ? " --data " : "",
-                    strcmp(a.data, cli_default_data()) ? a.data : "");
-        } else {
-            fprintf(stderr, "parlstm train: %s after step %ld of %ld; nothing saved (no "
-                    "--checkpoint FILE given)\n", sig == SIGINT ? "interrupted" : "terminated",
-                    step, total);
-        }
-        rc = 128 + sig;
-        goto out;
-    }
-    if (have_test) {
-        double tl;
-        if (pl_trainer_evaluate(tr, &test, &test_acc, &tl, &err)) {
-            print_error(cmd, &err);
-            goto out;
-        }
-        if (!a.quiet)
-            fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", test_acc, tl, test.n);
-    }
-    if (a.save) {
-        if (pl_model_save(a.save, &cfg, pl_trainer_params(tr), &err)) {
-            print_error(cmd, &err);
-            goto out;
-        }
-        if (!a.quiet)
-            fprintf(stderr, "saved the model to %s\n", a.save);
-    }
-    printf("result: steps=%ld train_loss=%.4f val_accuracy=%.4f test_accuracy=%.4f "
-           "seconds=%.1f samples_per_sec=%.0f workers=%d threads=%d gemm=%s seed=%llu\n",
-           total, last_loss, val_acc, test_acc, train_seconds,
-           (total - start) * (double)o->batch / train_seconds, pl_trainer_workers(tr),
-           pl_trainer_threads(tr), pl_gemm_name(pl_gemm_resolve(o->gemm)),
-           (unsigned long long)o->seed);
-    fflush(stdout);
-    rc = 0;
-out:
-    pl_free(state);
-    free(order);
-    pl_trainer_free(tr);
-    pl_dataset_free(&all);
-    pl_dataset_free(&test);
+    run_free(&r);
     return rc;
 }

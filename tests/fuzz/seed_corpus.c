@@ -104,12 +104,13 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model-3-4-2", ck);
-    if (pl_model_save(path, &cfg, pl_trainer_params(tr), &err))
+    pl_model_info mi = {.cfg = cfg, .T = 2};
+    if (pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err))
         return 1;
     pl_ckpt_meta meta = {.cfg = cfg, .T = 2, .opts = *pl_trainer_opts(tr), .step = 1,
                          .total = 5, .n_train = 10};
     snprintf(path, sizeof path, "%s/checkpoint-3-4-2", ck);
-    if (pl_checkpoint_save(path, tr, &meta, &err))
+    if (pl_checkpoint_save(path, tr, &meta, NULL, &err))
         return 1;
     /* the model as safetensors, and a two-layer model of the same shape */
     snprintf(path, sizeof path, "%s/model-3-4-2.safetensors", st);

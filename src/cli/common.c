@@ -1,0 +1,127 @@
+/* What the commands share: loading the data directory, comparing output
+ * files, re-executing for OpenBLAS, messages and result-line values. */
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+char **cli_argv;
+
+void cli_fix_openblas(void)
+{
+    const char *core = pl_blas_better_coretype();
+    if (!core || getenv("PARLSTM_NO_REEXEC"))
+        return;
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded: start again. */
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("PARLSTM_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", cli_argv);
+    /* exec failed: carry on with the kernels OpenBLAS chose */
+}
+
+int cli_load_data(const char *cmd, const char *dir, int classes, int need_train,
+                  pl_dataset *train, pl_dataset *test, int *have_test)
+{
+    pl_error err = {0};
+    struct stat st;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    *have_test = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "parlstm %s: no data directory %s\n", cmd, dir);
+        fprintf(stderr, "parlstm %s: " CLI_GET_MNIST " (it fills the default directory), "
+                "or pass --data DIR\n", cmd);
+        return 1;
+    }
+    if (need_train) {
+        if (pl_dataset_load(train, dir, "train", classes, &err)) {
+            print_error(cmd, &err);
+            if (err.code == PL_ERR_NOT_FOUND)
+                fprintf(stderr, "parlstm %s: " CLI_GET_MNIST ", or pass --data DIR\n",
+                        cmd);
+            return 1;
+        }
+        if (classes == 0)
+            classes = train->classes;
+    }
+    pl_status rc = pl_dataset_load(test, dir, "t10k", classes, &err);
+    if (rc == PL_ERR_NOT_FOUND && need_train) {
+        fprintf(stderr, "parlstm %s: warning: %s; no test accuracy\n", cmd, err.msg);
+        return 0;
+    }
+    if (rc) {
+        print_error(cmd, &err);
+        pl_dataset_free(train);
+        return 1;
+    }
+    if (need_train && (test->T != train->T || test->D != train->D)) {
+        fprintf(stderr, "parlstm %s: the test images are %d x %d, the training images %d x %d\n",
+                cmd, test->T, test->D, train->T, train->D);
+        pl_dataset_free(train);
+        pl_dataset_free(test);
+        return 1;
+    }
+    *have_test = 1;
+    return 0;
+}
+
+/* Where a file that does not exist yet would be: its directory resolved
+ * (links, "." and "..") and its name. */
+static void future_place(const char *path, char *where, size_t len)
+{
+    char *d = strdup(path), *b = strdup(path), real[PATH_MAX];
+    if (d && b && realpath(dirname(d), real))
+        snprintf(where, len, "%s/%s", real, basename(b));
+    else
+        snprintf(where, len, "%s", path);
+    free(d);
+    free(b);
+}
+
+int cli_same_file(const char *a, const char *b)
+{
+    if (!a || !b)
+        return 0;
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb)
+        return 0;
+    char wa[2 * PATH_MAX], wb[2 * PATH_MAX];
+    future_place(a, wa, sizeof wa);
+    future_place(b, wb, sizeof wb);
+    return strcmp(wa, wb) == 0;
+}
+
+void print_error(const char *cmd, const pl_error *err)
+{
+    fprintf(stderr, "parlstm %s: %s\n", cmd, err->msg);
+}
+
+void format_duration(double s, char *buf, size_t len)
+{
+    if (!(s >= 0) || s > 1e9)
+        snprintf(buf, len, "?");
+    else if (s < 60)
+        snprintf(buf, len, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+const char *result_value(double v, int decimals, char *buf, size_t len)
+{
+    if (isnan(v))
+        snprintf(buf, len, "nan");
+    else
+        snprintf(buf, len, "%.*f", decimals, v);
+    return buf;
+}

@@ -1,0 +1,179 @@
+/* Model files: the trained parameters and every shape they need.
+ *
+ * Layout (little-endian):
+ *   "PLSTMMDL"  magic                                 8
+ *   version     u32                                   4
+ *   header      the rows of FIELDS that the version has
+ *   params      n_params f32
+ *   crc32       u32 over every byte before it         4
+ * Written through pl_write_atomic: a crash leaves the old or the new file.
+ *
+ * Versions (the number changes whenever a field is added, dropped or
+ * changes meaning; the reader names the versions it reads):
+ *   1  input, hidden, classes (u32), n_params (u64)
+ *   2  adds time_steps (u32): the sequence length the model was trained on
+ *
+ * To add a field: a member in `head`, a row at the end of FIELDS with the
+ * new version, MODEL_VERSION + 1, its check in head_check and its place in
+ * pl_model_info. An older file reads the field as 0. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "internal.h"
+
+static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
+#define MODEL_VERSION 2u /* written */
+#define MODEL_OLDEST 1u  /* the oldest version read */
+#define PREFIX 12        /* magic and version */
+
+typedef struct {
+    uint64_t input, hidden, classes, n_params, time_steps;
+} head;
+
+static const struct {
+    size_t at;      /* offsetof(head, the field) */
+    int bytes;      /* 4 or 8 in the file */
+    uint32_t since; /* the first version that has it */
+} FIELDS[] = {
+    {offsetof(head, input), 4, 1},
+    {offsetof(head, hidden), 4, 1},
+    {offsetof(head, classes), 4, 1},
+    {offsetof(head, n_params), 8, 1},
+    {offsetof(head, time_steps), 4, 2},
+};
+#define NFIELDS (sizeof FIELDS / sizeof *FIELDS)
+
+static size_t head_bytes(uint32_t version)
+{
+    size_t n = 0;
+    for (size_t f = 0; f < NFIELDS; f++)
+        if (FIELDS[f].since <= version)
+            n += (size_t)FIELDS[f].bytes;
+    return n;
+}
+
+static void head_put(pl_wcursor *c, const head *h)
+{
+    for (size_t f = 0; f < NFIELDS; f++) {
+        uint64_t v;
+        memcpy(&v, (const char *)h + FIELDS[f].at, 8);
+        if (FIELDS[f].bytes == 4)
+            pl_put_u32(c, (uint32_t)v);
+        else
+            pl_put_u64(c, v);
+    }
+}
+
+static void head_get(pl_rcursor *c, uint32_t version, head *h)
+{
+    memset(h, 0, sizeof *h);
+    for (size_t f = 0; f < NFIELDS; f++) {
+        if (FIELDS[f].since > version)
+            continue;
+        uint64_t v = FIELDS[f].bytes == 4 ? pl_get_u32(c) : pl_get_u64(c);
+        memcpy((char *)h + FIELDS[f].at, &v, 8);
+    }
+}
+
+/* After the payload check (config, count, length, CRC): the fields beyond
+ * the config, each within its range, into m. */
+static pl_status head_check(const char *path, uint32_t version, const head *h,
+                            pl_model_info *m, pl_error *err)
+{
+    m->version = (int)version;
+    m->T = (int)h->time_steps;
+    if (version >= 2 && (h->time_steps < 1 || h->time_steps > 65535))
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "%s: bad model header: %llu time steps (expected 1 to 65535)", path,
+                       (unsigned long long)h->time_steps);
+    return PL_OK;
+}
+
+pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
+                        pl_write_guard *guard, pl_error *err)
+{
+    if (pl_config_check(&m->cfg, err))
+        return PL_ERR_ARG;
+    if (m->cfg.layers != 1)
+        return pl_fail(err, PL_ERR_ARG,
+                       "%s: model file version %u records one LSTM layer, the model has %d",
+                       path, MODEL_VERSION, m->cfg.layers);
+    if (m->T < 1 || m->T > 65535)
+        return pl_fail(err, PL_ERR_ARG, "%s: %d time steps (expected 1 to 65535)", path, m->T);
+    size_t n = pl_param_count(&m->cfg);
+    head h = {(uint64_t)m->cfg.input, (uint64_t)m->cfg.hidden, (uint64_t)m->cfg.classes, n,
+              (uint64_t)m->T};
+    size_t len = PREFIX + head_bytes(MODEL_VERSION) + 4 * n + 4;
+    unsigned char *buf = malloc(len);
+    if (!buf)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
+    pl_wcursor c = {buf};
+    pl_put_bytes(&c, MODEL_MAGIC, 8);
+    pl_put_u32(&c, MODEL_VERSION);
+    head_put(&c, &h);
+    pl_put_bytes(&c, params, 4 * n);
+    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
+    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
+    free(buf);
+    return rc;
+}
+
+/* Magic, version and header of a model file of len bytes. */
+static pl_status read_header(const char *path, const unsigned char *buf, size_t len,
+                             uint32_t *version_out, head *h, size_t *head_len, pl_error *err)
+{
+    if (memcmp(buf, MODEL_MAGIC, 8) != 0)
+        return pl_fail(err, PL_ERR_MAGIC,
+                       "%s: bad magic number: expected \"PLSTMMDL\" (a parlstm model)%s", path,
+                       memcmp(buf, "PLSTMCKP", 8) == 0 ? "; this is a checkpoint" : "");
+    pl_rcursor c = {buf + 8};
+    uint32_t version = pl_get_u32(&c);
+    if (version < MODEL_OLDEST || version > MODEL_VERSION)
+        return pl_fail(err, PL_ERR_VERSION,
+                       "%s: model format version %u, this build reads versions %u to %u", path,
+                       version, MODEL_OLDEST, MODEL_VERSION);
+    *head_len = PREFIX + head_bytes(version);
+    if (len < *head_len + 4)
+        return pl_fail(err, PL_ERR_TRUNCATED,
+                       "%s: truncated: %zu bytes, a version %u model file has at least %zu",
+                       path, len, version, *head_len + 4);
+    head_get(&c, version, h);
+    *version_out = version;
+    return PL_OK;
+}
+
+pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err)
+{
+    *params = NULL;
+    unsigned char *buf;
+    size_t len, head_len = 0;
+    uint32_t version = 0;
+    head h;
+    pl_model_info got;
+    pl_status rc = pl_read_file(path, "model", PREFIX + head_bytes(MODEL_OLDEST) + 4,
+                                (size_t)1 << 34, &buf, &len, err);
+    if (rc)
+        return rc;
+    if ((rc = read_header(path, buf, len, &version, &h, &head_len, err)))
+        goto out;
+    uint64_t n = h.n_params;
+    got.cfg = (pl_config){(int)h.input, (int)h.hidden, (int)h.classes, 1};
+    if ((rc = pl_check_payload(path, "model file", &got.cfg, n, head_len, 1, buf, len, err)) ||
+        (rc = head_check(path, version, &h, &got, err)))
+        goto out;
+    float *p = pl_alloc_floats(n);
+    if (!p) {
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,
+                     (unsigned long long)n);
+        goto out;
+    }
+    memcpy(p, buf + head_len, 4 * n);
+    *m = got;
+    *params = p;
+out:
+    free(buf);
+    return rc;
+}

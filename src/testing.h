@@ -1,0 +1,19 @@
+/* Test hooks of libparlstm: switched on by the program from environment
+ * variables (PARLSTM_FAULT, PARLSTM_TEST_SLOW_WRITE_MS) and by the tests.
+ * Not part of the API; the library itself reads no environment. */
+#ifndef PARLSTM_TESTING_H
+#define PARLSTM_TESTING_H
+
+#include "parlstm.h"
+
+/* Every atomic write pauses ms milliseconds between writing its temporary
+ * file and renaming it (0 = off), widening the window in which a SIGKILL
+ * lands in the middle of a write. Process-wide; set it before writing. */
+void pl_test_set_write_delay(int ms);
+
+/* Fault injection: after step `step`'s backward pass (0-based, as passed
+ * to pl_trainer_step; -1 = never), a NaN goes into the gradient of
+ * parameter group `group` (pl_param_groups order). */
+void pl_trainer_set_fault(pl_trainer *tr, long step, int group);
+
+#endif

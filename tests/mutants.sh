@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Mutation testing: does the test suite notice a mistake?
+#
+#   tests/mutants.sh [LIST]        (make mutants; LIST: tests/mutants.list)
+#
+# Each mutant of LIST is one small edit a person could make by mistake: a
+# file, a text that occurs exactly once in it, its replacement and why.
+# The script copies the source tree to a scratch directory (never touching
+# yours), configures and builds it once, checks that the suite passes
+# there, then for each mutant: applies it, rebuilds what changed, runs the
+# suite's program with a time limit, and restores the file. A mutant is
+# killed when the suite fails (or does not finish in time); it survives
+# when the suite passes. It prints
+#     mutants: K killed of N
+# (N: the mutants not marked equivalent), the survivors, and exits 1 unless
+# every one of them is killed. A mutant whose text is no longer in its file
+# (or is there more than once) is an error, "stale mutant": the code has
+# changed and the list must follow it. So is one that does not compile.
+#
+# Environment: MUTANTS_ONLY=REGEX runs only the mutants whose file, why or
+# find text matches; MUTANTS_KEEP=1 keeps the scratch directory;
+# MUTANTS_JOBS=N for make -j (default 2).
+set -u
+src=$(cd "$(dirname "$0")/.." && pwd)
+list=${1:-$src/tests/mutants.list}
+jobs=${MUTANTS_JOBS:-2}
+only=${MUTANTS_ONLY:-}
+[ -f "$list" ] || { echo "mutants: no list $list" >&2; exit 2; }
+[ -x "$src/configure" ] || { echo "mutants: run ./bootstrap.sh first (no configure)" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/parlstm-mutants.XXXXXX")
+tree=$work/tree
+if [ "${MUTANTS_KEEP:-0}" = 1 ]; then
+    echo "mutants: scratch tree in $tree"
+else
+    trap 'rm -rf "$work"' EXIT
+fi
+start=$(date +%s)
+
+# ---- the scratch tree: sources and the generated build system, no outputs
+mkdir -p "$tree"
+tar -C "$src" --exclude=./.git --exclude=./data/mnist --exclude='*.o' --exclude='*.a' \
+    --exclude=.deps --exclude=.dirstamp --exclude='*.log' --exclude='*.trs' \
+    --exclude=./tests/fuzz/work --exclude=./tests/fuzz/artifacts --exclude=./parlstm \
+    --exclude=./tests/check_parlstm --exclude=./tests/fuzz/fuzz_idx \
+    --exclude=./tests/fuzz/fuzz_checkpoint --exclude=./bench/compare-onednn \
+    --exclude=./config.status --exclude=./Makefile --exclude=./config.h \
+    -cf - . | tar -C "$tree" -xf - || exit 2
+if ! (cd "$tree" && ./configure -q --without-onednn >"$work/configure.log" 2>&1 &&
+      make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
+    echo "mutants: the unchanged tree does not build:" >&2
+    tail -20 "$work/configure.log" "$work/build.log" >&2
+    exit 2
+fi
+
+# Runs the suite; its exit status, 124 (or 137) when it ran out of time.
+# The temporary directories of the tests that fail go with the scratch.
+mkdir -p "$work/tmp"
+run_suite() {
+    (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
+        timeout -k 5 "$1" tests/check_parlstm >"$work/out" 2>&1 9>"$work/summary")
+}
+
+t0=$(date +%s)
+if ! run_suite 900; then
+    echo "mutants: the suite fails without any mutant:" >&2
+    cat "$work/summary" >&2
+    exit 2
+fi
+base=$(($(date +%s) - t0))
+limit=$((base * 10 > 60 ? base * 10 : 60))
+echo "mutants: the unchanged suite passes in ${base}s; each mutant gets ${limit}s"
+
+# The number of times $M_FIND occurs in file $1; the edited text to $2.
+apply() {
+    M_FIND=$find M_REPL=$replace awk '
+        BEGIN { f = ENVIRON["M_FIND"]; r = ENVIRON["M_REPL"]; n = 0 }
+        { line = $0; out = ""
+          while ((i = index(line, f)) > 0) {
+              n++; out = out substr(line, 1, i - 1) r; line = substr(line, i + length(f))
+          }
+          print out line }
+        END { print n > "/dev/stderr" }' "$1" >"$2" 2>"$work/count"
+    cat "$work/count"
+}
+
+total=0 killed=0 equivalent=0 errors=0
+survivors="" problems=""
+record=0
+
+one_mutant() {
+    record=$((record + 1))
+    local where="$list:$line0"
+    if [ -z "$file" ] || [ -z "$find" ] || [ -z "$why" ] || [ "$have_replace" = 0 ]; then
+        problems+="  $where: a mutant needs file, find, replace and why"$'\n'
+        errors=$((errors + 1))
+        return
+    fi
+    if [ -n "$only" ] && ! printf '%s\n%s\n%s\n' "$file" "$why" "$find" | grep -Eq -- "$only"; then
+        return
+    fi
+    local target="$tree/$file"
+    if [ ! -f "$target" ]; then
+        problems+="  stale mutant ($where): no file $file"$'\n'
+        errors=$((errors + 1))
+        return
+    fi
+    cp -p "$target" "$work/orig"
+    local n
+    n=$(apply "$work/orig" "$work/mutated")
+    if [ "$n" != 1 ]; then
+        problems+="  stale mutant ($where): '$find' occurs $n times in $file (expected once)"$'\n'
+        errors=$((errors + 1))
+        return
+    fi
+    cp "$work/mutated" "$target"
+    local verdict what=""
+    if ! (cd "$tree" && make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
+        verdict=broken
+    elif run_suite "$limit"; then
+        verdict=survived
+    else
+        rc=$? # the suite's
+        if [ $rc = 124 ] || [ $rc = 137 ]; then
+            what="(time limit)"
+        else
+            what=$(grep -m1 -E '^[^ ]+:[0-9]+:' "$work/summary" | cut -c1-110)
+        fi
+        verdict=killed
+    fi
+    cp "$work/orig" "$target" # a new mtime: the next build restores it
+    if [ "$verdict" = broken ]; then
+        problems+="  $where: the mutant does not compile ($file: $why)"$'\n'
+        errors=$((errors + 1))
+        printf 'BROKEN    %s: %s\n' "$file" "$why"
+        return
+    fi
+    if [ -n "$equiv" ]; then
+        equivalent=$((equivalent + 1))
+        if [ "$verdict" = killed ]; then
+            problems+="  $where: marked equivalent, but $what kills it: drop the mark"$'\n'
+            errors=$((errors + 1))
+        fi
+        printf 'EQUIV     %s: %s (%s)\n' "$file" "$why" "$equiv"
+        return
+    fi
+    total=$((total + 1))
+    if [ "$verdict" = killed ]; then
+        killed=$((killed + 1))
+        printf 'killed    %s: %s  [%s]\n' "$file" "$why" "$what"
+    else
+        survivors+="  $file: $why"$'\n'"      find:    $find"$'\n'"      replace: $replace"$'\n'
+        printf 'SURVIVED  %s: %s\n' "$file" "$why"
+    fi
+}
+
+# The list: records of "key: value" lines, separated by blank lines;
+# '#' starts a comment line.
+reset() { file="" find="" replace="" why="" equiv="" have_replace=0 line0=$lineno; }
+lineno=0
+reset
+while IFS= read -r l || [ -n "$l" ]; do
+    lineno=$((lineno + 1))
+    case "$l" in
+    '#'*) continue ;;
+    '')
+        [ -n "$file$find$why" ] && one_mutant
+        reset
+        continue
+        ;;
+    esac
+    [ -z "$file$find$why$equiv" ] && [ "$have_replace" = 0 ] && line0=$lineno
+    key=${l%%:*}
+    value=${l#*:}
+    value=${value# }
+    case "$key" in
+    file) file=$value ;;
+    find) find=$value ;;
+    replace) replace=$value; have_replace=1 ;;
+    why) why=$value ;;
+    equivalent) equiv=$value ;;
+    *)
+        problems+="  $list:$lineno: unknown key '$key'"$'\n'
+        errors=$((errors + 1))
+        ;;
+    esac
+done <"$list"
+[ -n "$file$find$why" ] && one_mutant
+
+echo
+note=""
+[ "$equivalent" -gt 0 ] && note=" ($equivalent more marked equivalent)"
+echo "mutants: $killed killed of $total$note in $(($(date +%s) - start))s"
+if [ -n "$survivors" ]; then
+    echo "survivors (each needs a test that kills it, or a reason why it is equivalent):"
+    printf '%s' "$survivors"
+fi
+if [ -n "$problems" ]; then
+    echo "errors in the list ($errors):"
+    printf '%s' "$problems"
+fi
+[ "$killed" = "$total" ] && [ "$errors" = 0 ] && [ "$total" -gt 0 ]
