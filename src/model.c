@@ -122,7 +122,7 @@ extern int openblas_get_num_threads(void);
  * q^T (cols x rows) with leading dimension cols: LAPACK works on it as is.
  * O(rows^2 cols) in blocked LAPACK, on every CPU. Returns 0, or -1 when
  * LAPACK fails or memory runs out. */
-static int orthonormalise_rows(double *q, int rows, int cols)
+int pl_orthonormalise_rows(double *q, int rows, int cols)
 {
     int m = cols, n = rows, lda = cols, info = 0, lwork = -1;
     double query, *tau = malloc(sizeof(double) * (size_t)n), *diag = malloc(sizeof(double) * n);
@@ -164,7 +164,7 @@ static void fill_orthogonal(float *w, int rows, int cols, pl_rng *r)
     if (q)
         for (size_t i = 0; i < n; i++)
             q[i] = pl_rng_normal(r);
-    if (!q || orthonormalise_rows(q, rows, cols) != 0) {
+    if (!q || pl_orthonormalise_rows(q, rows, cols) != 0) {
         /* cannot fail the caller: a scaled normal, near-orthogonal rows */
         for (size_t i = 0; i < n; i++)
             w[i] = (float)(q ? q[i] / sqrt(cols) : pl_rng_normal(r) / sqrt(cols));

@@ -310,6 +310,42 @@ START_TEST(test_subnormals_flushed)
 }
 END_TEST
 
+/* The QR orthonormalisation of the initialisation against classical
+ * Gram-Schmidt (run twice) on the same random rows: the same rows, signs
+ * included, to 1e-12. */
+START_TEST(test_orthonormal_rows_match_gram_schmidt)
+{
+    enum { R = 7, CC = 19 };
+    double q[R * CC], gs[R * CC];
+    pl_rng r;
+    pl_rng_seed(&r, 5);
+    for (int i = 0; i < R * CC; i++)
+        q[i] = gs[i] = pl_rng_normal(&r);
+    ck_assert_int_eq(pl_orthonormalise_rows(q, R, CC), 0);
+    for (int i = 0; i < R; i++) {
+        double *gi = gs + i * CC;
+        for (int pass = 0; pass < 2; pass++)
+            for (int j = 0; j < i; j++) {
+                double dot = 0;
+                for (int k = 0; k < CC; k++)
+                    dot += gi[k] * gs[j * CC + k];
+                for (int k = 0; k < CC; k++)
+                    gi[k] -= dot * gs[j * CC + k];
+            }
+        double norm = 0;
+        for (int k = 0; k < CC; k++)
+            norm += gi[k] * gi[k];
+        for (int k = 0; k < CC; k++)
+            gi[k] /= sqrt(norm);
+    }
+    double worst = 0;
+    for (int i = 0; i < R * CC; i++)
+        worst = fmax(worst, fabs(q[i] - gs[i]));
+    printf("orthonormal rows: QR against Gram-Schmidt, largest difference %.2e\n", worst);
+    ck_assert_msg(worst < 1e-12, "QR and Gram-Schmidt differ by %g", worst);
+}
+END_TEST
+
 Suite *lstm_suite(void)
 {
     Suite *s = suite_create("lstm");
@@ -322,6 +358,7 @@ Suite *lstm_suite(void)
     tcase_add_test(tc, test_shapes_match_reference);
     tcase_add_test(tc, test_param_layout_and_flops);
     tcase_add_test(tc, test_subnormals_flushed);
+    tcase_add_test(tc, test_orthonormal_rows_match_gram_schmidt);
     suite_add_tcase(s, tc);
     return s;
 }
