@@ -190,20 +190,33 @@ typedef struct {
 /* Async-signal-safe: removes the guarded temporary file, if any. */
 void pl_write_abandon(pl_write_guard *guard);
 
+/* How images become sequences: each image row a time step of the row's
+ * pixels (rows), or each pixel a time step of width 1 (pixels). */
+typedef enum { PL_SEQ_ROWS = 0, PL_SEQ_PIXELS = 1 } pl_sequence;
+
 /* What a model file records besides the parameters: every shape the model
- * needs. */
+ * needs, and how it reads an image. */
 typedef struct {
     pl_config cfg;
-    int T;       /* time steps (image rows) it was trained on; 0 in a
-                    version 1 file, which does not record them */
+    int T;       /* time steps it was trained on; 0 in a version 1 file,
+                    which does not record them */
     int version; /* the file's format version (set by pl_model_load) */
+    /* version 3 on (older files: rows, and rows x cols = T x D when T is
+     * known, no permutation, no dropout) */
+    int rows, cols;        /* the images it reads (0, 0 when saving: T, D) */
+    pl_sequence sequence;  /* rows: T = rows, D = cols; pixels: T = rows x
+                              cols, D = 1 */
+    int permuted;          /* 1: pixel positions in the fixed random order of
+                              pl_dataset_permute(permute_seed) */
+    uint64_t permute_seed;
+    float dropout;         /* dropout between layers in training (a record) */
 } pl_model_info;
 
 /* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
  * CRC32 over everything before it (layout in modelfile.c). */
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
                         pl_write_guard *guard, pl_error *err);
-/* Reads versions 1 and 2. Allocates *params (free with pl_free). */
+/* Reads versions 1 to 3. Allocates *params (free with pl_free). */
 pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
 
 /* Whether a file can be written at path (its directory takes a new file,

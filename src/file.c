@@ -268,8 +268,10 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
         return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model config: %s", path, why);
     }
     if (n != pl_param_count(cfg))
-        return pl_fail(err, PL_ERR_MISMATCH, "%s: %llu parameters, a %d-%d-%d model has %zu",
-                       path, (unsigned long long)n, cfg->input, cfg->hidden, cfg->classes,
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: %llu parameters, a %d-%d-%d model%s%.0d%s "
+                       "has %zu", path, (unsigned long long)n, cfg->input, cfg->hidden,
+                       cfg->classes, cfg->layers > 1 ? " of " : "",
+                       cfg->layers > 1 ? cfg->layers : 0, cfg->layers > 1 ? " layers" : "",
                        pl_param_count(cfg));
     size_t want = head + (size_t)copies * 4 * (size_t)n + 4;
     if (len != want)

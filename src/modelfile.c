@@ -12,6 +12,9 @@
  * changes meaning; the reader names the versions it reads):
  *   1  input, hidden, classes (u32), n_params (u64)
  *   2  adds time_steps (u32): the sequence length the model was trained on
+ *   3  adds layers, image rows and cols, sequence (0 rows, 1 pixels),
+ *      permuted (0, 1) (u32 each), permute_seed (u64), dropout (u32: the
+ *      float's bits)
  *
  * To add a field: a member in `head`, a row at the end of FIELDS with the
  * new version, MODEL_VERSION + 1, its check in head_check and its place in
@@ -25,12 +28,13 @@
 #include "internal.h"
 
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
-#define MODEL_VERSION 2u /* written */
+#define MODEL_VERSION 3u /* written */
 #define MODEL_OLDEST 1u  /* the oldest version read */
 #define PREFIX 12        /* magic and version */
 
 typedef struct {
     uint64_t input, hidden, classes, n_params, time_steps;
+    uint64_t layers, rows, cols, sequence, permuted, permute_seed, dropout;
 } head;
 
 static const struct {
@@ -43,6 +47,13 @@ static const struct {
     {offsetof(head, classes), 4, 1},
     {offsetof(head, n_params), 8, 1},
     {offsetof(head, time_steps), 4, 2},
+    {offsetof(head, layers), 4, 3},
+    {offsetof(head, rows), 4, 3},
+    {offsetof(head, cols), 4, 3},
+    {offsetof(head, sequence), 4, 3},
+    {offsetof(head, permuted), 4, 3},
+    {offsetof(head, permute_seed), 8, 3},
+    {offsetof(head, dropout), 4, 3},
 };
 #define NFIELDS (sizeof FIELDS / sizeof *FIELDS)
 
@@ -78,6 +89,30 @@ static void head_get(pl_rcursor *c, uint32_t version, head *h)
     }
 }
 
+/* The image shape and sequence mode agree with T and D. */
+static pl_status shape_check(const char *path, const pl_model_info *m, pl_error *err)
+{
+    long px = (long)m->rows * m->cols;
+    int ok = m->rows >= 1 && m->cols >= 1 && m->rows <= 65535 && m->cols <= 65535 &&
+             (m->sequence == PL_SEQ_ROWS ? m->rows == m->T && m->cols == m->cfg.input
+                                         : px == m->T && m->cfg.input == 1);
+    if (m->sequence != PL_SEQ_ROWS && m->sequence != PL_SEQ_PIXELS)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model header: sequence mode %d "
+                       "(expected 0, rows, or 1, pixels)", path, (int)m->sequence);
+    if (!ok)
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "%s: bad model header: images of %dx%d read as %s cannot make %d time "
+                       "steps of width %d", path, m->rows, m->cols,
+                       m->sequence == PL_SEQ_ROWS ? "rows" : "pixels", m->T, m->cfg.input);
+    if (m->permuted != 0 && m->permuted != 1)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model header: permuted %d (0 or 1)",
+                       path, m->permuted);
+    if (!(m->dropout >= 0 && m->dropout < 1))
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model header: dropout %g (0 to below 1)",
+                       path, (double)m->dropout);
+    return PL_OK;
+}
+
 /* After the payload check (config, count, length, CRC): the fields beyond
  * the config, each within its range, into m. */
 static pl_status head_check(const char *path, uint32_t version, const head *h,
@@ -89,7 +124,23 @@ static pl_status head_check(const char *path, uint32_t version, const head *h,
         return pl_fail(err, PL_ERR_MISMATCH,
                        "%s: bad model header: %llu time steps (expected 1 to 65535)", path,
                        (unsigned long long)h->time_steps);
-    return PL_OK;
+    if (version < 3) { /* rows read row by row, the shape from T and D */
+        m->rows = m->T;
+        m->cols = m->T ? m->cfg.input : 0;
+        m->sequence = PL_SEQ_ROWS;
+        m->permuted = 0;
+        m->permute_seed = 0;
+        m->dropout = 0;
+        return PL_OK;
+    }
+    uint32_t bits = (uint32_t)h->dropout;
+    m->rows = (int)(h->rows > 65535 ? 0 : h->rows);
+    m->cols = (int)(h->cols > 65535 ? 0 : h->cols);
+    m->sequence = h->sequence > 1 ? (pl_sequence)2 : (pl_sequence)h->sequence;
+    m->permuted = h->permuted > 1 ? 2 : (int)h->permuted;
+    m->permute_seed = h->permute_seed;
+    memcpy(&m->dropout, &bits, 4);
+    return shape_check(path, m, err);
 }
 
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
@@ -97,15 +148,21 @@ pl_status pl_model_save(const char *path, const pl_model_info *m, const float *p
 {
     if (pl_config_check(&m->cfg, err))
         return PL_ERR_ARG;
-    if (m->cfg.layers != 1)
-        return pl_fail(err, PL_ERR_ARG,
-                       "%s: model file version %u records one LSTM layer, the model has %d",
-                       path, MODEL_VERSION, m->cfg.layers);
     if (m->T < 1 || m->T > 65535)
         return pl_fail(err, PL_ERR_ARG, "%s: %d time steps (expected 1 to 65535)", path, m->T);
+    pl_model_info w = *m;
+    if (w.rows == 0 && w.cols == 0 && w.sequence == PL_SEQ_ROWS) {
+        w.rows = w.T;
+        w.cols = w.cfg.input;
+    }
+    if (shape_check(path, &w, err))
+        return PL_ERR_ARG;
     size_t n = pl_param_count(&m->cfg);
+    uint32_t bits;
+    memcpy(&bits, &w.dropout, 4);
     head h = {(uint64_t)m->cfg.input, (uint64_t)m->cfg.hidden, (uint64_t)m->cfg.classes, n,
-              (uint64_t)m->T};
+              (uint64_t)m->T, (uint64_t)m->cfg.layers, (uint64_t)w.rows, (uint64_t)w.cols,
+              (uint64_t)w.sequence, (uint64_t)w.permuted, w.permute_seed, bits};
     size_t len = PREFIX + head_bytes(MODEL_VERSION) + 4 * n + 4;
     unsigned char *buf = malloc(len);
     if (!buf)
@@ -151,7 +208,7 @@ pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_e
     unsigned char *buf;
     size_t len, head_len = 0;
     uint32_t version = 0;
-    head h;
+    head h = {0};
     pl_model_info got;
     pl_status rc = pl_read_file(path, "model", PREFIX + head_bytes(MODEL_OLDEST) + 4,
                                 (size_t)1 << 34, &buf, &len, err);
@@ -160,7 +217,9 @@ pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_e
     if ((rc = read_header(path, buf, len, &version, &h, &head_len, err)))
         goto out;
     uint64_t n = h.n_params;
-    got.cfg = (pl_config){(int)h.input, (int)h.hidden, (int)h.classes, 1};
+    memset(&got, 0, sizeof got);
+    got.cfg = (pl_config){(int)h.input, (int)h.hidden, (int)h.classes,
+                          version >= 3 ? (int)(h.layers > PL_MAX_LAYERS ? 0 : h.layers) : 1};
     if ((rc = pl_check_payload(path, "model file", &got.cfg, n, head_len, 1, buf, len, err)) ||
         (rc = head_check(path, version, &h, &got, err)))
         goto out;

@@ -98,9 +98,11 @@ static float *model_params(const pl_config *cfg, uint64_t seed)
     return p;
 }
 
-/* Byte offsets in a version 2 model file (modelfile.c): magic, version,
- * input, hidden, classes, n_params (u64), time steps, then parameters. */
-enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_PARAMS = 36 };
+/* Byte offsets in a version 3 model file (modelfile.c): magic, version,
+ * input, hidden, classes, n_params (u64), time steps, layers, rows, cols,
+ * sequence, permuted, permute seed (u64), dropout, then parameters. */
+enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_LAYERS = 36,
+       MF_ROWS = 40, MF_SEQ = 48, MF_PERM = 52, MF_DROPOUT = 64, MF_PARAMS = 68 };
 
 START_TEST(test_model_file_round_trip_and_damage)
 {
@@ -119,7 +121,11 @@ START_TEST(test_model_file_round_trip_and_damage)
     ck_assert_int_eq(got.cfg.classes, 3);
     ck_assert_int_eq(got.cfg.layers, 1);
     ck_assert_int_eq(got.T, 7);
-    ck_assert_int_eq(got.version, 2);
+    ck_assert_int_eq(got.version, 3);
+    ck_assert_int_eq(got.rows, 7); /* rows x cols = T x D when saved without them */
+    ck_assert_int_eq(got.cols, 5);
+    ck_assert_int_eq(got.sequence, PL_SEQ_ROWS);
+    ck_assert_int_eq(got.permuted, 0);
     ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
     pl_free(q);
 
@@ -136,8 +142,8 @@ START_TEST(test_model_file_round_trip_and_damage)
         const char *fragment;
     } bad[] = {
         {"magic", 0, 0, 0x01, 0, 0, PL_ERR_MAGIC, "PLSTMMDL"},
-        {"version", MF_VERSION, 0, 0x01, 0, 0, PL_ERR_VERSION,
-         "version 3, this build reads versions 1 to 2"},
+        {"version", MF_VERSION, 0, 0x07, 0, 0, PL_ERR_VERSION,
+         "version 4, this build reads versions 1 to 3"},
         {"config", MF_HIDDEN + 3, 0, 0x80, 0, 0, PL_ERR_MISMATCH, "bad model config"},
         {"parameter count", MF_NPARAMS, 0, 0x01, 0, 0, PL_ERR_MISMATCH, "a 5-12-3 model has"},
         {"time steps", MF_T + 2, 0, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
@@ -148,7 +154,16 @@ START_TEST(test_model_file_round_trip_and_damage)
         {"truncated", 0, len - 9, 0, 0, 0, PL_ERR_TRUNCATED, "truncated"},
         {"trailing", 0, 0, 0, 1, 0, PL_ERR_TRAILING, "trailing bytes"},
         {"tiny", 0, 7, 0, 0, 0, PL_ERR_TRUNCATED, "at least 36"},
-        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 2 model file has at least 40"},
+        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 3 model file has at least 72"},
+        {"layers", MF_LAYERS, 0, 0x03, 0, 1, PL_ERR_MISMATCH,
+         "1311 parameters, a 5-12-3 model of 2 layers has 2511"},
+        {"image rows", MF_ROWS, 0, 0x01, 0, 1, PL_ERR_MISMATCH,
+         "images of 6x5 read as rows cannot make 7 time steps of width 5"},
+        {"sequence mode", MF_SEQ, 0, 0x02, 0, 1, PL_ERR_MISMATCH, "sequence mode 2"},
+        {"pixels of a 7x5 model", MF_SEQ, 0, 0x01, 0, 1, PL_ERR_MISMATCH,
+         "images of 7x5 read as pixels cannot make 7 time steps of width 5"},
+        {"permuted", MF_PERM, 0, 0x02, 0, 1, PL_ERR_MISMATCH, "permuted 2"},
+        {"dropout", MF_DROPOUT + 3, 0, 0x40, 0, 1, PL_ERR_MISMATCH, "dropout 2 (0 to below 1)"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         static unsigned char copy[65600];
@@ -176,9 +191,9 @@ START_TEST(test_model_file_round_trip_and_damage)
     pl_model_info no_t = {.cfg = mi.cfg, .T = 0};
     ck_assert_int_eq(pl_model_save(path, &no_t, p, NULL, &err), PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "0 time steps"));
-    pl_model_info two = {.cfg = {5, 12, 3, 2}, .T = 7};
-    ck_assert_int_eq(pl_model_save(path, &two, p, NULL, &err), PL_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(err.msg, "records one LSTM layer, the model has 2"));
+    pl_model_info wrong = {.cfg = mi.cfg, .T = 7, .rows = 7, .cols = 4};
+    ck_assert_int_eq(pl_model_save(path, &wrong, p, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "images of 7x4 read as rows cannot make 7 time steps"));
     pl_free(p);
     tu_rmtree(dir);
     free(dir);

@@ -260,9 +260,12 @@ void tu_fix_crc(unsigned char *buf, size_t n)
 
 size_t tu_model_to_v1(unsigned char *buf, size_t len)
 {
-    enum { AT_VERSION = 8, AT_TIME_STEPS = 32 }; /* offsets in a version 2 file */
-    memmove(buf + AT_TIME_STEPS, buf + AT_TIME_STEPS + 4, len - AT_TIME_STEPS - 4);
-    len -= 4;
+    /* offsets in a version 3 file: the version 1 header ends at 32, the
+     * version 3 one at 68 (time steps, layers, rows, cols, sequence,
+     * permuted: u32; permute seed: u64; dropout: u32) */
+    enum { AT_VERSION = 8, AT_V2 = 32, V3_HEAD_END = 68 };
+    memmove(buf + AT_V2, buf + V3_HEAD_END, len - V3_HEAD_END);
+    len -= V3_HEAD_END - AT_V2;
     buf[AT_VERSION] = 1;
     tu_fix_crc(buf, len);
     return len;

@@ -78,8 +78,8 @@ size_t tu_read(const char *path, void *buf, size_t cap);
 /* Writes the CRC32 of buf[0, n - 4) into its last 4 bytes, as the model
  * and checkpoint formats keep it. */
 void tu_fix_crc(unsigned char *buf, size_t n);
-/* A version 2 model file in buf (len bytes) made version 1: the time steps
- * field dropped, the CRC32 made right; returns the new length. */
+/* A version 3 model file in buf (len bytes) made version 1: the fields of
+ * versions 2 and 3 dropped, the CRC32 made right; returns the new length. */
 size_t tu_model_to_v1(unsigned char *buf, size_t len);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
