@@ -102,6 +102,16 @@ pl_status pl_dataset_split(const pl_dataset *all, size_t val, pl_dataset *train,
                            pl_dataset *valset, pl_error *err);
 void pl_dataset_free(pl_dataset *ds);
 
+/* Reads every image pixel by pixel: T = rows x cols time steps of width
+ * D = 1 (the bytes stay where they are). */
+void pl_dataset_as_pixels(pl_dataset *ds);
+/* The fixed random order of the n = T x D pixel positions of seed:
+ * perm[k] = the position read at step k (Fisher-Yates on pl_rng). */
+void pl_pixel_permutation(uint64_t seed, uint32_t *perm, size_t n);
+/* Puts every image's pixels in that order (the same for every image); a
+ * view gets its own copy of the images. */
+pl_status pl_dataset_permute(pl_dataset *ds, uint64_t seed, pl_error *err);
+
 /* ------------------------------------------------------------------ RNG */
 
 /* xoshiro256** seeded through splitmix64. */
@@ -337,6 +347,8 @@ typedef struct {
     int deterministic;  /* bitwise identical results for every workers/threads */
     int profile;        /* time the phases of each step (pl_trainer_profile) */
     pl_gemm_backend gemm;
+    float dropout;      /* inverted dropout on the hidden states passed from
+                           one layer to the next, in training (0: off) */
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);
@@ -394,6 +406,9 @@ typedef struct {
     uint64_t n_train;    /* training images */
     uint32_t data_crc;   /* CRC32 of the training images and labels */
     long adam_steps;     /* Adam's t (filled in by pl_checkpoint_save) */
+    pl_sequence sequence; /* how the images were read (version 3 on) */
+    int permuted;        /* pixels in the order of pl_dataset_permute(permute_seed) */
+    uint64_t permute_seed;
 } pl_ckpt_meta;
 
 /* CRC32 of a data set's images and labels (identifies the data). */

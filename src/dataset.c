@@ -114,3 +114,44 @@ void pl_dataset_free(pl_dataset *ds)
     free(ds->owned_labels);
     memset(ds, 0, sizeof *ds);
 }
+
+void pl_dataset_as_pixels(pl_dataset *ds)
+{
+    ds->T *= ds->D;
+    ds->D = 1;
+}
+
+void pl_pixel_permutation(uint64_t seed, uint32_t *perm, size_t n)
+{
+    pl_rng r;
+    pl_rng_seed(&r, seed ^ 0x5045524d55544531ull); /* "PERMUTE1": not the data order's stream */
+    pl_rng_permutation(&r, perm, n);
+}
+
+pl_status pl_dataset_permute(pl_dataset *ds, uint64_t seed, pl_error *err)
+{
+    const size_t px = (size_t)ds->T * (size_t)ds->D;
+    uint32_t *perm = malloc(sizeof *perm * px);
+    uint8_t *tmp = malloc(px);
+    uint8_t *out = ds->owned_images ? (uint8_t *)ds->owned_images : malloc(px * ds->n + 1);
+    if (!perm || !tmp || !out) {
+        free(perm);
+        free(tmp);
+        if (out != ds->owned_images)
+            free(out);
+        return pl_fail(err, PL_ERR_NOMEM, "cannot allocate for permuting %zu images of %zu "
+                       "pixels", ds->n, px);
+    }
+    pl_pixel_permutation(seed, perm, px);
+    for (size_t i = 0; i < ds->n; i++) {
+        memcpy(tmp, ds->images + i * px, px);
+        for (size_t k = 0; k < px; k++)
+            out[i * px + k] = tmp[perm[k]];
+    }
+    if (out != ds->owned_images)
+        ds->owned_images = out;
+    ds->images = out;
+    free(perm);
+    free(tmp);
+    return PL_OK;
+}

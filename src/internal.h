@@ -226,6 +226,31 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
                            uint64_t n, size_t head, int copies, const unsigned char *buf,
                            size_t len, pl_error *err);
 
+/* Inverted dropout with probability p between layers for the next
+ * forward/backward (0: off); key identifies the masks (the run's seed and
+ * the step): each row's mask is a function of key and its item in the data
+ * set (pl_ws_load_u8's idx; pl_ws_load_f32: its row). */
+void pl_ws_set_dropout(pl_ws *ws, float p, uint64_t key);
+/* pl_ref_loss_grad with that dropout (rows' items: their index). */
+double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const float *x,
+                                const uint8_t *labels, int n, int T, double norm,
+                                double *grad, double *logits, float drop, uint64_t key);
+
+/* The dropout multiplier of unit u of row item `id` at step t between
+ * layers l and l + 1: 0 with probability p, else 1 / (1 - p); a hash of
+ * (key, l, t, id, u), so the same wherever and whenever it is computed. */
+static inline uint32_t pl_dropout_hash(uint64_t key, int l, int t, uint32_t id, int u)
+{
+    uint64_t h = (key ^ (((uint64_t)id << 32 | (uint32_t)(l * 65536 + t)) *
+                         0x9E3779B97F4A7C15ull)) +
+                 (uint64_t)u * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    return (uint32_t)(h >> 32);
+}
+static inline uint32_t pl_dropout_cut(float p) { return (uint32_t)((double)p * 4294967296.0); }
+
 /* Bytes a workspace of cap rows needs (before creating it). */
 double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads);
 

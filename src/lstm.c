@@ -72,6 +72,9 @@ struct pl_ws {
     int K[PL_MAX_LAYERS];
     pl_gemm_backend be;
     uint8_t *labels;             /* (n) */
+    uint32_t *ids;               /* (n) each row's item in the data set: its dropout masks */
+    float drop;                  /* dropout between layers (0: off) */
+    uint64_t drop_key;           /* the step's masks (pl_ws_set_dropout) */
     float *xh[PL_MAX_LAYERS];    /* (T + 1, n, K_l): slot t = [in_t, 1, h_{t-1}];
                                     slot T holds h_T */
     float *gates[PL_MAX_LAYERS]; /* (np, T, n, 64): activations, then gate gradients */
@@ -355,7 +358,7 @@ double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads)
     double floats = 0;
     for (int i = 0, k = ws_table(&ws, b); i < k; i++)
         floats += (double)b[i].n;
-    return floats * sizeof(float) + cap;
+    return floats * sizeof(float) + cap * (1.0 + sizeof(uint32_t));
 }
 
 pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
@@ -369,7 +372,8 @@ pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
     ws_shape(ws, cfg, T, cap, threads);
     ws->be = pl_gemm_resolve(be);
     ws_buf b[WS_MAX_BUFS];
-    int ok = (ws->labels = pl_alloc_aligned((size_t)cap)) != NULL;
+    int ok = (ws->labels = pl_alloc_aligned((size_t)cap)) != NULL &&
+             (ws->ids = pl_alloc_aligned(sizeof *ws->ids * (size_t)cap)) != NULL;
     for (int i = 0, k = ws_table(ws, b); ok && i < k; i++)
         ok = (*b[i].ptr = pl_alloc_floats(b[i].n)) != NULL;
     if (!ok) {
@@ -387,6 +391,7 @@ void pl_ws_free(pl_ws *ws)
     for (int i = 0, k = ws_table(ws, b); i < k; i++)
         pl_free(*b[i].ptr);
     pl_free(ws->labels);
+    pl_free(ws->ids);
     free(ws);
 }
 
@@ -420,6 +425,7 @@ void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
     for (int b = 0; b < n; b++) {
         const uint8_t *img = ds->images + (size_t)idx[b] * T * D;
         ws->labels[b] = ds->labels[idx[b]];
+        ws->ids[b] = idx[b];
         for (int t = 0; t < T; t++) {
             float *row = ws->xh[0] + ((size_t)t * n + b) * K;
             for (int d = 0; d < D; d++)
@@ -436,11 +442,37 @@ void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n)
     ws->n = n;
     for (int b = 0; b < n; b++) {
         ws->labels[b] = labels[b];
+        ws->ids[b] = (uint32_t)b;
         for (int t = 0; t < T; t++)
             memcpy(ws->xh[0] + ((size_t)t * n + b) * K, x + ((size_t)b * T + t) * D,
                    sizeof(float) * (size_t)D);
     }
     load_constants(ws);
+}
+
+/* -------------------------------------------------------------- dropout */
+
+void pl_ws_set_dropout(pl_ws *ws, float p, uint64_t key)
+{
+    ws->drop = p;
+    ws->drop_key = key;
+}
+
+/* Inverted dropout between layer l and l + 1: x[t][b][u] for units [u0,
+ * u1) times 0 or 1 / (1 - p), the mask a hash of (the step's key, the
+ * boundary, t, the row's item, u): the same for any sharding and thread
+ * split, and again in backward. `rows` rows of stride ld from step t0. */
+static void dropout_mask(const pl_ws *ws, int l, int t0, int steps, float *x, size_t ld,
+                         size_t step_stride, int u0, int u1)
+{
+    const uint32_t cut = pl_dropout_cut(ws->drop);
+    const float keep = 1.0f / (1.0f - ws->drop);
+    for (int t = t0; t < t0 + steps; t++)
+        for (int b = 0; b < ws->n; b++) {
+            float *row = x + (size_t)(t - t0) * step_stride + (size_t)b * ld;
+            for (int u = u0; u < u1; u++)
+                row[u] *= pl_dropout_hash(ws->drop_key, l, t, ws->ids[b], u) >= cut ? keep : 0.0f;
+        }
 }
 
 /* ---------------------------------------------------------- LSTM layer */
@@ -492,6 +524,9 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .h2 = up ? ws->xh[l + 1] + (size_t)t * n * ws->K[l + 1] : NULL,
             .h2_rs = up ? (size_t)ws->K[l + 1] : 0};
         cell_forward(ws->be, &ca);
+        if (up && ws->drop > 0) /* what the next layer reads, own units */
+            dropout_mask(ws, l, t, 1, ca.h2, ca.h2_rs, 0, (int)p0 * PL_UNIT_BLOCK,
+                         (int)p1 * PL_UNIT_BLOCK);
 #pragma omp barrier
         pl_lap(prof, PL_PH_FWD_CELL, tt);
     }
@@ -608,6 +643,8 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     if (l > 0) {
         times_transposed(ws, pk->wxt[l], ws->gates[l], g_ps, T * n, ws->dH, (size_t)Hp, u0,
                          u1, 0);
+        if (ws->drop > 0) /* the mask of the forward pass, own units */
+            dropout_mask(ws, l - 1, 0, T, ws->dH, (size_t)Hp, step, u0, u1);
         pl_lap(prof, PL_PH_DIN_GEMM, tt);
     }
     weight_gradient(ws, l, p0, p1);

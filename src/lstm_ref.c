@@ -21,7 +21,19 @@ static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
 typedef struct {
     int L, T, H;
     double *in, *ga, *cs, *hs;
+    float drop;      /* dropout between layers (0: off) */
+    uint64_t key;
+    uint32_t id;     /* the sample's item: its row */
 } ref_acts;
+
+/* The dropout multiplier between layer l and l + 1 (see internal.h). */
+static double drop_scale(const ref_acts *r, int l, int t, int u)
+{
+    if (r->drop <= 0)
+        return 1.0;
+    return pl_dropout_hash(r->key, l, t, r->id, u) >= pl_dropout_cut(r->drop)
+               ? 1.0 / (1.0 - (double)r->drop) : 0.0;
+}
 
 /* Row t of layer l in one of r's arrays of `slots` rows per layer. */
 static double *at(double *base, int l, int t, int width, int slots)
@@ -48,7 +60,7 @@ static void ref_forward(const pl_config *cfg, const pl_tensors_d *p, const float
                         acc += xs[t * D + d] * p->w_in[d * H + j];
                     in[j] = acc;
                 } else {
-                    in[j] = at(r->hs, l - 1, t + 1, H, T + 1)[j];
+                    in[j] = at(r->hs, l - 1, t + 1, H, T + 1)[j] * drop_scale(r, l - 1, t, j);
                 }
             }
             for (int j = 0; j < H4; j++) {
@@ -96,7 +108,7 @@ static void ref_backward(const pl_config *cfg, const pl_tensors_d *p, pl_tensors
             const double *ct = at(r->cs, l, t + 1, H, T + 1);
             if (l < r->L - 1)
                 for (int j = 0; j < H; j++)
-                    dh[j] += dabove[(size_t)t * H + j];
+                    dh[j] += dabove[(size_t)t * H + j] * drop_scale(r, l, t, j);
             for (int j = 0; j < H; j++) {
                 double i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
                 double tc = tanh(ct[j]);
@@ -154,6 +166,13 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
                         const float *x, const uint8_t *labels, int n, int T,
                         double norm, double *grad, double *logits)
 {
+    return pl_ref_loss_grad_dropout(cfg, params, x, labels, n, T, norm, grad, logits, 0, 0);
+}
+
+double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const float *x,
+                                const uint8_t *labels, int n, int T, double norm,
+                                double *grad, double *logits, float drop, uint64_t key)
+{
     const int D = cfg->input, H = cfg->hidden, C = cfg->classes, L = cfg->layers;
     const size_t np = pl_param_count(cfg);
     double *p = malloc(sizeof(double) * np);
@@ -168,11 +187,12 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
     ref_acts r = {L, T, H, malloc(sizeof(double) * L * T * H),
                   malloc(sizeof(double) * L * T * 4 * H),
                   malloc(sizeof(double) * L * (T + 1) * H),
-                  malloc(sizeof(double) * L * (T + 1) * H)};
+                  malloc(sizeof(double) * L * (T + 1) * H), drop, key, 0};
     double *dabove = malloc(sizeof(double) * (size_t)T * H), *dtop = malloc(sizeof(double) * H);
     double z[256], pr[256], loss = 0;
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * T * D;
+        r.id = (uint32_t)s;
         ref_forward(cfg, &tp, xs, T, &r);
         const double *hT = at(r.hs, L - 1, T, H, T + 1);
         double zmax = -INFINITY;

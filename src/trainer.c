@@ -200,6 +200,11 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         pl_fail(err, PL_ERR_ARG, "time steps must be between 1 and 65535, got %d", T);
         return NULL;
     }
+    if (!(o->dropout >= 0 && o->dropout < 1)) {
+        pl_fail(err, PL_ERR_ARG, "dropout must be at least 0 and below 1, got %g",
+                (double)o->dropout);
+        return NULL;
+    }
     if (o->batch < 1) {
         pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
         return NULL;
@@ -336,6 +341,7 @@ static void eval_part(pl_trainer *tr, int w)
         long r0 = (long)c * tr->job.n / tr->job.chunks;
         long r1 = (long)(c + 1) * tr->job.n / tr->job.chunks;
         pl_ws_load_u8(ws, tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
+        pl_ws_set_dropout(ws, 0, 0); /* evaluation: every unit */
         tr->job.eval_loss[c] = pl_lstm_forward(ws, tr->pk, tr->params,
                                                &tr->job.eval_correct[c], NULL);
     }
@@ -376,6 +382,9 @@ static void worker_run(pl_trainer *tr, int w)
         long r0, r1;
         pl_split(tr->job.n, (int)s, tr->job.S, &r0, &r1);
         pl_ws_load_u8(tr->ws[w], tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
+        /* the step's masks: a function of (seed, step) and each row's item */
+        pl_ws_set_dropout(tr->ws[w], tr->o.dropout,
+                          tr->o.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(tr->job.step + 1));
         tr->shard_loss[s] = pl_lstm_forward(tr->ws[w], tr->pk, tr->params,
                                             &tr->shard_correct[s], NULL);
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,

@@ -46,10 +46,22 @@ static void fixture_free(fixture *f)
     free(f->x);
 }
 
+static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *cfg,
+                             const fixture *f, int n, int T, float norm, float *logits,
+                             float *grad, float drop, uint64_t key);
+
 /* Loss (summed), logits and gradient (of loss / norm) from the fast path. */
 static double fast_path(pl_gemm_backend be, int threads, const pl_config *cfg,
                         const fixture *f, int n, int T, float norm, float *logits,
                         float *grad)
+{
+    return fast_path_drop(be, threads, cfg, f, n, T, norm, logits, grad, 0, 0);
+}
+
+/* The same with dropout p between layers, masks of key. */
+static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *cfg,
+                             const fixture *f, int n, int T, float norm, float *logits,
+                             float *grad, float drop, uint64_t key)
 {
     pl_packed *pk = pl_packed_create(cfg, be);
     pl_ws *ws = pl_ws_create(cfg, T, n, threads, be);
@@ -57,6 +69,7 @@ static double fast_path(pl_gemm_backend be, int threads, const pl_config *cfg,
     ck_assert_ptr_nonnull(ws);
     pl_packed_update(pk, f->params, 0, 1);
     pl_ws_load_f32(ws, f->x, f->labels, n);
+    pl_ws_set_dropout(ws, drop, key);
     int correct = -1;
     double loss = pl_lstm_forward(ws, pk, f->params, &correct, logits);
     ck_assert_int_ge(correct, 0);
@@ -236,7 +249,7 @@ START_TEST(test_param_layout_and_flops)
     const pl_config mnist = {28, 128, 10, 1};
     ck_assert_uint_eq(pl_param_count(&mnist), 28 * 128 + 128 + 256 * 512 + 512 + 1280 + 10);
     pl_group g[PL_MAX_GROUPS];
-    const int ng = pl_param_groups(&mnist, g);
+    ck_assert_int_eq(pl_param_groups(&mnist, g), 6);
     ck_assert_str_eq(g[2].name, "w_lstm");
     ck_assert_uint_eq(g[2].offset, 28 * 128 + 128);
     ck_assert_uint_eq(g[2].size, 256 * 512);
@@ -267,6 +280,20 @@ START_TEST(test_param_layout_and_flops)
     ck_assert_float_eq(t.b_out[9], 0.1f);
     ck_assert_float_eq(t.b[0][128], 1.0f);
     pl_free(p);
+    /* two layers: 4 + 2 x 2 groups, the second layer's named _l1, its own
+     * forget bias */
+    const pl_config two = {28, 128, 10, 2};
+    ck_assert_int_eq(pl_param_groups(&two, g), 8);
+    ck_assert_str_eq(g[4].name, "w_lstm_l1");
+    ck_assert_str_eq(g[5].name, "b_lstm_l1");
+    ck_assert_uint_eq(g[4].offset, g[3].offset + 512);
+    ck_assert_uint_eq(pl_param_count(&two), pl_param_count(&mnist) + 256 * 512 + 512);
+    float *q = pl_alloc_floats(pl_param_count(&two));
+    pl_model_init(&two, q, PL_INIT_DEFAULT, 5);
+    pl_tensors_bind(&two, q, &t);
+    ck_assert_float_eq(t.b[1][128], 1.0f);
+    ck_assert_float_eq(t.b[1][127], 0.0f);
+    pl_free(q);
 }
 END_TEST
 
@@ -304,6 +331,69 @@ START_TEST(test_subnormals_flushed)
     /* the mode is restored on the calling thread afterwards */
     volatile float tiny = 1e-39f, half = 0.5f;
     ck_assert(tiny * half > 0.0f);
+    pl_free(grad);
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Dropout between layers: the fast path (every backend, 1 and 3 threads)
+ * against the double reference with the same masks; the reference's
+ * gradient against its own finite differences; a quarter of the units
+ * really dropped, and the masks change with the key. */
+START_TEST(test_dropout_matches_reference)
+{
+    const pl_config cfg = {5, 40, 4, 3};
+    const float p = 0.25f;
+    const uint64_t key = 0x1234567;
+    fixture f;
+    fixture_make(&f, &cfg, N_, T_, 41);
+    double *ref = malloc(sizeof(double) * f.np), ref_logits[N_ * 4];
+    double rl = pl_ref_loss_grad_dropout(&cfg, f.params, f.x, f.labels, N_, T_, N_, ref,
+                                         ref_logits, p, key);
+    double plain = pl_ref_loss_grad(&cfg, f.params, f.x, f.labels, N_, T_, N_, NULL, NULL);
+    ck_assert_msg(fabs(rl - plain) > 1e-4, "dropout changed nothing: %g vs %g", rl, plain);
+    long dropped = 0, all = 0;
+    for (int t = 0; t < 50; t++)
+        for (int u = 0; u < 40; u++, all++)
+            dropped += pl_dropout_hash(key, 0, t, 3, u) < pl_dropout_cut(p);
+    printf("dropout: %ld of %ld units dropped at p = %.2f\n", dropped, all, (double)p);
+    ck_assert(dropped > all / 4 - all / 20 && dropped < all / 4 + all / 20);
+    ck_assert(pl_dropout_hash(key, 0, 5, 3, 7) != pl_dropout_hash(key + 1, 0, 5, 3, 7));
+    float *grad = pl_alloc_floats(f.np), logits[N_ * 4];
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&cfg, g);
+    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
+        if (!pl_gemm_available(BACKENDS[b]))
+            continue;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            double loss = fast_path_drop(BACKENDS[b], threads, &cfg, &f, N_, T_, (float)N_,
+                                         logits, grad, p, key) / N_;
+            ck_assert_msg(fabs(loss - rl) < 1e-5 * rl, "%s x%d: loss %.8f vs %.8f",
+                          pl_gemm_name(BACKENDS[b]), threads, loss, rl);
+            for (int k = 0; k < ng; k++) {
+                double scale;
+                double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+                ck_assert_msg(e < 2e-5, "%s x%d %s: relative difference %g",
+                              pl_gemm_name(BACKENDS[b]), threads, g[k].name, e);
+            }
+        }
+    }
+    /* the reference with dropout against its finite differences */
+    for (int k = 0; k < ng; k++) {
+        size_t i = g[k].offset + g[k].size / 3;
+        float saved = f.params[i], up = saved + 1e-3f, down = saved - 1e-3f;
+        f.params[i] = up;
+        double lu = pl_ref_loss_grad_dropout(&cfg, f.params, f.x, f.labels, N_, T_, N_, NULL,
+                                             NULL, p, key);
+        f.params[i] = down;
+        double ld = pl_ref_loss_grad_dropout(&cfg, f.params, f.x, f.labels, N_, T_, N_, NULL,
+                                             NULL, p, key);
+        f.params[i] = saved;
+        double numeric = (lu - ld) / ((double)up - (double)down);
+        ck_assert_msg(fabs(ref[i] - numeric) <= 1e-5 * fmax(1e-2, fabs(numeric)),
+                      "%s: reference %.10g, numeric %.10g", g[k].name, ref[i], numeric);
+    }
     pl_free(grad);
     free(ref);
     fixture_free(&f);
@@ -359,6 +449,7 @@ Suite *lstm_suite(void)
     tcase_add_test(tc, test_param_layout_and_flops);
     tcase_add_test(tc, test_subnormals_flushed);
     tcase_add_test(tc, test_orthonormal_rows_match_gram_schmidt);
+    tcase_add_test(tc, test_dropout_matches_reference);
     suite_add_tcase(s, tc);
     return s;
 }
