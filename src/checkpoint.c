@@ -1,7 +1,7 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 2:
+ * Layout (little-endian), version 3:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
  *   the run     see put_meta                   META_BYTES
@@ -27,7 +27,7 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 2u     /* written */
+#define CKPT_VERSION 3u     /* written */
 #define CKPT_OLDEST 1u      /* the oldest version read */
 #define RESERVED_RNG 32     /* version 1's generator state, now reserved */
 #define META_BYTES 192
@@ -64,12 +64,17 @@ static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
     memset(c->p, 0, RESERVED_RNG);
     c->p += RESERVED_RNG;
     pl_put_u64(c, (uint64_t)m->adam_steps);
+    pl_put_u32(c, (uint32_t)m->cfg.layers);
+    pl_put_f32(c, o->dropout);
+    pl_put_u32(c, (uint32_t)m->sequence);
+    pl_put_u32(c, (uint32_t)m->permuted);
+    pl_put_u64(c, m->permute_seed);
     /* reserved, zero */
     while (c->p < start + META_BYTES)
         *c->p++ = 0;
 }
 
-static void get_meta(pl_rcursor *c, pl_ckpt_meta *m)
+static void get_meta(pl_rcursor *c, uint32_t version, pl_ckpt_meta *m)
 {
     pl_train_opts *o = &m->opts;
     const unsigned char *start = c->p;
@@ -101,6 +106,16 @@ static void get_meta(pl_rcursor *c, pl_ckpt_meta *m)
     m->data_crc = pl_get_u32(c);
     c->p += RESERVED_RNG;
     m->adam_steps = (long)pl_get_u64(c);
+    m->sequence = PL_SEQ_ROWS;
+    m->permuted = 0;
+    m->permute_seed = 0;
+    if (version >= 3) {
+        m->cfg.layers = (int)pl_get_u32(c);
+        o->dropout = pl_get_f32(c);
+        m->sequence = (pl_sequence)pl_get_u32(c);
+        m->permuted = (int)pl_get_u32(c);
+        m->permute_seed = pl_get_u64(c);
+    }
     c->p = start + META_BYTES;
     o->hidden = m->cfg.hidden;
     o->classes = m->cfg.classes;
@@ -121,6 +136,11 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
         snprintf(why, sizeof why, "%ld Adam steps after %ld steps", m->adam_steps, m->step);
     else if (o->workers < 1 || o->threads < 1)
         snprintf(why, sizeof why, "%d workers x %d threads", o->workers, o->threads);
+    else if (!(o->dropout >= 0 && o->dropout < 1))
+        snprintf(why, sizeof why, "dropout %g (expected 0 to below 1)", (double)o->dropout);
+    else if ((unsigned)m->sequence > PL_SEQ_PIXELS || (unsigned)m->permuted > 1)
+        snprintf(why, sizeof why, "sequence %u, permuted %u (unknown values)",
+                 (unsigned)m->sequence, (unsigned)m->permuted);
     else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_TUTORIAL ||
              (unsigned)o->gemm > PL_GEMM_AVX512)
         snprintf(why, sizeof why, "schedule %u, init %u, GEMM %u (unknown values)",
@@ -185,7 +205,7 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
                      path, version, CKPT_OLDEST, CKPT_VERSION);
         goto out;
     }
-    get_meta(&c, meta);
+    get_meta(&c, version, meta);
     uint64_t n = pl_get_u64(&c);
     if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
         goto out;

@@ -145,7 +145,8 @@ END_TEST
 enum {
     CK_VERSION = 8, CK_HIDDEN = 16, CK_T = 24, CK_BATCH = 28, CK_SCHEDULE = 64, CK_INIT = 68,
     CK_WORKERS = 80, CK_THREADS = 84, CK_GEMM = 92, CK_STEP = 96, CK_RESERVED = 132,
-    CK_ADAM = 164
+    CK_ADAM = 164, CK_LAYERS = 172, CK_DROPOUT = 176, CK_SEQUENCE = 180, CK_PERMUTED = 184,
+    CK_PERMUTE_SEED = 188
 };
 
 /* Damaged checkpoints: each is refused with its own error, which names the
@@ -176,8 +177,12 @@ START_TEST(test_checkpoint_hostile)
     } bad[] = {
         {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
         {"version", CK_VERSION, 0x07, 0, 0, PL_ERR_VERSION,
-         "checkpoint format version 5, this build reads versions 1 to 2"},
-        {"version 0", CK_VERSION, 0x02, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
+         "checkpoint format version 4, this build reads versions 1 to 3"},
+        {"version 0", CK_VERSION, 0x03, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
+        {"zero layers", CK_LAYERS, 0x01, 0, 1, PL_ERR_MISMATCH, "layers must be between 1 and 8"},
+        {"dropout 2", CK_DROPOUT + 3, 0x40, 0, 1, PL_ERR_MISMATCH, "dropout 2 (expected 0 to"},
+        {"unknown sequence", CK_SEQUENCE, 0x02, 0, 1, PL_ERR_MISMATCH, "sequence 2, permuted 0"},
+        {"permuted 2", CK_PERMUTED, 0x02, 0, 1, PL_ERR_MISMATCH, "sequence 0, permuted 2"},
         {"a flipped parameter", 400, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
         {"truncated", 0, 0, 100, 0, PL_ERR_TRUNCATED, "truncated"},
         {"truncated body", 0, 0, (long)len - 5, 0, PL_ERR_TRUNCATED, "expected"},
@@ -241,7 +246,9 @@ START_TEST(test_checkpoint_hostile)
 END_TEST
 
 /* Version 2 writes zeros where version 1 kept the epoch's generator state;
- * a version 1 file (any bytes there) still loads, to the same run. */
+ * a version 1 file (any bytes there) still loads, to the same run; version
+ * 3's layer and reading fields read back, and older files mean one layer
+ * read row by row. */
 START_TEST(test_checkpoint_version_1_still_read)
 {
     char *dir;
@@ -257,7 +264,16 @@ START_TEST(test_checkpoint_version_1_still_read)
     size_t len = tu_read(path, buf, sizeof buf);
     uint32_t version;
     memcpy(&version, buf + CK_VERSION, 4);
-    ck_assert_uint_eq(version, 2);
+    ck_assert_uint_eq(version, 3);
+    pl_ckpt_meta got;
+    float *state = NULL;
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.cfg.layers, 1);
+    ck_assert_float_eq(got.opts.dropout, 0.0f);
+    ck_assert_int_eq(got.sequence, PL_SEQ_ROWS);
+    pl_free(state);
+    uint32_t two = 2;
+    memcpy(buf + CK_SEQUENCE, &two, 4); /* version 1 ignores what lies there */
     for (int i = 0; i < 32; i++)
         ck_assert_uint_eq(buf[CK_RESERVED + i], 0);
     uint64_t adam;
@@ -270,10 +286,9 @@ START_TEST(test_checkpoint_version_1_still_read)
         buf[CK_RESERVED + i] = (unsigned char)(17 * i + 3);
     tu_fix_crc(buf, len);
     tu_write(path, buf, len);
-    pl_ckpt_meta got;
-    float *state = NULL;
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
     ck_assert_int_eq(got.step, 2);
+    ck_assert_int_eq(got.sequence, PL_SEQ_ROWS);
     ck_assert_int_eq(got.total, 10);
     ck_assert_int_eq(got.val, 7);
     ck_assert_int_eq(got.adam_steps, 2);
@@ -283,13 +298,13 @@ START_TEST(test_checkpoint_version_1_still_read)
     ck_assert_int_eq(memcmp(state, pl_trainer_params(tr), sizeof(float) * np), 0);
     ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
     pl_free(state);
-    /* version 3 is not this build's */
-    version = 3;
+    /* version 4 is not this build's */
+    version = 4;
     memcpy(buf + CK_VERSION, &version, 4);
     tu_fix_crc(buf, len);
     tu_write(path, buf, len);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
-    ck_assert_msg(strstr(err.msg, "version 3, this build reads versions 1 to 2") != NULL, "%s",
+    ck_assert_msg(strstr(err.msg, "version 4, this build reads versions 1 to 3") != NULL, "%s",
                   err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
