@@ -64,6 +64,14 @@ static const cli_case BAD[] = {
     {{"bench", "--csv", "/tmp/parlstm-t.csv", "--plot", "/tmp/../tmp/parlstm-t.csv", "--data",
       "/nonexistent", "--grid", "4x1", "--batch", "2"}, 2,
      "--csv /tmp/parlstm-t.csv and --plot /tmp/../tmp/parlstm-t.csv are the same file"},
+    /* the layers issue's options */
+    {{"train", "--layers", "0"}, 2, "--layers: expected an integer from 1 to 8, got '0'"},
+    {{"train", "--layers", "9"}, 2, "--layers: expected an integer from 1 to 8, got '9'"},
+    {{"train", "--dropout", "1"}, 2, "--dropout: expected a number at least 0 and at most 0.95"},
+    {{"train", "--dropout", "0.3"}, 2,
+     "--dropout 0.3 acts between stacked layers, and there is one"},
+    {{"train", "--sequence", "cols"}, 2, "--sequence: expected one of rows, pixels; got 'cols'"},
+    {{"train", "--permute", "x"}, 2, "--permute: expected a non-negative integer"},
     {{"frob"}, 2, "unknown command 'frob'"},
     {{"eval"}, 2, "--model FILE is required"},
     {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
@@ -191,9 +199,75 @@ START_TEST(test_train_save_eval)
 }
 END_TEST
 
-/* eval refuses a test set of another sequence length than the model's
- * (recorded since model file version 2), naming the model file; a version 1
- * file, which does not record it, gets a note and the width check only. */
+/* Two layers with dropout, images read pixel by pixel in a permuted order:
+ * the model file records all of it, so eval reads the test images the same
+ * way and reports train's test accuracy; the plan line says what was read;
+ * a resumed run refuses another reading or depth. */
+START_TEST(test_layers_pixels_permuted_through_the_program)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 200, 60, 4, 3, 3, 91);
+    char model[4096], ck[4096];
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *train[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "12",
+                           "--hidden", "12", "--layers", "2", "--dropout", "0.2",
+                           "--sequence", "pixels", "--permute", "7", "--save", model,
+                           "--checkpoint", ck, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, train);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, err);
+    ck_assert_msg(strstr(err, "images of 4x3, 3 classes, read as 12 steps of 1, pixels permuted") &&
+                  strstr(err, "model 1-12-3, 2 LSTM layers, dropout 0.2"), "%s", err);
+    double acc = field(out, "test_accuracy=");
+    pl_model_info mi;
+    float *p = NULL;
+    pl_error e = {0};
+    ck_assert_int_eq(pl_model_load(model, &mi, &p, &e), PL_OK);
+    ck_assert_int_eq(mi.cfg.layers, 2);
+    ck_assert_int_eq(mi.cfg.input, 1);
+    ck_assert_int_eq(mi.T, 12);
+    ck_assert_int_eq(mi.rows, 4);
+    ck_assert_int_eq(mi.cols, 3);
+    ck_assert_int_eq(mi.sequence, PL_SEQ_PIXELS);
+    ck_assert_int_eq(mi.permuted, 1);
+    ck_assert_uint_eq(mi.permute_seed, 7);
+    ck_assert_float_eq(mi.dropout, 0.2f);
+    pl_free(p);
+    const char *eval[] = {"eval", "--model", model, "--data", dir, NULL};
+    st = tu_run(out, sizeof out, err, sizeof err, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
+    ck_assert_double_eq_tol(field(out, "test_accuracy="), acc, 1e-9);
+    /* eval really reads in the recorded order: the same model file with
+     * another permutation seed gives another test loss */
+    double loss = field(out, "test_loss=");
+    static unsigned char buf[1 << 16];
+    size_t len = tu_read(model, buf, sizeof buf);
+    buf[56] ^= 0x0f; /* the permutation seed (modelfile.c: u64 at 56) */
+    tu_fix_crc(buf, len);
+    tu_write(model, buf, len);
+    st = tu_run(out, sizeof out, err, sizeof err, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
+    ck_assert_msg(fabs(field(out, "test_loss=") - loss) > 1e-4, "loss %g both times: %s", loss,
+                  out);
+    /* a resumed run keeps its reading and depth */
+    const char *r1[] = {"train", "--data", dir, "--resume", ck, "--layers", "3", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r1), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--layers 3 differs from the checkpoint's 2"));
+    const char *r2[] = {"train", "--data", dir, "--resume", ck, "--sequence", "rows", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r2), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--sequence rows differs from the checkpoint's pixels"));
+    const char *r3[] = {"train", "--data", dir, "--resume", ck, "--permute", "8", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r3), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--permute 8 differs from the checkpoint's seed"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* eval refuses a test set of other images than the model's (their shape
+ * recorded since model file version 3, the sequence length since version
+ * 2), naming the model file; a version 1 file, which records neither, gets
+ * a note and the width check only. */
 START_TEST(test_eval_checks_the_sequence_length)
 {
     char *dir = tu_tmpdir(), *longer = tu_tmpdir(), *wider = tu_tmpdir();
@@ -212,12 +286,27 @@ START_TEST(test_eval_checks_the_sequence_length)
     int st = tu_run(out, sizeof out, err, sizeof err, ev);
     ck_assert_msg(st == 1, "exit %d: %s", st, err);
     char want[4200];
+    snprintf(want, sizeof want, "%s: the model reads images of 10x5, the test images are 12x5",
+             model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(out, "result:"));
+    const char *ew3[] = {"eval", "--model", model, "--data", wider, NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, ew3), 1);
+    snprintf(want, sizeof want, "%s: the model reads images of 10x5, the test images are 10x6",
+             model);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    /* a version 2 file: the sequence length, checked by itself */
+    static unsigned char buf[1 << 16];
+    size_t len2 = tu_model_to_v2(buf, tu_read(model, buf, sizeof buf));
+    tu_write(model, buf, len2);
+    st = tu_run(out, sizeof out, err, sizeof err, ev);
+    ck_assert_msg(st == 1, "exit %d: %s", st, err);
     snprintf(want, sizeof want, "%s: the model was trained on sequences of 10 rows, the test "
              "images have 12", model);
     ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    ck_assert_ptr_null(strstr(out, "result:"));
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, same), 0);
     /* the same model as a version 1 file */
-    static unsigned char buf[1 << 16];
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, train), 0);
     size_t len = tu_model_to_v1(buf, tu_read(model, buf, sizeof buf));
     tu_write(model, buf, len);
     st = tu_run(out, sizeof out, err, sizeof err, ev);
@@ -499,6 +588,7 @@ Suite *cli_suite(void)
     TCase *tc = tcase_create("program");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
+    tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);

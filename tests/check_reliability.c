@@ -547,8 +547,24 @@ START_TEST(test_resume_finished_run)
 }
 END_TEST
 
+/* argv = base, then the variant's options, then the NULL-terminated rest. */
+static void join_args(const char **argv, const char *const *base, const char *const *variant,
+                      const char *const *rest)
+{
+    int n = 0;
+    for (const char *const *p = base; *p; p++)
+        argv[n++] = *p;
+    for (const char *const *p = variant; p && *p; p++)
+        argv[n++] = *p;
+    for (const char *const *p = rest; *p; p++)
+        argv[n++] = *p;
+    argv[n] = NULL;
+}
+
 /* SIGTERM mid-run: the step finishes, the checkpoint is written, the exit
- * status is 143; resuming ends bit for bit where an uninterrupted run ends. */
+ * status is 143; resuming ends bit for bit where an uninterrupted run ends.
+ * Also (the second run) with two layers, dropout and permuted pixels: the
+ * masks and the reading resume too. */
 START_TEST(test_sigterm_checkpoint_and_exact_resume)
 {
     char *dir = tu_tmpdir();
@@ -560,14 +576,17 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     snprintf(o1, sizeof o1, "%s/out", dir);
     snprintf(e1, sizeof e1, "%s/err", dir);
     const char *base[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "60",
-                          "--hidden", "16", "--workers", "2", "--quiet", "--save"};
-#define ARGS(extra...) {base[0], base[1], base[2], base[3], base[4], base[5], base[6], base[7], \
-                        base[8], base[9], base[10], base[11], base[12], base[13], base[14], extra}
-    const char *straight[] = ARGS(ref, NULL);
+                          "--hidden", "16", "--workers", "2", "--quiet", NULL};
+    static const char *const deep[] = {"--layers", "2", "--dropout", "0.3", "--sequence",
+                                       "pixels", "--permute", "3", NULL};
+    const char *const *variant = _i ? deep : NULL;
+    const char *straight[32], *first[32], *resume[32];
+    join_args(straight, base, variant, (const char *const[]){"--save", ref, NULL});
     ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, straight), 0);
     /* every step writes a checkpoint that takes 40 ms: a signal lands mid-run */
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=40", NULL};
-    const char *first[] = ARGS(res, "--checkpoint", ck, "--checkpoint-every", "1", NULL);
+    join_args(first, base, variant, (const char *const[]){"--save", res, "--checkpoint", ck,
+                                                          "--checkpoint-every", "1", NULL});
     int pid = tu_spawn(first, slow, o1, e1);
     sleep_ms(600);
     kill(pid, SIGTERM);
@@ -583,11 +602,13 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &err), PL_OK);
     printf("SIGTERM after step %ld of 60\n", m.step);
     ck_assert(m.step > 0 && m.step < 60);
+    ck_assert_int_eq(m.cfg.layers, _i ? 2 : 1);
     pl_free(state);
     ck_assert_int_eq(access(res, F_OK), -1); /* no model saved by the stopped run */
-    const char *resume[] = ARGS(res, "--checkpoint", ck, "--resume", ck, NULL);
+    join_args(resume, base, NULL, (const char *const[]){"--save", res, "--checkpoint", ck,
+                                                        "--resume", ck, NULL});
     ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, resume), 0);
-    char a[1 << 16], b[1 << 16];
+    char a[1 << 17], b[1 << 17];
     FILE *fa = fopen(ref, "rb"), *fb = fopen(res, "rb");
     size_t la = fread(a, 1, sizeof a, fa), lb = fread(b, 1, sizeof b, fb);
     fclose(fa);
@@ -595,7 +616,6 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     ck_assert_uint_eq(la, lb);
     ck_assert_int_eq(memcmp(a, b, la), 0);
     ck_assert_int_eq(count_temporaries(dir), 0);
-#undef ARGS
     tu_rmtree(dir);
     free(dir);
 }
@@ -716,7 +736,7 @@ Suite *reliability_suite(void)
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
     tcase_add_test(tp, test_resume_finished_run);
-    tcase_add_test(tp, test_sigterm_checkpoint_and_exact_resume);
+    tcase_add_loop_test(tp, test_sigterm_checkpoint_and_exact_resume, 0, 2);
     tcase_add_test(tp, test_second_signal_exits_at_once);
     tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);
     tcase_add_test(tp, test_unwritable_outputs_fail_early);

@@ -271,6 +271,17 @@ size_t tu_model_to_v1(unsigned char *buf, size_t len)
     return len;
 }
 
+size_t tu_model_to_v2(unsigned char *buf, size_t len)
+{
+    /* version 3 adds 32 bytes after the time steps (which end at 36) */
+    enum { AT_VERSION = 8, V2_HEAD_END = 36, V3_HEAD_END = 68 };
+    memmove(buf + V2_HEAD_END, buf + V3_HEAD_END, len - V3_HEAD_END);
+    len -= V3_HEAD_END - V2_HEAD_END;
+    buf[AT_VERSION] = 2;
+    tu_fix_crc(buf, len);
+    return len;
+}
+
 size_t tu_slurp(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY);

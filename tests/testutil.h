@@ -81,6 +81,8 @@ void tu_fix_crc(unsigned char *buf, size_t n);
 /* A version 3 model file in buf (len bytes) made version 1: the fields of
  * versions 2 and 3 dropped, the CRC32 made right; returns the new length. */
 size_t tu_model_to_v1(unsigned char *buf, size_t len);
+/* The same, made version 2 (the fields of version 3 dropped). */
+size_t tu_model_to_v2(unsigned char *buf, size_t len);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
 

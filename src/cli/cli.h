@@ -38,6 +38,7 @@ typedef enum {
 
 typedef enum {
     O_MODEL, O_DATA, O_SYNTHETIC, O_VAL, O_CLASSES,
+    O_SEQUENCE, O_PERMUTE, O_LAYERS, O_DROPOUT,
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
     O_SCALING, O_LR, O_SCHEDULE, O_CLIP, O_INIT, O_TUTORIAL, O_SEED,
     O_WORKERS, O_THREADS, O_PIN, O_GEMM, O_DET, O_BENCH_DET,
@@ -122,6 +123,12 @@ int cli_same_file(const char *a, const char *b);
 const char *cli_default_data(void);
 /* How to get MNIST, for messages about missing data. */
 #define CLI_GET_MNIST "get MNIST with parlstm-fetch-mnist (data/fetch-mnist.sh in a source tree)"
+
+/* Applies a model's reading of images to a data set loaded row by row:
+ * pixel by pixel (sequence), then the fixed pixel order of permute_seed
+ * (permuted). Prints errors; returns 0 or an exit code. */
+int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permuted,
+                uint64_t permute_seed);
 
 void print_error(const char *cmd, const pl_error *err);
 /* "12s", "3m05s", "1h02m" */

@@ -125,3 +125,16 @@ const char *result_value(double v, int decimals, char *buf, size_t len)
         snprintf(buf, len, "%.*f", decimals, v);
     return buf;
 }
+
+int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permuted,
+                uint64_t permute_seed)
+{
+    pl_error err = {0};
+    if (sequence == PL_SEQ_PIXELS)
+        pl_dataset_as_pixels(ds);
+    if (permuted && pl_dataset_permute(ds, permute_seed, &err)) {
+        print_error(cmd, &err);
+        return 1;
+    }
+    return 0;
+}

@@ -6,10 +6,19 @@
 
 static const char *const CMD = "eval";
 
-/* The test images must have the shapes the model was trained on. */
-static int check_shapes(const char *model, const pl_model_info *mi, const pl_dataset *test,
+/* The test images must have the shapes the model was trained on; then
+ * they are read as the model reads images (pixels, permuted). */
+static int check_shapes(const char *model, const pl_model_info *mi, pl_dataset *test,
                         int quiet)
 {
+    if (mi->version >= 3) {
+        if (test->T != mi->rows || test->D != mi->cols) {
+            fprintf(stderr, "parlstm eval: %s: the model reads images of %dx%d, the test images "
+                    "are %dx%d\n", model, mi->rows, mi->cols, test->T, test->D);
+            return 1;
+        }
+        return cli_read_as("eval", test, mi->sequence, mi->permuted, mi->permute_seed);
+    }
     if (test->D != mi->cfg.input) {
         fprintf(stderr, "parlstm eval: %s: the model reads rows of %d pixels, the test images "
                 "have %d\n", model, mi->cfg.input, test->D);

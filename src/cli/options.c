@@ -18,6 +18,7 @@ static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
 static const char *const INITS[] = {"default", "tutorial", NULL};
 static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", NULL}; /* pl_gemm_backend */
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
+static const char *const SEQUENCES[] = {"rows", "pixels", NULL}; /* pl_sequence */
 
 /* In help order: the rows of a command keep this order in its --help. */
 static const cli_option OPTIONS[] = {
@@ -37,7 +38,24 @@ static const cli_option OPTIONS[] = {
     {O_CLASSES, "classes", "N", ARG_INT, 2, 256, 0, NULL, NULL,
      "the largest training label + 1", CMD_TRAIN, "Data",
      "the class count; every label must be below it"},
+    {O_SEQUENCE, "sequence", "MODE", ARG_WORD, 0, 0, 0, SEQUENCES, "rows", NULL, CMD_TRAIN,
+     "Data", "how an image becomes a sequence: rows (each image row is a time step of the "
+     "row's pixels; MNIST: 28 steps of 28) or pixels (each pixel a time step of width 1; "
+     "MNIST: 784 steps, sequential MNIST)"},
+    {O_PERMUTE, "permute", "SEED", ARG_U64, 0, 0, 0, NULL, NULL, "the pixels in their order",
+     CMD_TRAIN, "Data", "read each image's pixels in one fixed random order drawn from SEED, "
+     "the same for every image (with --sequence pixels: permuted sequential MNIST); the "
+     "model file records it, and eval reads the test images the same way"},
     /* ---- training */
+    {O_LAYERS, "layers", "N", ARG_INT, 1, PL_MAX_LAYERS, 0, NULL, "1", NULL, CMD_TB,
+     "Training", "stacked LSTM layers, as PyTorch's nn.LSTM(num_layers=N): the first reads "
+     "the projected input, each one above reads the hidden states of the one below at every "
+     "step, the output layer reads the last one's final state"},
+    {O_DROPOUT, "dropout", "P", ARG_NUMBER, 0, 0.95, 0, NULL, "0", NULL, CMD_TRAIN, "Training",
+     "inverted dropout with probability P on the hidden states passed from one layer to the "
+     "next, in training only (as nn.LSTM(dropout=P); needs --layers 2 or more). The masks are "
+     "a function of the seed, the step and each image's place in the data, so results stay "
+     "deterministic and resumable"},
     {O_EPOCHS, "epochs", "N", ARG_INT, 1, 1000000, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
      "passes over the training images"},
     {O_STEPS, "steps", "N", ARG_INT, 1, 1e12, 0, NULL, NULL, "the steps of --epochs", CMD_TRAIN,

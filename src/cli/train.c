@@ -29,7 +29,10 @@ typedef struct {
     pl_train_opts o;
     const char *data, *save, *ckpt, *resume;
     long long val, log_every, ckpt_every;
-    int quiet;
+    int quiet, layers;
+    pl_sequence sequence;  /* how images become sequences */
+    int permuted;          /* --permute given */
+    uint64_t permute_seed;
     cli_value v[O_COUNT];
 } train_args;
 
@@ -40,6 +43,7 @@ typedef struct {
     float *state;          /* its params, m, v */
     pl_dataset all, test, trainset, valset;
     int have_test;
+    int rows, cols;        /* the images, before --sequence and --permute */
     pl_config cfg;
     pl_trainer *tr;
     uint32_t *order;       /* (trainset.n) the epoch's order */
@@ -127,6 +131,11 @@ static int parse_args(int argc, char **argv, train_args *a)
     o->pin = (int)v[O_PIN].i;
     o->gemm = (pl_gemm_backend)v[O_GEMM].i;
     o->deterministic = (int)v[O_DET].i;
+    o->dropout = (float)v[O_DROPOUT].x;
+    a->layers = (int)v[O_LAYERS].i;
+    a->sequence = (pl_sequence)v[O_SEQUENCE].i;
+    a->permuted = v[O_PERMUTE].set;
+    a->permute_seed = v[O_PERMUTE].u;
     a->data = v[O_DATA].text;
     a->save = v[O_SAVE].text;
     a->ckpt = v[O_CKPT].text;
@@ -140,6 +149,11 @@ static int parse_args(int argc, char **argv, train_args *a)
     if (o->workers > o->batch) {
         fprintf(stderr, "parlstm train: --workers %d is more than --batch %d: every worker needs "
                 "at least one image\n", o->workers, o->batch);
+        return EXIT_USAGE;
+    }
+    if (o->dropout > 0 && a->layers < 2) {
+        fprintf(stderr, "parlstm train: --dropout %g acts between stacked layers, and there is "
+                "one (add --layers 2 or more, or drop --dropout)\n", (double)o->dropout);
         return EXIT_USAGE;
     }
     if (v[O_CKPT_EVERY].set && !a->ckpt) {
@@ -178,7 +192,31 @@ static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
     SAME(O_EPOCHS, "--epochs", "%d", epochs);
     SAME(O_STEPS, "--steps", "%ld", steps);
     SAME(O_DET, "--deterministic", "%d", deterministic);
+    SAME(O_DROPOUT, "--dropout", "%g", dropout);
 #undef SAME
+    /* the model and the data's reading */
+    const char *const seqs[] = {"rows", "pixels"};
+    if (a->v[O_LAYERS].set && a->layers != m->cfg.layers) {
+        fprintf(stderr, "parlstm train: --layers %d differs from the checkpoint's %d: a resumed "
+                "run keeps its settings (drop the option)\n", a->layers, m->cfg.layers);
+        return EXIT_USAGE;
+    }
+    if (a->v[O_SEQUENCE].set && a->sequence != m->sequence) {
+        fprintf(stderr, "parlstm train: --sequence %s differs from the checkpoint's %s: a "
+                "resumed run keeps its settings (drop the option)\n", seqs[a->sequence],
+                seqs[m->sequence]);
+        return EXIT_USAGE;
+    }
+    if (a->v[O_PERMUTE].set && (!m->permuted || a->permute_seed != m->permute_seed)) {
+        fprintf(stderr, "parlstm train: --permute %" PRIu64 " differs from the checkpoint's %s: "
+                "a resumed run keeps its settings (drop the option)\n", a->permute_seed,
+                m->permuted ? "seed" : "order (not permuted)");
+        return EXIT_USAGE;
+    }
+    a->layers = m->cfg.layers;
+    a->sequence = m->sequence;
+    a->permuted = m->permuted;
+    a->permute_seed = m->permute_seed;
     if (a->v[O_CLASSES].set && o->classes != m->cfg.classes) {
         fprintf(stderr, "parlstm train: --classes %d differs from the checkpoint's %d\n",
                 o->classes, m->cfg.classes);
@@ -256,6 +294,12 @@ static int data_setup(run *r)
     int rc = cli_load_data(CMD, a->data, a->o.classes, 1, &r->all, &r->test, &r->have_test);
     if (rc)
         return rc;
+    r->rows = r->all.T;
+    r->cols = r->all.D;
+    if ((rc = cli_read_as(CMD, &r->all, a->sequence, a->permuted, a->permute_seed)) ||
+        (r->have_test &&
+         (rc = cli_read_as(CMD, &r->test, a->sequence, a->permuted, a->permute_seed))))
+        return rc;
     if (pl_dataset_split(&r->all, (size_t)a->val, &r->trainset, &r->valset, &err)) {
         fprintf(stderr, "parlstm train: --val %lld: %s\n", a->val, err.msg);
         return EXIT_USAGE;
@@ -273,7 +317,7 @@ static int data_setup(run *r)
         if (a->o.steps > 0 && (!a->v[O_EPOCHS].set || a->o.steps < r->total))
             r->total = a->o.steps;
     }
-    r->cfg = (pl_config){r->all.D, a->o.hidden, r->all.classes, 1};
+    r->cfg = (pl_config){r->all.D, a->o.hidden, r->all.classes, a->layers};
     return 0;
 }
 
@@ -320,7 +364,8 @@ static int trainer_setup(run *r)
     }
     r->meta = (pl_ckpt_meta){.cfg = r->cfg, .T = r->all.T, .opts = *pl_trainer_opts(r->tr),
                              .total = r->total, .val = (long)a->val, .n_train = r->trainset.n,
-                             .data_crc = data_crc};
+                             .data_crc = data_crc, .sequence = a->sequence,
+                             .permuted = a->permuted, .permute_seed = a->permute_seed};
     if (a->ckpt) {
         int stale = pl_remove_stale_temporaries(a->ckpt);
         if (stale && !a->quiet)
@@ -335,13 +380,21 @@ static void print_plan(const run *r)
     const pl_train_opts *o = &r->a.o;
     pl_gemm_backend be = pl_gemm_resolve(o->gemm);
     int W = pl_trainer_workers(r->tr), T = pl_trainer_threads(r->tr);
+    char layers_text[64] = "";
+    if (r->cfg.layers > 1 && o->dropout > 0)
+        snprintf(layers_text, sizeof layers_text, ", %d LSTM layers, dropout %g", r->cfg.layers,
+                 (double)o->dropout);
+    else if (r->cfg.layers > 1)
+        snprintf(layers_text, sizeof layers_text, ", %d LSTM layers", r->cfg.layers);
     fprintf(stderr,
-            "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes\n"
-            "parlstm train: model %d-%d-%d (%zu parameters); %ld steps of %d (%ld per epoch); "
+            "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes, "
+            "read as %d steps of %d%s\n"
+            "parlstm train: model %d-%d-%d%s (%zu parameters); %ld steps of %d (%ld per epoch); "
             "lr %g %s, clip %g, init %s, seed %llu%s\n"
             "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s\n",
-            r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->all.T, r->all.D,
-            r->all.classes, r->cfg.input, r->cfg.hidden, r->cfg.classes,
+            r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->rows, r->cols,
+            r->all.classes, r->all.T, r->all.D, r->a.permuted ? ", pixels permuted" : "",
+            r->cfg.input, r->cfg.hidden, r->cfg.classes, layers_text,
             pl_param_count(&r->cfg), r->total, o->batch, r->spe, o->lr,
             o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
             o->init == PL_INIT_TUTORIAL ? "tutorial" : "default", (unsigned long long)o->seed,
@@ -505,7 +558,9 @@ static int finish(run *r, progress *p)
                     r->test.n);
     }
     if (a->save) {
-        pl_model_info mi = {.cfg = r->cfg, .T = r->all.T};
+        pl_model_info mi = {.cfg = r->cfg, .T = r->all.T, .rows = r->rows, .cols = r->cols,
+                            .sequence = a->sequence, .permuted = a->permuted,
+                            .permute_seed = a->permute_seed, .dropout = a->o.dropout};
         if (pl_model_save(a->save, &mi, pl_trainer_params(r->tr), &write_guard, &err)) {
             print_error(CMD, &err);
             return 1;
