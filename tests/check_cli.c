@@ -48,7 +48,13 @@ static const cli_case BAD[] = {
     {{"eval", "--workers", "0"}, 2,
      "parlstm eval: --workers: expected an integer from 1 to 1024, got '0'"},
     {{"bench", "--batch", "0"}, 2,
-     "parlstm bench: --batch: expected an integer from 1 to 65536, got '0'"},
+     "parlstm bench: --batch: expected a comma-separated list of at most 16 integers from 1 to "
+     "65536, got '0'"},
+    {{"bench", "--hidden", "64,,128"}, 2, "parlstm bench: --hidden: expected a comma-separated"},
+    {{"bench", "--gemm", "avx512,cuda"}, 2,
+     "parlstm bench: --gemm: expected a list of auto, naive, blas, avx512; got 'avx512,cuda'"},
+    {{"bench", "--seq", "28x28"}, 2, "parlstm bench: --seq: expected T,D (time steps, input width"},
+    {{"bench", "--seq", "28,28/0,1"}, 2, "a list like 28,28/784,1 of at most 16; got '28,28/0,1'"},
     {{"eval", "--gemm", "cuda"}, 2,
      "parlstm eval: --gemm: expected one of auto, naive, blas, avx512; got 'cuda'"},
     {{"bench", "--frobnicate"}, 2,
@@ -194,6 +200,37 @@ START_TEST(test_train_save_eval)
     st = tu_run(out, sizeof out, err, sizeof err, eval);
     ck_assert_int_eq(st, 1);
     ck_assert_ptr_nonnull(strstr(err, "CRC32 mismatch"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* bench over shapes: every (T, D) x hidden x batch x backend gets its row,
+ * in the table and in the CSV, with the peak measured beside it. */
+START_TEST(test_bench_shapes_grid)
+{
+    char *dir = tu_tmpdir();
+    const char *csv = tu_path(dir, "shapes.csv");
+    const char *args[] = {"bench", "--synthetic", "--seq", "6,5/12,1", "--hidden", "8,20",
+                          "--batch", "10", "--gemm", "naive,blas", "--grid", "1x1", "--rounds",
+                          "1", "--steps", "1", "--layers", "2", "--csv", csv, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(out, "shapes: 2 layers") != NULL, "%s", out);
+    ck_assert_msg(strstr(err, "T=12, D=1: random images") != NULL, "%s", err);
+    static char text[1 << 14];
+    tu_slurp(csv, text, sizeof text);
+    const char *head = "T,D,hidden,layers,batch,gemm,workers,threads,samples_per_sec,";
+    ck_assert_msg(strncmp(text, head, strlen(head)) == 0, "%s", text);
+    const char *rows[] = {"\n6,5,8,2,10,naive,1,1,", "\n6,5,8,2,10,blas,1,1,",
+                          "\n6,5,20,2,10,naive,1,1,", "\n6,5,20,2,10,blas,1,1,",
+                          "\n12,1,8,2,10,naive,1,1,", "\n12,1,20,2,10,blas,1,1,"};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        ck_assert_msg(strstr(text, rows[i]) != NULL, "no row %s in %s", rows[i] + 1, text);
+    int lines = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    ck_assert_int_eq(lines, 1 + 2 * 2 * 2);
     tu_rmtree(dir);
     free(dir);
 }
@@ -589,6 +626,7 @@ Suite *cli_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
+    tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);

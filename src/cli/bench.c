@@ -9,19 +9,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "bench.h"
 
-#define MAX_CONF 64
-#define MAX_ROUNDS 100 /* the --rounds range in the option table */
+#define MAX_CONF BENCH_MAX_CONF
+#define MAX_ROUNDS BENCH_MAX_ROUNDS
 
 static const char *const CMD = "bench";
-
-typedef struct {
-    int W, T, batch, det;
-    pl_trainer *tr;
-    double sps[MAX_ROUNDS];
-    double med, lo, hi;
-} conf;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -29,13 +22,19 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(const double *v, int n)
+double bench_median(const double *v, int n, double *lo, double *hi)
 {
     double tmp[MAX_ROUNDS];
     memcpy(tmp, v, sizeof(double) * (size_t)n);
     qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+    if (lo)
+        *lo = tmp[0];
+    if (hi)
+        *hi = tmp[n - 1];
     return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
 }
+
+static double median(const double *v, int n) { return bench_median(v, n, NULL, NULL); }
 
 static int parse_grid(const char *s, conf *out, int max)
 {
@@ -80,10 +79,10 @@ static int default_grid(conf *out, int cpus)
     return n;
 }
 
-/* Random 28x28 images with labels, for when MNIST is absent. */
-static int synthetic(pl_dataset *ds, size_t n)
+int bench_random_images(pl_dataset *ds, size_t n, int T, int D)
 {
-    uint8_t *img = malloc(n * 28 * 28), *lab = malloc(n);
+    size_t px = n * (size_t)T * (size_t)D;
+    uint8_t *img = malloc(px), *lab = malloc(n);
     if (!img || !lab) {
         free(img);
         free(lab);
@@ -91,7 +90,7 @@ static int synthetic(pl_dataset *ds, size_t n)
     }
     pl_rng r;
     pl_rng_seed(&r, 12345);
-    for (size_t i = 0; i < n * 28 * 28; i++)
+    for (size_t i = 0; i < px; i++)
         img[i] = (uint8_t)pl_rng_below(&r, 256);
     for (size_t i = 0; i < n; i++)
         lab[i] = (uint8_t)pl_rng_below(&r, 10);
@@ -101,14 +100,13 @@ static int synthetic(pl_dataset *ds, size_t n)
     ds->owned_images = img;
     ds->owned_labels = lab;
     ds->n = n;
-    ds->T = 28;
-    ds->D = 28;
+    ds->T = T;
+    ds->D = D;
     ds->classes = 10;
     return 0;
 }
 
-/* Runs steps on tr; returns samples per second. */
-static double run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *order, int batch,
+double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *order, int batch,
                         int warmup, int steps, long *cursor)
 {
     pl_error err;
@@ -185,32 +183,33 @@ static void plot(const char *png, const conf *c, int n, const char *title)
         fprintf(stderr, "parlstm bench: gnuplot failed; no plot\n");
 }
 
-/* What the command line asked for. */
-typedef struct {
-    conf confs[MAX_CONF];
-    int nconf;
-    int steps, warmup, rounds, batch, hidden, scaling, profile, shards, pin, det, syn;
-    const char *data, *csv, *png;
-    pl_gemm_backend gemm;
-    int cpus;
-} bench_args;
-
-/* The data measured on, and what the stages share. */
-typedef struct {
-    pl_dataset ds;
-    char source[4200]; /* the data, in words */
-    uint32_t *order;
-    pl_config cfg;
-    FILE *csvf;
-    long cursor;       /* steps taken, across configurations */
-} bench_env;
-
 /* One scaling mode's measurements: the FMA peak of each distinct thread
  * total, per round. */
 typedef struct {
     int ptot[MAX_CONF], np;
     double peak[MAX_CONF][MAX_ROUNDS];
 } peaks;
+
+/* --seq T,D/T,D...: the sequence shapes of the grid. */
+static int parse_seq(const char *s, bench_args *b)
+{
+    const char *p = s;
+    b->nseq = 0;
+    do {
+        int t, d, used = 0;
+        if (b->nseq == BENCH_MAX_LIST || sscanf(p, "%d,%d%n", &t, &d, &used) != 2 || t < 1 ||
+            t > 65535 || d < 1 || d > 65535 || (p[used] && p[used] != '/')) {
+            fprintf(stderr, "parlstm bench: --seq: expected T,D (time steps, input width, each "
+                    "1 to 65535), or a list like 28,28/784,1 of at most %d; got '%s'\n",
+                    BENCH_MAX_LIST, s);
+            return -1;
+        }
+        b->seqT[b->nseq] = t;
+        b->seqD[b->nseq++] = d;
+        p += used;
+    } while (*p++ == '/');
+    return 0;
+}
 
 static int bench_parse(int argc, char **argv, bench_args *b)
 {
@@ -222,15 +221,27 @@ static int bench_parse(int argc, char **argv, bench_args *b)
     b->steps = (int)v[O_BENCH_STEPS].i;
     b->warmup = (int)v[O_WARMUP].i;
     b->rounds = (int)v[O_ROUNDS].i;
-    b->batch = (int)v[O_BATCH].i;
-    b->hidden = (int)v[O_HIDDEN].i;
+    b->batch = (int)v[O_BENCH_BATCH].i;
+    b->hidden = (int)v[O_BENCH_HIDDEN].i;
+    b->nbatch = v[O_BENCH_BATCH].n;
+    b->nhidden = v[O_BENCH_HIDDEN].n;
+    for (int k = 0; k < b->nbatch; k++)
+        b->batches[k] = (int)v[O_BENCH_BATCH].list[k];
+    for (int k = 0; k < b->nhidden; k++)
+        b->hiddens[k] = (int)v[O_BENCH_HIDDEN].list[k];
+    b->ngemm = v[O_BENCH_GEMM].n;
+    for (int k = 0; k < b->ngemm; k++)
+        b->gemms[k] = (pl_gemm_backend)v[O_BENCH_GEMM].list[k];
+    b->layers = (int)v[O_LAYERS].i;
+    if (v[O_BENCH_SEQ].text && parse_seq(v[O_BENCH_SEQ].text, b))
+        return EXIT_USAGE;
     b->scaling = (int)v[O_SCALING].i;
     b->syn = (int)v[O_SYNTHETIC].i;
     b->profile = (int)v[O_PROFILE].i;
     b->shards = (int)v[O_SHARDS].i;
     b->pin = (int)v[O_PIN].i;
     b->det = (int)v[O_BENCH_DET].i;
-    b->gemm = (pl_gemm_backend)v[O_GEMM].i;
+    b->gemm = b->gemms[0];
     b->data = v[O_DATA].text;
     b->csv = v[O_CSV].text;
     b->png = v[O_PLOT].text;
@@ -272,7 +283,7 @@ static int bench_data(const bench_args *b, bench_env *e)
     } else {
         if (!b->syn)
             fprintf(stderr, "parlstm bench: %s; using random 28x28 images\n", err.msg);
-        if (synthetic(&e->ds, 60000)) {
+        if (bench_random_images(&e->ds, 60000, 28, 28)) {
             fprintf(stderr, "parlstm bench: out of memory\n");
             return 1;
         }
@@ -283,7 +294,7 @@ static int bench_data(const bench_args *b, bench_env *e)
         return 1;
     }
     pl_epoch_order(1, 0, e->order, e->ds.n);
-    e->cfg = (pl_config){e->ds.D, b->hidden, e->ds.classes, 1};
+    e->cfg = (pl_config){e->ds.D, b->hidden, e->ds.classes, b->layers};
     return 0;
 }
 
@@ -360,7 +371,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
             pk->peak[j][r] = pl_fma_peak_gflops(pk->ptot[j], 0.15);
         for (int i = 0; i < b->nconf; i++) {
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
-            b->confs[i].sps[r] = run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch,
+            b->confs[i].sps[r] = bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch,
                                            b->warmup, b->steps, &e->cursor);
         }
         fprintf(stderr, "round %d/%d:", r + 1, b->rounds);
@@ -440,7 +451,7 @@ static void report_profile(bench_args *b, bench_env *e, int mode)
     double ph[MAX_CONF][PL_NPHASE], tot[MAX_CONF] = {0};
     for (int i = 0; i < b->nconf; i++) {
         pl_trainer_profile_reset(b->confs[i].tr);
-        run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch, 0, b->steps, &e->cursor);
+        bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch, 0, b->steps, &e->cursor);
         long ns;
         pl_trainer_profile(b->confs[i].tr, ph[i], &ns);
         for (int p = 0; p < PL_NPHASE; p++) {
@@ -483,7 +494,7 @@ static void measure_shards(const bench_args *b, bench_env *e, pl_trainer *const 
     for (int r = 0; r < b->rounds; r++) {
         pk1[r] = pl_fma_peak_gflops(1, 0.15);
         for (int i = 0; i < ns; i++)
-            sps[i][r] = run_steps(tr[i], &e->ds, e->order, sizes[i], b->warmup, b->steps,
+            sps[i][r] = bench_run_steps(tr[i], &e->ds, e->order, sizes[i], b->warmup, b->steps,
                                   &e->cursor);
     }
     double pk = median(pk1, b->rounds);
@@ -533,8 +544,16 @@ int cmd_bench(int argc, char **argv)
     int rc = bench_parse(argc, argv, &b);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (pl_gemm_resolve(b.gemm) == PL_GEMM_BLAS)
-        cli_fix_openblas();
+    for (int k = 0; k < b.ngemm; k++)
+        if (pl_gemm_resolve(b.gemms[k]) == PL_GEMM_BLAS)
+            cli_fix_openblas();
+    if (b.nseq > 0 || b.nhidden > 1 || b.nbatch > 1 || b.ngemm > 1) {
+        if (b.nseq == 0) { /* the data's shape: MNIST by rows */
+            b.seqT[0] = b.seqD[0] = 28;
+            b.nseq = 1;
+        }
+        return bench_shapes(&b);
+    }
     if (!(rc = bench_data(&b, &e))) {
         fprintf(stderr, "parlstm bench: %s, model %d-%d-%d, %d CPUs, GEMM %s, %d rounds x %d "
                 "steps (+%d warm-up)\n", e.source, e.cfg.input, e.cfg.hidden, e.cfg.classes,

@@ -33,13 +33,18 @@ typedef enum {
     ARG_U64,    /* any unsigned 64-bit integer */
     ARG_NUMBER, /* a finite number in [min, max], or (min, max] with min_open */
     ARG_WORD,   /* one of words (the value is its index) */
-    ARG_TEXT    /* a file, a directory or a list: the command reads it */
+    ARG_TEXT,   /* a file, a directory or a list: the command reads it */
+    ARG_INTS,   /* a comma-separated list of integers in [min, max] */
+    ARG_WORDS   /* a comma-separated list of words (their indices) */
 } cli_arg;
+
+#define CLI_MAX_LIST 16 /* items of an ARG_INTS or ARG_WORDS list */
 
 typedef enum {
     O_MODEL, O_DATA, O_SYNTHETIC, O_VAL, O_CLASSES,
     O_SEQUENCE, O_PERMUTE, O_LAYERS, O_DROPOUT,
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
+    O_BENCH_BATCH, O_BENCH_HIDDEN, O_BENCH_SEQ, O_BENCH_GEMM,
     O_SCALING, O_LR, O_SCHEDULE, O_CLIP, O_INIT, O_TUTORIAL, O_SEED,
     O_WORKERS, O_THREADS, O_PIN, O_GEMM, O_DET, O_BENCH_DET,
     O_CKPT, O_CKPT_EVERY, O_RESUME,
@@ -69,6 +74,8 @@ typedef struct {
     long long i;      /* ARG_INT, ARG_WORD (index), ARG_NONE (1 when given) */
     uint64_t u;       /* ARG_U64 */
     double x;         /* ARG_NUMBER */
+    long long list[CLI_MAX_LIST]; /* ARG_INTS, ARG_WORDS (indices) */
+    int n;            /* their count */
 } cli_value;
 
 typedef struct {

@@ -71,9 +71,19 @@ static const cli_option OPTIONS[] = {
      "untimed steps before each measurement"},
     {O_ROUNDS, "rounds", "R", ARG_INT, 1, 100, 0, NULL, "3", NULL, CMD_BENCH, "Training",
      "rounds: every configuration is measured once per round"},
-    {O_BATCH, "batch", "N", ARG_INT, 1, 65536, 0, NULL, "100", NULL, CMD_TB, "Training",
+    {O_BENCH_SEQ, "seq", "T,D", ARG_TEXT, 0, 0, 0, NULL, NULL, "the data's shape", CMD_BENCH,
+     "Training", "time steps and input width of random images to measure on, a list "
+     "separated by '/' (e.g. 28,28/784,1): a grid dimension; when T x D is 784 and the data "
+     "directory holds MNIST, MNIST seen with that shape"},
+    {O_BENCH_BATCH, "batch", "LIST", ARG_INTS, 1, 65536, 0, NULL, "100", NULL, CMD_BENCH,
+     "Training", "images per step for strong scaling (weak scaling uses N x W x T); a list "
+     "(e.g. 32,100,256) measures every batch: a grid dimension"},
+    {O_BENCH_HIDDEN, "hidden", "LIST", ARG_INTS, 1, 8192, 0, NULL, "128", NULL, CMD_BENCH,
+     "Training", "LSTM units; a list (e.g. 64,128,512) measures every size: a grid "
+     "dimension"},
+    {O_BATCH, "batch", "N", ARG_INT, 1, 65536, 0, NULL, "100", NULL, CMD_TRAIN, "Training",
      "images per step"},
-    {O_HIDDEN, "hidden", "N", ARG_INT, 1, 8192, 0, NULL, "128", NULL, CMD_TB, "Training",
+    {O_HIDDEN, "hidden", "N", ARG_INT, 1, 8192, 0, NULL, "128", NULL, CMD_TRAIN, "Training",
      "LSTM units"},
     {O_SCALING, "scaling", "S", ARG_WORD, 0, 0, 0, SCALINGS, "strong", NULL, CMD_BENCH,
      "Training", "strong (the batch stays), weak (the batch grows with W x T) or both"},
@@ -99,7 +109,10 @@ static const cli_option OPTIONS[] = {
      "OpenMP threads inside each worker"},
     {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
      "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
-    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_ALL, "Parallelism",
+    {O_BENCH_GEMM, "gemm", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
+     "Parallelism", "matrix products, as for train; a list (e.g. avx512,blas) measures "
+     "every backend in the same rounds: a grid dimension"},
+    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_TE, "Parallelism",
      "matrix products: auto (avx512 on CPUs with AVX-512, else blas), avx512 (our kernels), "
      "blas (OpenBLAS) or naive (plain loops)"},
     {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
@@ -309,16 +322,53 @@ static int bad_value(const char *cmd, const cli_option *o, const char *s)
                 o->min_open ? "above" : "at least", o->min, o->max);
         break;
     case ARG_WORD:
-        fprintf(stderr, "expected one of");
+    case ARG_WORDS:
+        fprintf(stderr, "expected %s", o->kind == ARG_WORD ? "one of" : "a list of");
         for (int i = 0; o->words[i]; i++)
             fprintf(stderr, "%s %s", i ? "," : "", o->words[i]);
         fprintf(stderr, ";");
         break;
+    case ARG_INTS:
+        fprintf(stderr, "expected a comma-separated list of at most %d integers from %lld to %lld",
+                CLI_MAX_LIST, (long long)o->min, (long long)o->max);
+        break;
     default:
         break;
     }
-    fprintf(stderr, "%s got '%s'\n", o->kind == ARG_WORD ? "" : ",", s);
+    fprintf(stderr, "%s got '%s'\n", o->kind == ARG_WORD || o->kind == ARG_WORDS ? "" : ",", s);
     return EXIT_USAGE;
+}
+
+/* A comma-separated list of integers in range, or of o's words: 0 or -1. */
+static int parse_list(const cli_option *o, const char *s, cli_value *v)
+{
+    v->n = 0;
+    const char *p = s;
+    do {
+        char item[64];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item || v->n == CLI_MAX_LIST)
+            return -1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        long long x = 0;
+        if (o->kind == ARG_INTS) {
+            char *end;
+            errno = 0;
+            x = strtoll(item, &end, 10);
+            if (errno == ERANGE || *end || x < (long long)o->min || x > (long long)o->max)
+                return -1;
+        } else {
+            while (o->words[x] && strcmp(item, o->words[x]) != 0)
+                x++;
+            if (!o->words[x])
+                return -1;
+        }
+        v->list[v->n++] = x;
+        p += len;
+    } while (*p++ == ',');
+    v->i = v->list[0];
+    return 0;
 }
 
 /* s as the value of option o, checked against its range. */
@@ -355,6 +405,9 @@ static int parse_value(const char *cmd, const cli_option *o, const char *s, cli_
             if (strcmp(s, o->words[v->i]) == 0)
                 return 0;
         return bad_value(cmd, o, s);
+    case ARG_INTS:
+    case ARG_WORDS:
+        return parse_list(o, s, v) ? bad_value(cmd, o, s) : 0;
     }
     return bad_value(cmd, o, s);
 }
@@ -362,10 +415,13 @@ static int parse_value(const char *cmd, const cli_option *o, const char *s, cli_
 /* Checks beyond the range: what this machine can do. */
 static int check_value(const char *cmd, const cli_option *o, const cli_value *v)
 {
-    if (o->id == O_GEMM && !pl_gemm_available((pl_gemm_backend)v->i)) {
-        fprintf(stderr, "parlstm %s: --gemm %s: this CPU has no AVX-512; use auto or blas\n",
-                cmd, v->text);
-        return EXIT_USAGE;
+    for (int k = 0; k < (o->id == O_BENCH_GEMM ? v->n : o->id == O_GEMM); k++) {
+        pl_gemm_backend be = (pl_gemm_backend)(o->id == O_GEMM ? v->i : v->list[k]);
+        if (!pl_gemm_available(be)) {
+            fprintf(stderr, "parlstm %s: --gemm %s: this CPU has no AVX-512; use auto or blas\n",
+                    cmd, pl_gemm_name(be));
+            return EXIT_USAGE;
+        }
     }
     return 0;
 }
