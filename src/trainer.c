@@ -56,7 +56,7 @@ struct pl_trainer {
     double (*prof)[PL_NPHASE + 8]; /* (W) phase seconds; padded rows */
     long prof_steps;
     struct {
-        int kind, n, S;
+        int kind, n, S, T;
         long next_shard; /* the next shard to claim (when S > W) */
         long step;
         const pl_dataset *ds;
@@ -121,6 +121,8 @@ static void pin_self(const pl_trainer *tr, int slot)
     CPU_SET(tr->cpus[slot % tr->ncpu], &set);
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
+
+static void create_buffers(void *ctx, int w);
 
 static void pin_once(pl_trainer *tr, int w)
 {
@@ -284,12 +286,6 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     int ok = tr->params && tr->grad && tr->m && tr->v && tr->sgrad && tr->ws &&
              tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk &&
              (!o->profile || tr->prof);
-    for (int s = 0; ok && s < tr->S_max; s++)
-        ok = (tr->sgrad[s] = pl_alloc_floats(tr->np)) != NULL;
-    for (int w = 0; ok && w < tr->W; w++)
-        ok = (tr->ws[w] = pl_ws_create(cfg, T, tr->cap, tr->threads, tr->be)) != NULL;
-    for (int w = 0; ok && tr->prof && w < tr->W; w++)
-        pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     cpu_set_t set;
     tr->ncpu = 0;
     if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL &&
@@ -310,6 +306,23 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free_all(tr);
         return NULL;
     }
+    /* each worker allocates (and so first touches) its workspace and its
+     * shards' gradient buffers itself: on a machine of several memory
+     * nodes they live next to the core that uses them */
+    tr->job.T = T;
+    pl_pool_run(tr->pool, create_buffers, tr);
+    for (int w = 0; ok && w < tr->W; w++)
+        ok = tr->ws[w] != NULL;
+    for (int s = 0; ok && s < tr->S_max; s++)
+        ok = tr->sgrad[s] != NULL;
+    if (!ok) {
+        pl_fail(err, PL_ERR_NOMEM, "cannot allocate buffers for %d workers (%zu parameters)",
+                tr->W, tr->np);
+        free_all(tr);
+        return NULL;
+    }
+    for (int w = 0; tr->prof && w < tr->W; w++)
+        pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     if (tr->be == PL_GEMM_BLAS)
         openblas_set_num_threads(1); /* W x T threads, no more */
     pl_model_init(cfg, tr->params, o->init, o->seed);
@@ -348,6 +361,20 @@ static void eval_part(pl_trainer *tr, int w)
 }
 
 static void worker_run(pl_trainer *tr, int w);
+
+/* Pool job of pl_trainer_create: worker w's workspace and the gradient
+ * buffers of the shards it computes (shard w; under --deterministic, its
+ * share of the fixed shards), allocated and zeroed by the worker itself. */
+static void create_buffers(void *ctx, int w)
+{
+    pl_trainer *tr = ctx;
+    pin_once(tr, w);
+    tr->ws[w] = pl_ws_create(&tr->cfg, tr->job.T, tr->cap, tr->threads, tr->be);
+    long s0, s1;
+    pl_split(tr->S_max, w, tr->W, &s0, &s1);
+    for (long s = s0; s < s1; s++)
+        tr->sgrad[s] = pl_alloc_floats(tr->np);
+}
 
 /* Every worker computes with subnormals flushed (see cpu.c). */
 static void worker(void *ctx, int w)
