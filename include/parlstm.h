@@ -352,10 +352,14 @@ typedef struct {
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);
-/* Resolves workers/threads 0 into concrete counts for `cpus` CPUs: workers
- * first (shards of at least 16 rows), then OpenMP threads, at most one per
- * 16-unit gate panel of `hidden` units. */
-void pl_resolve_parallelism(int batch, int hidden, int cpus, int *workers, int *threads);
+/* Resolves workers/threads 0 into concrete counts for `cpus` CPUs. Shards
+ * keep at least 16 rows; while the gate weights fit a core's L2 (about 1
+ * MiB), workers come first and the remaining CPUs become OpenMP threads;
+ * larger weights, which every worker streams once per time step, put
+ * threads first (two 16-unit gate panels or more each). A worker never gets
+ * more threads than gate panels. */
+void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *workers,
+                            int *threads);
 
 typedef struct pl_trainer pl_trainer;
 

@@ -130,6 +130,9 @@ void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r);
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
 #define PL_PANEL 64      /* columns per gate panel: [i f g o] x 16 units */
+/* Gate weights (bytes, all layers) above which the automatic choice puts
+ * OpenMP threads before workers (pl_resolve_parallelism). */
+#define PL_L2_WEIGHTS (1024.0 * 1024.0)
 
 /* The LSTM cell over one time step, for rows [0, n) and gate panels
  * [p0, p1). Buffers as in pl_ws (see lstm.c):

@@ -92,19 +92,33 @@ void pl_train_opts_default(pl_train_opts *o)
  * keep shards of at least 16 rows so that the GEMMs stay efficient; the
  * remaining cores become OpenMP threads inside each worker, at most one per
  * gate panel (a thread owns whole panels). */
-void pl_resolve_parallelism(int batch, int hidden, int cpus, int *workers, int *threads)
+void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *workers,
+                            int *threads)
 {
-    int panels = (hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
+    const int panels = (cfg->hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
+    const int by_rows = batch / 16 > 1 ? batch / 16 : 1; /* shards of 16 rows or more */
     if (cpus < 1)
         cpus = 1;
     if (*workers <= 0 && *threads <= 0) {
-        int w = batch / 16 < cpus ? batch / 16 : cpus;
-        if (w < 1)
-            w = 1;
+        /* every worker streams all the gate weights once per time step: when
+         * they outgrow a core's L2 (PL_L2_WEIGHTS), threads, which each read
+         * only their own gate panels, come first (two panels or more each) */
+        double Hp = panels * PL_UNIT_BLOCK, bytes = 0;
+        for (int l = 0; l < cfg->layers; l++)
+            bytes += 4.0 * ((l ? Hp : cfg->input) + 1 + Hp) * 4 * Hp;
+        int w, t;
+        if (bytes <= PL_L2_WEIGHTS) {
+            w = by_rows < cpus ? by_rows : cpus;
+            t = cpus / w;
+        } else {
+            t = panels / 2 > 1 ? panels / 2 : 1;
+            t = t < cpus ? t : cpus;
+            w = cpus / t < by_rows ? cpus / t : by_rows;
+            w = w < 1 ? 1 : w;
+            t = cpus / w; /* what the workers leave */
+        }
         *workers = w;
-        *threads = cpus / w > 0 ? cpus / w : 1;
-        if (*threads > panels)
-            *threads = panels;
+        *threads = t < 1 ? 1 : (t > panels ? panels : t);
     } else if (*workers <= 0) {
         int w = cpus / *threads;
         *workers = w < 1 ? 1 : (w > batch ? batch : w);
@@ -228,7 +242,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->be = pl_gemm_resolve(o->gemm);
     tr->W = o->workers;
     tr->threads = o->threads;
-    pl_resolve_parallelism(o->batch, cfg->hidden, pl_cpu_count(), &tr->W, &tr->threads);
+    pl_resolve_parallelism(cfg, o->batch, pl_cpu_count(), &tr->W, &tr->threads);
     if (tr->W > o->batch) {
         pl_fail(err, PL_ERR_ARG,
                 "batch %d is smaller than workers %d: every worker needs at "

@@ -237,24 +237,47 @@ START_TEST(test_worker_count_checks)
     ck_assert_int_eq(err.code, PL_ERR_TOO_LARGE);
     ck_assert_msg(strstr(err.msg, "GiB of buffers, the machine has") != NULL, "%s", err.msg);
     int w = 0, t = 0;
-    pl_resolve_parallelism(100, 128, 2, &w, &t);
+    const pl_config h128 = {28, 128, 10, 1}, h256 = {28, 256, 10, 1}, h1024 = {28, 1024, 10, 1};
+    pl_resolve_parallelism(&h128, 100, 2, &w, &t);
     ck_assert_int_eq(w, 2);
     ck_assert_int_eq(t, 1);
     w = t = 0;
-    pl_resolve_parallelism(100, 128, 64, &w, &t);
+    pl_resolve_parallelism(&h128, 100, 64, &w, &t);
     ck_assert_int_eq(w, 6); /* shards of 16 or more rows */
     ck_assert_int_eq(t, 8); /* 10 CPUs each, but only 8 gate panels */
     w = t = 0;
-    pl_resolve_parallelism(20, 256, 64, &w, &t);
+    pl_resolve_parallelism(&h256, 20, 64, &w, &t);
     ck_assert_int_eq(w, 1);
     ck_assert_int_eq(t, 16);
+    /* 17 MiB of weights: threads first, two panels each, then workers */
+    w = t = 0;
+    pl_resolve_parallelism(&h1024, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 1);
+    ck_assert_int_eq(t, 2);
+    w = t = 0;
+    pl_resolve_parallelism(&h1024, 100, 64, &w, &t);
+    ck_assert_int_eq(w, 2);
+    ck_assert_int_eq(t, 32);
+    w = t = 0;
+    pl_resolve_parallelism(&h1024, 1000, 256, &w, &t);
+    ck_assert_int_eq(w, 8);
+    ck_assert_int_eq(t, 32);
+    /* two layers of 128: 0.8 MiB, still workers first; three: threads */
+    const pl_config two = {28, 128, 10, 2}, three = {28, 128, 10, 3};
+    w = t = 0;
+    pl_resolve_parallelism(&two, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 2);
+    w = t = 0;
+    pl_resolve_parallelism(&three, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 1);
+    ck_assert_int_eq(t, 2);
     w = 0;
     t = 2;
-    pl_resolve_parallelism(100, 128, 8, &w, &t);
+    pl_resolve_parallelism(&h128, 100, 8, &w, &t);
     ck_assert_int_eq(w, 4);
     w = 3;
     t = 0;
-    pl_resolve_parallelism(100, 128, 8, &w, &t);
+    pl_resolve_parallelism(&h128, 100, 8, &w, &t);
     ck_assert_int_eq(t, 2);
 }
 END_TEST
