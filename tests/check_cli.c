@@ -205,6 +205,24 @@ START_TEST(test_train_save_eval)
 }
 END_TEST
 
+/* More OpenMP threads than gate panels: capped, with a warning that says
+ * why; the result line shows the threads used. */
+START_TEST(test_threads_capped_with_a_warning)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 60, 10, 6, 5, 3, 89);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "1",
+                          "--hidden", "20", "--workers", "1", "--threads", "64", NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "warning: --threads 64 capped at 2: a thread owns whole 16-unit "
+                              "gate panels, and 20 units make 2") != NULL, "%s", err);
+    ck_assert_msg(strstr(out, " threads=2 ") != NULL, "%s", out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* bench over shapes: every (T, D) x hidden x batch x backend gets its row,
  * in the table and in the CSV, with the peak measured beside it. */
 START_TEST(test_bench_shapes_grid)
@@ -627,6 +645,7 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
     tcase_add_test(tc, test_bench_shapes_grid);
+    tcase_add_test(tc, test_threads_capped_with_a_warning);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);

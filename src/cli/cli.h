@@ -137,6 +137,13 @@ const char *cli_default_data(void);
 int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permuted,
                 uint64_t permute_seed);
 
+/* Progress for something long done by the caller (building a large model's
+ * orthogonal initialisation): after a second, a line on stderr every few
+ * seconds saying `what` and the time so far; stop says how long it took
+ * (when it took a second or more, unless quiet). */
+void cli_progress_start(const char *cmd, const char *what);
+void cli_progress_stop(int quiet);
+
 void print_error(const char *cmd, const pl_error *err);
 /* "12s", "3m05s", "1h02m" */
 void format_duration(double s, char *buf, size_t len);

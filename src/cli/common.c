@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -137,4 +139,66 @@ int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permu
         return 1;
     }
     return 0;
+}
+
+/* ---- progress while something long runs in the caller's thread */
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running, done;
+    const char *cmd, *what;
+    double t0;
+} ticker = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *tick(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&ticker.mu);
+    for (double next = 1.0; !ticker.done; next += next < 10 ? 4 : 10) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        double wait = ticker.t0 + next - pl_seconds();
+        if (wait > 0) {
+            until.tv_sec += (time_t)wait;
+            until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+        }
+        while (!ticker.done &&
+               pthread_cond_timedwait(&ticker.cv, &ticker.mu, &until) == 0)
+            ;
+        if (!ticker.done)
+            fprintf(stderr, "parlstm %s: %s ... %.0fs\n", ticker.cmd, ticker.what,
+                    pl_seconds() - ticker.t0);
+    }
+    pthread_mutex_unlock(&ticker.mu);
+    return NULL;
+}
+
+void cli_progress_start(const char *cmd, const char *what)
+{
+    ticker.cmd = cmd;
+    ticker.what = what;
+    ticker.done = 0;
+    ticker.t0 = pl_seconds();
+    ticker.running = pthread_create(&ticker.thread, NULL, tick, NULL) == 0;
+}
+
+void cli_progress_stop(int quiet)
+{
+    if (!ticker.running)
+        return;
+    pthread_mutex_lock(&ticker.mu);
+    ticker.done = 1;
+    pthread_cond_signal(&ticker.cv);
+    pthread_mutex_unlock(&ticker.mu);
+    pthread_join(ticker.thread, NULL);
+    ticker.running = 0;
+    double took = pl_seconds() - ticker.t0;
+    if (!quiet && took >= 1.0)
+        fprintf(stderr, "parlstm %s: %s took %.1fs\n", ticker.cmd, ticker.what, took);
 }

@@ -342,10 +342,20 @@ static int trainer_setup(run *r)
     uint32_t data_crc = (a->resume || a->ckpt) ? pl_dataset_crc(&r->trainset) : 0;
     if (a->resume && same_data(r, data_crc))
         return 1;
-    if (!(r->tr = pl_trainer_create(&r->cfg, r->all.T, &a->o, &err))) {
+    char what[128];
+    snprintf(what, sizeof what, "building the model (%d layer%s of %d units: orthogonal "
+             "initialisation by QR)", r->cfg.layers, r->cfg.layers == 1 ? "" : "s", r->cfg.hidden);
+    cli_progress_start(CMD, what);
+    r->tr = pl_trainer_create(&r->cfg, r->all.T, &a->o, &err);
+    cli_progress_stop(a->quiet);
+    if (!r->tr) {
         print_error(CMD, &err);
         return err.code == PL_ERR_ARG || err.code == PL_ERR_TOO_LARGE ? EXIT_USAGE : 1;
     }
+    if (a->o.threads > pl_trainer_threads(r->tr) && !a->quiet)
+        fprintf(stderr, "parlstm train: warning: --threads %d capped at %d: a thread owns whole "
+                "16-unit gate panels, and %d units make %d\n", a->o.threads,
+                pl_trainer_threads(r->tr), r->cfg.hidden, (r->cfg.hidden + 15) / 16);
     const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
     long fault_step;
     int fault_group;
