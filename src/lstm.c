@@ -553,24 +553,34 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
     }
 }
 
-/* dWf[panels p0..p1) = sum_t [in_t, 1, h_{t-1}]^T dG_t: one GEMM over all
- * steps, in chunks of rows. */
-static void weight_gradient(pl_ws *ws, int l, long p0, long p1)
+/* dWf[panels p0..p1) (+)= [in, 1, h]^T dG over rows [r0, r1) of all steps
+ * (row t n + b is step t's row b), in chunks of WGRAD_ROWS rows. */
+static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1, int accumulate)
 {
     const int n = ws->n, K = ws->K[l];
     const size_t g_ps = (size_t)ws->T * n * PL_PANEL;
-    const long rows = (long)ws->T * n;
-    for (long r0 = 0; r0 < rows; r0 += WGRAD_ROWS) {
+    for (long r = r0; r < r1; r += WGRAD_ROWS) {
         pl_gemm_op op = {
             .M = K, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1,
-            .kb = (int)(rows - r0 < WGRAD_ROWS ? rows - r0 : WGRAD_ROWS),
-            .a = ws->xh[l] + (size_t)r0 * K, .a_rs = 1, .a_cs = (size_t)K,
-            .b = ws->gates[l] + p0 * g_ps + (size_t)r0 * PL_PANEL, .ldb = PL_PANEL,
+            .kb = (int)(r1 - r < WGRAD_ROWS ? r1 - r : WGRAD_ROWS),
+            .a = ws->xh[l] + (size_t)r * K, .a_rs = 1, .a_cs = (size_t)K,
+            .b = ws->gates[l] + p0 * g_ps + (size_t)r * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = g_ps,
             .c = ws->dwf + (size_t)p0 * K * PL_PANEL, .ldc = PL_PANEL,
-            .c_ps = (size_t)K * PL_PANEL, .accumulate = r0 > 0};
+            .c_ps = (size_t)K * PL_PANEL, .accumulate = accumulate || r > r0};
         pl_gemm(ws->be, &op);
     }
+}
+
+/* Whether layer l's weight gradient is summed step by step inside the
+ * backward loop, while each step's gate gradients are still in cache: when
+ * the layer's dWf fits a core's L2 with room to spare (small models);
+ * otherwise (its traffic would dominate) after the loop, over all steps at
+ * once. A function of the shape alone, so that the sums' order, and the
+ * bits, do not depend on the threads. */
+static int wgrad_in_loop(const pl_ws *ws, int l)
+{
+    return 4.0 * ws->K[l] * 4 * ws->Hp <= PL_L2_WEIGHTS / 2;
 }
 
 /* Layer l's gradient from dWf (all panels done) into the canonical layout,
@@ -620,6 +630,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     const int u0 = (int)p0 * PL_UNIT_BLOCK, u1 = (int)p1 * PL_UNIT_BLOCK;
     for (int b = 0; b < n && u1 > u0; b++)
         memset(ws->dc + (size_t)b * Hp + u0, 0, sizeof(float) * (size_t)(u1 - u0));
+    const int in_loop = wgrad_in_loop(ws, l);
     for (int t = T - 1; t >= 0; t--) {
         pl_cell_args ca = {
             .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
@@ -628,6 +639,11 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
             .c_prev = t > 0 ? ws->c[l] + (size_t)(t - 1) * n * Hp : NULL,
             .dh = ws->dH + (size_t)t * step, .dc = ws->dc};
         cell_backward(ws->be, &ca);
+        if (in_loop) { /* this step's own panels, while they are in cache */
+            pl_lap(prof, PL_PH_BWD_CELL, tt);
+            weight_gradient(ws, l, p0, p1, (long)t * n, (long)(t + 1) * n, t < T - 1);
+            pl_lap(prof, PL_PH_WGRAD, tt);
+        }
 #pragma omp barrier
         pl_lap(prof, PL_PH_BWD_CELL, tt);
         if (t == 0)
@@ -647,8 +663,10 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
             dropout_mask(ws, l - 1, 0, T, ws->dH, (size_t)Hp, step, u0, u1);
         pl_lap(prof, PL_PH_DIN_GEMM, tt);
     }
-    weight_gradient(ws, l, p0, p1);
-    pl_lap(prof, PL_PH_WGRAD, tt);
+    if (!in_loop) {
+        weight_gradient(ws, l, p0, p1, 0, (long)T * n, 0);
+        pl_lap(prof, PL_PH_WGRAD, tt);
+    }
 #pragma omp barrier
     /* every panel of dWf is done: each thread writes a band of rows of the
      * canonical gradient */
