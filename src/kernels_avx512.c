@@ -29,8 +29,13 @@
     __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define MR 6
 #define NV 4
+/* Blocking (overridable at build time, for bench/ab-variants): */
+#ifndef KC
 #define KC 128        /* B chunk of 128 x 64 floats: 32 KiB of the 48 KiB L1 */
+#endif
+#ifndef A_L2
 #define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
+#endif
 
 typedef struct {
     const float *a;
