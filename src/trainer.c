@@ -28,6 +28,12 @@ extern void openblas_set_num_threads(int n);
 
 #define NCHUNK 256         /* fixed parameter chunks (norm and update) */
 #define DET_SHARDS 16      /* shards per batch under --deterministic */
+/* Shards per worker otherwise: 1, one each; more, claimed by whichever
+ * worker is free, balance a worker slowed by another tenant at the cost of
+ * smaller products (bench/ab-variants -DSHARDS_PER_WORKER=2 measures it). */
+#ifndef SHARDS_PER_WORKER
+#define SHARDS_PER_WORKER 1
+#endif
 
 
 enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
@@ -265,7 +271,8 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->o.workers = tr->W;
     tr->o.threads = tr->threads;
     tr->S_max = o->deterministic ? (o->batch < DET_SHARDS ? o->batch : DET_SHARDS)
-                                 : tr->W;
+                : tr->W == 1 ? 1
+                : (o->batch < tr->W * SHARDS_PER_WORKER ? tr->W : tr->W * SHARDS_PER_WORKER);
     tr->cap = (o->batch + tr->S_max - 1) / tr->S_max;
     if (o->deterministic && tr->cap < 16)
         tr->cap = 16; /* evaluation chunks */
