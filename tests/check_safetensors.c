@@ -653,9 +653,13 @@ Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_round_trip_exact, 0, 2);
     tcase_add_test(tc, test_foreign_file);
     tcase_add_test(tc, test_export_refuses);
-    tcase_add_loop_test(tc, test_pytorch_agrees, 0, 3);
     tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof HOSTILE / sizeof *HOSTILE));
     tcase_add_test(tc, test_not_a_file);
     suite_add_tcase(s, tc);
+    /* PyTorch's start-up alone takes seconds: more than Check's default 4 */
+    TCase *tp = tcase_create("pytorch");
+    tcase_set_timeout(tp, 180);
+    tcase_add_loop_test(tp, test_pytorch_agrees, 0, 3);
+    suite_add_tcase(s, tp);
     return s;
 }
