@@ -651,7 +651,11 @@ START_TEST(test_second_signal_exits_at_once)
     pid = tu_spawn(second, slow, o1, e1);
     sleep_ms(300);
     kill(pid, SIGINT);
-    sleep_ms(150); /* now inside the write */
+    /* the second signal once the write's temporary file exists (within 10 s,
+     * however loaded the machine is) */
+    for (int waited = 0; count_temporaries(dir) == 0 && waited < 10000; waited += 5)
+        sleep_ms(5);
+    ck_assert_msg(count_temporaries(dir) > 0, "no checkpoint write began after the first signal");
     kill(pid, SIGINT);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
