@@ -372,6 +372,9 @@ const float *pl_trainer_grad(const pl_trainer *tr); /* last reduced gradient */
 const pl_config *pl_trainer_config(const pl_trainer *tr);
 int pl_trainer_workers(const pl_trainer *tr);
 int pl_trainer_threads(const pl_trainer *tr);
+/* Bytes of its buffers (workspaces with every step's activations for
+ * backpropagation through time, parameters, gradients, Adam's moments). */
+double pl_trainer_bytes(const pl_trainer *tr);
 
 typedef struct {
     double loss;     /* mean cross-entropy over the batch */

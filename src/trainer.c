@@ -41,6 +41,7 @@ enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
 struct pl_trainer {
     pl_config cfg;
     int T, W, threads, S_max, ncpu;
+    double bytes;                 /* its buffers: workspaces, parameter-sized arrays */
     int cap;                      /* rows a workspace holds: a shard or an evaluation chunk */
     pl_train_opts o;
     pl_gemm_backend be;
@@ -280,12 +281,13 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     /* refuse what cannot fit rather than be killed when the pages are touched */
     double need = tr->W * pl_ws_estimate(cfg, T, tr->cap, tr->threads) +
                   (double)(6 + tr->S_max) * (double)tr->np * sizeof(float);
+    tr->bytes = need;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (have > 0 && need > 0.9 * have) {
         pl_fail(err, PL_ERR_TOO_LARGE,
-                "this model and batch need %.1f GiB of buffers, the machine has %.1f GiB "
-                "(smaller --batch or --hidden)",
-                need / 1073741824.0, have / 1073741824.0);
+                "this model and batch need %.1f GiB of buffers for %d time steps, the machine "
+                "has %.1f GiB (smaller --batch, --hidden or --layers)",
+                need / 1073741824.0, T, have / 1073741824.0);
         free(tr);
         return NULL;
     }
@@ -367,6 +369,7 @@ const float *pl_trainer_grad(const pl_trainer *tr) { return tr->grad; }
 const pl_config *pl_trainer_config(const pl_trainer *tr) { return &tr->cfg; }
 int pl_trainer_workers(const pl_trainer *tr) { return tr->W; }
 int pl_trainer_threads(const pl_trainer *tr) { return tr->threads; }
+double pl_trainer_bytes(const pl_trainer *tr) { return tr->bytes; }
 
 static void eval_part(pl_trainer *tr, int w)
 {

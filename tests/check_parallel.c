@@ -235,7 +235,8 @@ START_TEST(test_worker_count_checks)
     o.workers = 1;
     ck_assert_ptr_null(pl_trainer_create(&huge, 28, &o, &err));
     ck_assert_int_eq(err.code, PL_ERR_TOO_LARGE);
-    ck_assert_msg(strstr(err.msg, "GiB of buffers, the machine has") != NULL, "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "GiB of buffers for 28 time steps, the machine has") != NULL,
+                  "%s", err.msg);
     int w = 0, t = 0;
     const pl_config h128 = {28, 128, 10, 1}, h256 = {28, 256, 10, 1}, h1024 = {28, 1024, 10, 1};
     pl_resolve_parallelism(&h128, 100, 2, &w, &t);

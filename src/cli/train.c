@@ -401,7 +401,7 @@ static void print_plan(const run *r)
             "read as %d steps of %d%s\n"
             "parlstm train: model %d-%d-%d%s (%zu parameters); %ld steps of %d (%ld per epoch); "
             "lr %g %s, clip %g, init %s, seed %llu%s\n"
-            "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s\n",
+            "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s; %.0f MiB of buffers\n",
             r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->rows, r->cols,
             r->all.classes, r->all.T, r->all.D, r->a.permuted ? ", pixels permuted" : "",
             r->cfg.input, r->cfg.hidden, r->cfg.classes, layers_text,
@@ -410,7 +410,8 @@ static void print_plan(const run *r)
             o->init == PL_INIT_TUTORIAL ? "tutorial" : "default", (unsigned long long)o->seed,
             o->deterministic ? ", deterministic" : "", W, W == 1 ? "" : "s", T,
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
-            be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "");
+            be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
+            pl_trainer_bytes(r->tr) / 1048576.0);
     if (r->a.resume)
         fprintf(stderr, "parlstm train: resuming %s at step %ld of %ld\n", r->a.resume,
                 r->start, r->total);
