@@ -102,17 +102,16 @@ int main(int argc, char **argv)
     pl_model_info info = {.cfg = cfg, .T = ROWS};
     if (pl_model_save(model, &info, params, NULL, &err))
         return fail("save", &err);
-    if (pl_safetensors_save(exported, &cfg, ROWS, params, &err))
+    if (pl_safetensors_save(exported, &info, params, NULL, &err))
         return fail("export", &err);
-    pl_model_info m1;
-    pl_config c2;
+    pl_model_info m1, m2;
     float *p1 = NULL, *p2 = NULL;
-    int steps = 0;
     if (pl_model_load(model, &m1, &p1, &err))
         return fail("load", &err);
-    if (pl_safetensors_load(exported, &c2, &steps, &p2, &err))
+    if (pl_safetensors_load(exported, &m2, &p2, &err))
         return fail("import", &err);
-    int same = m1.cfg.hidden == cfg.hidden && m1.T == ROWS && c2.hidden == cfg.hidden && steps == ROWS &&
+    int same = m1.cfg.hidden == cfg.hidden && m1.T == ROWS && m2.cfg.hidden == cfg.hidden &&
+               m2.T == ROWS && m2.rows == ROWS && m2.cols == COLS &&
                memcmp(p1, params, 4 * n) == 0 && memcmp(p2, params, 4 * n) == 0;
     printf("train_tiny: %s and %s read back %s\n", model, exported,
            same ? "equal, bit for bit" : "DIFFERENT");

@@ -78,7 +78,7 @@ void pl_image_free(pl_image *img);
 
 typedef struct {
     const uint8_t *images; /* (n, T, D): image rows are time steps */
-    const uint8_t *labels; /* (n) */
+    const uint8_t *labels; /* (n); NULL for images without labels */
     size_t n;
     int T, D;
     int classes;
@@ -88,12 +88,17 @@ typedef struct {
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
  * (PREFIX is "train" or "t10k"). classes = 0: largest label + 1, and the
  * labels must hold at least two classes; otherwise every label must be
- * below classes. */
+ * below classes. Neither file there: PL_ERR_NOT_FOUND; one without the
+ * other: PL_ERR_MISMATCH, naming the missing one (a set is never half
+ * used). pl_dataset_load_files checks its two paths the same way. */
 pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
                           int classes, pl_error *err);
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 const char *labels_path, int classes,
                                 pl_error *err);
+/* Loads an IDX images file alone (raw or .gz), for classifying: labels
+ * NULL, classes 0. */
+pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_error *err);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
 /* The first val items of all as *valset, the rest as *train (views);
@@ -210,7 +215,8 @@ typedef struct {
     pl_config cfg;
     int T;       /* time steps it was trained on; 0 in a version 1 file,
                     which does not record them */
-    int version; /* the file's format version (set by pl_model_load) */
+    int version; /* the file's format version (set by pl_model_load; 0 from
+                    pl_safetensors_load) */
     /* version 3 on (older files: rows, and rows x cols = T x D when T is
      * known, no permutation, no dropout) */
     int rows, cols;        /* the images it reads (0, 0 when saving: T, D) */
@@ -229,6 +235,10 @@ pl_status pl_model_save(const char *path, const pl_model_info *m, const float *p
 /* Reads versions 1 to 3. Allocates *params (free with pl_free). */
 pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
 
+/* A model file or a safetensors file (pl_safetensors_load), told by its
+ * first bytes; allocates *params (free with pl_free). */
+pl_status pl_model_read(const char *path, pl_model_info *m, float **params, pl_error *err);
+
 /* Whether a file can be written at path (its directory takes a new file,
  * and path is no directory); creates nothing that stays. */
 pl_status pl_check_writable(const char *path, pl_error *err);
@@ -246,22 +256,32 @@ int pl_remove_stale_temporaries(const char *path);
  * (H, D), input.bias (H); per layer l lstm.weight_ih_l<l> (4H, H),
  * lstm.weight_hh_l<l> (4H, H), lstm.bias_ih_l<l> (4H) and lstm.bias_hh_l<l>
  * (4H, zeros: parlstm has one LSTM bias), gates i, f, g, o; output.weight
- * (C, H), output.bias (C). __metadata__ (strings): format "pt", producer,
- * parlstm_version, module, input_scaling "pixel/255", sequence "rows",
- * time_steps (when T > 0), width, hidden, layers, classes, gate_order.
- * Written atomically; refuses NaN or infinite parameters. */
-pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
-                              const float *params, pl_error *err);
-/* Reads such a file, from parlstm or from PyTorch: the config comes from
- * the tensors' shapes, *T from time_steps in the metadata (0 when absent;
- * T may be NULL), and lstm.bias_hh is added into the LSTM bias. Refuses,
+ * (C, H), output.bias (C).
+ *
+ * __metadata__ (strings) records the rest of m: format "pt", producer,
+ * parlstm_version, module, input_scaling "pixel/255", gate_order "i,f,g,o",
+ * sequence ("rows" or "pixels": how an image becomes x), time_steps,
+ * image_rows and image_cols (when m->T > 0; T = 0 means unknown, as in a
+ * version 1 model file), permuted ("yes" or "no") and permute_seed (when
+ * permuted), dropout, width, hidden, layers, classes.
+ * Written atomically (guard as for pl_model_save, or NULL); refuses NaN or
+ * infinite parameters and a description that does not fit the config. */
+pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const float *params,
+                              pl_write_guard *guard, pl_error *err);
+/* Reads such a file, from parlstm or from PyTorch, into m and *params: the
+ * config from the tensors' shapes, the rest from the metadata (absent:
+ * T = 0, rows = cols = 0, sequence rows, no permutation, dropout 0);
+ * m->version is 0. lstm.bias_hh is added into the LSTM bias. Refuses,
  * naming the file and what is wrong: a bad header length, a header that is
  * not a JSON object, missing, extra or misshapen tensors, another dtype than
- * F32, offsets that overlap, leave holes or leave the file, metadata that
- * contradicts the tensors, NaN or infinite weights. Allocates *params (free
- * with pl_free). Export then import gives the parameters back bit for bit. */
-pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T,
-                              float **params, pl_error *err);
+ * F32, offsets that overlap, leave holes or leave the file, NaN or infinite
+ * weights, metadata that contradicts the tensors or itself, and what a
+ * parlstm model cannot represent (a bidirectional LSTM, an LSTM with
+ * projections, another input scaling, gate order or sequence mode).
+ * Allocates *params (free with pl_free). Export then import gives m and
+ * the parameters back bit for bit. */
+pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params,
+                              pl_error *err);
 
 /* ----------------------------------------------------------------- GEMM */
 
@@ -440,9 +460,13 @@ void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n);
 void pl_trainer_profile(const pl_trainer *tr, double seconds[PL_NPHASE], long *steps);
 void pl_trainer_profile_reset(pl_trainer *tr);
 
-/* Accuracy and mean loss over a whole data set. */
+/* Accuracy and mean loss over a whole labelled data set. */
 pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
                               double *accuracy, double *loss, pl_error *err);
+/* Class probabilities (softmax of the logits) of every item of ds, labelled
+ * or not, into probs (ds->n, C). */
+pl_status pl_trainer_predict(pl_trainer *tr, const pl_dataset *ds, float *probs,
+                             pl_error *err);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

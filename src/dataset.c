@@ -3,8 +3,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
+
+/* Whether an IDX file is there, raw or .gz (as pl_idx_read looks for it);
+ * found gets the name it has. */
+static int idx_present(const char *path, char *found, size_t len)
+{
+    struct stat st;
+    snprintf(found, len, "%s", path);
+    if (stat(found, &st) == 0)
+        return 1;
+    snprintf(found, len, "%s.gz", path);
+    return stat(found, &st) == 0;
+}
+
+/* Images and labels come in pairs: one without the other is refused,
+ * naming the one that is missing and the one that is there. */
+static pl_status check_pair(const char *images_path, const char *labels_path, pl_error *err)
+{
+    char img_found[4200], lbl_found[4200];
+    int img = idx_present(images_path, img_found, sizeof img_found),
+        lbl = idx_present(labels_path, lbl_found, sizeof lbl_found);
+    if (img == lbl)
+        return PL_OK; /* both (read them), or neither (the reader says so) */
+    const char *missing = img ? labels_path : images_path;
+    return pl_fail(err, PL_ERR_MISMATCH,
+                   "%s: no such file (nor %s.gz), but %s is there: the %s are missing (a set "
+                   "needs both its images and its labels)", missing, missing,
+                   img ? img_found : lbl_found, img ? "labels" : "images");
+}
+
+pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_error *err)
+{
+    pl_idx img;
+    memset(ds, 0, sizeof *ds);
+    pl_status rc = pl_idx_read(images_path, PL_IDX_IMAGES_MAGIC, &img, err);
+    if (rc)
+        return rc;
+    ds->images = img.data;
+    ds->owned_images = img.data;
+    ds->n = img.n;
+    ds->T = img.rows;
+    ds->D = img.cols;
+    return PL_OK;
+}
 
 pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 const char *labels_path, int classes,
@@ -15,7 +59,9 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
     if (classes < 0 || classes > 256)
         return pl_fail(err, PL_ERR_ARG,
                        "classes must be between 1 and 256, got %d", classes);
-    pl_status rc = pl_idx_read(images_path, PL_IDX_IMAGES_MAGIC, &img, err);
+    pl_status rc = check_pair(images_path, labels_path, err);
+    if (!rc)
+        rc = pl_idx_read(images_path, PL_IDX_IMAGES_MAGIC, &img, err);
     if (rc)
         return rc;
     rc = pl_idx_read(labels_path, PL_IDX_LABELS_MAGIC, &lbl, err);

@@ -254,6 +254,14 @@ static inline uint32_t pl_dropout_hash(uint64_t key, int l, int t, uint32_t id, 
 }
 static inline uint32_t pl_dropout_cut(float p) { return (uint32_t)((double)p * 4294967296.0); }
 
+/* A model's description (pl_model_info) beyond its config: the image
+ * shape and the sequence mode agree with T and the input width, permuted
+ * is 0 or 1, dropout in [0, 1). Otherwise err says "PATH: WHAT: why". */
+pl_status pl_model_shape_check(const char *path, const char *what, const pl_model_info *m,
+                               pl_error *err);
+/* rows = cols = 0 in rows mode means the shape T x D: fills it in. */
+void pl_model_info_complete(pl_model_info *m);
+
 /* Bytes a workspace of cap rows needs (before creating it). */
 double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads);
 

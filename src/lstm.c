@@ -424,7 +424,7 @@ void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
     ws->n = n;
     for (int b = 0; b < n; b++) {
         const uint8_t *img = ds->images + (size_t)idx[b] * T * D;
-        ws->labels[b] = ds->labels[idx[b]];
+        ws->labels[b] = ds->labels ? ds->labels[idx[b]] : 0; /* none: predictions only */
         ws->ids[b] = idx[b];
         for (int t = 0; t < T; t++) {
             float *row = ws->xh[0] + ((size_t)t * n + b) * K;

@@ -23,6 +23,7 @@
  *
  * The JSON is read and written by jansson; this file never parses JSON by
  * hand. */
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -147,19 +148,35 @@ static int meta_set_int(json_t *meta, const char *key, long value)
     return meta_set(meta, key, buf);
 }
 
-static json_t *make_metadata(const pl_config *cfg, int T)
+static int meta_set_u64(json_t *meta, const char *key, uint64_t value)
 {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)value);
+    return meta_set(meta, key, buf);
+}
+
+static json_t *make_metadata(const pl_model_info *mi)
+{
+    const pl_config *cfg = &mi->cfg;
     json_t *m = json_object();
-    char module[256];
+    char module[256], dropout[32];
     snprintf(module, sizeof module,
              "input=nn.Linear(%d, %d); lstm=nn.LSTM(%d, %d, num_layers=%d, batch_first=True); "
              "output=nn.Linear(%d, %d); logits=output(lstm(input(x))[0][:, -1])",
              cfg->input, cfg->hidden, cfg->hidden, cfg->hidden, cfg->layers, cfg->hidden,
              cfg->classes);
+    snprintf(dropout, sizeof dropout, "%.9g", (double)mi->dropout);
+    int known = mi->T > 0;
     int bad = !m || meta_set(m, "format", "pt") || meta_set(m, "producer", "parlstm") ||
               meta_set(m, "parlstm_version", PACKAGE_VERSION) || meta_set(m, "module", module) ||
-              meta_set(m, "input_scaling", "pixel/255") || meta_set(m, "sequence", "rows") ||
-              (T > 0 && meta_set_int(m, "time_steps", T)) ||
+              meta_set(m, "input_scaling", "pixel/255") ||
+              meta_set(m, "sequence", mi->sequence == PL_SEQ_PIXELS ? "pixels" : "rows") ||
+              (known && meta_set_int(m, "time_steps", mi->T)) ||
+              (known && meta_set_int(m, "image_rows", mi->rows)) ||
+              (known && meta_set_int(m, "image_cols", mi->cols)) ||
+              meta_set(m, "permuted", mi->permuted ? "yes" : "no") ||
+              (mi->permuted && meta_set_u64(m, "permute_seed", mi->permute_seed)) ||
+              meta_set(m, "dropout", dropout) ||
               meta_set_int(m, "width", cfg->input) || meta_set_int(m, "hidden", cfg->hidden) ||
               meta_set_int(m, "layers", cfg->layers) || meta_set_int(m, "classes", cfg->classes) ||
               meta_set(m, "gate_order", "i,f,g,o");
@@ -172,11 +189,10 @@ static json_t *make_metadata(const pl_config *cfg, int T)
 
 /* The JSON header (compact), padded with spaces so that the data starts at
  * a multiple of 8 bytes; *len is its padded length. */
-static char *make_header(const pl_config *cfg, int T, const st_tensor *t, int nt,
-                         size_t *len)
+static char *make_header(const pl_model_info *mi, const st_tensor *t, int nt, size_t *len)
 {
     json_t *root = json_object();
-    json_t *meta = make_metadata(cfg, T);
+    json_t *meta = make_metadata(mi);
     int bad = !root || !meta || json_object_set_new(root, "__metadata__", meta);
     size_t at = 0;
     for (int i = 0; i < nt && !bad; i++) {
@@ -204,13 +220,38 @@ static char *make_header(const pl_config *cfg, int T, const st_tensor *t, int nt
     return out;
 }
 
-pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
-                              const float *params, pl_error *err)
+/* What the file can say about m: a valid config, and either no sequence
+ * length (T = 0: a version 1 model file; then nothing about the images) or
+ * a consistent image shape and sequence mode. *out: m, completed. */
+static pl_status export_check(const char *path, const pl_model_info *m, pl_model_info *out,
+                              pl_error *err)
 {
-    if (bad_config(path, "cannot export", cfg, PL_ERR_ARG, err))
+    if (bad_config(path, "cannot export", &m->cfg, PL_ERR_ARG, err))
         return PL_ERR_ARG;
-    if (T < 0 || T > 65535)
-        return pl_fail(err, PL_ERR_ARG, "%s: cannot export: %d time steps", path, T);
+    *out = *m;
+    if (m->T == 0) {
+        if (m->rows || m->cols || m->sequence != PL_SEQ_ROWS || m->permuted)
+            return pl_fail(err, PL_ERR_ARG, "%s: cannot export: an image shape, sequence "
+                           "mode or permutation without the sequence length", path);
+        if (!(m->dropout >= 0 && m->dropout < 1))
+            return pl_fail(err, PL_ERR_ARG, "%s: cannot export: dropout %g (0 to below 1)",
+                           path, (double)m->dropout);
+        return PL_OK;
+    }
+    if (m->T < 0 || m->T > 65535)
+        return pl_fail(err, PL_ERR_ARG, "%s: cannot export: %d time steps", path, m->T);
+    pl_model_info_complete(out);
+    return pl_model_shape_check(path, "cannot export", out, err) ? PL_ERR_ARG : PL_OK;
+}
+
+pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const float *params,
+                              pl_write_guard *guard, pl_error *err)
+{
+    pl_model_info mi;
+    pl_status rc = export_check(path, m, &mi, err);
+    if (rc)
+        return rc;
+    const pl_config *cfg = &mi.cfg;
     st_tensor t[ST_MAX_TENSORS];
     int nt = tensor_table(cfg, t);
     for (int i = 0; i < nt; i++) {
@@ -227,7 +268,7 @@ pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
         }
     }
     size_t hlen;
-    char *header = make_header(cfg, T, t, nt, &hlen);
+    char *header = make_header(&mi, t, nt, &hlen);
     if (!header)
         return pl_fail(err, PL_ERR_NOMEM, "%s: out of memory building the header", path);
     size_t data = 0;
@@ -258,7 +299,7 @@ pl_status pl_safetensors_save(const char *path, const pl_config *cfg, int T,
         }
         out += numel(&t[i]);
     }
-    pl_status rc = pl_write_atomic(path, buf, len, NULL, err);
+    rc = pl_write_atomic(path, buf, len, guard, err);
     free(buf);
     return rc;
 }
@@ -371,12 +412,105 @@ static pl_status meta_word(const char *path, json_t *meta, const char *key, cons
     return PL_OK;
 }
 
-/* __metadata__: an object of strings; the keys parlstm knows must agree
- * with the tensors. */
-static pl_status check_metadata(const char *path, json_t *meta, const pl_config *cfg, int *T,
-                                pl_error *err)
+/* A metadata value that must be one of words[] (NULL-terminated); *out
+ * gets its index, dflt when absent. */
+static pl_status meta_choice(const char *path, json_t *meta, const char *key,
+                             const char *const *words, int dflt, int *out, pl_error *err)
 {
-    *T = 0;
+    json_t *v = json_object_get(meta, key);
+    *out = dflt;
+    if (!v)
+        return PL_OK;
+    const char *s = json_string_value(v);
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(s, words[i])) {
+            *out = i;
+            return PL_OK;
+        }
+    return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata %s is \"%s\", parlstm models use \"%s\" "
+                   "or \"%s\"", path, key, s, words[0], words[1]);
+}
+
+/* permuted ("no" or "yes") and permute_seed (a decimal u64, there exactly
+ * when permuted is yes). */
+static pl_status meta_permutation(const char *path, json_t *meta, pl_model_info *m,
+                                  pl_error *err)
+{
+    static const char *const yes_no[] = {"no", "yes", NULL};
+    pl_status rc = meta_choice(path, meta, "permuted", yes_no, 0, &m->permuted, err);
+    json_t *seed = json_object_get(meta, "permute_seed");
+    if (rc)
+        return rc;
+    if (m->permuted && !seed)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata permuted is \"yes\" but there is no "
+                       "permute_seed: the pixel order cannot be known", path);
+    if (!m->permuted && seed)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata permute_seed without permuted "
+                       "\"yes\"", path);
+    if (!seed)
+        return PL_OK;
+    const char *s = json_string_value(seed);
+    char *end;
+    errno = 0;
+    m->permute_seed = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno == ERANGE)
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: metadata permute_seed is \"%s\", expected an "
+                       "integer from 0 to 2^64 - 1", path, s);
+    return PL_OK;
+}
+
+static pl_status meta_dropout(const char *path, json_t *meta, float *dropout, pl_error *err)
+{
+    json_t *v = json_object_get(meta, "dropout");
+    *dropout = 0;
+    if (!v)
+        return PL_OK;
+    const char *s = json_string_value(v);
+    char *end;
+    float x = strtof(s, &end);
+    if (!*s || *end || !(x >= 0 && x < 1))
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: metadata dropout is \"%s\", expected a number "
+                       "from 0 to below 1", path, s);
+    *dropout = x;
+    return PL_OK;
+}
+
+/* The image shape: image_rows and image_cols with time_steps, or (rows
+ * mode) time_steps alone, or nothing: T = 0, a sequence length unknown. */
+static pl_status meta_shape(const char *path, json_t *meta, pl_model_info *m, pl_error *err)
+{
+    long t = 0, rows = 0, cols = 0;
+    pl_status rc;
+    if ((rc = meta_int(path, meta, "time_steps", 1, 65535, 0, &t, err)) ||
+        (rc = meta_int(path, meta, "image_rows", 1, 65535, 0, &rows, err)) ||
+        (rc = meta_int(path, meta, "image_cols", 1, 65535, 0, &cols, err)))
+        return rc;
+    m->T = (int)t;
+    m->rows = (int)rows;
+    m->cols = (int)cols;
+    if (!rows != !cols)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata has image_%s without image_%s", path,
+                       rows ? "rows" : "cols", rows ? "cols" : "rows");
+    if (t == 0 && (rows || m->sequence != PL_SEQ_ROWS || m->permuted))
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata has %s but no time_steps", path,
+                       rows ? "an image shape" : m->sequence != PL_SEQ_ROWS ? "sequence \"pixels\""
+                                                                           : "a permutation");
+    if (t == 0)
+        return PL_OK;
+    if (m->sequence == PL_SEQ_PIXELS && !rows)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata sequence is \"pixels\" but there is "
+                       "no image_rows and image_cols: the image shape cannot be known", path);
+    pl_model_info_complete(m);
+    return pl_model_shape_check(path, "metadata", m, err);
+}
+
+/* __metadata__: an object of strings; the keys parlstm knows must agree
+ * with the tensors and with each other, and describe a model that parlstm
+ * can run. Fills m beyond its config (which the tensors gave). */
+static pl_status read_metadata(const char *path, json_t *meta, pl_model_info *m, pl_error *err)
+{
+    static const char *const sequences[] = {"rows", "pixels", NULL};
+    const pl_config *cfg = &m->cfg;
     if (!meta)
         return PL_OK;
     if (!json_is_object(meta))
@@ -387,18 +521,21 @@ static pl_status check_metadata(const char *path, json_t *meta, const pl_config 
         if (!json_is_string(v))
             return pl_fail(err, PL_ERR_CORRUPT, "%s: metadata '%s' is not a string", path, key);
     }
-    long t = 0, x;
+    long x;
+    int seq;
     pl_status rc;
     if ((rc = meta_word(path, meta, "input_scaling", "pixel/255", err)) ||
-        (rc = meta_word(path, meta, "sequence", "rows", err)) ||
-        (rc = meta_int(path, meta, "time_steps", 1, 65535, 0, &t, err)) ||
+        (rc = meta_word(path, meta, "gate_order", "i,f,g,o", err)) ||
+        (rc = meta_choice(path, meta, "sequence", sequences, PL_SEQ_ROWS, &seq, err)) ||
         (rc = meta_int(path, meta, "width", 1, 65535, cfg->input, &x, err)) ||
         (rc = meta_int(path, meta, "hidden", 1, 8192, cfg->hidden, &x, err)) ||
         (rc = meta_int(path, meta, "layers", 1, PL_MAX_LAYERS, cfg->layers, &x, err)) ||
-        (rc = meta_int(path, meta, "classes", 2, 256, cfg->classes, &x, err)))
+        (rc = meta_int(path, meta, "classes", 2, 256, cfg->classes, &x, err)) ||
+        (rc = meta_permutation(path, meta, m, err)) ||
+        (rc = meta_dropout(path, meta, &m->dropout, err)))
         return rc;
-    *T = (int)t;
-    return PL_OK;
+    m->sequence = (pl_sequence)seq;
+    return meta_shape(path, meta, m, err);
 }
 
 static st_entry *find_entry(st_entry *e, int n, const char *name)
@@ -549,8 +686,26 @@ static pl_status fill_params(const char *path, const st_entry *e, int n, const s
     return PL_OK;
 }
 
-pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T, float **params,
-                              pl_error *err)
+/* PyTorch LSTMs that parlstm cannot run, named before their shapes would
+ * fail with a less helpful message. */
+static pl_status refuse_unrepresentable(const char *path, const st_entry *e, int n,
+                                        pl_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(e[i].name);
+        if (!strncmp(e[i].name, "lstm.", 5) && len > 8 && !strcmp(e[i].name + len - 8, "_reverse"))
+            return pl_fail(err, PL_ERR_MISMATCH, "%s: tensor '%s' belongs to a bidirectional "
+                           "LSTM; parlstm's LSTM reads the sequence in one direction", path,
+                           e[i].name);
+        if (!strncmp(e[i].name, "lstm.weight_hr_l", 16))
+            return pl_fail(err, PL_ERR_MISMATCH, "%s: tensor '%s' belongs to an LSTM with "
+                           "projections (proj_size > 0); parlstm's LSTM has none", path,
+                           e[i].name);
+    }
+    return PL_OK;
+}
+
+pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params, pl_error *err)
 {
     *params = NULL;
     unsigned char *buf;
@@ -611,26 +766,25 @@ pl_status pl_safetensors_load(const char *path, pl_config *cfg, int *T, float **
         if ((rc = parse_entry(path, key, v, &e[n++], data_len, err)))
             goto out;
     }
-    pl_config c;
+    pl_model_info got;
+    memset(&got, 0, sizeof got);
     st_tensor t[ST_MAX_TENSORS];
-    int steps;
-    if ((rc = infer_config(path, e, n, &c, err)))
+    if ((rc = refuse_unrepresentable(path, e, n, err)) ||
+        (rc = infer_config(path, e, n, &got.cfg, err)))
         goto out;
-    int nt = tensor_table(&c, t);
-    if ((rc = match_tensors(path, e, n, &c, t, nt, err)) ||
+    int nt = tensor_table(&got.cfg, t);
+    if ((rc = match_tensors(path, e, n, &got.cfg, t, nt, err)) ||
         (rc = check_layout(path, e, n, data_len, err)) ||
-        (rc = check_metadata(path, json_object_get(root, "__metadata__"), &c, &steps, err)))
+        (rc = read_metadata(path, json_object_get(root, "__metadata__"), &got, err)))
         goto out;
-    if (!(p = pl_alloc_floats(pl_param_count(&c)))) {
+    if (!(p = pl_alloc_floats(pl_param_count(&got.cfg)))) {
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu parameters", path,
-                     pl_param_count(&c));
+                     pl_param_count(&got.cfg));
         goto out;
     }
     if ((rc = fill_params(path, e, n, t, nt, data, p, err)))
         goto out;
-    *cfg = c;
-    if (T)
-        *T = steps;
+    *m = got;
     *params = p;
     p = NULL;
 out:

@@ -75,6 +75,7 @@ struct pl_trainer {
         int chunks;
         double *eval_loss;
         int *eval_correct;
+        float *probs; /* (n, C) class probabilities (pl_trainer_predict), or NULL */
     } job;
 };
 
@@ -371,6 +372,19 @@ int pl_trainer_workers(const pl_trainer *tr) { return tr->W; }
 int pl_trainer_threads(const pl_trainer *tr) { return tr->threads; }
 double pl_trainer_bytes(const pl_trainer *tr) { return tr->bytes; }
 
+/* z[0..C) := softmax(z), in double, shifted by the largest logit. */
+static void softmax(float *z, int C)
+{
+    double top = z[0], sum = 0;
+    for (int c = 1; c < C; c++)
+        top = z[c] > top ? z[c] : top;
+    double e[256];
+    for (int c = 0; c < C; c++)
+        sum += e[c] = exp((double)z[c] - top);
+    for (int c = 0; c < C; c++)
+        z[c] = (float)(e[c] / sum);
+}
+
 static void eval_part(pl_trainer *tr, int w)
 {
     pl_ws *ws = tr->ws[w];
@@ -379,8 +393,11 @@ static void eval_part(pl_trainer *tr, int w)
         long r1 = (long)(c + 1) * tr->job.n / tr->job.chunks;
         pl_ws_load_u8(ws, tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
         pl_ws_set_dropout(ws, 0, 0); /* evaluation: every unit */
+        float *logits = tr->job.probs ? tr->job.probs + r0 * tr->cfg.classes : NULL;
         tr->job.eval_loss[c] = pl_lstm_forward(ws, tr->pk, tr->params,
-                                               &tr->job.eval_correct[c], NULL);
+                                               &tr->job.eval_correct[c], logits);
+        for (long r = r0; logits && r < r1; r++)
+            softmax(tr->job.probs + r * tr->cfg.classes, tr->cfg.classes);
     }
 }
 
@@ -584,8 +601,11 @@ long pl_trainer_adam_steps(const pl_trainer *tr) { return tr->adam_t; }
 void pl_trainer_set_adam_steps(pl_trainer *tr, long t) { tr->adam_t = t; }
 const pl_train_opts *pl_trainer_opts(const pl_trainer *tr) { return &tr->o; }
 
-pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
-                              double *accuracy, double *loss, pl_error *err)
+/* The forward pass over the whole of ds, in chunks of the workspace's rows
+ * split over the workers: summed loss and right answers into *loss and
+ * *right, class probabilities into probs (n, C) when it is not NULL. */
+static pl_status forward_all(pl_trainer *tr, const pl_dataset *ds, float *probs, double *loss,
+                             long *right, pl_error *err)
 {
     if (ds->n == 0)
         return pl_fail(err, PL_ERR_ARG, "nothing to evaluate: the set is empty");
@@ -616,19 +636,41 @@ pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
     tr->job.chunks = chunks;
     tr->job.eval_loss = el;
     tr->job.eval_correct = ec;
+    tr->job.probs = probs;
     pl_pool_run(tr->pool, worker, tr);
-    double l = 0;
-    long right = 0;
+    tr->job.probs = NULL;
+    *loss = 0;
+    *right = 0;
     for (int c = 0; c < chunks; c++) {
-        l += el[c];
-        right += ec[c];
+        *loss += el[c];
+        *right += ec[c];
     }
     free(idx);
     free(el);
     free(ec);
-    if (accuracy)
-        *accuracy = (double)right / n;
-    if (loss)
-        *loss = l / n;
     return PL_OK;
+}
+
+pl_status pl_trainer_evaluate(pl_trainer *tr, const pl_dataset *ds,
+                              double *accuracy, double *loss, pl_error *err)
+{
+    if (!ds->labels)
+        return pl_fail(err, PL_ERR_ARG, "nothing to evaluate against: the set has no labels");
+    double l;
+    long right;
+    pl_status rc = forward_all(tr, ds, NULL, &l, &right, err);
+    if (rc)
+        return rc;
+    if (accuracy)
+        *accuracy = (double)right / (double)ds->n;
+    if (loss)
+        *loss = l / (double)ds->n;
+    return PL_OK;
+}
+
+pl_status pl_trainer_predict(pl_trainer *tr, const pl_dataset *ds, float *probs, pl_error *err)
+{
+    double l;
+    long right;
+    return forward_all(tr, ds, probs, &l, &right, err);
 }

@@ -349,6 +349,106 @@ START_TEST(test_validation_split)
 }
 END_TEST
 
+/* Images and labels come in pairs: one without the other (raw or .gz) is
+ * refused, naming the missing file; neither is "not found" (the caller
+ * may go on without the set); both load. */
+static const struct {
+    const char *name;
+    int images, labels; /* 0 absent, 1 raw, 2 .gz */
+    pl_status want;
+    const char *missing; /* the file the message names first */
+} PAIRS[] = {
+    {"both raw", 1, 1, PL_OK, NULL},
+    {"images raw, labels .gz", 1, 2, PL_OK, NULL},
+    {"images .gz, labels raw", 2, 1, PL_OK, NULL},
+    {"images without labels", 1, 0, PL_ERR_MISMATCH, "labels-idx1-ubyte"},
+    {"images .gz without labels", 2, 0, PL_ERR_MISMATCH, "labels-idx1-ubyte"},
+    {"labels without images", 0, 1, PL_ERR_MISMATCH, "images-idx3-ubyte"},
+    {"labels .gz without images", 0, 2, PL_ERR_MISMATCH, "images-idx3-ubyte"},
+    {"neither", 0, 0, PL_ERR_NOT_FOUND, "images-idx3-ubyte"},
+};
+
+START_TEST(test_pairs)
+{
+    const char *prefix = _i % 2 ? "t10k" : "train";
+    const int k = _i / 2;
+    char *dir = tu_tmpdir();
+    const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
+    char ip[4096], lp[4096];
+    size_t len;
+    unsigned char *b = tu_idx_images(6, 4, 3, NULL, &len);
+    snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte%s", dir, prefix, PAIRS[k].images == 2 ? ".gz" : "");
+    if (PAIRS[k].images == 1)
+        tu_write(ip, b, len);
+    else if (PAIRS[k].images == 2)
+        tu_write_gz(ip, b, len);
+    free(b);
+    b = tu_idx_labels(6, labels, &len);
+    snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte%s", dir, prefix, PAIRS[k].labels == 2 ? ".gz" : "");
+    if (PAIRS[k].labels == 1)
+        tu_write(lp, b, len);
+    else if (PAIRS[k].labels == 2)
+        tu_write_gz(lp, b, len);
+    free(b);
+    pl_dataset ds;
+    pl_error err = {0};
+    pl_status rc = pl_dataset_load(&ds, dir, prefix, 0, &err);
+    printf("%s, %s -> %s: %s\n", prefix, PAIRS[k].name, pl_status_name(rc), rc ? err.msg : "");
+    ck_assert_msg(rc == PAIRS[k].want, "%s: %s", PAIRS[k].name, pl_status_name(rc));
+    if (rc == PL_OK) {
+        ck_assert_uint_eq(ds.n, 6);
+        ck_assert_int_eq(ds.labels[1], 2);
+        pl_dataset_free(&ds);
+    } else {
+        char want[4200];
+        snprintf(want, sizeof want, "%s/%s-%s: no such file", dir, prefix, PAIRS[k].missing);
+        ck_assert_msg(strncmp(err.msg, want, strlen(want)) == 0, "%s: '%s' does not start with "
+                      "'%s'", PAIRS[k].name, err.msg, want);
+        ck_assert_ptr_null(ds.images);
+    }
+    if (rc == PL_ERR_MISMATCH) { /* and names the one that is there */
+        ck_assert_msg(strstr(err.msg, PAIRS[k].images ? ip : lp) != NULL, "%s", err.msg);
+        ck_assert_ptr_nonnull(strstr(err.msg, "a set needs both its images and its labels"));
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* An images file alone, for classifying: no labels. */
+START_TEST(test_images_alone)
+{
+    char *dir = tu_tmpdir();
+    const char *path = tu_path(dir, "x-images.gz");
+    uint8_t px[5 * 4 * 3];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 7);
+    size_t len;
+    unsigned char *b = tu_idx_images(5, 4, 3, px, &len);
+    tu_write_gz(path, b, len);
+    pl_dataset ds;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_dataset_load_images(&ds, path, &err), PL_OK);
+    ck_assert_uint_eq(ds.n, 5);
+    ck_assert_int_eq(ds.T, 4);
+    ck_assert_int_eq(ds.D, 3);
+    ck_assert_ptr_null(ds.labels);
+    ck_assert_int_eq(ds.classes, 0);
+    ck_assert_int_eq(memcmp(ds.images, px, sizeof px), 0);
+    pl_dataset_free(&ds);
+    /* a labels file is no images file */
+    unsigned char *l = tu_idx_labels(5, px, &len);
+    tu_write(path, l, len);
+    ck_assert_int_eq(pl_dataset_load_images(&ds, path, &err), PL_ERR_DIMS);
+    ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, ": a labels file"));
+    free(l);
+    free(b);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *idx_suite(void)
 {
     Suite *s = suite_create("idx");
@@ -360,6 +460,8 @@ Suite *idx_suite(void)
     tcase_add_test(tc, test_dataset_checks);
     tcase_add_test(tc, test_one_class_labels);
     tcase_add_test(tc, test_validation_split);
+    tcase_add_loop_test(tc, test_pairs, 0, 2 * (int)(sizeof PAIRS / sizeof *PAIRS));
+    tcase_add_test(tc, test_images_alone);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -299,6 +299,114 @@ START_TEST(test_model_save_failures_keep_previous_file)
 }
 END_TEST
 
+/* pl_trainer_predict: the softmax of the reference's logits for every
+ * image (2 workers, chunks of the workspace's rows), labelled or not, and
+ * its arg-max agrees with pl_trainer_evaluate's accuracy. */
+START_TEST(test_predict_probabilities)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 10, 53, 6, 5, 3, 8);
+    pl_dataset ds;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", 3, &err), PL_OK);
+    const pl_config cfg = {5, 12, 3, 2};
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = 20; /* chunks of 10 rows per worker: 53 images in 6 chunks */
+    o.workers = 2;
+    o.hidden = cfg.hidden;
+    pl_trainer *tr = pl_trainer_create(&cfg, ds.T, &o, &err);
+    ck_assert_msg(tr != NULL, "%s", err.msg);
+    size_t np = pl_param_count(&cfg);
+    tu_fill(pl_trainer_params(tr), np, 0.8f, 3);
+    float probs[53 * 3];
+    ck_assert_int_eq(pl_trainer_predict(tr, &ds, probs, &err), PL_OK);
+    /* the reference: double-precision logits, softmax here */
+    float *x = malloc(sizeof(float) * ds.n * 30);
+    for (size_t i = 0; i < ds.n * 30; i++)
+        x[i] = ds.images[i] / 255.0f;
+    double logits[53 * 3];
+    pl_ref_loss_grad(&cfg, pl_trainer_params(tr), x, ds.labels, (int)ds.n, ds.T, 1.0, NULL,
+                     logits);
+    double worst = 0;
+    long right = 0;
+    for (size_t i = 0; i < ds.n; i++) {
+        double top = fmax(fmax(logits[3 * i], logits[3 * i + 1]), logits[3 * i + 2]), sum = 0;
+        int best = 0;
+        for (int c = 0; c < 3; c++)
+            sum += exp(logits[3 * i + c] - top);
+        for (int c = 0; c < 3; c++) {
+            double want = exp(logits[3 * i + c] - top) / sum;
+            worst = fmax(worst, fabs(probs[3 * i + c] - want));
+            best = probs[3 * i + c] > probs[3 * i + best] ? c : best;
+        }
+        right += best == ds.labels[i];
+    }
+    printf("predict against the reference: %zu images, largest difference %.3g\n", ds.n, worst);
+    ck_assert_msg(worst < 1e-5, "probabilities differ by %g", worst);
+    double acc;
+    ck_assert_int_eq(pl_trainer_evaluate(tr, &ds, &acc, NULL, &err), PL_OK);
+    ck_assert_double_eq_tol(acc, (double)right / ds.n, 1e-12);
+    /* without labels: the same probabilities; evaluation refuses */
+    pl_dataset bare = ds;
+    bare.labels = NULL;
+    float again[53 * 3];
+    ck_assert_int_eq(pl_trainer_predict(tr, &bare, again, &err), PL_OK);
+    ck_assert_int_eq(memcmp(probs, again, sizeof probs), 0);
+    ck_assert_int_eq(pl_trainer_evaluate(tr, &bare, &acc, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the set has no labels"));
+    /* images of another shape */
+    bare.D = 4;
+    ck_assert_int_eq(pl_trainer_predict(tr, &bare, again, &err), PL_ERR_MISMATCH);
+    free(x);
+    pl_trainer_free(tr);
+    pl_dataset_free(&ds);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* pl_model_read tells a model file from a safetensors file by their first
+ * bytes, and refuses what is neither, naming the file. */
+START_TEST(test_model_read_either)
+{
+    char *dir = tu_tmpdir();
+    const pl_config cfg = {3, 4, 2, 1};
+    size_t np = pl_param_count(&cfg);
+    float *p = pl_alloc_floats(np);
+    tu_fill(p, np, 1.0f, 2);
+    pl_model_info mi = {.cfg = cfg, .T = 5}, got;
+    pl_error err = {0};
+    const char *bin = tu_path(dir, "m.bin"), *st = tu_path(dir, "m.st");
+    ck_assert_int_eq(pl_model_save(bin, &mi, p, NULL, &err), PL_OK);
+    ck_assert_int_eq(pl_safetensors_save(st, &mi, p, NULL, &err), PL_OK);
+    const char *paths[2] = {bin, st};
+    for (int k = 0; k < 2; k++) {
+        float *q = NULL;
+        ck_assert_msg(pl_model_read(paths[k], &got, &q, &err) == PL_OK, "%s", err.msg);
+        ck_assert_int_eq(got.version, k ? 0 : 3);
+        ck_assert_int_eq(got.T, 5);
+        ck_assert_int_eq(got.cfg.hidden, 4);
+        ck_assert_int_eq(memcmp(p, q, 4 * np), 0);
+        pl_free(q);
+    }
+    const char *other = tu_path(dir, "other");
+    tu_write(other, "\x89PNG\r\n\x1a\n0000", 12);
+    float *q = p;
+    ck_assert_int_eq(pl_model_read(other, &got, &q, &err), PL_ERR_MAGIC);
+    ck_assert_ptr_null(q);
+    ck_assert_ptr_nonnull(strstr(err.msg, "other: neither a parlstm model file"));
+    ck_assert_int_eq(pl_model_read(tu_path(dir, "none"), &got, &q, &err), PL_ERR_NOT_FOUND);
+    unsigned char ckp[64] = "PLSTMCKP\x02";
+    tu_write(other, ckp, sizeof ckp);
+    ck_assert_int_eq(pl_model_read(other, &got, &q, &err), PL_ERR_MAGIC);
+    ck_assert_ptr_nonnull(strstr(err.msg, "this is a checkpoint"));
+    pl_free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -309,6 +417,8 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_model_file_round_trip_and_damage);
     tcase_add_test(tc, test_model_file_version_1_still_read);
     tcase_add_test(tc, test_model_save_failures_keep_previous_file);
+    tcase_add_test(tc, test_predict_probabilities);
+    tcase_add_test(tc, test_model_read_either);
     suite_add_tcase(s, tc);
     return s;
 }

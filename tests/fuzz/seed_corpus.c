@@ -1,7 +1,9 @@
 /* Writes the committed seed corpus of the fuzz harnesses (run once; the
  * files under corpus/ are its output):
- *   cc -Iinclude -include config.h tests/fuzz/seed_corpus.c src/libparlstm.a \
- *      -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread -o /tmp/seed && /tmp/seed tests/fuzz/corpus
+ *   cc -Iinclude -Isrc -include config.h tests/fuzz/seed_corpus.c src/.libs/libparlstm.a \
+ *      -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread -o /tmp/seed &&
+ *   mkdir -p /tmp/corpus/idx /tmp/corpus/checkpoint /tmp/corpus/safetensors /tmp/corpus/image &&
+ *   /tmp/seed /tmp/corpus   (then copy what changed into tests/fuzz/corpus)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +11,7 @@
 #include <png.h>
 #include <zlib.h>
 
-#include "parlstm.h"
+#include "internal.h" /* the IDX magic numbers */
 
 static void put_be32(unsigned char *p, uint32_t v)
 {
@@ -114,14 +116,22 @@ int main(int argc, char **argv)
         return 1;
     /* the model as safetensors, and a two-layer model of the same shape */
     snprintf(path, sizeof path, "%s/model-3-4-2.safetensors", st);
-    if (pl_safetensors_save(path, &cfg, 2, pl_trainer_params(tr), &err))
+    if (pl_safetensors_save(path, &mi, pl_trainer_params(tr), NULL, &err))
         return 1;
     pl_trainer_free(tr);
     pl_config two = {3, 2, 2, 2};
     float *p = pl_alloc_floats(pl_param_count(&two));
     pl_model_init(&two, p, PL_INIT_DEFAULT, 5);
     snprintf(path, sizeof path, "%s/model-3-2-2-layers2.safetensors", st);
-    if (pl_safetensors_save(path, &two, 0, p, &err))
+    pl_model_info mtwo = {.cfg = two};
+    if (pl_safetensors_save(path, &mtwo, p, NULL, &err))
+        return 1;
+    /* read pixel by pixel in a permuted order: every metadata key */
+    pl_config cpx = {1, 2, 2, 1}; /* fewer parameters than two: p holds them */
+    pl_model_info mpx = {.cfg = cpx, .T = 6, .rows = 2, .cols = 3, .sequence = PL_SEQ_PIXELS,
+                         .permuted = 1, .permute_seed = 12345, .dropout = 0.25f};
+    snprintf(path, sizeof path, "%s/model-1-2-2-pixels.safetensors", st);
+    if (pl_safetensors_save(path, &mpx, p, NULL, &err))
         return 1;
     pl_free(p);
 
