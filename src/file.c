@@ -17,12 +17,37 @@
 #include "internal.h"
 #include "testing.h"
 
+/* ---- test hook (testing.h): a full disk under one directory */
+static char full_dir[4096];
+
+void pl_test_set_full_dir(const char *dir)
+{
+    snprintf(full_dir, sizeof full_dir, "%s", dir ? dir : "");
+}
+
+/* How many bytes of a write of len to path fit on the disk. */
+static size_t room(const char *path, size_t len)
+{
+    size_t n = strlen(full_dir);
+    const char *slash = strrchr(path, '/');
+    if (!n || !slash || (size_t)(slash - path) != n || strncmp(path, full_dir, n) != 0)
+        return len;
+    return len / 2;
+}
+
 static pl_status write_all(int fd, const void *data, size_t len,
                            const char *path, pl_error *err)
 {
     const char *p = data;
+    size_t fits = room(path, len);
     while (len > 0) {
-        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        if (fits == 0) {
+            errno = ENOSPC;
+            return pl_fail(err, PL_ERR_IO, "%s: write failed: %s (the disk is full)", path,
+                           strerror(errno));
+        }
+        size_t chunk = len > fits ? fits : len;
+        ssize_t w = write(fd, p, chunk > (1u << 30) ? (1u << 30) : chunk);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -31,6 +56,7 @@ static pl_status write_all(int fd, const void *data, size_t len,
                            w < 0 && errno == ENOSPC ? " (the disk is full)" : "");
         p += w;
         len -= (size_t)w;
+        fits -= (size_t)w;
     }
     return PL_OK;
 }

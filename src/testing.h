@@ -11,6 +11,11 @@
  * lands in the middle of a write. Process-wide; set it before writing. */
 void pl_test_set_write_delay(int ms);
 
+/* A full disk under directory dir (NULL = off): an atomic write of a file
+ * in dir writes half its bytes, then fails as write(2) does on a full
+ * disk (ENOSPC). Process-wide; set it before writing. */
+void pl_test_set_full_dir(const char *dir);
+
 /* Fault injection: after step `step`'s backward pass (0-based, as passed
  * to pl_trainer_step; -1 = never), a NaN goes into the gradient of
  * parameter group `group` (pl_param_groups order). */

@@ -78,7 +78,55 @@ static const cli_case BAD[] = {
      "--dropout 0.3 acts between stacked layers, and there is one"},
     {{"train", "--sequence", "cols"}, 2, "--sequence: expected one of rows, pixels; got 'cols'"},
     {{"train", "--permute", "x"}, 2, "--permute: expected a non-negative integer"},
-    {{"frob"}, 2, "unknown command 'frob'"},
+    {{"frob"}, 2, "unknown command 'frob' (commands: train, eval, predict, export, import, plot, "
+     "bench; see parlstm --help)"},
+    /* the commands that take models out and back, and show training */
+    {{"predict", "--model", "m.bin"}, 2, "parlstm predict: no INPUT... given (see parlstm "
+     "predict --help)"},
+    {{"predict", "x.png"}, 2, "parlstm predict: --model FILE is required"},
+    {{"predict", "--model", "m", "--top", "0", "x.png"}, 2,
+     "parlstm predict: --top: expected an integer from 1 to 256, got '0'"},
+    {{"predict", "--model", "/nonexistent/m.bin", "x.png"}, 1, "/nonexistent/m.bin: cannot open "
+     "the model"},
+    {{"predict", "--data", "d", "--model", "m", "x.png"}, 2,
+     "unknown option '--data': it is an option of parlstm train, parlstm eval, parlstm bench"},
+    {{"export"}, 2, "parlstm export: --model FILE is required"},
+    {{"export", "--model", "m.bin"}, 2, "parlstm export: --out FILE.safetensors is required"},
+    {{"export", "--model", "m.bin", "--out", "./m.bin"}, 2,
+     "parlstm export: --model m.bin and --out ./m.bin are the same file"},
+    {{"export", "--model", "/nonexistent/m.bin", "--out", "/nonexistent/m.st"}, 1,
+     "parlstm export: /nonexistent/m.bin: cannot open the model"},
+    {{"export", "--model", "m.bin", "--out", "x", "extra"}, 2,
+     "parlstm export: unexpected argument 'extra'"},
+    {{"import"}, 2, "parlstm import: --in FILE is required"},
+    {{"import", "--in", "m.st"}, 2, "parlstm import: --out MODEL is required"},
+    {{"import", "--in", "m.st", "--out", "./m.st"}, 2,
+     "parlstm import: --in m.st and --out ./m.st are the same file"},
+    {{"import", "--in", "m.st", "--out", "m.bin", "--time-steps", "0"}, 2,
+     "parlstm import: --time-steps: expected an integer from 1 to 65535, got '0'"},
+    {{"import", "--in", "/nonexistent/m.st", "--out", "/nonexistent/m.bin"}, 1,
+     "parlstm import: /nonexistent/m.st: cannot open the safetensors"},
+    {{"plot"}, 2, "parlstm plot: --log FILE.csv is required"},
+    {{"plot", "--log", "l.csv"}, 2, "parlstm plot: --out FILE.png is required"},
+    {{"plot", "--log", "l.csv", "--out", "./l.csv"}, 2,
+     "parlstm plot: --log l.csv and --out ./l.csv are the same file"},
+    {{"train", "--init-from", "a.bin", "--resume", "ck"}, 2,
+     "parlstm train: --init-from and --resume both say where the parameters come from"},
+    {{"train", "--log", "x.csv", "--save", "./x.csv", "--data", "/nonexistent"}, 2,
+     "parlstm train: --log x.csv and --save ./x.csv are the same file"},
+    {{"train", "--log", "ck", "--checkpoint", "./ck", "--data", "/nonexistent"}, 2,
+     "--log ck and --checkpoint ./ck are the same file"},
+    {{"train", "--log", "/tmp/parlstm-no-such-r", "--resume", "/tmp/./parlstm-no-such-r"}, 2,
+     "--log /tmp/parlstm-no-such-r and --resume /tmp/./parlstm-no-such-r are the same file"},
+    {{"train", "--log", "i.bin", "--init-from", "./i.bin"}, 2,
+     "--log i.bin and --init-from ./i.bin are the same file"},
+    {{"train", "--log", "/nonexistent-dir/l.csv", "--data", "/nonexistent"}, 1,
+     "/nonexistent-dir/l.csv"},
+    {{"train", "--init-from", "/nonexistent/i.bin", "--data", "/nonexistent"}, 1,
+     "parlstm train: --init-from /nonexistent/i.bin: cannot open the model"},
+    {{"train", "--out", "x"}, 2,
+     "unknown option '--out': it is an option of parlstm export, parlstm import, parlstm plot"},
+    {{"eval", "--top", "3"}, 2, "unknown option '--top': it is an option of parlstm predict"},
     {{"eval"}, 2, "--model FILE is required"},
     {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
     {{0}, 2, "Usage: parlstm COMMAND"},
@@ -137,6 +185,36 @@ START_TEST(test_help_and_version)
                                 "GFLOP per step"};
     for (size_t i = 0; i < sizeof bench_opts / sizeof *bench_opts; i++)
         ck_assert_msg(strstr(out, bench_opts[i]) != NULL, "bench --help lacks %s", bench_opts[i]);
+    /* the new commands: their options, operands and exit statuses */
+    static const struct {
+        const char *cmd, *want[6];
+    } more[] = {
+        {"predict", {"Usage: parlstm predict --model FILE [OPTIONS] INPUT...", "--top K",
+                     "--probabilities", "input,index,class,probability",
+                     "Exit status: 0 every image classified; 1 an input refused", NULL}},
+        {"export", {"Usage: parlstm export --model FILE --out FILE.safetensors",
+                    "--out FILE.safetensors", "load_state_dict(strict=True)", "Exit status: 0",
+                    NULL}},
+        {"import", {"Usage: parlstm import --in FILE.safetensors --out MODEL", "--in FILE",
+                    "--time-steps N", "Exit status: 0", NULL}},
+        {"plot", {"Usage: parlstm plot --log FILE.csv --out FILE.png", "--log FILE.csv",
+                  "gnuplot-nox", "Exit status: 0", NULL}},
+        {"train", {"--init-from FILE", "--log FILE.csv",
+                   "kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds",
+                   "FILE.rescue-PID", NULL}},
+    };
+    for (size_t c = 0; c < sizeof more / sizeof *more; c++) {
+        const char *a[] = {more[c].cmd, "--help", NULL};
+        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a), 0);
+        for (int i = 0; more[c].want[i]; i++)
+            ck_assert_msg(strstr(out, more[c].want[i]) != NULL, "%s --help lacks '%s'",
+                          more[c].cmd, more[c].want[i]);
+        for (const char *line = out; *line;) {
+            size_t len = strcspn(line, "\n");
+            ck_assert_msg(len <= 79, "%s --help: a long line: %.*s", more[c].cmd, (int)len, line);
+            line += len + (line[len] == '\n');
+        }
+    }
     const char *a4[] = {"--version", NULL};
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
@@ -467,6 +545,30 @@ START_TEST(test_save_over_checkpoint_through_a_link)
 }
 END_TEST
 
+/* One file of a pair without the other is refused by name, for the
+ * training set and for the test set; a test set missing as a whole is a
+ * warning (and no test accuracy), as before. */
+START_TEST(test_half_a_pair_refused)
+{
+    static const char *const files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    const int k = _i;
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 40, 10, 6, 5, 3, 88);
+    unlink(tu_path(dir, files[k]));
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "2",
+                          "--hidden", "8", "--quiet", NULL};
+    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 1);
+    char want[4400];
+    snprintf(want, sizeof want, "parlstm train: %s/%s: no such file (nor %s/%s.gz), but %s/%s "
+             "is there", dir, files[k], dir, files[k], dir, files[k ^ 1]);
+    ck_assert_msg(strstr(err, want) != NULL, "no '%s' in %s", want, err);
+    ck_assert_ptr_null(strstr(out, "result:"));
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* Without validation images and test set, the result line says nan for
  * both, as documented; the values the run has are numbers. */
 START_TEST(test_result_line_without_validation_or_test)
@@ -647,6 +749,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);
     tcase_add_test(tc, test_help_and_version);
+    tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);
     tcase_add_test(tc, test_one_class_training_labels);

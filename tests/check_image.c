@@ -11,35 +11,6 @@
 
 #include "testutil.h"
 
-/* Writes a PNG of w x h from rows of packed samples (as libpng takes them:
- * bit depths below 8 packed, 16 bits big-endian). */
-static void write_png(const char *path, int w, int h, int color, int depth, int interlace,
-                      const unsigned char *data, size_t row_bytes, const png_color *palette,
-                      int n_palette)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    ck_assert(png && info);
-    if (setjmp(png_jmpbuf(png)))
-        ck_abort_msg("libpng could not write %s", path);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color,
-                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    if (palette)
-        png_set_PLTE(png, info, palette, n_palette);
-    png_write_info(png, info);
-    png_bytep rows[64];
-    for (int r = 0; r < h; r++)
-        rows[r] = (png_bytep)data + (size_t)r * row_bytes;
-    png_write_image(png, rows);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(f);
-}
-
 static void expect_pixels(const char *path, int rows, int cols, const uint8_t *want)
 {
     pl_image img;
@@ -61,26 +32,26 @@ START_TEST(test_png_kinds)
     const char *p = tu_path(dir, "a.png");
     /* 8-bit gray, 3 x 2 */
     const uint8_t g8[] = {0, 7, 255, 128, 1, 254};
-    write_png(p, 3, 2, PNG_COLOR_TYPE_GRAY, 8, 0, g8, 3, NULL, 0);
+    tu_write_png(p, 3, 2, PNG_COLOR_TYPE_GRAY, 8, 0, g8, 3, NULL, 0);
     expect_pixels(p, 2, 3, g8);
     /* 1-bit gray: 1 -> 255 */
     const uint8_t g1[] = {0xA0, 0x40}; /* rows 1010 and 0100 */
-    write_png(p, 4, 2, PNG_COLOR_TYPE_GRAY, 1, 0, g1, 1, NULL, 0);
+    tu_write_png(p, 4, 2, PNG_COLOR_TYPE_GRAY, 1, 0, g1, 1, NULL, 0);
     expect_pixels(p, 2, 4, (const uint8_t[]){255, 0, 255, 0, 0, 255, 0, 0});
     /* 2-bit and 4-bit gray: scaled to 0..255 */
     const uint8_t g2[] = {0x1B}; /* 0 1 2 3 */
-    write_png(p, 4, 1, PNG_COLOR_TYPE_GRAY, 2, 0, g2, 1, NULL, 0);
+    tu_write_png(p, 4, 1, PNG_COLOR_TYPE_GRAY, 2, 0, g2, 1, NULL, 0);
     expect_pixels(p, 1, 4, (const uint8_t[]){0, 85, 170, 255});
     const uint8_t g4[] = {0x0F, 0x83};
-    write_png(p, 4, 1, PNG_COLOR_TYPE_GRAY, 4, 0, g4, 2, NULL, 0);
+    tu_write_png(p, 4, 1, PNG_COLOR_TYPE_GRAY, 4, 0, g4, 2, NULL, 0);
     expect_pixels(p, 1, 4, (const uint8_t[]){0, 255, 136, 51});
     /* 16-bit gray, big-endian samples: rounded to 8 bits */
     const uint8_t g16[] = {0x00, 0x00, 0xFF, 0xFF, 0x80, 0x00, 0x01, 0x01, 0x7F, 0x7F};
-    write_png(p, 5, 1, PNG_COLOR_TYPE_GRAY, 16, 0, g16, 10, NULL, 0);
+    tu_write_png(p, 5, 1, PNG_COLOR_TYPE_GRAY, 16, 0, g16, 10, NULL, 0);
     expect_pixels(p, 1, 5, (const uint8_t[]){0, 255, 128, 1, 127});
     /* RGB: gray pixels stay, colours weighted 0.2126, 0.7152, 0.0722 */
     const uint8_t rgb[] = {9, 9, 9, 255, 0, 0, 0, 255, 0, 0, 0, 255, 200, 200, 200};
-    write_png(p, 5, 1, PNG_COLOR_TYPE_RGB, 8, 0, rgb, 15, NULL, 0);
+    tu_write_png(p, 5, 1, PNG_COLOR_TYPE_RGB, 8, 0, rgb, 15, NULL, 0);
     pl_image img;
     pl_error err = {0};
     ck_assert_int_eq(pl_image_read(p, &img, &err), PL_OK);
@@ -91,28 +62,28 @@ START_TEST(test_png_kinds)
     pl_image_free(&img);
     /* RGBA and gray + alpha: alpha dropped */
     const uint8_t rgba[] = {10, 10, 10, 0, 250, 250, 250, 255};
-    write_png(p, 2, 1, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, 8, NULL, 0);
+    tu_write_png(p, 2, 1, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, 8, NULL, 0);
     expect_pixels(p, 1, 2, (const uint8_t[]){10, 250});
     const uint8_t ga[] = {33, 0, 44, 128, 55, 255};
-    write_png(p, 3, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0, ga, 6, NULL, 0);
+    tu_write_png(p, 3, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0, ga, 6, NULL, 0);
     expect_pixels(p, 1, 3, (const uint8_t[]){33, 44, 55});
     /* 16-bit RGB */
     const uint8_t rgb16[] = {0x12, 0x34, 0x12, 0x34, 0x12, 0x34};
-    write_png(p, 1, 1, PNG_COLOR_TYPE_RGB, 16, 0, rgb16, 6, NULL, 0);
+    tu_write_png(p, 1, 1, PNG_COLOR_TYPE_RGB, 16, 0, rgb16, 6, NULL, 0);
     expect_pixels(p, 1, 1, (const uint8_t[]){0x12});
     /* palette, 8 and 4 bits: through the palette's gray entries */
     const png_color pal[] = {{0, 0, 0}, {100, 100, 100}, {255, 255, 255}};
     const uint8_t idx8[] = {2, 1, 0, 1};
-    write_png(p, 2, 2, PNG_COLOR_TYPE_PALETTE, 8, 0, idx8, 2, pal, 3);
+    tu_write_png(p, 2, 2, PNG_COLOR_TYPE_PALETTE, 8, 0, idx8, 2, pal, 3);
     expect_pixels(p, 2, 2, (const uint8_t[]){255, 100, 0, 100});
     const uint8_t idx4[] = {0x21, 0x00};
-    write_png(p, 3, 1, PNG_COLOR_TYPE_PALETTE, 4, 0, idx4, 2, pal, 3);
+    tu_write_png(p, 3, 1, PNG_COLOR_TYPE_PALETTE, 4, 0, idx4, 2, pal, 3);
     expect_pixels(p, 1, 3, (const uint8_t[]){255, 100, 0});
     /* interlaced (Adam7), 9 x 7 */
     uint8_t il[63];
     for (int i = 0; i < 63; i++)
         il[i] = (uint8_t)(i * 4);
-    write_png(p, 9, 7, PNG_COLOR_TYPE_GRAY, 8, 1, il, 9, NULL, 0);
+    tu_write_png(p, 9, 7, PNG_COLOR_TYPE_GRAY, 8, 1, il, 9, NULL, 0);
     expect_pixels(p, 7, 9, il);
     tu_rmtree(dir);
     free(dir);
@@ -158,7 +129,7 @@ static unsigned char *good_png(const char *dir, size_t *len)
     uint8_t px[12];
     for (int i = 0; i < 12; i++)
         px[i] = (uint8_t)(i * 20);
-    write_png(p, 4, 3, PNG_COLOR_TYPE_GRAY, 8, 0, px, 4, NULL, 0);
+    tu_write_png(p, 4, 3, PNG_COLOR_TYPE_GRAY, 8, 0, px, 4, NULL, 0);
     return tu_read_all(p, len);
 }
 

@@ -2,6 +2,7 @@
  * workers x threads, checkpoints round-trip and refuse damage, NaN stops
  * training with the parameters untouched, a full disk leaves the previous
  * file intact, and the program resumes exactly and handles signals. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -723,6 +724,148 @@ START_TEST(test_unwritable_outputs_fail_early)
 }
 END_TEST
 
+/* ---- --save that fails after training: the model is rescued, never lost */
+
+typedef enum { RESCUE_TMPDIR, RESCUE_CWD, RESCUE_NOWHERE, RESCUE_CHECKPOINT, RESCUE_FSIZE } rescue_case;
+
+static const char *const RESCUE_NAMES[] = {
+    "the save directory full: TMPDIR", "TMPDIR full too: the working directory",
+    "nowhere to write", "with a checkpoint", "a file-size limit (SIGXFSZ ignored)"};
+
+/* Trains 6 steps on dir's data (one worker, one thread: the same bits every
+ * time) with --save save and, when ck is not NULL, --checkpoint ck, in the
+ * environment env; returns the exit status (stdout, stderr in out,
+ * err_text). */
+static int rescue_train(const char *dir, const char *save, const char *ck, const char *const *env)
+{
+    const char *args[24] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps",
+                            "6", "--hidden", "16", "--workers", "1", "--threads", "1",
+                            "--quiet", "--save", save};
+    int n = 18;
+    if (ck) {
+        args[n++] = "--checkpoint";
+        args[n++] = ck;
+    }
+    args[n] = NULL;
+    int st = tu_run_env(out, sizeof out, err_text, sizeof err_text, args, env);
+    printf("%s -> %d\n%s", save, st, err_text);
+    return st;
+}
+
+static void on_xfsz(int sig) { (void)sig; }
+
+/* Where the message says the model went ("safe in X ("), or "". */
+static const char *rescued_at(char *buf, size_t len)
+{
+    const char *at = strstr(err_text, "the trained model is safe in ");
+    buf[0] = '\0';
+    if (at) {
+        at += strlen("the trained model is safe in ");
+        snprintf(buf, len, "%.*s", (int)strcspn(at, " "), at);
+    }
+    return buf;
+}
+
+START_TEST(test_save_failure_rescues_the_model)
+{
+    const rescue_case k = (rescue_case)_i;
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 140, 20, 6, 5, 3, 61);
+    char full[4200], tmp[4200], cwd[4200], ref[4200], save[4300], ck[4200], env_full[4300],
+        env_tmp[4300], where[4400], want[8800];
+    snprintf(full, sizeof full, "%s/full", dir);
+    snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+    snprintf(cwd, sizeof cwd, "%s/cwd", dir);
+    snprintf(ref, sizeof ref, "%s/ref.bin", dir);
+    snprintf(save, sizeof save, "%s/m.bin", full);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    ck_assert_int_eq(mkdir(full, 0700), 0);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    ck_assert_int_eq(mkdir(cwd, 0700), 0);
+    /* the model a run that can save writes */
+    ck_assert_int_eq(rescue_train(dir, ref, NULL, NULL), 0);
+    size_t ref_len, got_len;
+    unsigned char *want_bytes = tu_read_all(ref, &ref_len);
+
+    snprintf(env_full, sizeof env_full, "PARLSTM_TEST_FULL_DIR=%s", full);
+    snprintf(env_tmp, sizeof env_tmp, "TMPDIR=%s", k == RESCUE_TMPDIR || k == RESCUE_CHECKPOINT
+                                                        ? tmp : full);
+    const char *env[] = {env_full, env_tmp, NULL};
+    ck_assert_int_eq(chdir(cwd), 0);
+    if (k == RESCUE_NOWHERE)
+        ck_assert_int_eq(rmdir(cwd), 0); /* the working directory is gone */
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    if (k == RESCUE_FSIZE) {
+        /* a real limit: every file stops at 4 KiB. SIGXFSZ is caught here
+         * (not ignored: parlstm must ignore it itself, since a handler does
+         * not survive exec), and the soft limit comes back afterwards */
+        env[0] = NULL;
+        signal(SIGXFSZ, on_xfsz);
+        struct rlimit lim = {4096, old.rlim_max};
+        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    }
+    int st = rescue_train(dir, save, k == RESCUE_CHECKPOINT ? ck : NULL, env);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_msg(st == 1, "%s: exit %d", RESCUE_NAMES[k], st);
+    snprintf(want, sizeof want, "parlstm train: %s: write failed: %s", save,
+             k == RESCUE_FSIZE ? "File too large" : "No space left on device (the disk is full)");
+    ck_assert_msg(strstr(err_text, want) != NULL, "%s: no '%s'", RESCUE_NAMES[k], want);
+    ck_assert_msg(strstr(out, "result: steps=6 ") != NULL, "%s: no result line", RESCUE_NAMES[k]);
+    ck_assert_int_eq(count_temporaries(full), 0);
+    ck_assert_int_ne(access(save, F_OK), 0);
+    rescued_at(where, sizeof where);
+    char pid_suffix[64], real[PATH_MAX];
+    switch (k) {
+    case RESCUE_TMPDIR:
+    case RESCUE_CHECKPOINT:
+    case RESCUE_CWD:
+        snprintf(want, sizeof want, "%s/m.bin.rescue-",
+                 k == RESCUE_CWD ? realpath(cwd, real) : tmp);
+        ck_assert_msg(strncmp(where, want, strlen(want)) == 0, "%s: rescued in '%s', expected "
+                      "%s...", RESCUE_NAMES[k], where, want);
+        snprintf(pid_suffix, sizeof pid_suffix, "%s", where + strlen(want));
+        ck_assert_msg(strspn(pid_suffix, "0123456789") == strlen(pid_suffix) && *pid_suffix,
+                      "%s", where);
+        snprintf(want, sizeof want, "(--save %s could not be written): move it where it belongs",
+                 save);
+        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        /* the rescued file is the model, byte for byte */
+        unsigned char *got = tu_read_all(where, &got_len);
+        ck_assert_uint_eq(got_len, ref_len);
+        ck_assert_msg(memcmp(got, want_bytes, ref_len) == 0, "%s: the rescued model differs",
+                      RESCUE_NAMES[k]);
+        free(got);
+        break;
+    case RESCUE_NOWHERE:
+    case RESCUE_FSIZE:
+        ck_assert_str_eq(where, "");
+        snprintf(want, sizeof want, "parlstm train: the trained model could not be written to "
+                 "--save %s, ", save);
+        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        break;
+    }
+    if (k == RESCUE_CHECKPOINT) { /* the checkpoint holds it too, and says how to get it */
+        snprintf(want, sizeof want, "the checkpoint %s holds it too: parlstm train --resume %s "
+                 "--save FILE writes it", ck, ck);
+        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        snprintf(save, sizeof save, "%s/from-ck.bin", dir);
+        const char *resume[] = {"train", "--data", dir, "--resume", ck, "--quiet", "--save",
+                                save, NULL};
+        ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, resume), 0);
+        unsigned char *got = tu_read_all(save, &got_len);
+        ck_assert_uint_eq(got_len, ref_len);
+        ck_assert_int_eq(memcmp(got, want_bytes, ref_len), 0);
+        free(got);
+    } else {
+        ck_assert_ptr_null(strstr(err_text, "the checkpoint"));
+    }
+    free(want_bytes);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *reliability_suite(void)
 {
     Suite *s = suite_create("reliability");
@@ -744,6 +887,8 @@ Suite *reliability_suite(void)
     tcase_add_test(tp, test_second_signal_exits_at_once);
     tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);
     tcase_add_test(tp, test_unwritable_outputs_fail_early);
+    tcase_add_loop_test(tp, test_save_failure_rescues_the_model, 0,
+                        (int)(sizeof RESCUE_NAMES / sizeof *RESCUE_NAMES));
     suite_add_tcase(s, tp);
     return s;
 }

@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <png.h>
+
 #include "testutil.h"
 
 void tu_skip(const char *what, const char *why)
@@ -296,11 +298,17 @@ size_t tu_slurp(const char *path, char *buf, size_t len)
 
 int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args)
 {
+    return tu_run_env(out, out_len, err, err_len, args, NULL);
+}
+
+int tu_run_env(char *out, size_t out_len, char *err, size_t err_len, const char *const *args,
+               const char *const *env)
+{
     char *dir = tu_tmpdir();
     char op[4096], ep[4096];
     snprintf(op, sizeof op, "%s/out", dir);
     snprintf(ep, sizeof ep, "%s/err", dir);
-    int status = tu_wait(tu_spawn(args, NULL, op, ep));
+    int status = tu_wait(tu_spawn(args, env, op, ep));
     tu_slurp(op, out, out_len);
     tu_slurp(ep, err, err_len);
     tu_rmtree(dir);
@@ -308,3 +316,31 @@ int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *con
     return status;
 }
 
+
+void tu_write_png(const char *path, int w, int h, int color, int depth, int interlace,
+                  const unsigned char *data, size_t row_bytes, const void *palette,
+                  int n_palette)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_le(h, 64);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    ck_assert(png && info);
+    if (setjmp(png_jmpbuf(png)))
+        ck_abort_msg("libpng could not write %s", path);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (palette)
+        png_set_PLTE(png, info, (png_const_colorp)palette, n_palette);
+    png_write_info(png, info);
+    png_bytep rows[64];
+    for (int r = 0; r < h; r++)
+        rows[r] = (png_bytep)data + (size_t)r * row_bytes;
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}

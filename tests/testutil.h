@@ -19,6 +19,7 @@ Suite *reliability_suite(void);
 Suite *torch_suite(void);
 Suite *safetensors_suite(void);
 Suite *image_suite(void);
+Suite *tools_suite(void);
 
 /* Reports that a test, or a part of it, cannot run here (Check has no skip
  * status): a "SKIP: what: why" line on stderr (and, under make check, on
@@ -63,6 +64,10 @@ void tu_fill(float *x, size_t n, float scale, uint64_t seed);
  * (TU_KILLED(signal) when killed); stdout and stderr go into the buffers. */
 int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
 
+/* The same with extra environment entries ("K=V", NULL-terminated). */
+int tu_run_env(char *out, size_t out_len, char *err, size_t err_len, const char *const *args,
+               const char *const *env);
+
 /* Starts $PARLSTM_BIN with args and extra environment entries ("K=V",
  * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
 int tu_spawn(const char *const *args, const char *const *env, const char *out_path,
@@ -83,6 +88,12 @@ void tu_fix_crc(unsigned char *buf, size_t n);
 size_t tu_model_to_v1(unsigned char *buf, size_t len);
 /* The same, made version 2 (the fields of version 3 dropped). */
 size_t tu_model_to_v2(unsigned char *buf, size_t len);
+/* Writes a PNG of w x h (libpng's colour type and bit depth) from rows of
+ * packed samples (depths below 8 packed, 16 bits big-endian); palette:
+ * n_palette png_color entries (r, g, b bytes) or NULL. At most 64 rows. */
+void tu_write_png(const char *path, int w, int h, int color, int depth, int interlace,
+                  const unsigned char *data, size_t row_bytes, const void *palette,
+                  int n_palette);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
 

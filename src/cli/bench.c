@@ -126,11 +126,8 @@ double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *ord
 
 static void plot(const char *png, const conf *c, int n, const char *title)
 {
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "parlstm bench: --plot: gnuplot not found (Debian package gnuplot-nox); "
-                "no plot written\n");
+    if (!cli_have_gnuplot("bench", "plot"))
         return;
-    }
     char dat[] = "/tmp/parlstm-plot-XXXXXX";
     int fd = mkstemp(dat);
     if (fd < 0)

@@ -12,6 +12,10 @@
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* ---- the option table (options.c)
  *
@@ -25,7 +29,10 @@ int cmd_bench(int argc, char **argv);
  * place its help should take, and the command's use of v[id]. */
 
 /* The commands, as bits of cli_option.cmds. */
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_BENCH = 4 };
+enum {
+    CMD_TRAIN = 1, CMD_EVAL = 2, CMD_BENCH = 4, CMD_PREDICT = 8, CMD_EXPORT = 16,
+    CMD_IMPORT = 32, CMD_PLOT = 64
+};
 
 typedef enum {
     ARG_NONE,   /* a flag */
@@ -41,14 +48,15 @@ typedef enum {
 #define CLI_MAX_LIST 16 /* items of an ARG_INTS or ARG_WORDS list */
 
 typedef enum {
-    O_MODEL, O_DATA, O_SYNTHETIC, O_VAL, O_CLASSES,
+    O_MODEL, O_IN, O_DATA, O_SYNTHETIC, O_VAL, O_CLASSES,
     O_SEQUENCE, O_PERMUTE, O_LAYERS, O_DROPOUT,
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
     O_BENCH_BATCH, O_BENCH_HIDDEN, O_BENCH_SEQ, O_BENCH_GEMM,
-    O_SCALING, O_LR, O_SCHEDULE, O_CLIP, O_INIT, O_TUTORIAL, O_SEED,
+    O_SCALING, O_LR, O_SCHEDULE, O_CLIP, O_INIT, O_INIT_FROM, O_TUTORIAL, O_SEED,
     O_WORKERS, O_THREADS, O_PIN, O_GEMM, O_DET, O_BENCH_DET,
     O_CKPT, O_CKPT_EVERY, O_RESUME,
-    O_SAVE, O_LOG_EVERY, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_QUIET,
+    O_SAVE, O_LOG, O_LOG_EVERY, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_QUIET,
+    O_PLOT_LOG, O_TIME_STEPS, O_EXPORT_OUT, O_IMPORT_OUT, O_PLOT_OUT, O_PROBS, O_TOP,
     O_COUNT
 } cli_opt_id;
 
@@ -83,9 +91,13 @@ typedef struct {
     const char *name;      /* "train" */
     const char *synopsis;  /* "parlstm train [OPTIONS]" */
     const char *summary;   /* one line */
-    const char *description; /* paragraphs before the options */
+    const char *description; /* one paragraph before the options */
     int grouped;           /* print the options under their group headings */
-    void (*notes)(FILE *f); /* after the options: result line, exit status */
+    const char *operands;  /* "INPUT...": what follows the options; NULL: none */
+    /* After the options: paragraphs separated by blank lines; a line that
+     * starts with two spaces is shown as it is (an example). */
+    void (*notes)(FILE *f);
+    const char *exit_status; /* "0 done, 1 error ..., 2 bad options" */
 } cli_command;
 
 /* The commands, in the order parlstm --help lists them; *n is their count. */
@@ -96,13 +108,28 @@ const cli_command *cli_commands(int *n);
 const cli_option *cli_options_for(unsigned cmd, const cli_option *prev);
 /* The default of an option in words ("100", "one per CPU ..."), or NULL. */
 const char *cli_default_text(const cli_option *opt);
+/* A command's row (cmd: one CMD_* bit). */
+const cli_command *cli_command_of(unsigned cmd);
 /* Writes command cmd's --help. */
 void cli_usage(unsigned cmd, FILE *f);
+/* An option's help with its default: "images per step (default: 100)". */
+const char *cli_option_text(const cli_option *opt, char *buf, size_t len);
+/* Writes text from column `col`, wrapped at 79 columns, continuation
+ * lines indented by `indent`; ends the line. */
+void cli_wrap(FILE *f, const char *text, int col, int indent);
+/* What parlstm is, where its data comes from and where its output goes:
+ * one paragraph each, for parlstm --help and the manual page. */
+extern const char CLI_ABOUT[], CLI_DATA_RULE[], CLI_OUTPUT_RULE[];
 
 /* Parses the options of command cmd into v[O_COUNT] (defaults first).
  * Returns 0, -1 after printing --help (exit 0), or EXIT_USAGE after a
- * message naming the option and what it expected. */
+ * message naming the option and what it expected. Arguments that are no
+ * options are refused. */
 int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT]);
+/* The same for a command with operands (cli_command.operands): they may
+ * stand before, between or after the options ("--" ends the options), and
+ * come back as argv[*first .. argc) (argv is reordered); none is an error. */
+int cli_parse_operands(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT], int *first);
 
 /* ---- shared by the commands (common.c) */
 
@@ -143,6 +170,39 @@ int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permu
  * (when it took a second or more, unless quiet). */
 void cli_progress_start(const char *cmd, const char *what);
 void cli_progress_stop(int quiet);
+
+/* Reads a model file or a safetensors file (pl_model_read); prints the
+ * error and returns 1, or 0. */
+int cli_load_model(const char *cmd, const char *path, pl_model_info *m, float **params);
+/* How a model reads an image: "row by row", "pixel by pixel in a permuted
+ * order (seed 5)". */
+const char *cli_reading(const pl_model_info *m, char *buf, size_t len);
+/* "28-128-10, 1 layer, 28x28 images read row by row" (what a model reads). */
+const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len);
+/* A required option that is missing: says so, returns EXIT_USAGE. */
+int cli_missing(unsigned cmd, cli_opt_id id);
+/* Whether gnuplot can be run; if not, says so ("parlstm CMD: gnuplot not
+ * found ...; no WHAT written"). */
+int cli_have_gnuplot(const char *cmd, const char *what);
+
+/* ---- the training log (trainlog.c): CSV, one row per progress interval
+ * and per evaluation, flushed as written. */
+#define CLI_LOG_HEADER "kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds"
+typedef struct {
+    FILE *f;
+    const char *path;
+    int failed; /* a write failed: said once, no more rows */
+} cli_log;
+
+/* Opens the log at path: a new file with the header, or with append (a
+ * resumed run) the end of an existing one, whose header must be ours (a
+ * missing or empty file gets the header). Prints errors; 0 or 1. */
+int cli_log_open(cli_log *lg, const char *path, int append);
+/* One row; NaN values are written as empty fields. Nothing when lg->f is
+ * NULL or a write failed before. */
+void cli_log_row(cli_log *lg, const char *kind, long step, long epoch, double lr, double loss,
+                 double accuracy, double grad_norm, double samples_per_sec, double seconds);
+void cli_log_close(cli_log *lg);
 
 void print_error(const char *cmd, const pl_error *err);
 /* "12s", "3m05s", "1h02m" */

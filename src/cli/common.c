@@ -141,6 +141,16 @@ int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permu
     return 0;
 }
 
+int cli_load_model(const char *cmd, const char *path, pl_model_info *m, float **params)
+{
+    pl_error err = {0};
+    if (pl_model_read(path, m, params, &err)) {
+        print_error(cmd, &err);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- progress while something long runs in the caller's thread */
 
 static struct {
@@ -201,4 +211,49 @@ void cli_progress_stop(int quiet)
     double took = pl_seconds() - ticker.t0;
     if (!quiet && took >= 1.0)
         fprintf(stderr, "parlstm %s: %s took %.1fs\n", ticker.cmd, ticker.what, took);
+}
+
+const char *cli_reading(const pl_model_info *m, char *buf, size_t len)
+{
+    if (m->permuted)
+        snprintf(buf, len, "%s in a permuted order (seed %llu)",
+                 m->sequence == PL_SEQ_PIXELS ? "pixel by pixel" : "row by row",
+                 (unsigned long long)m->permute_seed);
+    else
+        snprintf(buf, len, "%s", m->sequence == PL_SEQ_PIXELS ? "pixel by pixel" : "row by row");
+    return buf;
+}
+
+const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len)
+{
+    const pl_config *c = &m->cfg;
+    char how[96];
+    if (m->T == 0)
+        snprintf(buf, len, "%d-%d-%d, %d layer%s, rows of %d pixels (the sequence length not "
+                 "recorded)", c->input, c->hidden, c->classes, c->layers,
+                 c->layers == 1 ? "" : "s", c->input);
+    else
+        snprintf(buf, len, "%d-%d-%d, %d layer%s, %dx%d images read %s", c->input, c->hidden,
+                 c->classes, c->layers, c->layers == 1 ? "" : "s", m->rows, m->cols,
+                 cli_reading(m, how, sizeof how));
+    return buf;
+}
+
+int cli_missing(unsigned cmd, cli_opt_id id)
+{
+    const cli_command *c = cli_command_of(cmd);
+    for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o))
+        if (o->id == id)
+            fprintf(stderr, "parlstm %s: --%s %s is required (see parlstm %s --help)\n", c->name,
+                    o->name, o->metavar, c->name);
+    return EXIT_USAGE;
+}
+
+int cli_have_gnuplot(const char *cmd, const char *what)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0)
+        return 1;
+    fprintf(stderr, "parlstm %s: gnuplot not found (Debian package gnuplot-nox); no %s "
+            "written\n", cmd, what);
+    return 0;
 }

@@ -11,7 +11,7 @@ static const char *const CMD = "eval";
 static int check_shapes(const char *model, const pl_model_info *mi, pl_dataset *test,
                         int quiet)
 {
-    if (mi->version >= 3) {
+    if (mi->version >= 3 || (mi->version == 0 && mi->T > 0)) { /* v3, or safetensors */
         if (test->T != mi->rows || test->D != mi->cols) {
             fprintf(stderr, "parlstm eval: %s: the model reads images of %dx%d, the test images "
                     "are %dx%d\n", model, mi->rows, mi->cols, test->T, test->D);
@@ -25,10 +25,13 @@ static int check_shapes(const char *model, const pl_model_info *mi, pl_dataset *
         return 1;
     }
     if (mi->T == 0) {
-        if (!quiet)
+        if (!quiet && mi->version > 0)
             fprintf(stderr, "parlstm eval: note: %s is a version %d model file, which does not "
                     "record the sequence length; only the row width is checked\n", model,
                     mi->version);
+        else if (!quiet)
+            fprintf(stderr, "parlstm eval: note: %s records no sequence length (no time_steps "
+                    "in its metadata); only the row width is checked\n", model);
         return 0;
     }
     if (test->T != mi->T) {
@@ -76,10 +79,8 @@ int cmd_eval(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     const char *model = v[O_MODEL].text;
     int quiet = (int)v[O_QUIET].i;
-    if (!model) {
-        fprintf(stderr, "parlstm eval: --model FILE is required (see parlstm eval --help)\n");
-        return EXIT_USAGE;
-    }
+    if (!model)
+        return cli_missing(CMD_EVAL, O_MODEL);
     pl_train_opts o;
     pl_train_opts_default(&o);
     o.workers = (int)v[O_WORKERS].i;
@@ -87,13 +88,10 @@ int cmd_eval(int argc, char **argv)
     o.gemm = (pl_gemm_backend)v[O_GEMM].i;
     if (pl_gemm_resolve(o.gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
-    pl_error err = {0};
     pl_model_info mi;
     float *params = NULL;
-    if (pl_model_load(model, &mi, &params, &err)) {
-        print_error(CMD, &err);
+    if (cli_load_model(CMD, model, &mi, &params))
         return 1;
-    }
     pl_dataset train, test;
     int have_test;
     rc = cli_load_data(CMD, v[O_DATA].text, mi.cfg.classes, 0, &train, &test, &have_test);

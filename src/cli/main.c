@@ -7,29 +7,32 @@
 #include "testing.h"
 
 
+/* The commands' entry points; "help-man" is hidden (it writes parlstm.1). */
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} RUN[] = {
+    {"train", cmd_train},     {"eval", cmd_eval},     {"predict", cmd_predict},
+    {"export", cmd_export},   {"import", cmd_import}, {"plot", cmd_plot},
+    {"bench", cmd_bench},
+};
+
 static void usage(FILE *f)
 {
     int n;
     const cli_command *c = cli_commands(&n);
-    fprintf(f,
-        "Usage: parlstm COMMAND [OPTIONS]\n"
-        "A multi-threaded, data-parallel LSTM trainer for image sets read row by row\n"
-        "(MNIST: each 28x28 image is a sequence of 28 rows of 28 pixels).\n"
-        "\n"
-        "Commands:\n");
+    fprintf(f, "Usage: parlstm COMMAND [OPTIONS]\n");
+    cli_wrap(f, CLI_ABOUT, 0, 0);
+    fprintf(f, "\nCommands:\n");
     for (int i = 0; i < n; i++)
         fprintf(f, "  %-8s %s\n", c[i].name, c[i].summary);
     fprintf(f,
         "\n"
         "  parlstm COMMAND --help   options of one command\n"
         "  parlstm --version        version and build facts\n"
-        "\n"
-        "Get MNIST with parlstm-fetch-mnist (data/fetch-mnist.sh in a source tree).\n"
-        "The data directory, unless --data DIR says otherwise: $PARLSTM_DATA, else\n"
-        "./data/mnist when it exists, else $XDG_DATA_HOME/parlstm/mnist (by default\n"
-        "~/.local/share/parlstm/mnist), where parlstm-fetch-mnist puts it.\n"
-        "Logs go to stderr; the last line on stdout is a machine-readable 'result:'\n"
-        "line.\n");
+        "\n");
+    cli_wrap(f, CLI_DATA_RULE, 0, 0);
+    cli_wrap(f, CLI_OUTPUT_RULE, 0, 0);
 }
 
 int main(int argc, char **argv)
@@ -39,6 +42,10 @@ int main(int argc, char **argv)
     const char *slow = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
     if (slow && *slow)
         pl_test_set_write_delay(atoi(slow));
+    /* for the tests of a full disk: writes into this directory fail */
+    const char *full = getenv("PARLSTM_TEST_FULL_DIR");
+    if (full && *full)
+        pl_test_set_full_dir(full);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -59,13 +66,14 @@ int main(int argc, char **argv)
         printf("\n");
         return 0;
     }
-    if (!strcmp(cmd, "train"))
-        return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval"))
-        return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench"))
-        return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "parlstm: unknown command '%s' (commands: train, eval, bench; see parlstm --help)\n",
-            cmd);
+    for (size_t i = 0; i < sizeof RUN / sizeof *RUN; i++)
+        if (!strcmp(cmd, RUN[i].name))
+            return RUN[i].fn(argc - 1, argv + 1);
+    int n;
+    const cli_command *c = cli_commands(&n);
+    fprintf(stderr, "parlstm: unknown command '%s' (commands:", cmd);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", c[i].name);
+    fprintf(stderr, "; see parlstm --help)\n");
     return EXIT_USAGE;
 }

@@ -10,9 +10,9 @@
 
 #include "cli.h"
 
-#define CMD_TE (CMD_TRAIN | CMD_EVAL)
 #define CMD_TB (CMD_TRAIN | CMD_BENCH)
-#define CMD_ALL (CMD_TRAIN | CMD_EVAL | CMD_BENCH)
+#define CMD_DATA (CMD_TRAIN | CMD_EVAL | CMD_BENCH) /* the commands that read DIR */
+#define CMD_RUN (CMD_TRAIN | CMD_EVAL | CMD_PREDICT) /* the commands that run a model */
 
 static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
 static const char *const INITS[] = {"default", "tutorial", NULL};
@@ -23,13 +23,21 @@ static const char *const SEQUENCES[] = {"rows", "pixels", NULL}; /* pl_sequence 
 /* In help order: the rows of a command keep this order in its --help. */
 static const cli_option OPTIONS[] = {
     /* ---- data */
-    {O_MODEL, "model", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_EVAL, "Data",
-     "the model to evaluate, as written by parlstm train --save (required)"},
+    {O_MODEL, "model", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL,
+     CMD_EVAL | CMD_PREDICT | CMD_EXPORT, "Data",
+     "the model: a model file (parlstm train --save, parlstm import) or a safetensors file "
+     "(parlstm export) (required)"},
+    {O_IN, "in", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_IMPORT, "Data",
+     "the safetensors file to read: written by parlstm export, or by PyTorch from the module "
+     "that parlstm export describes (required)"},
+    {O_PLOT_LOG, "log", "FILE.csv", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_PLOT, "Data",
+     "the training log, as written by parlstm train --log (required)"},
     {O_DATA, "data", "DIR", ARG_TEXT, 0, 0, 0, NULL, NULL,
      "$PARLSTM_DATA, else ./data/mnist when it exists, else $XDG_DATA_HOME/parlstm/mnist, "
-     "by default ~/.local/share/parlstm/mnist", CMD_ALL, "Data",
+     "by default ~/.local/share/parlstm/mnist", CMD_DATA, "Data",
      "the data directory, with IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, "
-     "raw or .gz; parlstm-fetch-mnist puts MNIST in the default place (data/fetch-mnist.sh "
+     "raw or .gz (images and labels in pairs: one without the other is refused); "
+     "parlstm-fetch-mnist puts MNIST in the default place (data/fetch-mnist.sh "
      "in a source tree puts it in data/mnist)"},
     {O_SYNTHETIC, "synthetic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Data",
      "random 28x28 images of 10 classes instead of the data directory's"},
@@ -96,23 +104,28 @@ static const cli_option OPTIONS[] = {
     {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",
      "default (Glorot-uniform, orthogonal recurrent weights, zero biases, +1 on the forget "
      "gate) or tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel)"},
+    {O_INIT_FROM, "init-from", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Training", "fine-tune: start from the parameters of FILE (a model file or a safetensors "
+     "file) instead of --init. Its shapes must fit the run: the data's image width and "
+     "classes, --hidden (taken from FILE when not given); Adam's moments and step count start "
+     "at zero and the schedule at --lr. Not with --resume"},
     {O_TUTORIAL, "tutorial", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Training",
      "the TensorFlow tutorial exactly: --init tutorial --lr-schedule constant --clip 0"},
     {O_SEED, "seed", "N", ARG_U64, 0, 0, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
      "seed for initialisation and shuffling"},
     /* ---- parallelism */
     {O_WORKERS, "workers", "W", ARG_INT, 1, 1024, 0, NULL, NULL,
-     "one per CPU, keeping at least 16 images per worker", CMD_TE, "Parallelism",
+     "one per CPU, keeping at least 16 images per worker", CMD_RUN, "Parallelism",
      "data-parallel worker threads"},
     {O_THREADS, "threads", "T", ARG_INT, 1, 1024, 0, NULL, NULL,
-     "the CPUs left per worker, at most one per 16 hidden units", CMD_TE, "Parallelism",
+     "the CPUs left per worker, at most one per 16 hidden units", CMD_RUN, "Parallelism",
      "OpenMP threads inside each worker"},
     {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
      "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
     {O_BENCH_GEMM, "gemm", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
      "Parallelism", "matrix products, as for train; a list (e.g. avx512,blas) measures "
      "every backend in the same rounds: a grid dimension"},
-    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_TE, "Parallelism",
+    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_RUN, "Parallelism",
      "matrix products: auto (avx512 on CPUs with AVX-512, else blas), avx512 (our kernels), "
      "blas (OpenBLAS) or naive (plain loops)"},
     {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
@@ -134,8 +147,12 @@ static const cli_option OPTIONS[] = {
     /* ---- output */
     {O_SAVE, "save", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Output",
      "write the trained model to FILE (read it with parlstm eval); not the checkpoint's file"},
+    {O_LOG, "log", "FILE.csv", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Output",
+     "write the training curve to FILE.csv: a row every --log-every steps and one per "
+     "evaluation, flushed as they come (the columns are below); a run resumed with --resume "
+     "appends to it. Draw it with parlstm plot"},
     {O_LOG_EVERY, "log-every", "N", ARG_INT, 1, 1000000000, 0, NULL, "100", NULL, CMD_TRAIN,
-     "Output", "a progress line every N steps"},
+     "Output", "a progress line (and --log row) every N steps"},
     {O_PROFILE, "profile", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
      "also split a step's time into phases, per configuration"},
     {O_SHARDS, "shards", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
@@ -145,10 +162,43 @@ static const cli_option OPTIONS[] = {
      "write the table as CSV"},
     {O_PLOT, "plot", "FILE.png", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
      "draw speed-up against threads (needs gnuplot)"},
-    {O_QUIET, "quiet", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TE, "Output",
-     "no progress lines: errors, notes and the result line only"},
+    {O_QUIET, "quiet", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN | CMD_EVAL,
+     "Output", "no progress lines: errors, notes and the result line only"},
+    {O_TIME_STEPS, "time-steps", "N", ARG_INT, 1, 65535, 0, NULL, NULL,
+     "the file's time_steps metadata", CMD_IMPORT, "Output",
+     "the sequence length the model reads (image rows, one per time step), for a file whose "
+     "metadata does not record it (one saved by PyTorch); it must agree with the metadata "
+     "when there is one"},
+    {O_EXPORT_OUT, "out", "FILE.safetensors", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_EXPORT,
+     "Output", "the safetensors file to write (required)"},
+    {O_IMPORT_OUT, "out", "MODEL", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_IMPORT, "Output",
+     "the model file to write, for parlstm eval, parlstm predict and parlstm train --init-from "
+     "(required)"},
+    {O_PLOT_OUT, "out", "FILE.png", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_PLOT, "Output",
+     "the PNG image to write (required)"},
+    {O_PROBS, "probabilities", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_PREDICT, "Output",
+     "add every class's probability: columns p_0 ... p_C-1"},
+    {O_TOP, "top", "K", ARG_INT, 1, 256, 0, NULL, "1", NULL, CMD_PREDICT, "Output",
+     "the K most probable classes: columns class_2, probability_2 ... class_K, "
+     "probability_K after the best one's (K at most the model's classes)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof *OPTIONS)
+
+/* ---- the program */
+
+const char CLI_ABOUT[] =
+    "A multi-threaded, data-parallel LSTM trainer for image sets read row by row (MNIST: each "
+    "28x28 image is a sequence of 28 rows of 28 pixels).";
+
+const char CLI_DATA_RULE[] =
+    "Get MNIST with parlstm-fetch-mnist (data/fetch-mnist.sh in a source tree). The data "
+    "directory, unless --data DIR says otherwise: $PARLSTM_DATA, else ./data/mnist when it "
+    "exists, else $XDG_DATA_HOME/parlstm/mnist (by default ~/.local/share/parlstm/mnist), "
+    "where parlstm-fetch-mnist puts it.";
+
+const char CLI_OUTPUT_RULE[] =
+    "Logs and errors go to stderr; train and eval end stdout with a machine-readable "
+    "'result:' line, predict writes CSV there.";
 
 /* ---- commands */
 
@@ -166,16 +216,30 @@ static void train_notes(FILE *f)
         "does not have is written nan: val_accuracy with --val 0, test_accuracy without\n"
         "DIR/t10k-*, train_loss and samples_per_sec when no step ran (resuming a run\n"
         "that had finished).\n"
-        "Exit status: 0 done, 1 error (data, files, numerics), 2 bad options,\n"
-        "130/143 stopped by SIGINT/SIGTERM.\n");
+        "\n"
+        "--log FILE.csv has the header\n"
+        "  kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds\n"
+        "and a row of kind train every --log-every steps: the step reached, its epoch,\n"
+        "the learning rate of that step, the mean loss, batch accuracy and gradient norm\n"
+        "(before clipping) over the steps since the last row, their samples/s, and the\n"
+        "seconds since training started; kind val after each epoch and kind test at the\n"
+        "end: the loss and accuracy on the validation or test images (lr, grad_norm and\n"
+        "samples_per_sec empty). A resumed run appends; steps it does again after its\n"
+        "last checkpoint appear twice, and the later rows count (parlstm plot keeps\n"
+        "those).\n"
+        "\n"
+        "When --save cannot be written after training (a full disk), the model is not\n"
+        "lost: it goes to FILE.rescue-PID in $TMPDIR (else /tmp), else in the working\n"
+        "directory, and the message says where; with --checkpoint, the checkpoint also\n"
+        "holds it (parlstm train --resume CHECKPOINT --save FILE writes it). The exit\n"
+        "status is 1 either way.\n");
 }
 
 static void eval_notes(FILE *f)
 {
     fprintf(f,
         "The last stdout line is the result, for example\n"
-        "  result: test_accuracy=0.9805 test_loss=0.0651 images=10000 seconds=0.40\n"
-        "Exit status: 0 done, 1 error (model, data), 2 bad options.\n");
+        "  result: test_accuracy=0.9805 test_loss=0.0651 images=10000 seconds=0.40\n");
 }
 
 static void bench_notes(FILE *f)
@@ -192,6 +256,55 @@ static void bench_notes(FILE *f)
         pl_step_flops_executed(&mnist, 28, 100) / 1e9);
 }
 
+static void predict_notes(FILE *f)
+{
+    fprintf(f,
+        "Each INPUT is a PNG image (any colour type and depth, made gray), a PGM image\n"
+        "(P5 or P2) or an IDX images file (raw or .gz: every image in it). An image must\n"
+        "have the shape the model was trained on; it is read as the model reads its\n"
+        "images (row by row, or pixel by pixel in the model's order), pixels / 255.\n"
+        "\n"
+        "stdout is CSV, a header and one row per image, for example\n"
+        "  input,index,class,probability\n"
+        "  digit.png,0,7,0.998125\n"
+        "  t10k-images-idx3-ubyte,0,7,0.999801\n"
+        "index is the image's place in its file (0 for PNG and PGM); a file name with a\n"
+        "comma or a quote is quoted as CSV does.\n");
+}
+
+static void export_notes(FILE *f)
+{
+    fprintf(f,
+        "The tensors are named for this PyTorch module, which loads the file with\n"
+        "load_state_dict(strict=True):\n"
+        "  input = nn.Linear(D, H); lstm = nn.LSTM(H, H, num_layers=L, batch_first=True)\n"
+        "  output = nn.Linear(H, C); logits = output(lstm(input(x))[0][:, -1])\n"
+        "with x the pixels / 255 as (batch, time steps, width). The metadata records\n"
+        "how the model reads images (sequence, time_steps, image_rows, image_cols,\n"
+        "permuted, permute_seed), and parlstm import reads all of it back:\n"
+        "export then import gives the model file's parameters back bit for bit.\n"
+        "examples/load_in_pytorch.py (in the source tree) evaluates an export.\n");
+}
+
+static void import_notes(FILE *f)
+{
+    fprintf(f,
+        "parlstm's LSTM bias is one vector: PyTorch's bias_ih and bias_hh are added.\n"
+        "Refused, naming the tensor or the metadata key: missing, extra or misshapen\n"
+        "tensors, dtypes other than F32, NaN or infinite weights, damaged files, and\n"
+        "what a parlstm model cannot represent (a bidirectional LSTM, projections,\n"
+        "another input scaling, gate order or sequence mode).\n");
+}
+
+static void plot_notes(FILE *f)
+{
+    fprintf(f,
+        "Two panels against the training step: the loss (log scale) above, the accuracy\n"
+        "below; the training rows as lines, validation as marked points, the test\n"
+        "result as a marked point at the last step. Needs gnuplot (Debian:\n"
+        "gnuplot-nox).\n");
+}
+
 static const cli_command COMMANDS[] = {
     {CMD_TRAIN, "train", "parlstm train [OPTIONS]",
      "train a model (defaults: MNIST, one epoch)",
@@ -200,13 +313,42 @@ static const cli_command COMMANDS[] = {
      "output layer on the last hidden state, softmax cross-entropy, Adam. It trains on "
      "DIR/train-*, less the validation images, and reports the test accuracy on DIR/t10k-* "
      "when that is present.",
-     1, train_notes},
+     1, NULL, train_notes,
+     "0 done; 1 error (data, files, numerics; also when --save failed and the model went "
+     "to a rescue file); 2 bad options; 130/143 stopped by SIGINT/SIGTERM."},
     {CMD_EVAL, "eval", "parlstm eval --model FILE [OPTIONS]",
      "evaluate a saved model on a test set",
-     "Evaluates a model saved by 'parlstm train --save FILE' on the test set "
-     "DIR/t10k-{images-idx3,labels-idx1}-ubyte[.gz]. The images must have the width, and "
-     "(model files of version 2 and later) the rows, that the model was trained on.",
-     0, eval_notes},
+     "Evaluates a model saved by 'parlstm train --save FILE' (or a safetensors file) on the "
+     "test set DIR/t10k-{images-idx3,labels-idx1}-ubyte[.gz]. The images must have the width, "
+     "and (when the model records it) the rows, that the model was trained on.",
+     0, NULL, eval_notes, "0 done; 1 error (model, data); 2 bad options."},
+    {CMD_PREDICT, "predict", "parlstm predict --model FILE [OPTIONS] INPUT...",
+     "classify images (PNG, PGM, IDX) with a saved model",
+     "Classifies every image of the INPUT files with the model and writes one CSV row per "
+     "image on stdout: the input, the image's index in it, the most probable class and its "
+     "probability.",
+     0, "INPUT...", predict_notes,
+     "0 every image classified; 1 an input refused or unreadable (named on stderr; the "
+     "images of the other inputs are still classified and written) or the model unreadable; "
+     "2 bad options."},
+    {CMD_EXPORT, "export", "parlstm export --model FILE --out FILE.safetensors",
+     "write a model as safetensors, for PyTorch",
+     "Writes the model as float32 tensors in the safetensors format (the exchange format of "
+     "PyTorch and Hugging Face), atomically.",
+     0, NULL, export_notes, "0 written; 1 error (the model unreadable, the file not written); "
+     "2 bad options."},
+    {CMD_IMPORT, "import", "parlstm import --in FILE.safetensors --out MODEL [OPTIONS]",
+     "read a safetensors model (parlstm export, PyTorch) into a model file",
+     "Reads a safetensors file written by parlstm export, or by PyTorch from the same "
+     "module, and writes it as a parlstm model file, atomically.",
+     0, NULL, import_notes, "0 written; 1 error (the file refused, the model not written); "
+     "2 bad options."},
+    {CMD_PLOT, "plot", "parlstm plot --log FILE.csv --out FILE.png",
+     "draw the loss and accuracy curves of a training log",
+     "Draws the training log written by 'parlstm train --log FILE.csv' as a PNG image with "
+     "gnuplot.",
+     0, NULL, plot_notes, "0 written; 1 error (the log unreadable, gnuplot missing or "
+     "failing); 2 bad options."},
     {CMD_BENCH, "bench", "parlstm bench [OPTIONS]",
      "measure training speed over a grid of workers x threads",
      "Measures training steps per second for each workers x threads configuration, "
@@ -215,7 +357,7 @@ static const cli_command COMMANDS[] = {
      "--batch for every configuration; weak scaling gives W x T workers and threads a batch "
      "of --batch x W x T. It trains on the images of DIR/train-*; when they cannot be read, "
      "or with --synthetic, on random 28x28 images.",
-     0, bench_notes},
+     0, NULL, bench_notes, "0 done; 1 error; 2 bad options."},
 };
 #define NCMD (sizeof COMMANDS / sizeof *COMMANDS)
 
@@ -225,7 +367,7 @@ const cli_command *cli_commands(int *n)
     return COMMANDS;
 }
 
-static const cli_command *command(unsigned cmd)
+const cli_command *cli_command_of(unsigned cmd)
 {
     for (size_t c = 0; c < NCMD; c++)
         if (COMMANDS[c].bit == cmd)
@@ -248,9 +390,7 @@ const char *cli_default_text(const cli_option *opt)
 
 /* ---- help */
 
-/* Writes text from column `col`, wrapped at 79 columns, continuation
- * lines indented by `indent`; ends the line. */
-static void wrap(FILE *f, const char *text, int col, int indent)
+void cli_wrap(FILE *f, const char *text, int col, int indent)
 {
     const char *p = text;
     while (*p) {
@@ -271,26 +411,32 @@ static void wrap(FILE *f, const char *text, int col, int indent)
     fputc('\n', f);
 }
 
+const char *cli_option_text(const cli_option *o, char *buf, size_t len)
+{
+    const char *def = cli_default_text(o);
+    snprintf(buf, len, "%s%s%s%s", o->help, def ? " (default: " : "", def ? def : "",
+             def ? ")" : "");
+    return buf;
+}
+
 static void print_option(FILE *f, const cli_option *o)
 {
     char label[64], text[1024];
     int n = snprintf(label, sizeof label, "  --%s%s%s", o->name, o->metavar ? " " : "",
                      o->metavar ? o->metavar : "");
-    const char *def = cli_default_text(o);
-    snprintf(text, sizeof text, "%s%s%s%s", o->help, def ? " (default: " : "", def ? def : "",
-             def ? ")" : "");
+    cli_option_text(o, text, sizeof text);
     if (n < 21)
         fprintf(f, "%-22s", label);
     else
         fprintf(f, "%s\n%22s", label, "");
-    wrap(f, text, 22, 22);
+    cli_wrap(f, text, 22, 22);
 }
 
 void cli_usage(unsigned cmd, FILE *f)
 {
-    const cli_command *c = command(cmd);
+    const cli_command *c = cli_command_of(cmd);
     fprintf(f, "Usage: %s\n", c->synopsis);
-    wrap(f, c->description, 0, 0);
+    cli_wrap(f, c->description, 0, 0);
     const char *group = NULL;
     for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o)) {
         if (c->grouped && (!group || strcmp(group, o->group) != 0))
@@ -302,6 +448,8 @@ void cli_usage(unsigned cmd, FILE *f)
     }
     fprintf(f, "  -h, --help          this help\n\n");
     c->notes(f);
+    fprintf(f, "\n");
+    cli_wrap(f, c->exit_status, fprintf(f, "Exit status:"), 0);
 }
 
 /* ---- parsing */
@@ -468,7 +616,12 @@ static int unknown_option(const char *cmd, unsigned bit, const char *arg)
 
 int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT])
 {
-    const char *name = command(cmd)->name;
+    return cli_parse_operands(cmd, argc, argv, v, NULL);
+}
+
+int cli_parse_operands(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT], int *first)
+{
+    const char *name = cli_command_of(cmd)->name;
     struct option longopts[NOPT + 2];
     int n = 0;
     memset(v, 0, sizeof(cli_value) * O_COUNT);
@@ -508,8 +661,17 @@ int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT])
             return rc;
         val->set = 1;
     }
-    if ((cmd & CMD_ALL) && !v[O_DATA].set)
+    if ((cmd & CMD_DATA) && !v[O_DATA].set)
         v[O_DATA].text = cli_default_data(); /* the rule of the help text */
+    if (first) {
+        if (optind >= argc) {
+            fprintf(stderr, "parlstm %s: no %s given (see parlstm %s --help)\n", name,
+                    cli_command_of(cmd)->operands, name);
+            return EXIT_USAGE;
+        }
+        *first = optind;
+        return 0;
+    }
     if (optind < argc) {
         fprintf(stderr, "parlstm %s: unexpected argument '%s' (see parlstm %s --help)\n", name,
                 argv[optind], name);

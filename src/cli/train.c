@@ -4,13 +4,18 @@
  * cmd_train runs these stages in order, each of which prints what went
  * wrong and returns an exit code:
  *   parse_args     the option table's values, --tutorial, combinations
- *   check_outputs  --save, --checkpoint: distinct and writable
+ *   check_outputs  --save, --checkpoint, --log: distinct and writable
  *   resume_setup   --resume: the checkpoint's run, adopted
+ *   init_setup     --init-from: the model, its shapes adopted
  *   data_setup     the data, the validation split, the planned steps
- *   trainer_setup  the trainer, the resumed state, the epoch order
- *   train_loop     the steps, with progress, checkpoints and validation
+ *   init_check     --init-from: its shapes against the data
+ *   trainer_setup  the trainer, the resumed or initial state, the epoch
+ *                  order, the log
+ *   train_loop     the steps, with progress, log rows, checkpoints and
+ *                  validation
  *   finish         after a signal: the checkpoint; otherwise the test set,
- *                  --save and the result line */
+ *                  --save (or a rescue file when it cannot be written) and
+ *                  the result line */
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -27,7 +32,7 @@ static const char *const CMD = "train";
 /* What the command line asked for. */
 typedef struct {
     pl_train_opts o;
-    const char *data, *save, *ckpt, *resume;
+    const char *data, *save, *ckpt, *resume, *log, *init_from;
     long long val, log_every, ckpt_every;
     int quiet, layers;
     pl_sequence sequence;  /* how images become sequences */
@@ -49,6 +54,10 @@ typedef struct {
     uint32_t *order;       /* (trainset.n) the epoch's order */
     long spe, total, start; /* steps per epoch, planned, done before this run */
     pl_ckpt_meta meta;     /* what checkpoints record */
+    pl_model_info init;    /* --init-from: the model */
+    float *init_params;    /* its parameters */
+    cli_log log;           /* --log */
+    double t_start;        /* when training started (pl_seconds) */
 } run;
 
 /* The step loop's accounts. */
@@ -58,6 +67,8 @@ typedef struct {
     double last_loss;         /* mean loss of the last log window */
     double val_acc, test_acc;
     double win_loss, t_win;   /* the current log window */
+    double win_gnorm;         /* its summed gradient norms (before clipping) */
+    float win_lr;             /* the rate of its last step */
     long win_steps, win_correct, win_rows;
 } progress;
 
@@ -83,6 +94,9 @@ static void install_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* a file-size limit makes a write fail (EFBIG, reported, the model
+     * rescued) instead of killing the program */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 /* ---- options */
@@ -104,6 +118,16 @@ static int apply_tutorial(train_args *a)
     o->clip = 0;
     v[O_INIT].set = v[O_SCHEDULE].set = v[O_CLIP].set = 1;
     return 0;
+}
+
+/* --dropout acts between stacked layers: 0, or EXIT_USAGE after saying so. */
+static int dropout_needs_layers(const train_args *a)
+{
+    if (a->o.dropout == 0 || a->layers >= 2)
+        return 0;
+    fprintf(stderr, "parlstm train: --dropout %g acts between stacked layers, and there is "
+            "one (add --layers 2 or more, or drop --dropout)\n", (double)a->o.dropout);
+    return EXIT_USAGE;
 }
 
 /* Returns 0, -1 after --help, or an exit code. */
@@ -140,6 +164,8 @@ static int parse_args(int argc, char **argv, train_args *a)
     a->save = v[O_SAVE].text;
     a->ckpt = v[O_CKPT].text;
     a->resume = v[O_RESUME].text;
+    a->log = v[O_LOG].text;
+    a->init_from = v[O_INIT_FROM].text;
     a->val = v[O_VAL].i;
     a->log_every = v[O_LOG_EVERY].i;
     a->ckpt_every = v[O_CKPT_EVERY].i;
@@ -151,9 +177,11 @@ static int parse_args(int argc, char **argv, train_args *a)
                 "at least one image\n", o->workers, o->batch);
         return EXIT_USAGE;
     }
-    if (o->dropout > 0 && a->layers < 2) {
-        fprintf(stderr, "parlstm train: --dropout %g acts between stacked layers, and there is "
-                "one (add --layers 2 or more, or drop --dropout)\n", (double)o->dropout);
+    if (!a->init_from && (rc = dropout_needs_layers(a))) /* --init-from: once it has said */
+        return rc;
+    if (a->init_from && a->resume) {
+        fprintf(stderr, "parlstm train: --init-from and --resume both say where the parameters "
+                "come from: a resumed run continues from its checkpoint (drop one)\n");
         return EXIT_USAGE;
     }
     if (v[O_CKPT_EVERY].set && !a->ckpt) {
@@ -277,9 +305,18 @@ static int check_outputs(const train_args *a)
                 other);
         return EXIT_USAGE;
     }
+    /* the log is written from the start: it must not replace another file */
+    const char *others[4] = {a->save, a->ckpt, a->resume, a->init_from};
+    const char *other_names[4] = {"--save", "--checkpoint", "--resume", "--init-from"};
+    for (int i = 0; i < 4; i++)
+        if (cli_same_file(a->log, others[i])) {
+            fprintf(stderr, "parlstm train: --log %s and %s %s are the same file (give --log a "
+                    "file of its own)\n", a->log, other_names[i], others[i]);
+            return EXIT_USAGE;
+        }
     pl_error err = {0};
-    const char *outputs[2] = {a->save, a->ckpt};
-    for (int i = 0; i < 2; i++)
+    const char *outputs[3] = {a->save, a->ckpt, a->log};
+    for (int i = 0; i < 3; i++)
         if (outputs[i] && pl_check_writable(outputs[i], &err)) {
             print_error(CMD, &err);
             return 1;
@@ -318,6 +355,100 @@ static int data_setup(run *r)
             r->total = a->o.steps;
     }
     r->cfg = (pl_config){r->all.D, a->o.hidden, r->all.classes, a->layers};
+    return 0;
+}
+
+/* What a model file of this run records: its shapes and how it reads
+ * images. */
+static pl_model_info run_model_info(const run *r)
+{
+    const train_args *a = &r->a;
+    return (pl_model_info){.cfg = r->cfg, .T = r->all.T, .rows = r->rows, .cols = r->cols,
+                           .sequence = a->sequence, .permuted = a->permuted,
+                           .permute_seed = a->permute_seed, .dropout = a->o.dropout};
+}
+
+/* --init-from: the model, and the options it decides when they are not
+ * given (--hidden, --layers, --sequence, --permute); given ones must agree
+ * with it. */
+static int init_setup(run *r)
+{
+    train_args *a = &r->a;
+    if (!a->init_from)
+        return 0;
+    pl_error err = {0};
+    if (pl_model_read(a->init_from, &r->init, &r->init_params, &err)) {
+        fprintf(stderr, "parlstm train: --init-from %s\n", err.msg); /* the message names it */
+        return 1;
+    }
+    const pl_config *c = &r->init.cfg;
+    if (a->v[O_HIDDEN].set && a->o.hidden != c->hidden) {
+        fprintf(stderr, "parlstm train: --init-from %s: its input.weight is %d x %d, %d hidden "
+                "units; --hidden says %d\n", a->init_from, c->hidden, c->input, c->hidden,
+                a->o.hidden);
+        return EXIT_USAGE;
+    }
+    if (a->v[O_CLASSES].set && a->o.classes != c->classes) {
+        fprintf(stderr, "parlstm train: --init-from %s: its output.weight is %d x %d, %d "
+                "classes; --classes says %d\n", a->init_from, c->classes, c->hidden,
+                c->classes, a->o.classes);
+        return EXIT_USAGE;
+    }
+    a->o.hidden = c->hidden;
+    if (a->v[O_LAYERS].set && a->layers != c->layers) {
+        fprintf(stderr, "parlstm train: --init-from %s: it has %d LSTM layer%s "
+                "(lstm.weight_ih_l0 to lstm.weight_ih_l%d); --layers says %d\n", a->init_from,
+                c->layers, c->layers == 1 ? "" : "s", c->layers - 1, a->layers);
+        return EXIT_USAGE;
+    }
+    a->layers = c->layers;
+    const pl_model_info *m = &r->init;
+    pl_model_info asked = {.sequence = a->sequence, .permuted = a->permuted,
+                           .permute_seed = a->permute_seed};
+    if ((a->v[O_SEQUENCE].set && a->sequence != m->sequence) ||
+        (a->v[O_PERMUTE].set && (!m->permuted || a->permute_seed != m->permute_seed))) {
+        char theirs[96], mine[96];
+        fprintf(stderr, "parlstm train: --init-from %s: it reads its images %s; --sequence and "
+                "--permute say %s\n", a->init_from, cli_reading(m, theirs, sizeof theirs),
+                cli_reading(&asked, mine, sizeof mine));
+        return EXIT_USAGE;
+    }
+    a->sequence = m->sequence;
+    a->permuted = m->permuted;
+    a->permute_seed = m->permute_seed;
+    return dropout_needs_layers(a);
+}
+
+/* --init-from against the data (read as the model reads images): the
+ * input width, the classes (the model may have more than the labels use),
+ * the image shape. */
+static int init_check(run *r)
+{
+    const pl_model_info *m = &r->init;
+    const pl_config *c = &m->cfg;
+    const char *f = r->a.init_from;
+    pl_model_info want = run_model_info(r);
+    if (!f)
+        return 0;
+    if (c->input != r->cfg.input) {
+        fprintf(stderr, "parlstm train: --init-from %s: its input.weight is %d x %d, for rows "
+                "of %d pixels; the images of %s have rows of %d\n", f, c->hidden, c->input,
+                c->input, r->a.data, r->cfg.input);
+        return 1;
+    }
+    if (c->classes < r->cfg.classes) {
+        fprintf(stderr, "parlstm train: --init-from %s: its output.weight is %d x %d, %d "
+                "classes; the labels of %s go up to %d\n", f, c->classes, c->hidden,
+                c->classes, r->a.data, r->cfg.classes - 1);
+        return 1;
+    }
+    r->cfg.classes = c->classes; /* labels that leave its last classes unused are fine */
+    if (m->T > 0 && (m->rows != want.rows || m->cols != want.cols)) {
+        fprintf(stderr, "parlstm train: --init-from %s: it reads images of %d rows x %d "
+                "columns (%d time steps), the images of %s have %d x %d\n", f, m->rows,
+                m->cols, m->T, r->a.data, want.rows, want.cols);
+        return 1;
+    }
     return 0;
 }
 
@@ -367,6 +498,8 @@ static int trainer_setup(run *r)
         memcpy(pl_trainer_moment1(r->tr), r->state + np, sizeof(float) * np);
         memcpy(pl_trainer_moment2(r->tr), r->state + 2 * np, sizeof(float) * np);
         pl_trainer_set_adam_steps(r->tr, r->resumed.adam_steps);
+    } else if (r->init_params) { /* fine-tuning: Adam starts fresh (zero moments, t = 0) */
+        memcpy(pl_trainer_params(r->tr), r->init_params, sizeof(float) * np);
     }
     if (!(r->order = malloc(sizeof *r->order * r->trainset.n))) {
         fprintf(stderr, "parlstm train: out of memory\n");
@@ -382,7 +515,8 @@ static int trainer_setup(run *r)
             fprintf(stderr, "parlstm train: removed %d unfinished temporary file%s beside %s "
                     "(left by a killed run)\n", stale, stale == 1 ? "" : "s", a->ckpt);
     }
-    return 0;
+    /* a resumed run continues its log */
+    return a->log ? cli_log_open(&r->log, a->log, a->resume != NULL) : 0;
 }
 
 static void print_plan(const run *r)
@@ -400,14 +534,15 @@ static void print_plan(const run *r)
             "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes, "
             "read as %d steps of %d%s\n"
             "parlstm train: model %d-%d-%d%s (%zu parameters); %ld steps of %d (%ld per epoch); "
-            "lr %g %s, clip %g, init %s, seed %llu%s\n"
+            "lr %g %s, clip %g, init %s%s, seed %llu%s\n"
             "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s; %.0f MiB of buffers\n",
             r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->rows, r->cols,
             r->all.classes, r->all.T, r->all.D, r->a.permuted ? ", pixels permuted" : "",
             r->cfg.input, r->cfg.hidden, r->cfg.classes, layers_text,
             pl_param_count(&r->cfg), r->total, o->batch, r->spe, o->lr,
             o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
-            o->init == PL_INIT_TUTORIAL ? "tutorial" : "default", (unsigned long long)o->seed,
+            r->a.init_from ? "from " : o->init == PL_INIT_TUTORIAL ? "tutorial" : "default",
+            r->a.init_from ? r->a.init_from : "", (unsigned long long)o->seed,
             o->deterministic ? ", deterministic" : "", W, W == 1 ? "" : "s", T,
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
             be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
@@ -430,7 +565,8 @@ static int write_checkpoint(run *r, long step)
     return 0;
 }
 
-static int evaluate_validation(run *r, progress *p, long epoch)
+/* Validation after `step` steps, at the end of epoch `epoch` (1-based). */
+static int evaluate_validation(run *r, progress *p, long step, long epoch)
 {
     pl_error err = {0};
     double t0 = pl_seconds(), loss;
@@ -438,6 +574,8 @@ static int evaluate_validation(run *r, progress *p, long epoch)
         print_error(CMD, &err);
         return 1;
     }
+    cli_log_row(&r->log, "val", step, epoch, NAN, loss, p->val_acc, NAN, NAN,
+                pl_seconds() - r->t_start);
     if (!r->a.quiet)
         fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
                 epoch, p->val_acc, loss, r->valset.n, pl_seconds() - t0);
@@ -445,11 +583,15 @@ static int evaluate_validation(run *r, progress *p, long epoch)
     return 0;
 }
 
-/* At the end of a log window: the window's mean loss, and its line. */
-static void log_window(const run *r, progress *p, long step, long epoch)
+/* At the end of a log window: the window's mean loss, its line and its
+ * log row. */
+static void log_window(run *r, progress *p, long step, long epoch)
 {
     p->last_loss = p->win_loss / p->win_steps;
     double now = pl_seconds();
+    cli_log_row(&r->log, "train", step + 1, epoch + 1, p->win_lr, p->last_loss,
+                (double)p->win_correct / p->win_rows, p->win_gnorm / p->win_steps,
+                p->win_rows / (now - p->t_win), now - r->t_start);
     if (!r->a.quiet) {
         char eta[32];
         double rate = p->win_rows / (now - p->t_win);
@@ -459,7 +601,7 @@ static void log_window(const run *r, progress *p, long step, long epoch)
                 (int)snprintf(NULL, 0, "%ld", r->total), step + 1, r->total, epoch + 1,
                 p->last_loss, (double)p->win_correct / p->win_rows, rate, eta);
     }
-    p->win_loss = 0;
+    p->win_loss = p->win_gnorm = 0;
     p->win_steps = p->win_correct = p->win_rows = 0;
     p->t_win = now;
 }
@@ -485,6 +627,8 @@ static int train_step(run *r, progress *p, long step)
     }
     p->train_seconds += pl_seconds() - t0;
     p->win_loss += st.loss;
+    p->win_gnorm += st.grad_norm;
+    p->win_lr = st.lr;
     p->win_correct += st.correct;
     p->win_rows += a->o.batch;
     p->win_steps++;
@@ -494,14 +638,15 @@ static int train_step(run *r, progress *p, long step)
     if (a->ckpt && ((step + 1) % a->ckpt_every == 0 || last) && write_checkpoint(r, step + 1))
         return 1;
     if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stop_signal)
-        return evaluate_validation(r, p, epoch + 1);
+        return evaluate_validation(r, p, step + 1, epoch + 1);
     return 0;
 }
 
 static int train_loop(run *r, progress *p)
 {
+    r->t_start = pl_seconds();
     *p = (progress){.step = r->start, .last_loss = NAN, .val_acc = NAN, .test_acc = NAN,
-                    .t_win = pl_seconds()};
+                    .t_win = r->t_start};
     for (; p->step < r->total && !stop_signal; p->step++) {
         int rc = train_step(r, p, p->step);
         if (rc)
@@ -533,6 +678,41 @@ static int stopped(run *r, long step)
     return 128 + sig;
 }
 
+/* --save failed after training: the model goes to FILE.rescue-PID in
+ * $TMPDIR (else /tmp), else in the working directory; the message says
+ * where, and where the checkpoint (which holds it too) is. */
+static void rescue(const run *r, const pl_model_info *mi)
+{
+    const train_args *a = &r->a;
+    const char *tmp = getenv("TMPDIR"), *base = strrchr(a->save, '/');
+    char places[2][4096];
+    base = base ? base + 1 : a->save;
+    snprintf(places[0], sizeof places[0], "%s/%s.rescue-%ld", tmp && *tmp ? tmp : "/tmp", base,
+             (long)getpid());
+    char here[2048];
+    if (getcwd(here, sizeof here))
+        snprintf(places[1], sizeof places[1], "%s/%s.rescue-%ld", here, base, (long)getpid());
+    else /* the working directory is gone: try its name all the same */
+        snprintf(places[1], sizeof places[1], "%s.rescue-%ld", base, (long)getpid());
+    int saved = -1;
+    for (int i = 0; i < 2 && saved < 0; i++) {
+        pl_error err = {0};
+        if (pl_model_save(places[i], mi, pl_trainer_params(r->tr), &write_guard, &err) == PL_OK)
+            saved = i;
+        else
+            print_error(CMD, &err);
+    }
+    if (saved >= 0)
+        fprintf(stderr, "parlstm train: the trained model is safe in %s (--save %s could not be "
+                "written): move it where it belongs\n", places[saved], a->save);
+    else
+        fprintf(stderr, "parlstm train: the trained model could not be written to --save %s, "
+                "%s or %s\n", a->save, places[0], places[1]);
+    if (a->ckpt && access(a->ckpt, F_OK) == 0)
+        fprintf(stderr, "parlstm train: the checkpoint %s holds it too: parlstm train --resume "
+                "%s --save FILE writes it\n", a->ckpt, a->ckpt);
+}
+
 static void print_result(const run *r, const progress *p)
 {
     char loss[32], val[32], test[32], rate[32];
@@ -556,7 +736,7 @@ static int finish(run *r, progress *p)
     if (stop_signal)
         return stopped(r, p->step);
     if (r->start >= r->total && r->valset.n > 0 &&
-        evaluate_validation(r, p, (r->total - 1) / r->spe + 1))
+        evaluate_validation(r, p, r->total, (r->total - 1) / r->spe + 1))
         return 1;
     if (r->have_test) {
         double loss;
@@ -567,25 +747,29 @@ static int finish(run *r, progress *p)
         if (!a->quiet)
             fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", p->test_acc, loss,
                     r->test.n);
+        cli_log_row(&r->log, "test", r->total, (r->total - 1) / r->spe + 1, NAN, loss,
+                    p->test_acc, NAN, NAN, pl_seconds() - r->t_start);
     }
+    int rc = 0;
     if (a->save) {
-        pl_model_info mi = {.cfg = r->cfg, .T = r->all.T, .rows = r->rows, .cols = r->cols,
-                            .sequence = a->sequence, .permuted = a->permuted,
-                            .permute_seed = a->permute_seed, .dropout = a->o.dropout};
+        pl_model_info mi = run_model_info(r);
         if (pl_model_save(a->save, &mi, pl_trainer_params(r->tr), &write_guard, &err)) {
             print_error(CMD, &err);
-            return 1;
-        }
-        if (!a->quiet)
+            rescue(r, &mi);
+            rc = 1;
+        } else if (!a->quiet) {
             fprintf(stderr, "saved the model to %s\n", a->save);
+        }
     }
     print_result(r, p);
-    return 0;
+    return rc;
 }
 
 static void run_free(run *r)
 {
     pl_free(r->state);
+    pl_free(r->init_params);
+    cli_log_close(&r->log);
     free(r->order);
     pl_trainer_free(r->tr);
     pl_dataset_free(&r->all);
@@ -599,10 +783,10 @@ int cmd_train(int argc, char **argv)
     int rc = parse_args(argc, argv, &r.a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (!(rc = check_outputs(&r.a)) && !(rc = resume_setup(&r))) {
+    if (!(rc = check_outputs(&r.a)) && !(rc = resume_setup(&r)) && !(rc = init_setup(&r))) {
         if (pl_gemm_resolve(r.a.o.gemm) == PL_GEMM_BLAS)
             cli_fix_openblas();
-        if (!(rc = data_setup(&r)) && !(rc = trainer_setup(&r))) {
+        if (!(rc = data_setup(&r)) && !(rc = init_check(&r)) && !(rc = trainer_setup(&r))) {
             if (!r.a.quiet)
                 print_plan(&r);
             if (r.start >= r.total)
