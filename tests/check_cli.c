@@ -127,6 +127,7 @@ static const cli_case BAD[] = {
     {{"train", "--out", "x"}, 2,
      "unknown option '--out': it is an option of parlstm export, parlstm import, parlstm plot"},
     {{"eval", "--top", "3"}, 2, "unknown option '--top': it is an option of parlstm predict"},
+    {{"help-man", "x"}, 2, "parlstm help-man: no arguments"},
     {{"eval"}, 2, "--model FILE is required"},
     {{"eval", "--model", "/nonexistent/m.bin"}, 1, "cannot open the model"},
     {{0}, 2, "Usage: parlstm COMMAND"},
@@ -545,6 +546,71 @@ START_TEST(test_save_over_checkpoint_through_a_link)
 }
 END_TEST
 
+/* The manual page is generated from the option table: the committed
+ * parlstm.1 is what the program writes now (so it and --help cannot tell
+ * different stories), it names every option of every command, and groff
+ * reads it without a warning. */
+START_TEST(test_man_page_is_current)
+{
+    static char page[1 << 18], committed[1 << 18];
+    const char *src = getenv("PARLSTM_SRCDIR");
+    ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/parlstm.1", src);
+    const char *args[] = {"help-man", NULL};
+    ck_assert_int_eq(tu_run(page, sizeof page, err, sizeof err, args), 0);
+    ck_assert_str_eq(err, "");
+    size_t n = tu_slurp(path, committed, sizeof committed);
+    ck_assert_msg(n > 0, "no %s", path);
+    ck_assert_msg(strcmp(page, committed) == 0, "%s is not what 'parlstm help-man' writes now: "
+                  "run make update-man (and commit parlstm.1)", path);
+    ck_assert_ptr_nonnull(strstr(page, ".TH PARLSTM 1 \"\" \"parlstm " PACKAGE_VERSION "\""));
+    const char *sections[] = {".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH COMMANDS",
+                              ".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH EXAMPLES",
+                              ".TP\n\\fBPARLSTM_DATA\\fR\n", ".TP\n\\fBXDG_DATA_HOME\\fR\n",
+                              ".TP\n\\fBOPENBLAS_CORETYPE\\fR\n", ".TP\n\\fBTMPDIR\\fR\n"};
+    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)
+        ck_assert_msg(strstr(page, sections[i]) != NULL, "the page lacks %s", sections[i]);
+    /* every command's section, with every option of the table */
+    int nc;
+    const char *names[] = {"train", "eval", "predict", "export", "import", "plot", "bench"};
+    nc = (int)(sizeof names / sizeof *names);
+    for (int c = 0; c < nc; c++) {
+        char sec[64], next_sec[64];
+        snprintf(sec, sizeof sec, ".SS %s\n", names[c]);
+        snprintf(next_sec, sizeof next_sec, "%s", c + 1 < nc ? ".SS " : ".SH EXIT STATUS");
+        const char *at = strstr(page, sec), *end = at ? strstr(at + 1, next_sec) : NULL;
+        ck_assert_msg(at && end, "no section for %s", names[c]);
+        const char *help[] = {names[c], "--help", NULL};
+        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, help), 0);
+        /* every "  --name" of --help is a tag of the section */
+        for (const char *o = strstr(out, "\n  --"); o; o = strstr(o + 1, "\n  --")) {
+            char tag[128] = ".TP\n\\fB\\-\\-";
+            size_t k = strlen(tag);
+            for (const char *p = o + 5; (*p >= 'a' && *p <= 'z') || *p == '-'; p++) {
+                if (*p == '-')
+                    tag[k++] = '\\';
+                tag[k++] = *p;
+            }
+            tag[k] = '\0';
+            const char *hit = strstr(at, tag);
+            ck_assert_msg(hit && hit < end, "the %s section has no '%s'", names[c], tag);
+        }
+    }
+    /* groff reads it without a warning */
+    if (system("command -v groff >/dev/null 2>&1") != 0) {
+        tu_skip("the manual page through groff", "no groff (apt-get install groff-base)");
+        return;
+    }
+    char cmd[8400], *dir = tu_tmpdir();
+    snprintf(cmd, sizeof cmd, "groff -man -Tascii -ww -z %s 2>%s/warnings", path, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_uint_eq(tu_slurp(tu_path(dir, "warnings"), out, sizeof out), 0);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* One file of a pair without the other is refused by name, for the
  * training set and for the test set; a test set missing as a whole is a
  * warning (and no test accuracy), as before. */
@@ -749,6 +815,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);
     tcase_add_test(tc, test_help_and_version);
+    tcase_add_test(tc, test_man_page_is_current);
     tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);

@@ -16,6 +16,9 @@ int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+/* The hidden command "help-man": the manual page parlstm(1), from the
+ * option table (man.c). */
+int cmd_help_man(int argc, char **argv);
 
 /* ---- the option table (options.c)
  *

@@ -14,7 +14,7 @@ static const struct {
 } RUN[] = {
     {"train", cmd_train},     {"eval", cmd_eval},     {"predict", cmd_predict},
     {"export", cmd_export},   {"import", cmd_import}, {"plot", cmd_plot},
-    {"bench", cmd_bench},
+    {"bench", cmd_bench},     {"help-man", cmd_help_man},
 };
 
 static void usage(FILE *f)
