@@ -6,11 +6,13 @@
         [--predictions FILE.csv]
 
 The module is the one parlstm trains: a linear input projection, an LSTM over
-the image rows, a linear output layer on the last hidden state. Its parameter
-names are the tensor names of the file, so load_state_dict(strict=True) takes
-the file as it is. The safetensors format is read here in a few lines (json +
-struct + torch.frombuffer), since Debian's PyTorch comes without the
-safetensors package. The inputs are pixel / 255, one image row per time step.
+the image sequence, a linear output layer on the last hidden state. Its
+parameter names are the tensor names of the file, so load_state_dict(strict=True)
+takes the file as it is. The safetensors format is read here in a few lines
+(json + struct + torch.frombuffer), since Debian's PyTorch comes without the
+safetensors package. The inputs are pixel / 255, read as the metadata says:
+its pixel_order first (a model trained with --permute), then one image row per
+time step (sequence "rows") or one pixel (sequence "pixels").
 
 The last line on stdout is 'result: test_accuracy=A images=N', as from
 'parlstm eval'. --predictions writes one CSV row per image: index, label,
@@ -96,11 +98,22 @@ def main():
 
     images = read_idx(args.images or existing(os.path.join(args.data, "t10k-images-idx3-ubyte")), 2051)
     labels = read_idx(args.labels or existing(os.path.join(args.data, "t10k-labels-idx1-ubyte")), 2049)
-    steps = int(meta.get("time_steps", images.shape[1]))
-    if images.shape[1:] != (steps, width):
-        sys.exit(f"images are {images.shape[1]}x{images.shape[2]}, the model reads {steps}x{width}")
     if meta.get("input_scaling", "pixel/255") != "pixel/255":
         sys.exit(f"{args.model}: input scaling {meta['input_scaling']}, expected pixel/255")
+    # the model's reading of an image (as parlstm eval and predict read them)
+    n, rows, cols = images.shape
+    want = (int(meta.get("image_rows", rows)), int(meta.get("image_cols", width)))
+    if (rows, cols) != want:
+        sys.exit(f"images are {rows}x{cols}, the model reads {want[0]}x{want[1]}")
+    if meta.get("permuted", "no") == "yes":
+        if "pixel_order" not in meta:
+            sys.exit(f"{args.model}: a permuted model without its pixel_order")
+        order = torch.tensor([int(k) for k in meta["pixel_order"].split(",")])
+        images = images.reshape(n, -1)[:, order].reshape(n, rows, cols)
+    if meta.get("sequence", "rows") == "pixels":
+        images = images.reshape(n, rows * cols, 1)
+    if images.shape[2] != width:
+        sys.exit(f"the images give steps of {images.shape[2]}, the model reads {width}")
 
     with torch.no_grad():
         logits = torch.cat([net(chunk.float() / 255) for chunk in images.split(1000)])

@@ -262,8 +262,10 @@ int pl_remove_stale_temporaries(const char *path);
  * parlstm_version, module, input_scaling "pixel/255", gate_order "i,f,g,o",
  * sequence ("rows" or "pixels": how an image becomes x), time_steps,
  * image_rows and image_cols (when m->T > 0; T = 0 means unknown, as in a
- * version 1 model file), permuted ("yes" or "no") and permute_seed (when
- * permuted), dropout, width, hidden, layers, classes.
+ * version 1 model file), permuted ("yes" or "no"), permute_seed and
+ * pixel_order (when permuted: the positions of pl_pixel_permutation, comma-
+ * separated, for readers that cannot compute them; images up to 2^20
+ * pixels), dropout, width, hidden, layers, classes.
  * Written atomically (guard as for pl_model_save, or NULL); refuses NaN or
  * infinite parameters and a description that does not fit the config. */
 pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const float *params,

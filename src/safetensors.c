@@ -155,6 +155,31 @@ static int meta_set_u64(json_t *meta, const char *key, uint64_t value)
     return meta_set(meta, key, buf);
 }
 
+#define ST_MAX_ORDER ((size_t)1 << 20) /* pixel_order is written for images up to this */
+
+/* pixel_order: the permutation of permute_seed as decimal positions,
+ * "k0,k1,...", for readers that cannot compute parlstm's order (PyTorch);
+ * NULL when there is none to write or no memory. */
+static char *pixel_order_text(const pl_model_info *mi)
+{
+    size_t n = (size_t)mi->rows * (size_t)mi->cols;
+    if (!mi->permuted || n == 0 || n > ST_MAX_ORDER)
+        return NULL;
+    uint32_t *perm = malloc(sizeof *perm * n);
+    char *text = malloc(11 * n + 1);
+    if (!perm || !text) {
+        free(perm);
+        free(text);
+        return NULL;
+    }
+    pl_pixel_permutation(mi->permute_seed, perm, n);
+    size_t at = 0;
+    for (size_t k = 0; k < n; k++)
+        at += (size_t)sprintf(text + at, "%s%u", k ? "," : "", perm[k]);
+    free(perm);
+    return text;
+}
+
 static json_t *make_metadata(const pl_model_info *mi)
 {
     const pl_config *cfg = &mi->cfg;
@@ -167,6 +192,7 @@ static json_t *make_metadata(const pl_model_info *mi)
              cfg->classes);
     snprintf(dropout, sizeof dropout, "%.9g", (double)mi->dropout);
     int known = mi->T > 0;
+    char *order = pixel_order_text(mi);
     int bad = !m || meta_set(m, "format", "pt") || meta_set(m, "producer", "parlstm") ||
               meta_set(m, "parlstm_version", PACKAGE_VERSION) || meta_set(m, "module", module) ||
               meta_set(m, "input_scaling", "pixel/255") ||
@@ -176,10 +202,13 @@ static json_t *make_metadata(const pl_model_info *mi)
               (known && meta_set_int(m, "image_cols", mi->cols)) ||
               meta_set(m, "permuted", mi->permuted ? "yes" : "no") ||
               (mi->permuted && meta_set_u64(m, "permute_seed", mi->permute_seed)) ||
+              (order && meta_set(m, "pixel_order", order)) ||
+              (mi->permuted && !order && (size_t)mi->rows * mi->cols <= ST_MAX_ORDER) ||
               meta_set(m, "dropout", dropout) ||
               meta_set_int(m, "width", cfg->input) || meta_set_int(m, "hidden", cfg->hidden) ||
               meta_set_int(m, "layers", cfg->layers) || meta_set_int(m, "classes", cfg->classes) ||
               meta_set(m, "gate_order", "i,f,g,o");
+    free(order);
     if (bad) {
         json_decref(m);
         return NULL;
@@ -504,6 +533,48 @@ static pl_status meta_shape(const char *path, json_t *meta, pl_model_info *m, pl
     return pl_model_shape_check(path, "metadata", m, err);
 }
 
+/* pixel_order, when there: exactly the order of permute_seed over the
+ * image's pixels. */
+static pl_status meta_pixel_order(const char *path, json_t *meta, const pl_model_info *m,
+                                  pl_error *err)
+{
+    json_t *v = json_object_get(meta, "pixel_order");
+    if (!v)
+        return PL_OK;
+    if (!m->permuted)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata pixel_order without permuted \"yes\"",
+                       path);
+    size_t n = (size_t)m->rows * (size_t)m->cols;
+    uint32_t *perm = malloc(sizeof *perm * (n ? n : 1));
+    if (!perm)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate a pixel order of %zu", path, n);
+    pl_pixel_permutation(m->permute_seed, perm, n);
+    const char *s = json_string_value(v);
+    pl_status rc = PL_OK;
+    size_t k = 0;
+    for (; *s && rc == PL_OK; k++) {
+        char *end;
+        errno = 0;
+        unsigned long x = strtoul(s, &end, 10);
+        if (end == s || errno || (*end && *end != ',') || (*end == ',' && !end[1]))
+            rc = pl_fail(err, PL_ERR_CORRUPT, "%s: metadata pixel_order: entry %zu is not a "
+                         "number (expected positions separated by commas)", path, k);
+        else if (k >= n)
+            rc = pl_fail(err, PL_ERR_MISMATCH, "%s: metadata pixel_order has more than the %zu "
+                         "entries of %dx%d images", path, n, m->rows, m->cols);
+        else if (x != perm[k])
+            rc = pl_fail(err, PL_ERR_MISMATCH, "%s: metadata pixel_order is not the order of "
+                         "permute_seed %llu: entry %zu is %lu, expected %u", path,
+                         (unsigned long long)m->permute_seed, k, x, perm[k]);
+        s = *end ? end + 1 : end;
+    }
+    if (rc == PL_OK && k != n)
+        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: metadata pixel_order has %zu entries, %dx%d "
+                     "images have %zu pixels", path, k, m->rows, m->cols, n);
+    free(perm);
+    return rc;
+}
+
 /* __metadata__: an object of strings; the keys parlstm knows must agree
  * with the tensors and with each other, and describe a model that parlstm
  * can run. Fills m beyond its config (which the tensors gave). */
@@ -535,7 +606,9 @@ static pl_status read_metadata(const char *path, json_t *meta, pl_model_info *m,
         (rc = meta_dropout(path, meta, &m->dropout, err)))
         return rc;
     m->sequence = (pl_sequence)seq;
-    return meta_shape(path, meta, m, err);
+    if ((rc = meta_shape(path, meta, m, err)))
+        return rc;
+    return meta_pixel_order(path, meta, m, err);
 }
 
 static st_entry *find_entry(st_entry *e, int n, const char *name)

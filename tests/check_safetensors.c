@@ -120,6 +120,7 @@ START_TEST(test_layout_and_names)
                       v ? v : "(none)", kv[i][1]);
     }
     ck_assert_ptr_null(json_object_get(m, "permute_seed")); /* not permuted */
+    ck_assert_ptr_null(json_object_get(m, "pixel_order"));
     json_decref(root);
     free(b);
     pl_free(p);
@@ -345,13 +346,22 @@ START_TEST(test_pytorch_agrees)
                 "looked for one; apt-get install python3-torch)");
         return;
     }
-    const pl_config cfg = {6, 20, 3, 1 + _i};
-    const int T = 7, N = 64;
+    /* 1, 2, 3 layers reading rows; 2 layers reading pixels in a permuted order */
+    const int pixels = _i == 3;
+    const pl_config cfg = {pixels ? 1 : 6, 20, 3, pixels ? 2 : 1 + _i};
+    const int ROWS = 7, COLS = 6, T = pixels ? ROWS * COLS : ROWS, N = 64;
     char *dir = tu_tmpdir();
-    tu_make_dataset(dir, 10, N, T, cfg.input, cfg.classes, 77);
+    tu_make_dataset(dir, 10, N, ROWS, COLS, cfg.classes, 77);
     pl_dataset ds;
     pl_error err = {0};
     ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", cfg.classes, &err), PL_OK);
+    pl_model_info mi = {.cfg = cfg, .T = T};
+    if (pixels) { /* as parlstm eval reads them */
+        mi = (pl_model_info){.cfg = cfg, .T = T, .rows = ROWS, .cols = COLS,
+                             .sequence = PL_SEQ_PIXELS, .permuted = 1, .permute_seed = 5};
+        pl_dataset_as_pixels(&ds);
+        ck_assert_int_eq(pl_dataset_permute(&ds, 5, &err), PL_OK);
+    }
     /* parameters with every tensor away from zero, biases included */
     size_t n = pl_param_count(&cfg);
     float *p = pl_alloc_floats(n);
@@ -369,14 +379,14 @@ START_TEST(test_pytorch_agrees)
     int correct;
     pl_lstm_forward(ws, pk, p, &correct, logits);
     const char *model = tu_path(dir, "m.safetensors"), *csv = tu_path(dir, "pred.csv");
-    ck_assert_int_eq(save(model, &cfg, T, p, &err), PL_OK);
+    ck_assert_int_eq(pl_safetensors_save(model, &mi, p, NULL, &err), PL_OK);
     const char *args[] = {model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"), "--labels",
                           tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions", csv, NULL};
     static char out[65536], errs[65536];
     int st = run_script(py, dir, args, out, sizeof out, errs, sizeof errs);
     ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, errs);
     char want[128];
-    snprintf(want, sizeof want, "model 6-20-3, %d layer(s)", cfg.layers);
+    snprintf(want, sizeof want, "model %d-20-3, %d layer(s)", cfg.input, cfg.layers);
     ck_assert_msg(strstr(errs, want) != NULL, "stderr '%s' lacks '%s'", errs, want);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
     ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
@@ -453,6 +463,11 @@ typedef struct {
 } hostile_case;
 
 #define E1(...) {{__VA_ARGS__}}
+
+/* pl_pixel_permutation(5, perm, 21): the order of 7x3 images (the hostile
+ * cases' model) under permute_seed 5, and all of it but the last entry. */
+#define PERM5_7x3_HEAD "17,8,13,4,10,18,1,11,12,20,5,6,19,16,9,7,15,0,14,3"
+#define PERM5_7x3 PERM5_7x3_HEAD ",2"
 
 static const hostile_case HOSTILE[] = {
     {"file shorter than the length field", E1(ED_CUT, 0, 0, "5"), PL_ERR_TRUNCATED,
@@ -621,6 +636,28 @@ static const hostile_case HOSTILE[] = {
      "metadata dropout is \"0.5x\""},
     {"dropout NaN", E1(ED_SET, "__metadata__", "dropout", "\"nan\""), PL_ERR_CORRUPT,
      "metadata dropout is \"nan\""},
+    {"pixel_order without permuted", E1(ED_SET, "__metadata__", "pixel_order", "\"0,1\""),
+     PL_ERR_MISMATCH, "metadata pixel_order without permuted \"yes\""},
+    {"pixel_order of another seed",
+     E1(ED_MERGE, "__metadata__", 0, "{\"permuted\": \"yes\", \"permute_seed\": \"5\", "
+        "\"pixel_order\": \"0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20\"}"),
+     PL_ERR_MISMATCH, "metadata pixel_order is not the order of permute_seed 5: entry "},
+    {"pixel_order not numbers",
+     E1(ED_MERGE, "__metadata__", 0, "{\"permuted\": \"yes\", \"permute_seed\": \"5\", "
+        "\"pixel_order\": \"a,b\"}"),
+     PL_ERR_CORRUPT, "metadata pixel_order: entry 0 is not a number"},
+    {"pixel_order with a trailing comma",
+     E1(ED_MERGE, "__metadata__", 0, "{\"permuted\": \"yes\", \"permute_seed\": \"5\", "
+        "\"pixel_order\": \"1,\"}"),
+     PL_ERR_CORRUPT, "metadata pixel_order: entry 0 is not a number"},
+    {"pixel_order too long",
+     E1(ED_MERGE, "__metadata__", 0, "{\"permuted\": \"yes\", \"permute_seed\": \"5\", "
+        "\"pixel_order\": \"" PERM5_7x3 ",0\"}"),
+     PL_ERR_MISMATCH, "metadata pixel_order has more than the 21 entries of 7x3 images"},
+    {"pixel_order too short",
+     E1(ED_MERGE, "__metadata__", 0, "{\"permuted\": \"yes\", \"permute_seed\": \"5\", "
+        "\"pixel_order\": \"" PERM5_7x3_HEAD "\"}"),
+     PL_ERR_MISMATCH, "metadata pixel_order has 20 entries, 7x3 images have 21 pixels"},
     {"a bidirectional LSTM",
      E1(ED_SET, "lstm.weight_ih_l0_reverse", 0, "{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"),
      PL_ERR_MISMATCH, "tensor 'lstm.weight_ih_l0_reverse' belongs to a bidirectional LSTM"},
@@ -779,7 +816,7 @@ Suite *safetensors_suite(void)
     /* PyTorch's start-up alone takes seconds: more than Check's default 4 */
     TCase *tp = tcase_create("pytorch");
     tcase_set_timeout(tp, 180);
-    tcase_add_loop_test(tp, test_pytorch_agrees, 0, 3);
+    tcase_add_loop_test(tp, test_pytorch_agrees, 0, 4);
     suite_add_tcase(s, tp);
     return s;
 }

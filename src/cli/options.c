@@ -281,7 +281,8 @@ static void export_notes(FILE *f)
         "  output = nn.Linear(H, C); logits = output(lstm(input(x))[0][:, -1])\n"
         "with x the pixels / 255 as (batch, time steps, width). The metadata records\n"
         "how the model reads images (sequence, time_steps, image_rows, image_cols,\n"
-        "permuted, permute_seed), and parlstm import reads all of it back:\n"
+        "permuted, permute_seed and pixel_order: the permutation itself, for PyTorch),\n"
+        "and parlstm import reads all of it back:\n"
         "export then import gives the model file's parameters back bit for bit.\n"
         "examples/load_in_pytorch.py (in the source tree) evaluates an export.\n");
 }
