@@ -54,26 +54,26 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                                 const char *labels_path, int classes,
                                 pl_error *err)
 {
-    pl_idx img, lbl;
+    pl_idx lbl;
     memset(ds, 0, sizeof *ds);
     if (classes < 0 || classes > 256)
         return pl_fail(err, PL_ERR_ARG,
                        "classes must be between 1 and 256, got %d", classes);
     pl_status rc = check_pair(images_path, labels_path, err);
     if (!rc)
-        rc = pl_idx_read(images_path, PL_IDX_IMAGES_MAGIC, &img, err);
+        rc = pl_dataset_load_images(ds, images_path, err);
     if (rc)
         return rc;
     rc = pl_idx_read(labels_path, PL_IDX_LABELS_MAGIC, &lbl, err);
     if (rc) {
-        pl_idx_free(&img);
+        pl_dataset_free(ds);
         return rc;
     }
-    if (img.n != lbl.n) {
+    if (ds->n != lbl.n) {
         rc = pl_fail(err, PL_ERR_MISMATCH,
                      "%s holds %zu images but %s holds %zu labels: expected "
                      "the same count (images and labels from different sets?)",
-                     images_path, img.n, labels_path, lbl.n);
+                     images_path, ds->n, labels_path, lbl.n);
         goto fail;
     }
     int top = 0, distinct = 0;
@@ -101,17 +101,12 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
                      labels_path, top, top_at, classes);
         goto fail;
     }
-    ds->images = img.data;
     ds->labels = lbl.data;
-    ds->owned_images = img.data;
     ds->owned_labels = lbl.data;
-    ds->n = img.n;
-    ds->T = img.rows;
-    ds->D = img.cols;
     ds->classes = classes > 0 ? classes : top + 1;
     return PL_OK;
 fail:
-    pl_idx_free(&img);
+    pl_dataset_free(ds);
     pl_idx_free(&lbl);
     return rc;
 }

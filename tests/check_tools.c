@@ -190,22 +190,28 @@ static float *library_probs(const pl_model_info *m, const float *params, const p
     return probs;
 }
 
+/* dir's data, a model trained on it for `steps` steps (m: dir/m.bin), the
+ * test images' file (idx) and the test set. */
+static void trained_model(const char *dir, int steps, char *m, char *idx, pl_dataset *test)
+{
+    make_data(dir);
+    snprintf(m, 4200, "%s/m.bin", dir);
+    snprintf(idx, 4200, "%s/t10k-images-idx3-ubyte", dir);
+    train(dir, m, steps, NULL);
+    pl_error e = {0};
+    ck_assert_int_eq(pl_dataset_load(test, dir, "t10k", CLASSES, &e), PL_OK);
+}
+
 /* An IDX images file: one row per image, in order, with the library's
  * class and probability; as many right as eval counts; --probabilities
  * and --top add their columns. */
 START_TEST(test_predict_idx)
 {
-    char *dir = tu_tmpdir();
-    make_data(dir);
-    char m[4200], idx[4200];
-    snprintf(m, sizeof m, "%s/m.bin", dir);
-    snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte", dir);
-    train(dir, m, 30, NULL);
+    char *dir = tu_tmpdir(), m[4200], idx[4200];
+    pl_dataset test;
+    trained_model(dir, 30, m, idx, &test);
     pl_model_info mi;
     float *params = load_model(m, &mi);
-    pl_dataset test;
-    pl_error e = {0};
-    ck_assert_int_eq(pl_dataset_load(&test, dir, "t10k", CLASSES, &e), PL_OK);
     float *probs = library_probs(&mi, params, &test);
     static char rows[N_TEST][512];
 
@@ -261,15 +267,9 @@ END_TEST
  * each gives the IDX row of that image, under its own name and index 0. */
 START_TEST(test_predict_png_pgm)
 {
-    char *dir = tu_tmpdir();
-    make_data(dir);
-    char m[4200], idx[4200];
-    snprintf(m, sizeof m, "%s/m.bin", dir);
-    snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte", dir);
-    train(dir, m, 20, NULL);
+    char *dir = tu_tmpdir(), m[4200], idx[4200];
     pl_dataset test;
-    pl_error e = {0};
-    ck_assert_int_eq(pl_dataset_load(&test, dir, "t10k", CLASSES, &e), PL_OK);
+    trained_model(dir, 20, m, idx, &test);
     const int k = 4;
     const uint8_t *px = test.images + k * ROWS * COLS;
     char png8[4200], png16[4200], p5[4200], p2[4200];
@@ -617,22 +617,30 @@ typedef enum {
 
 static const struct {
     misfit kind;
+    const char *option[2]; /* given to the run, or NULL */
     int status;
     const char *fragment;
 } MISFITS[] = {
-    {FIT_HIDDEN, 2, "m.bin: its input.weight is 16 x 5, 16 hidden units; --hidden says 32"},
-    {FIT_CLASSES, 2, "m.bin: its output.weight is 3 x 16, 3 classes; --classes says 4"},
-    {FIT_WIDTH, 1, "m.bin: its input.weight is 16 x 5, for rows of 5 pixels; the images of "},
-    {FIT_LABELS, 1, "m.bin: its output.weight is 3 x 16, 3 classes; the labels of "},
-    {FIT_ROWS, 1, "m.bin: it reads images of 7 rows x 5 columns (7 time steps), the images of "},
-    {FIT_LAYERS, 2, "m.bin: it has 2 LSTM layers (lstm.weight_ih_l0 to lstm.weight_ih_l1); "
-     "--layers says 1"},
-    {FIT_PERMUTED, 2, "m.bin: it reads its images row by row in a permuted order (seed 9); "
-     "--sequence and --permute say row by row in a permuted order (seed 8)"},
-    {FIT_SEQUENCE, 2, "m.bin: it reads its images pixel by pixel; --sequence and --permute say "
-     "row by row"},
-    {FIT_DROPOUT, 2, "--dropout 0.5 acts between stacked layers, and there is one"},
-    {FIT_CHECKPOINT, 1, "m.bin: bad magic number: expected \"PLSTMMDL\" (a parlstm model); this "
+    {FIT_HIDDEN, {"--hidden", "32"}, 2,
+     "m.bin: its input.weight is 16 x 5, 16 hidden units; --hidden says 32"},
+    {FIT_CLASSES, {"--classes", "4"}, 2,
+     "m.bin: its output.weight is 3 x 16, 3 classes; --classes says 4"},
+    {FIT_WIDTH, {NULL}, 1,
+     "m.bin: its input.weight is 16 x 5, for rows of 5 pixels; the images of "},
+    {FIT_LABELS, {NULL}, 1, "m.bin: its output.weight is 3 x 16, 3 classes; the labels of "},
+    {FIT_ROWS, {NULL}, 1,
+     "m.bin: it reads images of 7 rows x 5 columns (7 time steps), the images of "},
+    {FIT_LAYERS, {"--layers", "1"}, 2,
+     "m.bin: it has 2 LSTM layers (lstm.weight_ih_l0 to lstm.weight_ih_l1); --layers says 1"},
+    {FIT_PERMUTED, {"--permute", "8"}, 2,
+     "m.bin: it reads its images row by row in a permuted order (seed 9); --sequence and "
+     "--permute say row by row in a permuted order (seed 8)"},
+    {FIT_SEQUENCE, {"--sequence", "rows"}, 2,
+     "m.bin: it reads its images pixel by pixel; --sequence and --permute say row by row"},
+    /* a model of one layer: no dropout */
+    {FIT_DROPOUT, {"--dropout", "0.5"}, 2,
+     "--dropout 0.5 acts between stacked layers, and there is one"},
+    {FIT_CHECKPOINT, {NULL}, 1, "m.bin: bad magic number: expected \"PLSTMMDL\" (a parlstm model); this "
      "is a checkpoint"},
 };
 
@@ -660,29 +668,9 @@ START_TEST(test_init_from_misfits)
     const char *args[16] = {"train", "--data", data, "--init-from", m, "--steps", "1",
                             "--val", "10", "--batch", "10"};
     int n = 11;
-    if (k == FIT_HIDDEN) {
-        args[n++] = "--hidden";
-        args[n++] = "32";
-    }
-    if (k == FIT_CLASSES) {
-        args[n++] = "--classes";
-        args[n++] = "4";
-    }
-    if (k == FIT_LAYERS) {
-        args[n++] = "--layers";
-        args[n++] = "1";
-    }
-    if (k == FIT_PERMUTED) {
-        args[n++] = "--permute";
-        args[n++] = "8";
-    }
-    if (k == FIT_SEQUENCE) {
-        args[n++] = "--sequence";
-        args[n++] = "rows";
-    }
-    if (k == FIT_DROPOUT) { /* a model of one layer: no dropout */
-        args[n++] = "--dropout";
-        args[n++] = "0.5";
+    if (MISFITS[_i].option[0]) {
+        args[n++] = MISFITS[_i].option[0];
+        args[n++] = MISFITS[_i].option[1];
     }
     if (k == FIT_CHECKPOINT) { /* a checkpoint of the same model in its place */
         const char *make[] = {"train", "--data", data, "--hidden", "16", "--steps", "1", "--val",

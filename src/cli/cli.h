@@ -184,6 +184,11 @@ const char *cli_reading(const pl_model_info *m, char *buf, size_t len);
 const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len);
 /* A required option that is missing: says so, returns EXIT_USAGE. */
 int cli_missing(unsigned cmd, cli_opt_id id);
+/* For a command that reads the file of option `in` and writes that of
+ * `out` (export, import, plot): cli_parse, both options required, and not
+ * one file for both. Returns 0, -1 after --help, or an exit code. */
+int cli_parse_in_out(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT], cli_opt_id in,
+                     cli_opt_id out);
 /* Whether gnuplot can be run; if not, says so ("parlstm CMD: gnuplot not
  * found ...; no WHAT written"). */
 int cli_have_gnuplot(const char *cmd, const char *what);

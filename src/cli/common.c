@@ -239,13 +239,39 @@ const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len)
     return buf;
 }
 
+/* Command cmd's row of option id. */
+static const cli_option *option_of(unsigned cmd, cli_opt_id id)
+{
+    const cli_option *o = cli_options_for(cmd, NULL);
+    while (o && o->id != id)
+        o = cli_options_for(cmd, o);
+    return o;
+}
+
 int cli_missing(unsigned cmd, cli_opt_id id)
 {
     const cli_command *c = cli_command_of(cmd);
-    for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o))
-        if (o->id == id)
-            fprintf(stderr, "parlstm %s: --%s %s is required (see parlstm %s --help)\n", c->name,
-                    o->name, o->metavar, c->name);
+    const cli_option *o = option_of(cmd, id);
+    fprintf(stderr, "parlstm %s: --%s %s is required (see parlstm %s --help)\n", c->name,
+            o->name, o->metavar, c->name);
+    return EXIT_USAGE;
+}
+
+int cli_parse_in_out(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT], cli_opt_id in,
+                     cli_opt_id out)
+{
+    int rc = cli_parse(cmd, argc, argv, v);
+    if (rc)
+        return rc;
+    if (!v[in].text)
+        return cli_missing(cmd, in);
+    if (!v[out].text)
+        return cli_missing(cmd, out);
+    if (!cli_same_file(v[in].text, v[out].text))
+        return 0;
+    fprintf(stderr, "parlstm %s: --%s %s and --%s %s are the same file (give --%s a file of "
+            "its own)\n", cli_command_of(cmd)->name, option_of(cmd, in)->name, v[in].text,
+            option_of(cmd, out)->name, v[out].text, option_of(cmd, out)->name);
     return EXIT_USAGE;
 }
 

@@ -3,30 +3,13 @@
 
 #include "cli.h"
 
-/* Two options that must not name one file (the output would replace the
- * input). Returns 0 or prints and returns EXIT_USAGE. */
-static int distinct(const char *cmd, const char *in_opt, const char *in, const char *out)
-{
-    if (!cli_same_file(in, out))
-        return 0;
-    fprintf(stderr, "parlstm %s: %s %s and --out %s are the same file (give --out a file of "
-            "its own)\n", cmd, in_opt, in, out);
-    return EXIT_USAGE;
-}
-
 int cmd_export(int argc, char **argv)
 {
     cli_value v[O_COUNT];
-    int rc = cli_parse(CMD_EXPORT, argc, argv, v);
+    int rc = cli_parse_in_out(CMD_EXPORT, argc, argv, v, O_MODEL, O_EXPORT_OUT);
     if (rc)
         return rc < 0 ? 0 : rc;
     const char *model = v[O_MODEL].text, *out = v[O_EXPORT_OUT].text;
-    if (!model)
-        return cli_missing(CMD_EXPORT, O_MODEL);
-    if (!out)
-        return cli_missing(CMD_EXPORT, O_EXPORT_OUT);
-    if ((rc = distinct("export", "--model", model, out)))
-        return rc;
     pl_model_info mi;
     float *params = NULL;
     if (cli_load_model("export", model, &mi, &params))
@@ -47,16 +30,10 @@ int cmd_export(int argc, char **argv)
 int cmd_import(int argc, char **argv)
 {
     cli_value v[O_COUNT];
-    int rc = cli_parse(CMD_IMPORT, argc, argv, v);
+    int rc = cli_parse_in_out(CMD_IMPORT, argc, argv, v, O_IN, O_IMPORT_OUT);
     if (rc)
         return rc < 0 ? 0 : rc;
     const char *in = v[O_IN].text, *out = v[O_IMPORT_OUT].text;
-    if (!in)
-        return cli_missing(CMD_IMPORT, O_IN);
-    if (!out)
-        return cli_missing(CMD_IMPORT, O_IMPORT_OUT);
-    if ((rc = distinct("import", "--in", in, out)))
-        return rc;
     pl_model_info mi;
     float *params = NULL;
     pl_error err = {0};

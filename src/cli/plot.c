@@ -274,19 +274,10 @@ static int draw(const char *log, const char *png, const log_rows *lr)
 int cmd_plot(int argc, char **argv)
 {
     cli_value v[O_COUNT];
-    int rc = cli_parse(CMD_PLOT, argc, argv, v);
+    int rc = cli_parse_in_out(CMD_PLOT, argc, argv, v, O_PLOT_LOG, O_PLOT_OUT);
     if (rc)
         return rc < 0 ? 0 : rc;
     const char *log = v[O_PLOT_LOG].text, *png = v[O_PLOT_OUT].text;
-    if (!log)
-        return cli_missing(CMD_PLOT, O_PLOT_LOG);
-    if (!png)
-        return cli_missing(CMD_PLOT, O_PLOT_OUT);
-    if (cli_same_file(log, png)) {
-        fprintf(stderr, "parlstm plot: --log %s and --out %s are the same file (give --out a "
-                "file of its own)\n", log, png);
-        return EXIT_USAGE;
-    }
     log_rows lr = {0};
     if (read_log(log, &lr)) {
         free(lr.rows);
