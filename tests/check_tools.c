@@ -59,6 +59,23 @@ static float *load_model(const char *path, pl_model_info *m)
     return p;
 }
 
+/* eval's result line for each of the n models on dir's test set is the
+ * same (up to the seconds). */
+static void same_eval(const char *dir, const char *const *models, int n)
+{
+    char first[256] = "";
+    for (int k = 0; k < n; k++) {
+        const char *ev[] = {"eval", "--model", models[k], "--data", dir, NULL};
+        ck_assert_int_eq(run(ev), 0);
+        char *r = strstr(out, "result: "), *sec = r ? strstr(r, " seconds=") : NULL;
+        ck_assert_ptr_nonnull(sec);
+        *sec = '\0';
+        if (k == 0)
+            snprintf(first, sizeof first, "%s", r);
+        ck_assert_str_eq(r, first);
+    }
+}
+
 /* ------------------------------------------------------------ export, import */
 
 /* A trained model exported and imported back is the same file byte for
@@ -87,18 +104,8 @@ START_TEST(test_export_import_round_trip)
     free(a);
     free(b);
     /* eval: the same result line from all three */
-    char first[256] = "";
     const char *files[3] = {m, st, back};
-    for (int k = 0; k < 3; k++) {
-        const char *ev[] = {"eval", "--model", files[k], "--data", dir, NULL};
-        ck_assert_int_eq(run(ev), 0);
-        char *r = strstr(out, "result: "), *sec = r ? strstr(r, " seconds=") : NULL;
-        ck_assert_ptr_nonnull(sec);
-        *sec = '\0';
-        if (k == 0)
-            snprintf(first, sizeof first, "%s", r);
-        ck_assert_str_eq(r, first);
-    }
+    same_eval(dir, files, 3);
     /* what is not a model is refused, naming the file */
     char idx[4200];
     snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte", dir);
@@ -494,6 +501,13 @@ START_TEST(test_predict_model_readings)
     free(probs);
     pl_dataset_free(&shuffled);
     pl_free(p);
+    /* eval reads it the same way from its export */
+    char st_px[4200];
+    snprintf(st_px, sizeof st_px, "%s/pixels.safetensors", dir);
+    const char *ex[] = {"export", "--model", m, "--out", st_px, NULL};
+    ck_assert_int_eq(run(ex), 0);
+    const char *files[2] = {m, st_px};
+    same_eval(dir, files, 2);
 
     /* the sequence length unknown (a safetensors file without it): rows of 5 */
     const pl_config rcfg = {COLS, 8, CLASSES, 1};

@@ -413,9 +413,9 @@ static int init_setup(run *r)
                 cli_reading(&asked, mine, sizeof mine));
         return EXIT_USAGE;
     }
-    a->sequence = m->sequence;
-    a->permuted = m->permuted;
-    a->permute_seed = m->permute_seed;
+    a->sequence = r->init.sequence; /* the model's reading, for the data */
+    a->permuted = r->init.permuted;
+    a->permute_seed = r->init.permute_seed;
     return dropout_needs_layers(a);
 }
 
@@ -680,8 +680,9 @@ static int stopped(run *r, long step)
 
 /* --save failed after training: the model goes to FILE.rescue-PID in
  * $TMPDIR (else /tmp), else in the working directory; the message says
- * where, and where the checkpoint (which holds it too) is. */
-static void rescue(const run *r, const pl_model_info *mi)
+ * where, and where the checkpoint (which holds it too) is. Returns the exit
+ * status: 1, since the model is not where it was asked for. */
+static int rescue(const run *r, const pl_model_info *mi)
 {
     const train_args *a = &r->a;
     const char *tmp = getenv("TMPDIR"), *base = strrchr(a->save, '/');
@@ -711,6 +712,7 @@ static void rescue(const run *r, const pl_model_info *mi)
     if (a->ckpt && access(a->ckpt, F_OK) == 0)
         fprintf(stderr, "parlstm train: the checkpoint %s holds it too: parlstm train --resume "
                 "%s --save FILE writes it\n", a->ckpt, a->ckpt);
+    return 1; /* --save was not written */
 }
 
 static void print_result(const run *r, const progress *p)
@@ -755,8 +757,7 @@ static int finish(run *r, progress *p)
         pl_model_info mi = run_model_info(r);
         if (pl_model_save(a->save, &mi, pl_trainer_params(r->tr), &write_guard, &err)) {
             print_error(CMD, &err);
-            rescue(r, &mi);
-            rc = 1;
+            rc = rescue(r, &mi);
         } else if (!a->quiet) {
             fprintf(stderr, "saved the model to %s\n", a->save);
         }
