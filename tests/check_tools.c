@@ -871,6 +871,7 @@ START_TEST(test_log_kill_and_resume)
     char before[1 << 14];
     size_t had = tu_slurp(log, before, sizeof before);
     ck_assert_msg(strstr(before, "\ntrain,10,") != NULL, "the killed run logged: %s", before);
+    ck_assert_msg(strstr(before, "\ntest,") == NULL, "the run was not killed mid-way: %s", before);
     ck_assert(had > 0 && before[had - 1] == '\n'); /* whole rows */
     log_line r[64];
     int killed_rows = read_log(log, r, 64);
