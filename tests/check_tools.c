@@ -323,7 +323,7 @@ END_TEST
  * good input after it is still classified. */
 typedef enum {
     BAD_PNG_ROWS, BAD_PGM_COLS, BAD_IDX_SHAPE, BAD_TEXT, BAD_PNG_CUT, BAD_MISSING, BAD_LABELS,
-    BAD_EMPTY, BAD_DIR, BAD_GZIP, BAD_NETPBM
+    BAD_EMPTY, BAD_DIR, BAD_GZIP, BAD_NETPBM, BAD_MISSING_IDX
 } bad_input;
 
 static const struct {
@@ -336,7 +336,8 @@ static const struct {
     {BAD_IDX_SHAPE, "other-idx3", "other-idx3: images of 7 rows x 4 columns, the model"},
     {BAD_TEXT, "notes.txt", "notes.txt: not a PNG or PGM image, nor an IDX images file"},
     {BAD_PNG_CUT, "cut.png", "cut.png: bad PNG: truncated"},
-    {BAD_MISSING, "none.png", "none.png: no such file (nor "},
+    {BAD_MISSING, "none.png", "none.png: cannot open the image: No such file or directory"},
+    {BAD_MISSING_IDX, "none-idx3", "none-idx3: no such file (nor "},
     {BAD_LABELS, "labels-idx1", "labels-idx1: expected 3 dimensions"},
     {BAD_EMPTY, "empty.png", "empty.png: the image file is empty"},
     {BAD_DIR, "sub", "sub: expected a image file, found a directory"},
@@ -371,6 +372,7 @@ static void write_bad(bad_input kind, const char *path)
         free(b);
         break;
     case BAD_MISSING:
+    case BAD_MISSING_IDX:
         break;
     case BAD_LABELS:
         b = tu_idx_labels(3, px, &len);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -28,10 +29,18 @@ typedef struct {
 
 /* ---- inputs */
 
+/* Whether a file name ends in .png or .pgm (any case). */
+static int image_name(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 4 && (!strcasecmp(path + n - 4, ".png") || !strcasecmp(path + n - 4, ".pgm"));
+}
+
 /* An input's images, read by the format its first bytes tell: IDX (raw or
  * gzip) through the IDX reader, PNG and PGM through the image reader. A
- * file that cannot be opened goes to the IDX reader, which also looks for
- * FILE.gz and names both. */
+ * file that cannot be opened goes to the image reader when its name says
+ * PNG or PGM, else to the IDX reader, which also looks for FILE.gz and
+ * names both. */
 static pl_status read_input(const char *path, pl_dataset *ds, pl_image *img, pl_error *err)
 {
     unsigned char magic[4] = {0};
@@ -39,7 +48,7 @@ static pl_status read_input(const char *path, pl_dataset *ds, pl_image *img, pl_
     size_t got = f ? fread(magic, 1, 4, f) : 0;
     if (f)
         fclose(f);
-    int idx = !f || (got == 4 && magic[0] == 0 && magic[1] == 0 && magic[2] == 8) ||
+    int idx = (!f && !image_name(path)) || (got == 4 && magic[0] == 0 && magic[1] == 0 && magic[2] == 8) ||
               (got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b);
     int image = got >= 2 && (magic[0] == 0x89 || magic[0] == 'P');
     memset(img, 0, sizeof *img);
