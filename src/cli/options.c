@@ -302,8 +302,10 @@ static void plot_notes(FILE *f)
     fprintf(f,
         "Two panels against the training step: the loss (log scale) above, the accuracy\n"
         "below; the training rows as lines, validation as marked points, the test\n"
-        "result as a marked point at the last step. Needs gnuplot (Debian:\n"
-        "gnuplot-nox).\n");
+        "result as a marked point at the last step, the last values in the key. The\n"
+        "accuracy axis starts just below the accuracies after the first tenth of the\n"
+        "steps (a note says so when the first steps fall below it). Needs gnuplot\n"
+        "(Debian: gnuplot-nox).\n");
 }
 
 static const cli_command COMMANDS[] = {

@@ -224,6 +224,23 @@ static void plot_panel(FILE *g, const char *dat, const log_rows *lr, const int *
     fprintf(g, "\n");
 }
 
+/* The accuracy axis starts below the accuracies of the run once it is
+ * under way (after the first tenth of its steps, and every evaluation), on
+ * a multiple of 0.05: the first steps' low accuracies would squeeze the
+ * part worth reading into a sliver. *clipped: whether some row is below. */
+static double accuracy_floor(const log_rows *lr, long last, int *clipped)
+{
+    double lo = 1.0;
+    for (size_t i = 0; i < lr->n; i++)
+        if (lr->rows[i].kind != K_TRAIN || lr->rows[i].step >= last / 10)
+            lo = fmin(lo, lr->rows[i].accuracy);
+    lo = fmax(0.0, floor((lo - 0.02) * 20) / 20);
+    *clipped = 0;
+    for (size_t i = 0; i < lr->n; i++)
+        *clipped |= lr->rows[i].accuracy < lo;
+    return lo;
+}
+
 static int draw(const char *log, const char *png, const log_rows *lr)
 {
     char dat[4096];
@@ -256,8 +273,14 @@ static int draw(const char *log, const char *png, const log_rows *lr)
                    "set ylabel 'loss (cross-entropy)'\nset logscale y\nset format x ''\n",
                 last > 0 ? last * 1.03 : 1.0); /* room for the points at the last step */
         plot_panel(g, dat, lr, present, 2);
+        int clipped;
+        double lo = accuracy_floor(lr, last, &clipped);
         fprintf(g, "unset logscale y\nset format x '%%g'\nset xlabel 'training step'\n"
-                   "set ylabel 'accuracy'\nset yrange [*:1]\nset key bottom right box opaque\n");
+                   "set ylabel 'accuracy'\nset yrange [%g:1]\nset key bottom right box opaque\n",
+                lo);
+        if (clipped)
+            fprintf(g, "set label 1 'the first steps, below %.2f, are off the axis' at graph "
+                       "0.02, graph 0.93 left font ',9'\n", lo);
         plot_panel(g, dat, lr, present, 3);
         fprintf(g, "unset multiplot\n");
         rc = pclose(g) != 0 || access(png, F_OK) != 0;
