@@ -231,13 +231,20 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len,
     struct stat st;
     int exists, fd;
     char *tmp;
+    /* signals wait while the temporary is created and the guard learns its
+     * name: a handler that abandons the write never misses the file */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     pl_status rc = begin_write(path, "cannot create a file beside it", &fd, &tmp, &st, &exists,
                                err);
+    if (!rc)
+        guard_arm(guard, tmp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc)
         return rc;
     if (exists) /* the new file keeps the mode of the one it replaces */
         fchmod(fd, st.st_mode & 07777);
-    guard_arm(guard, tmp);
     rc = write_and_rename(fd, tmp, path, data, len, err);
     guard_disarm(guard);
     if (rc)
