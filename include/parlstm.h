@@ -349,6 +349,40 @@ double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
 
 
+/* ---------------------------------------------------------------- ranks */
+
+/* Data parallelism across processes: R ranks (MPI processes on one host or
+ * many) each run a trainer on their share of every batch, and the trainers
+ * combine their gradients (see pl_trainer_create). src/dist.c is the only
+ * code that talks MPI. Until pl_dist_init joins an MPI job, and always
+ * without MPI built in, there is one rank and every call below costs
+ * nothing. Calls that say "every rank" are collective: all ranks make them,
+ * in the same order; MPI calls come from the thread that called
+ * pl_dist_init (MPI_THREAD_FUNNELED). */
+
+/* Whether this build has MPI; the library's name and version, or "none". */
+int pl_dist_built(void);
+const char *pl_dist_library(void);
+/* Joins the MPI job this process belongs to (the program calls it when an
+ * MPI launcher, mpirun or srun, started it); an MPI singleton (one rank)
+ * otherwise. Fails without MPI built in. Call once, before any thread. */
+pl_status pl_dist_init(int *argc, char ***argv, pl_error *err);
+/* Leaves the job (every rank, at the end; nothing with one rank). */
+void pl_dist_finalize(void);
+int pl_dist_rank(void);  /* 0 .. ranks - 1 */
+int pl_dist_ranks(void); /* 1 without MPI */
+/* An agreement point (every rank): returns the largest value passed, and
+ * in *rank (may be NULL) the lowest rank that passed it. */
+int pl_dist_agree(int value, int *rank);
+/* Every rank: whether all ranks passed the same value. */
+int pl_dist_same(uint64_t value);
+/* Every rank: copies bytes from rank 0's buf into the others'. */
+void pl_dist_bcast(void *buf, size_t bytes);
+/* Ends every rank of the job at once with this exit status: for a failure
+ * on one rank that the others cannot learn at an agreement point. With one
+ * rank it is exit(status). */
+void pl_dist_abort(int status) __attribute__((noreturn));
+
 /* --------------------------------------------------------------- trainer */
 
 typedef struct {

@@ -289,6 +289,43 @@ void pl_fp_fast_leave(unsigned long old);
 /* 16-accumulator dot product (vectorisable, fixed summation order). */
 float pl_dot(const float *a, const float *b, size_t n);
 
+/* ---- dist.c: what the trainer and the checkpoints exchange between ranks.
+ * Every call is collective (all ranks, same order) and returns at once with
+ * one rank. Slices: rank r's is [offset[r], offset[r + 1]) of a float array. */
+void pl_dist_sum(double *buf, size_t n);      /* element-wise sum over ranks, in place */
+int pl_dist_local_ranks(void);                /* ranks on this host (1 without MPI) */
+long pl_dist_min(long value);                 /* the smallest over ranks */
+void pl_dist_allgather(float *buf, const size_t *offset /* (R + 1) */); /* in place */
+/* rank r's `mine` (its slice's length) into all[offset[r] ...] on rank 0 */
+void pl_dist_gather(const float *mine, float *all, const size_t *offset);
+
+/* Outstanding point-to-point transfers of floats (MPI_Isend/Irecv): posted,
+ * progressed while computing, waited for. At most max at a time. */
+typedef struct pl_xfer pl_xfer;
+pl_xfer *pl_xfer_create(int max);
+void pl_xfer_free(pl_xfer *x);
+void pl_xfer_send(pl_xfer *x, const float *buf, size_t n, int to, int tag);
+void pl_xfer_recv(pl_xfer *x, float *buf, size_t n, int from, int tag);
+int pl_xfer_progress(pl_xfer *x); /* lets them advance; 1 when all are done */
+void pl_xfer_wait(pl_xfer *x);    /* all done; the set is empty again */
+
+/* ---- trainer.c: the fixed summation tree of --deterministic over S shard
+ * gradients. Node (lo, size): size a power of two, lo a multiple of it, the
+ * sum of shards [lo, min(lo + size, S)) = left child + right child (when
+ * the right one holds a shard); the root is (0, pl_tree_root(S)). */
+int pl_tree_root(int S);
+/* Cuts shards [lo, hi) into the fewest whole nodes, in order: node k is
+ * (blo[k], bsize[k]) and covers [blo[k], bhi[k]). Returns how many (at most
+ * 2 log2 S). */
+int pl_tree_blocks(int lo, int hi, int S, int *blo, int *bhi, int *bsize);
+/* Evaluates node (lo, size) over n floats from nodes already summed: have[k]
+ * = h when p[k] holds the node covering [k, h) (0 otherwise). Adds in place
+ * into the leftmost node's floats and returns them. */
+float *pl_tree_node(float *const *p, const int *have, int lo, int size, int S, size_t n);
+/* Every rank: this rank's slice of the Adam moments into m and v (n_params
+ * each) on rank 0 (NULL elsewhere). */
+void pl_trainer_gather_moments(pl_trainer *tr, float *m, float *v);
+
 static inline size_t pl_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 /* [lo, hi) of `total` items for part `part` of `parts` (sizes differ by at
