@@ -12,6 +12,7 @@
 #define PARLSTM_H
 
 #include <signal.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -329,6 +330,9 @@ typedef enum {
     PL_PH_REDUCE,    /* summing the shard gradients, norms */
     PL_PH_ADAM,      /* clipping and the update */
     PL_PH_WAIT,      /* waiting at the pool's barriers */
+    PL_PH_COMM,      /* with several ranks: exchanging gradient slices, the
+                        step's agreement and gathering the parameters,
+                        waits for the other ranks included */
     PL_NPHASE
 } pl_phase;
 
@@ -419,7 +423,18 @@ void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *work
 
 typedef struct pl_trainer pl_trainer;
 
-/* A trainer for data of T time steps; initialises parameters from seed. */
+/* A trainer for data of T time steps; initialises parameters from seed.
+ * With several ranks (pl_dist_ranks() > 1), every rank creates one with the
+ * same settings and makes the same calls with the same batches: a batch of
+ * n rows is split across the ranks in contiguous parts (under
+ * --deterministic: the batch's 16 fixed shards, in contiguous runs), and
+ * each rank's rows across its workers. After the in-process reduction the
+ * gradient is reduce-scattered over R slices made of whole parameter
+ * chunks; each rank clips and runs Adam on its slice (its Adam moments
+ * cover only that slice) and the slices are all-gathered, so that every
+ * rank holds the same parameters after every step. Under --deterministic
+ * the shard gradients are summed in one fixed binary tree whatever R, W
+ * and T: the result is bitwise the one-process result. */
 pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
                               const pl_train_opts *o, pl_error *err);
 void pl_trainer_free(pl_trainer *tr);
@@ -431,12 +446,19 @@ int pl_trainer_threads(const pl_trainer *tr);
 /* Bytes of its buffers (workspaces with every step's activations for
  * backpropagation through time, parameters, gradients, Adam's moments). */
 double pl_trainer_bytes(const pl_trainer *tr);
+int pl_trainer_ranks(const pl_trainer *tr);
+/* The slice of the parameters whose Adam moments this rank keeps:
+ * [*offset, *offset + *count) (all of them with one rank). */
+void pl_trainer_shard(const pl_trainer *tr, size_t *offset, size_t *count);
 
 typedef struct {
     double loss;     /* mean cross-entropy over the batch */
     int correct;     /* rows classified right */
     double grad_norm;/* global gradient norm before clipping */
     float lr;        /* rate used */
+    int stop;        /* the stop flag (pl_trainer_watch_stop) agreed by the
+                        ranks at this step: the first rank's nonzero value,
+                        or 0; every rank sees the same */
 } pl_step_stats;
 
 /* Loss and mean gradient of the batch idx[0..n) of ds into the trainer's
@@ -449,9 +471,22 @@ pl_status pl_trainer_gradient(pl_trainer *tr, const pl_dataset *ds,
 pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
                           const uint32_t *idx, int n, long step, long total,
                           pl_step_stats *st, pl_error *err);
-/* Adam's moments and step count (the state beyond the parameters). */
+/* A flag (a signal handler's) that the ranks agree on at every step and
+ * report in pl_step_stats.stop, so that all stop after the same step.
+ * NULL: none. */
+void pl_trainer_watch_stop(pl_trainer *tr, volatile sig_atomic_t *flag);
+/* Every rank: whether all ranks hold bitwise the same parameters (a CRC32
+ * compared across ranks; the steps also compare it every 100 steps and
+ * fail with PL_ERR_MISMATCH when they differ). */
+pl_status pl_trainer_check_ranks(pl_trainer *tr, pl_error *err);
+/* Adam's moments and step count (the state beyond the parameters). The
+ * moments cover this rank's slice (pl_trainer_shard): moment1(tr)[i] is
+ * that of parameter offset + i. */
 float *pl_trainer_moment1(pl_trainer *tr);
 float *pl_trainer_moment2(pl_trainer *tr);
+/* Loads a whole state (params, m, v: 3 x n_params, as pl_checkpoint_load
+ * gives it) and Adam's step count: the parameters and this rank's slice. */
+void pl_trainer_set_state(pl_trainer *tr, const float *state, long adam_steps);
 long pl_trainer_adam_steps(const pl_trainer *tr);
 void pl_trainer_set_adam_steps(pl_trainer *tr, long t);
 const pl_train_opts *pl_trainer_opts(const pl_trainer *tr);
@@ -477,12 +512,16 @@ typedef struct {
 /* CRC32 of a data set's images and labels (identifies the data). */
 uint32_t pl_dataset_crc(const pl_dataset *ds);
 /* Writes params, Adam moments and step count of tr with meta, atomically:
- * magic "PLSTMCKP", version, the run, the buffers, CRC32 of the file. */
+ * magic "PLSTMCKP", version, the run, the buffers, CRC32 of the file.
+ * With several ranks every rank calls it: rank 0 gathers the moments and
+ * writes the file (guard is rank 0's), and every rank returns its status
+ * and message. */
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
                              const pl_ckpt_meta *meta, pl_write_guard *guard,
                              pl_error *err);
 /* Reads the run into meta and the buffers into *state (3 x n_params floats:
- * params, m, v; free with pl_free). */
+ * params, m, v; free with pl_free). With several ranks every rank calls it:
+ * rank 0 reads the file and sends the run, the state or the error to all. */
 pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,
                              pl_error *err);
 

@@ -9,6 +9,10 @@
  *   params, m, v  3 x n_params f32
  *   crc32       u32 over every byte before it  4
  * Written through pl_write_atomic: a crash leaves the old or the new file.
+ * With several ranks, rank 0 writes and reads the file: the Adam moments,
+ * sharded over the ranks, are gathered into it, and a file read is sent to
+ * every rank; the file is the same whatever the ranks, so a run resumes
+ * with any number of them.
  *
  * Versions: the number changes whenever a field is added, dropped or
  * changes meaning, and the reader names the versions it reads.
@@ -163,27 +167,39 @@ pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
 {
     size_t n = pl_param_count(pl_trainer_config(tr));
     size_t len = HEAD + 12 * n + 4;
-    unsigned char *buf = malloc(len);
-    if (!buf)
+    const int root = pl_dist_rank() == 0;
+    unsigned char *buf = root ? malloc(len) : NULL;
+    pl_error e = {0};
+    /* every rank takes part in the gather, or none does */
+    if (pl_dist_agree(root && !buf, NULL)) {
+        free(buf);
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
-    pl_wcursor c = {buf};
-    pl_put_bytes(&c, CKPT_MAGIC, 8);
-    pl_put_u32(&c, CKPT_VERSION);
-    pl_ckpt_meta m = *meta;
-    m.adam_steps = pl_trainer_adam_steps(tr);
-    put_meta(&c, &m);
-    pl_put_u64(&c, n);
-    pl_put_bytes(&c, pl_trainer_params(tr), 4 * n);
-    pl_put_bytes(&c, pl_trainer_moment1(tr), 4 * n);
-    pl_put_bytes(&c, pl_trainer_moment2(tr), 4 * n);
-    pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
-    pl_status rc = pl_write_atomic(path, buf, len, guard, err);
-    free(buf);
-    return rc;
+    }
+    pl_trainer_gather_moments(tr, root ? (float *)(buf + HEAD + 4 * n) : NULL,
+                              root ? (float *)(buf + HEAD + 8 * n) : NULL);
+    if (root) {
+        pl_wcursor c = {buf};
+        pl_put_bytes(&c, CKPT_MAGIC, 8);
+        pl_put_u32(&c, CKPT_VERSION);
+        pl_ckpt_meta m = *meta;
+        m.adam_steps = pl_trainer_adam_steps(tr);
+        put_meta(&c, &m);
+        pl_put_u64(&c, n);
+        pl_put_bytes(&c, pl_trainer_params(tr), 4 * n);
+        c.p += 8 * n; /* the moments, gathered in place */
+        pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
+        pl_write_atomic(path, buf, len, guard, &e);
+        free(buf);
+    }
+    /* rank 0's outcome is every rank's */
+    pl_dist_bcast(&e, sizeof e);
+    if (err)
+        *err = e;
+    return e.code;
 }
 
-pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,
-                             pl_error *err)
+static pl_status load_file(const char *path, pl_ckpt_meta *meta, float **state,
+                           pl_error *err)
 {
     *state = NULL;
     unsigned char *buf;
@@ -221,4 +237,34 @@ pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state
 out:
     free(buf);
     return rc;
+}
+
+pl_status pl_checkpoint_load(const char *path, pl_ckpt_meta *meta, float **state,
+                             pl_error *err)
+{
+    if (pl_dist_ranks() == 1)
+        return load_file(path, meta, state, err);
+    /* rank 0 reads; its outcome, the run and the state go to every rank */
+    pl_error e = {0};
+    *state = NULL;
+    if (pl_dist_rank() == 0)
+        load_file(path, meta, state, &e);
+    pl_dist_bcast(&e, sizeof e);
+    if (e.code == PL_OK) {
+        pl_dist_bcast(meta, sizeof *meta);
+        size_t n = pl_param_count(&meta->cfg);
+        if (pl_dist_rank() != 0)
+            *state = pl_alloc_floats(3 * n);
+        if (pl_dist_agree(*state == NULL, NULL))
+            pl_fail(&e, PL_ERR_NOMEM, "%s: cannot allocate the state on every rank", path);
+        else
+            pl_dist_bcast(*state, 12 * n);
+    }
+    if (e.code != PL_OK) {
+        pl_free(*state);
+        *state = NULL;
+    }
+    if (err)
+        *err = e;
+    return e.code;
 }

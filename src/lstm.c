@@ -93,7 +93,7 @@ const char *pl_phase_name(pl_phase p)
     static const char *names[PL_NPHASE] = {
         "pack weights",     "load batch",    "forward GEMM",         "forward cell",
         "output layer",     "backward cell", "recurrent GEMM",       "layer-input GEMM",
-        "weight-gradient GEMM", "unfold gradients", "reduction", "Adam", "barrier wait"};
+        "weight-gradient GEMM", "unfold gradients", "reduction", "Adam", "barrier wait", "communication"};
     return p < PL_NPHASE ? names[p] : "?";
 }
 

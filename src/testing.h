@@ -1,5 +1,6 @@
 /* Test hooks of libparlstm: switched on by the program from environment
- * variables (PARLSTM_FAULT, PARLSTM_TEST_SLOW_WRITE_MS) and by the tests.
+ * variables (PARLSTM_FAULT, PARLSTM_TEST_SLOW_WRITE_MS,
+ * PARLSTM_TEST_DIVERGE) and by the tests.
  * Not part of the API; the library itself reads no environment. */
 #ifndef PARLSTM_TESTING_H
 #define PARLSTM_TESTING_H
@@ -20,5 +21,9 @@ void pl_test_set_full_dir(const char *dir);
  * to pl_trainer_step; -1 = never), a NaN goes into the gradient of
  * parameter group `group` (pl_param_groups order). */
 void pl_trainer_set_fault(pl_trainer *tr, long step, int group);
+
+/* With several ranks: at the start of step `step` (-1 = never) this rank
+ * changes one of its parameters, which the ranks' checksum must catch. */
+void pl_trainer_set_diverge(pl_trainer *tr, long step);
 
 #endif
