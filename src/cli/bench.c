@@ -243,6 +243,12 @@ static int bench_parse(int argc, char **argv, bench_args *b)
     b->csv = v[O_CSV].text;
     b->png = v[O_PLOT].text;
     b->cpus = pl_cpu_count();
+    /* under mpirun every rank runs every configuration in step with the
+     * others (each batch split across them); rank 0 prints and writes files */
+    if (b->shards && pl_dist_ranks() > 1) {
+        fprintf(stderr, "parlstm bench: --shards measures one process: run it without mpirun\n");
+        return EXIT_USAGE;
+    }
     if (cli_same_file(b->csv, b->png)) {
         fprintf(stderr, "parlstm bench: --csv %s and --plot %s are the same file (give each a "
                 "file of its own)\n", b->csv, b->png);
@@ -297,7 +303,7 @@ static int bench_data(const bench_args *b, bench_env *e)
 
 static int open_csv(const bench_args *b, bench_env *e)
 {
-    if (!b->csv)
+    if (!b->csv || pl_dist_rank() != 0)
         return 0;
     if (!(e->csvf = fopen(b->csv, "w"))) {
         fprintf(stderr, "parlstm bench: cannot write %s\n", b->csv);
@@ -316,7 +322,7 @@ static int make_trainers(bench_args *b, const bench_env *e, int mode)
         conf *q = &b->confs[i];
         pl_train_opts o;
         pl_train_opts_default(&o);
-        q->batch = mode == 0 ? b->batch : b->batch * q->W * q->T;
+        q->batch = mode == 0 ? b->batch : b->batch * q->W * q->T * pl_dist_ranks();
         o.batch = q->batch;
         o.hidden = b->hidden;
         o.workers = q->W;
@@ -393,7 +399,8 @@ static void report_row(const bench_args *b, const bench_env *e, const peaks *pk,
     double peak = 0;
     for (int j = 0; j < pk->np; j++)
         if (pk->ptot[j] == P)
-            peak = median(pk->peak[j], b->rounds);
+            peak = median(pk->peak[j], b->rounds) * pl_dist_ranks(); /* every rank's, alike */
+    P *= pl_dist_ranks();
     double per_step = q->med / q->batch;
     double mg = per_step * pl_step_flops_model(&e->cfg, e->ds.T, q->batch) / 1e9;
     double eg = per_step * pl_step_flops_executed(&e->cfg, e->ds.T, q->batch) / 1e9;
@@ -414,6 +421,10 @@ static void report_table(bench_args *b, const bench_env *e, const peaks *pk, int
     const char *mname = mode == 0 ? "strong" : "weak";
     printf("\n%s scaling (%s): batch %s, median of %d rounds of %d steps\n", mname, e->source,
            mode == 0 ? "fixed" : "grows with W x T", b->rounds, b->steps);
+    if (pl_dist_ranks() > 1)
+        printf("ranks: %d (MPI), each running every configuration WxT; samples/s count the "
+               "whole job, speed-up, efficiency and peak its %d x W x T threads\n",
+               pl_dist_ranks(), pl_dist_ranks());
     printf("%-8s %4s %10s %19s %9s %9s %8s %7s %9s %6s\n", "config", "batch", "samples/s",
            "range", "model GF/s", "exec GF/s", "speed-up", "par.eff", "peak GF/s", "%peak");
     /* the first row first: the others' speed-up is over its median */
@@ -423,7 +434,7 @@ static void report_table(bench_args *b, const bench_env *e, const peaks *pk, int
         printf("(speed-up is over the first configuration, %dx%d)\n", b->confs[0].W,
                b->confs[0].T);
     fflush(stdout);
-    if (b->png && mode == (b->scaling == 1 ? 1 : 0)) {
+    if (b->png && pl_dist_rank() == 0 && mode == (b->scaling == 1 ? 1 : 0)) {
         char title[128];
         snprintf(title, sizeof title, "parlstm %s scaling, batch %d, %d CPUs", mname, b->batch,
                  b->cpus);
@@ -435,8 +446,11 @@ static void report_table(bench_args *b, const bench_env *e, const peaks *pk, int
  * configuration with the profile reset. */
 static void report_profile(bench_args *b, bench_env *e, int mode)
 {
-    printf("\nprofile (%s scaling): milliseconds per step, mean over workers\n",
-           mode == 0 ? "strong" : "weak");
+    printf("\nprofile (%s scaling): milliseconds per step, mean over workers%s\n",
+           mode == 0 ? "strong" : "weak",
+           pl_dist_ranks() > 1 ? " of rank 0; communication: exchanging gradient slices, the "
+                                 "step's agreement and the all-gather, waits for the other "
+                                 "ranks included" : "");
     printf("%-22s", "phase");
     for (int i = 0; i < b->nconf; i++) {
         char cname[32];
@@ -552,9 +566,13 @@ int cmd_bench(int argc, char **argv)
         return bench_shapes(&b);
     }
     if (!(rc = bench_data(&b, &e))) {
-        fprintf(stderr, "parlstm bench: %s, model %d-%d-%d, %d CPUs, GEMM %s, %d rounds x %d "
+        char ranks[48] = "";
+        if (pl_dist_ranks() > 1)
+            snprintf(ranks, sizeof ranks, " per rank, %d ranks (MPI)", pl_dist_ranks());
+        fprintf(stderr, "parlstm bench: %s, model %d-%d-%d, %d CPUs%s, GEMM %s, %d rounds x %d "
                 "steps (+%d warm-up)\n", e.source, e.cfg.input, e.cfg.hidden, e.cfg.classes,
-                b.cpus, pl_gemm_name(pl_gemm_resolve(b.gemm)), b.rounds, b.steps, b.warmup);
+                b.cpus, ranks, pl_gemm_name(pl_gemm_resolve(b.gemm)), b.rounds, b.steps,
+                b.warmup);
         rc = open_csv(&b, &e);
     }
     /* scaling 0: strong, 1: weak, 2: both */

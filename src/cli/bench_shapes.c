@@ -189,7 +189,7 @@ int bench_shapes(bench_args *b)
     static shape_conf rows[4096];
     int nrows = 0, rc = 0;
     FILE *csv = NULL;
-    if (b->csv) {
+    if (b->csv && pl_dist_rank() == 0) { /* under mpirun: rank 0's */
         if (!(csv = fopen(b->csv, "w"))) {
             fprintf(stderr, "parlstm bench: cannot write %s\n", b->csv);
             return 1;
@@ -233,7 +233,7 @@ int bench_shapes(bench_args *b)
         if (!rc)
             fprintf(stderr, "parlstm bench: table written to %s\n", b->csv);
     }
-    if (!rc && b->png) {
+    if (!rc && b->png && pl_dist_rank() == 0) {
         if (system("command -v gnuplot >/dev/null 2>&1") != 0)
             fprintf(stderr, "parlstm bench: --plot: gnuplot not found (Debian package "
                     "gnuplot-nox); no plot written\n");

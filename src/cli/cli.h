@@ -213,6 +213,22 @@ void cli_log_row(cli_log *lg, const char *kind, long step, long epoch, double lr
 void cli_log_close(cli_log *lg);
 
 void print_error(const char *cmd, const pl_error *err);
+
+/* ---- several ranks (ranks.c): an MPI job prints with one voice, rank 0's
+ * cli_ranks_start, first in main: joins the MPI job when an MPI launcher
+ * started the program (PARLSTM_MPI=1: always, 0: never), refuses processes
+ * that would each train alone; on ranks other than 0, stdout goes to
+ * /dev/null and stderr is captured. Returns 0 or an exit code.
+ * cli_agree is an agreement point (every rank): returns the largest exit
+ * status of all ranks, and a rank that failed when rank 0 did not shows
+ * its messages, naming itself. cli_fail_alone: a failure only this rank
+ * knows about, away from an agreement point: shows its messages and ends
+ * every rank (returns rc with one rank). */
+int cli_ranks_start(int *argc, char ***argv);
+int cli_agree(const char *cmd, int rc);
+int cli_fail_alone(int rc);
+/* Set once MPI is started: the program can no longer re-execute itself. */
+extern int cli_no_reexec;
 /* "12s", "3m05s", "1h02m" */
 void format_duration(double s, char *buf, size_t len);
 /* A result-line value: "%.*f", or "nan" when the run has none (NaN). */

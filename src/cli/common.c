@@ -14,11 +14,12 @@
 #include "cli.h"
 
 char **cli_argv;
+int cli_no_reexec;
 
 void cli_fix_openblas(void)
 {
     const char *core = pl_blas_better_coretype();
-    if (!core || getenv("PARLSTM_NO_REEXEC"))
+    if (!core || getenv("PARLSTM_NO_REEXEC") || cli_no_reexec)
         return;
     /* OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded: start again. */
     setenv("OPENBLAS_CORETYPE", core, 1);

@@ -35,9 +35,26 @@ static void usage(FILE *f)
     cli_wrap(f, CLI_OUTPUT_RULE, 0, 0);
 }
 
+static int dispatch(int argc, char **argv);
+
+/* One process, or one rank of an MPI job (mpirun, srun): the commands run
+ * the same way; with several ranks they train together and rank 0 alone
+ * prints. */
 int main(int argc, char **argv)
 {
     cli_argv = argv;
+    int rc = cli_ranks_start(&argc, &argv);
+    if (rc)
+        return rc;
+    rc = dispatch(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    pl_dist_finalize();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
+{
     /* for the kill test: every atomic write pauses before its rename */
     const char *slow = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
     if (slow && *slow)
@@ -64,6 +81,11 @@ int main(int argc, char **argv)
         if (better)
             printf(" (misdetected; --gemm blas runs it as %s)", better);
         printf("\n");
+        if (pl_dist_built())
+            printf("MPI: %s (built in; under mpirun or srun the ranks train together)\n",
+                   pl_dist_library());
+        else
+            printf("MPI: no (one process; ./configure --with-mpi builds it in)\n");
         return 0;
     }
     for (size_t i = 0; i < sizeof RUN / sizeof *RUN; i++)

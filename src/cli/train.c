@@ -15,7 +15,11 @@
  *                  validation
  *   finish         after a signal: the checkpoint; otherwise the test set,
  *                  --save (or a rescue file when it cannot be written) and
- *                  the result line */
+ *                  the result line
+ * With several ranks (mpirun, srun) every rank runs them: each reads the
+ * data itself, the ranks agree after each stage that can fail on one of
+ * them (cli_agree), the steps agree on stopping, and rank 0 alone writes
+ * files, evaluates and prints (ranks.c). */
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -70,6 +74,7 @@ typedef struct {
     double win_gnorm;         /* its summed gradient norms (before clipping) */
     float win_lr;             /* the rate of its last step */
     long win_steps, win_correct, win_rows;
+    int stop;                 /* with several ranks: the stop signal they agreed on */
 } progress;
 
 /* ---- signals: the first asks to stop after the step, the second exits */
@@ -79,6 +84,10 @@ static pl_write_guard write_guard;
 
 static void on_signal(int sig)
 {
+    /* SIGUSR1, which mpirun forwards to every rank at once without killing
+     * them, stops like SIGTERM */
+    if (sig == SIGUSR1)
+        sig = SIGTERM;
     if (stop_signal) {
         pl_write_abandon(&write_guard);
         _exit(128 + sig);
@@ -97,6 +106,14 @@ static void install_handlers(void)
     /* a file-size limit makes a write fail (EFBIG, reported, the model
      * rescued) instead of killing the program */
     signal(SIGXFSZ, SIG_IGN);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* The signal to stop for: with several ranks, the one they agreed on at the
+ * last step (so that all stop after the same step). */
+static int stopping(const progress *p)
+{
+    return pl_dist_ranks() > 1 ? p->stop : stop_signal;
 }
 
 /* ---- options */
@@ -466,6 +483,16 @@ static int same_data(const run *r, uint32_t data_crc)
     return 1;
 }
 
+/* Every rank read its own copy of the data: the same one. */
+static int same_data_everywhere(const run *r)
+{
+    if (pl_dist_ranks() == 1 || pl_dist_same(pl_dataset_crc(&r->all)))
+        return 0;
+    fprintf(stderr, "parlstm train: the ranks read different training data from %s (its CRC32 "
+            "differs between ranks): every rank needs the same files\n", r->a.data);
+    return 1;
+}
+
 static int trainer_setup(run *r)
 {
     train_args *a = &r->a;
@@ -492,15 +519,18 @@ static int trainer_setup(run *r)
     int fault_group;
     if (fault && sscanf(fault, "%ld,%d", &fault_step, &fault_group) == 2)
         pl_trainer_set_fault(r->tr, fault_step, fault_group);
-    size_t np = pl_param_count(&r->cfg);
-    if (r->state) {
-        memcpy(pl_trainer_params(r->tr), r->state, sizeof(float) * np);
-        memcpy(pl_trainer_moment1(r->tr), r->state + np, sizeof(float) * np);
-        memcpy(pl_trainer_moment2(r->tr), r->state + 2 * np, sizeof(float) * np);
-        pl_trainer_set_adam_steps(r->tr, r->resumed.adam_steps);
-    } else if (r->init_params) { /* fine-tuning: Adam starts fresh (zero moments, t = 0) */
-        memcpy(pl_trainer_params(r->tr), r->init_params, sizeof(float) * np);
-    }
+    const char *diverge = getenv("PARLSTM_TEST_DIVERGE"); /* "RANK,STEP", for tests */
+    int dv_rank;
+    long dv_step;
+    if (diverge && sscanf(diverge, "%d,%ld", &dv_rank, &dv_step) == 2 &&
+        dv_rank == pl_dist_rank())
+        pl_trainer_set_diverge(r->tr, dv_step);
+    pl_trainer_watch_stop(r->tr, &stop_signal);
+    if (r->state)
+        pl_trainer_set_state(r->tr, r->state, r->resumed.adam_steps);
+    else if (r->init_params) /* fine-tuning: Adam starts fresh (zero moments, t = 0) */
+        memcpy(pl_trainer_params(r->tr), r->init_params,
+               sizeof(float) * pl_param_count(&r->cfg));
     if (!(r->order = malloc(sizeof *r->order * r->trainset.n))) {
         fprintf(stderr, "parlstm train: out of memory\n");
         return 1;
@@ -509,14 +539,14 @@ static int trainer_setup(run *r)
                              .total = r->total, .val = (long)a->val, .n_train = r->trainset.n,
                              .data_crc = data_crc, .sequence = a->sequence,
                              .permuted = a->permuted, .permute_seed = a->permute_seed};
-    if (a->ckpt) {
+    if (a->ckpt && pl_dist_rank() == 0) {
         int stale = pl_remove_stale_temporaries(a->ckpt);
         if (stale && !a->quiet)
             fprintf(stderr, "parlstm train: removed %d unfinished temporary file%s beside %s "
                     "(left by a killed run)\n", stale, stale == 1 ? "" : "s", a->ckpt);
     }
-    /* a resumed run continues its log */
-    return a->log ? cli_log_open(&r->log, a->log, a->resume != NULL) : 0;
+    /* a resumed run continues its log; the log is rank 0's, as every file */
+    return a->log && pl_dist_rank() == 0 ? cli_log_open(&r->log, a->log, a->resume != NULL) : 0;
 }
 
 static void print_plan(const run *r)
@@ -524,7 +554,9 @@ static void print_plan(const run *r)
     const pl_train_opts *o = &r->a.o;
     pl_gemm_backend be = pl_gemm_resolve(o->gemm);
     int W = pl_trainer_workers(r->tr), T = pl_trainer_threads(r->tr);
-    char layers_text[64] = "";
+    char layers_text[64] = "", ranks_text[64] = "";
+    if (pl_dist_ranks() > 1)
+        snprintf(ranks_text, sizeof ranks_text, "%d ranks (MPI) x ", pl_dist_ranks());
     if (r->cfg.layers > 1 && o->dropout > 0)
         snprintf(layers_text, sizeof layers_text, ", %d LSTM layers, dropout %g", r->cfg.layers,
                  (double)o->dropout);
@@ -535,7 +567,7 @@ static void print_plan(const run *r)
             "read as %d steps of %d%s\n"
             "parlstm train: model %d-%d-%d%s (%zu parameters); %ld steps of %d (%ld per epoch); "
             "lr %g %s, clip %g, init %s%s, seed %llu%s\n"
-            "parlstm train: %d worker%s x %d thread%s, GEMM %s%s%s%s; %.0f MiB of buffers\n",
+            "parlstm train: %s%d worker%s x %d thread%s, GEMM %s%s%s%s; %.0f MiB of buffers\n",
             r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->rows, r->cols,
             r->all.classes, r->all.T, r->all.D, r->a.permuted ? ", pixels permuted" : "",
             r->cfg.input, r->cfg.hidden, r->cfg.classes, layers_text,
@@ -543,7 +575,7 @@ static void print_plan(const run *r)
             o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
             r->a.init_from ? "from " : o->init == PL_INIT_TUTORIAL ? "tutorial" : "default",
             r->a.init_from ? r->a.init_from : "", (unsigned long long)o->seed,
-            o->deterministic ? ", deterministic" : "", W, W == 1 ? "" : "s", T,
+            o->deterministic ? ", deterministic" : "", ranks_text, W, W == 1 ? "" : "s", T,
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
             be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
             pl_trainer_bytes(r->tr) / 1048576.0);
@@ -565,14 +597,17 @@ static int write_checkpoint(run *r, long step)
     return 0;
 }
 
-/* Validation after `step` steps, at the end of epoch `epoch` (1-based). */
+/* Validation after `step` steps, at the end of epoch `epoch` (1-based):
+ * rank 0's (the others go on to the next step and wait for it there). */
 static int evaluate_validation(run *r, progress *p, long step, long epoch)
 {
     pl_error err = {0};
     double t0 = pl_seconds(), loss;
+    if (pl_dist_rank() != 0)
+        return 0;
     if (pl_trainer_evaluate(r->tr, &r->valset, &p->val_acc, &loss, &err)) {
         print_error(CMD, &err);
-        return 1;
+        return cli_fail_alone(1);
     }
     cli_log_row(&r->log, "val", step, epoch, NAN, loss, p->val_acc, NAN, NAN,
                 pl_seconds() - r->t_start);
@@ -625,6 +660,7 @@ static int train_step(run *r, progress *p, long step)
                     "--resume %s)\n", a->ckpt, a->ckpt);
         return 1;
     }
+    p->stop = st.stop;
     p->train_seconds += pl_seconds() - t0;
     p->win_loss += st.loss;
     p->win_gnorm += st.grad_norm;
@@ -637,7 +673,7 @@ static int train_step(run *r, progress *p, long step)
         log_window(r, p, step, epoch);
     if (a->ckpt && ((step + 1) % a->ckpt_every == 0 || last) && write_checkpoint(r, step + 1))
         return 1;
-    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stop_signal)
+    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stopping(p))
         return evaluate_validation(r, p, step + 1, epoch + 1);
     return 0;
 }
@@ -647,7 +683,7 @@ static int train_loop(run *r, progress *p)
     r->t_start = pl_seconds();
     *p = (progress){.step = r->start, .last_loss = NAN, .val_acc = NAN, .test_acc = NAN,
                     .t_win = r->t_start};
-    for (; p->step < r->total && !stop_signal; p->step++) {
+    for (; p->step < r->total && !stopping(p); p->step++) {
         int rc = train_step(r, p, p->step);
         if (rc)
             return rc;
@@ -658,9 +694,8 @@ static int train_loop(run *r, progress *p)
 /* ---- after training */
 
 /* Stopped by a signal: the checkpoint, and how to resume. */
-static int stopped(run *r, long step)
+static int stopped(run *r, long step, int sig)
 {
-    int sig = stop_signal;
     const train_args *a = &r->a;
     const char *what = sig == SIGINT ? "interrupted" : "terminated";
     if (!a->ckpt) {
@@ -720,13 +755,13 @@ static void print_result(const run *r, const progress *p)
     char loss[32], val[32], test[32], rate[32];
     long trained = p->step - r->start;
     fprintf(stdout, "result: steps=%ld train_loss=%s val_accuracy=%s test_accuracy=%s "
-            "seconds=%.1f samples_per_sec=%s workers=%d threads=%d gemm=%s seed=%llu\n",
+            "seconds=%.1f samples_per_sec=%s ranks=%d workers=%d threads=%d gemm=%s seed=%llu\n",
             r->total, result_value(p->last_loss, 4, loss, sizeof loss),
             result_value(p->val_acc, 4, val, sizeof val),
             result_value(p->test_acc, 4, test, sizeof test), p->train_seconds,
             result_value(trained > 0 ? trained * (double)r->a.o.batch / p->train_seconds : NAN,
                          0, rate, sizeof rate),
-            pl_trainer_workers(r->tr), pl_trainer_threads(r->tr),
+            pl_dist_ranks(), pl_trainer_workers(r->tr), pl_trainer_threads(r->tr),
             pl_gemm_name(pl_gemm_resolve(r->a.o.gemm)), (unsigned long long)r->a.o.seed);
     fflush(stdout);
 }
@@ -735,8 +770,24 @@ static int finish(run *r, progress *p)
 {
     const train_args *a = &r->a;
     pl_error err = {0};
-    if (stop_signal)
-        return stopped(r, p->step);
+    if (stopping(p))
+        return stopped(r, p->step, stopping(p));
+    /* every rank holds the same parameters; rank 0 alone evaluates, saves
+     * and prints */
+    if (pl_trainer_check_ranks(r->tr, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    const char *dump = getenv("PARLSTM_TEST_DUMP_PARAMS"); /* DIR: each rank's, for tests */
+    if (dump) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/rank%d.bin", dump, pl_dist_rank());
+        pl_model_info mi = {.cfg = r->cfg, .T = r->all.T, .rows = r->rows, .cols = r->cols};
+        if (pl_model_save(path, &mi, pl_trainer_params(r->tr), NULL, &err))
+            print_error(CMD, &err);
+    }
+    if (pl_dist_rank() != 0)
+        return 0;
     if (r->start >= r->total && r->valset.n > 0 &&
         evaluate_validation(r, p, r->total, (r->total - 1) / r->spe + 1))
         return 1;
@@ -784,10 +835,14 @@ int cmd_train(int argc, char **argv)
     int rc = parse_args(argc, argv, &r.a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (!(rc = check_outputs(&r.a)) && !(rc = resume_setup(&r)) && !(rc = init_setup(&r))) {
+    /* rank 0 alone writes files; every rank reads the data (and --init-from)
+     * and builds a trainer, and all agree that each stage went well */
+    if (!(rc = cli_agree(CMD, pl_dist_rank() == 0 ? check_outputs(&r.a) : 0)) &&
+        !(rc = resume_setup(&r)) && !(rc = cli_agree(CMD, init_setup(&r)))) {
         if (pl_gemm_resolve(r.a.o.gemm) == PL_GEMM_BLAS)
             cli_fix_openblas();
-        if (!(rc = data_setup(&r)) && !(rc = init_check(&r)) && !(rc = trainer_setup(&r))) {
+        if (!(rc = cli_agree(CMD, data_setup(&r))) && !(rc = same_data_everywhere(&r)) &&
+            !(rc = init_check(&r)) && !(rc = cli_agree(CMD, trainer_setup(&r)))) {
             if (!r.a.quiet)
                 print_plan(&r);
             if (r.start >= r.total)
