@@ -220,6 +220,7 @@ START_TEST(test_help_and_version)
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
     ck_assert_ptr_nonnull(strstr(out, "OpenBLAS core"));
+    ck_assert_ptr_nonnull(strstr(out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
 }
 END_TEST
 
@@ -250,7 +251,8 @@ START_TEST(test_train_save_eval)
     ck_assert_ptr_nonnull(strstr(err, "samples/s"));
     ck_assert_ptr_nonnull(strstr(err, "validation accuracy"));
     const char *keys[] = {"steps=20 ", "train_loss=", "val_accuracy=", "test_accuracy=",
-                          "seconds=", "samples_per_sec=", "workers=", "threads="};
+                          "seconds=", "samples_per_sec=", "ranks=1 ", "workers=",
+                          "threads="};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         ck_assert_msg(strstr(out, keys[i]) != NULL, "result lacks %s: %s", keys[i], out);
     /* the result line is the last line on stdout */

@@ -470,12 +470,6 @@ END_TEST
 
 static char out[65536], err_text[65536];
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 START_TEST(test_resume_refuses_other_settings_and_data)
 {
     char *dir = tu_tmpdir(), *other = tu_tmpdir();
@@ -589,7 +583,7 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     join_args(first, base, variant, (const char *const[]){"--save", res, "--checkpoint", ck,
                                                           "--checkpoint-every", "1", NULL});
     int pid = tu_spawn(first, slow, o1, e1);
-    sleep_ms(600);
+    tu_sleep_ms(600);
     kill(pid, SIGTERM);
     int st = tu_wait(pid);
     tu_slurp(e1, err_text, sizeof err_text);
@@ -637,7 +631,7 @@ START_TEST(test_second_signal_exits_at_once)
                            "100000000", "--hidden", "16", "--checkpoint", ck,
                            "--checkpoint-every", "50", "--quiet", NULL};
     int pid = tu_spawn(first, NULL, o1, e1);
-    sleep_ms(300);
+    tu_sleep_ms(300);
     kill(pid, SIGTERM);
     ck_assert_int_eq(tu_wait(pid), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
@@ -650,12 +644,12 @@ START_TEST(test_second_signal_exits_at_once)
                             "--checkpoint-every", "100000000", "--quiet", NULL};
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=800", NULL};
     pid = tu_spawn(second, slow, o1, e1);
-    sleep_ms(300);
+    tu_sleep_ms(300);
     kill(pid, SIGINT);
     /* the second signal once the write's temporary file exists (within 10 s,
      * however loaded the machine is) */
     for (int waited = 0; count_temporaries(dir) == 0 && waited < 10000; waited += 5)
-        sleep_ms(5);
+        tu_sleep_ms(5);
     ck_assert_msg(count_temporaries(dir) > 0, "no checkpoint write began after the first signal");
     kill(pid, SIGINT);
     int st = tu_wait(pid);

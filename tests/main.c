@@ -57,6 +57,7 @@ int main(void)
     srunner_add_suite(sr, safetensors_suite());
     srunner_add_suite(sr, image_suite());
     srunner_add_suite(sr, tools_suite());
+    srunner_add_suite(sr, dist_suite());
     srunner_run_all(sr, CK_NORMAL);
     int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
     if (fcntl(9, F_GETFD) != -1) {

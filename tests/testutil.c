@@ -1,11 +1,14 @@
 /* Helpers shared by the test suites. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -241,6 +244,56 @@ int tu_wait(int pid)
         return WEXITSTATUS(status);
     ck_assert_msg(WIFSIGNALED(status), "child %d neither exited nor was killed", pid);
     return TU_KILLED(WTERMSIG(status));
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int tu_children(int pid, int *kids, int max)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && n < max) {
+        char path[300], buf[512];
+        int child = atoi(e->d_name), ppid;
+        if (child <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", child);
+        if (tu_slurp(path, buf, sizeof buf) == 0)
+            continue;
+        const char *close = strrchr(buf, ')'); /* after the command name */
+        if (close && sscanf(close + 1, " %*c %d", &ppid) == 1 && ppid == pid)
+            kids[n++] = child;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void kill_tree(int pid)
+{
+    int kids[64], n = tu_children(pid, kids, 64);
+    kill(pid, SIGSTOP); /* no new children meanwhile */
+    for (int i = 0; i < n; i++)
+        kill_tree(kids[i]);
+    kill(pid, SIGKILL);
+}
+
+int tu_wait_timeout(int pid, double seconds)
+{
+    int status = 0;
+    for (double waited = 0; waited < seconds; waited += 0.02) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : TU_KILLED(WTERMSIG(status));
+        tu_sleep_ms(20);
+    }
+    kill_tree(pid);
+    waitpid(pid, &status, 0);
+    return TU_HUNG;
 }
 
 size_t tu_read(const char *path, void *buf, size_t cap)

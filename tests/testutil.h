@@ -20,6 +20,7 @@ Suite *torch_suite(void);
 Suite *safetensors_suite(void);
 Suite *image_suite(void);
 Suite *tools_suite(void);
+Suite *dist_suite(void);
 
 /* Reports that a test, or a part of it, cannot run here (Check has no skip
  * status): a "SKIP: what: why" line on stderr (and, under make check, on
@@ -77,6 +78,13 @@ int tu_spawn_program(const char *bin, const char *const *args, const char *const
                      const char *out_path, const char *err_path);
 /* Waits for pid: its exit status, or TU_KILLED(signal). */
 int tu_wait(int pid);
+/* Waits at most `seconds` for pid: as tu_wait, or -1000 after killing it
+ * and every process under it (a hang fails instead of blocking). */
+#define TU_HUNG (-1000)
+int tu_wait_timeout(int pid, double seconds);
+/* Children of pid (from /proc), up to max; returns how many. */
+int tu_children(int pid, int *kids, int max);
+void tu_sleep_ms(int ms);
 /* Reads the whole of path (at most cap bytes; it must fit) into buf;
  * returns its length. */
 size_t tu_read(const char *path, void *buf, size_t cap);
