@@ -141,6 +141,35 @@ START_TEST(test_refuses_lone_processes)
 }
 END_TEST
 
+/* SIGUSR1, which mpirun forwards to every rank without killing them, stops
+ * one process too: after the step, with a checkpoint, exit 143. */
+START_TEST(test_sigusr1_stops_like_sigterm)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 200, 20, 6, 5, 3, 55);
+    char ck[4096], err[8192];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
+                          "100000000", "--hidden", "16", "--checkpoint", ck,
+                          "--checkpoint-every", "1000000", "--quiet", NULL};
+    int pid = tu_spawn(args, NULL, tu_path(dir, "out"), tu_path(dir, "err"));
+    tu_sleep_ms(400);
+    kill(pid, SIGUSR1);
+    int st = tu_wait_timeout(pid, 30);
+    tu_slurp(tu_path(dir, "err"), err, sizeof err);
+    ck_assert_msg(st == 143, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "terminated after step") != NULL, "%s", err);
+    pl_ckpt_meta meta;
+    float *state = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &meta, &state, &e), PL_OK);
+    ck_assert(meta.step > 0);
+    pl_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------- MPI jobs */
 
 static char out[1 << 16], err_text[1 << 16];
@@ -521,6 +550,7 @@ Suite *dist_suite(void)
     tcase_add_test(tc, test_tree_any_ranks);
     tcase_add_test(tc, test_one_rank);
     tcase_add_test(tc, test_refuses_lone_processes);
+    tcase_add_test(tc, test_sigusr1_stops_like_sigterm);
     suite_add_tcase(s, tc);
     TCase *jobs = tcase_create("mpi-jobs");
     tcase_set_timeout(jobs, 300);

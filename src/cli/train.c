@@ -526,11 +526,11 @@ static int trainer_setup(run *r)
         dv_rank == pl_dist_rank())
         pl_trainer_set_diverge(r->tr, dv_step);
     pl_trainer_watch_stop(r->tr, &stop_signal);
+    size_t np = pl_param_count(&r->cfg);
     if (r->state)
         pl_trainer_set_state(r->tr, r->state, r->resumed.adam_steps);
     else if (r->init_params) /* fine-tuning: Adam starts fresh (zero moments, t = 0) */
-        memcpy(pl_trainer_params(r->tr), r->init_params,
-               sizeof(float) * pl_param_count(&r->cfg));
+        memcpy(pl_trainer_params(r->tr), r->init_params, sizeof(float) * np);
     if (!(r->order = malloc(sizeof *r->order * r->trainset.n))) {
         fprintf(stderr, "parlstm train: out of memory\n");
         return 1;
