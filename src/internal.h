@@ -309,6 +309,15 @@ void pl_xfer_recv(pl_xfer *x, float *buf, size_t n, int from, int tag);
 int pl_xfer_progress(pl_xfer *x); /* lets them advance; 1 when all are done */
 void pl_xfer_wait(pl_xfer *x);    /* all done; the set is empty again */
 
+/* ---- trainer.c: the step's fixed parameter chunks (norms, Adam, rank
+ * slices): chunk c is [chunk[c], chunk[c + 1]) of np parameters, whole
+ * multiples of 16 but the last. Rank q of R owns chunks [schunk[q],
+ * schunk[q + 1]), the parameters [soff[q], soff[q + 1]). */
+#define PL_CHUNKS 256
+void pl_chunks(size_t np, size_t *chunk /* (PL_CHUNKS + 1) */);
+void pl_rank_slices(const size_t *chunk, int R, int *schunk /* (R + 1) */,
+                    size_t *soff /* (R + 1) */);
+
 /* ---- trainer.c: the fixed summation tree of --deterministic over S shard
  * gradients. Node (lo, size): size a power of two, lo a multiple of it, the
  * sum of shards [lo, min(lo + size, S)) = left child + right child (when

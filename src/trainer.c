@@ -41,7 +41,7 @@
 
 extern void openblas_set_num_threads(int n);
 
-#define NCHUNK 256         /* fixed parameter chunks (norm and update) */
+#define NCHUNK PL_CHUNKS   /* fixed parameter chunks (norm and update) */
 #define DET_SHARDS 16      /* shards per batch under --deterministic */
 #define CHECK_EVERY 100    /* steps between checksums of the parameters across ranks */
 /* Shards per worker otherwise: 1, one each; more, claimed by whichever
@@ -356,6 +356,22 @@ float *pl_tree_node(float *const *p, const int *have, int lo, int size, int S, s
 
 /* ------------------------------------------------------ the rank plan */
 
+void pl_chunks(size_t np, size_t *chunk)
+{
+    for (int c = 0; c <= NCHUNK; c++)
+        chunk[c] = c == NCHUNK ? np : (np * (size_t)c / NCHUNK) & ~(size_t)15;
+}
+
+void pl_rank_slices(const size_t *chunk, int R, int *schunk, size_t *soff)
+{
+    for (int q = 0; q <= R; q++) {
+        long lo, hi;
+        pl_split(NCHUNK, q < R ? q : R - 1, R, &lo, &hi);
+        schunk[q] = (int)(q < R ? lo : hi);
+        soff[q] = chunk[schunk[q]];
+    }
+}
+
 static int make_plan(pl_trainer *tr, int n)
 {
     xplan *x = &tr->plan;
@@ -522,8 +538,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free(tr);
         return NULL;
     }
-    for (int c = 0; c <= NCHUNK; c++)
-        tr->chunk[c] = c == NCHUNK ? tr->np : (tr->np * (size_t)c / NCHUNK) & ~(size_t)15;
+    pl_chunks(tr->np, tr->chunk);
     tr->schunk = calloc((size_t)R + 1, sizeof *tr->schunk);
     tr->soff = calloc((size_t)R + 1, sizeof *tr->soff);
     if (!tr->schunk || !tr->soff) {
@@ -531,12 +546,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free_all(tr);
         return NULL;
     }
-    for (int q = 0; q <= R; q++) {
-        long lo, hi;
-        pl_split(NCHUNK, q < R ? q : R - 1, R, &lo, &hi);
-        tr->schunk[q] = (int)(q < R ? lo : hi);
-        tr->soff[q] = tr->chunk[tr->schunk[q]];
-    }
+    pl_rank_slices(tr->chunk, R, tr->schunk, tr->soff);
     const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
     tr->Lmax = o->deterministic ? DET_SHARDS : R;
     tr->max_blk = o->deterministic ? DET_SHARDS : R;
