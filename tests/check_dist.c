@@ -71,6 +71,7 @@ START_TEST(test_tree_any_ranks)
                     ck_assert_int_eq(blo[j], j == nb ? lo : bhi[j - 1]); /* a partition */
                     pl_tree_node(p, mine, blo[j], bsize[j], S, N);
                 }
+                ck_assert_int_eq(k > 0 ? bhi[nb + k - 1] : (int)lo, hi); /* and no more */
                 nb += k;
             }
             ck_assert_int_eq(nb > 0 ? bhi[nb - 1] : 0, S);
