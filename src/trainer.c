@@ -1037,7 +1037,7 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     tr->job.ds = ds;
     tr->job.idx = idx;
     tr->job.n = n;
-    tr->job.S = tr->o.deterministic || tr->R > 1 ? tr->plan.S_local : (n < tr->S_max ? n : tr->S_max);
+    tr->job.S = tr->plan.S_local;
     tr->job.next_shard = 0;
     tr->job.lr = lr;
     tr->job.step = step;
