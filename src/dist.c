@@ -266,11 +266,22 @@ void pl_xfer_free(pl_xfer *x)
     free(x);
 }
 
+#ifdef HAVE_MPI
+/* The next request of x: more than planned is a bug in the caller. */
+static MPI_Request *next_req(pl_xfer *x)
+{
+    if (x->n >= x->max) {
+        fprintf(stderr, "parlstm: internal error: more than %d transfers at a time\n", x->max);
+        abort();
+    }
+    return &x->req[x->n++];
+}
+#endif
+
 void pl_xfer_send(pl_xfer *x, const float *buf, size_t n, int to, int tag)
 {
 #ifdef HAVE_MPI
-    if (x->n < x->max)
-        MPI_Isend(buf, (int)n, MPI_FLOAT, to, tag, MPI_COMM_WORLD, &x->req[x->n++]);
+    MPI_Isend(buf, (int)n, MPI_FLOAT, to, tag, MPI_COMM_WORLD, next_req(x));
 #else
     (void)x;
     (void)buf;
@@ -283,8 +294,7 @@ void pl_xfer_send(pl_xfer *x, const float *buf, size_t n, int to, int tag)
 void pl_xfer_recv(pl_xfer *x, float *buf, size_t n, int from, int tag)
 {
 #ifdef HAVE_MPI
-    if (x->n < x->max)
-        MPI_Irecv(buf, (int)n, MPI_FLOAT, from, tag, MPI_COMM_WORLD, &x->req[x->n++]);
+    MPI_Irecv(buf, (int)n, MPI_FLOAT, from, tag, MPI_COMM_WORLD, next_req(x));
 #else
     (void)x;
     (void)buf;
