@@ -211,7 +211,7 @@ static void train_notes(FILE *f)
         "\n"
         "Several processes: mpirun -np R parlstm train ... (or srun --mpi=pmix) splits\n"
         "every batch across R ranks and their workers (ranks=R in the result line);\n"
-        "rank 0 alone prints, evaluates and writes files. See README: ranks.\n"
+        "rank 0 alone prints, evaluates and writes files (README: several hosts).\n"
         "\n"
         "Logs go to stderr. The last stdout line is the result, for example\n"
         "  result: steps=550 train_loss=0.0818 val_accuracy=0.9806 test_accuracy=0.9782\n"
