@@ -286,6 +286,28 @@ START_TEST(test_train_save_eval)
 }
 END_TEST
 
+/* --test-every-epoch: a test accuracy at the end of every epoch, in the
+ * output and as test rows of --log, the last one the result line's. */
+START_TEST(test_test_every_epoch)
+{
+    char *dir = tu_tmpdir();
+    tu_make_dataset(dir, 60, 30, 6, 5, 3, 92);
+    const char *log = tu_path(dir, "log.csv");
+    const char *args[] = {"train", "--data", dir, "--val", "10", "--batch", "25", "--epochs", "3",
+                          "--hidden", "8", "--test-every-epoch", "--log", log, NULL};
+    int st = tu_run(out, sizeof out, err, sizeof err, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    ck_assert_msg(strstr(err, "epoch 1: test accuracy ") && strstr(err, "epoch 2: test accuracy ") &&
+                  !strstr(err, "epoch 3: test accuracy "), "%s", err);
+    static char text[1 << 14];
+    tu_slurp(log, text, sizeof text);
+    ck_assert_msg(strstr(text, "\ntest,2,1,") && strstr(text, "\ntest,4,2,") &&
+                  strstr(text, "\ntest,6,3,"), "%s", text);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* More OpenMP threads than gate panels: capped, with a warning that says
  * why; the result line shows the threads used. */
 START_TEST(test_threads_capped_with_a_warning)
@@ -816,6 +838,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);
+    tcase_add_test(tc, test_test_every_epoch);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_man_page_is_current);
     tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);

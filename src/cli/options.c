@@ -151,6 +151,9 @@ static const cli_option OPTIONS[] = {
      "write the training curve to FILE.csv: a row every --log-every steps and one per "
      "evaluation, flushed as they come (the columns are below); a run resumed with --resume "
      "appends to it. Draw it with parlstm plot"},
+    {O_TEST_EVERY_EPOCH, "test-every-epoch", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL,
+     CMD_TRAIN, "Output", "evaluate the test set after every epoch too (its line, and a test "
+     "row of --log): a learning curve on the test images"},
     {O_LOG_EVERY, "log-every", "N", ARG_INT, 1, 1000000000, 0, NULL, "100", NULL, CMD_TRAIN,
      "Output", "a progress line (and --log row) every N steps"},
     {O_PROFILE, "profile", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",

@@ -38,7 +38,7 @@ typedef struct {
     pl_train_opts o;
     const char *data, *save, *ckpt, *resume, *log, *init_from;
     long long val, log_every, ckpt_every;
-    int quiet, layers;
+    int quiet, layers, test_every_epoch;
     pl_sequence sequence;  /* how images become sequences */
     int permuted;          /* --permute given */
     uint64_t permute_seed;
@@ -174,6 +174,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     o->deterministic = (int)v[O_DET].i;
     o->dropout = (float)v[O_DROPOUT].x;
     a->layers = (int)v[O_LAYERS].i;
+    a->test_every_epoch = (int)v[O_TEST_EVERY_EPOCH].i;
     a->sequence = (pl_sequence)v[O_SEQUENCE].i;
     a->permuted = v[O_PERMUTE].set;
     a->permute_seed = v[O_PERMUTE].u;
@@ -618,6 +619,28 @@ static int evaluate_validation(run *r, progress *p, long step, long epoch)
     return 0;
 }
 
+/* The test set's accuracy after `step` steps (epoch `epoch`): its line and
+ * its log row; rank 0's. */
+static int evaluate_test(run *r, progress *p, long step, long epoch)
+{
+    pl_error err = {0};
+    double loss, t0 = pl_seconds();
+    if (pl_trainer_evaluate(r->tr, &r->test, &p->test_acc, &loss, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    if (!r->a.quiet && step < r->total)
+        fprintf(stderr, "epoch %ld: test accuracy %.4f, loss %.4f (%zu images, %.1fs)\n", epoch,
+                p->test_acc, loss, r->test.n, pl_seconds() - t0);
+    else if (!r->a.quiet)
+        fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", p->test_acc, loss,
+                r->test.n);
+    cli_log_row(&r->log, "test", step, epoch, NAN, loss, p->test_acc, NAN, NAN,
+                pl_seconds() - r->t_start);
+    p->t_win += pl_seconds() - t0;
+    return 0;
+}
+
 /* At the end of a log window: the window's mean loss, its line and its
  * log row. */
 static void log_window(run *r, progress *p, long step, long epoch)
@@ -673,8 +696,13 @@ static int train_step(run *r, progress *p, long step)
         log_window(r, p, step, epoch);
     if (a->ckpt && ((step + 1) % a->ckpt_every == 0 || last) && write_checkpoint(r, step + 1))
         return 1;
-    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stopping(p))
-        return evaluate_validation(r, p, step + 1, epoch + 1);
+    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stopping(p) &&
+        evaluate_validation(r, p, step + 1, epoch + 1))
+        return 1;
+    /* the test set after every epoch but the last (finish evaluates that) */
+    if (pos + 1 == r->spe && !last && a->test_every_epoch && r->have_test && !stopping(p) &&
+        pl_dist_rank() == 0 && evaluate_test(r, p, step + 1, epoch + 1))
+        return cli_fail_alone(1);
     return 0;
 }
 
@@ -791,18 +819,8 @@ static int finish(run *r, progress *p)
     if (r->start >= r->total && r->valset.n > 0 &&
         evaluate_validation(r, p, r->total, (r->total - 1) / r->spe + 1))
         return 1;
-    if (r->have_test) {
-        double loss;
-        if (pl_trainer_evaluate(r->tr, &r->test, &p->test_acc, &loss, &err)) {
-            print_error(CMD, &err);
-            return 1;
-        }
-        if (!a->quiet)
-            fprintf(stderr, "test accuracy %.4f, loss %.4f (%zu images)\n", p->test_acc, loss,
-                    r->test.n);
-        cli_log_row(&r->log, "test", r->total, (r->total - 1) / r->spe + 1, NAN, loss,
-                    p->test_acc, NAN, NAN, pl_seconds() - r->t_start);
-    }
+    if (r->have_test && evaluate_test(r, p, r->total, (r->total - 1) / r->spe + 1))
+        return 1;
     int rc = 0;
     if (a->save) {
         pl_model_info mi = run_model_info(r);
