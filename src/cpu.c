@@ -38,15 +38,35 @@ int pl_cpu_has_avx2(void)
 #endif
 }
 
+/* The CPUs the process may use, as it started: --pin later ties threads
+ * (the caller's too) to single CPUs, which must not shrink what the next
+ * trainer in the same process sees. */
+static cpu_set_t start_set;
+static int start_ok;
+
+__attribute__((constructor)) static void remember_cpus(void)
+{
+    start_ok = sched_getaffinity(0, sizeof start_set, &start_set) == 0 &&
+               CPU_COUNT(&start_set) > 0;
+}
+
+int pl_cpu_list(int *cpus, int max)
+{
+    int n = 0;
+    if (!start_ok) {
+        if (max > 0)
+            cpus[n++] = 0;
+        return n;
+    }
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+        if (CPU_ISSET(c, &start_set))
+            cpus[n++] = c;
+    return n;
+}
+
 int pl_cpu_count(void)
 {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    return 1;
+    return start_ok ? CPU_COUNT(&start_set) : 1;
 }
 
 double pl_seconds(void)

@@ -280,6 +280,10 @@ static inline void pl_lap(double *prof, int ph, double *t0)
  * (LAPACK QR of q^T, signs as Gram-Schmidt would give them); 0 or -1. */
 int pl_orthonormalise_rows(double *q, int rows, int cols);
 
+/* The CPUs this process could use when it started (before any pinning):
+ * up to max of their numbers into cpus; returns how many. */
+int pl_cpu_list(int *cpus, int max);
+
 /* Flush-to-zero and denormals-are-zero on the calling thread (see cpu.c);
  * returns the previous mode for pl_fp_fast_leave. Every thread that
  * computes brackets its work with these two. */

@@ -594,13 +594,9 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
              tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk && tr->agree &&
              tr->ready && x->blo && x->bhi && x->bsize && x->brank && x->slot && tr->sends &&
              tr->recvs && (!o->profile || tr->prof);
-    cpu_set_t set;
     tr->ncpu = 0;
-    if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL &&
-        sched_getaffinity(0, sizeof set, &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &set))
-                tr->cpus[tr->ncpu++] = c;
+    if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL)
+        tr->ncpu = pl_cpu_list(tr->cpus, CPU_SETSIZE);
     if (!ok || !tr->cpus) {
         pl_fail(err, PL_ERR_NOMEM,
                 "cannot allocate buffers for %d workers (%zu parameters)",
