@@ -95,21 +95,23 @@ void pl_gemm_blas(const pl_gemm_op *op)
 #define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
 #endif
 
-/* Chunk ch of the inner dimension: whole blocks when blocks are short,
- * else balanced pieces of the one block. */
+/* The chunks of the inner dimension, each at most kc rows of B in all:
+ * groups of whole blocks when blocks are at most kc long, else balanced
+ * pieces of one block (per_block of them). */
 typedef struct {
-    int nchunk, chunk_blocks, piece;
+    int nchunk, chunk_blocks, per_block, piece;
 } chunking;
 
 static chunking chunks_of(const pl_gemm_op *op, int kc)
 {
-    chunking c = {0, 1, op->kb};
-    if (op->nb > 1) {
-        c.chunk_blocks = op->kb >= kc ? 1 : kc / op->kb;
+    chunking c = {0, 1, 1, op->kb};
+    if (op->nb > 1 && op->kb <= kc) {
+        c.chunk_blocks = kc / op->kb;
         c.nchunk = (op->nb + c.chunk_blocks - 1) / c.chunk_blocks;
     } else {
-        c.nchunk = (op->kb + kc - 1) / kc;
-        c.piece = (op->kb + c.nchunk - 1) / c.nchunk;
+        c.per_block = (op->kb + kc - 1) / kc;
+        c.piece = (op->kb + c.per_block - 1) / c.per_block;
+        c.nchunk = op->nb * c.per_block;
     }
     return c;
 }
@@ -119,21 +121,21 @@ static chunking chunks_of(const pl_gemm_op *op, int kc)
 static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile *t,
                        size_t *a_off, size_t *b_off, int *rows)
 {
-    if (op->nb > 1) {
+    if (c->chunk_blocks > 1) {
         int b0 = ch * c->chunk_blocks;
         t->nb = op->nb - b0 < c->chunk_blocks ? op->nb - b0 : c->chunk_blocks;
         t->kb = op->kb;
         *a_off = (size_t)b0 * op->a_bs;
         *b_off = (size_t)b0 * op->b_bs;
     } else {
-        int k0 = ch * c->piece;
+        int blk = ch / c->per_block, k0 = ch % c->per_block * c->piece;
         t->nb = 1;
         t->kb = op->kb - k0 < c->piece ? op->kb - k0 : c->piece;
-        *a_off = (size_t)k0 * op->a_cs;
-        *b_off = (size_t)k0 * op->ldb;
+        *a_off = (size_t)blk * op->a_bs + (size_t)k0 * op->a_cs;
+        *b_off = (size_t)blk * op->b_bs + (size_t)k0 * op->ldb;
     }
     /* rows that follow each other in memory when blocks are contiguous */
-    *rows = op->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
+    *rows = t->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
 }
 
 /* Every row tile of column panel jp over one chunk; each tile prefetches

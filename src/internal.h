@@ -195,8 +195,8 @@ void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op);
 
 /* The blocking driver that our GEMM micro-kernels share (gemm.c). C is cut
  * into column panels of 64 and tiles of up to mr rows; the inner dimension
- * into chunks of about kc rows of B (kc x 64 floats stay in L1 while every
- * row tile passes over them), and each tile prefetches its share of the
+ * into chunks of at most kc rows of B (nb x kb <= kc in every tile; the
+ * kc x 64 floats stay in L1 while every row tile passes over them), and each tile prefetches its share of the
  * chunk that comes next. Panels are visited one after the other (a panel's
  * C stays in L1 across chunks) unless A is too large for L2, then chunk by
  * chunk (each chunk of A is read once for all panels). tile() computes one

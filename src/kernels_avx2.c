@@ -99,36 +99,35 @@ strip(const pl_tile *t, int j0, __m256i last, const int MR_, const int NV_, cons
 
 /* The strips of a tile: whole 16-column strips, then the rest (1 or 2
  * vectors, the last one partial when cols is not a multiple of 8). */
-static inline __attribute__((always_inline)) PL_AVX2 void tile_rows(const pl_tile *t,
-                                                                     const int MR_)
+static inline __attribute__((always_inline)) PL_AVX2 void
+tile_rows(const pl_tile *t, const int MR_, const int LAY)
 {
-    const int cols = t->cols, whole = cols / 16 * 16;
-    const __m256i none = _mm256_setzero_si256();
-    if (t->a_cs == 1)
-        for (int j0 = 0; j0 < whole; j0 += 16)
-            strip(t, j0, none, MR_, 2, A_ROWS, 0);
-    else
-        for (int j0 = 0; j0 < whole; j0 += 16)
-            strip(t, j0, none, MR_, 2, A_COLS, 0);
-    const int rest = cols - whole;
-    if (rest == 0)
-        return;
-    const __m256i last = lanes(rest % 8 ? rest % 8 : 8);
+    const int cols = t->cols, whole = cols / 16 * 16, rest = cols - whole;
+    for (int j0 = 0; j0 < whole; j0 += 16)
+        strip(t, j0, _mm256_setzero_si256(), MR_, 2, LAY, 0);
     if (rest > 8)
-        strip(t, whole, last, MR_, 2, t->a_cs == 1 ? A_ROWS : A_COLS, 1);
-    else
-        strip(t, whole, last, MR_, 1, t->a_cs == 1 ? A_ROWS : A_COLS, 1);
+        strip(t, whole, lanes(rest - 8), MR_, 2, LAY, 1);
+    else if (rest > 0)
+        strip(t, whole, lanes(rest), MR_, 1, LAY, 1);
 }
+
+#define TILE_LAY(mr)                                                          \
+    do {                                                                      \
+        if (t->a_cs == 1)                                                     \
+            tile_rows(t, mr, A_ROWS);                                         \
+        else                                                                  \
+            tile_rows(t, mr, A_COLS);                                         \
+    } while (0)
 
 static PL_AVX2 void tile_any(const pl_tile *t)
 {
     switch (t->mr) {
-    case 1: tile_rows(t, 1); break;
-    case 2: tile_rows(t, 2); break;
-    case 3: tile_rows(t, 3); break;
-    case 4: tile_rows(t, 4); break;
-    case 5: tile_rows(t, 5); break;
-    default: tile_rows(t, 6); break;
+    case 1: TILE_LAY(1); break;
+    case 2: TILE_LAY(2); break;
+    case 3: TILE_LAY(3); break;
+    case 4: TILE_LAY(4); break;
+    case 5: TILE_LAY(5); break;
+    default: TILE_LAY(6); break;
     }
 }
 
