@@ -124,8 +124,9 @@ static const cli_option OPTIONS[] = {
     {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
      "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
     {O_BENCH_GEMM, "gemm", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
-     "Parallelism", "matrix products, as for train; a list (e.g. avx512,blas) measures "
-     "every backend in the same rounds: a grid dimension"},
+     "Parallelism", "kernels, as for train; a list (e.g. avx512,avx2,blas) measures "
+     "every set in the same rounds: a grid dimension; %peak is over the FMA peak at each "
+     "set's own vector width"},
     {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_RUN, "Parallelism",
      "the kernels (matrix products, LSTM cell, Adam): auto (the fastest this CPU runs, as "
      "parlstm --version says: avx512, else avx2, else neon on 64-bit ARM, else blas), "
