@@ -25,6 +25,7 @@ static const gemm_case CASES[] = {
     {"7 rows, 1 vector", 7, 16, 1, 33, 0, 0},
     {"13 rows, 3 vectors", 13, 48, 1, 5, 0, 1},
     {"partial vector (N = 37)", 11, 37, 1, 20, 0, 0},
+    {"partial second vector (N = 29)", 5, 29, 1, 11, 0, 1},
     {"two column panels + partial", 9, 150, 1, 17, 0, 1},
     {"backward dh: blocks of 64", 50, 64, 8, 64, 0, 0},
     {"backward dh: odd blocks", 21, 32, 5, 64, 0, 1},
