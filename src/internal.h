@@ -196,10 +196,11 @@ void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op);
 /* The blocking driver that our GEMM micro-kernels share (gemm.c). C is cut
  * into column panels of 64 and tiles of up to mr rows; the inner dimension
  * into chunks of at most kc rows of B (nb x kb <= kc in every tile; the
- * kc x 64 floats stay in L1 while every row tile passes over them), and each tile prefetches its share of the
- * chunk that comes next. Panels are visited one after the other (a panel's
- * C stays in L1 across chunks) unless A is too large for L2, then chunk by
- * chunk (each chunk of A is read once for all panels). tile() computes one
+ * kc x 64 floats stay in L1 while every row tile passes over them), and
+ * each tile prefetches its share of the chunk that comes next. Panels are
+ * visited one after the other (a panel's C stays in L1 across chunks)
+ * unless A is too large for L2, then chunk by chunk (each chunk of A is
+ * read once for all panels). tile() computes one
  * tile: C(mr, cols) (+)= sum over nb blocks of A(mr, kb) B(kb, cols), with
  * cols <= 64 and the operands' strides as in pl_gemm_op. */
 typedef struct {
@@ -232,34 +233,14 @@ void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_
 float pl_fma_loop_scalar(long iters, double *flops);
 
 /* Each instruction set's table lives in its own file, compiled with target
- * attributes for that set only (never -march): kernels_avx512.c and
- * kernels_avx2.c on x86-64, kernels_neon.c on AArch64. */
+ * attributes for that set only (never -march), its kernels static there:
+ * kernels_avx512.c and kernels_avx2.c on x86-64, kernels_neon.c on
+ * AArch64. */
 #if defined(__x86_64__)
 extern const pl_kernels pl_kernels_avx512, pl_kernels_avx2;
-void pl_gemm_avx512(const pl_gemm_op *op);
-void pl_cell_forward_avx512(const pl_cell_args *a);
-void pl_cell_backward_avx512(const pl_cell_args *a);
-void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd);
-void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
-                    const pl_adam_k *k);
-float pl_fma_loop_avx512(long iters, double *flops);
-void pl_gemm_avx2(const pl_gemm_op *op);
-void pl_cell_forward_avx2(const pl_cell_args *a);
-void pl_cell_backward_avx2(const pl_cell_args *a);
-void pl_transpose16_avx2(const float *src, size_t lds, float *dst, size_t ldd);
-void pl_adam_avx2(float *params, const float *grad, float *m, float *v, size_t n,
-                  const pl_adam_k *k);
-float pl_fma_loop_avx2(long iters, double *flops);
 #endif
 #if defined(__aarch64__)
 extern const pl_kernels pl_kernels_neon;
-void pl_gemm_neon(const pl_gemm_op *op);
-void pl_cell_forward_neon(const pl_cell_args *a);
-void pl_cell_backward_neon(const pl_cell_args *a);
-void pl_transpose16_neon(const float *src, size_t lds, float *dst, size_t ldd);
-void pl_adam_neon(float *params, const float *grad, float *m, float *v, size_t n,
-                  const pl_adam_k *k);
-float pl_fma_loop_neon(long iters, double *flops);
 #endif
 
 /* ---- little-endian fields of the file formats (models, checkpoints): a

@@ -131,7 +131,7 @@ static PL_AVX2 void tile_any(const pl_tile *t)
     }
 }
 
-void pl_gemm_avx2(const pl_gemm_op *op)
+static void pl_gemm_avx2(const pl_gemm_op *op)
 {
     static const pl_gemm_isa isa = {.mr = MR, .kc = AVX2_KC, .tile = tile_any};
     pl_gemm_blocked(&isa, op);
@@ -182,7 +182,7 @@ static inline __attribute__((always_inline)) PL_AVX2 __m256 tanh8(__m256 x)
 }
 
 /* A 16-unit gate block is two vectors: h = 0 and 8 below. */
-PL_AVX2 void pl_cell_forward_avx2(const pl_cell_args *a)
+static PL_AVX2 void pl_cell_forward_avx2(const pl_cell_args *a)
 {
     for (int p = a->p0; p < a->p1; p++) {
         float *g = a->g + p * a->g_ps;
@@ -211,7 +211,7 @@ PL_AVX2 void pl_cell_forward_avx2(const pl_cell_args *a)
     }
 }
 
-PL_AVX2 void pl_cell_backward_avx2(const pl_cell_args *a)
+static PL_AVX2 void pl_cell_backward_avx2(const pl_cell_args *a)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int p = a->p0; p < a->p1; p++) {
@@ -271,7 +271,8 @@ static inline __attribute__((always_inline)) PL_AVX2 void transpose8(const float
     }
 }
 
-PL_AVX2 void pl_transpose16_avx2(const float *src, size_t lds, float *dst, size_t ldd)
+static PL_AVX2 void pl_transpose16_avx2(const float *src, size_t lds, float *dst,
+                                        size_t ldd)
 {
     for (int bi = 0; bi < 16; bi += 8)
         for (int bu = 0; bu < 16; bu += 8)
@@ -283,8 +284,8 @@ PL_AVX2 void pl_transpose16_avx2(const float *src, size_t lds, float *dst, size_
 /* The update of pl_adam_generic (optim.c), 8 lanes at a time; every lane
  * does the same operations as the scalar loop, in the same order, with no
  * FMA: the same bits. */
-PL_AVX2 void pl_adam_avx2(float *params, const float *grad, float *m, float *v, size_t n,
-                          const pl_adam_k *k)
+static PL_AVX2 void pl_adam_avx2(float *params, const float *grad, float *m, float *v,
+                                 size_t n, const pl_adam_k *k)
 {
     const __m256 step = _mm256_set1_ps(k->step), b1 = _mm256_set1_ps(k->b1),
                  b2 = _mm256_set1_ps(k->b2), b1c = _mm256_set1_ps(k->b1c),
@@ -310,7 +311,7 @@ PL_AVX2 void pl_adam_avx2(float *params, const float *grad, float *m, float *v, 
 /* ------------------------------------------------- FMA peak calibration */
 
 /* 12 independent chains of 8-wide FMAs (see pl_fma_loop_avx512). */
-PL_AVX2 float pl_fma_loop_avx2(long iters, double *flops)
+static PL_AVX2 float pl_fma_loop_avx2(long iters, double *flops)
 {
     __m256 a[12];
     const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);

@@ -123,7 +123,7 @@ static PL_AVX512 void tile_any(const pl_tile *t)
     }
 }
 
-void pl_gemm_avx512(const pl_gemm_op *op)
+static void pl_gemm_avx512(const pl_gemm_op *op)
 {
     static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
     pl_gemm_blocked(&isa, op);
@@ -179,7 +179,7 @@ static inline __attribute__((always_inline)) PL_AVX512 __m512 tanh16(__m512 x)
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), sign));
 }
 
-PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
+static PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
 {
     for (int p = a->p0; p < a->p1; p++) {
         float *g = a->g + p * a->g_ps;
@@ -207,7 +207,7 @@ PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
     }
 }
 
-PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
+static PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int p = a->p0; p < a->p1; p++) {
@@ -245,7 +245,8 @@ PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
 
 /* dst[i * ldd + u] = src[u * lds + i] for a 16 x 16 block: two rounds of
  * in-lane unpacks, then two of 128-bit lane shuffles. */
-PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd)
+static PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst,
+                                            size_t ldd)
 {
     __m512 r[16], t[16], u[16];
     for (int i = 0; i < 16; i++)
@@ -278,8 +279,8 @@ PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst, s
 
 /* The update of pl_adam (optim.c), 16 lanes at a time; every lane does the
  * same operations as the scalar loop, in the same order. */
-PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
-                              const pl_adam_k *k)
+static PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float *v,
+                                     size_t n, const pl_adam_k *k)
 {
     const __m512 step = _mm512_set1_ps(k->step), b1 = _mm512_set1_ps(k->b1),
                  b2 = _mm512_set1_ps(k->b2), b1c = _mm512_set1_ps(k->b1c),
@@ -306,7 +307,7 @@ PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float 
 /* 12 independent chains of 16-wide FMAs: enough to cover the FMA latency
  * on two ports. Returns a value that depends on every chain, so nothing is
  * optimised away; *flops gets the operations done. */
-PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
+static PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
 {
     __m512 a[12];
     const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);

@@ -122,7 +122,7 @@ static void tile_any(const pl_tile *t)
     }
 }
 
-void pl_gemm_neon(const pl_gemm_op *op)
+static void pl_gemm_neon(const pl_gemm_op *op)
 {
     static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
     pl_gemm_blocked(&isa, op);
@@ -169,7 +169,7 @@ static inline __attribute__((always_inline)) float32x4_t tanh4(float32x4_t x)
 }
 
 /* A 16-unit gate block is four vectors: h = 0, 4, 8, 12 below. */
-void pl_cell_forward_neon(const pl_cell_args *a)
+static void pl_cell_forward_neon(const pl_cell_args *a)
 {
     for (int p = a->p0; p < a->p1; p++) {
         float *g = a->g + p * a->g_ps;
@@ -198,7 +198,7 @@ void pl_cell_forward_neon(const pl_cell_args *a)
     }
 }
 
-void pl_cell_backward_neon(const pl_cell_args *a)
+static void pl_cell_backward_neon(const pl_cell_args *a)
 {
     const float32x4_t one = vdupq_n_f32(1.0f);
     for (int p = a->p0; p < a->p1; p++) {
@@ -245,7 +245,7 @@ static inline __attribute__((always_inline)) void transpose4(const float *src, s
     vst1q_f32(dst + 3 * ldd, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
 }
 
-void pl_transpose16_neon(const float *src, size_t lds, float *dst, size_t ldd)
+static void pl_transpose16_neon(const float *src, size_t lds, float *dst, size_t ldd)
 {
     for (int bi = 0; bi < 16; bi += 4)
         for (int bu = 0; bu < 16; bu += 4)
@@ -258,8 +258,8 @@ void pl_transpose16_neon(const float *src, size_t lds, float *dst, size_t ldd)
  * scalar loop's own operations for the tail: every lane does the same
  * operations in the same order, with no FMA (vmulq and vaddq, and the build
  * uses -ffp-contract=off): the same bits. */
-void pl_adam_neon(float *params, const float *grad, float *m, float *v, size_t n,
-                  const pl_adam_k *k)
+static void pl_adam_neon(float *params, const float *grad, float *m, float *v, size_t n,
+                         const pl_adam_k *k)
 {
     const float32x4_t step = vdupq_n_f32(k->step), b1 = vdupq_n_f32(k->b1),
                       b2 = vdupq_n_f32(k->b2), b1c = vdupq_n_f32(k->b1c),
@@ -269,11 +269,13 @@ void pl_adam_neon(float *params, const float *grad, float *m, float *v, size_t n
     for (; i + 4 <= n; i += 4) {
         float32x4_t g = vmulq_f32(vld1q_f32(grad + i), scale);
         float32x4_t mi = vaddq_f32(vmulq_f32(b1, vld1q_f32(m + i)), vmulq_f32(b1c, g));
-        float32x4_t vi = vaddq_f32(vmulq_f32(b2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(b2c, g), g));
+        float32x4_t vi =
+            vaddq_f32(vmulq_f32(b2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(b2c, g), g));
         vst1q_f32(m + i, mi);
         vst1q_f32(v + i, vi);
         float32x4_t den = vaddq_f32(vmulq_f32(vsqrtq_f32(vi), rbc2), eps);
-        vst1q_f32(params + i, vsubq_f32(vld1q_f32(params + i), vdivq_f32(vmulq_f32(step, mi), den)));
+        float32x4_t upd = vdivq_f32(vmulq_f32(step, mi), den);
+        vst1q_f32(params + i, vsubq_f32(vld1q_f32(params + i), upd));
     }
     if (i < n)
         pl_adam_generic(params + i, grad + i, m + i, v + i, n - i, k);
@@ -283,7 +285,7 @@ void pl_adam_neon(float *params, const float *grad, float *m, float *v, size_t n
 
 /* 16 independent chains of 4-wide FMAs: enough to cover a latency of 4
  * cycles on up to four FMA pipes (Neoverse V1). */
-float pl_fma_loop_neon(long iters, double *flops)
+static float pl_fma_loop_neon(long iters, double *flops)
 {
     float32x4_t a[16];
     const float32x4_t m = vdupq_n_f32(0.9999999f), c = vdupq_n_f32(1e-7f);

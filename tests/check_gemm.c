@@ -188,9 +188,11 @@ START_TEST(test_transpose16)
             got[i] = -1.0f - (float)i;
         pl_kernels_of(tu_sets[k])->transpose16(src, lds, got, ldd);
         for (int i = 0; i < 16; i++)
-            for (size_t u = 0; u < ldd; u++)
-                ck_assert_msg(got[i * ldd + u] == (u < 16 ? src[u * lds + i] : -1.0f - (float)(i * ldd + u)),
-                              "%s transpose at (%d, %zu)", pl_gemm_name(tu_sets[k]), i, u);
+            for (size_t u = 0; u < ldd; u++) {
+                const float want = u < 16 ? src[u * lds + i] : -1.0f - (float)(i * ldd + u);
+                ck_assert_msg(got[i * ldd + u] == want, "%s transpose at (%d, %zu)",
+                              pl_gemm_name(tu_sets[k]), i, u);
+            }
     }
 }
 END_TEST
@@ -254,34 +256,34 @@ START_TEST(test_cell_matches_generic)
     ck_assert_float_eq(g2[40], -1.0f);
     ck_assert_float_eq(g2[41], 1.0f);
 
-    tu_fill(dh, (size_t)n * Hp, 1.0f, 7);
-    tu_fill(d1, (size_t)n * Hp, 1.0f, 8);
-    memcpy(d2, d1, sizeof(float) * n * Hp);
-    memcpy(g2, g1, sizeof(float) * np * g_ps); /* same activations in both */
-    a.g = g1;
+    /* backward from the same activations (g1), with a previous cell and,
+     * as at the first step, without one (c_prev NULL reads zeros) */
+    float *act = malloc(sizeof(float) * np * g_ps);
+    memcpy(act, g1, sizeof(float) * np * g_ps);
+    tu_fill(dh, nu, 1.0f, 7);
     a.tc = t1;
     a.dh = dh;
-    a.dc = d1;
-    pl_cell_backward_generic(&a);
-    a.g = g2;
-    a.dc = d2;
-    ks->cell_backward(&a);
-    worst = fmax(largest_diff(g1, g2, np * g_ps), largest_diff(d1, d2, nu));
-    printf("cell %-6s backward: largest difference %.2e\n", pl_gemm_name(be), worst);
-    ck_assert_msg(worst < 1e-6, "%s backward differs by %g", pl_gemm_name(be), worst);
-    /* the first layer's step 0 has no previous cell: c_prev NULL reads zeros */
-    memcpy(g2, g1, sizeof(float) * np * g_ps);
-    a.c_prev = NULL;
-    a.g = g1;
-    a.dc = d1;
-    pl_cell_backward_generic(&a);
-    a.g = g2;
-    a.dc = d2;
-    ks->cell_backward(&a);
+    for (int first = 0; first <= 1; first++) {
+        a.c_prev = first ? NULL : cp;
+        tu_fill(d1, nu, 1.0f, 8);
+        memcpy(d2, d1, sizeof(float) * nu);
+        memcpy(g1, act, sizeof(float) * np * g_ps);
+        memcpy(g2, act, sizeof(float) * np * g_ps);
+        a.g = g1;
+        a.dc = d1;
+        pl_cell_backward_generic(&a);
+        a.g = g2;
+        a.dc = d2;
+        ks->cell_backward(&a);
+        worst = fmax(largest_diff(g1, g2, np * g_ps), largest_diff(d1, d2, nu));
+        printf("cell %-6s backward%s: largest difference %.2e\n", pl_gemm_name(be),
+               first ? " (first step)" : "", worst);
+        ck_assert_msg(worst < 1e-6, "%s backward differs by %g", pl_gemm_name(be), worst);
+    }
     for (size_t i = 0; i < np * g_ps; i += 64)
         ck_assert_float_eq(g2[i + 16], 0.0f); /* d_f = dc c_prev f (1 - f) */
     free(g1); free(g2); free(cp); free(h1); free(h2); free(c1); free(c2);
-    free(t1); free(t2); free(dh); free(d1); free(d2);
+    free(t1); free(t2); free(dh); free(d1); free(d2); free(act);
 }
 END_TEST
 
