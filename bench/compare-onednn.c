@@ -32,7 +32,9 @@
  *   (what it runs: the input projection is folded into the gate weights).
  *
  * Other shapes: --hidden, --seq T,D, --batch (parlstm trains on MNIST seen
- * as T x D when that is 784 pixels, else on random images).
+ * as T x D when that is 784 pixels, else on random images). --gemm chooses
+ * parlstm's kernel set; ONEDNN_MAX_CPU_ISA=AVX2 restricts oneDNN likewise
+ * (with --gemm avx2: both sides on 256-bit vectors).
  *
  * Exit status: 0; 1 on a failure (naming the failing call); 2 on bad
  * options. */
@@ -347,7 +349,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: compare-onednn [--hidden H] [--seq T,D] [--batch N] [--channels C]\n"
-        "                      [--rounds R] [--steps S] [--data DIR]\n"
+        "                      [--rounds R] [--steps S] [--data DIR] [--gemm SET]\n"
         "Times oneDNN's f32 LSTM training step (forward_training + backward; T steps,\n"
         "batch N, C input channels, H hidden; 1 and 2 OpenMP threads) against\n"
         "parlstm's whole training step (model D-H-10, batch N, workers x threads 1x1,\n"
@@ -364,6 +366,8 @@ static void usage(FILE *f)
         "  --rounds R    rounds; each runs every configuration once (default 5)\n"
         "  --steps S     training steps per configuration and round (default 30)\n"
         "  --data DIR    MNIST IDX files (default data/mnist)\n"
+        "  --gemm SET    parlstm's kernel set: auto (default), avx512, avx2, neon, blas\n"
+        "                or naive; ONEDNN_MAX_CPU_ISA=AVX2 restricts oneDNN to AVX2\n"
         "  --help        this text\n"
         "\n"
         "Prints median, min and max samples/s over the rounds, GFLOP/s and the ratios\n"
@@ -442,12 +446,14 @@ static void check_forward(const dnn_net *net)
 int main(int argc, char **argv)
 {
     int rounds = 5, steps = 30, c;
+    pl_gemm_backend gemm = PL_GEMM_AUTO;
     const char *data = "data/mnist";
     static const struct option longopts[] = {
         {"rounds", required_argument, 0, 'r'},   {"steps", required_argument, 0, 's'},
         {"channels", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"hidden", required_argument, 0, 'H'},   {"seq", required_argument, 0, 'T'},
-        {"batch", required_argument, 0, 'b'},    {"help", no_argument, 0, 'h'},
+        {"batch", required_argument, 0, 'b'},    {"gemm", required_argument, 0, 'g'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -458,6 +464,16 @@ int main(int argc, char **argv)
         case 'H': if (parse_int("--hidden", optarg, 1, 8192, &HIDDEN)) return 2; break;
         case 'T': if (parse_seq(optarg)) return 2; break;
         case 'b': if (parse_int("--batch", optarg, 2, 65536, &BATCH)) return 2; break;
+        case 'g':
+            gemm = PL_GEMM_AUTO;
+            while (gemm <= PL_GEMM_LAST && strcmp(optarg, pl_gemm_name(gemm)) != 0)
+                gemm++;
+            if (gemm > PL_GEMM_LAST || !pl_gemm_available(gemm)) {
+                fprintf(stderr, "compare-onednn: --gemm: '%s' is no kernel set this CPU runs\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "Try 'compare-onednn --help'.\n"); return 2;
         }
@@ -491,6 +507,7 @@ int main(int argc, char **argv)
         o.workers = pr[i].workers;
         o.threads = pr[i].threads;
         o.batch = BATCH;
+        o.gemm = gemm;
         pr[i].total = WARMUP + (long)rounds * steps;
         if (!(pr[i].tr = pl_trainer_create(&cfg, ds.T, &o, &err)))
             pl_check(err.code ? err.code : PL_ERR_ARG, "pl_trainer_create", &err);
@@ -519,7 +536,7 @@ int main(int argc, char **argv)
     printf("compare-onednn: T=%d, D=%d, H=%d, batch %d; oneDNN %d.%d.%d (forward %s, "
            "backward %s; %d input channels) vs parlstm (gemm %s, %s), %d CPUs\n", T_STEPS,
            D_IN, HIDDEN, BATCH, v->major, v->minor, v->patch, net[0].impl[0], net[0].impl[1],
-           channels, pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), source, pl_cpu_count());
+           channels, pl_gemm_name(pl_gemm_resolve(gemm)), source, pl_cpu_count());
     check_forward(net);
 
     /* Alternate in a fixed order, S steps per configuration and round.

@@ -288,16 +288,32 @@ pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params
 
 /* ----------------------------------------------------------------- GEMM */
 
+/* A kernel set: the GEMM and the other hot kernels (LSTM cell, Adam, the
+ * 16 x 16 transpose) for one instruction set, chosen at run time. The
+ * values are stored in checkpoints: new sets go at the end. */
 typedef enum {
-    PL_GEMM_AUTO = 0, /* the fastest available */
+    PL_GEMM_AUTO = 0, /* the fastest this CPU runs (see pl_gemm_auto_reason) */
     PL_GEMM_NAIVE,    /* plain loops: the reference */
-    PL_GEMM_BLAS,     /* cblas_sgemm (OpenBLAS) on each block */
-    PL_GEMM_AVX512    /* our AVX-512 micro-kernels */
+    PL_GEMM_BLAS,     /* cblas_sgemm (OpenBLAS) on each block; portable C cell */
+    PL_GEMM_AVX512,   /* our AVX-512 kernels (x86-64 with AVX-512 F/DQ/BW/VL) */
+    PL_GEMM_AVX2,     /* our AVX2 + FMA kernels (x86-64 with AVX2 and FMA) */
+    PL_GEMM_NEON      /* our NEON kernels (AArch64) */
 } pl_gemm_backend;
+#define PL_GEMM_LAST PL_GEMM_NEON
 
+/* "auto", "naive", "blas", "avx512", "avx2", "neon"; "?" otherwise. */
 const char *pl_gemm_name(pl_gemm_backend be);
+/* Whether this CPU runs the set (AUTO, NAIVE and BLAS: always). */
 int pl_gemm_available(pl_gemm_backend be);
-pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be); /* AUTO -> concrete */
+/* AUTO -> the concrete set: avx512 when the CPU has AVX-512 (F, DQ, BW,
+ * VL), else avx2 when it has AVX2 and FMA, else neon on AArch64, else
+ * blas. Other values are returned as they are. */
+pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be);
+/* Why AUTO resolves as it does, from the CPU's features, e.g. "avx2: the
+ * CPU has AVX2 and FMA but not AVX-512". */
+const char *pl_gemm_auto_reason(void);
+/* What the set needs, for messages: "AVX-512 (F, DQ, BW, VL)", ... */
+const char *pl_gemm_requires(pl_gemm_backend be);
 
 /* CPU facts, and OpenBLAS's view of the CPU. */
 int pl_cpu_has_avx512(void);
@@ -339,9 +355,13 @@ typedef enum {
 const char *pl_phase_name(pl_phase p);
 
 /* Measured FMA throughput of `threads` threads running at once, in GFLOP/s
- * (AVX-512 when the CPU has it, else AVX2/FMA, else scalar), each thread
- * for about `seconds`. */
+ * (AVX-512 when the CPU has it, else AVX2/FMA, else NEON, else scalar),
+ * each thread for about `seconds`. */
 double pl_fma_peak_gflops(int threads, double seconds);
+/* The same with the vector width of kernel set be: the ceiling of its
+ * kernels (avx2 on an AVX-512 CPU measures 256-bit FMAs). naive and blas
+ * measure the widest this CPU has; 0 when the CPU cannot run be. */
+double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
 
 /* Floating-point operations of one training step, as executed by parlstm
  * and as a standard unfolded implementation counts them. */

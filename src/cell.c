@@ -1,6 +1,6 @@
 /* The LSTM cell over one time step in plain C (libm): the reference for
- * the AVX-512 cell in kernels_avx512.c and the cell of the portable path;
- * and the plain 16 x 16 transpose.
+ * the vector cells (kernels_avx512.c, kernels_avx2.c, kernels_neon.c) and
+ * the cell of the portable sets; and the plain 16 x 16 transpose.
  * Gate panel p holds [i | f | g | o] for units 16p .. 16p + 15. */
 #include <math.h>
 

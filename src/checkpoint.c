@@ -146,7 +146,7 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
         snprintf(why, sizeof why, "sequence %u, permuted %u (unknown values)",
                  (unsigned)m->sequence, (unsigned)m->permuted);
     else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_TUTORIAL ||
-             (unsigned)o->gemm > PL_GEMM_AVX512)
+             (unsigned)o->gemm > PL_GEMM_LAST)
         snprintf(why, sizeof why, "schedule %u, init %u, GEMM %u (unknown values)",
                  (unsigned)o->schedule, (unsigned)o->init, (unsigned)o->gemm);
     else

@@ -1,7 +1,7 @@
-/* The GEMM wrapper: one operation (pl_gemm_op, see parlstm.h), three
- * backends: plain loops (the reference), cblas_sgemm, and our AVX-512
- * micro-kernels (kernels_avx512.c). Plus CPU facts and OpenBLAS's view of
- * the CPU. */
+/* The portable GEMMs of pl_gemm_op (see parlstm.h): plain loops (the
+ * reference of every kernel set) and cblas_sgemm; OpenBLAS's view of the
+ * CPU; and the FMA peak, measured with a kernel set's calibration loop.
+ * Which set runs is chosen in kernels.c. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,35 +14,6 @@
 /* OpenBLAS extensions, declared here so that cblas.h variants without
  * them still compile. */
 extern char *openblas_get_corename(void);
-
-const char *pl_gemm_name(pl_gemm_backend be)
-{
-    switch (be) {
-    case PL_GEMM_AUTO: return "auto";
-    case PL_GEMM_NAIVE: return "naive";
-    case PL_GEMM_BLAS: return "blas";
-    case PL_GEMM_AVX512: return "avx512";
-    }
-    return "?";
-}
-
-int pl_gemm_available(pl_gemm_backend be)
-{
-    switch (be) {
-    case PL_GEMM_AUTO:
-    case PL_GEMM_NAIVE:
-    case PL_GEMM_BLAS: return 1;
-    case PL_GEMM_AVX512: return pl_cpu_has_avx512();
-    }
-    return 0;
-}
-
-pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be)
-{
-    if (be != PL_GEMM_AUTO)
-        return be;
-    return pl_cpu_has_avx512() ? PL_GEMM_AVX512 : PL_GEMM_BLAS;
-}
 
 const char *pl_blas_corename(void)
 {
@@ -118,22 +89,122 @@ void pl_gemm_blas(const pl_gemm_op *op)
     }
 }
 
-void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op)
+/* ------------------------------------------- the micro-kernels' driver */
+
+#ifndef A_L2 /* overridable at build time, for bench/ab-variants */
+#define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
+#endif
+
+/* The chunks of the inner dimension, each at most kc rows of B in all:
+ * groups of whole blocks when blocks are at most kc long, else balanced
+ * pieces of one block (per_block of them). */
+typedef struct {
+    int nchunk, chunk_blocks, per_block, piece;
+} chunking;
+
+static chunking chunks_of(const pl_gemm_op *op, int kc)
 {
-    if (op->M <= 0 || op->N <= 0)
-        return;
-    if (op->nb <= 0 || op->kb <= 0) {
-        if (!op->accumulate)
-            for (int i = 0; i < op->M; i++)
-                for (int j = 0; j < op->N; j += 64)
-                    memset(op->c + i * op->ldc + col(j, op->c_ps), 0,
-                           sizeof(float) * (size_t)(op->N - j < 64 ? op->N - j : 64));
+    chunking c = {0, 1, 1, op->kb};
+    if (op->nb > 1 && op->kb <= kc) {
+        c.chunk_blocks = kc / op->kb;
+        c.nchunk = (op->nb + c.chunk_blocks - 1) / c.chunk_blocks;
+    } else {
+        c.per_block = (op->kb + kc - 1) / kc;
+        c.piece = (op->kb + c.per_block - 1) / c.per_block;
+        c.nchunk = op->nb * c.per_block;
+    }
+    return c;
+}
+
+/* Sets t's blocks, rows and offsets for chunk ch; returns the chunk's rows
+ * of B (its blocks' rows, for prefetching) through *rows. */
+static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile *t,
+                       size_t *a_off, size_t *b_off, int *rows)
+{
+    if (c->chunk_blocks > 1) {
+        int b0 = ch * c->chunk_blocks;
+        t->nb = op->nb - b0 < c->chunk_blocks ? op->nb - b0 : c->chunk_blocks;
+        t->kb = op->kb;
+        *a_off = (size_t)b0 * op->a_bs;
+        *b_off = (size_t)b0 * op->b_bs;
+    } else {
+        int blk = ch / c->per_block, k0 = ch % c->per_block * c->piece;
+        t->nb = 1;
+        t->kb = op->kb - k0 < c->piece ? op->kb - k0 : c->piece;
+        *a_off = (size_t)blk * op->a_bs + (size_t)k0 * op->a_cs;
+        *b_off = (size_t)blk * op->b_bs + (size_t)k0 * op->ldb;
+    }
+    /* rows that follow each other in memory when blocks are contiguous */
+    *rows = t->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
+}
+
+/* Every row tile of column panel jp over one chunk; each tile prefetches
+ * its share of the rows of next_b (the B chunk visited next), one cache
+ * line of 16 floats at a time. */
+static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t,
+                        size_t a_off, size_t b_off, int jp, const float *next_b, int rows)
+{
+    const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
+    const int M = op->M, ntile = (M + isa->mr - 1) / isa->mr;
+    const int base = M / ntile, extra = M % ntile; /* tiles of base or base + 1 rows */
+    t->cols = op->N - jp * 64 < 64 ? op->N - jp * 64 : 64;
+    const int lines = (t->cols + 15) / 16;
+    t->b = op->b + b_off + (size_t)jp * b_ps;
+    for (int ti = 0, i0 = 0; ti < ntile; ti++) {
+        t->mr = base + (ti < extra);
+        for (int r = rows * ti / ntile; r < rows * (ti + 1) / ntile; r++)
+            for (int v = 0; v < lines; v++)
+                __builtin_prefetch(next_b + (size_t)r * op->ldb + 16 * v, 0, 3);
+        t->a = op->a + a_off + (size_t)i0 * op->a_rs;
+        t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
+        isa->tile(t);
+        i0 += t->mr;
+    }
+}
+
+void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
+{
+    if (op->a_cs != 1 && op->a_rs != 1) { /* outside the contract: the reference */
+        pl_gemm_naive(op);
         return;
     }
-    switch (pl_gemm_resolve(be)) {
-    case PL_GEMM_AVX512: pl_gemm_avx512(op); break;
-    case PL_GEMM_BLAS: pl_gemm_blas(op); break;
-    default: pl_gemm_naive(op); break;
+    const size_t b_ps = op->b_ps ? op->b_ps : 64;
+    const chunking c = chunks_of(op, isa->kc);
+    const int npanel = (op->N + 63) / 64;
+    const double a_bytes = 4.0 * op->M * op->nb * op->kb;
+    pl_tile t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,
+                 .b_bs = op->b_bs, .ldc = op->ldc};
+    size_t a_off, b_off, a_next, b_next;
+    int rows, rows_next;
+    pl_tile tn = t;
+    if (a_bytes <= A_L2) {
+        /* panel-major: a panel's C stays in L1 across the chunks */
+        for (int jp = 0; jp < npanel; jp++)
+            for (int ch = 0; ch < c.nchunk; ch++) {
+                chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
+                t.accumulate = op->accumulate || ch > 0;
+                const float *nb = op->b;
+                rows_next = 0;
+                if (ch + 1 < c.nchunk) {
+                    chunk_args(op, &c, ch + 1, &tn, &a_next, &b_next, &rows_next);
+                    nb = op->b + b_next + (size_t)jp * b_ps;
+                } else if (jp + 1 < npanel) {
+                    chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
+                    nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
+                }
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next);
+            }
+    } else {
+        /* chunk-major: each chunk of A is read once for every panel */
+        for (int ch = 0; ch < c.nchunk; ch++) {
+            chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
+            t.accumulate = op->accumulate || ch > 0;
+            for (int jp = 0; jp < npanel; jp++) {
+                const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
+                int pr = jp + 1 < npanel ? rows : 0;
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr);
+            }
+        }
     }
 }
 
@@ -154,13 +225,10 @@ float pl_dot(const float *a, const float *b, size_t n)
 
 /* ---------------------------------------------------- FMA peak, measured */
 
-static float fma_loop(long iters, double *flops)
+/* 8 independent scalar chains: the peak of a CPU without vector FMAs of
+ * ours. */
+float pl_fma_loop_scalar(long iters, double *flops)
 {
-    if (pl_cpu_has_avx512())
-        return pl_fma_loop_avx512(iters, flops);
-    if (pl_cpu_has_avx2())
-        return pl_fma_loop_avx2(iters, flops);
-    /* scalar: 8 chains */
     float a[8];
     for (int k = 0; k < 8; k++)
         a[k] = 1.0f + 0.001f * (float)k;
@@ -171,6 +239,8 @@ static float fma_loop(long iters, double *flops)
     return a[0] + a[7];
 }
 
+typedef float (*fma_loop_fn)(long iters, double *flops);
+
 /* Threads wait for one "go" so that they run at the same time. */
 typedef struct {
     pthread_mutex_t mu;
@@ -180,6 +250,7 @@ typedef struct {
 
 typedef struct {
     long iters;
+    fma_loop_fn loop;
     peak_gate *gate;
     double flops, t0, t1;
     volatile float sink;
@@ -196,13 +267,24 @@ static void *peak_thread(void *p)
     if (go < 0)
         return NULL;
     a->t0 = pl_seconds();
-    a->sink = fma_loop(a->iters, &a->flops);
+    a->sink = a->loop(a->iters, &a->flops);
     a->t1 = pl_seconds();
     return NULL;
 }
 
 double pl_fma_peak_gflops(int threads, double seconds)
 {
+    return pl_fma_peak_gflops_of(PL_GEMM_AUTO, threads, seconds);
+}
+
+double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    if (!k)
+        return 0;
+    if (!k->fma_loop) /* not our GEMM: the widest this CPU has */
+        k = pl_kernels_of(PL_GEMM_AUTO);
+    const fma_loop_fn fma_loop = k->fma_loop ? k->fma_loop : pl_fma_loop_scalar;
     if (threads < 1)
         threads = 1;
     /* size the loop from a short single-thread probe */
@@ -222,6 +304,7 @@ double pl_fma_peak_gflops(int threads, double seconds)
     int made = 1;
     for (int i = 0; i < threads; i++) {
         args[i].iters = iters;
+        args[i].loop = fma_loop;
         args[i].gate = &gate;
     }
     for (; made < threads; made++)

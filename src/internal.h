@@ -157,30 +157,91 @@ typedef struct {
     float *dc;
 } pl_cell_args;
 
-void pl_cell_forward_generic(const pl_cell_args *a);
-void pl_cell_backward_generic(const pl_cell_args *a);
-void pl_cell_forward_avx512(const pl_cell_args *a);
-void pl_cell_backward_avx512(const pl_cell_args *a);
-
 /* Adam's constants for one step (see pl_adam). */
 typedef struct {
     float step, b1, b2, b1c, b2c, rbc2, eps, scale;
 } pl_adam_k;
-void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
-                    const pl_adam_k *k);
-void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,
-                     const pl_adam_k *k);
+pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long t,
+                            float grad_scale);
 
-/* dst[i * ldd + u] = src[u * lds + i] for i, u < 16. */
-void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd);
-void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd);
+/* ------------------------------------------------------------ kernel sets
+ *
+ * A kernel set is every hot kernel for one instruction set, chosen once
+ * (pl_kernels_of) and called through this table; nothing else in the
+ * library tests which set is in use. Each fast kernel has a plain twin in
+ * the "naive" set (pl_gemm_naive, pl_cell_*_generic, pl_transpose16_generic,
+ * pl_adam_generic) that the tests compare it with. */
+typedef struct {
+    pl_gemm_backend be;
+    /* C (+)= A B as pl_gemm_op says; only called with M, N, nb, kb > 0 */
+    void (*gemm)(const pl_gemm_op *op);
+    void (*cell_forward)(const pl_cell_args *a);
+    void (*cell_backward)(const pl_cell_args *a);
+    /* dst[i * ldd + u] = src[u * lds + i] for i, u < 16 */
+    void (*transpose16)(const float *src, size_t lds, float *dst, size_t ldd);
+    /* bitwise equal to pl_adam_generic */
+    void (*adam)(float *params, const float *grad, float *m, float *v, size_t n,
+                 const pl_adam_k *k);
+    /* independent FMA chains of the set's vector width, for the peak:
+     * returns a value that depends on every chain, *flops the work done;
+     * NULL = the widest this CPU has (sets whose GEMM is not ours) */
+    float (*fma_loop)(long iters, double *flops);
+} pl_kernels;
 
-float pl_fma_loop_avx512(long iters, double *flops);
-float pl_fma_loop_avx2(long iters, double *flops);
+/* The set for be (AUTO resolved), or NULL when this CPU cannot run it. */
+const pl_kernels *pl_kernels_of(pl_gemm_backend be);
+/* pl_gemm through a set (the empty cases handled here). */
+void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op);
 
+/* The blocking driver that our GEMM micro-kernels share (gemm.c). C is cut
+ * into column panels of 64 and tiles of up to mr rows; the inner dimension
+ * into chunks of at most kc rows of B (nb x kb <= kc in every tile; the
+ * kc x 64 floats stay in L1 while every row tile passes over them), and
+ * each tile prefetches its share of the chunk that comes next. Panels are
+ * visited one after the other (a panel's C stays in L1 across chunks)
+ * unless A is too large for L2, then chunk by chunk (each chunk of A is
+ * read once for all panels). tile() computes one
+ * tile: C(mr, cols) (+)= sum over nb blocks of A(mr, kb) B(kb, cols), with
+ * cols <= 64 and the operands' strides as in pl_gemm_op. */
+typedef struct {
+    const float *a;
+    size_t a_rs, a_cs, a_bs; /* a_cs = 1 (A row-major) or a_rs = 1 (transposed) */
+    int nb, kb;
+    const float *b;
+    size_t ldb, b_bs;
+    float *c;
+    size_t ldc;
+    int accumulate;
+    int mr, cols;
+} pl_tile;
+
+typedef struct {
+    int mr, kc;
+    void (*tile)(const pl_tile *t);
+} pl_gemm_isa;
+
+void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
+
+/* The portable kernels (cell.c, optim.c, gemm.c). */
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
-void pl_gemm_avx512(const pl_gemm_op *op);
+void pl_cell_forward_generic(const pl_cell_args *a);
+void pl_cell_backward_generic(const pl_cell_args *a);
+void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd);
+void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,
+                     const pl_adam_k *k);
+float pl_fma_loop_scalar(long iters, double *flops);
+
+/* Each instruction set's table lives in its own file, compiled with target
+ * attributes for that set only (never -march), its kernels static there:
+ * kernels_avx512.c and kernels_avx2.c on x86-64, kernels_neon.c on
+ * AArch64. */
+#if defined(__x86_64__)
+extern const pl_kernels pl_kernels_avx512, pl_kernels_avx2;
+#endif
+#if defined(__aarch64__)
+extern const pl_kernels pl_kernels_neon;
+#endif
 
 /* ---- little-endian fields of the file formats (models, checkpoints): a
  * cursor that advances over the bytes it puts or gets. The formats are

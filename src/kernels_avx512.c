@@ -1,53 +1,36 @@
-/* AVX-512 kernels: the GEMM micro-kernel and its blocking driver, and the
- * LSTM cell forward/backward over 16-unit gate panels.
+/* AVX-512 kernels: the GEMM micro-kernel, the LSTM cell forward/backward
+ * over 16-unit gate panels, the 16 x 16 transpose, Adam and the FMA
+ * calibration loop: the avx512 kernel set (see kernels.c).
  *
  * Compiled for any x86-64 target: the functions carry target attributes and
- * are only called after pl_cpu_has_avx512() said yes. The plain-loop twins
- * are pl_gemm_naive (gemm.c) and pl_cell_*_generic (cell.c); the tests
- * compare them.
+ * are only called after pl_cpu_has_avx512() said yes; on other
+ * architectures this file is empty. The plain-loop twins are pl_gemm_naive
+ * (gemm.c), pl_cell_*_generic and pl_transpose16_generic (cell.c) and
+ * pl_adam_generic (optim.c); the tests compare them.
  *
- * GEMM: C is cut into tiles of up to MR rows by NR = 64 columns (four
- * vectors); a tile's 24 accumulators stay in registers over a chunk of the
- * inner dimension, each k loading four vectors of B and broadcasting MR
- * values of A. The inner loop is specialised for A row-major (a_cs = 1) and
- * A transposed (a_rs = 1) so that a step costs one pointer increment. The
- * inner dimension is cut into chunks whose B block (KC x 64 floats) stays
- * in L1 while every row tile of C passes over it, and each tile prefetches
- * its share of the B chunk that comes next (from L2 or L3: the weights of a
- * large model do not fit L2). Column panels are visited panel by panel
- * (each panel's C stays in L1 across chunks) unless A is too large for L2,
- * then chunk by chunk (each A chunk is read once for all panels). */
+ * GEMM: the blocking driver is pl_gemm_blocked (gemm.c); a tile here is up
+ * to MR rows by 64 columns (four vectors), whose 24 accumulators stay in
+ * registers over a chunk of the inner dimension, each k loading four
+ * vectors of B and broadcasting MR values of A. The inner loop is
+ * specialised for A row-major (a_cs = 1) and A transposed (a_rs = 1) so
+ * that a step costs one pointer increment. */
+#if defined(__x86_64__)
+
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-
 #define PL_AVX512 \
     __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define MR 6
 #define NV 4
-/* Blocking (overridable at build time, for bench/ab-variants): */
+/* Blocking (overridable at build time, for bench/ab-variants; A_L2 is in
+ * gemm.c): */
 #ifndef KC
 #define KC 128        /* B chunk of 128 x 64 floats: 32 KiB of the 48 KiB L1 */
 #endif
-#ifndef A_L2
-#define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
-#endif
-
-typedef struct {
-    const float *a;
-    size_t a_rs, a_cs, a_bs;
-    int nb, kb;
-    const float *b;
-    size_t ldb, b_bs;
-    float *c;
-    size_t ldc;
-    int accumulate;
-    __mmask16 last; /* mask of the last vector's lanes */
-} tile_args;
 
 /* Layouts of A the inner loop is specialised for (pl_gemm_op promises one
  * of them). */
@@ -83,10 +66,9 @@ tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const floa
 
 /* One tile of MR_ rows by NV_ vectors over the blocks of a chunk. */
 static inline __attribute__((always_inline)) PL_AVX512 void
-tile(const tile_args *t, const int MR_, const int NV_, const int LAY)
+tile(const pl_tile *t, __mmask16 last, const int MR_, const int NV_, const int LAY)
 {
     const size_t ldc = t->ldc;
-    const __mmask16 last = t->last;
     float *const c = t->c;
     __m512 r[MR][NV];
 #pragma GCC unroll 6
@@ -114,9 +96,9 @@ tile(const tile_args *t, const int MR_, const int NV_, const int LAY)
 #define TILE_LAY(mr, nv)                                                      \
     do {                                                                      \
         if (t->a_cs == 1)                                                     \
-            tile(t, mr, nv, A_ROWS);                                          \
+            tile(t, last, mr, nv, A_ROWS);                                    \
         else                                                                  \
-            tile(t, mr, nv, A_COLS);                                          \
+            tile(t, last, mr, nv, A_COLS);                                    \
     } while (0)
 
 #define TILE_NV(mr)                                                           \
@@ -127,9 +109,11 @@ tile(const tile_args *t, const int MR_, const int NV_, const int LAY)
     default: TILE_LAY(mr, 4); break;                                          \
     }
 
-static PL_AVX512 void tile_any(const tile_args *t, int mr, int nv)
+static PL_AVX512 void tile_any(const pl_tile *t)
 {
-    switch (mr) {
+    const int nv = (t->cols + 15) / 16;
+    const __mmask16 last = (__mmask16)(t->cols % 16 ? (1u << (t->cols % 16)) - 1 : 0xffff);
+    switch (t->mr) {
     case 1: TILE_NV(1); break;
     case 2: TILE_NV(2); break;
     case 3: TILE_NV(3); break;
@@ -139,116 +123,10 @@ static PL_AVX512 void tile_any(const tile_args *t, int mr, int nv)
     }
 }
 
-/* Chunk ch of the inner dimension: whole blocks when blocks are short,
- * else balanced pieces of the one block. */
-typedef struct {
-    int nchunk, chunk_blocks, piece;
-} chunking;
-
-static chunking chunks_of(const pl_gemm_op *op)
+static void pl_gemm_avx512(const pl_gemm_op *op)
 {
-    chunking c = {0, 1, op->kb};
-    if (op->nb > 1) {
-        c.chunk_blocks = op->kb >= KC ? 1 : KC / op->kb;
-        c.nchunk = (op->nb + c.chunk_blocks - 1) / c.chunk_blocks;
-    } else {
-        c.nchunk = (op->kb + KC - 1) / KC;
-        c.piece = (op->kb + c.nchunk - 1) / c.nchunk;
-    }
-    return c;
-}
-
-/* Sets t's blocks, rows and offsets for chunk ch; returns the chunk's rows
- * of B (its blocks' rows, for prefetching) through *rows. */
-static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, tile_args *t,
-                       size_t *a_off, size_t *b_off, int *rows)
-{
-    if (op->nb > 1) {
-        int b0 = ch * c->chunk_blocks;
-        t->nb = op->nb - b0 < c->chunk_blocks ? op->nb - b0 : c->chunk_blocks;
-        t->kb = op->kb;
-        *a_off = (size_t)b0 * op->a_bs;
-        *b_off = (size_t)b0 * op->b_bs;
-    } else {
-        int k0 = ch * c->piece;
-        t->nb = 1;
-        t->kb = op->kb - k0 < c->piece ? op->kb - k0 : c->piece;
-        *a_off = (size_t)k0 * op->a_cs;
-        *b_off = (size_t)k0 * op->ldb;
-    }
-    /* rows that follow each other in memory when blocks are contiguous */
-    *rows = op->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
-}
-
-/* Every row tile of column panel jp over one chunk; each tile prefetches
- * its share of the rows of next_b (the B chunk visited next). */
-static PL_AVX512 void panel_chunk(const pl_gemm_op *op, tile_args *t, size_t a_off,
-                                  size_t b_off, int jp, const float *next_b, int rows)
-{
-    const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
-    const int M = op->M, ntile = (M + MR - 1) / MR;
-    const int base = M / ntile, extra = M % ntile; /* tiles of base or base + 1 rows */
-    const int cols = op->N - jp * 64 < 64 ? op->N - jp * 64 : 64, nv = (cols + 15) / 16;
-    t->last = (__mmask16)(cols % 16 ? (1u << (cols % 16)) - 1 : 0xffff);
-    t->b = op->b + b_off + (size_t)jp * b_ps;
-    for (int ti = 0, i0 = 0; ti < ntile; ti++) {
-        int mr = base + (ti < extra);
-        for (int r = rows * ti / ntile; r < rows * (ti + 1) / ntile; r++)
-            for (int v = 0; v < nv; v++)
-                _mm_prefetch((const char *)(next_b + (size_t)r * op->ldb + 16 * v),
-                             _MM_HINT_T0);
-        t->a = op->a + a_off + (size_t)i0 * op->a_rs;
-        t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
-        tile_any(t, mr, nv);
-        i0 += mr;
-    }
-}
-
-PL_AVX512 void pl_gemm_avx512(const pl_gemm_op *op)
-{
-    if (op->a_cs != 1 && op->a_rs != 1) { /* outside the contract: the reference */
-        pl_gemm_naive(op);
-        return;
-    }
-    const size_t b_ps = op->b_ps ? op->b_ps : 64;
-    const chunking c = chunks_of(op);
-    const int npanel = (op->N + 63) / 64;
-    const double a_bytes = 4.0 * op->M * op->nb * op->kb;
-    tile_args t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,
-                   .b_bs = op->b_bs, .ldc = op->ldc};
-    size_t a_off, b_off, a_next, b_next;
-    int rows, rows_next;
-    (void)rows;
-    tile_args tn = t;
-    if (a_bytes <= A_L2) {
-        /* panel-major: a panel's C stays in L1 across the chunks */
-        for (int jp = 0; jp < npanel; jp++)
-            for (int ch = 0; ch < c.nchunk; ch++) {
-                chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
-                t.accumulate = op->accumulate || ch > 0;
-                const float *nb = op->b;
-                rows_next = 0;
-                if (ch + 1 < c.nchunk) {
-                    chunk_args(op, &c, ch + 1, &tn, &a_next, &b_next, &rows_next);
-                    nb = op->b + b_next + (size_t)jp * b_ps;
-                } else if (jp + 1 < npanel) {
-                    chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
-                    nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
-                }
-                panel_chunk(op, &t, a_off, b_off, jp, nb, rows_next);
-            }
-    } else {
-        /* chunk-major: each chunk of A is read once for every panel */
-        for (int ch = 0; ch < c.nchunk; ch++) {
-            chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
-            t.accumulate = op->accumulate || ch > 0;
-            for (int jp = 0; jp < npanel; jp++) {
-                const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
-                int pr = jp + 1 < npanel ? rows : 0;
-                panel_chunk(op, &t, a_off, b_off, jp, nb, pr);
-            }
-        }
-    }
+    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
+    pl_gemm_blocked(&isa, op);
 }
 
 /* ------------------------------------------------------------ the cell */
@@ -301,7 +179,7 @@ static inline __attribute__((always_inline)) PL_AVX512 __m512 tanh16(__m512 x)
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), sign));
 }
 
-PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
+static PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
 {
     for (int p = a->p0; p < a->p1; p++) {
         float *g = a->g + p * a->g_ps;
@@ -329,7 +207,7 @@ PL_AVX512 void pl_cell_forward_avx512(const pl_cell_args *a)
     }
 }
 
-PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
+static PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int p = a->p0; p < a->p1; p++) {
@@ -367,7 +245,8 @@ PL_AVX512 void pl_cell_backward_avx512(const pl_cell_args *a)
 
 /* dst[i * ldd + u] = src[u * lds + i] for a 16 x 16 block: two rounds of
  * in-lane unpacks, then two of 128-bit lane shuffles. */
-PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd)
+static PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst,
+                                            size_t ldd)
 {
     __m512 r[16], t[16], u[16];
     for (int i = 0; i < 16; i++)
@@ -400,8 +279,8 @@ PL_AVX512 void pl_transpose16_avx512(const float *src, size_t lds, float *dst, s
 
 /* The update of pl_adam (optim.c), 16 lanes at a time; every lane does the
  * same operations as the scalar loop, in the same order. */
-PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
-                              const pl_adam_k *k)
+static PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float *v,
+                                     size_t n, const pl_adam_k *k)
 {
     const __m512 step = _mm512_set1_ps(k->step), b1 = _mm512_set1_ps(k->b1),
                  b2 = _mm512_set1_ps(k->b2), b1c = _mm512_set1_ps(k->b1c),
@@ -428,7 +307,7 @@ PL_AVX512 void pl_adam_avx512(float *params, const float *grad, float *m, float 
 /* 12 independent chains of 16-wide FMAs: enough to cover the FMA latency
  * on two ports. Returns a value that depends on every chain, so nothing is
  * optimised away; *flops gets the operations done. */
-PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
+static PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
 {
     __m512 a[12];
     const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
@@ -445,38 +324,14 @@ PL_AVX512 float pl_fma_loop_avx512(long iters, double *flops)
     return _mm512_reduce_add_ps(s);
 }
 
-__attribute__((target("avx2,fma"))) float pl_fma_loop_avx2(long iters, double *flops)
-{
-    __m256 a[12];
-    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-    for (int k = 0; k < 12; k++)
-        a[k] = _mm256_set1_ps(1.0f + 0.001f * (float)k);
-    for (long i = 0; i < iters; i++)
-#pragma GCC unroll 12
-        for (int k = 0; k < 12; k++)
-            a[k] = _mm256_fmadd_ps(a[k], m, c);
-    float out[8], r = 0;
-    for (int k = 1; k < 12; k++)
-        a[0] = _mm256_add_ps(a[0], a[k]);
-    _mm256_storeu_ps(out, a[0]);
-    for (int k = 0; k < 8; k++)
-        r += out[k];
-    *flops = (double)iters * 12 * 8 * 2;
-    return r;
-}
-
-#else /* not x86: never called (pl_cpu_has_avx512 is false) */
-
-void pl_gemm_avx512(const pl_gemm_op *op) { pl_gemm_naive(op); }
-void pl_transpose16_avx512(const float *src, size_t lds, float *dst, size_t ldd)
-{
-    pl_transpose16_generic(src, lds, dst, ldd);
-}
-void pl_cell_forward_avx512(const pl_cell_args *a) { pl_cell_forward_generic(a); }
-void pl_cell_backward_avx512(const pl_cell_args *a) { pl_cell_backward_generic(a); }
-float pl_fma_loop_avx512(long iters, double *flops) { *flops = 0; return 0; }
-void pl_adam_avx512(float *params, const float *grad, float *m, float *v, size_t n,
-                    const pl_adam_k *k) { abort(); }
-float pl_fma_loop_avx2(long iters, double *flops) { *flops = 0; return 0; }
+const pl_kernels pl_kernels_avx512 = {
+    .be = PL_GEMM_AVX512,
+    .gemm = pl_gemm_avx512,
+    .cell_forward = pl_cell_forward_avx512,
+    .cell_backward = pl_cell_backward_avx512,
+    .transpose16 = pl_transpose16_avx512,
+    .adam = pl_adam_avx512,
+    .fma_loop = pl_fma_loop_avx512,
+};
 
 #endif

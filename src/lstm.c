@@ -54,7 +54,7 @@ struct pl_packed {
     pl_config cfg;
     int D, H, Hp, L, np, nq;
     int K[PL_MAX_LAYERS];        /* rows of wf[l]: D + 1 + Hp (l = 0), 2Hp + 1 */
-    pl_gemm_backend be;
+    const pl_kernels *k;         /* the kernel set */
     float *wf[PL_MAX_LAYERS];    /* (np, K_l, 64) gate weights, panel-major: rows
                                     [W_in W_x (D) ; bias (1) ; W_h (Hp)] (l = 0),
                                     [W_x (Hp) ; bias (1) ; W_h (Hp)] (l > 0) */
@@ -70,7 +70,7 @@ struct pl_ws {
     int T, cap, threads, n;
     int D, H, Hp, L, C, np, nq, Kmax;
     int K[PL_MAX_LAYERS];
-    pl_gemm_backend be;
+    const pl_kernels *k;         /* the kernel set */
     uint8_t *labels;             /* (n) */
     uint32_t *ids;               /* (n) each row's item in the data set: its dropout masks */
     float drop;                  /* dropout between layers (0: off) */
@@ -136,7 +136,8 @@ static void own_panels(int np, int tid, int nt, long *p0, long *p1)
 
 pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
 {
-    pl_packed *pk = calloc(1, sizeof *pk);
+    const pl_kernels *set = pl_kernels_of(be);
+    pl_packed *pk = set ? calloc(1, sizeof *pk) : NULL;
     if (!pk)
         return NULL;
     pk->cfg = *cfg;
@@ -144,7 +145,7 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
     pk->H = cfg->hidden;
     pk->L = cfg->layers;
     shape(cfg, &pk->Hp, &pk->np, &pk->nq, pk->K);
-    pk->be = pl_gemm_resolve(be);
+    pk->k = set;
     int ok = 1;
     for (int l = 0; l < pk->L; l++) {
         pk->wf[l] = pl_alloc_floats((size_t)pk->np * pk->K[l] * PL_PANEL);
@@ -206,7 +207,7 @@ static void panels_to_canon(const float *src, size_t sps, size_t lds, int H, int
  * (W_x or W_h: (H, 4H) canonical) into dst (4Hp, 64): dst[r][u - 64q] =
  * w[r0 + u][col(r)] for internal gate column r; 16 x 16 blocks through a
  * local copy, so that every line read or written is used whole. */
-static void transpose_panel(pl_gemm_backend be, const float *w, int H, int Hp, int r0, int q,
+static void transpose_panel(const pl_kernels *k, const float *w, int H, int Hp, int r0, int q,
                             float *dst)
 {
     memset(dst, 0, sizeof(float) * (size_t)4 * Hp * PL_PANEL);
@@ -220,10 +221,8 @@ static void transpose_panel(pl_gemm_backend be, const float *w, int H, int Hp, i
                                    (size_t)p * PL_UNIT_BLOCK;
                 float *out = dst + (size_t)(p * PL_PANEL + gate * PL_UNIT_BLOCK) * PL_PANEL +
                              (ub - q * PL_PANEL);
-                if (nl == PL_UNIT_BLOCK && nu == PL_UNIT_BLOCK && be == PL_GEMM_AVX512)
-                    pl_transpose16_avx512(src, (size_t)4 * H, out, PL_PANEL);
-                else if (nl == PL_UNIT_BLOCK && nu == PL_UNIT_BLOCK)
-                    pl_transpose16_generic(src, (size_t)4 * H, out, PL_PANEL);
+                if (nl == PL_UNIT_BLOCK && nu == PL_UNIT_BLOCK)
+                    k->transpose16(src, (size_t)4 * H, out, PL_PANEL);
                 else
                     for (int i = 0; i < nl; i++)
                         for (int u = 0; u < nu; u++)
@@ -244,7 +243,7 @@ static void pack_fold(pl_packed *pk, const pl_tensors *t, int pa, int pb)
                          .a_rs = (size_t)H, .a_cs = 1, .b = t->w[0] + (size_t)gate * H + u0,
                          .ldb = (size_t)4 * H, .c = pk->fold0 + (size_t)gate * H + u0,
                          .ldc = (size_t)4 * H};
-        pl_gemm(pk->be, &op);
+        pl_gemm_with(pk->k, &op);
         for (int u = u0; u < u1; u++)
             pk->fold0[(size_t)D * 4 * H + (size_t)gate * H + u] += t->b[0][(size_t)gate * H + u];
     }
@@ -292,8 +291,8 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
             pack_rows(pk, &t, l, r0, r0 + ROWS_PER_TASK < 2 * H ? r0 + ROWS_PER_TASK : 2 * H);
         } else if (l < pk->L) {
             int q = k - bands;
-            transpose_panel(pk->be, t.w[l], H, pk->Hp, 0, q, pk->wxt[l] + (size_t)q * ps);
-            transpose_panel(pk->be, t.w[l], H, pk->Hp, H, q, pk->wht[l] + (size_t)q * ps);
+            transpose_panel(pk->k, t.w[l], H, pk->Hp, 0, q, pk->wxt[l] + (size_t)q * ps);
+            transpose_panel(pk->k, t.w[l], H, pk->Hp, H, q, pk->wht[l] + (size_t)q * ps);
         } else if (k < nq) {
             pack_fold(pk, &t, 4 * k, 4 * k + 4 < pk->np ? 4 * k + 4 : pk->np);
         } else {
@@ -364,13 +363,14 @@ double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads)
 pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
                     pl_gemm_backend be)
 {
-    if (T < 1 || cap < 1 || cfg->layers < 1 || cfg->layers > PL_MAX_LAYERS)
+    const pl_kernels *set = pl_kernels_of(be);
+    if (T < 1 || cap < 1 || cfg->layers < 1 || cfg->layers > PL_MAX_LAYERS || !set)
         return NULL;
     pl_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
     ws_shape(ws, cfg, T, cap, threads);
-    ws->be = pl_gemm_resolve(be);
+    ws->k = set;
     ws_buf b[WS_MAX_BUFS];
     int ok = (ws->labels = pl_alloc_aligned((size_t)cap)) != NULL &&
              (ws->ids = pl_alloc_aligned(sizeof *ws->ids * (size_t)cap)) != NULL;
@@ -477,22 +477,6 @@ static void dropout_mask(const pl_ws *ws, int l, int t0, int steps, float *x, si
 
 /* ---------------------------------------------------------- LSTM layer */
 
-static void cell_forward(pl_gemm_backend be, const pl_cell_args *a)
-{
-    if (be == PL_GEMM_AVX512)
-        pl_cell_forward_avx512(a);
-    else
-        pl_cell_forward_generic(a);
-}
-
-static void cell_backward(pl_gemm_backend be, const pl_cell_args *a)
-{
-    if (be == PL_GEMM_AVX512)
-        pl_cell_backward_avx512(a);
-    else
-        pl_cell_backward_generic(a);
-}
-
 /* Layer l over all steps, this thread's gate panels: gates_t = [in_t, 1,
  * h_{t-1}] Wf, then the cell, which writes h_t into slot t + 1 and into the
  * next layer's input. Called inside the parallel region. */
@@ -512,7 +496,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .b_ps = (size_t)K * PL_PANEL,
             .c = ws->gates[l] + p0 * g_ps + (size_t)t * n * PL_PANEL, .ldc = PL_PANEL,
             .c_ps = g_ps};
-        pl_gemm(ws->be, &op);
+        pl_gemm_with(ws->k, &op);
         pl_lap(prof, PL_PH_FWD_GEMM, tt);
         const int up = l + 1 < ws->L;
         pl_cell_args ca = {
@@ -523,7 +507,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .h = ws->xh[l] + (size_t)(t + 1) * n * K + in + 1, .h_rs = (size_t)K,
             .h2 = up ? ws->xh[l + 1] + (size_t)t * n * ws->K[l + 1] : NULL,
             .h2_rs = up ? (size_t)ws->K[l + 1] : 0};
-        cell_forward(ws->be, &ca);
+        ws->k->cell_forward(&ca);
         if (up && ws->drop > 0) /* what the next layer reads, own units */
             dropout_mask(ws, l, t, 1, ca.h2, ca.h2_rs, 0, (int)p0 * PL_UNIT_BLOCK,
                          (int)p1 * PL_UNIT_BLOCK);
@@ -548,7 +532,7 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
                          .b = wt + (size_t)q * ps + (size_t)(j0 % PL_PANEL), .ldb = PL_PANEL,
                          .b_bs = (size_t)PL_PANEL * PL_PANEL, .b_ps = ps,
                          .c = c + j0, .ldc = ldc, .accumulate = accumulate};
-        pl_gemm(ws->be, &op);
+        pl_gemm_with(ws->k, &op);
         j0 = j1;
     }
 }
@@ -568,7 +552,7 @@ static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1
             .b_ps = g_ps,
             .c = ws->dwf + (size_t)p0 * K * PL_PANEL, .ldc = PL_PANEL,
             .c_ps = (size_t)K * PL_PANEL, .accumulate = accumulate || r > r0};
-        pl_gemm(ws->be, &op);
+        pl_gemm_with(ws->k, &op);
     }
 }
 
@@ -609,7 +593,7 @@ static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int
         pl_gemm_op op = {.M = top, .N = 4 * ws->Hp, .nb = 1, .kb = ws->D + 1,
                          .a = tp->w_in + r, .a_rs = 1, .a_cs = (size_t)H, .b = ws->dwf,
                          .ldb = PL_PANEL, .b_ps = sps, .c = sc, .ldc = (size_t)4 * ws->Hp};
-        pl_gemm(ws->be, &op);
+        pl_gemm_with(ws->k, &op);
         panels_to_canon(sc, PL_PANEL, (size_t)4 * ws->Hp, H, 0, np, top, gw + (size_t)r * ld, ld);
         r += top;
     }
@@ -638,7 +622,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
             .tc = ws->tc[l] + (size_t)t * n * Hp,
             .c_prev = t > 0 ? ws->c[l] + (size_t)(t - 1) * n * Hp : NULL,
             .dh = ws->dH + (size_t)t * step, .dc = ws->dc};
-        cell_backward(ws->be, &ca);
+        ws->k->cell_backward(&ca);
         if (in_loop) { /* this step's own panels, while they are in cache */
             pl_lap(prof, PL_PH_BWD_CELL, tt);
             weight_gradient(ws, l, p0, p1, (long)t * n, (long)(t + 1) * n, t < T - 1);
@@ -693,7 +677,7 @@ static double output_forward(pl_ws *ws, const pl_tensors *tp, int *correct, floa
     pl_gemm_op op = {.M = n, .N = C, .nb = 1, .kb = ws->H, .a = hT, .a_rs = (size_t)K,
                      .a_cs = 1, .b = tp->w_out, .ldb = (size_t)C, .c = ws->prob,
                      .ldc = (size_t)C};
-    pl_gemm(ws->be, &op);
+    pl_gemm_with(ws->k, &op);
     double loss = 0;
     int right = 0;
     for (int b = 0; b < n; b++) {
@@ -736,11 +720,11 @@ static void output_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tg
     pl_gemm_op gw = {.M = ws->H, .N = C, .nb = 1, .kb = n, .a = hT, .a_rs = 1,
                      .a_cs = (size_t)K, .b = ws->dlog, .ldb = (size_t)C, .c = tg->w_out,
                      .ldc = (size_t)C};
-    pl_gemm(ws->be, &gw);
+    pl_gemm_with(ws->k, &gw);
     pl_gemm_op gh = {.M = n, .N = Hp, .nb = 1, .kb = C, .a = ws->dlog, .a_rs = (size_t)C,
                      .a_cs = 1, .b = pk->wot, .ldb = (size_t)Hp,
                      .c = ws->dH + (size_t)(ws->T - 1) * n * Hp, .ldc = (size_t)Hp};
-    pl_gemm(ws->be, &gh);
+    pl_gemm_with(ws->k, &gh);
     for (int c = 0; c < C; c++)
         tg->b_out[c] = 0;
     for (int b = 0; b < n; b++)

@@ -14,7 +14,7 @@ float pl_lr_at(pl_schedule s, float base, long step, long total)
     return (float)(base * 0.5 * (1.0 + cos(M_PI * frac)));
 }
 
-/* The reference loop; pl_adam_avx512 does the same per lane. */
+/* The reference loop; every kernel set's Adam does the same per lane. */
 void pl_adam_generic(float *restrict params, const float *restrict grad, float *restrict m,
                      float *restrict v, size_t n, const pl_adam_k *k)
 {
@@ -31,22 +31,26 @@ void pl_adam_generic(float *restrict params, const float *restrict grad, float *
 
 /* PyTorch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
  * with the gradient multiplied by grad_scale (the clipping factor) first. */
+pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long t,
+                            float grad_scale)
+{
+    return (pl_adam_k){.step = lr / (float)(1.0 - pow(beta1, (double)t)),
+                       .b1 = beta1,
+                       .b2 = beta2,
+                       .b1c = 1.0f - beta1,
+                       .b2c = 1.0f - beta2,
+                       .rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t))),
+                       .eps = eps,
+                       .scale = grad_scale};
+}
+
+/* Every set's Adam gives the same bits; this one runs the widest. */
 void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
              float lr, float beta1, float beta2, float eps, long t,
              float grad_scale)
 {
-    pl_adam_k k = {.step = lr / (float)(1.0 - pow(beta1, (double)t)),
-                   .b1 = beta1,
-                   .b2 = beta2,
-                   .b1c = 1.0f - beta1,
-                   .b2c = 1.0f - beta2,
-                   .rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t))),
-                   .eps = eps,
-                   .scale = grad_scale};
-    if (pl_cpu_has_avx512())
-        pl_adam_avx512(params, grad, m, v, n, &k);
-    else
-        pl_adam_generic(params, grad, m, v, n, &k);
+    const pl_adam_k k = pl_adam_constants(lr, beta1, beta2, eps, t, grad_scale);
+    pl_kernels_of(PL_GEMM_AUTO)->adam(params, grad, m, v, n, &k);
 }
 
 double pl_sum_squares(const float *x, size_t n)

@@ -81,6 +81,7 @@ struct pl_trainer {
     int cap;                      /* rows a workspace holds: a shard or an evaluation chunk */
     pl_train_opts o;
     pl_gemm_backend be;
+    const pl_kernels *k;         /* the kernel set of be */
     size_t np;
     float *params, *grad;         /* (np) each */
     float *m, *v;                 /* (soff[rank + 1] - soff[rank]) Adam moments of my slice */
@@ -461,8 +462,8 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         return NULL;
     }
     if (!pl_gemm_available(o->gemm)) {
-        pl_fail(err, PL_ERR_ARG, "the %s GEMM backend needs a CPU with AVX-512",
-                pl_gemm_name(o->gemm));
+        pl_fail(err, PL_ERR_ARG, "the %s kernels need %s; this CPU cannot run them",
+                pl_gemm_name(o->gemm), pl_gemm_requires(o->gemm));
         return NULL;
     }
     const int R = pl_dist_ranks();
@@ -481,6 +482,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     tr->o = *o;
     tr->fault_step = tr->diverge_step = -1;
     tr->be = pl_gemm_resolve(o->gemm);
+    tr->k = pl_kernels_of(tr->be);
     tr->R = R;
     tr->rank = pl_dist_rank();
     tr->W = o->workers;
@@ -905,10 +907,12 @@ static void run_shards(pl_trainer *tr, int w)
 static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
 {
     const size_t off = tr->soff[tr->rank];
+    const pl_adam_k ak = pl_adam_constants(tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
+                                           tr->adam_t + 1, scale);
     for (long c = c0; c < c1; c++) {
         size_t a = tr->chunk[c], b = tr->chunk[c + 1];
-        pl_adam(tr->params + a, tr->grad + a, tr->m + (a - off), tr->v + (a - off), b - a,
-                tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps, tr->adam_t + 1, scale);
+        tr->k->adam(tr->params + a, tr->grad + a, tr->m + (a - off), tr->v + (a - off), b - a,
+                    &ak);
     }
 }
 

@@ -31,7 +31,7 @@ static const cli_case BAD[] = {
     {{"train", "--hidden", "100000"}, 2, "--hidden: expected an integer from 1 to 8192"},
     {{"train", "--lr-schedule", "linear"}, 2, "expected one of cosine, constant"},
     {{"train", "--init", "zeros"}, 2, "expected one of default, tutorial"},
-    {{"train", "--gemm", "cuda"}, 2, "expected one of auto, naive, blas, avx512"},
+    {{"train", "--gemm", "cuda"}, 2, "expected one of auto, naive, blas, avx512, avx2, neon"},
     {{"train", "--frobnicate"}, 2, "unknown option '--frobnicate'"},
     {{"train", "--batch"}, 2, "needs a value"},
     {{"train", "extra"}, 2, "unexpected argument 'extra'"},
@@ -52,11 +52,11 @@ static const cli_case BAD[] = {
      "65536, got '0'"},
     {{"bench", "--hidden", "64,,128"}, 2, "parlstm bench: --hidden: expected a comma-separated"},
     {{"bench", "--gemm", "avx512,cuda"}, 2,
-     "parlstm bench: --gemm: expected a list of auto, naive, blas, avx512; got 'avx512,cuda'"},
+     "parlstm bench: --gemm: expected a list of auto, naive, blas, avx512, avx2, neon; got 'avx512,cuda'"},
     {{"bench", "--seq", "28x28"}, 2, "parlstm bench: --seq: expected T,D (time steps, input width"},
     {{"bench", "--seq", "28,28/0,1"}, 2, "a list like 28,28/784,1 of at most 16; got '28,28/0,1'"},
     {{"eval", "--gemm", "cuda"}, 2,
-     "parlstm eval: --gemm: expected one of auto, naive, blas, avx512; got 'cuda'"},
+     "parlstm eval: --gemm: expected one of auto, naive, blas, avx512, avx2, neon; got 'cuda'"},
     {{"bench", "--frobnicate"}, 2,
      "parlstm bench: unknown option '--frobnicate' (see parlstm bench --help)"},
     {{"eval", "--model"}, 2, "parlstm eval: option '--model' needs a value"},
@@ -221,6 +221,10 @@ START_TEST(test_help_and_version)
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
     ck_assert_ptr_nonnull(strstr(out, "OpenBLAS core"));
     ck_assert_ptr_nonnull(strstr(out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
+    /* the kernel set auto picks, and why */
+    char line[160];
+    snprintf(line, sizeof line, "kernels: --gemm auto runs %s", pl_gemm_auto_reason());
+    ck_assert_msg(strstr(out, line) != NULL, "no '%s' in %s", line, out);
 }
 END_TEST
 
@@ -713,14 +717,28 @@ START_TEST(test_bench_names_its_data)
 }
 END_TEST
 
-/* The OpenBLAS path (re-executed with the right core type when OpenBLAS
- * misdetects the CPU) and the plain-loop path train to the same loss. */
-START_TEST(test_blas_path_matches_naive)
+/* Every kernel set trains to the plain-loop path's loss: the OpenBLAS path
+ * (re-executed with the right core type when OpenBLAS misdetects the CPU)
+ * and our kernels; a set this CPU cannot run is refused with exit status 2
+ * and what it needs. */
+START_TEST(test_kernel_sets_match_naive)
 {
+    const pl_gemm_backend set = tu_sets[_i];
+    if (set == PL_GEMM_NAIVE)
+        return; /* the reference itself */
     char *dir = tu_tmpdir();
     tu_make_dataset(dir, 120, 20, 6, 5, 3, 78);
     double loss[2];
-    const char *be[2] = {"blas", "naive"};
+    const char *be[2] = {pl_gemm_name(set), "naive"};
+    if (!pl_gemm_available(set)) {
+        const char *args[] = {"train", "--data", dir, "--gemm", be[0], NULL};
+        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 2);
+        ck_assert_msg(strstr(err, pl_gemm_requires(set)) != NULL, "%s", err);
+        tu_set_runs(set, "training from the command line");
+        tu_rmtree(dir);
+        free(dir);
+        return;
+    }
     for (int k = 0; k < 2; k++) {
         const char *args[] = {"train", "--data", dir, "--val", "20", "--batch", "20",
                               "--steps", "5", "--hidden", "16", "--gemm", be[k],
@@ -731,12 +749,13 @@ START_TEST(test_blas_path_matches_naive)
         ck_assert_ptr_nonnull(strstr(out, be[k]));
         /* on an AVX-512 CPU that OpenBLAS misdetects, the program restarted
          * itself with the right core type before OpenBLAS loaded */
-        if (k == 0 && !getenv("OPENBLAS_CORETYPE") && pl_blas_better_coretype())
+        if (k == 0 && set == PL_GEMM_BLAS && !getenv("OPENBLAS_CORETYPE") &&
+            pl_blas_better_coretype())
             ck_assert_msg(strstr(err, "(OpenBLAS core SkylakeX)") != NULL ||
                               strstr(err, "(OpenBLAS core Haswell)") != NULL,
                           "no re-execution with the right core: %s", err);
     }
-    printf("5 steps: blas loss %.4f, naive loss %.4f\n", loss[0], loss[1]);
+    printf("5 steps: %s loss %.4f, naive loss %.4f\n", be[0], loss[0], loss[1]);
     ck_assert_double_eq_tol(loss[0], loss[1], 2e-4);
     tu_rmtree(dir);
     free(dir);
@@ -849,7 +868,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_result_line_without_validation_or_test);
     tcase_add_test(tc, test_bench_names_its_data);
     tcase_add_test(tc, test_validation_split_through_the_program);
-    tcase_add_test(tc, test_blas_path_matches_naive);
+    tcase_add_loop_test(tc, test_kernel_sets_match_naive, 0, tu_nsets);
     tcase_add_loop_test(tc, test_default_data_dir, 0,
                         (int)(sizeof DATA_CASES / sizeof *DATA_CASES));
     suite_add_tcase(s, tc);

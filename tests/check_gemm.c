@@ -1,6 +1,8 @@
-/* Fast kernels against their plain-loop references: every GEMM backend
- * against pl_gemm_naive over the operand shapes the model uses (and edge
- * cases), and the AVX-512 LSTM cell against the libm one. */
+/* Fast kernels against their plain-loop references, for every kernel set
+ * this CPU runs (the others are reported as skips): every GEMM against
+ * pl_gemm_naive over the operand shapes the model uses (and edge cases),
+ * the vector LSTM cells against the libm one, the 16 x 16 transposes
+ * against the definition, Adam in check_optim.c; and which set auto picks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ static const gemm_case CASES[] = {
     {"7 rows, 1 vector", 7, 16, 1, 33, 0, 0},
     {"13 rows, 3 vectors", 13, 48, 1, 5, 0, 1},
     {"partial vector (N = 37)", 11, 37, 1, 20, 0, 0},
+    {"partial second vector (N = 29)", 5, 29, 1, 11, 0, 1},
     {"two column panels + partial", 9, 150, 1, 17, 0, 1},
     {"backward dh: blocks of 64", 50, 64, 8, 64, 0, 0},
     {"backward dh: odd blocks", 21, 32, 5, 64, 0, 1},
@@ -69,28 +72,24 @@ START_TEST(test_backends_match_naive)
     memcpy(want, c0, sizeof(float) * (size_t)g->M * ldc);
     op.c = want;
     pl_gemm(PL_GEMM_NAIVE, &op);
-    const pl_gemm_backend bes[] = {PL_GEMM_BLAS, PL_GEMM_AVX512};
-    for (int k = 0; k < 2; k++) {
-        if (!pl_gemm_available(bes[k])) {
-            char what[128];
-            snprintf(what, sizeof what, "test_backends_match_naive, %s, %s backend", g->what,
-                     pl_gemm_name(bes[k]));
-            tu_skip(what, "this CPU has no AVX-512");
+    for (int k = 0; k < tu_nsets; k++) {
+        const pl_gemm_backend be = tu_sets[k];
+        if (be == PL_GEMM_NAIVE || !tu_set_runs(be, _i == 0 ? "the GEMM cases" : NULL))
             continue;
-        }
         memcpy(got, c0, sizeof(float) * (size_t)g->M * ldc);
         op.c = got;
-        pl_gemm(bes[k], &op);
+        pl_gemm(be, &op);
         double worst = 0;
         for (int i = 0; i < g->M; i++)
             for (size_t j = 0; j < ldc; j++) {
                 size_t at = (size_t)i * ldc + j;
                 if (j >= (size_t)g->N) /* the padding beyond N is untouched */
-                    ck_assert_msg(got[at] == c0[at], "%s wrote outside C", g->what);
+                    ck_assert_msg(got[at] == c0[at], "%s %s wrote outside C", pl_gemm_name(be),
+                                  g->what);
                 else
                     worst = fmax(worst, fabs(got[at] - want[at]));
             }
-        assert_within(bes[k], g->what, worst, (double)K);
+        assert_within(be, g->what, worst, (double)K);
     }
     free(a);
     free(b);
@@ -101,7 +100,7 @@ START_TEST(test_backends_match_naive)
 END_TEST
 
 /* B and C in column panels of 64 with gaps between them (the gate-panel
- * layouts of lstm.c), in both visiting orders of the AVX-512 driver (A small
+ * layouts of lstm.c), in both visiting orders of the blocked driver (A small
  * enough for L2: panel by panel; larger: chunk by chunk); the gaps stay
  * untouched. */
 typedef struct {
@@ -149,23 +148,23 @@ START_TEST(test_panelled_operands)
             }
             want[(size_t)(j / 64) * c_ps + (size_t)i * ldc + j % 64] = (float)acc;
         }
-    const pl_gemm_backend bes[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512};
-    for (int k = 0; k < 3; k++) {
-        if (!pl_gemm_available(bes[k]))
+    for (int k = 0; k < tu_nsets; k++) {
+        const pl_gemm_backend be = tu_sets[k];
+        if (!tu_set_runs(be, _i == 0 ? "the panelled GEMM cases" : NULL))
             continue;
         memcpy(got, c0, sizeof(float) * nc);
         op.c = got;
-        pl_gemm(bes[k], &op);
+        pl_gemm(be, &op);
         double worst = 0;
         for (size_t at = 0; at < nc; at++) {
             size_t p = at / c_ps, off = at % c_ps, j = off % ldc;
             if (off >= (size_t)g->M * ldc || p * 64 + j >= (size_t)g->N)
                 ck_assert_msg(got[at] == c0[at], "%s %s wrote outside C at %zu",
-                              pl_gemm_name(bes[k]), g->what, at);
+                              pl_gemm_name(be), g->what, at);
             else
                 worst = fmax(worst, fabs(got[at] - want[at]));
         }
-        assert_within(bes[k], g->what, worst, (double)g->nb * g->kb);
+        assert_within(be, g->what, worst, (double)g->nb * g->kb);
     }
     free(a);
     free(b);
@@ -175,38 +174,50 @@ START_TEST(test_panelled_operands)
 }
 END_TEST
 
-/* The 16 x 16 transposes, from and to strided blocks; the AVX-512 one
- * against the plain one, both against the definition. */
+/* The 16 x 16 transposes, from and to strided blocks: every set's against
+ * the definition, the rest of the destination untouched. */
 START_TEST(test_transpose16)
 {
     const size_t lds = 37, ldd = 21;
-    float src[16 * 37], want[16 * 21], got[16 * 21];
+    float src[16 * 37], got[16 * 21];
     tu_fill(src, 16 * lds, 1.0f, 77);
-    memset(want, 0, sizeof want);
-    pl_transpose16_generic(src, lds, want, ldd);
-    for (int i = 0; i < 16; i++)
-        for (int u = 0; u < 16; u++)
-            ck_assert_float_eq(want[i * ldd + u], src[u * lds + i]);
-    if (!pl_cpu_has_avx512()) {
-        tu_skip("test_transpose16 (AVX-512)", "this CPU has no AVX-512");
-        return;
+    for (int k = 0; k < tu_nsets; k++) {
+        if (!tu_set_runs(tu_sets[k], "the 16 x 16 transpose"))
+            continue;
+        for (size_t i = 0; i < 16 * ldd; i++)
+            got[i] = -1.0f - (float)i;
+        pl_kernels_of(tu_sets[k])->transpose16(src, lds, got, ldd);
+        for (int i = 0; i < 16; i++)
+            for (size_t u = 0; u < ldd; u++) {
+                const float want = u < 16 ? src[u * lds + i] : -1.0f - (float)(i * ldd + u);
+                ck_assert_msg(got[i * ldd + u] == want, "%s transpose at (%d, %zu)",
+                              pl_gemm_name(tu_sets[k]), i, u);
+            }
     }
-    memcpy(got, want, sizeof got);
-    for (int i = 0; i < 16; i++)
-        for (int u = 0; u < 16; u++)
-            got[i * ldd + u] = -1.0f;
-    pl_transpose16_avx512(src, lds, got, ldd);
-    ck_assert_int_eq(memcmp(got, want, sizeof got), 0);
 }
 END_TEST
 
-/* The AVX-512 cell (polynomial exp, sigmoid, tanh) against libm. */
-START_TEST(test_cell_avx512_matches_generic)
+/* Largest |x - y| over n floats. Not inlined: inlined into the cell test,
+ * these max reductions crash GCC 12.2 for AArch64 (internal compiler error
+ * in vect_transform_reduction), as the cell test of main did. */
+__attribute__((noinline)) static double largest_diff(const float *x, const float *y,
+                                                     size_t n)
 {
-    if (!pl_cpu_has_avx512()) {
-        tu_skip("test_cell_avx512_matches_generic", "this CPU has no AVX-512");
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(x[i] - y[i]));
+    return worst;
+}
+
+/* Every set's LSTM cell (polynomial exp, sigmoid, tanh in the vector sets)
+ * against the libm one, forward and backward, over pre-activations in
+ * [-12, 12] with exact zeros and values beyond the exp clamp. */
+START_TEST(test_cell_matches_generic)
+{
+    const pl_gemm_backend be = tu_sets[_i];
+    if (be == PL_GEMM_NAIVE || !tu_set_runs(be, "the LSTM cell"))
         return;
-    }
+    const pl_kernels *ks = pl_kernels_of(be);
     const int n = 9, Hp = 48, np = 3;
     size_t g_ps = (size_t)n * 64;
     float *g1 = malloc(sizeof(float) * np * g_ps), *g2 = malloc(sizeof(float) * np * g_ps);
@@ -222,6 +233,8 @@ START_TEST(test_cell_avx512_matches_generic)
     g1[1] = -90.0f;
     g1[2] = 90.0f;
     g1[33] = 1e-7f;
+    g1[40] = -90.0f; /* tanh of the g gate at both ends */
+    g1[41] = 90.0f;
     memcpy(g2, g1, sizeof(float) * np * g_ps);
     tu_fill(cp, (size_t)n * Hp, 3.0f, 6);
     pl_cell_args a = {.n = n, .p0 = 0, .p1 = np, .Hp = Hp, .g = g1, .g_ps = g_ps, .c = c1,
@@ -231,52 +244,111 @@ START_TEST(test_cell_avx512_matches_generic)
     a.c = c2;
     a.tc = t2;
     a.h = h2;
-    pl_cell_forward_avx512(&a);
-    double worst = 0;
-    for (size_t i = 0; i < np * g_ps; i++)
-        worst = fmax(worst, fabs(g1[i] - g2[i]));
-    for (int i = 0; i < n * Hp; i++) {
-        worst = fmax(worst, fabs(c1[i] - c2[i]));
-        worst = fmax(worst, fabs(t1[i] - t2[i]));
-        worst = fmax(worst, fabs(h1[i] - h2[i]));
-    }
-    printf("cell forward: largest difference %.2e\n", worst);
-    ck_assert_msg(worst < 1e-6, "forward differs by %g", worst);
+    ks->cell_forward(&a);
+    const size_t nu = (size_t)n * Hp;
+    double worst = fmax(fmax(largest_diff(g1, g2, np * g_ps), largest_diff(c1, c2, nu)),
+                        fmax(largest_diff(t1, t2, nu), largest_diff(h1, h2, nu)));
+    printf("cell %-6s forward: largest difference %.2e\n", pl_gemm_name(be), worst);
+    ck_assert_msg(worst < 1e-6, "%s forward differs by %g", pl_gemm_name(be), worst);
     ck_assert_float_eq(g2[0], 0.5f); /* sigmoid(0) exactly */
     ck_assert(g2[1] >= 0.0f && g2[1] < 1e-30f);
     ck_assert_float_eq(g2[2], 1.0f);
+    ck_assert_float_eq(g2[40], -1.0f);
+    ck_assert_float_eq(g2[41], 1.0f);
 
-    tu_fill(dh, (size_t)n * Hp, 1.0f, 7);
-    tu_fill(d1, (size_t)n * Hp, 1.0f, 8);
-    memcpy(d2, d1, sizeof(float) * n * Hp);
-    memcpy(g2, g1, sizeof(float) * np * g_ps); /* same activations in both */
-    a.g = g1;
+    /* backward from the same activations (g1), with a previous cell and,
+     * as at the first step, without one (c_prev NULL reads zeros) */
+    float *act = malloc(sizeof(float) * np * g_ps);
+    memcpy(act, g1, sizeof(float) * np * g_ps);
+    tu_fill(dh, nu, 1.0f, 7);
     a.tc = t1;
     a.dh = dh;
-    a.dc = d1;
-    pl_cell_backward_generic(&a);
-    a.g = g2;
-    a.dc = d2;
-    pl_cell_backward_avx512(&a);
-    worst = 0;
-    for (size_t i = 0; i < np * g_ps; i++)
-        worst = fmax(worst, fabs(g1[i] - g2[i]));
-    for (int i = 0; i < n * Hp; i++)
-        worst = fmax(worst, fabs(d1[i] - d2[i]));
-    printf("cell backward: largest difference %.2e\n", worst);
-    ck_assert_msg(worst < 1e-6, "backward differs by %g", worst);
+    for (int first = 0; first <= 1; first++) {
+        a.c_prev = first ? NULL : cp;
+        tu_fill(d1, nu, 1.0f, 8);
+        memcpy(d2, d1, sizeof(float) * nu);
+        memcpy(g1, act, sizeof(float) * np * g_ps);
+        memcpy(g2, act, sizeof(float) * np * g_ps);
+        a.g = g1;
+        a.dc = d1;
+        pl_cell_backward_generic(&a);
+        a.g = g2;
+        a.dc = d2;
+        ks->cell_backward(&a);
+        worst = fmax(largest_diff(g1, g2, np * g_ps), largest_diff(d1, d2, nu));
+        printf("cell %-6s backward%s: largest difference %.2e\n", pl_gemm_name(be),
+               first ? " (first step)" : "", worst);
+        ck_assert_msg(worst < 1e-6, "%s backward differs by %g", pl_gemm_name(be), worst);
+    }
+    for (size_t i = 0; i < np * g_ps; i += 64)
+        ck_assert_float_eq(g2[i + 16], 0.0f); /* d_f = dc c_prev f (1 - f) */
     free(g1); free(g2); free(cp); free(h1); free(h2); free(c1); free(c2);
-    free(t1); free(t2); free(dh); free(d1); free(d2);
+    free(t1); free(t2); free(dh); free(d1); free(d2); free(act);
+}
+END_TEST
+
+/* Each set's FMA calibration loop counts the work of its vector width
+ * (12 chains of 16 lanes for AVX-512, 12 of 8 for AVX2, 16 of 4 for NEON,
+ * 2 flops per lane), and the peak of a set the CPU cannot run is 0. */
+START_TEST(test_fma_peak_per_set)
+{
+    const pl_gemm_backend be = tu_sets[_i];
+    if (!pl_gemm_available(be)) {
+        ck_assert(pl_fma_peak_gflops_of(be, 1, 0.01) == 0);
+        tu_set_runs(be, "the FMA peak");
+        return;
+    }
+    const pl_kernels *ks = pl_kernels_of(be);
+    if (ks->fma_loop) {
+        double flops = 0;
+        volatile float r = ks->fma_loop(1000, &flops);
+        const double per = be == PL_GEMM_AVX512 ? 384 : be == PL_GEMM_AVX2 ? 192 : 128;
+        ck_assert_double_eq(flops, 1000 * per);
+        ck_assert(isfinite(r) && r > 0);
+    }
+    double peak = pl_fma_peak_gflops_of(be, 1, 0.02);
+    printf("FMA peak of the %s kernels, one thread: %.1f GFLOP/s\n", pl_gemm_name(be), peak);
+    ck_assert(peak > 0.1 && peak < 1e5);
 }
 END_TEST
 
 START_TEST(test_backend_names_and_choice)
 {
-    ck_assert_str_eq(pl_gemm_name(PL_GEMM_NAIVE), "naive");
-    ck_assert_str_eq(pl_gemm_name(PL_GEMM_AVX512), "avx512");
-    ck_assert_int_eq(pl_gemm_resolve(PL_GEMM_AUTO),
-                     pl_cpu_has_avx512() ? PL_GEMM_AVX512 : PL_GEMM_BLAS);
-    ck_assert_int_eq(pl_gemm_resolve(PL_GEMM_BLAS), PL_GEMM_BLAS);
+    /* the values are stored in checkpoints: they never change */
+    const char *names[] = {"auto", "naive", "blas", "avx512", "avx2", "neon"};
+    for (int be = PL_GEMM_AUTO; be <= PL_GEMM_LAST; be++)
+        ck_assert_str_eq(pl_gemm_name((pl_gemm_backend)be), names[be]);
+    ck_assert_int_eq(PL_GEMM_AVX2, 4);
+    ck_assert_str_eq(pl_gemm_name((pl_gemm_backend)(PL_GEMM_LAST + 1)), "?");
+    ck_assert(!pl_gemm_available((pl_gemm_backend)(PL_GEMM_LAST + 1)));
+    /* auto: the widest vector set the CPU runs, else OpenBLAS */
+#if defined(__aarch64__)
+    const pl_gemm_backend want = PL_GEMM_NEON;
+#else
+    const pl_gemm_backend want = pl_cpu_has_avx512() ? PL_GEMM_AVX512
+                                 : pl_cpu_has_avx2() ? PL_GEMM_AVX2
+                                                     : PL_GEMM_BLAS;
+#endif
+    ck_assert_int_eq(pl_gemm_resolve(PL_GEMM_AUTO), want);
+    ck_assert_ptr_eq(pl_kernels_of(PL_GEMM_AUTO), pl_kernels_of(want));
+    ck_assert_ptr_nonnull(strstr(pl_gemm_auto_reason(), pl_gemm_name(want)));
+    printf("auto: %s\n", pl_gemm_auto_reason());
+    for (int be = PL_GEMM_NAIVE; be <= PL_GEMM_LAST; be++) {
+        ck_assert_int_eq(pl_gemm_resolve((pl_gemm_backend)be), be);
+        const pl_kernels *ks = pl_kernels_of((pl_gemm_backend)be);
+        ck_assert_int_eq(ks != NULL, pl_gemm_available((pl_gemm_backend)be));
+        if (ks)
+            ck_assert_int_eq(ks->be, be);
+    }
+    ck_assert(pl_gemm_available(PL_GEMM_NAIVE) && pl_gemm_available(PL_GEMM_BLAS));
+    ck_assert_int_eq(pl_gemm_available(PL_GEMM_AVX512), pl_cpu_has_avx512());
+    ck_assert_int_eq(pl_gemm_available(PL_GEMM_AVX2), pl_cpu_has_avx2());
+#if defined(__aarch64__)
+    ck_assert(pl_gemm_available(PL_GEMM_NEON));
+    ck_assert(!pl_cpu_has_avx2() && !pl_cpu_has_avx512());
+#else
+    ck_assert(!pl_gemm_available(PL_GEMM_NEON));
+#endif
     ck_assert_int_ge(pl_cpu_count(), 1);
     /* a core type the user set is never overridden */
     const char *saved = getenv("OPENBLAS_CORETYPE");
@@ -307,7 +379,8 @@ Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_panelled_operands, 0,
                         (int)(sizeof PANEL_CASES / sizeof *PANEL_CASES));
     tcase_add_loop_test(tc, test_backends_match_naive, 0, (int)(sizeof CASES / sizeof *CASES));
-    tcase_add_test(tc, test_cell_avx512_matches_generic);
+    tcase_add_loop_test(tc, test_cell_matches_generic, 0, tu_nsets);
+    tcase_add_loop_test(tc, test_fma_peak_per_set, 0, tu_nsets);
     tcase_add_test(tc, test_backend_names_and_choice);
     suite_add_tcase(s, tc);
     return s;

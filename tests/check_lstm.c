@@ -1,4 +1,4 @@
-/* The model: the fast forward/backward (every GEMM backend) against the
+/* The model: the fast forward/backward (every kernel set) against the
  * double-precision reference, and gradients against central finite
  * differences. */
 #include <math.h>
@@ -81,7 +81,7 @@ static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *c
     return loss;
 }
 
-static const pl_gemm_backend BACKENDS[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512};
+/* every kernel set: tu_sets */
 
 START_TEST(test_forward_matches_reference)
 {
@@ -93,20 +93,21 @@ START_TEST(test_forward_matches_reference)
     double ref_loss = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, 1.0, NULL,
                                        ref_logits);
     ck_assert(ref_loss > 0.1);
-    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
-        if (!pl_gemm_available(BACKENDS[b]))
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], _i == 0 ? "the forward pass against the reference"
+                                             : NULL))
             continue;
         float logits[N_ * 4];
         (void)C;
-        double loss = fast_path(BACKENDS[b], 1, cfg, &f, N_, T_, 1.0f, logits, NULL);
+        double loss = fast_path(tu_sets[b], 1, cfg, &f, N_, T_, 1.0f, logits, NULL);
         double worst = 0;
         for (int i = 0; i < N_ * C; i++)
             worst = fmax(worst, fabs(logits[i] - ref_logits[i]));
         printf("forward %-6s: largest logit difference %.2e, loss %.8f vs %.8f\n",
-               pl_gemm_name(BACKENDS[b]), worst, loss, ref_loss);
-        ck_assert_msg(worst < 2e-5, "%s: logits differ by %g", pl_gemm_name(BACKENDS[b]), worst);
+               pl_gemm_name(tu_sets[b]), worst, loss, ref_loss);
+        ck_assert_msg(worst < 2e-5, "%s: logits differ by %g", pl_gemm_name(tu_sets[b]), worst);
         ck_assert_msg(fabs(loss - ref_loss) < 1e-5 * ref_loss, "%s: loss %.9f vs %.9f",
-                      pl_gemm_name(BACKENDS[b]), loss, ref_loss);
+                      pl_gemm_name(tu_sets[b]), loss, ref_loss);
     }
     fixture_free(&f);
 }
@@ -134,18 +135,19 @@ START_TEST(test_backward_matches_reference)
     pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
     pl_group g[PL_MAX_GROUPS];
     const int ng = pl_param_groups(cfg, g);
-    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
-        if (!pl_gemm_available(BACKENDS[b]))
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], _i == 0 ? "the backward pass against the reference"
+                                             : NULL))
             continue;
         memset(grad, 0xff, sizeof(float) * f.np); /* NaN: every entry must be written */
-        fast_path(BACKENDS[b], _i == 2 ? 4 : 1, cfg, &f, N_, T_, (float)N_, NULL, grad);
+        fast_path(tu_sets[b], _i == 2 ? 4 : 1, cfg, &f, N_, T_, (float)N_, NULL, grad);
         for (int k = 0; k < ng; k++) {
             double scale;
             double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
             printf("backward %-6s %-6s: largest relative difference %.2e (scale %.2e)\n",
-                   pl_gemm_name(BACKENDS[b]), g[k].name, e, scale);
+                   pl_gemm_name(tu_sets[b]), g[k].name, e, scale);
             ck_assert_msg(scale > 1e-4, "%s gradient is trivially small", g[k].name);
-            ck_assert_msg(e < 2e-5, "%s %s: relative difference %g", pl_gemm_name(BACKENDS[b]),
+            ck_assert_msg(e < 2e-5, "%s %s: relative difference %g", pl_gemm_name(tu_sets[b]),
                           g[k].name, e);
         }
     }
@@ -315,15 +317,15 @@ START_TEST(test_subnormals_flushed)
         ref_max = fmax(ref_max, fabs(ref[i]));
     ck_assert(ref_max > 1e-45 && ref_max < 1e-30);
     float *grad = pl_alloc_floats(f.np);
-    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
-        if (!pl_gemm_available(BACKENDS[b]))
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], "flushing subnormals"))
             continue;
-        fast_path(BACKENDS[b], 2, &CFG, &f, N_, T_, 1.0f, NULL, grad);
+        fast_path(tu_sets[b], 2, &CFG, &f, N_, T_, 1.0f, NULL, grad);
         int nonzero = 0;
         for (int i = 0; i < CFG.input * CFG.hidden; i++)
             nonzero += grad[i] != 0.0f;
         ck_assert_msg(nonzero == 0, "%s: %d subnormal weight gradients not flushed",
-                      pl_gemm_name(BACKENDS[b]), nonzero);
+                      pl_gemm_name(tu_sets[b]), nonzero);
         pl_tensors tg;
         pl_tensors_bind(&CFG, grad, &tg);
         ck_assert(tg.b[0][0] != 0.0f); /* the rest of the gradient is there */
@@ -363,19 +365,19 @@ START_TEST(test_dropout_matches_reference)
     float *grad = pl_alloc_floats(f.np), logits[N_ * 4];
     pl_group g[PL_MAX_GROUPS];
     const int ng = pl_param_groups(&cfg, g);
-    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
-        if (!pl_gemm_available(BACKENDS[b]))
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], "dropout against the reference"))
             continue;
         for (int threads = 1; threads <= 3; threads += 2) {
-            double loss = fast_path_drop(BACKENDS[b], threads, &cfg, &f, N_, T_, (float)N_,
+            double loss = fast_path_drop(tu_sets[b], threads, &cfg, &f, N_, T_, (float)N_,
                                          logits, grad, p, key) / N_;
             ck_assert_msg(fabs(loss - rl) < 1e-5 * rl, "%s x%d: loss %.8f vs %.8f",
-                          pl_gemm_name(BACKENDS[b]), threads, loss, rl);
+                          pl_gemm_name(tu_sets[b]), threads, loss, rl);
             for (int k = 0; k < ng; k++) {
                 double scale;
                 double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
                 ck_assert_msg(e < 2e-5, "%s x%d %s: relative difference %g",
-                              pl_gemm_name(BACKENDS[b]), threads, g[k].name, e);
+                              pl_gemm_name(tu_sets[b]), threads, g[k].name, e);
             }
         }
     }

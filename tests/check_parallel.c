@@ -15,6 +15,7 @@ typedef struct {
     pl_dataset ds;
     pl_config cfg;
     float dropout;
+    pl_gemm_backend be; /* the kernel set */
 } data_fixture;
 
 static void data_make(data_fixture *f, int n)
@@ -25,6 +26,7 @@ static void data_make(data_fixture *f, int n)
     ck_assert_int_eq(pl_dataset_load(&f->ds, f->dir, "train", 0, &err), PL_OK);
     f->cfg = (pl_config){7, 24, 5, 1};
     f->dropout = 0;
+    f->be = PL_GEMM_AUTO;
 }
 
 static void data_free(data_fixture *f)
@@ -45,6 +47,7 @@ static double gradient(const data_fixture *f, int batch, int W, int T, int det, 
     o.deterministic = det;
     o.dropout = f->dropout;
     o.seed = 7;
+    o.gemm = f->be;
     pl_error err = {0};
     pl_trainer *tr = pl_trainer_create(&f->cfg, f->ds.T, &o, &err);
     ck_assert_msg(tr != NULL, "%s", err.msg);
@@ -64,14 +67,18 @@ static double gradient(const data_fixture *f, int batch, int W, int T, int det, 
 
 /* Same batch, W = 1, 2, 3, 4, 7 and 16 (more workers than cores): loss
  * within 1e-6 relative, gradient within 1e-5 of its largest entry. Shards
- * are uneven for batch 23 (e.g. 8/8/7 with 3 workers). The second run has
- * two layers and dropout: each image keeps its masks whatever shard it
- * falls in. */
+ * are uneven for batch 23 (e.g. 8/8/7 with 3 workers). The second run of
+ * each kernel set has two layers and dropout: each image keeps its masks
+ * whatever shard it falls in. Every kernel set. */
 START_TEST(test_workers_agree)
 {
+    const pl_gemm_backend be = tu_sets[_i % tu_nsets];
+    if (!tu_set_runs(be, _i < tu_nsets ? "workers agree" : NULL))
+        return;
     data_fixture f;
     data_make(&f, 60);
-    if (_i == 1) {
+    f.be = be;
+    if (_i >= tu_nsets) {
         f.cfg.layers = 2;
         f.dropout = 0.3f;
     }
@@ -93,8 +100,8 @@ START_TEST(test_workers_agree)
             double worst = 0;
             for (size_t i = 0; i < np; i++)
                 worst = fmax(worst, fabs(gw[i] - g1[i]));
-            printf("batch %2d, %2d workers: loss %.9f vs %.9f, gradient difference %.2e of %.2e\n",
-                   batch, ws[k], lw, l1, worst, big);
+            printf("%s: batch %2d, %2d workers: loss %.9f vs %.9f, gradient difference %.2e "
+                   "of %.2e\n", pl_gemm_name(be), batch, ws[k], lw, l1, worst, big);
             ck_assert_msg(fabs(lw - l1) <= 1e-6 * l1, "loss %g vs %g", lw, l1);
             ck_assert_msg(worst <= 1e-5 * big, "%d workers: gradient differs by %g", ws[k], worst);
         }
@@ -159,11 +166,15 @@ START_TEST(test_trainer_gradient_matches_reference)
 }
 END_TEST
 
-/* OpenMP threads split work by whole output columns: bitwise equal. */
+/* OpenMP threads split work by whole output columns: bitwise equal, on
+ * every kernel set. */
 START_TEST(test_threads_bitwise_equal)
 {
+    if (!tu_set_runs(tu_sets[_i], "threads change no bit"))
+        return;
     data_fixture f;
     data_make(&f, 60);
+    f.be = tu_sets[_i];
     size_t np = pl_param_count(&f.cfg);
     float *a = malloc(sizeof(float) * np), *b = malloc(sizeof(float) * np);
     for (int W = 1; W <= 2; W++) {
@@ -327,9 +338,9 @@ Suite *parallel_suite(void)
     Suite *s = suite_create("parallel");
     TCase *tc = tcase_create("data-parallel");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_workers_agree, 0, 2);
+    tcase_add_loop_test(tc, test_workers_agree, 0, 2 * tu_nsets);
     tcase_add_test(tc, test_trainer_gradient_matches_reference);
-    tcase_add_test(tc, test_threads_bitwise_equal);
+    tcase_add_loop_test(tc, test_threads_bitwise_equal, 0, tu_nsets);
     tcase_add_test(tc, test_steps_oversubscribed);
     tcase_add_test(tc, test_worker_count_checks);
     tcase_add_test(tc, test_pool_runs_every_worker);

@@ -33,15 +33,17 @@ static pl_dataset load_set(char **dir, uint64_t seed)
 }
 
 /* The model make() builds: one layer, or (the layers issue) three layers
- * of 40 units with dropout between them. */
+ * of 40 units with dropout between them; and the kernel set it runs. */
 static const pl_config *make_cfg = &CFG;
 static float make_dropout;
+static pl_gemm_backend make_gemm = PL_GEMM_AUTO;
 
 static pl_trainer *make(const pl_dataset *ds, int W, int T, int det)
 {
     pl_train_opts o;
     pl_train_opts_default(&o);
     o.dropout = make_dropout;
+    o.gemm = make_gemm;
     o.batch = 20;
     o.workers = W;
     o.threads = T;
@@ -64,11 +66,15 @@ static void steps(pl_trainer *tr, const pl_dataset *ds, int from, int to)
     }
 }
 
+/* Each model on every kernel set (_i = model x tu_nsets + set). */
 START_TEST(test_deterministic_any_workers_threads)
 {
     static const pl_config three = {6, 40, 3, 3};
-    make_cfg = _i == 0 ? &CFG : &three;
-    make_dropout = _i == 0 ? 0.0f : 0.3f;
+    make_gemm = tu_sets[_i % tu_nsets];
+    if (!tu_set_runs(make_gemm, _i < tu_nsets ? "--deterministic" : NULL))
+        return;
+    make_cfg = _i < tu_nsets ? &CFG : &three;
+    make_dropout = _i < tu_nsets ? 0.0f : 0.3f;
     char *dir;
     pl_dataset ds = load_set(&dir, 41);
     size_t np = pl_param_count(make_cfg);
@@ -82,7 +88,8 @@ START_TEST(test_deterministic_any_workers_threads)
         tr = make(&ds, conf[k][0], conf[k][1], 1);
         steps(tr, &ds, 0, 4);
         ck_assert_msg(memcmp(ref, pl_trainer_params(tr), sizeof(float) * np) == 0,
-                      "--deterministic %dx%d differs from 1x1", conf[k][0], conf[k][1]);
+                      "%s: --deterministic %dx%d differs from 1x1", pl_gemm_name(make_gemm),
+                      conf[k][0], conf[k][1]);
         pl_trainer_free(tr);
     }
     free(ref);
@@ -93,9 +100,13 @@ START_TEST(test_deterministic_any_workers_threads)
 END_TEST
 
 /* A library-level resume: 3 steps, checkpoint, load into a fresh trainer,
- * 3 more steps == 6 steps straight, bit for bit. */
+ * 3 more steps == 6 steps straight, bit for bit; on every kernel set (the
+ * checkpoint records it). */
 START_TEST(test_checkpoint_resume_exact)
 {
+    make_gemm = tu_sets[_i];
+    if (!tu_set_runs(make_gemm, "exact resume"))
+        return;
     char *dir;
     pl_dataset ds = load_set(&dir, 42);
     size_t np = pl_param_count(&CFG);
@@ -122,6 +133,8 @@ START_TEST(test_checkpoint_resume_exact)
     ck_assert_int_eq(got.opts.workers, 2);
     ck_assert_uint_eq(got.opts.seed, 3);
     ck_assert_uint_eq(got.data_crc, meta.data_crc);
+    ck_assert_int_eq(got.opts.gemm, make_gemm);
+    make_gemm = got.opts.gemm;
     pl_trainer *b = make(&ds, 2, 1, 0);
     memcpy(pl_trainer_params(b), state, sizeof(float) * np);
     memcpy(pl_trainer_moment1(b), state + np, sizeof(float) * np);
@@ -865,8 +878,8 @@ Suite *reliability_suite(void)
     Suite *s = suite_create("reliability");
     TCase *tc = tcase_create("state");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 2);
-    tcase_add_test(tc, test_checkpoint_resume_exact);
+    tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 2 * tu_nsets);
+    tcase_add_loop_test(tc, test_checkpoint_resume_exact, 0, tu_nsets);
     tcase_add_test(tc, test_checkpoint_hostile);
     tcase_add_test(tc, test_checkpoint_version_1_still_read);
     tcase_add_test(tc, test_nonfinite_stops_before_update);

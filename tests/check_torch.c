@@ -161,7 +161,7 @@ static double fast_path(pl_gemm_backend be, int threads, const vectors *v, float
     return loss;
 }
 
-static const pl_gemm_backend BACKENDS[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512};
+/* every kernel set: tu_sets */
 
 START_TEST(test_matches_pytorch)
 {
@@ -174,14 +174,14 @@ START_TEST(test_matches_pytorch)
     pl_group g[PL_MAX_GROUPS];
     const int ng = pl_param_groups(&v.cfg, g);
     int ran = 0;
-    for (size_t b = 0; b < sizeof BACKENDS / sizeof *BACKENDS; b++) {
-        if (!pl_gemm_available(BACKENDS[b]))
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], "the comparison with PyTorch"))
             continue;
-        const char *name = pl_gemm_name(BACKENDS[b]);
+        const char *name = pl_gemm_name(tu_sets[b]);
         for (int threads = 1; threads <= 2; threads++) {
             memset(logits, 0xff, sizeof(float) * nl); /* NaN: all must be written */
             memset(grad, 0xff, sizeof(float) * v.np);
-            double loss = fast_path(BACKENDS[b], threads, &v, (float)v.n, logits, grad) / v.n;
+            double loss = fast_path(tu_sets[b], threads, &v, (float)v.n, logits, grad) / v.n;
             double worst = 0;
             for (size_t i = 0; i < nl; i++)
                 worst = isnan(logits[i]) ? INFINITY

@@ -29,6 +29,23 @@ void tu_skip(const char *what, const char *why)
     fclose(f);
 }
 
+const pl_gemm_backend tu_sets[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512, PL_GEMM_AVX2,
+                                   PL_GEMM_NEON};
+const int tu_nsets = (int)(sizeof tu_sets / sizeof *tu_sets);
+
+int tu_set_runs(pl_gemm_backend be, const char *what)
+{
+    if (pl_gemm_available(be))
+        return 1;
+    if (what) {
+        char full[256], why[256];
+        snprintf(full, sizeof full, "%s on the %s kernels", what, pl_gemm_name(be));
+        snprintf(why, sizeof why, "they need %s", pl_gemm_requires(be));
+        tu_skip(full, why);
+    }
+    return 0;
+}
+
 char *tu_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");

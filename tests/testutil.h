@@ -30,6 +30,15 @@ void tu_skip(const char *what, const char *why);
 /* The file the runner counts skips in ($PARLSTM_SKIP_LOG). */
 #define TU_SKIP_LOG_ENV "PARLSTM_SKIP_LOG"
 
+/* Every concrete kernel set (naive, blas, avx512, avx2, neon): tests of a
+ * guarantee that every set must keep loop over them. */
+extern const pl_gemm_backend tu_sets[];
+extern const int tu_nsets;
+/* Whether this CPU runs kernel set be; when it does not, reports the skip
+ * ("<what> on the <set> kernels: they need ..."; nothing when what is
+ * NULL: loop tests report it once). */
+int tu_set_runs(pl_gemm_backend be, const char *what);
+
 /* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);

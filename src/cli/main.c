@@ -74,8 +74,14 @@ static int dispatch(int argc, char **argv)
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("parlstm %s\n", PACKAGE_VERSION);
-        printf("cpus available: %d; AVX-512: %s; default GEMM: %s\n", pl_cpu_count(),
-               pl_cpu_has_avx512() ? "yes" : "no", pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
+        printf("cpus available: %d; AVX-512: %s\n", pl_cpu_count(),
+               pl_cpu_has_avx512() ? "yes" : "no");
+        printf("kernels: --gemm auto runs %s\n", pl_gemm_auto_reason());
+        printf("kernel sets this CPU runs:");
+        for (int be = PL_GEMM_NAIVE; be <= PL_GEMM_LAST; be++)
+            if (pl_gemm_available((pl_gemm_backend)be))
+                printf(" %s", pl_gemm_name((pl_gemm_backend)be));
+        printf("\n");
         printf("OpenBLAS core: %s", pl_blas_corename());
         const char *better = pl_blas_better_coretype();
         if (better)

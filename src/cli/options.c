@@ -16,7 +16,8 @@
 
 static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
 static const char *const INITS[] = {"default", "tutorial", NULL};
-static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", NULL}; /* pl_gemm_backend */
+/* in the order of pl_gemm_backend */
+static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", "avx2", "neon", NULL};
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
 static const char *const SEQUENCES[] = {"rows", "pixels", NULL}; /* pl_sequence */
 
@@ -123,11 +124,13 @@ static const cli_option OPTIONS[] = {
     {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
      "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
     {O_BENCH_GEMM, "gemm", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
-     "Parallelism", "matrix products, as for train; a list (e.g. avx512,blas) measures "
-     "every backend in the same rounds: a grid dimension"},
+     "Parallelism", "kernels, as for train; a list (e.g. avx512,avx2,blas) measures "
+     "every set in the same rounds: a grid dimension; %peak is over the FMA peak at each "
+     "set's own vector width"},
     {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_RUN, "Parallelism",
-     "matrix products: auto (avx512 on CPUs with AVX-512, else blas), avx512 (our kernels), "
-     "blas (OpenBLAS) or naive (plain loops)"},
+     "the kernels (matrix products, LSTM cell, Adam): auto (the fastest this CPU runs, as "
+     "parlstm --version says: avx512, else avx2, else neon on 64-bit ARM, else blas), "
+     "avx512, avx2 or neon (ours), blas (OpenBLAS) or naive (plain loops)"},
     {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Parallelism", "bitwise identical results for every --workers and --threads (the batch "
      "is cut into 16 fixed shards; slower)"},
@@ -578,8 +581,9 @@ static int check_value(const char *cmd, const cli_option *o, const cli_value *v)
     for (int k = 0; k < (o->id == O_BENCH_GEMM ? v->n : o->id == O_GEMM); k++) {
         pl_gemm_backend be = (pl_gemm_backend)(o->id == O_GEMM ? v->i : v->list[k]);
         if (!pl_gemm_available(be)) {
-            fprintf(stderr, "parlstm %s: --gemm %s: this CPU has no AVX-512; use auto or blas\n",
-                    cmd, pl_gemm_name(be));
+            fprintf(stderr, "parlstm %s: --gemm %s: needs %s, which this CPU is not; "
+                    "use auto (%s here)\n", cmd, pl_gemm_name(be), pl_gemm_requires(be),
+                    pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
             return EXIT_USAGE;
         }
     }

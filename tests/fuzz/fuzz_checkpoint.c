@@ -31,7 +31,7 @@ static void check_checkpoint(const char *path, size_t size)
     if (pl_config_check(&m.cfg, NULL) != PL_OK || m.T < 1 || m.T > 65535 || o->batch < 1 ||
         m.step < 0 || m.step > m.total || m.adam_steps < 0 || m.adam_steps > m.step ||
         o->workers < 1 || o->threads < 1 || (unsigned)o->schedule > PL_SCHED_CONSTANT ||
-        (unsigned)o->init > PL_INIT_TUTORIAL || (unsigned)o->gemm > PL_GEMM_AVX512 ||
+        (unsigned)o->init > PL_INIT_TUTORIAL || (unsigned)o->gemm > PL_GEMM_LAST ||
         size != CKPT_FIXED + 12 * np)
         abort();
     volatile float s = 0;

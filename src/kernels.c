@@ -1,0 +1,136 @@
+/* Kernel sets: which one this CPU runs, and the one place that chooses.
+ *
+ * A set (pl_kernels, internal.h) is the GEMM, the LSTM cell forward and
+ * backward, the 16 x 16 transpose, Adam and the FMA calibration loop of one
+ * instruction set. The portable sets are defined here; each vector set is
+ * defined in its own file, compiled with target attributes for that
+ * instruction set only, so that one binary runs on any CPU of its
+ * architecture and picks its kernels at run time:
+ *
+ *   naive    plain loops everywhere: the reference of every kernel
+ *   blas     OpenBLAS sgemm; the plain cell, transpose and Adam
+ *   avx512   kernels_avx512.c   x86-64 with AVX-512 F, DQ, BW and VL
+ *   avx2     kernels_avx2.c     x86-64 with AVX2 and FMA
+ *   neon     kernels_neon.c     AArch64 (NEON is part of the architecture)
+ *
+ * auto takes the first of avx512, avx2, neon that the CPU runs, else blas. */
+#include <string.h>
+
+#include "internal.h"
+
+static const pl_kernels naive_set = {
+    .be = PL_GEMM_NAIVE,
+    .gemm = pl_gemm_naive,
+    .cell_forward = pl_cell_forward_generic,
+    .cell_backward = pl_cell_backward_generic,
+    .transpose16 = pl_transpose16_generic,
+    .adam = pl_adam_generic,
+    .fma_loop = NULL,
+};
+
+static const pl_kernels blas_set = {
+    .be = PL_GEMM_BLAS,
+    .gemm = pl_gemm_blas,
+    .cell_forward = pl_cell_forward_generic,
+    .cell_backward = pl_cell_backward_generic,
+    .transpose16 = pl_transpose16_generic,
+    .adam = pl_adam_generic,
+    .fma_loop = NULL,
+};
+
+const char *pl_gemm_name(pl_gemm_backend be)
+{
+    switch (be) {
+    case PL_GEMM_AUTO: return "auto";
+    case PL_GEMM_NAIVE: return "naive";
+    case PL_GEMM_BLAS: return "blas";
+    case PL_GEMM_AVX512: return "avx512";
+    case PL_GEMM_AVX2: return "avx2";
+    case PL_GEMM_NEON: return "neon";
+    }
+    return "?";
+}
+
+const char *pl_gemm_requires(pl_gemm_backend be)
+{
+    switch (be) {
+    case PL_GEMM_AVX512: return "an x86-64 CPU with AVX-512 (F, DQ, BW, VL)";
+    case PL_GEMM_AVX2: return "an x86-64 CPU with AVX2 and FMA";
+    case PL_GEMM_NEON: return "a 64-bit ARM (AArch64) CPU";
+    default: return "any CPU";
+    }
+}
+
+const pl_kernels *pl_kernels_of(pl_gemm_backend be)
+{
+    switch (pl_gemm_resolve(be)) {
+    case PL_GEMM_NAIVE: return &naive_set;
+    case PL_GEMM_BLAS: return &blas_set;
+#if defined(__x86_64__)
+    case PL_GEMM_AVX512: return pl_cpu_has_avx512() ? &pl_kernels_avx512 : NULL;
+    case PL_GEMM_AVX2: return pl_cpu_has_avx2() ? &pl_kernels_avx2 : NULL;
+#endif
+#if defined(__aarch64__)
+    case PL_GEMM_NEON: return &pl_kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+int pl_gemm_available(pl_gemm_backend be)
+{
+    return pl_kernels_of(be) != NULL;
+}
+
+pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be)
+{
+    if (be != PL_GEMM_AUTO)
+        return be;
+    if (pl_cpu_has_avx512())
+        return PL_GEMM_AVX512;
+    if (pl_cpu_has_avx2())
+        return PL_GEMM_AVX2;
+#if defined(__aarch64__)
+    return PL_GEMM_NEON;
+#else
+    return PL_GEMM_BLAS;
+#endif
+}
+
+const char *pl_gemm_auto_reason(void)
+{
+    switch (pl_gemm_resolve(PL_GEMM_AUTO)) {
+    case PL_GEMM_AVX512: return "avx512: the CPU has AVX-512 F, DQ, BW and VL";
+    case PL_GEMM_AVX2: return "avx2: the CPU has AVX2 and FMA but not AVX-512";
+    case PL_GEMM_NEON: return "neon: an AArch64 CPU (NEON is part of the architecture)";
+    default:
+#if defined(__x86_64__)
+        return "blas: the CPU has neither AVX-512 nor AVX2 with FMA";
+#else
+        return "blas: no kernels of ours for this architecture";
+#endif
+    }
+}
+
+void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op)
+{
+    if (op->M <= 0 || op->N <= 0)
+        return;
+    if (op->nb <= 0 || op->kb <= 0) { /* C = 0, or C unchanged */
+        if (!op->accumulate)
+            for (int i = 0; i < op->M; i++)
+                for (int j = 0; j < op->N; j += 64) {
+                    size_t ps = op->c_ps ? op->c_ps : 64;
+                    memset(op->c + i * op->ldc + (size_t)(j / 64) * ps, 0,
+                           sizeof(float) * (size_t)(op->N - j < 64 ? op->N - j : 64));
+                }
+        return;
+    }
+    k->gemm(op);
+}
+
+void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    pl_gemm_with(k ? k : &naive_set, op);
+}
