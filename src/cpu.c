@@ -8,6 +8,7 @@
  * forward one. Every thread that computes therefore runs with
  * flush-to-zero and denormals-are-zero (as MKL and oneDNN do); results stay
  * deterministic because every thread uses the same mode. */
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -62,6 +63,11 @@ int pl_cpu_list(int *cpus, int max)
         if (CPU_ISSET(c, &start_set))
             cpus[n++] = c;
     return n;
+}
+
+int pl_cpu_thread_attr(pthread_attr_t *attr)
+{
+    return start_ok ? pthread_attr_setaffinity_np(attr, sizeof start_set, &start_set) : 0;
 }
 
 int pl_cpu_count(void)

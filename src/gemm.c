@@ -307,9 +307,15 @@ double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds)
         args[i].loop = fma_loop;
         args[i].gate = &gate;
     }
+    /* the calibration threads may use every CPU, even when their creator
+     * was pinned to one (--pin) */
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0 && pl_cpu_thread_attr(&attr) == 0;
     for (; made < threads; made++)
-        if (pthread_create(&tid[made], NULL, peak_thread, &args[made]) != 0)
+        if (pthread_create(&tid[made], have_attr ? &attr : NULL, peak_thread, &args[made]) != 0)
             break;
+    if (have_attr)
+        pthread_attr_destroy(&attr);
     pthread_mutex_lock(&gate.mu);
     gate.go = made == threads ? 1 : -1;
     pthread_cond_broadcast(&gate.cv);

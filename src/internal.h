@@ -344,6 +344,10 @@ int pl_orthonormalise_rows(double *q, int rows, int cols);
 /* The CPUs this process could use when it started (before any pinning):
  * up to max of their numbers into cpus; returns how many. */
 int pl_cpu_list(int *cpus, int max);
+/* Sets attr's CPU affinity to those CPUs: a thread it creates may run on
+ * any of them, whatever its creator is pinned to. 0 or an error number. */
+#include <pthread.h>
+int pl_cpu_thread_attr(pthread_attr_t *attr);
 
 /* Flush-to-zero and denormals-are-zero on the calling thread (see cpu.c);
  * returns the previous mode for pl_fp_fast_leave. Every thread that

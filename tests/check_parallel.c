@@ -3,6 +3,7 @@
  * cores included), OpenMP threads change nothing at all, and the pool runs
  * every worker every time. */
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,31 @@ START_TEST(test_steps_oversubscribed)
 }
 END_TEST
 
+/* --pin ties the caller's thread (worker 0) to one CPU; the CPUs this
+ * process may use, and so the next trainer's workers, stay all of them. */
+START_TEST(test_pin_keeps_the_process_cpus)
+{
+    int before = pl_cpu_count();
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = 20;
+    o.workers = 1;
+    o.threads = 1;
+    o.pin = 1;
+    const pl_config cfg = {7, 24, 5, 1};
+    pl_error err = {0};
+    pl_trainer *tr = pl_trainer_create(&cfg, 9, &o, &err);
+    ck_assert_msg(tr != NULL, "%s", err.msg);
+    cpu_set_t mine;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+    printf("pin: %d CPUs before, this thread now on %d, pl_cpu_count %d\n", before,
+           CPU_COUNT(&mine), pl_cpu_count());
+    ck_assert_int_eq(CPU_COUNT(&mine), 1); /* pinned indeed */
+    ck_assert_int_eq(pl_cpu_count(), before);
+    pl_trainer_free(tr);
+}
+END_TEST
+
 START_TEST(test_worker_count_checks)
 {
     pl_config cfg = {7, 24, 5, 1};
@@ -343,6 +369,7 @@ Suite *parallel_suite(void)
     tcase_add_loop_test(tc, test_threads_bitwise_equal, 0, tu_nsets);
     tcase_add_test(tc, test_steps_oversubscribed);
     tcase_add_test(tc, test_worker_count_checks);
+    tcase_add_test(tc, test_pin_keeps_the_process_cpus);
     tcase_add_test(tc, test_pool_runs_every_worker);
     suite_add_tcase(s, tc);
     return s;
