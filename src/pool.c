@@ -47,40 +47,41 @@ static inline void relax(void)
 #endif
 }
 
+/* The clock of a spin: 1 once SPIN_US have passed since turn 0 (read every
+ * 64 turns, since reading it costs more than a turn). */
+static int spin_over(int turn, double *t0)
+{
+    if (turn & 63)
+        return 0;
+    double t = pl_seconds();
+    if (turn == 0)
+        *t0 = t;
+    return (t - *t0) * 1e6 > SPIN_US;
+}
+
 /* Watches *word (atomically) for up to SPIN_US while it equals `old`;
  * returns 1 once it differs, 0 when the time is up. */
 static int spin_ulong(const unsigned long *word, unsigned long old)
 {
     double t0 = 0;
-    for (int i = 0;; i++) {
+    for (int i = 0; !spin_over(i, &t0); i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old)
             return 1;
-        if ((i & 63) == 0) {
-            double t = pl_seconds();
-            if (i == 0)
-                t0 = t;
-            else if ((t - t0) * 1e6 > SPIN_US)
-                return 0;
-        }
         relax();
     }
+    return 0;
 }
 
+/* The same until *word is 0. */
 static int spin_zero(const int *word)
 {
     double t0 = 0;
-    for (int i = 0;; i++) {
+    for (int i = 0; !spin_over(i, &t0); i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0)
             return 1;
-        if ((i & 63) == 0) {
-            double t = pl_seconds();
-            if (i == 0)
-                t0 = t;
-            else if ((t - t0) * 1e6 > SPIN_US)
-                return 0;
-        }
         relax();
     }
+    return 0;
 }
 
 static void *worker_main(void *p)
