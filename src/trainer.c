@@ -83,6 +83,7 @@ struct pl_trainer {
     pl_gemm_backend be;
     const pl_kernels *k;         /* the kernel set of be */
     size_t np;
+    size_t my_len; /* this rank's slice of the parameters (its Adam moments) */
     float *params, *grad;         /* (np) each */
     float *m, *v;                 /* (soff[rank + 1] - soff[rank]) Adam moments of my slice */
     float **sgrad;                /* S_max shard gradients (np) */
@@ -443,137 +444,141 @@ static int make_plan(pl_trainer *tr, int n)
     return 0;
 }
 
-pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
-                              const pl_train_opts *o, pl_error *err)
+/* The arguments pl_trainer_create refuses before it allocates anything. */
+static int check_args(const pl_config *cfg, int T, const pl_train_opts *o, int R, pl_error *err)
 {
     if (pl_config_check(cfg, err))
-        return NULL;
+        return -1;
     if (T < 1 || T > 65535) {
         pl_fail(err, PL_ERR_ARG, "time steps must be between 1 and 65535, got %d", T);
-        return NULL;
+        return -1;
     }
     if (!(o->dropout >= 0 && o->dropout < 1)) {
         pl_fail(err, PL_ERR_ARG, "dropout must be at least 0 and below 1, got %g",
                 (double)o->dropout);
-        return NULL;
+        return -1;
     }
     if (o->batch < 1) {
         pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
-        return NULL;
+        return -1;
     }
     if (!pl_gemm_available(o->gemm)) {
         pl_fail(err, PL_ERR_ARG, "the %s kernels need %s; this CPU cannot run them",
                 pl_gemm_name(o->gemm), pl_gemm_requires(o->gemm));
-        return NULL;
+        return -1;
     }
-    const int R = pl_dist_ranks();
     if (R > 1 && !o->deterministic && o->batch < R) {
         pl_fail(err, PL_ERR_ARG, "batch %d is smaller than the %d ranks: every rank needs at "
                 "least one row", o->batch, R);
-        return NULL;
+        return -1;
     }
-    pl_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr) {
-        pl_fail(err, PL_ERR_NOMEM, "cannot allocate the trainer");
-        return NULL;
-    }
-    tr->cfg = *cfg;
-    tr->T = T;
-    tr->o = *o;
-    tr->fault_step = tr->diverge_step = -1;
-    tr->be = pl_gemm_resolve(o->gemm);
-    tr->k = pl_kernels_of(tr->be);
-    tr->R = R;
-    tr->rank = pl_dist_rank();
-    tr->W = o->workers;
-    tr->threads = o->threads;
+    return 0;
+}
+
+/* Workers and threads: asked for, or chosen for the shape and the CPUs
+ * (pl_resolve_parallelism), within what the batch and the panels allow. */
+static int choose_parallelism(pl_trainer *tr, pl_error *err)
+{
+    const int R = tr->R;
     /* the rows of a batch that each rank gets, and the CPUs: ranks on one
      * host that may all run on every CPU (not bound to their own) share them */
-    const int rows = o->batch / R > 0 ? o->batch / R : 1;
+    const int rows = tr->o.batch / R > 0 ? tr->o.batch / R : 1;
     int cpus = pl_cpu_count();
     const int local = pl_dist_local_ranks();
     if (local > 1 && (long)cpus * local > sysconf(_SC_NPROCESSORS_ONLN))
         cpus = cpus / local > 0 ? cpus / local : 1;
-    pl_resolve_parallelism(cfg, rows, cpus, &tr->W, &tr->threads);
-    if (tr->W > rows && (R == 1 || !o->deterministic)) {
+    pl_resolve_parallelism(&tr->cfg, rows, cpus, &tr->W, &tr->threads);
+    if (tr->W > rows && (R == 1 || !tr->o.deterministic)) {
         if (R == 1)
             pl_fail(err, PL_ERR_ARG,
                     "batch %d is smaller than workers %d: every worker needs at "
                     "least one row",
-                    o->batch, tr->W);
+                    tr->o.batch, tr->W);
         else
             pl_fail(err, PL_ERR_ARG,
                     "batch %d over %d ranks leaves %d rows for a rank, fewer than its %d "
                     "workers: every worker needs at least one row",
-                    o->batch, R, rows, tr->W);
-        free(tr);
-        return NULL;
+                    tr->o.batch, R, rows, tr->W);
+        return -1;
     }
     /* a thread owns whole gate panels: more threads than panels would idle
      * (the program warns when it asked for more) */
-    const int panels = (cfg->hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
+    const int panels = (tr->cfg.hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
     if (tr->threads > panels)
         tr->threads = panels;
     if (tr->W > 1024 || tr->threads > 1024) {
         pl_fail(err, PL_ERR_ARG, "at most 1024 workers and 1024 threads, got %d x %d",
                 tr->W, tr->threads);
-        free(tr);
-        return NULL;
+        return -1;
     }
     tr->o.workers = tr->W;
     tr->o.threads = tr->threads;
-    const int det_shards = o->batch < DET_SHARDS ? o->batch : DET_SHARDS;
+    return 0;
+}
+
+/* Shards, their rows, the parameter chunks and this rank's slice of them;
+ * refuses what the machine's memory cannot hold. */
+static int size_buffers(pl_trainer *tr, pl_error *err)
+{
+    const int R = tr->R;
+    const int rows = tr->o.batch / R > 0 ? tr->o.batch / R : 1;
+    const int det_shards = tr->o.batch < DET_SHARDS ? tr->o.batch : DET_SHARDS;
     /* shard buffers: the fixed shards this rank owns, or per worker */
-    tr->S_max = o->deterministic ? (det_shards + R - 1) / R
+    tr->S_max = tr->o.deterministic ? (det_shards + R - 1) / R
                 : tr->W == 1 ? 1
                 : (rows < tr->W * SHARDS_PER_WORKER ? tr->W : tr->W * SHARDS_PER_WORKER);
     if (tr->S_max < 1)
         tr->S_max = 1;
-    tr->cap = o->deterministic ? (o->batch + det_shards - 1) / det_shards
-                               : (rows + (o->batch % R != 0) + tr->S_max - 1) / tr->S_max;
-    if (o->deterministic && tr->cap < 16)
+    tr->cap = tr->o.deterministic ? (tr->o.batch + det_shards - 1) / det_shards
+                               : (rows + (tr->o.batch % R != 0) + tr->S_max - 1) / tr->S_max;
+    if (tr->o.deterministic && tr->cap < 16)
         tr->cap = 16; /* evaluation chunks */
-    tr->np = pl_param_count(cfg);
+    tr->np = pl_param_count(&tr->cfg);
     if (R > 1 && tr->np > (size_t)INT32_MAX) {
         pl_fail(err, PL_ERR_TOO_LARGE, "%zu parameters: at most %d across ranks", tr->np,
                 INT32_MAX);
-        free(tr);
-        return NULL;
+        return -1;
     }
     pl_chunks(tr->np, tr->chunk);
     tr->schunk = calloc((size_t)R + 1, sizeof *tr->schunk);
     tr->soff = calloc((size_t)R + 1, sizeof *tr->soff);
     if (!tr->schunk || !tr->soff) {
         pl_fail(err, PL_ERR_NOMEM, "cannot allocate the trainer");
-        free_all(tr);
-        return NULL;
+        return -1;
     }
     pl_rank_slices(tr->chunk, R, tr->schunk, tr->soff);
-    const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
-    tr->Lmax = o->deterministic ? DET_SHARDS : R;
-    tr->max_blk = o->deterministic ? DET_SHARDS : R;
+    tr->my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
+    tr->Lmax = tr->o.deterministic ? DET_SHARDS : R;
+    tr->max_blk = tr->o.deterministic ? DET_SHARDS : R;
     tr->n_agree = NCHUNK + 2 * (size_t)tr->Lmax + 2 * (size_t)R;
     /* refuse what cannot fit rather than be killed when the pages are touched:
      * six parameter-sized arrays and the shards' (of Adam's two moments, a rank
      * keeps its slice; with several ranks, the slices received: about one) */
-    double need = tr->W * pl_ws_estimate(cfg, T, tr->cap, tr->threads) +
+    double need = tr->W * pl_ws_estimate(&tr->cfg, tr->T, tr->cap, tr->threads) +
                   ((double)(6 + tr->S_max + (R > 1)) * (double)tr->np -
-                   2.0 * (double)(tr->np - my_len)) * sizeof(float);
+                   2.0 * (double)(tr->np - tr->my_len)) * sizeof(float);
     tr->bytes = need;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (have > 0 && need > 0.9 * have) {
         pl_fail(err, PL_ERR_TOO_LARGE,
                 "this model and batch need %.1f GiB of buffers for %d time steps, the machine "
                 "has %.1f GiB (smaller --batch, --hidden or --layers)",
-                need / 1073741824.0, T, have / 1073741824.0);
-        free_all(tr);
-        return NULL;
+                need / 1073741824.0, tr->T, have / 1073741824.0);
+        return -1;
     }
 
+    return 0;
+}
+
+/* Every buffer of the trainer and its pool; each worker allocates its own
+ * workspace and shard buffers (first touch). */
+static int alloc_buffers(pl_trainer *tr, pl_error *err)
+{
+    const int R = tr->R;
     tr->params = pl_alloc_floats(tr->np);
     tr->grad = pl_alloc_floats(tr->np);
-    tr->m = pl_alloc_floats(my_len ? my_len : 1);
-    tr->v = pl_alloc_floats(my_len ? my_len : 1);
+    tr->m = pl_alloc_floats(tr->my_len ? tr->my_len : 1);
+    tr->v = pl_alloc_floats(tr->my_len ? tr->my_len : 1);
     tr->sgrad = calloc((size_t)tr->S_max, sizeof *tr->sgrad);
     tr->ws = calloc((size_t)tr->W, sizeof *tr->ws);
     tr->shard_loss = calloc((size_t)tr->S_max, sizeof *tr->shard_loss);
@@ -589,13 +594,13 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
     x->slot = calloc((size_t)tr->max_blk, sizeof *x->slot);
     tr->sends = pl_xfer_create(tr->max_blk * R);
     tr->recvs = pl_xfer_create(tr->max_blk);
-    tr->pk = pl_packed_create(cfg, tr->be);
-    if (o->profile)
+    tr->pk = pl_packed_create(&tr->cfg, tr->be);
+    if (tr->o.profile)
         tr->prof = calloc((size_t)tr->W, sizeof *tr->prof);
     int ok = tr->params && tr->grad && tr->m && tr->v && tr->sgrad && tr->ws &&
              tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk && tr->agree &&
              tr->ready && x->blo && x->bhi && x->bsize && x->brank && x->slot && tr->sends &&
-             tr->recvs && (!o->profile || tr->prof);
+             tr->recvs && (!tr->o.profile || tr->prof);
     tr->ncpu = 0;
     if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL)
         tr->ncpu = pl_cpu_list(tr->cpus, CPU_SETSIZE);
@@ -603,36 +608,61 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         pl_fail(err, PL_ERR_NOMEM,
                 "cannot allocate buffers for %d workers (%zu parameters)",
                 tr->W, tr->np);
-        free_all(tr);
-        return NULL;
+        return -1;
     }
     if (tr->ncpu == 0)
         tr->cpus[tr->ncpu++] = 0;
     if (!(tr->pool = pl_pool_create(tr->W, err))) {
-        free_all(tr);
-        return NULL;
+        return -1;
     }
     /* each worker allocates (and so first touches) its workspace and its
      * shards' gradient buffers itself: on a machine of several memory
      * nodes they live next to the core that uses them */
-    tr->job.T = T;
+    tr->job.T = tr->T;
     pl_pool_run(tr->pool, create_buffers, tr);
     for (int w = 0; ok && w < tr->W; w++)
         ok = tr->ws[w] != NULL;
     for (int s = 0; ok && s < tr->S_max; s++)
         ok = tr->sgrad[s] != NULL;
     if (ok)
-        ok = make_plan(tr, o->batch) == 0;
+        ok = make_plan(tr, tr->o.batch) == 0;
     if (!ok) {
         pl_fail(err, PL_ERR_NOMEM, "cannot allocate buffers for %d workers (%zu parameters)",
                 tr->W, tr->np);
-        free_all(tr);
-        return NULL;
+        return -1;
     }
     for (int w = 0; tr->prof && w < tr->W; w++)
         pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     if (tr->be == PL_GEMM_BLAS)
         openblas_set_num_threads(1); /* W x T threads, no more */
+    return 0;
+}
+
+pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
+                              const pl_train_opts *o, pl_error *err)
+{
+    const int R = pl_dist_ranks();
+    if (check_args(cfg, T, o, R, err))
+        return NULL;
+    pl_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) {
+        pl_fail(err, PL_ERR_NOMEM, "cannot allocate the trainer");
+        return NULL;
+    }
+    tr->cfg = *cfg;
+    tr->T = T;
+    tr->o = *o;
+    tr->fault_step = tr->diverge_step = -1;
+    tr->be = pl_gemm_resolve(o->gemm);
+    tr->k = pl_kernels_of(tr->be);
+    tr->R = R;
+    tr->rank = pl_dist_rank();
+    tr->W = o->workers;
+    tr->threads = o->threads;
+    if (choose_parallelism(tr, err) || size_buffers(tr, err) || alloc_buffers(tr, err)) {
+        free_all(tr);
+        return NULL;
+    }
     pl_model_init(cfg, tr->params, o->init, o->seed);
     return tr;
 }
