@@ -66,7 +66,14 @@ void pl_gemm_naive(const pl_gemm_op *op)
         }
 }
 
-/* cblas_sgemm per block, and per 64-column panel when B or C is panelled. */
+/* cblas_sgemm per block and per fixed piece of columns: a 64-column panel
+ * when C is panelled, else PL_UNIT_BLOCK columns counted from the op's
+ * first column (callers start an op at a multiple of PL_UNIT_BLOCK inside
+ * one of B's panels, so a piece never crosses one). OpenBLAS's value for a
+ * column depends on the width of the call that computes it (which edge
+ * kernel runs; it differs by core type), and threads cut C only at
+ * multiples of these pieces (lstm.c, own_panels): with one call per piece,
+ * the calls, and so the bits, are the same for any number of threads. */
 void pl_gemm_blas(const pl_gemm_op *op)
 {
     /* A_blk is (M, kb) with row stride a_rs, or its transpose stored (kb, M)
@@ -75,8 +82,7 @@ void pl_gemm_blas(const pl_gemm_op *op)
     int lda = (int)(trans ? op->a_cs : op->a_rs);
     if (lda < (trans ? op->M : op->kb))
         lda = trans ? op->M : op->kb; /* degenerate 1-wide cases */
-    const int panelled = op->b_ps || op->c_ps;
-    const int width = panelled ? 64 : op->N;
+    const int width = op->c_ps ? PL_PANEL : PL_UNIT_BLOCK;
     for (int j0 = 0; j0 < op->N; j0 += width) {
         int nj = op->N - j0 < width ? op->N - j0 : width;
         for (int blk = 0; blk < op->nb; blk++) {
