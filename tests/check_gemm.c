@@ -174,6 +174,65 @@ START_TEST(test_panelled_operands)
 }
 END_TEST
 
+/* Threads cut a product's columns at multiples of 16 (64 in a panelled C):
+ * each computes its own columns with an op of its own. Every set must give
+ * the same bits for a column whatever the op that holds it, or the threads
+ * would change the result (OpenBLAS's Haswell and Zen kernels did: a
+ * column's value depended on the width of the call). */
+typedef struct {
+    const char *what;
+    int M, N, nb, kb, trans, b_panelled, c_panelled, cut;
+} split_case;
+
+static const split_case SPLIT_CASES[] = {
+    {"dW_in: 8 rows, 40 columns cut at 16", 8, 40, 1, 64, 0, 0, 0, 16},
+    {"dH: 20 rows, 48 columns cut at 32", 20, 48, 3, 64, 0, 1, 0, 32},
+    {"dH: 20 rows, 64 columns cut at 16", 20, 64, 2, 64, 0, 1, 0, 16},
+    {"fold: 29 rows, 24 columns cut at 16", 29, 24, 1, 40, 0, 0, 0, 16},
+    {"gates: panelled C, 3 panels cut at 64", 50, 192, 1, 157, 0, 1, 1, 64},
+    {"weight gradient: A transposed, cut at 64", 61, 128, 1, 100, 1, 1, 1, 64},
+};
+
+START_TEST(test_column_split_changes_no_bit)
+{
+    const split_case *g = &SPLIT_CASES[_i];
+    const int K = g->nb * g->kb, panels = (g->N + 63) / 64;
+    const size_t lda = g->trans ? (size_t)g->M : (size_t)K;
+    const size_t ldb = g->b_panelled ? 64 : (size_t)g->N, b_ps = g->b_panelled ? (size_t)K * 64 : 0;
+    const size_t ldc = g->c_panelled ? 64 : (size_t)g->N, c_ps = g->c_panelled ? (size_t)g->M * 64 : 0;
+    const size_t na = (size_t)g->M * K, nb = (size_t)K * 64 * panels, nc = (size_t)g->M * 64 * panels;
+    float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+    float *whole = calloc(nc, sizeof(float)), *parts = calloc(nc, sizeof(float));
+    tu_fill(a, na, 1.0f, 400 + _i);
+    tu_fill(b, nb, 1.0f, 410 + _i);
+    pl_gemm_op op = {.M = g->M, .nb = g->nb, .kb = g->kb, .a = a, .a_rs = g->trans ? 1 : lda,
+                     .a_cs = g->trans ? lda : 1, .a_bs = g->trans ? (size_t)g->kb * lda : (size_t)g->kb,
+                     .ldb = ldb, .b_bs = (size_t)g->kb * ldb, .b_ps = b_ps, .ldc = ldc, .c_ps = c_ps};
+    for (int k = 0; k < tu_nsets; k++) {
+        const pl_gemm_backend be = tu_sets[k];
+        if (!tu_set_runs(be, _i == 0 ? "columns split between threads" : NULL))
+            continue;
+        op.N = g->N, op.b = b, op.c = whole;
+        pl_gemm(be, &op);
+        for (int j0 = 0; j0 < g->N; j0 += g->cut) { /* column j of a panelled operand: panel j / 64 */
+            op.N = g->N - j0 < g->cut ? g->N - j0 : g->cut;
+            op.b = b + (b_ps ? (size_t)(j0 / 64) * b_ps + j0 % 64 : (size_t)j0);
+            op.c = parts + (c_ps ? (size_t)(j0 / 64) * c_ps + j0 % 64 : (size_t)j0);
+            pl_gemm(be, &op);
+        }
+        size_t differ = 0;
+        for (size_t i = 0; i < nc; i++)
+            differ += whole[i] != parts[i];
+        printf("gemm %-6s %-52s %zu of %zu values differ\n", pl_gemm_name(be), g->what, differ, nc);
+        ck_assert_msg(differ == 0, "%s %s: %zu values differ", pl_gemm_name(be), g->what, differ);
+    }
+    free(a);
+    free(b);
+    free(whole);
+    free(parts);
+}
+END_TEST
+
 /* The 16 x 16 transposes, from and to strided blocks: every set's against
  * the definition, the rest of the destination untouched. */
 START_TEST(test_transpose16)
@@ -312,6 +371,45 @@ START_TEST(test_fma_peak_per_set)
 }
 END_TEST
 
+/* The GEMM blocking follows the caches: a set's chunk (tuned for 48 KiB)
+ * shrinks to 3/4 of a smaller L1 in steps of 16 rows, never below 32; A
+ * goes chunk by chunk beyond half of L2; unknown sizes keep the defaults. */
+START_TEST(test_blocking_from_caches)
+{
+    ck_assert_int_eq(pl_gemm_kc(128, 48 * 1024), 128);
+    ck_assert_int_eq(pl_gemm_kc(128, 64 * 1024), 128);
+    ck_assert_int_eq(pl_gemm_kc(128, 32 * 1024), 96);
+    ck_assert_int_eq(pl_gemm_kc(96, 32 * 1024), 96);
+    ck_assert_int_eq(pl_gemm_kc(128, 16 * 1024), 48);
+    ck_assert_int_eq(pl_gemm_kc(128, 4 * 1024), 32);
+    ck_assert_int_eq(pl_gemm_kc(128, 0), 128);
+    ck_assert_int_eq(pl_gemm_a_limit(1024 * 1024), 512 * 1024);
+    ck_assert_int_eq(pl_gemm_a_limit(2048 * 1024), 1024 * 1024);
+    ck_assert_int_eq(pl_gemm_a_limit(0), 512 * 1024);
+    const pl_cpu_caches c = pl_cpu_cache_sizes();
+    printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
+    ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);
+    for (int be = PL_GEMM_AUTO; be <= PL_GEMM_LAST; be++) {
+        int kc;
+        long a_limit;
+        pl_gemm_blocking((pl_gemm_backend)be, &kc, &a_limit);
+        const pl_kernels *ks = pl_kernels_of((pl_gemm_backend)be);
+        if (!ks || !ks->gemm_kc) { /* not ours, or not on this CPU */
+            ck_assert(kc == 0 && a_limit == 0);
+            continue;
+        }
+        ck_assert_int_eq(kc, pl_gemm_kc(ks->gemm_kc, c.l1d));
+        ck_assert_int_eq(a_limit, pl_gemm_a_limit(c.l2));
+    }
+    int kc;
+    long a_limit;
+    pl_gemm_blocking(PL_GEMM_NAIVE, &kc, &a_limit);
+    ck_assert(kc == 0 && a_limit == 0);
+    pl_gemm_blocking(PL_GEMM_BLAS, &kc, &a_limit);
+    ck_assert(kc == 0 && a_limit == 0);
+}
+END_TEST
+
 START_TEST(test_backend_names_and_choice)
 {
     /* the values are stored in checkpoints: they never change */
@@ -379,9 +477,12 @@ Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_panelled_operands, 0,
                         (int)(sizeof PANEL_CASES / sizeof *PANEL_CASES));
     tcase_add_loop_test(tc, test_backends_match_naive, 0, (int)(sizeof CASES / sizeof *CASES));
+    tcase_add_loop_test(tc, test_column_split_changes_no_bit, 0,
+                        (int)(sizeof SPLIT_CASES / sizeof *SPLIT_CASES));
     tcase_add_loop_test(tc, test_cell_matches_generic, 0, tu_nsets);
     tcase_add_loop_test(tc, test_fma_peak_per_set, 0, tu_nsets);
     tcase_add_test(tc, test_backend_names_and_choice);
+    tcase_add_test(tc, test_blocking_from_caches);
     suite_add_tcase(s, tc);
     return s;
 }
