@@ -35,6 +35,46 @@ static int report_skips(const char *log, int fd9)
     return n;
 }
 
+/* Every suite, in the order they run. */
+static const struct {
+    const char *name;
+    Suite *(*make)(void);
+} SUITES[] = {
+    {"idx", idx_suite},         {"gemm", gemm_suite},   {"lstm", lstm_suite},
+    {"parallel", parallel_suite}, {"optim", optim_suite}, {"cli", cli_suite},
+    {"train", train_suite},     {"reliability", reliability_suite},
+    {"torch", torch_suite},     {"safetensors", safetensors_suite},
+    {"image", image_suite},     {"tools", tools_suite}, {"dist", dist_suite},
+};
+#define NSUITES (sizeof SUITES / sizeof *SUITES)
+
+/* Adds the suites that PARLSTM_TEST_SUITES names (separated by spaces or
+ * commas; tests/mutants.sh runs a mutant's area first), or all of them
+ * when it is unset or empty. Returns 0, or -1 for a name that is no
+ * suite's. */
+static int add_suites(SRunner *sr)
+{
+    const char *list = getenv("PARLSTM_TEST_SUITES");
+    int want[NSUITES] = {0}, all = !list || !list[strspn(list, " ,")];
+    for (const char *p = list; !all && *p;) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, " ,"), k = 0;
+        while (k < NSUITES && !(strlen(SUITES[k].name) == len && !strncmp(p, SUITES[k].name, len)))
+            k++;
+        if (len && k == NSUITES) {
+            fprintf(stderr, "PARLSTM_TEST_SUITES: no suite '%.*s'\n", (int)len, p);
+            return -1;
+        }
+        if (len)
+            want[k] = 1;
+        p += len;
+    }
+    for (size_t k = 0; k < NSUITES; k++)
+        if (all || want[k])
+            srunner_add_suite(sr, SUITES[k].make());
+    return 0;
+}
+
 int main(void)
 {
     char log[] = "/tmp/parlstm-skips-XXXXXX";
@@ -45,19 +85,12 @@ int main(void)
     }
     close(lfd);
     setenv(TU_SKIP_LOG_ENV, log, 1);
-    SRunner *sr = srunner_create(idx_suite());
-    srunner_add_suite(sr, gemm_suite());
-    srunner_add_suite(sr, lstm_suite());
-    srunner_add_suite(sr, parallel_suite());
-    srunner_add_suite(sr, optim_suite());
-    srunner_add_suite(sr, cli_suite());
-    srunner_add_suite(sr, train_suite());
-    srunner_add_suite(sr, reliability_suite());
-    srunner_add_suite(sr, torch_suite());
-    srunner_add_suite(sr, safetensors_suite());
-    srunner_add_suite(sr, image_suite());
-    srunner_add_suite(sr, tools_suite());
-    srunner_add_suite(sr, dist_suite());
+    SRunner *sr = srunner_create(NULL);
+    if (add_suites(sr) != 0) {
+        unlink(log);
+        srunner_free(sr);
+        return 2;
+    }
     srunner_run_all(sr, CK_NORMAL);
     int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
     if (fcntl(9, F_GETFD) != -1) {

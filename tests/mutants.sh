@@ -8,7 +8,8 @@
 # The script copies the source tree to a scratch directory (never touching
 # yours), configures and builds it once, checks that the suite passes
 # there, then for each mutant: applies it, rebuilds what changed, runs the
-# suite's program with a time limit, and restores the file. A mutant is
+# suites of the file's area with a time limit (then the whole suite, if
+# those pass), and restores the file. A mutant is
 # killed when the suite fails (or does not finish in time); it survives
 # when the suite passes. It prints
 #     mutants: K killed of N
@@ -56,9 +57,30 @@ fi
 # Runs the suite; its exit status, 124 (or 137) when it ran out of time.
 # The temporary directories of the tests that fail go with the scratch.
 mkdir -p "$work/tmp"
+# $2, when given, names the suites to run (PARLSTM_TEST_SUITES, tests/main.c).
 run_suite() {
     (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
+        PARLSTM_TEST_SUITES="${2:-}" \
         timeout -k 5 "$1" tests/check_parlstm >"$work/out" 2>&1 9>"$work/summary")
+}
+
+# The suites that test a source file's area: a mutant runs them first and
+# the whole suite only when they pass, so that it is never called a
+# survivor without the whole suite having seen it.
+area_of() {
+    case "$1" in
+    src/gemm.c | src/kernels*.c | src/cpu.c) echo "gemm lstm parallel optim" ;;
+    src/lstm.c | src/cell.c | src/lstm_ref.c) echo "lstm gemm parallel" ;;
+    src/model.c) echo "lstm train tools" ;;
+    src/trainer.c | src/pool.c) echo "parallel train reliability" ;;
+    src/optim.c) echo "optim train" ;;
+    src/idx.c | src/dataset.c | src/rng.c | src/image.c) echo "idx train image" ;;
+    src/checkpoint.c | src/file.c) echo "reliability train tools" ;;
+    src/safetensors.c | src/modelfile.c) echo "safetensors tools" ;;
+    src/dist.c) echo "dist" ;;
+    src/cli/*) echo "cli tools reliability" ;;
+    *) echo "" ;; # headers and the rest: the whole suite
+    esac
 }
 
 t0=$(date +%s)
@@ -117,7 +139,8 @@ one_mutant() {
     local verdict what=""
     if ! (cd "$tree" && make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
         verdict=broken
-    elif run_suite "$limit"; then
+    elif area=$(area_of "$file") && { [ -z "$area" ] || run_suite "$limit" "$area"; } &&
+        run_suite "$limit"; then
         verdict=survived
     else
         rc=$? # the suite's
