@@ -324,6 +324,16 @@ const char *pl_blas_corename(void);
 const char *pl_blas_better_coretype(void);
 /* Number of CPUs this process may run on. */
 int pl_cpu_count(void);
+/* The data caches of one core, in bytes (0: the system does not say). */
+typedef struct {
+    long l1d, l2;
+} pl_cpu_caches;
+pl_cpu_caches pl_cpu_cache_sizes(void);
+/* How kernel set be blocks its GEMM on this CPU: rows of B per chunk that
+ * stays in L1 (*kc), and the size of A in bytes above which it goes chunk
+ * by chunk rather than panel by panel (*a_limit); both 0 for the sets
+ * whose GEMM is not ours (naive, blas) or that this CPU cannot run. */
+void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
 /* Seconds on the monotonic clock (for intervals). */
 double pl_seconds(void);
 

@@ -1,4 +1,4 @@
-/* CPU facts (instruction sets, CPUs available), the monotonic clock, and the
+/* CPU facts (instruction sets, CPUs available, cache sizes), the monotonic clock, and the
  * floating-point mode of the threads that compute.
  *
  * Subnormal numbers: gradients that travel back through hundreds of time
@@ -10,7 +10,10 @@
  * deterministic because every thread uses the same mode. */
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -73,6 +76,58 @@ int pl_cpu_thread_attr(pthread_attr_t *attr)
 int pl_cpu_count(void)
 {
     return start_ok ? CPU_COUNT(&start_set) : 1;
+}
+
+/* Linux's description of cpu0's cache of this level and type ("Data" or
+ * "Unified"), in bytes; 0 when there is none. */
+static long sysfs_cache(int level, const char *type)
+{
+    for (int i = 0; i < 8; i++) {
+        char path[96], buf[32] = "", kind[32] = "";
+        long lv = 0, size = 0;
+        char unit = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return 0;
+        if (fgets(buf, sizeof buf, f))
+            lv = strtol(buf, NULL, 10);
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if ((f = fopen(path, "r"))) {
+            if (!fgets(kind, sizeof kind, f))
+                kind[0] = 0;
+            fclose(f);
+        }
+        if (lv != level || strncmp(kind, type, strlen(type)) != 0)
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%ld%c", &size, &unit) < 1)
+                size = 0;
+            fclose(f);
+        }
+        return unit == 'K' ? size * 1024 : unit == 'M' ? size * 1048576 : size;
+    }
+    return 0;
+}
+
+static pl_cpu_caches caches;
+static pthread_once_t caches_once = PTHREAD_ONCE_INIT;
+
+/* glibc reads the sizes from the CPU (CPUID leaf 4 on Intel, 0x8000001D on
+ * AMD); where it cannot (0 or -1, as on many ARM systems), sysfs. */
+static void read_caches(void)
+{
+    long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    caches.l1d = l1 > 0 ? l1 : sysfs_cache(1, "Data");
+    caches.l2 = l2 > 0 ? l2 : sysfs_cache(2, "Unified");
+}
+
+pl_cpu_caches pl_cpu_cache_sizes(void)
+{
+    pthread_once(&caches_once, read_caches);
+    return caches;
 }
 
 double pl_seconds(void)

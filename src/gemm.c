@@ -97,9 +97,30 @@ void pl_gemm_blas(const pl_gemm_op *op)
 
 /* ------------------------------------------- the micro-kernels' driver */
 
-#ifndef A_L2 /* overridable at build time, for bench/ab-variants */
-#define A_L2 (512 * 1024) /* A larger than this (bytes): chunk-major order */
+/* The blocking follows this CPU's caches (pl_cpu_cache_sizes): a set's kc
+ * (its B chunk of kc x 64 floats, tuned for a 48 KiB L1) shrinks, in steps
+ * of 16 rows, to at most 3/4 of a smaller L1; A goes chunk-major when it
+ * outgrows half of L2 (512 KiB when L2 is unknown). Chunks and order only
+ * change the speed: a tile sums the same products in the same order. A_L2
+ * set at build time (bench/ab-variants) overrides the detected limit. */
+int pl_gemm_kc(int set_kc, long l1d)
+{
+    if (l1d <= 0)
+        return set_kc;
+    long fit = l1d * 3 / 4 / (64 * (long)sizeof(float)) / 16 * 16;
+    fit = fit < 32 ? 32 : fit;
+    return fit < set_kc ? (int)fit : set_kc;
+}
+
+long pl_gemm_a_limit(long l2)
+{
+#ifdef A_L2
+    (void)l2;
+    return A_L2;
+#else
+    return l2 > 0 ? l2 / 2 : 512 * 1024;
 #endif
+}
 
 /* The chunks of the inner dimension, each at most kc rows of B in all:
  * groups of whole blocks when blocks are at most kc long, else balanced
@@ -175,7 +196,8 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
         return;
     }
     const size_t b_ps = op->b_ps ? op->b_ps : 64;
-    const chunking c = chunks_of(op, isa->kc);
+    const pl_cpu_caches cache = pl_cpu_cache_sizes();
+    const chunking c = chunks_of(op, pl_gemm_kc(isa->kc, cache.l1d));
     const int npanel = (op->N + 63) / 64;
     const double a_bytes = 4.0 * op->M * op->nb * op->kb;
     pl_tile t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,
@@ -183,7 +205,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
     size_t a_off, b_off, a_next, b_next;
     int rows, rows_next;
     pl_tile tn = t;
-    if (a_bytes <= A_L2) {
+    if (a_bytes <= (double)pl_gemm_a_limit(cache.l2)) {
         /* panel-major: a panel's C stays in L1 across the chunks */
         for (int jp = 0; jp < npanel; jp++)
             for (int ch = 0; ch < c.nchunk; ch++) {

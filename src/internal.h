@@ -186,6 +186,9 @@ typedef struct {
      * returns a value that depends on every chain, *flops the work done;
      * NULL = the widest this CPU has (sets whose GEMM is not ours) */
     float (*fma_loop)(long iters, double *flops);
+    /* rows of B per L1 chunk of our GEMM, for a 48 KiB L1 (pl_gemm_kc
+     * fits it to this CPU's); 0 for sets whose GEMM is not ours */
+    int gemm_kc;
 } pl_kernels;
 
 /* The set for be (AUTO resolved), or NULL when this CPU cannot run it. */
@@ -221,6 +224,11 @@ typedef struct {
 } pl_gemm_isa;
 
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
+/* The driver's blocking for this CPU (gemm.c): the chunk rows of a set
+ * whose own are set_kc on an L1 data cache of l1d bytes, and the size of A
+ * above which it goes chunk by chunk on an L2 of l2 bytes (0: unknown). */
+int pl_gemm_kc(int set_kc, long l1d);
+long pl_gemm_a_limit(long l2);
 
 /* The portable kernels (cell.c, optim.c, gemm.c). */
 void pl_gemm_naive(const pl_gemm_op *op);

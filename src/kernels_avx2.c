@@ -339,6 +339,7 @@ const pl_kernels pl_kernels_avx2 = {
     .transpose16 = pl_transpose16_avx2,
     .adam = pl_adam_avx2,
     .fma_loop = pl_fma_loop_avx2,
+    .gemm_kc = AVX2_KC,
 };
 
 #endif

@@ -332,6 +332,7 @@ const pl_kernels pl_kernels_avx512 = {
     .transpose16 = pl_transpose16_avx512,
     .adam = pl_adam_avx512,
     .fma_loop = pl_fma_loop_avx512,
+    .gemm_kc = KC,
 };
 
 #endif

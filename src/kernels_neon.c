@@ -309,6 +309,7 @@ const pl_kernels pl_kernels_neon = {
     .transpose16 = pl_transpose16_neon,
     .adam = pl_adam_neon,
     .fma_loop = pl_fma_loop_neon,
+    .gemm_kc = KC,
 };
 
 #endif

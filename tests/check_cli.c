@@ -220,6 +220,17 @@ START_TEST(test_help_and_version)
     ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
     ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
     ck_assert_ptr_nonnull(strstr(out, "OpenBLAS core"));
+    /* the caches it read, and the blocking they give auto's set */
+    const pl_cpu_caches cache = pl_cpu_cache_sizes();
+    char caches[96];
+    snprintf(caches, sizeof caches, "caches per core: L1 data %ld KiB, L2 %ld KiB", cache.l1d / 1024,
+             cache.l2 / 1024);
+    ck_assert_msg(strstr(out, caches) != NULL, "no '%s' in %s", caches, out);
+    int kc;
+    long a_limit;
+    pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
+    snprintf(caches, sizeof caches, "B in chunks of %d rows", kc);
+    ck_assert_msg(!kc || strstr(out, caches) != NULL, "no '%s' in %s", caches, out);
     ck_assert_ptr_nonnull(strstr(out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
     /* the kernel set auto picks, and why */
     char line[160];

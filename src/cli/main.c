@@ -82,6 +82,16 @@ static int dispatch(int argc, char **argv)
             if (pl_gemm_available((pl_gemm_backend)be))
                 printf(" %s", pl_gemm_name((pl_gemm_backend)be));
         printf("\n");
+        const pl_cpu_caches cache = pl_cpu_cache_sizes();
+        int kc;
+        long a_limit;
+        pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
+        printf("caches per core: L1 data %ld KiB, L2 %ld KiB (0: not reported)\n",
+               cache.l1d / 1024, cache.l2 / 1024);
+        if (kc)
+            printf("GEMM blocking (%s): B in chunks of %d rows for L1; panel by panel while "
+                   "A is at most %ld KiB, else chunk by chunk\n",
+                   pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), kc, a_limit / 1024);
         printf("OpenBLAS core: %s", pl_blas_corename());
         const char *better = pl_blas_better_coretype();
         if (better)
