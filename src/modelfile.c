@@ -89,38 +89,6 @@ static void head_get(pl_rcursor *c, uint32_t version, head *h)
     }
 }
 
-pl_status pl_model_shape_check(const char *path, const char *what, const pl_model_info *m,
-                               pl_error *err)
-{
-    long px = (long)m->rows * m->cols;
-    int ok = m->rows >= 1 && m->cols >= 1 && m->rows <= 65535 && m->cols <= 65535 &&
-             (m->sequence == PL_SEQ_ROWS ? m->rows == m->T && m->cols == m->cfg.input
-                                         : px == m->T && m->cfg.input == 1);
-    if (m->sequence != PL_SEQ_ROWS && m->sequence != PL_SEQ_PIXELS)
-        return pl_fail(err, PL_ERR_MISMATCH, "%s: %s: sequence mode %d "
-                       "(expected 0, rows, or 1, pixels)", path, what, (int)m->sequence);
-    if (!ok)
-        return pl_fail(err, PL_ERR_MISMATCH,
-                       "%s: %s: images of %dx%d read as %s cannot make %d time "
-                       "steps of width %d", path, what, m->rows, m->cols,
-                       m->sequence == PL_SEQ_ROWS ? "rows" : "pixels", m->T, m->cfg.input);
-    if (m->permuted != 0 && m->permuted != 1)
-        return pl_fail(err, PL_ERR_MISMATCH, "%s: %s: permuted %d (0 or 1)", path, what,
-                       m->permuted);
-    if (!(m->dropout >= 0 && m->dropout < 1))
-        return pl_fail(err, PL_ERR_MISMATCH, "%s: %s: dropout %g (0 to below 1)", path, what,
-                       (double)m->dropout);
-    return PL_OK;
-}
-
-void pl_model_info_complete(pl_model_info *m)
-{
-    if (m->rows == 0 && m->cols == 0 && m->sequence == PL_SEQ_ROWS) {
-        m->rows = m->T;
-        m->cols = m->cfg.input;
-    }
-}
-
 /* After the payload check (config, count, length, CRC): the fields beyond
  * the config, each within its range, into m. */
 static pl_status head_check(const char *path, uint32_t version, const head *h,
@@ -240,22 +208,4 @@ pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_e
 out:
     free(buf);
     return rc;
-}
-
-pl_status pl_model_read(const char *path, pl_model_info *m, float **params, pl_error *err)
-{
-    unsigned char first[9] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(first, 1, sizeof first, f) : 0;
-    if (f)
-        fclose(f);
-    /* too short, unreadable, or a model or checkpoint: the model reader
-     * says what it is */
-    if (got < sizeof first || !memcmp(first, MODEL_MAGIC, 8) || !memcmp(first, "PLSTMCKP", 8))
-        return pl_model_load(path, m, params, err);
-    if (first[8] == '{')
-        return pl_safetensors_load(path, m, params, err);
-    *params = NULL;
-    return pl_fail(err, PL_ERR_MAGIC, "%s: neither a parlstm model file (magic \"PLSTMMDL\") nor "
-                   "a safetensors file (a header length, then a JSON object)", path);
 }

@@ -1,0 +1,72 @@
+/* What the two halves of parlstm bench share (bench.h): the median of a
+ * row's rounds, random images when no data is given, and timed steps. Both
+ * bench.c and bench_shapes.c call these; neither calls the other's
+ * internals, and only bench.c calls bench_shapes(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(const double *v, int n, double *lo, double *hi)
+{
+    double tmp[BENCH_MAX_ROUNDS];
+    memcpy(tmp, v, sizeof(double) * (size_t)n);
+    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+    if (lo)
+        *lo = tmp[0];
+    if (hi)
+        *hi = tmp[n - 1];
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
+
+int bench_random_images(pl_dataset *ds, size_t n, int T, int D)
+{
+    size_t px = n * (size_t)T * (size_t)D;
+    uint8_t *img = malloc(px), *lab = malloc(n);
+    if (!img || !lab) {
+        free(img);
+        free(lab);
+        return -1;
+    }
+    pl_rng r;
+    pl_rng_seed(&r, 12345);
+    for (size_t i = 0; i < px; i++)
+        img[i] = (uint8_t)pl_rng_below(&r, 256);
+    for (size_t i = 0; i < n; i++)
+        lab[i] = (uint8_t)pl_rng_below(&r, 10);
+    memset(ds, 0, sizeof *ds);
+    ds->images = img;
+    ds->labels = lab;
+    ds->owned_images = img;
+    ds->owned_labels = lab;
+    ds->n = n;
+    ds->T = T;
+    ds->D = D;
+    ds->classes = 10;
+    return 0;
+}
+
+double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *order, int batch,
+                        int warmup, int steps, long *cursor)
+{
+    pl_error err;
+    long per_epoch = (long)(ds->n / (size_t)batch);
+    double t0 = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup)
+            t0 = pl_seconds();
+        long at = (*cursor)++ % per_epoch;
+        if (pl_trainer_step(tr, ds, order + at * batch, batch, *cursor, 1000000, NULL, &err)) {
+            fprintf(stderr, "parlstm bench: %s\n", err.msg);
+            exit(1);
+        }
+    }
+    return steps * (double)batch / (pl_seconds() - t0);
+}

@@ -1,0 +1,121 @@
+/* The FMA peak of this CPU, measured: each kernel set's calibration loop
+ * (independent chains of its vector width) on several threads at once.
+ * The benchmark's %peak divides by it; nothing in training calls it. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* 8 independent scalar chains: the peak of a CPU without vector FMAs of
+ * ours. */
+float pl_fma_loop_scalar(long iters, double *flops)
+{
+    float a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = 1.0f + 0.001f * (float)k;
+    for (long i = 0; i < iters; i++)
+        for (int k = 0; k < 8; k++)
+            a[k] = a[k] * 0.9999999f + 1e-7f;
+    *flops = (double)iters * 8 * 2;
+    return a[0] + a[7];
+}
+
+typedef float (*fma_loop_fn)(long iters, double *flops);
+
+/* Threads wait for one "go" so that they run at the same time. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go; /* 1 run, -1 abort */
+} peak_gate;
+
+typedef struct {
+    long iters;
+    fma_loop_fn loop;
+    peak_gate *gate;
+    double flops, t0, t1;
+    volatile float sink;
+} peak_arg;
+
+static void *peak_thread(void *p)
+{
+    peak_arg *a = p;
+    pthread_mutex_lock(&a->gate->mu);
+    while (a->gate->go == 0)
+        pthread_cond_wait(&a->gate->cv, &a->gate->mu);
+    int go = a->gate->go;
+    pthread_mutex_unlock(&a->gate->mu);
+    if (go < 0)
+        return NULL;
+    a->t0 = pl_seconds();
+    a->sink = a->loop(a->iters, &a->flops);
+    a->t1 = pl_seconds();
+    return NULL;
+}
+
+double pl_fma_peak_gflops(int threads, double seconds)
+{
+    return pl_fma_peak_gflops_of(PL_GEMM_AUTO, threads, seconds);
+}
+
+double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    if (!k)
+        return 0;
+    if (!k->fma_loop) /* not our GEMM: the widest this CPU has */
+        k = pl_kernels_of(PL_GEMM_AUTO);
+    const fma_loop_fn fma_loop = k->fma_loop ? k->fma_loop : pl_fma_loop_scalar;
+    if (threads < 1)
+        threads = 1;
+    /* size the loop from a short single-thread probe */
+    double flops, t = pl_seconds();
+    volatile float sink = fma_loop(200000, &flops);
+    (void)sink;
+    double rate = flops / (pl_seconds() - t + 1e-9);
+    long iters = (long)(seconds * rate / (flops / 200000)) + 1;
+    peak_arg *args = calloc((size_t)threads, sizeof *args);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    if (!args || !tid) {
+        free(args);
+        free(tid);
+        return 0;
+    }
+    peak_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    int made = 1;
+    for (int i = 0; i < threads; i++) {
+        args[i].iters = iters;
+        args[i].loop = fma_loop;
+        args[i].gate = &gate;
+    }
+    /* the calibration threads may use every CPU, even when their creator
+     * was pinned to one (--pin) */
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0 && pl_cpu_thread_attr(&attr) == 0;
+    for (; made < threads; made++)
+        if (pthread_create(&tid[made], have_attr ? &attr : NULL, peak_thread, &args[made]) != 0)
+            break;
+    if (have_attr)
+        pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&gate.mu);
+    gate.go = made == threads ? 1 : -1;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    double gflops = 0;
+    if (made == threads)
+        peak_thread(&args[0]);
+    for (int i = 1; i < made; i++)
+        pthread_join(tid[i], NULL);
+    if (made == threads) {
+        double t0 = args[0].t0, t1 = args[0].t1, total = 0;
+        for (int i = 0; i < threads; i++) {
+            t0 = args[i].t0 < t0 ? args[i].t0 : t0;
+            t1 = args[i].t1 > t1 ? args[i].t1 : t1;
+            total += args[i].flops;
+        }
+        gflops = total / (t1 - t0) / 1e9;
+    }
+    free(args);
+    free(tid);
+    return gflops;
+}
