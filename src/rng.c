@@ -71,3 +71,17 @@ void pl_rng_permutation(pl_rng *r, uint32_t *order, size_t n)
         order[j] = tmp;
     }
 }
+
+/* The order of epoch `epoch`: a permutation drawn from the seed and the
+ * epoch alone, so that a resumed run sees the same order. */
+void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r)
+{
+    pl_rng_seed(r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(epoch + 1)));
+}
+
+void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n)
+{
+    pl_rng r;
+    pl_epoch_rng(seed, epoch, &r);
+    pl_rng_permutation(&r, order, n);
+}

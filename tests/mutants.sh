@@ -72,7 +72,9 @@ area_of() {
     src/gemm.c | src/kernels*.c | src/cpu.c) echo "gemm lstm parallel optim" ;;
     src/lstm.c | src/cell.c | src/lstm_ref.c) echo "lstm gemm parallel" ;;
     src/model.c) echo "lstm train tools" ;;
-    src/trainer.c | src/pool.c) echo "parallel train reliability" ;;
+    src/trainer.c | src/step.c | src/pool.c) echo "parallel train reliability" ;;
+    src/reduce.c) echo "dist parallel reliability" ;;
+    src/evaluate.c) echo "train tools parallel" ;;
     src/optim.c) echo "optim train" ;;
     src/idx.c | src/dataset.c | src/rng.c | src/image.c) echo "idx train image" ;;
     src/checkpoint.c | src/file.c) echo "reliability train tools" ;;

@@ -1,0 +1,576 @@
+/* One training step over the worker pool.
+ *
+ * A step is one pool run with these phases, separated by barriers:
+ *   1. pack: the folded gate weights, panels split over workers;
+ *   2. shards: this rank's rows of the batch are cut into contiguous shards
+ *      (S = workers, or under --deterministic the fixed shards of the whole
+ *      batch that this rank owns); each worker runs forward and backward on
+ *      its shards, each shard into its own gradient buffer;
+ *   3. reduce: the shard gradients are summed over parameter chunks split
+ *      among the workers (in shard order; under --deterministic in a fixed
+ *      binary tree over the batch's 16 shards), with each chunk's sum of
+ *      squares;
+ *   4. update: every worker sums the chunk norms in chunk order (so all see
+ *      the same clipping factor), checks for NaN/Inf, and applies Adam to its
+ *      chunks.
+ * With R ranks (dist.c), between 3 and 4 the gradient crosses ranks: the
+ * parameters are cut into R slices of whole chunks; every rank sends each
+ * slice of its partial sums to the slice's owner as soon as that slice is
+ * reduced in-process (point-to-point, overlapping the rest of the
+ * reduction); each owner completes the sums of its slice (under
+ * --deterministic: the same tree, whose subtrees the ranks sent), and its
+ * chunk norms; one small all-reduce (the step's agreement) gives every rank
+ * every chunk norm, every shard's loss, the stop flags and, every 100 steps,
+ * a checksum of each rank's parameters; each rank runs Adam on its slice
+ * only (its Adam moments cover only that slice) and an all-gather gives
+ * every rank the whole updated parameters.
+ * Nothing in the step allocates. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "testing.h"
+#include "trainer_impl.h"
+
+void pl_step_plan_free(xplan *x)
+{
+    free(x->blo);
+    free(x->bhi);
+    free(x->bsize);
+    free(x->brank);
+    free(x->slot);
+    pl_free(x->rbuf);
+}
+
+/* Adds the time since *t0 to worker w's phase ph and restarts the clock. */
+static inline void lap(pl_trainer *tr, int w, pl_phase ph, double *t0)
+{
+    pl_lap(tr->prof ? tr->prof[w] : NULL, ph, t0);
+}
+
+/* The same for every worker (for what worker 0 does while the others sleep
+ * in the pool). */
+static void lap_all(pl_trainer *tr, pl_phase ph, double *t0)
+{
+    if (!tr->prof)
+        return;
+    double t = pl_seconds();
+    for (int w = 0; w < tr->W; w++)
+        tr->prof[w][ph] += t - *t0;
+    *t0 = t;
+}
+
+/* A barrier; the time spent waiting counts as `wait` (PL_PH_WAIT, or
+ * PL_PH_COMM when the others wait for worker 0's communication). */
+static void barrier_as(pl_trainer *tr, int w, pl_phase ph, pl_phase wait, double *t0)
+{
+    lap(tr, w, ph, t0);
+    pl_pool_barrier(tr->pool);
+    lap(tr, w, wait, t0);
+}
+
+static void barrier(pl_trainer *tr, int w, pl_phase ph, double *t0)
+{
+    barrier_as(tr, w, ph, PL_PH_WAIT, t0);
+}
+
+int pl_step_plan(pl_trainer *tr, int n)
+{
+    xplan *x = &tr->plan;
+    const int R = tr->R, r = tr->rank;
+    const size_t my_len = tr->soff[r + 1] - tr->soff[r];
+    x->nblk = x->my0 = x->my1 = 0;
+    if (tr->o.deterministic) {
+        x->L = n < DET_SHARDS ? n : DET_SHARDS;
+        for (int q = 0; q < R; q++) {
+            long lo, hi;
+            pl_split(x->L, q, R, &lo, &hi);
+            if (q == r) {
+                x->leaf0 = (int)lo;
+                x->S_local = (int)(hi - lo);
+                x->my0 = x->nblk;
+            }
+            int k = pl_tree_blocks((int)lo, (int)hi, x->L, x->blo + x->nblk, x->bhi + x->nblk,
+                                   x->bsize + x->nblk);
+            for (int j = x->nblk; j < x->nblk + k; j++)
+                x->brank[j] = q;
+            x->nblk += k;
+            if (q == r)
+                x->my1 = x->nblk;
+        }
+    } else {
+        x->L = R;
+        x->leaf0 = 0;
+        for (int q = 0; q < R; q++) {
+            long lo, hi;
+            pl_split(n, q, R, &lo, &hi);
+            if (q == r) {
+                x->r0 = lo;
+                x->r1 = hi;
+                x->S_local = (int)(hi - lo < tr->S_max ? hi - lo : tr->S_max);
+                x->my0 = x->nblk;
+            }
+            if (hi > lo) {
+                x->blo[x->nblk] = q;
+                x->bhi[x->nblk] = q + 1;
+                x->bsize[x->nblk] = 1;
+                x->brank[x->nblk++] = q;
+            }
+            if (q == r)
+                x->my1 = x->nblk;
+        }
+    }
+    /* my slice of every other rank's block arrives into its own slot */
+    size_t need = 0;
+    for (int j = 0; j < x->nblk; j++)
+        if (x->brank[j] != r)
+            need += my_len;
+    if (need > x->slots_cap) {
+        pl_free(x->rbuf);
+        x->slots_cap = 0;
+        if (!(x->rbuf = pl_alloc_floats(need)))
+            return -1;
+        x->slots_cap = need;
+    }
+    size_t at = 0;
+    for (int j = 0; j < x->nblk; j++) {
+        x->slot[j] = NULL;
+        if (x->brank[j] != r) {
+            x->slot[j] = x->rbuf + at;
+            at += my_len;
+        }
+    }
+    x->n = n;
+    return 0;
+}
+
+static void worker_run(pl_trainer *tr, int w);
+
+/* Every worker computes with subnormals flushed (see cpu.c). */
+void pl_step_worker(void *ctx, int w)
+{
+    pl_trainer *tr = ctx;
+    unsigned long fp = pl_fp_fast_enter();
+    worker_run(tr, w);
+    pl_fp_fast_leave(fp);
+}
+
+/* Slices in the order this rank reduces them: the next ranks' first, its
+ * own last, so that the slices others wait for leave early. */
+static inline int slice_at(const pl_trainer *tr, int k)
+{
+    return (tr->rank + 1 + k) % tr->R;
+}
+
+/* The buffer that holds this rank's block j (--deterministic: the shard
+ * buffer of its first shard, added into in place; otherwise the in-process
+ * sum). */
+static inline float *block_buf(const pl_trainer *tr, int j)
+{
+    return tr->o.deterministic ? tr->sgrad[tr->plan.blo[j] - tr->plan.leaf0] : tr->grad;
+}
+
+/* Worker 0: posts the sends of every slice, in order, that all workers
+ * have reduced (all of them when all is set). */
+static void post_sends(pl_trainer *tr, int all)
+{
+    const xplan *x = &tr->plan;
+    while (tr->job.sent < tr->R - 1) {
+        int q = slice_at(tr, tr->job.sent);
+        if (!all && __atomic_load_n(&tr->ready[q], __ATOMIC_ACQUIRE) < tr->W)
+            break;
+        size_t off = tr->soff[q], len = tr->soff[q + 1] - off;
+        for (int j = x->my0; len > 0 && j < x->my1; j++)
+            pl_xfer_send(tr->sends, block_buf(tr, j) + off, len, q, x->blo[j]);
+        tr->job.sent++;
+    }
+    pl_xfer_progress(tr->sends);
+}
+
+/* The in-process sums of chunks [c0, c1): this rank's blocks (under
+ * --deterministic, subtrees of its shards) or the sum of its shards in shard
+ * order. With one rank they are the whole gradient: into grad, with each
+ * chunk's sum of squares. */
+static void reduce_local(pl_trainer *tr, long c0, long c1)
+{
+    const xplan *x = &tr->plan;
+    const int S = tr->job.S;
+    for (long c = c0; c < c1; c++) {
+        size_t a = tr->chunk[c], b = tr->chunk[c + 1];
+        if (tr->o.deterministic) {
+            float *p[DET_SHARDS];
+            int have[DET_SHARDS] = {0};
+            for (int k = 0; k < S; k++) {
+                p[x->leaf0 + k] = tr->sgrad[k] + a;
+                have[x->leaf0 + k] = x->leaf0 + k + 1;
+            }
+            for (int j = x->my0; j < x->my1; j++) {
+                float *root = pl_tree_node(p, have, x->blo[j], x->bsize[j], x->L, b - a);
+                if (tr->R == 1)
+                    memcpy(tr->grad + a, root, sizeof(float) * (b - a));
+            }
+        } else if (S > 0) {
+            memcpy(tr->grad + a, tr->sgrad[0] + a, sizeof(float) * (b - a));
+            for (int k = 1; k < S; k++) {
+                const float *src = tr->sgrad[k];
+                for (size_t i = a; i < b; i++)
+                    tr->grad[i] += src[i];
+            }
+        }
+        if (tr->R == 1)
+            tr->agree[c] = pl_sum_squares(tr->grad + a, b - a);
+    }
+}
+
+/* The owner's sums of chunks [c0, c1) of its slice, from its own blocks and
+ * the slices the others sent: under --deterministic the rest of the fixed
+ * tree, otherwise its own sum plus the others' in rank order. */
+static void reduce_slice(pl_trainer *tr, long c0, long c1)
+{
+    const xplan *x = &tr->plan;
+    const size_t off = tr->soff[tr->rank];
+    for (long c = c0; c < c1; c++) {
+        size_t a = tr->chunk[c], b = tr->chunk[c + 1];
+        if (tr->o.deterministic) {
+            float *p[DET_SHARDS];
+            int have[DET_SHARDS] = {0};
+            for (int j = 0; j < x->nblk; j++) {
+                p[x->blo[j]] = x->slot[j] ? x->slot[j] + (a - off) : block_buf(tr, j) + a;
+                have[x->blo[j]] = x->bhi[j];
+            }
+            float *root = pl_tree_node(p, have, 0, pl_tree_root(x->L), x->L, b - a);
+            memcpy(tr->grad + a, root, sizeof(float) * (b - a));
+        } else {
+            int first = x->my1 == x->my0; /* no rows here: the first other sum is copied */
+            for (int j = 0; j < x->nblk; j++) {
+                if (!x->slot[j])
+                    continue;
+                const float *src = x->slot[j] + (a - off);
+                if (first)
+                    memcpy(tr->grad + a, src, sizeof(float) * (b - a));
+                else
+                    for (size_t i = 0; i < b - a; i++)
+                        tr->grad[a + i] += src[i];
+                first = 0;
+            }
+        }
+        tr->agree[c] = pl_sum_squares(tr->grad + a, b - a);
+    }
+}
+
+/* Worker 0, every rank: the step's agreement. Fills this rank's slots (its
+ * shards' losses, its stop flag, its checksum), sums the slots over the
+ * ranks and derives what every rank then sees alike. */
+static void agree(pl_trainer *tr)
+{
+    const xplan *x = &tr->plan;
+    const int R = tr->R, L = tr->Lmax;
+    double *loss = tr->agree + NCHUNK, *correct = loss + L, *stop = correct + L,
+           *crc = stop + R;
+    if (tr->o.deterministic) {
+        for (int k = 0; k < tr->job.S; k++) {
+            loss[x->leaf0 + k] = tr->shard_loss[k];
+            correct[x->leaf0 + k] = tr->shard_correct[k];
+        }
+    } else {
+        for (int k = 0; k < tr->job.S; k++) {
+            loss[tr->rank] += tr->shard_loss[k];
+            correct[tr->rank] += tr->shard_correct[k];
+        }
+    }
+    stop[tr->rank] = tr->stop_flag ? *tr->stop_flag : 0;
+    crc[tr->rank] = tr->job.crc;
+    pl_dist_sum(tr->agree, tr->n_agree);
+    tr->job.loss = tr->job.sq = 0;
+    tr->job.correct = 0;
+    for (int l = 0; l < x->L; l++) {
+        tr->job.loss += loss[l];
+        tr->job.correct += (long)correct[l];
+    }
+    for (int c = 0; c < NCHUNK; c++)
+        tr->job.sq += tr->agree[c];
+    tr->job.stop = 0;
+    tr->job.differ = 0;
+    for (int q = R - 1; q >= 0; q--) {
+        if (stop[q] != 0)
+            tr->job.stop = (int)stop[q];
+        if (crc[q] != crc[0])
+            tr->job.differ = q;
+    }
+    tr->job.nonfinite = !isfinite(tr->job.loss) || !isfinite(tr->job.sq);
+}
+
+static void run_shards(pl_trainer *tr, int w)
+{
+    const int W = tr->W;
+    const xplan *x = &tr->plan;
+    for (int k = 0;; k++) {
+        /* one shard per worker (shard w); when there are more shards than
+         * workers (--deterministic) they are claimed in order by whichever
+         * worker is free, so that a worker slowed by another tenant takes
+         * fewer. Every shard goes into its own buffer: the sums below do not
+         * depend on who took it. */
+        long s = tr->job.S == W ? (k == 0 ? w : W)
+                                : __atomic_fetch_add(&tr->job.next_shard, 1, __ATOMIC_RELAXED);
+        if (s >= tr->job.S)
+            break;
+        long r0, r1;
+        if (tr->o.deterministic) {
+            pl_split(tr->job.n, x->leaf0 + (int)s, x->L, &r0, &r1);
+        } else {
+            pl_split(x->r1 - x->r0, (int)s, tr->job.S, &r0, &r1);
+            r0 += x->r0;
+            r1 += x->r0;
+        }
+        pl_ws_load_u8(tr->ws[w], tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
+        /* the step's masks: a function of (seed, step) and each row's item */
+        pl_ws_set_dropout(tr->ws[w], tr->o.dropout,
+                          tr->o.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(tr->job.step + 1));
+        tr->shard_loss[s] = pl_lstm_forward(tr->ws[w], tr->pk, tr->params,
+                                            &tr->shard_correct[s], NULL);
+        pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
+                         tr->sgrad[s]);
+        /* the batch's first shard */
+        if (s == 0 && x->leaf0 == 0 && (tr->o.deterministic || tr->rank == 0) &&
+            tr->fault_step >= 0 && tr->job.step == tr->fault_step) {
+            pl_group g[PL_MAX_GROUPS];
+            int ng = pl_param_groups(&tr->cfg, g);
+            tr->sgrad[s][g[tr->fault_group % ng].offset + 1] = NAN;
+        }
+    }
+}
+
+static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
+{
+    const size_t off = tr->soff[tr->rank];
+    const pl_adam_k ak = pl_adam_constants(tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
+                                           tr->adam_t + 1, scale);
+    for (long c = c0; c < c1; c++) {
+        size_t a = tr->chunk[c], b = tr->chunk[c + 1];
+        tr->k->adam(tr->params + a, tr->grad + a, tr->m + (a - off), tr->v + (a - off), b - a,
+                    &ak);
+    }
+}
+
+static void worker_run(pl_trainer *tr, int w)
+{
+    const int W = tr->W, R = tr->R;
+    pl_trainer_pin_once(tr, w);
+    double t0 = tr->prof ? pl_seconds() : 0;
+    pl_packed_update(tr->pk, tr->params, w, W);
+    barrier(tr, w, PL_PH_PACK, &t0);
+    if (tr->job.kind == JOB_EVAL) {
+        pl_eval_part(tr, w);
+        return;
+    }
+    run_shards(tr, w);
+    if (tr->prof)
+        t0 = pl_seconds(); /* the shard phases were timed inside the workspace */
+    pl_pool_barrier(tr->pool);
+    lap(tr, w, PL_PH_WAIT, &t0);
+    long c0, c1;
+    double norm;
+    if (R == 1) {
+        pl_split(NCHUNK, w, W, &c0, &c1);
+        reduce_local(tr, c0, c1);
+        if (tr->job.kind == JOB_GRAD) {
+            lap(tr, w, PL_PH_REDUCE, &t0);
+            return;
+        }
+        barrier(tr, w, PL_PH_REDUCE, &t0);
+        double loss = 0, sq = 0;
+        for (int s = 0; s < tr->job.S; s++)
+            loss += tr->shard_loss[s];
+        for (int c = 0; c < NCHUNK; c++)
+            sq += tr->agree[c];
+        if (!isfinite(loss) || !isfinite(sq)) {
+            if (w == 0)
+                tr->job.nonfinite = 1;
+            return;
+        }
+        norm = sqrt(sq);
+    } else {
+        /* the slices in sending order; each worker its share of each */
+        for (int k = 0; k < R; k++) {
+            int q = slice_at(tr, k);
+            long n = tr->schunk[q + 1] - tr->schunk[q];
+            pl_split(n, w, W, &c0, &c1);
+            reduce_local(tr, tr->schunk[q] + c0, tr->schunk[q] + c1);
+            if (q != tr->rank)
+                __atomic_add_fetch(&tr->ready[q], 1, __ATOMIC_RELEASE);
+            if (w == 0) {
+                lap(tr, w, PL_PH_REDUCE, &t0);
+                post_sends(tr, 0);
+                lap(tr, w, PL_PH_COMM, &t0);
+            }
+        }
+        barrier(tr, w, PL_PH_REDUCE, &t0);
+        if (w == 0) {
+            post_sends(tr, 1);
+            pl_xfer_wait(tr->recvs);
+        }
+        barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, &t0);
+        const int mine = tr->schunk[tr->rank + 1] - tr->schunk[tr->rank];
+        pl_split(mine, w, W, &c0, &c1);
+        c0 += tr->schunk[tr->rank];
+        c1 += tr->schunk[tr->rank];
+        reduce_slice(tr, c0, c1);
+        barrier(tr, w, PL_PH_REDUCE, &t0);
+        if (w == 0)
+            agree(tr);
+        barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, &t0);
+        if (tr->job.kind == JOB_GRAD || tr->job.nonfinite || tr->job.differ)
+            return;
+        norm = sqrt(tr->job.sq);
+    }
+    float scale = tr->o.clip > 0 && norm > tr->o.clip ? (float)(tr->o.clip / norm) : 1.0f;
+    if (R > 1) {
+        pl_split(tr->schunk[tr->rank + 1] - tr->schunk[tr->rank], w, W, &c0, &c1);
+        c0 += tr->schunk[tr->rank];
+        c1 += tr->schunk[tr->rank];
+    }
+    adam_chunks(tr, c0, c1, scale);
+    lap(tr, w, PL_PH_ADAM, &t0);
+}
+
+/* CRC32 of the parameters, as a double (exact). */
+double pl_step_params_crc(const pl_trainer *tr)
+{
+    return (double)crc32_z(0L, (const unsigned char *)tr->params, tr->np * sizeof(float));
+}
+
+/* Where the first non-finite gradient entry is: its index, or np; with
+ * several ranks, the smallest over the ranks' slices. */
+static size_t first_nonfinite(const pl_trainer *tr)
+{
+    size_t a = tr->soff[tr->rank], b = tr->soff[tr->rank + 1], at = tr->np;
+    for (size_t i = a; i < b; i++)
+        if (!isfinite(tr->grad[i])) {
+            at = i;
+            break;
+        }
+    return (size_t)pl_dist_min((long)at);
+}
+
+static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
+                           const uint32_t *idx, int n, long step, float lr,
+                           pl_step_stats *st, pl_error *err)
+{
+    if (n < 1 || n > tr->o.batch)
+        return pl_fail(err, PL_ERR_ARG, "a step takes 1 to %d rows, got %d",
+                       tr->o.batch, n);
+    if (ds->T != tr->T || ds->D != tr->cfg.input)
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "data of %d x %d per item, the model expects %d x %d",
+                       ds->T, ds->D, tr->T, tr->cfg.input);
+    if (tr->R > 1 && !tr->o.deterministic && n < tr->R)
+        return pl_fail(err, PL_ERR_ARG, "a step over %d ranks takes at least %d rows, got %d",
+                       tr->R, tr->R, n);
+    if (n != tr->plan.n && pl_step_plan(tr, n))
+        return pl_fail(err, PL_ERR_NOMEM, "cannot allocate for a batch of %d rows", n);
+    double t0 = tr->prof ? pl_seconds() : 0;
+    tr->job.kind = kind;
+    tr->job.ds = ds;
+    tr->job.idx = idx;
+    tr->job.n = n;
+    tr->job.S = tr->plan.S_local;
+    tr->job.next_shard = 0;
+    tr->job.lr = lr;
+    tr->job.step = step;
+    tr->job.nonfinite = tr->job.differ = tr->job.stop = 0;
+    memset(tr->agree, 0, sizeof(double) * tr->n_agree);
+    if (tr->R > 1) {
+        const xplan *x = &tr->plan;
+        const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
+        if (tr->diverge_step >= 0 && step == tr->diverge_step)
+            tr->params[tr->np / 2] = nextafterf(tr->params[tr->np / 2], INFINITY);
+        tr->job.crc = kind == JOB_STEP && step % CHECK_EVERY == 0 ? pl_step_params_crc(tr) + 1 : 0;
+        /* receives first, so that the slices land where they belong */
+        for (int j = 0; my_len > 0 && j < x->nblk; j++)
+            if (x->slot[j])
+                pl_xfer_recv(tr->recvs, x->slot[j], my_len, x->brank[j], x->blo[j]);
+        memset(tr->ready, 0, sizeof(int) * (size_t)tr->R);
+        tr->job.sent = 0;
+        lap_all(tr, PL_PH_COMM, &t0);
+    }
+    pl_pool_run(tr->pool, pl_step_worker, tr);
+    if (tr->prof)
+        t0 = pl_seconds();
+    int ok = !tr->job.nonfinite && !tr->job.differ;
+    if (tr->R > 1) {
+        pl_xfer_wait(tr->sends);
+        if (kind == JOB_GRAD)
+            pl_dist_allgather(tr->grad, tr->soff);
+        else if (ok)
+            pl_dist_allgather(tr->params, tr->soff);
+        lap_all(tr, PL_PH_COMM, &t0);
+    }
+    double loss = 0, sq = 0;
+    long correct = 0;
+    if (tr->R > 1) {
+        loss = tr->job.loss;
+        sq = tr->job.sq;
+        correct = tr->job.correct;
+    } else {
+        for (int s = 0; s < tr->job.S; s++) {
+            loss += tr->shard_loss[s];
+            correct += tr->shard_correct[s];
+        }
+        for (int c = 0; c < NCHUNK; c++)
+            sq += tr->agree[c];
+        tr->job.stop = tr->stop_flag ? *tr->stop_flag : 0;
+    }
+    if (st) {
+        st->loss = loss / n;
+        st->correct = (int)correct;
+        st->grad_norm = sqrt(sq);
+        st->lr = lr;
+        st->stop = tr->job.stop;
+    }
+    if (tr->job.differ) {
+        const double *crc = tr->agree + NCHUNK + 2 * (size_t)tr->Lmax + tr->R;
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "the ranks' parameters differ before step %ld: rank %d's CRC32 is "
+                       "%08lx, rank 0's %08lx; parameters left unchanged",
+                       step + 1, tr->job.differ, (unsigned long)(crc[tr->job.differ] - 1),
+                       (unsigned long)(crc[0] - 1));
+    }
+    if (!isfinite(loss) || !isfinite(sq)) {
+        pl_group g[PL_MAX_GROUPS];
+        int ng = pl_param_groups(&tr->cfg, g);
+        const char *where = "the loss";
+        size_t at = 0, i = first_nonfinite(tr);
+        for (int k = 0; i < tr->np && k < ng; k++)
+            if (i >= g[k].offset && i < g[k].offset + g[k].size) {
+                where = g[k].name;
+                at = i - g[k].offset;
+            }
+        if (strcmp(where, "the loss") == 0)
+            return pl_fail(err, PL_ERR_NONFINITE,
+                           "non-finite loss (%g); parameters left unchanged", loss / n);
+        return pl_fail(err, PL_ERR_NONFINITE,
+                       "non-finite gradient, first in %s[%zu] (loss %g); "
+                       "parameters left unchanged",
+                       where, at, loss / n);
+    }
+    if (kind == JOB_STEP)
+        tr->adam_t++;
+    tr->prof_steps++;
+    return PL_OK;
+}
+
+pl_status pl_trainer_gradient(pl_trainer *tr, const pl_dataset *ds,
+                              const uint32_t *idx, int n, pl_step_stats *st,
+                              pl_error *err)
+{
+    return run_batch(tr, JOB_GRAD, ds, idx, n, -1, 0.0f, st, err);
+}
+
+pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
+                          const uint32_t *idx, int n, long step, long total,
+                          pl_step_stats *st, pl_error *err)
+{
+    float lr = pl_lr_at(tr->o.schedule, tr->o.lr, step, total);
+    return run_batch(tr, JOB_STEP, ds, idx, n, step, lr, st, err);
+}
