@@ -331,13 +331,14 @@ static void run_shards(pl_trainer *tr, int w)
                                             &tr->shard_correct[s], NULL);
         pl_lstm_backward(tr->ws[w], tr->pk, tr->params, (float)tr->job.n,
                          tr->sgrad[s]);
-        /* the batch's first shard */
+#ifdef PL_TEST_HOOKS /* a NaN into the batch's first shard (testing.h) */
         if (s == 0 && x->leaf0 == 0 && (tr->o.deterministic || tr->rank == 0) &&
             tr->fault_step >= 0 && tr->job.step == tr->fault_step) {
             pl_group g[PL_MAX_GROUPS];
             int ng = pl_param_groups(&tr->cfg, g);
             tr->sgrad[s][g[tr->fault_group % ng].offset + 1] = NAN;
         }
+#endif
     }
 }
 
@@ -483,8 +484,10 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     if (tr->R > 1) {
         const xplan *x = &tr->plan;
         const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
+#ifdef PL_TEST_HOOKS /* a rank that drifts (testing.h) */
         if (tr->diverge_step >= 0 && step == tr->diverge_step)
             tr->params[tr->np / 2] = nextafterf(tr->params[tr->np / 2], INFINITY);
+#endif
         tr->job.crc = kind == JOB_STEP && step % CHECK_EVERY == 0 ? pl_step_params_crc(tr) + 1 : 0;
         /* receives first, so that the slices land where they belong */
         for (int j = 0; my_len > 0 && j < x->nblk; j++)

@@ -1,11 +1,19 @@
-/* Test hooks of libparlstm: switched on by the program from environment
- * variables (PARLSTM_FAULT, PARLSTM_TEST_SLOW_WRITE_MS,
- * PARLSTM_TEST_DIVERGE) and by the tests.
- * Not part of the API; the library itself reads no environment. */
+/* Test hooks of libparlstm: faults the test suite injects to see the
+ * program handle them (a slow or failing write, a NaN in the gradient,
+ * ranks that diverge). Compiled in when config.h defines PL_TEST_HOOKS
+ * (./configure's default; --disable-test-hooks compiles them out for
+ * release builds: the setters then do nothing, the library checks
+ * nothing, and pl_test_hooks_built() says 0, so that the tests that need a
+ * hook skip it by name). The library reads no environment: the program's
+ * one reader of PARLSTM_TEST_* is src/cli/testhooks.c. Not part of the
+ * API. */
 #ifndef PARLSTM_TESTING_H
 #define PARLSTM_TESTING_H
 
 #include "parlstm.h"
+
+/* 1 when the hooks are compiled in, else 0. */
+int pl_test_hooks_built(void);
 
 /* Every atomic write pauses ms milliseconds between writing its temporary
  * file and renaming it (0 = off), widening the window in which a SIGKILL

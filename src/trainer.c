@@ -374,13 +374,25 @@ void pl_trainer_free(pl_trainer *tr)
         free_all(tr);
 }
 
+/* Test hooks (testing.h): nothing without PL_TEST_HOOKS. */
 void pl_trainer_set_fault(pl_trainer *tr, long step, int group)
 {
+#ifdef PL_TEST_HOOKS
     tr->fault_step = step;
     tr->fault_group = group < 0 ? 0 : group;
+#else
+    (void)tr, (void)step, (void)group;
+#endif
 }
 
-void pl_trainer_set_diverge(pl_trainer *tr, long step) { tr->diverge_step = step; }
+void pl_trainer_set_diverge(pl_trainer *tr, long step)
+{
+#ifdef PL_TEST_HOOKS
+    tr->diverge_step = step;
+#else
+    (void)tr, (void)step;
+#endif
+}
 
 float *pl_trainer_params(pl_trainer *tr) { return tr->params; }
 const float *pl_trainer_grad(const pl_trainer *tr) { return tr->grad; }

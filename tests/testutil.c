@@ -14,6 +14,7 @@
 
 #include <png.h>
 
+#include "testing.h"
 #include "testutil.h"
 
 void tu_skip(const char *what, const char *why)
@@ -27,6 +28,15 @@ void tu_skip(const char *what, const char *why)
                   log ? log : "(unset)");
     fprintf(f, "%s: %s\n", what, why);
     fclose(f);
+}
+
+int tu_hooks(const char *what)
+{
+    if (pl_test_hooks_built())
+        return 1;
+    tu_skip(what, "it injects a fault through a test hook, and ./configure "
+                  "--disable-test-hooks compiled them out");
+    return 0;
 }
 
 const pl_gemm_backend tu_sets[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512, PL_GEMM_AVX2,

@@ -27,6 +27,10 @@ Suite *dist_suite(void);
  * the terminal), counted by the runner, which lists the skips after
  * Check's summary. Never a silent pass. */
 void tu_skip(const char *what, const char *why);
+/* 1 when the library's test hooks are built in (src/testing.h); else
+ * reports `what` as a skip (./configure --disable-test-hooks) and
+ * returns 0. */
+int tu_hooks(const char *what);
 /* The file the runner counts skips in ($PARLSTM_SKIP_LOG). */
 #define TU_SKIP_LOG_ENV "PARLSTM_SKIP_LOG"
 

@@ -234,4 +234,12 @@ void format_duration(double s, char *buf, size_t len);
 /* A result-line value: "%.*f", or "nan" when the run has none (NaN). */
 const char *result_value(double v, int decimals, char *buf, size_t len);
 
+/* Test hooks from PARLSTM_TEST_* (testhooks.c, the one reader; nothing
+ * in a build without them): the writes' hooks for the process, a trainer's
+ * fault and divergence (rank: this process's), and the directory into which
+ * each rank dumps its final parameters (NULL: none). */
+void cli_test_hooks_process(void);
+void cli_test_hooks_trainer(pl_trainer *tr, int rank);
+const char *cli_test_dump_dir(void);
+
 #endif

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "testing.h"
 
 
 /* The commands' entry points; "help-man" is hidden (it writes parlstm.1). */
@@ -55,14 +54,7 @@ int main(int argc, char **argv)
 
 static int dispatch(int argc, char **argv)
 {
-    /* for the kill test: every atomic write pauses before its rename */
-    const char *slow = getenv("PARLSTM_TEST_SLOW_WRITE_MS");
-    if (slow && *slow)
-        pl_test_set_write_delay(atoi(slow));
-    /* for the tests of a full disk: writes into this directory fail */
-    const char *full = getenv("PARLSTM_TEST_FULL_DIR");
-    if (full && *full)
-        pl_test_set_full_dir(full);
+    cli_test_hooks_process();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "testing.h"
 
 static const char *const CMD = "train";
 
@@ -515,17 +514,7 @@ static int trainer_setup(run *r)
         fprintf(stderr, "parlstm train: warning: --threads %d capped at %d: a thread owns whole "
                 "16-unit gate panels, and %d units make %d\n", a->o.threads,
                 pl_trainer_threads(r->tr), r->cfg.hidden, (r->cfg.hidden + 15) / 16);
-    const char *fault = getenv("PARLSTM_FAULT"); /* "STEP,GROUP": a NaN, for tests */
-    long fault_step;
-    int fault_group;
-    if (fault && sscanf(fault, "%ld,%d", &fault_step, &fault_group) == 2)
-        pl_trainer_set_fault(r->tr, fault_step, fault_group);
-    const char *diverge = getenv("PARLSTM_TEST_DIVERGE"); /* "RANK,STEP", for tests */
-    int dv_rank;
-    long dv_step;
-    if (diverge && sscanf(diverge, "%d,%ld", &dv_rank, &dv_step) == 2 &&
-        dv_rank == pl_dist_rank())
-        pl_trainer_set_diverge(r->tr, dv_step);
+    cli_test_hooks_trainer(r->tr, pl_dist_rank());
     pl_trainer_watch_stop(r->tr, &stop_signal);
     size_t np = pl_param_count(&r->cfg);
     if (r->state)
@@ -806,7 +795,7 @@ static int finish(run *r, progress *p)
         print_error(CMD, &err);
         return 1;
     }
-    const char *dump = getenv("PARLSTM_TEST_DUMP_PARAMS"); /* DIR: each rank's, for tests */
+    const char *dump = cli_test_dump_dir(); /* each rank's parameters, for tests */
     if (dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s/rank%d.bin", dump, pl_dist_rank());
