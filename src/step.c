@@ -262,43 +262,83 @@ static void reduce_slice(pl_trainer *tr, long c0, long c1)
 /* Worker 0, every rank: the step's agreement. Fills this rank's slots (its
  * shards' losses, its stop flag, its checksum), sums the slots over the
  * ranks and derives what every rank then sees alike. */
-static void agree(pl_trainer *tr)
+/* The step's agreement, tr->agree cut into its slots. Each slot has one
+ * writer; with several ranks pl_dist_sum adds the ranks' copies. */
+typedef struct {
+    double *sq;      /* (NCHUNK) each parameter chunk's sum of squares */
+    double *loss;    /* (Lmax) each leaf's summed loss */
+    double *correct; /* (Lmax) each leaf's right answers */
+    double *stop;    /* (R) each rank's stop flag */
+    double *crc;     /* (R) each rank's parameter checksum + 1, or 0 */
+} agreement;
+
+static agreement slots_of(const pl_trainer *tr)
 {
+    agreement a = {.sq = tr->agree};
+    a.loss = a.sq + NCHUNK;
+    a.correct = a.loss + tr->Lmax;
+    a.stop = a.correct + tr->Lmax;
+    a.crc = a.stop + tr->R;
+    return a;
+}
+
+/* This rank's leaves (its shards under --deterministic, else the rank
+ * itself), its stop flag and its checksum, into the slots. */
+static void post_leaves(pl_trainer *tr)
+{
+    const agreement a = slots_of(tr);
     const xplan *x = &tr->plan;
-    const int R = tr->R, L = tr->Lmax;
-    double *loss = tr->agree + NCHUNK, *correct = loss + L, *stop = correct + L,
-           *crc = stop + R;
-    if (tr->o.deterministic) {
-        for (int k = 0; k < tr->job.S; k++) {
-            loss[x->leaf0 + k] = tr->shard_loss[k];
-            correct[x->leaf0 + k] = tr->shard_correct[k];
-        }
-    } else {
-        for (int k = 0; k < tr->job.S; k++) {
-            loss[tr->rank] += tr->shard_loss[k];
-            correct[tr->rank] += tr->shard_correct[k];
-        }
+    for (int k = 0; k < tr->job.S; k++) {
+        const int leaf = tr->o.deterministic ? x->leaf0 + k : tr->rank;
+        a.loss[leaf] += tr->shard_loss[k];
+        a.correct[leaf] += tr->shard_correct[k];
     }
-    stop[tr->rank] = tr->stop_flag ? *tr->stop_flag : 0;
-    crc[tr->rank] = tr->job.crc;
-    pl_dist_sum(tr->agree, tr->n_agree);
-    tr->job.loss = tr->job.sq = 0;
-    tr->job.correct = 0;
-    for (int l = 0; l < x->L; l++) {
-        tr->job.loss += loss[l];
-        tr->job.correct += (long)correct[l];
+    a.stop[tr->rank] = tr->stop_flag ? *tr->stop_flag : 0;
+    a.crc[tr->rank] = tr->job.crc;
+}
+
+/* What a step adds up to, from the slots (every chunk and leaf filled). */
+typedef struct {
+    double loss, sq;
+    long correct;
+    int stop;      /* a rank's stop flag (the last rank's that has one) */
+    int differ;    /* the last rank whose checksum differs from rank 0's, or 0 */
+    int nonfinite; /* the loss or the gradient's norm is not finite */
+} step_totals;
+
+/* The one place where a step's totals are summed: leaves and chunks in
+ * order, so that every worker and every rank gets the same bits. */
+static step_totals totals_of(const pl_trainer *tr)
+{
+    const agreement a = slots_of(tr);
+    step_totals t = {0};
+    for (int l = 0; l < tr->plan.L; l++) {
+        t.loss += a.loss[l];
+        t.correct += (long)a.correct[l];
     }
     for (int c = 0; c < NCHUNK; c++)
-        tr->job.sq += tr->agree[c];
-    tr->job.stop = 0;
-    tr->job.differ = 0;
-    for (int q = R - 1; q >= 0; q--) {
-        if (stop[q] != 0)
-            tr->job.stop = (int)stop[q];
-        if (crc[q] != crc[0])
-            tr->job.differ = q;
+        t.sq += a.sq[c];
+    for (int q = tr->R - 1; q >= 0; q--) {
+        if (a.stop[q] != 0)
+            t.stop = (int)a.stop[q];
+        if (a.crc[q] != a.crc[0])
+            t.differ = q;
     }
-    tr->job.nonfinite = !isfinite(tr->job.loss) || !isfinite(tr->job.sq);
+    t.nonfinite = !isfinite(t.loss) || !isfinite(t.sq);
+    return t;
+}
+
+/* With several ranks, worker 0 between two barriers: every rank's slots
+ * summed over the ranks, and what the workers need to go on. */
+static void agree(pl_trainer *tr)
+{
+    post_leaves(tr);
+    pl_dist_sum(tr->agree, tr->n_agree);
+    const step_totals t = totals_of(tr);
+    tr->job.stop = t.stop;
+    tr->job.differ = t.differ;
+    tr->job.nonfinite = t.nonfinite;
+    tr->job.sq = t.sq;
 }
 
 static void run_shards(pl_trainer *tr, int w)
@@ -375,22 +415,20 @@ static void worker_run(pl_trainer *tr, int w)
     if (R == 1) {
         pl_split(NCHUNK, w, W, &c0, &c1);
         reduce_local(tr, c0, c1);
+        if (w == 0) /* one rank: its slots are the agreement */
+            post_leaves(tr);
         if (tr->job.kind == JOB_GRAD) {
             lap(tr, w, PL_PH_REDUCE, &t0);
             return;
         }
         barrier(tr, w, PL_PH_REDUCE, &t0);
-        double loss = 0, sq = 0;
-        for (int s = 0; s < tr->job.S; s++)
-            loss += tr->shard_loss[s];
-        for (int c = 0; c < NCHUNK; c++)
-            sq += tr->agree[c];
-        if (!isfinite(loss) || !isfinite(sq)) {
+        const step_totals t = totals_of(tr);
+        if (t.nonfinite) {
             if (w == 0)
                 tr->job.nonfinite = 1;
             return;
         }
-        norm = sqrt(sq);
+        norm = sqrt(t.sq);
     } else {
         /* the slices in sending order; each worker its share of each */
         for (int k = 0; k < R; k++) {
@@ -454,9 +492,8 @@ static size_t first_nonfinite(const pl_trainer *tr)
     return (size_t)pl_dist_min((long)at);
 }
 
-static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
-                           const uint32_t *idx, int n, long step, float lr,
-                           pl_step_stats *st, pl_error *err)
+/* A batch's arguments, against the trainer's shape and ranks. */
+static pl_status check_batch(pl_trainer *tr, const pl_dataset *ds, int n, pl_error *err)
 {
     if (n < 1 || n > tr->o.batch)
         return pl_fail(err, PL_ERR_ARG, "a step takes 1 to %d rows, got %d",
@@ -470,6 +507,72 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
                        tr->R, tr->R, n);
     if (n != tr->plan.n && pl_step_plan(tr, n))
         return pl_fail(err, PL_ERR_NOMEM, "cannot allocate for a batch of %d rows", n);
+    return PL_OK;
+}
+
+/* With several ranks, before the pool runs: the checksum every
+ * CHECK_EVERY steps, and the receives of this rank's slices posted first,
+ * so that they land where they belong. */
+static void open_exchange(pl_trainer *tr, int kind, long step)
+{
+    const xplan *x = &tr->plan;
+    const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
+#ifdef PL_TEST_HOOKS /* a rank that drifts (testing.h) */
+    if (tr->diverge_step >= 0 && step == tr->diverge_step)
+        tr->params[tr->np / 2] = nextafterf(tr->params[tr->np / 2], INFINITY);
+#endif
+    tr->job.crc = kind == JOB_STEP && step % CHECK_EVERY == 0 ? pl_step_params_crc(tr) + 1 : 0;
+    for (int j = 0; my_len > 0 && j < x->nblk; j++)
+        if (x->slot[j])
+            pl_xfer_recv(tr->recvs, x->slot[j], my_len, x->brank[j], x->blo[j]);
+    memset(tr->ready, 0, sizeof(int) * (size_t)tr->R);
+    tr->job.sent = 0;
+}
+
+/* After the pool, with several ranks: the sends finished, and every rank
+ * given the whole gradient (JOB_GRAD) or the updated parameters. */
+static void close_exchange(pl_trainer *tr, int kind, int updated)
+{
+    pl_xfer_wait(tr->sends);
+    if (kind == JOB_GRAD)
+        pl_dist_allgather(tr->grad, tr->soff);
+    else if (updated)
+        pl_dist_allgather(tr->params, tr->soff);
+}
+
+/* Why a step changed nothing: the ranks' parameters differ, or the loss
+ * or a gradient entry (named by its group) is not finite. */
+static pl_status step_failed(const pl_trainer *tr, const step_totals *t, long step, int n,
+                             pl_error *err)
+{
+    if (t->differ) {
+        const double *crc = slots_of(tr).crc;
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "the ranks' parameters differ before step %ld: rank %d's CRC32 is "
+                       "%08lx, rank 0's %08lx; parameters left unchanged",
+                       step + 1, t->differ, (unsigned long)(crc[t->differ] - 1),
+                       (unsigned long)(crc[0] - 1));
+    }
+    const size_t i = first_nonfinite(tr); /* every rank calls it: a collective */
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(&tr->cfg, g);
+    for (int k = 0; i < tr->np && k < ng; k++)
+        if (i >= g[k].offset && i < g[k].offset + g[k].size)
+            return pl_fail(err, PL_ERR_NONFINITE,
+                           "non-finite gradient, first in %s[%zu] (loss %g); "
+                           "parameters left unchanged",
+                           g[k].name, i - g[k].offset, t->loss / n);
+    return pl_fail(err, PL_ERR_NONFINITE, "non-finite loss (%g); parameters left unchanged",
+                   t->loss / n);
+}
+
+static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
+                           const uint32_t *idx, int n, long step, float lr,
+                           pl_step_stats *st, pl_error *err)
+{
+    pl_status rc = check_batch(tr, ds, n, err);
+    if (rc)
+        return rc;
     double t0 = tr->prof ? pl_seconds() : 0;
     tr->job.kind = kind;
     tr->job.ds = ds;
@@ -482,81 +585,26 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     tr->job.nonfinite = tr->job.differ = tr->job.stop = 0;
     memset(tr->agree, 0, sizeof(double) * tr->n_agree);
     if (tr->R > 1) {
-        const xplan *x = &tr->plan;
-        const size_t my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
-#ifdef PL_TEST_HOOKS /* a rank that drifts (testing.h) */
-        if (tr->diverge_step >= 0 && step == tr->diverge_step)
-            tr->params[tr->np / 2] = nextafterf(tr->params[tr->np / 2], INFINITY);
-#endif
-        tr->job.crc = kind == JOB_STEP && step % CHECK_EVERY == 0 ? pl_step_params_crc(tr) + 1 : 0;
-        /* receives first, so that the slices land where they belong */
-        for (int j = 0; my_len > 0 && j < x->nblk; j++)
-            if (x->slot[j])
-                pl_xfer_recv(tr->recvs, x->slot[j], my_len, x->brank[j], x->blo[j]);
-        memset(tr->ready, 0, sizeof(int) * (size_t)tr->R);
-        tr->job.sent = 0;
+        open_exchange(tr, kind, step);
         lap_all(tr, PL_PH_COMM, &t0);
     }
     pl_pool_run(tr->pool, pl_step_worker, tr);
     if (tr->prof)
         t0 = pl_seconds();
-    int ok = !tr->job.nonfinite && !tr->job.differ;
     if (tr->R > 1) {
-        pl_xfer_wait(tr->sends);
-        if (kind == JOB_GRAD)
-            pl_dist_allgather(tr->grad, tr->soff);
-        else if (ok)
-            pl_dist_allgather(tr->params, tr->soff);
+        close_exchange(tr, kind, !tr->job.nonfinite && !tr->job.differ);
         lap_all(tr, PL_PH_COMM, &t0);
     }
-    double loss = 0, sq = 0;
-    long correct = 0;
-    if (tr->R > 1) {
-        loss = tr->job.loss;
-        sq = tr->job.sq;
-        correct = tr->job.correct;
-    } else {
-        for (int s = 0; s < tr->job.S; s++) {
-            loss += tr->shard_loss[s];
-            correct += tr->shard_correct[s];
-        }
-        for (int c = 0; c < NCHUNK; c++)
-            sq += tr->agree[c];
-        tr->job.stop = tr->stop_flag ? *tr->stop_flag : 0;
-    }
+    const step_totals t = totals_of(tr);
     if (st) {
-        st->loss = loss / n;
-        st->correct = (int)correct;
-        st->grad_norm = sqrt(sq);
+        st->loss = t.loss / n;
+        st->correct = (int)t.correct;
+        st->grad_norm = sqrt(t.sq);
         st->lr = lr;
-        st->stop = tr->job.stop;
+        st->stop = t.stop;
     }
-    if (tr->job.differ) {
-        const double *crc = tr->agree + NCHUNK + 2 * (size_t)tr->Lmax + tr->R;
-        return pl_fail(err, PL_ERR_MISMATCH,
-                       "the ranks' parameters differ before step %ld: rank %d's CRC32 is "
-                       "%08lx, rank 0's %08lx; parameters left unchanged",
-                       step + 1, tr->job.differ, (unsigned long)(crc[tr->job.differ] - 1),
-                       (unsigned long)(crc[0] - 1));
-    }
-    if (!isfinite(loss) || !isfinite(sq)) {
-        pl_group g[PL_MAX_GROUPS];
-        int ng = pl_param_groups(&tr->cfg, g);
-        const char *where = "the loss";
-        size_t at = 0, i = first_nonfinite(tr);
-        for (int k = 0; i < tr->np && k < ng; k++)
-            if (i >= g[k].offset && i < g[k].offset + g[k].size) {
-                where = g[k].name;
-                at = i - g[k].offset;
-            }
-        if (strcmp(where, "the loss") == 0)
-            return pl_fail(err, PL_ERR_NONFINITE,
-                           "non-finite loss (%g); parameters left unchanged", loss / n);
-        return pl_fail(err, PL_ERR_NONFINITE,
-                       "non-finite gradient, first in %s[%zu] (loss %g); "
-                       "parameters left unchanged",
-                       where, at, loss / n);
-    }
+    if (t.differ || t.nonfinite)
+        return step_failed(tr, &t, step, n, err);
     if (kind == JOB_STEP)
         tr->adam_t++;
     tr->prof_steps++;

@@ -89,9 +89,8 @@ struct pl_trainer {
         const pl_dataset *ds;
         const uint32_t *idx;
         float lr;
-        int nonfinite, stop, differ;
-        double loss, sq;
-        long correct;
+        int nonfinite, stop, differ; /* what the ranks agreed (step.c, agree) */
+        double sq;
         int sent;        /* slices (in sending order) whose sends are posted */
         double crc;      /* checksum of the parameters + 1, or 0 */
         /* evaluation */
