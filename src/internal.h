@@ -54,8 +54,6 @@ typedef struct {
     size_t b_ps, c_ps;
 } pl_gemm_op;
 
-void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op);
-
 /* ---- LSTM */
 
 /* Weights prepared once per step from the flat parameters and shared

@@ -136,9 +136,3 @@ void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op)
     }
     k->gemm(op);
 }
-
-void pl_gemm(pl_gemm_backend be, const pl_gemm_op *op)
-{
-    const pl_kernels *k = pl_kernels_of(be);
-    pl_gemm_with(k ? k : &naive_set, op);
-}

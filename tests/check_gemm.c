@@ -71,14 +71,14 @@ START_TEST(test_backends_match_naive)
                      .accumulate = g->accumulate};
     memcpy(want, c0, sizeof(float) * (size_t)g->M * ldc);
     op.c = want;
-    pl_gemm(PL_GEMM_NAIVE, &op);
+    tu_gemm(PL_GEMM_NAIVE, &op);
     for (int k = 0; k < tu_nsets; k++) {
         const pl_gemm_backend be = tu_sets[k];
         if (be == PL_GEMM_NAIVE || !tu_set_runs(be, _i == 0 ? "the GEMM cases" : NULL))
             continue;
         memcpy(got, c0, sizeof(float) * (size_t)g->M * ldc);
         op.c = got;
-        pl_gemm(be, &op);
+        tu_gemm(be, &op);
         double worst = 0;
         for (int i = 0; i < g->M; i++)
             for (size_t j = 0; j < ldc; j++) {
@@ -154,7 +154,7 @@ START_TEST(test_panelled_operands)
             continue;
         memcpy(got, c0, sizeof(float) * nc);
         op.c = got;
-        pl_gemm(be, &op);
+        tu_gemm(be, &op);
         double worst = 0;
         for (size_t at = 0; at < nc; at++) {
             size_t p = at / c_ps, off = at % c_ps, j = off % ldc;
@@ -213,12 +213,12 @@ START_TEST(test_column_split_changes_no_bit)
         if (!tu_set_runs(be, _i == 0 ? "columns split between threads" : NULL))
             continue;
         op.N = g->N, op.b = b, op.c = whole;
-        pl_gemm(be, &op);
+        tu_gemm(be, &op);
         for (int j0 = 0; j0 < g->N; j0 += g->cut) { /* column j of a panelled operand: panel j / 64 */
             op.N = g->N - j0 < g->cut ? g->N - j0 : g->cut;
             op.b = b + (b_ps ? (size_t)(j0 / 64) * b_ps + j0 % 64 : (size_t)j0);
             op.c = parts + (c_ps ? (size_t)(j0 / 64) * c_ps + j0 % 64 : (size_t)j0);
-            pl_gemm(be, &op);
+            tu_gemm(be, &op);
         }
         size_t differ = 0;
         for (size_t i = 0; i < nc; i++)

@@ -39,6 +39,14 @@ int tu_hooks(const char *what)
     return 0;
 }
 
+void tu_gemm(pl_gemm_backend be, const pl_gemm_op *op)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    ck_assert_msg(k != NULL, "the %s kernels cannot run on this CPU: the test asked for "
+                  "them without tu_set_runs", pl_gemm_name(be));
+    pl_gemm_with(k, op);
+}
+
 const pl_gemm_backend tu_sets[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX512, PL_GEMM_AVX2,
                                    PL_GEMM_NEON};
 const int tu_nsets = (int)(sizeof tu_sets / sizeof *tu_sets);

@@ -34,6 +34,9 @@ int tu_hooks(const char *what);
 /* The file the runner counts skips in ($PARLSTM_SKIP_LOG). */
 #define TU_SKIP_LOG_ENV "PARLSTM_SKIP_LOG"
 
+/* C (+)= A B with kernel set be, which must run on this CPU: a set that
+ * cannot fails the test (it never falls back to another). */
+void tu_gemm(pl_gemm_backend be, const pl_gemm_op *op);
 /* Every concrete kernel set (naive, blas, avx512, avx2, neon): tests of a
  * guarantee that every set must keep loop over them. */
 extern const pl_gemm_backend tu_sets[];
