@@ -4,7 +4,7 @@
  * Layout (little-endian), version 3:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
- *   the run     see put_meta                   META_BYTES
+ *   the run     the fields of META, then zeros META_BYTES
  *   n_params    u64                            8
  *   params, m, v  3 x n_params f32
  *   crc32       u32 over every byte before it  4
@@ -20,8 +20,12 @@
  *   2  the 32 bytes after data_crc, where version 1 kept the shuffling
  *      generator of the current epoch, are reserved (zero). No reader ever
  *      used them: the epoch order is a function of (seed, epoch) alone
- *      (pl_epoch_order). Version 1 files are read, those bytes ignored. */
+ *      (pl_epoch_order). Version 1 files are read, those bytes ignored.
+ *   3  adds layers, dropout and how the images are read (sequence mode,
+ *      permuted, permute_seed); older files read as one layer, no dropout,
+ *      rows in order. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,92 +41,94 @@ static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
 #define META_BYTES 192
 #define HEAD (8 + 4 + META_BYTES + 8)
 
+/* The run's fields, in file order: where each lives in pl_ckpt_meta, its
+ * C type, and the first version that has it. put_meta and get_meta walk
+ * this one table; a field added at the end with version CKPT_VERSION + 1
+ * is read as its default (pl_train_opts_default, or RUN_DEFAULTS) from
+ * older files. */
+typedef enum {
+    F_INT,   /* int or an enum: u32 in the file */
+    F_U32,   /* uint32_t: u32 */
+    F_LONG,  /* long: u64 */
+    F_U64,   /* uint64_t: u64 */
+    F_F32,   /* float: f32 */
+    F_GAP    /* RESERVED_RNG zero bytes: version 1's generator state */
+} field_kind;
+
+#define AT(member) offsetof(pl_ckpt_meta, member)
+static const struct {
+    size_t at;
+    field_kind kind;
+    uint32_t since;
+} META[] = {
+    {AT(cfg.input), F_INT, 1},        {AT(cfg.hidden), F_INT, 1},
+    {AT(cfg.classes), F_INT, 1},      {AT(T), F_INT, 1},
+    {AT(opts.batch), F_INT, 1},       {AT(opts.epochs), F_INT, 1},
+    {AT(opts.steps), F_LONG, 1},      {AT(opts.lr), F_F32, 1},
+    {AT(opts.beta1), F_F32, 1},       {AT(opts.beta2), F_F32, 1},
+    {AT(opts.eps), F_F32, 1},         {AT(opts.clip), F_F32, 1},
+    {AT(opts.schedule), F_INT, 1},    {AT(opts.init), F_INT, 1},
+    {AT(opts.seed), F_U64, 1},        {AT(opts.workers), F_INT, 1},
+    {AT(opts.threads), F_INT, 1},     {AT(opts.deterministic), F_INT, 1},
+    {AT(opts.gemm), F_INT, 1},        {AT(step), F_LONG, 1},
+    {AT(total), F_LONG, 1},           {AT(val), F_LONG, 1},
+    {AT(n_train), F_U64, 1},          {AT(data_crc), F_U32, 1},
+    {0, F_GAP, 1},                    {AT(adam_steps), F_LONG, 1},
+    {AT(cfg.layers), F_INT, 3},       {AT(opts.dropout), F_F32, 3},
+    {AT(sequence), F_INT, 3},         {AT(permuted), F_INT, 3},
+    {AT(permute_seed), F_U64, 3},
+};
+#undef AT
+#define NMETA (sizeof META / sizeof *META)
+_Static_assert(sizeof(pl_sequence) == sizeof(int) && sizeof(pl_schedule) == sizeof(int) &&
+                   sizeof(pl_init) == sizeof(int) && sizeof(pl_gemm_backend) == sizeof(int),
+               "the enums of the checkpoint are stored as ints");
+
+/* The meta block (META_BYTES, zero after the last field). */
 static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
 {
-    const pl_train_opts *o = &m->opts;
     unsigned char *start = c->p;
-    pl_put_u32(c, (uint32_t)m->cfg.input);
-    pl_put_u32(c, (uint32_t)m->cfg.hidden);
-    pl_put_u32(c, (uint32_t)m->cfg.classes);
-    pl_put_u32(c, (uint32_t)m->T);
-    pl_put_u32(c, (uint32_t)o->batch);
-    pl_put_u32(c, (uint32_t)o->epochs);
-    pl_put_u64(c, (uint64_t)o->steps);
-    pl_put_f32(c, o->lr);
-    pl_put_f32(c, o->beta1);
-    pl_put_f32(c, o->beta2);
-    pl_put_f32(c, o->eps);
-    pl_put_f32(c, o->clip);
-    pl_put_u32(c, (uint32_t)o->schedule);
-    pl_put_u32(c, (uint32_t)o->init);
-    pl_put_u64(c, o->seed);
-    pl_put_u32(c, (uint32_t)o->workers);
-    pl_put_u32(c, (uint32_t)o->threads);
-    pl_put_u32(c, (uint32_t)o->deterministic);
-    pl_put_u32(c, (uint32_t)o->gemm);
-    pl_put_u64(c, (uint64_t)m->step);
-    pl_put_u64(c, (uint64_t)m->total);
-    pl_put_u64(c, (uint64_t)m->val);
-    pl_put_u64(c, m->n_train);
-    pl_put_u32(c, m->data_crc);
-    memset(c->p, 0, RESERVED_RNG);
-    c->p += RESERVED_RNG;
-    pl_put_u64(c, (uint64_t)m->adam_steps);
-    pl_put_u32(c, (uint32_t)m->cfg.layers);
-    pl_put_f32(c, o->dropout);
-    pl_put_u32(c, (uint32_t)m->sequence);
-    pl_put_u32(c, (uint32_t)m->permuted);
-    pl_put_u64(c, m->permute_seed);
-    /* reserved, zero */
-    while (c->p < start + META_BYTES)
+    for (size_t f = 0; f < NMETA; f++) {
+        const void *v = (const char *)m + META[f].at;
+        switch (META[f].kind) {
+        case F_INT: pl_put_u32(c, (uint32_t)*(const int *)v); break;
+        case F_U32: pl_put_u32(c, *(const uint32_t *)v); break;
+        case F_LONG: pl_put_u64(c, (uint64_t)*(const long *)v); break;
+        case F_U64: pl_put_u64(c, *(const uint64_t *)v); break;
+        case F_F32: pl_put_f32(c, *(const float *)v); break;
+        case F_GAP:
+            memset(c->p, 0, RESERVED_RNG);
+            c->p += RESERVED_RNG;
+            break;
+        }
+    }
+    while (c->p < start + META_BYTES) /* reserved, zero */
         *c->p++ = 0;
 }
 
+/* The fields a file of this version has; the others keep the defaults:
+ * the options' (pl_train_opts_default), one layer read row by row. */
 static void get_meta(pl_rcursor *c, uint32_t version, pl_ckpt_meta *m)
 {
-    pl_train_opts *o = &m->opts;
     const unsigned char *start = c->p;
-    pl_train_opts_default(o);
-    m->cfg.input = (int)pl_get_u32(c);
-    m->cfg.hidden = (int)pl_get_u32(c);
-    m->cfg.classes = (int)pl_get_u32(c);
+    memset(m, 0, sizeof *m);
+    pl_train_opts_default(&m->opts);
     m->cfg.layers = 1;
-    m->T = (int)pl_get_u32(c);
-    o->batch = (int)pl_get_u32(c);
-    o->epochs = (int)pl_get_u32(c);
-    o->steps = (long)pl_get_u64(c);
-    o->lr = pl_get_f32(c);
-    o->beta1 = pl_get_f32(c);
-    o->beta2 = pl_get_f32(c);
-    o->eps = pl_get_f32(c);
-    o->clip = pl_get_f32(c);
-    o->schedule = (pl_schedule)pl_get_u32(c);
-    o->init = (pl_init)pl_get_u32(c);
-    o->seed = pl_get_u64(c);
-    o->workers = (int)pl_get_u32(c);
-    o->threads = (int)pl_get_u32(c);
-    o->deterministic = (int)pl_get_u32(c);
-    o->gemm = (pl_gemm_backend)pl_get_u32(c);
-    m->step = (long)pl_get_u64(c);
-    m->total = (long)pl_get_u64(c);
-    m->val = (long)pl_get_u64(c);
-    m->n_train = pl_get_u64(c);
-    m->data_crc = pl_get_u32(c);
-    c->p += RESERVED_RNG;
-    m->adam_steps = (long)pl_get_u64(c);
     m->sequence = PL_SEQ_ROWS;
-    m->permuted = 0;
-    m->permute_seed = 0;
-    if (version >= 3) {
-        m->cfg.layers = (int)pl_get_u32(c);
-        o->dropout = pl_get_f32(c);
-        m->sequence = (pl_sequence)pl_get_u32(c);
-        m->permuted = (int)pl_get_u32(c);
-        m->permute_seed = pl_get_u64(c);
+    for (size_t f = 0; f < NMETA && META[f].since <= version; f++) {
+        void *v = (char *)m + META[f].at;
+        switch (META[f].kind) {
+        case F_INT: *(int *)v = (int)pl_get_u32(c); break;
+        case F_U32: *(uint32_t *)v = pl_get_u32(c); break;
+        case F_LONG: *(long *)v = (long)pl_get_u64(c); break;
+        case F_U64: *(uint64_t *)v = pl_get_u64(c); break;
+        case F_F32: *(float *)v = pl_get_f32(c); break;
+        case F_GAP: c->p += RESERVED_RNG; break;
+        }
     }
     c->p = start + META_BYTES;
-    o->hidden = m->cfg.hidden;
-    o->classes = m->cfg.classes;
+    m->opts.hidden = m->cfg.hidden;
+    m->opts.classes = m->cfg.classes;
 }
 
 /* The run's settings a resumed run relies on, each within its range. */
