@@ -4,7 +4,7 @@
  * Gate panel p holds [i | f | g | o] for units 16p .. 16p + 15. */
 #include <math.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 

@@ -19,7 +19,7 @@
 #include <immintrin.h>
 #endif
 
-#include "internal.h"
+#include "common.h"
 
 int pl_cpu_has_avx512(void)
 {

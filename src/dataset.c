@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "files.h"
 
 /* Whether an IDX file is there, raw or .gz (as pl_idx_read looks for it);
  * found gets the name it has. */

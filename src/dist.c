@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dist.h"
 
 #ifdef HAVE_MPI
 #include <mpi.h>

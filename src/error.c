@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "common.h"
 
 const char *pl_status_name(pl_status code)
 {

@@ -19,7 +19,7 @@ static void softmax(float *z, int C)
         z[c] = (float)(e[c] / sum);
 }
 
-void pl_eval_part(pl_trainer *tr, int w)
+static void eval_part(pl_trainer *tr, int w)
 {
     pl_ws *ws = tr->ws[w];
     for (int c = w; c < tr->job.chunks; c += tr->W) {
@@ -33,6 +33,18 @@ void pl_eval_part(pl_trainer *tr, int w)
         for (long r = r0; logits && r < r1; r++)
             softmax(tr->job.probs + r * tr->cfg.classes, tr->cfg.classes);
     }
+}
+
+/* The pool job of an evaluation: the packed weights, then worker w's
+ * chunks, with subnormals flushed as in a step (cpu.c). */
+static void eval_worker(void *ctx, int w)
+{
+    pl_trainer *tr = ctx;
+    unsigned long fp = pl_fp_fast_enter();
+    double t0 = tr->prof ? pl_seconds() : 0;
+    pl_step_pack(tr, w, &t0);
+    eval_part(tr, w);
+    pl_fp_fast_leave(fp);
 }
 
 /* The forward pass over the whole of ds, in chunks of the workspace's rows
@@ -71,7 +83,7 @@ static pl_status forward_all(pl_trainer *tr, const pl_dataset *ds, float *probs,
     tr->job.eval_loss = el;
     tr->job.eval_correct = ec;
     tr->job.probs = probs;
-    pl_pool_run(tr->pool, pl_step_worker, tr);
+    pl_pool_run(tr->pool, eval_worker, tr);
     tr->job.probs = NULL;
     *loss = 0;
     *right = 0;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "files.h"
 #include "testing.h"
 
 /* ---- test hook (testing.h): a full disk under one directory */

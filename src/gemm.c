@@ -8,7 +8,7 @@
 
 #include <cblas.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 /* OpenBLAS extensions, declared here so that cblas.h variants without
  * them still compile. */

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "files.h"
 
 /* No image set this program can train on is larger than this. */
 #define IDX_MAX_BYTES ((size_t)1 << 40)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "files.h"
 
 #define IMG_MAX_SIDE 65535
 #define IMG_MAX_PIXELS ((size_t)1 << 28)

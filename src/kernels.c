@@ -16,7 +16,7 @@
  * auto takes the first of avx512, avx2, neon that the CPU runs, else blas. */
 #include <string.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 static const pl_kernels naive_set = {
     .be = PL_GEMM_NAIVE,

@@ -22,7 +22,7 @@
 
 #include <immintrin.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 #define PL_AVX2 __attribute__((target("avx2,fma")))
 #define MR 6

@@ -19,7 +19,7 @@
 #include <arm_neon.h>
 #include <math.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 #define MR 6
 #define KC 128 /* B chunk of 128 x 64 floats: 32 KiB (Neoverse N1/V1: 64 KiB L1) */

@@ -38,7 +38,7 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
+#include "lstm.h"
 
 /* Rows of [in_t, 1, h_{t-1}] per chunk of the weight-gradient GEMM. */
 #ifndef WGRAD_ROWS

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lstm.h"
 
 /* Double views of the parameter groups (see pl_tensors). */
 typedef struct {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lstm.h"
 
 void *pl_alloc_aligned(size_t bytes)
 {

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "files.h"
 
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
 #define MODEL_VERSION 3u /* written */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "files.h"
 
 pl_status pl_model_read(const char *path, pl_model_info *m, float **params, pl_error *err)
 {

@@ -1,7 +1,7 @@
 /* What a model description must satisfy, whatever file it came from: the
  * checks that the model file (modelfile.c) and safetensors (safetensors.c)
  * readers and writers share, so that neither format calls the other. */
-#include "internal.h"
+#include "files.h"
 
 pl_status pl_model_shape_check(const char *path, const char *what, const pl_model_info *m,
                                pl_error *err)

@@ -2,7 +2,8 @@
  * float arrays (any slice of the parameter buffer). */
 #include <math.h>
 
-#include "internal.h"
+#include "optim.h"
+#include "kernels.h"
 
 float pl_lr_at(pl_schedule s, float base, long step, long total)
 {

@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "kernels.h"
 
 /* 8 independent scalar chains: the peak of a CPU without vector FMAs of
  * ours. */

@@ -15,7 +15,7 @@
 #include <immintrin.h>
 #endif
 
-#include "internal.h"
+#include "pool.h"
 
 #ifndef SPIN_US
 #define SPIN_US 50.0 /* microseconds a waiting thread watches before it sleeps */

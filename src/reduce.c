@@ -1,7 +1,7 @@
 /* The fixed summation tree of --deterministic, the parameter chunks and
  * the ranks' slices of them: pure functions of the sizes, which the tests
  * call directly. */
-#include "internal.h"
+#include "reduce.h"
 
 #define NCHUNK PL_CHUNKS /* fixed parameter chunks (norm and update) */
 

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "files.h"
 
 #define ST_MAX_HEADER (100u << 20) /* the limit of the reference implementation */
 #define ST_MAX_FILE ((size_t)1 << 36)

@@ -26,9 +26,14 @@
  * every rank the whole updated parameters.
  * Nothing in the step allocates. */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "testing.h"
 #include "trainer_impl.h"
@@ -146,6 +151,38 @@ int pl_step_plan(pl_trainer *tr, int n)
 }
 
 static void worker_run(pl_trainer *tr, int w);
+
+static void pin_self(const pl_trainer *tr, int slot)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(tr->cpus[slot % tr->ncpu], &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+void pl_step_pin_once(pl_trainer *tr, int w)
+{
+    if (!tr->o.pin || tr->pinned[w])
+        return;
+    tr->pinned[w] = 1;
+    pin_self(tr, w * tr->threads);
+#pragma omp parallel num_threads(tr->threads) if (tr->threads > 1)
+    {
+#ifdef _OPENMP
+        pin_self(tr, w * tr->threads + omp_get_thread_num());
+#endif
+    }
+}
+
+/* Every run of the pool starts here: worker w pinned (once, with --pin) and
+ * its share of the packed weights prepared, then the barrier after which
+ * every worker may read all of them. */
+void pl_step_pack(pl_trainer *tr, int w, double *t0)
+{
+    pl_step_pin_once(tr, w);
+    pl_packed_update(tr->pk, tr->params, w, tr->W);
+    barrier(tr, w, PL_PH_PACK, t0);
+}
 
 /* Every worker computes with subnormals flushed (see cpu.c). */
 void pl_step_worker(void *ctx, int w)
@@ -397,14 +434,8 @@ static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
 static void worker_run(pl_trainer *tr, int w)
 {
     const int W = tr->W, R = tr->R;
-    pl_trainer_pin_once(tr, w);
     double t0 = tr->prof ? pl_seconds() : 0;
-    pl_packed_update(tr->pk, tr->params, w, W);
-    barrier(tr, w, PL_PH_PACK, &t0);
-    if (tr->job.kind == JOB_EVAL) {
-        pl_eval_part(tr, w);
-        return;
-    }
+    pl_step_pack(tr, w, &t0);
     run_shards(tr, w);
     if (tr->prof)
         t0 = pl_seconds(); /* the shard phases were timed inside the workspace */

@@ -6,9 +6,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "testing.h"
 #include "trainer_impl.h"
@@ -72,29 +69,7 @@ void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *work
     }
 }
 
-static void pin_self(const pl_trainer *tr, int slot)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(tr->cpus[slot % tr->ncpu], &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
 static void create_buffers(void *ctx, int w);
-
-void pl_trainer_pin_once(pl_trainer *tr, int w)
-{
-    if (!tr->o.pin || tr->pinned[w])
-        return;
-    tr->pinned[w] = 1;
-    pin_self(tr, w * tr->threads);
-#pragma omp parallel num_threads(tr->threads) if (tr->threads > 1)
-    {
-#ifdef _OPENMP
-        pin_self(tr, w * tr->threads + omp_get_thread_num());
-#endif
-    }
-}
 
 static void free_all(pl_trainer *tr)
 {
@@ -414,7 +389,7 @@ void pl_trainer_shard(const pl_trainer *tr, size_t *offset, size_t *count)
 static void create_buffers(void *ctx, int w)
 {
     pl_trainer *tr = ctx;
-    pl_trainer_pin_once(tr, w);
+    pl_step_pin_once(tr, w);
     tr->ws[w] = pl_ws_create(&tr->cfg, tr->job.T, tr->cap, tr->threads, tr->be);
     long s0, s1;
     pl_split(tr->S_max, w, tr->W, &s0, &s1);

@@ -101,20 +101,18 @@ struct pl_trainer {
     } job;
 };
 
-/* trainer.c: ties worker w (and its OpenMP threads) to their CPUs once,
- * when --pin asks for it. */
-void pl_trainer_pin_once(pl_trainer *tr, int w);
-
-/* step.c: the exchange plan of a batch of n rows (made again when n
- * changes; 0, or -1 when memory runs out) and its release; the pool job of
- * a step or an evaluation (tr->job says which); CRC32 of the parameters, as
- * a double (exact). */
+/* step.c: ties worker w (and its OpenMP threads) to their CPUs once, when
+ * --pin asks for it; the start of every pool run, a step's or an
+ * evaluation's (pinning, worker w's share of the packed weights, a
+ * barrier; t0: the profile's clock); the exchange plan of a batch of n rows
+ * (made again when n changes; 0, or -1 when memory runs out) and its
+ * release; the pool job of a step; CRC32 of the parameters, as a double
+ * (exact). */
+void pl_step_pin_once(pl_trainer *tr, int w);
+void pl_step_pack(pl_trainer *tr, int w, double *t0);
 int pl_step_plan(pl_trainer *tr, int n);
 void pl_step_plan_free(xplan *x);
 void pl_step_worker(void *ctx, int w);
 double pl_step_params_crc(const pl_trainer *tr);
-
-/* evaluate.c: worker w's share of an evaluation's chunks. */
-void pl_eval_part(pl_trainer *tr, int w);
 
 #endif
