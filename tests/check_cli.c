@@ -57,6 +57,12 @@ static const cli_case BAD[] = {
     {{"bench", "--seq", "28,28/0,1"}, 2, "a list like 28,28/784,1 of at most 16; got '28,28/0,1'"},
     {{"eval", "--gemm", "cuda"}, 2,
      "parlstm eval: --gemm: expected one of auto, naive, blas, avx512, avx2, neon; got 'cuda'"},
+    /* --kernels is the option's name, --gemm the earlier one: each message names the one typed */
+    {{"train", "--kernels", "cuda"}, 2,
+     "parlstm train: --kernels: expected one of auto, naive, blas, avx512, avx2, neon; got 'cuda'"},
+    {{"bench", "--kernels", "avx512,cuda"}, 2,
+     "parlstm bench: --kernels: expected a list of auto, naive, blas, avx512, avx2, neon; got "
+     "'avx512,cuda'"},
     {{"bench", "--frobnicate"}, 2,
      "parlstm bench: unknown option '--frobnicate' (see parlstm bench --help)"},
     {{"eval", "--model"}, 2, "parlstm eval: option '--model' needs a value"},
@@ -142,6 +148,30 @@ START_TEST(test_bad_invocations)
     ck_assert_msg(st == c->status, "exit %d, expected %d; stderr: %s", st, c->status, err);
     ck_assert_msg(strstr(err, c->fragment) != NULL, "stderr lacks '%s': %s", c->fragment, err);
     ck_assert_msg(strstr(out, "result:") == NULL, "a result line after an error");
+}
+END_TEST
+
+/* A kernel set this CPU cannot run is refused before anything starts,
+ * under either name of the option, naming the set, what it needs and
+ * what auto runs here. */
+START_TEST(test_unavailable_kernels_refused)
+{
+    pl_gemm_backend missing = PL_GEMM_AUTO;
+    for (int be = PL_GEMM_NAIVE; be <= PL_GEMM_LAST && missing == PL_GEMM_AUTO; be++)
+        if (!pl_gemm_available((pl_gemm_backend)be))
+            missing = (pl_gemm_backend)be;
+    ck_assert_msg(missing != PL_GEMM_AUTO, "every kernel set runs here: neon and avx2 exclude "
+                  "each other");
+    const char *names[] = {"--kernels", "--gemm"};
+    for (int k = 0; k < 2; k++) {
+        const char *args[] = {"train", names[k], pl_gemm_name(missing), NULL};
+        char want[512];
+        snprintf(want, sizeof want, "parlstm train: %s %s: needs %s, which this CPU is not; "
+                 "use auto (%s here)", names[k], pl_gemm_name(missing), pl_gemm_requires(missing),
+                 pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
+        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 2);
+        ck_assert_msg(strstr(err, want) != NULL, "stderr lacks '%s': %s", want, err);
+    }
 }
 END_TEST
 
@@ -865,6 +895,7 @@ Suite *cli_suite(void)
     TCase *tc = tcase_create("program");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
+    tcase_add_test(tc, test_unavailable_kernels_refused);
     tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);

@@ -76,6 +76,7 @@ typedef struct {
     unsigned cmds;            /* CMD_* that take it */
     const char *group;        /* heading in grouped help (train) */
     const char *help;         /* one paragraph, wrapped when printed */
+    const char *alias;        /* another name it answers to (an earlier one), or NULL */
 } cli_option;
 
 /* A parsed value: the default, or what the command line gave. */

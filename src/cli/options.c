@@ -27,166 +27,168 @@ static const cli_option OPTIONS[] = {
     {O_MODEL, "model", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL,
      CMD_EVAL | CMD_PREDICT | CMD_EXPORT, "Data",
      "the model: a model file (parlstm train --save, parlstm import) or a safetensors file "
-     "(parlstm export) (required)"},
+     "(parlstm export) (required)", NULL},
     {O_IN, "in", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_IMPORT, "Data",
      "the safetensors file to read: written by parlstm export, or by PyTorch from the module "
-     "that parlstm export describes (required)"},
+     "that parlstm export describes (required)", NULL},
     {O_PLOT_LOG, "log", "FILE.csv", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_PLOT, "Data",
-     "the training log, as written by parlstm train --log (required)"},
+     "the training log, as written by parlstm train --log (required)", NULL},
     {O_DATA, "data", "DIR", ARG_TEXT, 0, 0, 0, NULL, NULL,
      "$PARLSTM_DATA, else ./data/mnist when it exists, else $XDG_DATA_HOME/parlstm/mnist, "
      "by default ~/.local/share/parlstm/mnist", CMD_DATA, "Data",
      "the data directory, with IDX files DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, "
      "raw or .gz (images and labels in pairs: one without the other is refused); "
      "parlstm-fetch-mnist puts MNIST in the default place (data/fetch-mnist.sh "
-     "in a source tree puts it in data/mnist)"},
+     "in a source tree puts it in data/mnist)", NULL},
     {O_SYNTHETIC, "synthetic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Data",
-     "random 28x28 images of 10 classes instead of the data directory's"},
+     "random 28x28 images of 10 classes instead of the data directory's", NULL},
     {O_VAL, "val", "N", ARG_INT, 0, 100000000, 0, NULL, "5000", NULL, CMD_TRAIN, "Data",
-     "hold out the first N training images for validation (0: none)"},
+     "hold out the first N training images for validation (0: none)", NULL},
     {O_CLASSES, "classes", "N", ARG_INT, 2, 256, 0, NULL, NULL,
      "the largest training label + 1", CMD_TRAIN, "Data",
-     "the class count; every label must be below it"},
+     "the class count; every label must be below it", NULL},
     {O_SEQUENCE, "sequence", "MODE", ARG_WORD, 0, 0, 0, SEQUENCES, "rows", NULL, CMD_TRAIN,
      "Data", "how an image becomes a sequence: rows (each image row is a time step of the "
      "row's pixels; MNIST: 28 steps of 28) or pixels (each pixel a time step of width 1; "
-     "MNIST: 784 steps, sequential MNIST)"},
+     "MNIST: 784 steps, sequential MNIST)", NULL},
     {O_PERMUTE, "permute", "SEED", ARG_U64, 0, 0, 0, NULL, NULL, "the pixels in their order",
      CMD_TRAIN, "Data", "read each image's pixels in one fixed random order drawn from SEED, "
      "the same for every image (with --sequence pixels: permuted sequential MNIST); the "
-     "model file records it, and eval reads the test images the same way"},
+     "model file records it, and eval reads the test images the same way", NULL},
     /* ---- training */
     {O_LAYERS, "layers", "N", ARG_INT, 1, PL_MAX_LAYERS, 0, NULL, "1", NULL, CMD_TB,
      "Training", "stacked LSTM layers, as PyTorch's nn.LSTM(num_layers=N): the first reads "
      "the projected input, each one above reads the hidden states of the one below at every "
-     "step, the output layer reads the last one's final state"},
+     "step, the output layer reads the last one's final state", NULL},
     {O_DROPOUT, "dropout", "P", ARG_NUMBER, 0, 0.95, 0, NULL, "0", NULL, CMD_TRAIN, "Training",
      "inverted dropout with probability P on the hidden states passed from one layer to the "
      "next, in training only (as nn.LSTM(dropout=P); needs --layers 2 or more). The masks are "
      "a function of the seed, the step and each image's place in the data, so results stay "
-     "deterministic and resumable"},
+     "deterministic and resumable", NULL},
     {O_EPOCHS, "epochs", "N", ARG_INT, 1, 1000000, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
-     "passes over the training images"},
+     "passes over the training images", NULL},
     {O_STEPS, "steps", "N", ARG_INT, 1, 1e12, 0, NULL, NULL, "the steps of --epochs", CMD_TRAIN,
      "Training", "train N steps, over as many epochs as that takes; with --epochs, stop after "
-     "N steps at most"},
+     "N steps at most", NULL},
     {O_GRID, "grid", "LIST", ARG_TEXT, 0, 0, 0, NULL, NULL,
      "every W x T with T in 1, 2, 4 and W x T = 1, 2, 4, ... up to the CPUs this process may "
      "use", CMD_BENCH, "Training",
-     "the configurations to measure: workers x threads, comma-separated, e.g. 1x1,2x1,1x2"},
+     "the configurations to measure: workers x threads, comma-separated, e.g. 1x1,2x1,1x2", NULL},
     {O_BENCH_STEPS, "steps", "N", ARG_INT, 1, 1000000, 0, NULL, "40", NULL, CMD_BENCH,
-     "Training", "timed steps per configuration per round"},
+     "Training", "timed steps per configuration per round", NULL},
     {O_WARMUP, "warmup", "N", ARG_INT, 0, 1000000, 0, NULL, "3", NULL, CMD_BENCH, "Training",
-     "untimed steps before each measurement"},
+     "untimed steps before each measurement", NULL},
     {O_ROUNDS, "rounds", "R", ARG_INT, 1, 100, 0, NULL, "3", NULL, CMD_BENCH, "Training",
-     "rounds: every configuration is measured once per round"},
+     "rounds: every configuration is measured once per round", NULL},
     {O_BENCH_SEQ, "seq", "T,D", ARG_TEXT, 0, 0, 0, NULL, NULL, "the data's shape", CMD_BENCH,
      "Training", "time steps and input width of random images to measure on, a list "
      "separated by '/' (e.g. 28,28/784,1): a grid dimension; when T x D is 784 and the data "
-     "directory holds MNIST, MNIST seen with that shape"},
+     "directory holds MNIST, MNIST seen with that shape", NULL},
     {O_BENCH_BATCH, "batch", "LIST", ARG_INTS, 1, 65536, 0, NULL, "100", NULL, CMD_BENCH,
      "Training", "images per step for strong scaling (weak scaling uses N x W x T); a list "
-     "(e.g. 32,100,256) measures every batch: a grid dimension"},
+     "(e.g. 32,100,256) measures every batch: a grid dimension", NULL},
     {O_BENCH_HIDDEN, "hidden", "LIST", ARG_INTS, 1, 8192, 0, NULL, "128", NULL, CMD_BENCH,
      "Training", "LSTM units; a list (e.g. 64,128,512) measures every size: a grid "
-     "dimension"},
+     "dimension", NULL},
     {O_BATCH, "batch", "N", ARG_INT, 1, 65536, 0, NULL, "100", NULL, CMD_TRAIN, "Training",
-     "images per step"},
+     "images per step", NULL},
     {O_HIDDEN, "hidden", "N", ARG_INT, 1, 8192, 0, NULL, "128", NULL, CMD_TRAIN, "Training",
-     "LSTM units"},
+     "LSTM units", NULL},
     {O_SCALING, "scaling", "S", ARG_WORD, 0, 0, 0, SCALINGS, "strong", NULL, CMD_BENCH,
-     "Training", "strong (the batch stays), weak (the batch grows with W x T) or both"},
+     "Training", "strong (the batch stays), weak (the batch grows with W x T) or both", NULL},
     {O_LR, "lr", "X", ARG_NUMBER, 0, 10, 1, NULL, "0.01", NULL, CMD_TRAIN, "Training",
-     "peak learning rate"},
+     "peak learning rate", NULL},
     {O_SCHEDULE, "lr-schedule", "S", ARG_WORD, 0, 0, 0, SCHEDULES, "cosine", NULL, CMD_TRAIN,
-     "Training", "cosine (from --lr down to 0 over the run) or constant"},
+     "Training", "cosine (from --lr down to 0 over the run) or constant", NULL},
     {O_CLIP, "clip", "X", ARG_NUMBER, 0, 1e30, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
-     "clip the global gradient norm at X; 0 = off"},
+     "clip the global gradient norm at X; 0 = off", NULL},
     {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",
      "default (Glorot-uniform, orthogonal recurrent weights, zero biases, +1 on the forget "
-     "gate) or tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel)"},
+     "gate) or tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel)", NULL},
     {O_INIT_FROM, "init-from", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Training", "fine-tune: start from the parameters of FILE (a model file or a safetensors "
      "file) instead of --init. Its shapes must fit the run: the data's image width and "
      "classes, --hidden (taken from FILE when not given); Adam's moments and step count start "
-     "at zero and the schedule at --lr. Not with --resume"},
+     "at zero and the schedule at --lr. Not with --resume", NULL},
     {O_TUTORIAL, "tutorial", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Training",
-     "the TensorFlow tutorial exactly: --init tutorial --lr-schedule constant --clip 0"},
+     "the TensorFlow tutorial exactly: --init tutorial --lr-schedule constant --clip 0", NULL},
     {O_SEED, "seed", "N", ARG_U64, 0, 0, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
-     "seed for initialisation and shuffling"},
+     "seed for initialisation and shuffling", NULL},
     /* ---- parallelism */
     {O_WORKERS, "workers", "W", ARG_INT, 1, 1024, 0, NULL, NULL,
      "one per CPU, keeping at least 16 images per worker", CMD_RUN, "Parallelism",
-     "data-parallel worker threads"},
+     "data-parallel worker threads", NULL},
     {O_THREADS, "threads", "T", ARG_INT, 1, 1024, 0, NULL, NULL,
      "the CPUs left per worker, at most one per 16 hidden units", CMD_RUN, "Parallelism",
-     "OpenMP threads inside each worker"},
+     "OpenMP threads inside each worker", NULL},
     {O_PIN, "pin", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TB, "Parallelism",
-     "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)"},
-    {O_BENCH_GEMM, "gemm", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
-     "Parallelism", "kernels, as for train; a list (e.g. avx512,avx2,blas) measures "
+     "pin each worker and its OpenMP threads to their own CPUs (for dedicated machines)", NULL},
+    {O_BENCH_GEMM, "kernels", "LIST", ARG_WORDS, 0, 0, 0, GEMMS, "auto", NULL, CMD_BENCH,
+     "Parallelism", "kernel sets, as for train; a list (e.g. avx512,avx2,blas) measures "
      "every set in the same rounds: a grid dimension; %peak is over the FMA peak at each "
-     "set's own vector width"},
-    {O_GEMM, "gemm", "B", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_RUN, "Parallelism",
-     "the kernels (matrix products, LSTM cell, Adam): auto (the fastest this CPU runs, as "
+     "set's own vector width (--gemm is another name for it)", "gemm"},
+    {O_GEMM, "kernels", "SET", ARG_WORD, 0, 0, 0, GEMMS, "auto", NULL, CMD_RUN, "Parallelism",
+     "the kernel set (matrix products, LSTM cell, Adam): auto (the fastest this CPU runs, as "
      "parlstm --version says: avx512, else avx2, else neon on 64-bit ARM, else blas), "
-     "avx512, avx2 or neon (ours), blas (OpenBLAS) or naive (plain loops)"},
+     "avx512, avx2 or neon (ours), blas (OpenBLAS) or naive (plain loops) (--gemm is "
+     "another name for it)", "gemm"},
     {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Parallelism", "bitwise identical results for every --workers and --threads (the batch "
-     "is cut into 16 fixed shards; slower)"},
+     "is cut into 16 fixed shards; slower)", NULL},
     {O_BENCH_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH,
      "Parallelism", "also run every configuration with --deterministic, in the same rounds "
-     "(rows marked 'det'): its cost, measured"},
+     "(rows marked 'det'): its cost, measured", NULL},
     /* ---- checkpoints */
     {O_CKPT, "checkpoint", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
-     "Checkpoints", "keep the whole training state in FILE (atomic writes)"},
+     "Checkpoints", "keep the whole training state in FILE (atomic writes)", NULL},
     {O_CKPT_EVERY, "checkpoint-every", "N", ARG_INT, 1, 1e12, 0, NULL, "100", NULL, CMD_TRAIN,
-     "Checkpoints", "write the checkpoint every N steps, and at the end"},
+     "Checkpoints", "write the checkpoint every N steps, and at the end", NULL},
     {O_RESUME, "resume", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Checkpoints",
      "continue the run saved in FILE; it ends bitwise identical to the run left alone. "
      "Settings come from FILE; options given again must agree (--workers, --threads and "
      "--gemm may change, which keeps bit-for-bit results only with --deterministic). A run "
-     "that had finished trains nothing: it is evaluated, saved with --save, and reported"},
+     "that had finished trains nothing: it is evaluated, saved with --save, and reported", NULL},
     /* ---- output */
     {O_SAVE, "save", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Output",
-     "write the trained model to FILE (read it with parlstm eval); not the checkpoint's file"},
+     "write the trained model to FILE (read it with parlstm eval); not the checkpoint's file",
+     NULL},
     {O_LOG, "log", "FILE.csv", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Output",
      "write the training curve to FILE.csv: a row every --log-every steps and one per "
      "evaluation, flushed as they come (the columns are below); a run resumed with --resume "
-     "appends to it. Draw it with parlstm plot"},
+     "appends to it. Draw it with parlstm plot", NULL},
     {O_TEST_EVERY_EPOCH, "test-every-epoch", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL,
      CMD_TRAIN, "Output", "evaluate the test set after every epoch too (its line, and a test "
-     "row of --log): a learning curve on the test images"},
+     "row of --log): a learning curve on the test images", NULL},
     {O_LOG_EVERY, "log-every", "N", ARG_INT, 1, 1000000000, 0, NULL, "100", NULL, CMD_TRAIN,
-     "Output", "a progress line (and --log row) every N steps"},
+     "Output", "a progress line (and --log row) every N steps", NULL},
     {O_PROFILE, "profile", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
-     "also split a step's time into phases, per configuration"},
+     "also split a step's time into phases, per configuration", NULL},
     {O_SHARDS, "shards", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
      "also measure one worker at the shard sizes that strong scaling gives each worker "
-     "(batch / P), for projections"},
+     "(batch / P), for projections", NULL},
     {O_CSV, "csv", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
-     "write the table as CSV"},
+     "write the table as CSV", NULL},
     {O_PLOT, "plot", "FILE.png", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Output",
-     "draw speed-up against threads (needs gnuplot)"},
+     "draw speed-up against threads (needs gnuplot)", NULL},
     {O_QUIET, "quiet", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN | CMD_EVAL,
-     "Output", "no progress lines: errors, notes and the result line only"},
+     "Output", "no progress lines: errors, notes and the result line only", NULL},
     {O_TIME_STEPS, "time-steps", "N", ARG_INT, 1, 65535, 0, NULL, NULL,
      "the file's time_steps metadata", CMD_IMPORT, "Output",
      "the sequence length the model reads (image rows, one per time step), for a file whose "
      "metadata does not record it (one saved by PyTorch); it must agree with the metadata "
-     "when there is one"},
+     "when there is one", NULL},
     {O_EXPORT_OUT, "out", "FILE.safetensors", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_EXPORT,
-     "Output", "the safetensors file to write (required)"},
+     "Output", "the safetensors file to write (required)", NULL},
     {O_IMPORT_OUT, "out", "MODEL", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_IMPORT, "Output",
      "the model file to write, for parlstm eval, parlstm predict and parlstm train --init-from "
-     "(required)"},
+     "(required)", NULL},
     {O_PLOT_OUT, "out", "FILE.png", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_PLOT, "Output",
-     "the PNG image to write (required)"},
+     "the PNG image to write (required)", NULL},
     {O_PROBS, "probabilities", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_PREDICT, "Output",
-     "add every class's probability: columns p_0 ... p_C-1"},
+     "add every class's probability: columns p_0 ... p_C-1", NULL},
     {O_TOP, "top", "K", ARG_INT, 1, 256, 0, NULL, "1", NULL, CMD_PREDICT, "Output",
      "the K most probable classes: columns class_2, probability_2 ... class_K, "
-     "probability_K after the best one's (K at most the model's classes)"},
+     "probability_K after the best one's (K at most the model's classes)", NULL},
 };
 #define NOPT (sizeof OPTIONS / sizeof *OPTIONS)
 
@@ -581,8 +583,8 @@ static int check_value(const char *cmd, const cli_option *o, const cli_value *v)
     for (int k = 0; k < (o->id == O_BENCH_GEMM ? v->n : o->id == O_GEMM); k++) {
         pl_gemm_backend be = (pl_gemm_backend)(o->id == O_GEMM ? v->i : v->list[k]);
         if (!pl_gemm_available(be)) {
-            fprintf(stderr, "parlstm %s: --gemm %s: needs %s, which this CPU is not; "
-                    "use auto (%s here)\n", cmd, pl_gemm_name(be), pl_gemm_requires(be),
+            fprintf(stderr, "parlstm %s: --%s %s: needs %s, which this CPU is not; "
+                    "use auto (%s here)\n", cmd, o->name, pl_gemm_name(be), pl_gemm_requires(be),
                     pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
             return EXIT_USAGE;
         }
@@ -638,13 +640,14 @@ int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT])
 int cli_parse_operands(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT], int *first)
 {
     const char *name = cli_command_of(cmd)->name;
-    struct option longopts[NOPT + 2];
+    struct option longopts[2 * NOPT + 2];
     int n = 0;
     memset(v, 0, sizeof(cli_value) * O_COUNT);
     for (const cli_option *o = cli_options_for(cmd, NULL); o; o = cli_options_for(cmd, o)) {
-        longopts[n++] = (struct option){o->name, o->kind == ARG_NONE ? no_argument
-                                                                      : required_argument,
-                                        NULL, 256 + (int)o->id};
+        const int has_arg = o->kind == ARG_NONE ? no_argument : required_argument;
+        longopts[n++] = (struct option){o->name, has_arg, NULL, 256 + (int)o->id};
+        if (o->alias)
+            longopts[n++] = (struct option){o->alias, has_arg, NULL, 256 + (int)o->id};
         if (o->def && parse_value(name, o, o->def, &v[o->id]))
             abort(); /* a default outside its own range */
     }
@@ -652,8 +655,8 @@ int cli_parse_operands(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT]
     longopts[n] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    int c, at = -1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, &at)) != -1) {
         if (c == 'h') {
             cli_usage(cmd, stdout);
             return -1;
@@ -669,10 +672,13 @@ int cli_parse_operands(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT]
         for (size_t k = 0; k < NOPT && !o; k++)
             if (OPTIONS[k].id == (cli_opt_id)(c - 256) && (OPTIONS[k].cmds & cmd))
                 o = &OPTIONS[k];
+        cli_option typed = *o; /* messages name the option as it was typed */
+        if (at >= 0 && o->alias && strcmp(longopts[at].name, o->alias) == 0)
+            typed.name = o->alias;
         cli_value *val = &v[o->id];
-        int rc = parse_value(name, o, optarg ? optarg : "", val);
+        int rc = parse_value(name, &typed, optarg ? optarg : "", val);
         if (!rc)
-            rc = check_value(name, o, val);
+            rc = check_value(name, &typed, val);
         if (rc)
             return rc;
         val->set = 1;
