@@ -64,24 +64,32 @@ run_suite() {
         timeout -k 5 "$1" tests/check_parlstm >"$work/out" 2>&1 9>"$work/summary")
 }
 
-# The suites that test a source file's area: a mutant runs them first and
-# the whole suite only when they pass, so that it is never called a
-# survivor without the whole suite having seen it.
+# The suites that test a source file's area (those that killed its
+# mutants in a whole-suite run): a mutant runs them first and the whole
+# suite only when they pass, so that it is never called a survivor without
+# the whole suite having seen it.
 area_of() {
     case "$1" in
-    src/gemm.c | src/kernels*.c | src/cpu.c | src/peak.c) echo "gemm lstm parallel optim" ;;
-    src/lstm.c | src/cell.c | src/lstm_ref.c) echo "lstm gemm parallel" ;;
-    src/model.c) echo "lstm train tools" ;;
-    src/trainer.c | src/step.c | src/pool.c) echo "parallel train reliability" ;;
-    src/reduce.c) echo "dist parallel reliability" ;;
-    src/evaluate.c) echo "train tools parallel" ;;
-    src/optim.c) echo "optim train" ;;
-    src/idx.c | src/dataset.c | src/rng.c | src/image.c) echo "idx train image" ;;
-    src/checkpoint.c | src/file.c) echo "reliability train tools" ;;
-    src/safetensors.c | src/modelfile.c) echo "safetensors tools" ;;
-    src/dist.c) echo "dist" ;;
-    src/cli/*) echo "cli tools reliability" ;;
-    *) echo "" ;; # headers and the rest: the whole suite
+    src/gemm.c | src/kernels*.c | src/cell.c | src/peak.c) echo "gemm optim" ;;
+    src/cpu.c | src/common.h) echo "lstm parallel" ;;
+    src/lstm.c | src/lstm_ref.c | src/model.c) echo "lstm parallel" ;;
+    src/trainer.c | src/pool.c) echo "parallel" ;;
+    src/step.c) echo "parallel optim reliability" ;;
+    src/reduce.c) echo "parallel dist" ;;
+    src/evaluate.c) echo "train tools" ;;
+    src/optim.c | src/rng.c) echo "optim" ;;
+    src/idx.c | src/dataset.c | src/image.c) echo "idx cli image" ;;
+    src/checkpoint.c) echo "reliability cli" ;;
+    src/file.c) echo "train reliability" ;;
+    src/modelfile.c | src/modelinfo.c | src/modelformat.c) echo "cli train tools" ;;
+    src/safetensors.c) echo "safetensors tools" ;;
+    src/dist.c | src/cli/ranks.c) echo "dist" ;;
+    src/cli/train.c) echo "cli tools reliability dist" ;;
+    src/cli/eval.c) echo "cli tools" ;;
+    src/cli/plot.c | src/cli/predict.c | src/cli/trainlog.c | src/cli/convert.c) echo "tools" ;;
+    src/cli/testhooks.c) echo "reliability" ;;
+    src/cli/*) echo "cli" ;;
+    *) echo "" ;; # the other headers: the whole suite
     esac
 }
 
