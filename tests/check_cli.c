@@ -264,7 +264,7 @@ START_TEST(test_help_and_version)
     ck_assert_ptr_nonnull(strstr(out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
     /* the kernel set auto picks, and why */
     char line[160];
-    snprintf(line, sizeof line, "kernels: --gemm auto runs %s", pl_gemm_auto_reason());
+    snprintf(line, sizeof line, "kernels: --kernels auto runs %s", pl_gemm_auto_reason());
     ck_assert_msg(strstr(out, line) != NULL, "no '%s' in %s", line, out);
 }
 END_TEST

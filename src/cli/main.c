@@ -68,7 +68,7 @@ static int dispatch(int argc, char **argv)
         printf("parlstm %s\n", PACKAGE_VERSION);
         printf("cpus available: %d; AVX-512: %s\n", pl_cpu_count(),
                pl_cpu_has_avx512() ? "yes" : "no");
-        printf("kernels: --gemm auto runs %s\n", pl_gemm_auto_reason());
+        printf("kernels: --kernels auto runs %s\n", pl_gemm_auto_reason());
         printf("kernel sets this CPU runs:");
         for (int be = PL_GEMM_NAIVE; be <= PL_GEMM_LAST; be++)
             if (pl_gemm_available((pl_gemm_backend)be))
