@@ -75,7 +75,6 @@ static pl_status forward_all(pl_trainer *tr, const pl_dataset *ds, float *probs,
     }
     for (int i = 0; i < n; i++)
         idx[i] = (uint32_t)i;
-    tr->job.kind = JOB_EVAL;
     tr->job.ds = ds;
     tr->job.idx = idx;
     tr->job.n = n;

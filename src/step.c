@@ -366,16 +366,11 @@ static step_totals totals_of(const pl_trainer *tr)
 }
 
 /* With several ranks, worker 0 between two barriers: every rank's slots
- * summed over the ranks, and what the workers need to go on. */
+ * summed over the ranks (after it, totals_of gives every rank the same). */
 static void agree(pl_trainer *tr)
 {
     post_leaves(tr);
     pl_dist_sum(tr->agree, tr->n_agree);
-    const step_totals t = totals_of(tr);
-    tr->job.stop = t.stop;
-    tr->job.differ = t.differ;
-    tr->job.nonfinite = t.nonfinite;
-    tr->job.sq = t.sq;
 }
 
 static void run_shards(pl_trainer *tr, int w)
@@ -442,7 +437,6 @@ static void worker_run(pl_trainer *tr, int w)
     pl_pool_barrier(tr->pool);
     lap(tr, w, PL_PH_WAIT, &t0);
     long c0, c1;
-    double norm;
     if (R == 1) {
         pl_split(NCHUNK, w, W, &c0, &c1);
         reduce_local(tr, c0, c1);
@@ -453,13 +447,6 @@ static void worker_run(pl_trainer *tr, int w)
             return;
         }
         barrier(tr, w, PL_PH_REDUCE, &t0);
-        const step_totals t = totals_of(tr);
-        if (t.nonfinite) {
-            if (w == 0)
-                tr->job.nonfinite = 1;
-            return;
-        }
-        norm = sqrt(t.sq);
     } else {
         /* the slices in sending order; each worker its share of each */
         for (int k = 0; k < R; k++) {
@@ -490,10 +477,12 @@ static void worker_run(pl_trainer *tr, int w)
         if (w == 0)
             agree(tr);
         barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, &t0);
-        if (tr->job.kind == JOB_GRAD || tr->job.nonfinite || tr->job.differ)
-            return;
-        norm = sqrt(tr->job.sq);
     }
+    /* every worker reads the totals from the slots: the same bits */
+    const step_totals t = totals_of(tr);
+    if (tr->job.kind == JOB_GRAD || t.nonfinite || t.differ)
+        return;
+    const double norm = sqrt(t.sq);
     float scale = tr->o.clip > 0 && norm > tr->o.clip ? (float)(tr->o.clip / norm) : 1.0f;
     if (R > 1) {
         pl_split(tr->schunk[tr->rank + 1] - tr->schunk[tr->rank], w, W, &c0, &c1);
@@ -613,7 +602,6 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     tr->job.next_shard = 0;
     tr->job.lr = lr;
     tr->job.step = step;
-    tr->job.nonfinite = tr->job.differ = tr->job.stop = 0;
     memset(tr->agree, 0, sizeof(double) * tr->n_agree);
     if (tr->R > 1) {
         open_exchange(tr, kind, step);
@@ -622,11 +610,11 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     pl_pool_run(tr->pool, pl_step_worker, tr);
     if (tr->prof)
         t0 = pl_seconds();
+    const step_totals t = totals_of(tr);
     if (tr->R > 1) {
-        close_exchange(tr, kind, !tr->job.nonfinite && !tr->job.differ);
+        close_exchange(tr, kind, !t.nonfinite && !t.differ);
         lap_all(tr, PL_PH_COMM, &t0);
     }
-    const step_totals t = totals_of(tr);
     if (st) {
         st->loss = t.loss / n;
         st->correct = (int)t.correct;

@@ -19,7 +19,7 @@
 #define SHARDS_PER_WORKER 1
 #endif
 
-enum { JOB_GRAD, JOB_STEP, JOB_EVAL };
+enum { JOB_GRAD, JOB_STEP };
 
 /* How a batch of n rows crosses the ranks (made again when n changes).
  * Leaves are what the ranks compute: under --deterministic the batch's S
@@ -89,8 +89,6 @@ struct pl_trainer {
         const pl_dataset *ds;
         const uint32_t *idx;
         float lr;
-        int nonfinite, stop, differ; /* what the ranks agreed (step.c, agree) */
-        double sq;
         int sent;        /* slices (in sending order) whose sends are posted */
         double crc;      /* checksum of the parameters + 1, or 0 */
         /* evaluation */
