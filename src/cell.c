@@ -1,5 +1,5 @@
 /* The LSTM cell over one time step in plain C (libm): the reference for
- * the vector cells (kernels_avx512.c, kernels_avx2.c, kernels_neon.c) and
+ * the vector cells (kernels_vec.h, for every vector set) and
  * the cell of the portable sets; and the plain 16 x 16 transpose.
  * Gate panel p holds [i | f | g | o] for units 16p .. 16p + 15. */
 #include <math.h>

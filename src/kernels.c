@@ -13,7 +13,12 @@
  *   avx2     kernels_avx2.c     x86-64 with AVX2 and FMA
  *   neon     kernels_neon.c     AArch64 (NEON is part of the architecture)
  *
- * auto takes the first of avx512, avx2, neon that the CPU runs, else blas. */
+ * auto takes the first of avx512, avx2, neon that the CPU runs, else blas.
+ *
+ * As BLIS installs its reference kernels and then a CPU's tuned ones, a
+ * set's table names only what it overrides; pl_kernels_of hands out the
+ * set completed from the naive set. */
+#include <pthread.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -31,12 +36,42 @@ static const pl_kernels naive_set = {
 static const pl_kernels blas_set = {
     .be = PL_GEMM_BLAS,
     .gemm = pl_gemm_blas,
-    .cell_forward = pl_cell_forward_generic,
-    .cell_backward = pl_cell_backward_generic,
-    .transpose16 = pl_transpose16_generic,
-    .adam = pl_adam_generic,
-    .fma_loop = NULL,
 };
+
+/* The overrides of each set (NULL: none on this architecture). */
+static const pl_kernels *const overrides[PL_GEMM_LAST + 1] = {
+    [PL_GEMM_NAIVE] = &naive_set,
+    [PL_GEMM_BLAS] = &blas_set,
+#if defined(__x86_64__)
+    [PL_GEMM_AVX512] = &pl_kernels_avx512,
+    [PL_GEMM_AVX2] = &pl_kernels_avx2,
+#endif
+#if defined(__aarch64__)
+    [PL_GEMM_NEON] = &pl_kernels_neon,
+#endif
+};
+
+static pl_kernels completed[PL_GEMM_LAST + 1];
+static pthread_once_t completed_once = PTHREAD_ONCE_INIT;
+
+/* Every set: its overrides, the naive set's kernels for the rest. */
+static void complete_sets(void)
+{
+    for (int be = 0; be <= PL_GEMM_LAST; be++) {
+        if (!overrides[be])
+            continue;
+        pl_kernels k = *overrides[be];
+        if (!k.cell_forward)
+            k.cell_forward = naive_set.cell_forward;
+        if (!k.cell_backward)
+            k.cell_backward = naive_set.cell_backward;
+        if (!k.transpose16)
+            k.transpose16 = naive_set.transpose16;
+        if (!k.adam)
+            k.adam = naive_set.adam;
+        completed[be] = k;
+    }
+}
 
 const char *pl_gemm_name(pl_gemm_backend be)
 {
@@ -61,20 +96,23 @@ const char *pl_gemm_requires(pl_gemm_backend be)
     }
 }
 
+/* Whether this CPU runs set be (which this architecture has). */
+static int cpu_runs(pl_gemm_backend be)
+{
+    switch (be) {
+    case PL_GEMM_AVX512: return pl_cpu_has_avx512();
+    case PL_GEMM_AVX2: return pl_cpu_has_avx2();
+    default: return 1;
+    }
+}
+
 const pl_kernels *pl_kernels_of(pl_gemm_backend be)
 {
-    switch (pl_gemm_resolve(be)) {
-    case PL_GEMM_NAIVE: return &naive_set;
-    case PL_GEMM_BLAS: return &blas_set;
-#if defined(__x86_64__)
-    case PL_GEMM_AVX512: return pl_cpu_has_avx512() ? &pl_kernels_avx512 : NULL;
-    case PL_GEMM_AVX2: return pl_cpu_has_avx2() ? &pl_kernels_avx2 : NULL;
-#endif
-#if defined(__aarch64__)
-    case PL_GEMM_NEON: return &pl_kernels_neon;
-#endif
-    default: return NULL;
-    }
+    be = pl_gemm_resolve(be);
+    if ((int)be < 0 || be > PL_GEMM_LAST || !overrides[be] || !cpu_runs(be))
+        return NULL;
+    pthread_once(&completed_once, complete_sets);
+    return &completed[be];
 }
 
 void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit)

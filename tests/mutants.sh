@@ -70,7 +70,7 @@ run_suite() {
 # the whole suite having seen it.
 area_of() {
     case "$1" in
-    src/gemm.c | src/kernels*.c | src/cell.c | src/peak.c) echo "gemm optim" ;;
+    src/gemm.c | src/kernels*.c | src/kernels_vec.h | src/vec_*.h | src/cell.c | src/peak.c) echo "gemm optim" ;;
     src/cpu.c | src/common.h) echo "lstm parallel" ;;
     src/lstm.c | src/lstm_ref.c | src/model.c) echo "lstm parallel" ;;
     src/trainer.c | src/pool.c) echo "parallel" ;;

@@ -1,0 +1,177 @@
+/* The kernels of a vector set written once: the LSTM cell forward and
+ * backward over 16-unit gate panels, e^x, sigmoid and tanh, the 16 x 16
+ * transpose, Adam and the FMA calibration loop, over the primitives of one
+ * of vec_avx512.h, vec_avx2.h or vec_neon.h (included first: vf holds
+ * VEC_W floats, VEC_FN marks an inline function for the set's target).
+ * kernels_<set>.c includes this once, after its GEMM micro-kernel, and
+ * fills its table with VEC_KERNELS. The plain twins are pl_cell_*_generic
+ * and pl_transpose16_generic (cell.c) and pl_adam_generic (optim.c); the
+ * tests compare every set with them. */
+#ifndef PARLSTM_KERNELS_VEC_H
+#define PARLSTM_KERNELS_VEC_H
+
+#include "kernels.h"
+
+#if PL_UNIT_BLOCK % VEC_W != 0
+#error "a gate panel's 16 units must be whole vectors"
+#endif
+
+/* e^x to about 1 ulp on [-87, 88]: range reduction by ln 2, a degree-5
+ * minimax polynomial (the Cephes expf coefficients), scaling by 2^n. */
+VEC_FN vf vec_exp(vf x)
+{
+    x = vf_min(vf_max(x, vf_set1(-87.0f)), vf_set1(88.0f));
+    vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
+    vf r = vf_fnmadd(n, vf_set1(0.693359375f), x);
+    r = vf_fnmadd(n, vf_set1(-2.12194440e-4f), r);
+    vf p = vf_set1(1.9875691500e-4f);
+    p = vf_fmadd(p, r, vf_set1(1.3981999507e-3f));
+    p = vf_fmadd(p, r, vf_set1(8.3334519073e-3f));
+    p = vf_fmadd(p, r, vf_set1(4.1665795894e-2f));
+    p = vf_fmadd(p, r, vf_set1(1.6666665459e-1f));
+    p = vf_fmadd(p, r, vf_set1(5.0000001201e-1f));
+    p = vf_fmadd(p, vf_mul(r, r), vf_add(r, vf_set1(1.0f)));
+    return vf_ldexp(p, n);
+}
+
+VEC_FN vf vec_sigmoid(vf x)
+{
+    return vf_recip(vf_add(vf_set1(1.0f), vec_exp(vf_sub(vf_zero(), x))));
+}
+
+/* tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|). */
+VEC_FN vf vec_tanh(vf x)
+{
+    const vf one = vf_set1(1.0f);
+    vf e = vec_exp(vf_mul(vf_abs(x), vf_set1(-2.0f)));
+    return vf_signof(vf_quot(vf_sub(one, e), vf_add(one, e)), x);
+}
+
+/* One vector of units (from u) of one row: the gates g[0, 16, 32, 48] of
+ * the panel in, their activations out; c, tc and h out. */
+VEC_FN void cell_forward_units(const pl_cell_args *a, float *g, size_t off, size_t h_off,
+                               size_t h2_off)
+{
+    vf i = vec_sigmoid(vf_load(g));
+    vf f = vec_sigmoid(vf_load(g + 16));
+    vf gg = vec_tanh(vf_load(g + 32));
+    vf o = vec_sigmoid(vf_load(g + 48));
+    vf cp = a->c_prev ? vf_load(a->c_prev + off) : vf_zero();
+    vf c = vf_fmadd(f, cp, vf_mul(i, gg));
+    vf tc = vec_tanh(c);
+    vf_store(g, i);
+    vf_store(g + 16, f);
+    vf_store(g + 32, gg);
+    vf_store(g + 48, o);
+    vf_store(a->c + off, c);
+    vf_store(a->tc + off, tc);
+    vf h = vf_mul(o, tc);
+    vf_store(a->h + h_off, h);
+    if (a->h2)
+        vf_store(a->h2 + h2_off, h);
+}
+
+static VEC_TARGET void vec_cell_forward(const pl_cell_args *a)
+{
+    for (int p = a->p0; p < a->p1; p++) {
+        float *g = a->g + p * a->g_ps;
+        size_t u = (size_t)p * PL_UNIT_BLOCK;
+        for (int b = 0; b < a->n; b++, g += PL_PANEL)
+            for (int v = 0; v < PL_UNIT_BLOCK; v += VEC_W)
+                cell_forward_units(a, g + v, (size_t)b * a->Hp + u + v,
+                                   (size_t)b * a->h_rs + u + v, (size_t)b * a->h2_rs + u + v);
+    }
+}
+
+/* One vector of units of one row: activations in g, gate gradients out;
+ * dc_t in, dc_{t-1} out. */
+VEC_FN void cell_backward_units(const pl_cell_args *a, float *g, size_t off)
+{
+    const vf one = vf_set1(1.0f);
+    vf i = vf_load(g), f = vf_load(g + 16), gg = vf_load(g + 32), o = vf_load(g + 48);
+    vf tc = vf_load(a->tc + off), dh = vf_load(a->dh + off);
+    vf cp = a->c_prev ? vf_load(a->c_prev + off) : vf_zero();
+    /* dc = dc_next + dh o (1 - tc^2) */
+    vf dc = vf_fmadd(vf_mul(dh, o), vf_fnmadd(tc, tc, one), vf_load(a->dc + off));
+    vf d_o = vf_mul(vf_mul(dh, tc), vf_mul(o, vf_sub(one, o)));
+    vf d_i = vf_mul(vf_mul(dc, gg), vf_mul(i, vf_sub(one, i)));
+    vf d_g = vf_mul(vf_mul(dc, i), vf_fnmadd(gg, gg, one));
+    vf d_f = vf_mul(vf_mul(dc, cp), vf_mul(f, vf_sub(one, f)));
+    vf_store(a->dc + off, vf_mul(dc, f));
+    vf_store(g, d_i);
+    vf_store(g + 16, d_f);
+    vf_store(g + 32, d_g);
+    vf_store(g + 48, d_o);
+}
+
+static VEC_TARGET void vec_cell_backward(const pl_cell_args *a)
+{
+    for (int p = a->p0; p < a->p1; p++) {
+        float *g = a->g + p * a->g_ps;
+        size_t u = (size_t)p * PL_UNIT_BLOCK;
+        for (int b = 0; b < a->n; b++, g += PL_PANEL)
+            for (int v = 0; v < PL_UNIT_BLOCK; v += VEC_W)
+                cell_backward_units(a, g + v, (size_t)b * a->Hp + u + v);
+    }
+}
+
+/* dst[i * ldd + u] = src[u * lds + i] for i, u < 16, in VEC_W x VEC_W
+ * blocks. */
+static VEC_TARGET void vec_transpose16(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    for (int bi = 0; bi < 16; bi += VEC_W)
+        for (int bu = 0; bu < 16; bu += VEC_W)
+            vf_transpose(src + (size_t)bu * lds + bi, lds, dst + (size_t)bi * ldd + bu, ldd);
+}
+
+/* The update of pl_adam_generic (optim.c), VEC_W lanes at a time, then the
+ * scalar loop itself for the tail: every lane does the same operations in
+ * the same order, with no FMA (the build uses -ffp-contract=off): the same
+ * bits. */
+static VEC_TARGET void vec_adam(float *params, const float *grad, float *m, float *v, size_t n,
+                                const pl_adam_k *k)
+{
+    const vf step = vf_set1(k->step), b1 = vf_set1(k->b1), b2 = vf_set1(k->b2),
+             b1c = vf_set1(k->b1c), b2c = vf_set1(k->b2c), rbc2 = vf_set1(k->rbc2),
+             eps = vf_set1(k->eps), scale = vf_set1(k->scale);
+    size_t i = 0;
+    for (; i + VEC_W <= n; i += VEC_W) {
+        vf g = vf_mul(vf_load(grad + i), scale);
+        vf mi = vf_add(vf_mul(b1, vf_load(m + i)), vf_mul(b1c, g));
+        vf vi = vf_add(vf_mul(b2, vf_load(v + i)), vf_mul(vf_mul(b2c, g), g));
+        vf_store(m + i, mi);
+        vf_store(v + i, vi);
+        vf den = vf_add(vf_mul(vf_sqrt(vi), rbc2), eps);
+        vf upd = vf_div(vf_mul(step, mi), den);
+        vf_store(params + i, vf_sub(vf_load(params + i), upd));
+    }
+    if (i < n)
+        pl_adam_generic(params + i, grad + i, m + i, v + i, n - i, k);
+}
+
+/* VEC_FMA_CHAINS independent chains of FMAs, enough to cover the FMA
+ * latency on every pipe. Returns a value that depends on every chain, so
+ * nothing is optimised away; *flops gets the operations done. */
+static VEC_TARGET float vec_fma_loop(long iters, double *flops)
+{
+    vf a[VEC_FMA_CHAINS];
+    const vf m = vf_set1(0.9999999f), c = vf_set1(1e-7f);
+    for (int k = 0; k < VEC_FMA_CHAINS; k++)
+        a[k] = vf_set1(1.0f + 0.001f * (float)k);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 16
+        for (int k = 0; k < VEC_FMA_CHAINS; k++)
+            a[k] = vf_fmadd(a[k], m, c);
+    for (int k = 1; k < VEC_FMA_CHAINS; k++)
+        a[0] = vf_add(a[0], a[k]);
+    *flops = (double)iters * VEC_FMA_CHAINS * VEC_W * 2;
+    return vf_sum(a[0]);
+}
+
+/* The table entries of the kernels above (a set adds .be, .gemm and
+ * .gemm_kc). */
+#define VEC_KERNELS                                                             \
+    .cell_forward = vec_cell_forward, .cell_backward = vec_cell_backward,      \
+    .transpose16 = vec_transpose16, .adam = vec_adam, .fma_loop = vec_fma_loop
+
+#endif
