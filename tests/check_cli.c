@@ -9,7 +9,8 @@
 
 #include "testutil.h"
 
-static char out[65536], err[65536];
+/* the last run of a program */
+static tu_result res;
 
 typedef struct {
     const char *args[16];
@@ -142,12 +143,12 @@ static const cli_case BAD[] = {
 START_TEST(test_bad_invocations)
 {
     const cli_case *c = &BAD[_i];
-    int st = tu_run(out, sizeof out, err, sizeof err, c->args);
+    int st = tu_run_args(&res, c->args);
     printf("parlstm %s %s %s -> %d: %s", c->args[0] ? c->args[0] : "",
-           c->args[1] ? c->args[1] : "", c->args[2] ? c->args[2] : "", st, err);
-    ck_assert_msg(st == c->status, "exit %d, expected %d; stderr: %s", st, c->status, err);
-    ck_assert_msg(strstr(err, c->fragment) != NULL, "stderr lacks '%s': %s", c->fragment, err);
-    ck_assert_msg(strstr(out, "result:") == NULL, "a result line after an error");
+           c->args[1] ? c->args[1] : "", c->args[2] ? c->args[2] : "", st, res.err);
+    ck_assert_msg(st == c->status, "exit %d, expected %d; stderr: %s", st, c->status, res.err);
+    ck_assert_msg(strstr(res.err, c->fragment) != NULL, "stderr lacks '%s': %s", c->fragment, res.err);
+    ck_assert_msg(strstr(res.out, "result:") == NULL, "a result line after an error");
 }
 END_TEST
 
@@ -169,8 +170,8 @@ START_TEST(test_unavailable_kernels_refused)
         snprintf(want, sizeof want, "parlstm train: %s %s: needs %s, which this CPU is not; "
                  "use auto (%s here)", names[k], pl_gemm_name(missing), pl_gemm_requires(missing),
                  pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)));
-        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 2);
-        ck_assert_msg(strstr(err, want) != NULL, "stderr lacks '%s': %s", want, err);
+        ck_assert_int_eq(tu_run_args(&res, args), 2);
+        ck_assert_msg(strstr(res.err, want) != NULL, "stderr lacks '%s': %s", want, res.err);
     }
 }
 END_TEST
@@ -178,19 +179,19 @@ END_TEST
 START_TEST(test_help_and_version)
 {
     const char *a1[] = {"--help", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a1), 0);
-    ck_assert_ptr_nonnull(strstr(out, "train"));
-    ck_assert_ptr_nonnull(strstr(out, "data/fetch-mnist.sh"));
+    ck_assert_int_eq(tu_run_args(&res, a1), 0);
+    ck_assert_ptr_nonnull(strstr(res.out, "train"));
+    ck_assert_ptr_nonnull(strstr(res.out, "data/fetch-mnist.sh"));
     const char *a2[] = {"train", "--help", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a2), 0);
+    ck_assert_int_eq(tu_run_args(&res, a2), 0);
     const char *opts[] = {"--workers", "--threads", "--tutorial", "--clip", "--lr-schedule",
                           "--save", "--steps", "--val", "--seed", "--quiet", "Exit status"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
-        ck_assert_msg(strstr(out, opts[i]) != NULL, "train --help lacks %s", opts[i]);
+        ck_assert_msg(strstr(res.out, opts[i]) != NULL, "train --help lacks %s", opts[i]);
     /* the defaults, from the option table (help text wrapped: compare words) */
     static char flat[65536];
     size_t k = 0;
-    for (const char *c = out; *c && k + 1 < sizeof flat; c++)
+    for (const char *c = res.out; *c && k + 1 < sizeof flat; c++)
         if (!(c[0] == ' ' || c[0] == '\n') || (k > 0 && flat[k - 1] != ' '))
             flat[k++] = c[0] == '\n' ? ' ' : c[0];
     flat[k] = '\0';
@@ -200,22 +201,22 @@ START_TEST(test_help_and_version)
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         ck_assert_msg(strstr(flat, defaults[i]) != NULL, "train --help lacks %s", defaults[i]);
     /* wrapped at 79 columns */
-    for (const char *line = out; *line;) {
+    for (const char *line = res.out; *line;) {
         size_t len = strcspn(line, "\n");
         ck_assert_msg(len <= 79, "a long help line: %.*s", (int)len, line);
         line += len + (line[len] == '\n');
     }
     const char *a3[] = {"eval", "--help", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a3), 0);
-    ck_assert_ptr_nonnull(strstr(out, "--model FILE"));
-    ck_assert_ptr_null(strstr(out, "--lr"));
+    ck_assert_int_eq(tu_run_args(&res, a3), 0);
+    ck_assert_ptr_nonnull(strstr(res.out, "--model FILE"));
+    ck_assert_ptr_null(strstr(res.out, "--lr"));
     const char *a5[] = {"bench", "--help", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a5), 0);
+    ck_assert_int_eq(tu_run_args(&res, a5), 0);
     const char *bench_opts[] = {"--grid LIST", "--steps N", "timed steps per configuration",
                                 "(default: 40)", "--rounds R", "--synthetic", "--plot FILE.png",
                                 "GFLOP per step"};
     for (size_t i = 0; i < sizeof bench_opts / sizeof *bench_opts; i++)
-        ck_assert_msg(strstr(out, bench_opts[i]) != NULL, "bench --help lacks %s", bench_opts[i]);
+        ck_assert_msg(strstr(res.out, bench_opts[i]) != NULL, "bench --help lacks %s", bench_opts[i]);
     /* the new commands: their options, operands and exit statuses */
     static const struct {
         const char *cmd, *want[6];
@@ -236,36 +237,36 @@ START_TEST(test_help_and_version)
     };
     for (size_t c = 0; c < sizeof more / sizeof *more; c++) {
         const char *a[] = {more[c].cmd, "--help", NULL};
-        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a), 0);
+        ck_assert_int_eq(tu_run_args(&res, a), 0);
         for (int i = 0; more[c].want[i]; i++)
-            ck_assert_msg(strstr(out, more[c].want[i]) != NULL, "%s --help lacks '%s'",
+            ck_assert_msg(strstr(res.out, more[c].want[i]) != NULL, "%s --help lacks '%s'",
                           more[c].cmd, more[c].want[i]);
-        for (const char *line = out; *line;) {
+        for (const char *line = res.out; *line;) {
             size_t len = strcspn(line, "\n");
             ck_assert_msg(len <= 79, "%s --help: a long line: %.*s", more[c].cmd, (int)len, line);
             line += len + (line[len] == '\n');
         }
     }
     const char *a4[] = {"--version", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, a4), 0);
-    ck_assert_ptr_nonnull(strstr(out, "parlstm 0."));
-    ck_assert_ptr_nonnull(strstr(out, "OpenBLAS core"));
+    ck_assert_int_eq(tu_run_args(&res, a4), 0);
+    ck_assert_ptr_nonnull(strstr(res.out, "parlstm 0."));
+    ck_assert_ptr_nonnull(strstr(res.out, "OpenBLAS core"));
     /* the caches it read, and the blocking they give auto's set */
     const pl_cpu_caches cache = pl_cpu_cache_sizes();
     char caches[96];
     snprintf(caches, sizeof caches, "caches per core: L1 data %ld KiB, L2 %ld KiB", cache.l1d / 1024,
              cache.l2 / 1024);
-    ck_assert_msg(strstr(out, caches) != NULL, "no '%s' in %s", caches, out);
+    ck_assert_msg(strstr(res.out, caches) != NULL, "no '%s' in %s", caches, res.out);
     int kc;
     long a_limit;
     pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
     snprintf(caches, sizeof caches, "B in chunks of %d rows", kc);
-    ck_assert_msg(!kc || strstr(out, caches) != NULL, "no '%s' in %s", caches, out);
-    ck_assert_ptr_nonnull(strstr(out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
+    ck_assert_msg(!kc || strstr(res.out, caches) != NULL, "no '%s' in %s", caches, res.out);
+    ck_assert_ptr_nonnull(strstr(res.out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
     /* the kernel set auto picks, and why */
     char line[160];
     snprintf(line, sizeof line, "kernels: --kernels auto runs %s", pl_gemm_auto_reason());
-    ck_assert_msg(strstr(out, line) != NULL, "no '%s' in %s", line, out);
+    ck_assert_msg(strstr(res.out, line) != NULL, "no '%s' in %s", line, res.out);
 }
 END_TEST
 
@@ -283,38 +284,38 @@ static double field(const char *text, const char *key)
  * key; a corrupt model is refused. */
 START_TEST(test_train_save_eval)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 300, 80, 8, 6, 4, 77);
     char model[4096];
     snprintf(model, sizeof model, "%s/model.bin", dir);
     const char *train[] = {"train", "--data", dir, "--val", "50", "--batch", "25",
                            "--steps", "20", "--hidden", "16", "--save", model,
                            "--log-every", "5", NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, train);
-    ck_assert_msg(st == 0, "train failed (%d): %s", st, err);
-    ck_assert_ptr_nonnull(strstr(err, "step  5/20  epoch 1  loss "));
-    ck_assert_ptr_nonnull(strstr(err, "samples/s"));
-    ck_assert_ptr_nonnull(strstr(err, "validation accuracy"));
+    int st = tu_run_args(&res, train);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "step  5/20  epoch 1  loss "));
+    ck_assert_ptr_nonnull(strstr(res.err, "samples/s"));
+    ck_assert_ptr_nonnull(strstr(res.err, "validation accuracy"));
     const char *keys[] = {"steps=20 ", "train_loss=", "val_accuracy=", "test_accuracy=",
                           "seconds=", "samples_per_sec=", "ranks=1 ", "workers=",
                           "threads="};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        ck_assert_msg(strstr(out, keys[i]) != NULL, "result lacks %s: %s", keys[i], out);
+        ck_assert_msg(strstr(res.out, keys[i]) != NULL, "result lacks %s: %s", keys[i], res.out);
     /* the result line is the last line on stdout */
-    size_t len = strlen(out);
-    ck_assert(len > 0 && out[len - 1] == '\n');
-    out[len - 1] = '\0';
-    const char *last = strrchr(out, '\n');
-    ck_assert_int_eq(strncmp(last ? last + 1 : out, "result: ", 8), 0);
-    out[len - 1] = '\n';
-    double acc = field(out, "test_accuracy=");
+    size_t len = strlen(res.out);
+    ck_assert(len > 0 && res.out[len - 1] == '\n');
+    res.out[len - 1] = '\0';
+    const char *last = strrchr(res.out, '\n');
+    ck_assert_int_eq(strncmp(last ? last + 1 : res.out, "result: ", 8), 0);
+    res.out[len - 1] = '\n';
+    double acc = field(res.out, "test_accuracy=");
     ck_assert(acc > 0.25); /* above chance (4 classes) after 20 steps */
 
     const char *eval[] = {"eval", "--model", model, "--data", dir, NULL};
-    st = tu_run(out, sizeof out, err, sizeof err, eval);
-    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
-    ck_assert_double_eq_tol(field(out, "test_accuracy="), acc, 1e-9);
-    ck_assert_double_eq(field(out, "images="), 80);
+    st = tu_run_args(&res, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, res.err);
+    ck_assert_double_eq_tol(field(res.out, "test_accuracy="), acc, 1e-9);
+    ck_assert_double_eq(field(res.out, "images="), 80);
 
     /* flip one byte of the parameters: the CRC catches it */
     FILE *f = fopen(model, "r+b");
@@ -323,11 +324,9 @@ START_TEST(test_train_save_eval)
     fseek(f, 100, SEEK_SET);
     fputc(ch ^ 0x40, f);
     fclose(f);
-    st = tu_run(out, sizeof out, err, sizeof err, eval);
+    st = tu_run_args(&res, eval);
     ck_assert_int_eq(st, 1);
-    ck_assert_ptr_nonnull(strstr(err, "CRC32 mismatch"));
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_ptr_nonnull(strstr(res.err, "CRC32 mismatch"));
 }
 END_TEST
 
@@ -335,21 +334,19 @@ END_TEST
  * output and as test rows of --log, the last one the result line's. */
 START_TEST(test_test_every_epoch)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 60, 30, 6, 5, 3, 92);
     const char *log = tu_path(dir, "log.csv");
     const char *args[] = {"train", "--data", dir, "--val", "10", "--batch", "25", "--epochs", "3",
                           "--hidden", "8", "--test-every-epoch", "--log", log, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "epoch 1: test accuracy ") && strstr(err, "epoch 2: test accuracy ") &&
-                  !strstr(err, "epoch 3: test accuracy "), "%s", err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "epoch 1: test accuracy ") && strstr(res.err, "epoch 2: test accuracy ") &&
+                  !strstr(res.err, "epoch 3: test accuracy "), "%s", res.err);
     static char text[1 << 14];
     tu_slurp(log, text, sizeof text);
     ck_assert_msg(strstr(text, "\ntest,2,1,") && strstr(text, "\ntest,4,2,") &&
                   strstr(text, "\ntest,6,3,"), "%s", text);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -357,17 +354,15 @@ END_TEST
  * why; the result line shows the threads used. */
 START_TEST(test_threads_capped_with_a_warning)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 60, 10, 6, 5, 3, 89);
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "1",
                           "--hidden", "20", "--workers", "1", "--threads", "64", NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "warning: --threads 64 capped at 2: a thread owns whole 16-unit "
-                              "gate panels, and 20 units make 2") != NULL, "%s", err);
-    ck_assert_msg(strstr(out, " threads=2 ") != NULL, "%s", out);
-    tu_rmtree(dir);
-    free(dir);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "warning: --threads 64 capped at 2: a thread owns whole 16-unit "
+                              "gate panels, and 20 units make 2") != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.out, " threads=2 ") != NULL, "%s", res.out);
 }
 END_TEST
 
@@ -375,15 +370,15 @@ END_TEST
  * in the table and in the CSV, with the peak measured beside it. */
 START_TEST(test_bench_shapes_grid)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *csv = tu_path(dir, "shapes.csv");
     const char *args[] = {"bench", "--synthetic", "--seq", "6,5/12,1", "--hidden", "8,20",
                           "--batch", "10", "--gemm", "naive,blas", "--grid", "1x1", "--rounds",
                           "1", "--steps", "1", "--layers", "2", "--csv", csv, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(out, "shapes: 2 layers") != NULL, "%s", out);
-    ck_assert_msg(strstr(err, "T=12, D=1: random images") != NULL, "%s", err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.out, "shapes: 2 layers") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.err, "T=12, D=1: random images") != NULL, "%s", res.err);
     static char text[1 << 14];
     tu_slurp(csv, text, sizeof text);
     const char *head = "T,D,hidden,layers,batch,gemm,workers,threads,samples_per_sec,";
@@ -397,8 +392,6 @@ START_TEST(test_bench_shapes_grid)
     for (const char *c = text; *c; c++)
         lines += *c == '\n';
     ck_assert_int_eq(lines, 1 + 2 * 2 * 2);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -408,7 +401,7 @@ END_TEST
  * a resumed run refuses another reading or depth. */
 START_TEST(test_layers_pixels_permuted_through_the_program)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 60, 4, 3, 3, 91);
     char model[4096], ck[4096];
     snprintf(model, sizeof model, "%s/model.bin", dir);
@@ -417,11 +410,11 @@ START_TEST(test_layers_pixels_permuted_through_the_program)
                            "--hidden", "12", "--layers", "2", "--dropout", "0.2",
                            "--sequence", "pixels", "--permute", "7", "--save", model,
                            "--checkpoint", ck, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, train);
-    ck_assert_msg(st == 0, "train failed (%d): %s", st, err);
-    ck_assert_msg(strstr(err, "images of 4x3, 3 classes, read as 12 steps of 1, pixels permuted") &&
-                  strstr(err, "model 1-12-3, 2 LSTM layers, dropout 0.2"), "%s", err);
-    double acc = field(out, "test_accuracy=");
+    int st = tu_run_args(&res, train);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "images of 4x3, 3 classes, read as 12 steps of 1, pixels permuted") &&
+                  strstr(res.err, "model 1-12-3, 2 LSTM layers, dropout 0.2"), "%s", res.err);
+    double acc = field(res.out, "test_accuracy=");
     pl_model_info mi;
     float *p = NULL;
     pl_error e = {0};
@@ -437,33 +430,31 @@ START_TEST(test_layers_pixels_permuted_through_the_program)
     ck_assert_float_eq(mi.dropout, 0.2f);
     pl_free(p);
     const char *eval[] = {"eval", "--model", model, "--data", dir, NULL};
-    st = tu_run(out, sizeof out, err, sizeof err, eval);
-    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
-    ck_assert_double_eq_tol(field(out, "test_accuracy="), acc, 1e-9);
+    st = tu_run_args(&res, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, res.err);
+    ck_assert_double_eq_tol(field(res.out, "test_accuracy="), acc, 1e-9);
     /* eval really reads in the recorded order: the same model file with
      * another permutation seed gives another test loss */
-    double loss = field(out, "test_loss=");
+    double loss = field(res.out, "test_loss=");
     static unsigned char buf[1 << 16];
     size_t len = tu_read(model, buf, sizeof buf);
     buf[56] ^= 0x0f; /* the permutation seed (modelfile.c: u64 at 56) */
     tu_fix_crc(buf, len);
     tu_write(model, buf, len);
-    st = tu_run(out, sizeof out, err, sizeof err, eval);
-    ck_assert_msg(st == 0, "eval failed (%d): %s", st, err);
-    ck_assert_msg(fabs(field(out, "test_loss=") - loss) > 1e-4, "loss %g both times: %s", loss,
-                  out);
+    st = tu_run_args(&res, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, res.err);
+    ck_assert_msg(fabs(field(res.out, "test_loss=") - loss) > 1e-4, "loss %g both times: %s", loss,
+                  res.out);
     /* a resumed run keeps its reading and depth */
     const char *r1[] = {"train", "--data", dir, "--resume", ck, "--layers", "3", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r1), 2);
-    ck_assert_ptr_nonnull(strstr(err, "--layers 3 differs from the checkpoint's 2"));
+    ck_assert_int_eq(tu_run_args(&res, r1), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--layers 3 differs from the checkpoint's 2"));
     const char *r2[] = {"train", "--data", dir, "--resume", ck, "--sequence", "rows", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r2), 2);
-    ck_assert_ptr_nonnull(strstr(err, "--sequence rows differs from the checkpoint's pixels"));
+    ck_assert_int_eq(tu_run_args(&res, r2), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--sequence rows differs from the checkpoint's pixels"));
     const char *r3[] = {"train", "--data", dir, "--resume", ck, "--permute", "8", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, r3), 2);
-    ck_assert_ptr_nonnull(strstr(err, "--permute 8 differs from the checkpoint's seed"));
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_int_eq(tu_run_args(&res, r3), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--permute 8 differs from the checkpoint's seed"));
 }
 END_TEST
 
@@ -473,7 +464,9 @@ END_TEST
  * a note and the width check only. */
 START_TEST(test_eval_checks_the_sequence_length)
 {
-    char *dir = tu_tmpdir(), *longer = tu_tmpdir(), *wider = tu_tmpdir();
+    const char *dir = tu_dir;
+    const char *longer = tu_subdir("longer");
+    const char *wider = tu_subdir("wider");
     tu_make_dataset(dir, 60, 20, 10, 5, 3, 81);
     tu_make_dataset(longer, 20, 20, 12, 5, 3, 82);
     tu_make_dataset(wider, 20, 20, 10, 6, 3, 83);
@@ -481,53 +474,47 @@ START_TEST(test_eval_checks_the_sequence_length)
     snprintf(model, sizeof model, "%s/model.bin", dir);
     const char *train[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps", "2",
                            "--hidden", "8", "--save", model, "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, train), 0);
+    ck_assert_int_eq(tu_run_args(&res, train), 0);
     const char *same[] = {"eval", "--model", model, "--data", dir, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, same), 0);
-    ck_assert_ptr_null(strstr(err, "note:"));
+    ck_assert_int_eq(tu_run_args(&res, same), 0);
+    ck_assert_ptr_null(strstr(res.err, "note:"));
     const char *ev[] = {"eval", "--model", model, "--data", longer, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, ev);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    int st = tu_run_args(&res, ev);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
     char want[4200];
     snprintf(want, sizeof want, "%s: the model reads images of 10x5, the test images are 12x5",
              model);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    ck_assert_ptr_null(strstr(out, "result:"));
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
+    ck_assert_ptr_null(strstr(res.out, "result:"));
     const char *ew3[] = {"eval", "--model", model, "--data", wider, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, ew3), 1);
+    ck_assert_int_eq(tu_run_args(&res, ew3), 1);
     snprintf(want, sizeof want, "%s: the model reads images of 10x5, the test images are 10x6",
              model);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     /* a version 2 file: the sequence length, checked by itself */
     static unsigned char buf[1 << 16];
     size_t len2 = tu_model_to_v2(buf, tu_read(model, buf, sizeof buf));
     tu_write(model, buf, len2);
-    st = tu_run(out, sizeof out, err, sizeof err, ev);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    st = tu_run_args(&res, ev);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
     snprintf(want, sizeof want, "%s: the model was trained on sequences of 10 rows, the test "
              "images have 12", model);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, same), 0);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
+    ck_assert_int_eq(tu_run_args(&res, same), 0);
     /* the same model as a version 1 file */
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, train), 0);
+    ck_assert_int_eq(tu_run_args(&res, train), 0);
     size_t len = tu_model_to_v1(buf, tu_read(model, buf, sizeof buf));
     tu_write(model, buf, len);
-    st = tu_run(out, sizeof out, err, sizeof err, ev);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "note: ") != NULL && strstr(err, "is a version 1 model file, which "
-                  "does not record the sequence length") != NULL, "%s", err);
-    ck_assert_ptr_nonnull(strstr(out, "result: test_accuracy="));
+    st = tu_run_args(&res, ev);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "note: ") != NULL && strstr(res.err, "is a version 1 model file, which "
+                  "does not record the sequence length") != NULL, "%s", res.err);
+    ck_assert_ptr_nonnull(strstr(res.out, "result: test_accuracy="));
     const char *ew[] = {"eval", "--model", model, "--data", wider, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, ew), 1);
+    ck_assert_int_eq(tu_run_args(&res, ew), 1);
     snprintf(want, sizeof want, "%s: the model reads rows of 5 pixels, the test images have 6",
              model);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    tu_rmtree(dir);
-    tu_rmtree(longer);
-    tu_rmtree(wider);
-    free(dir);
-    free(longer);
-    free(wider);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
 }
 END_TEST
 
@@ -535,18 +522,16 @@ END_TEST
  * labels file, not about an option. */
 START_TEST(test_one_class_training_labels)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 40, 10, 6, 5, 1, 84);
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
                           NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
     char want[4200];
     snprintf(want, sizeof want, "%s/train-labels-idx1-ubyte: all 40 labels are 0", dir);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    ck_assert_msg(strstr(err, "classes must be") == NULL, "%s", err);
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.err, "classes must be") == NULL, "%s", res.err);
 }
 END_TEST
 
@@ -556,18 +541,18 @@ END_TEST
  * from the files' bytes. */
 START_TEST(test_validation_split_through_the_program)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const int n = 90, val = 25, T = 6, D = 5;
     tu_make_dataset(dir, n, 10, T, D, 3, 85);
     char ck[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
     const char *args[] = {"train", "--data", dir, "--val", "25", "--batch", "13", "--steps", "5",
                           "--hidden", "8", "--checkpoint", ck, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "65 training, 25 validation, 10 test images") != NULL, "%s", err);
-    ck_assert_msg(strstr(err, "validation accuracy") != NULL && strstr(err, "(25 images") != NULL,
-                  "%s", err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "65 training, 25 validation, 10 test images") != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.err, "validation accuracy") != NULL && strstr(res.err, "(25 images") != NULL,
+                  "%s", res.err);
     pl_ckpt_meta m;
     float *state = NULL;
     pl_error e;
@@ -584,15 +569,13 @@ START_TEST(test_validation_split_through_the_program)
     uLong crc = crc32(0L, img + 16 + (size_t)val * T * D, (uInt)((n - val) * T * D));
     crc = crc32(crc, lab + 8 + val, (uInt)(n - val));
     ck_assert_uint_eq(m.data_crc, (uint32_t)crc);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* Two outputs that are one file through a link are refused too. */
 START_TEST(test_save_over_checkpoint_through_a_link)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 40, 10, 6, 5, 3, 86);
     char ck[4096], link[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
@@ -601,17 +584,15 @@ START_TEST(test_save_over_checkpoint_through_a_link)
     ck_assert_int_eq(symlink(ck, link), 0);
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
                           "--checkpoint", ck, "--save", link, NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 2, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "are the same file: the model would overwrite the checkpoint") !=
-                  NULL, "%s", err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 2, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "are the same file: the model would overwrite the checkpoint") !=
+                  NULL, "%s", res.err);
     /* distinct files are fine */
     const char *ok[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "1",
                         "--checkpoint", ck, "--save", tu_path(dir, "m.bin"), "--quiet", NULL};
-    st = tu_run(out, sizeof out, err, sizeof err, ok);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    tu_rmtree(dir);
-    free(dir);
+    st = tu_run_args(&res, ok);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
 }
 END_TEST
 
@@ -621,14 +602,16 @@ END_TEST
  * reads it without a warning. */
 START_TEST(test_man_page_is_current)
 {
-    static char page[1 << 18], committed[1 << 18];
+    static char committed[1 << 18];
     const char *src = getenv("PARLSTM_SRCDIR");
     ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
     char path[4096];
     snprintf(path, sizeof path, "%s/parlstm.1", src);
     const char *args[] = {"help-man", NULL};
-    ck_assert_int_eq(tu_run(page, sizeof page, err, sizeof err, args), 0);
-    ck_assert_str_eq(err, "");
+    static tu_result man; /* its page: res runs the commands' --help below */
+    ck_assert_int_eq(tu_run_args(&man, args), 0);
+    const char *page = man.out;
+    ck_assert_str_eq(man.err, "");
     size_t n = tu_slurp(path, committed, sizeof committed);
     ck_assert_msg(n > 0, "no %s", path);
     ck_assert_msg(strcmp(page, committed) == 0, "%s is not what 'parlstm help-man' writes now: "
@@ -651,9 +634,9 @@ START_TEST(test_man_page_is_current)
         const char *at = strstr(page, sec), *end = at ? strstr(at + 1, next_sec) : NULL;
         ck_assert_msg(at && end, "no section for %s", names[c]);
         const char *help[] = {names[c], "--help", NULL};
-        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, help), 0);
+        ck_assert_int_eq(tu_run_args(&res, help), 0);
         /* every "  --name" of --help is a tag of the section */
-        for (const char *o = strstr(out, "\n  --"); o; o = strstr(o + 1, "\n  --")) {
+        for (const char *o = strstr(res.out, "\n  --"); o; o = strstr(o + 1, "\n  --")) {
             char tag[128] = ".TP\n\\fB\\-\\-";
             size_t k = strlen(tag);
             for (const char *p = o + 5; (*p >= 'a' && *p <= 'z') || *p == '-'; p++) {
@@ -671,12 +654,11 @@ START_TEST(test_man_page_is_current)
         tu_skip("the manual page through groff", "no groff (apt-get install groff-base)");
         return;
     }
-    char cmd[8400], *dir = tu_tmpdir();
+    const char *dir = tu_dir;
+    char cmd[8400];
     snprintf(cmd, sizeof cmd, "groff -man -Tascii -ww -z %s 2>%s/warnings", path, dir);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_uint_eq(tu_slurp(tu_path(dir, "warnings"), out, sizeof out), 0);
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_uint_eq(tu_slurp(tu_path(dir, "warnings"), res.out, sizeof res.out), 0);
 }
 END_TEST
 
@@ -688,19 +670,17 @@ START_TEST(test_half_a_pair_refused)
     static const char *const files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
     const int k = _i;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 40, 10, 6, 5, 3, 88);
     unlink(tu_path(dir, files[k]));
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "2",
                           "--hidden", "8", "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 1);
+    ck_assert_int_eq(tu_run_args(&res, args), 1);
     char want[4400];
     snprintf(want, sizeof want, "parlstm train: %s/%s: no such file (nor %s/%s.gz), but %s/%s "
              "is there", dir, files[k], dir, files[k], dir, files[k ^ 1]);
-    ck_assert_msg(strstr(err, want) != NULL, "no '%s' in %s", want, err);
-    ck_assert_ptr_null(strstr(out, "result:"));
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_msg(strstr(res.err, want) != NULL, "no '%s' in %s", want, res.err);
+    ck_assert_ptr_null(strstr(res.out, "result:"));
 }
 END_TEST
 
@@ -708,20 +688,18 @@ END_TEST
  * both, as documented; the values the run has are numbers. */
 START_TEST(test_result_line_without_validation_or_test)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 40, 10, 6, 5, 3, 87);
     unlink(tu_path(dir, "t10k-images-idx3-ubyte"));
     unlink(tu_path(dir, "t10k-labels-idx1-ubyte"));
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "4",
                           "--hidden", "8", "--quiet", NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(out, "val_accuracy=nan test_accuracy=nan ") != NULL, "%s", out);
-    ck_assert_msg(strstr(err, "no test accuracy") != NULL, "%s", err);
-    double loss = field(out, "train_loss="), rate = field(out, "samples_per_sec=");
-    ck_assert_msg(loss > 0.1 && loss < 5 && rate > 0, "%s", out);
-    tu_rmtree(dir);
-    free(dir);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.out, "val_accuracy=nan test_accuracy=nan ") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.err, "no test accuracy") != NULL, "%s", res.err);
+    double loss = field(res.out, "train_loss="), rate = field(res.out, "samples_per_sec=");
+    ck_assert_msg(loss > 0.1 && loss < 5 && rate > 0, "%s", res.out);
 }
 END_TEST
 
@@ -730,31 +708,29 @@ END_TEST
  * get two different messages. */
 START_TEST(test_bench_names_its_data)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 60, 10, 6, 5, 3, 88);
     const char *args[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--steps",
                           "1", "--warmup", "0", "--hidden", "8", "--batch", "10", NULL};
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
     char want[4200];
     snprintf(want, sizeof want, "60 images of 6x5 from %s", dir);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "MNIST") == NULL && strstr(err, "MNIST") == NULL, "%s%s", err, out);
-    ck_assert_msg(strstr(err, "model 5-8-3") != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.out, want) != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.out, "MNIST") == NULL && strstr(res.err, "MNIST") == NULL, "%s%s", res.err, res.out);
+    ck_assert_msg(strstr(res.err, "model 5-8-3") != NULL, "%s", res.err);
     const char *big[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--batch",
                          "100", NULL};
-    st = tu_run(out, sizeof out, err, sizeof err, big);
-    ck_assert_msg(st == 2, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "1x1: batch 100 is more than the 60 images") != NULL, "%s", err);
+    st = tu_run_args(&res, big);
+    ck_assert_msg(st == 2, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "1x1: batch 100 is more than the 60 images") != NULL, "%s", res.err);
     const char *few[] = {"bench", "--data", dir, "--grid", "4x1", "--rounds", "1", "--batch",
                          "2", NULL};
-    st = tu_run(out, sizeof out, err, sizeof err, few);
-    ck_assert_msg(st == 2, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "4x1: batch 2 leaves some of the 4 workers without an image") !=
-                  NULL, "%s", err);
-    tu_rmtree(dir);
-    free(dir);
+    st = tu_run_args(&res, few);
+    ck_assert_msg(st == 2, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "4x1: batch 2 leaves some of the 4 workers without an image") !=
+                  NULL, "%s", res.err);
 }
 END_TEST
 
@@ -767,39 +743,35 @@ START_TEST(test_kernel_sets_match_naive)
     const pl_gemm_backend set = tu_sets[_i];
     if (set == PL_GEMM_NAIVE)
         return; /* the reference itself */
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 120, 20, 6, 5, 3, 78);
     double loss[2];
     const char *be[2] = {pl_gemm_name(set), "naive"};
     if (!pl_gemm_available(set)) {
         const char *args[] = {"train", "--data", dir, "--gemm", be[0], NULL};
-        ck_assert_int_eq(tu_run(out, sizeof out, err, sizeof err, args), 2);
-        ck_assert_msg(strstr(err, pl_gemm_requires(set)) != NULL, "%s", err);
+        ck_assert_int_eq(tu_run_args(&res, args), 2);
+        ck_assert_msg(strstr(res.err, pl_gemm_requires(set)) != NULL, "%s", res.err);
         tu_set_runs(set, "training from the command line");
-        tu_rmtree(dir);
-        free(dir);
         return;
     }
     for (int k = 0; k < 2; k++) {
         const char *args[] = {"train", "--data", dir, "--val", "20", "--batch", "20",
                               "--steps", "5", "--hidden", "16", "--gemm", be[k],
                               "--log-every", "5", "--lr-schedule", "constant", NULL};
-        int st = tu_run(out, sizeof out, err, sizeof err, args);
-        ck_assert_msg(st == 0, "%s: %s", be[k], err);
-        loss[k] = field(out, "train_loss=");
-        ck_assert_ptr_nonnull(strstr(out, be[k]));
+        int st = tu_run_args(&res, args);
+        ck_assert_msg(st == 0, "%s: %s", be[k], res.err);
+        loss[k] = field(res.out, "train_loss=");
+        ck_assert_ptr_nonnull(strstr(res.out, be[k]));
         /* on an AVX-512 CPU that OpenBLAS misdetects, the program restarted
          * itself with the right core type before OpenBLAS loaded */
         if (k == 0 && set == PL_GEMM_BLAS && !getenv("OPENBLAS_CORETYPE") &&
             pl_blas_better_coretype())
-            ck_assert_msg(strstr(err, "(OpenBLAS core SkylakeX)") != NULL ||
-                              strstr(err, "(OpenBLAS core Haswell)") != NULL,
-                          "no re-execution with the right core: %s", err);
+            ck_assert_msg(strstr(res.err, "(OpenBLAS core SkylakeX)") != NULL ||
+                              strstr(res.err, "(OpenBLAS core Haswell)") != NULL,
+                          "no re-execution with the right core: %s", res.err);
     }
     printf("5 steps: %s loss %.4f, naive loss %.4f\n", be[0], loss[0], loss[1]);
     ck_assert_double_eq_tol(loss[0], loss[1], 2e-4);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -854,7 +826,7 @@ static const char *at_dir(const char *s, const char *dir)
 START_TEST(test_default_data_dir)
 {
     const data_case *c = &DATA_CASES[_i];
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     char sub[4096];
     if (c->make_local) {
         snprintf(sub, sizeof sub, "mkdir -p '%s/data/mnist'", dir);
@@ -875,24 +847,19 @@ START_TEST(test_default_data_dir)
     const char *args[] = {"-c", "cd \"$1\" && shift && exec \"$@\"", "sh", dir,
                           getenv("PARLSTM_BIN"), "train", "--steps", "2", "--val", "0",
                           "--batch", "10", "--hidden", "8", NULL};
-    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
-    int st = tu_wait(tu_spawn_program("/bin/sh", args, env, op, ep));
-    tu_slurp(op, out, sizeof out);
-    tu_slurp(ep, err, sizeof err);
+    int st = tu_run_program(&res, "/bin/sh", args, env, 0);
     const char *want = at_dir(c->fragment, dir);
-    printf("%s -> %d: %s", c->name, st, err);
+    printf("%s -> %d: %s", c->name, st, res.err);
     ck_assert_msg(st == c->status, "%s: exit %d, expected %d; stderr: %s", c->name, st,
-                  c->status, err);
-    ck_assert_msg(strstr(err, want) != NULL, "%s: stderr lacks '%s': %s", c->name, want, err);
-    tu_rmtree(dir);
-    free(dir);
+                  c->status, res.err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s: stderr lacks '%s': %s", c->name, want, res.err);
 }
 END_TEST
 
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
-    TCase *tc = tcase_create("program");
+    TCase *tc = tu_tcase_with_dir("program");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_unavailable_kernels_refused);

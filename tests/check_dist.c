@@ -22,6 +22,9 @@
 #include "internal.h"
 #include "testutil.h"
 
+/* the last run of a program */
+static tu_result res;
+
 /* ------------------------------------------------- the summation tree */
 
 /* float sums depend on the order: leaves of very different magnitudes */
@@ -121,24 +124,17 @@ END_TEST
 /* Processes that would each train alone and print their own result. */
 START_TEST(test_refuses_lone_processes)
 {
-    char *dir = tu_tmpdir();
-    char out[4096], err[8192];
+    const char *dir = tu_dir;
     const char *args[] = {"train", "--data", dir, "--steps", "1", NULL};
     const char *mpi[] = {"OMPI_COMM_WORLD_SIZE=3", "PARLSTM_MPI=0", NULL};
     const char *srun[] = {"SLURM_STEP_NUM_TASKS=4", "SLURM_PROCID=2", "PARLSTM_MPI=0", NULL};
     const char *const *envs[] = {mpi, srun};
     const char *want[] = {"started as one of 3 MPI processes", "started by srun as one of 4 tasks"};
     for (int k = 0; k < 2; k++) {
-        int pid = tu_spawn(args, envs[k], tu_path(dir, "out"), tu_path(dir, "err"));
-        ck_assert_int_eq(tu_wait(pid), 1);
-        tu_slurp(tu_path(dir, "out"), out, sizeof out);
-        tu_slurp(tu_path(dir, "err"), err, sizeof err);
-        printf("%s\n", err);
-        ck_assert_msg(strstr(err, want[k]) != NULL, "%s", err);
-        ck_assert_ptr_null(strstr(out, "result:"));
+        ck_assert_int_eq(tu_run_env(&res, args, envs[k]), 1);
+        ck_assert_msg(strstr(res.err, want[k]) != NULL, "%s", res.err);
+        ck_assert_ptr_null(strstr(res.out, "result:"));
     }
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -146,34 +142,31 @@ END_TEST
  * one process too: after the step, with a checkpoint, exit 143. */
 START_TEST(test_sigusr1_stops_like_sigterm)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 55);
-    char ck[4096], err[8192];
+    char ck[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
                           "100000000", "--hidden", "16", "--checkpoint", ck,
                           "--checkpoint-every", "1000000", "--quiet", NULL};
-    int pid = tu_spawn(args, NULL, tu_path(dir, "out"), tu_path(dir, "err"));
+    tu_job j;
+    tu_start(&j, NULL, args, NULL);
     tu_sleep_ms(400);
-    kill(pid, SIGUSR1);
-    int st = tu_wait_timeout(pid, 30);
-    tu_slurp(tu_path(dir, "err"), err, sizeof err);
-    ck_assert_msg(st == 143, "exit %d: %s", st, err);
-    ck_assert_msg(strstr(err, "terminated after step") != NULL, "%s", err);
+    kill(j.pid, SIGUSR1);
+    int st = tu_finish(&j, &res, 30);
+    ck_assert_msg(st == 143, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "terminated after step") != NULL, "%s", res.err);
     pl_ckpt_meta meta;
     float *state = NULL;
     pl_error e;
     ck_assert_int_eq(pl_checkpoint_load(ck, &meta, &state, &e), PL_OK);
     ck_assert(meta.step > 0);
     pl_free(state);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* ------------------------------------------------------- MPI jobs */
 
-static char out[1 << 16], err_text[1 << 16];
 static const char *bin_path; /* $PARLSTM_BIN, the program the ranks run */
 #define PARLSTM_BIN_ARG bin_path
 
@@ -197,13 +190,8 @@ static const char *mpirun(const char *what)
         "--mca", "btl", "self,vader,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca",    \
         "oob_tcp_if_include", "lo"
 
-typedef struct {
-    char dir[4096];
-    int pid;
-} job;
-
 /* Starts `mpirun MPI_OPTS args...` (args NULL-terminated) with env. */
-static void job_start(job *j, const char *dir, const char *const *args, const char *const *env)
+static void job_start(tu_job *j, const char *const *args, const char *const *env)
 {
     const char *all[64] = {MPI_OPTS};
     int k = 0;
@@ -212,27 +200,16 @@ static void job_start(job *j, const char *dir, const char *const *args, const ch
     for (int i = 0; args[i] && k < 63; i++)
         all[k++] = args[i];
     all[k] = NULL;
-    snprintf(j->dir, sizeof j->dir, "%s", dir);
-    j->pid = tu_spawn_program(getenv("PARLSTM_MPIRUN"), all, env, tu_path(dir, "job.out"),
-                              tu_path(dir, "job.err"));
+    tu_start(j, getenv("PARLSTM_MPIRUN"), all, env);
 }
 
-/* Waits at most `seconds` (a job that hangs fails the test); its exit
- * status, its output into out and err_text. */
-static int job_wait(job *j, double seconds)
+/* Runs the job for at most 120 s (a job that hangs fails the test); its
+ * exit status, its output in res. */
+static int job_run(const char *const *args, const char *const *env)
 {
-    int st = tu_wait_timeout(j->pid, seconds);
-    tu_slurp(tu_path(j->dir, "job.out"), out, sizeof out);
-    tu_slurp(tu_path(j->dir, "job.err"), err_text, sizeof err_text);
-    ck_assert_msg(st != TU_HUNG, "the job hung (killed after %.0f s): %s", seconds, err_text);
-    return st;
-}
-
-static int job_run(const char *dir, const char *const *args, const char *const *env)
-{
-    job j;
-    job_start(&j, dir, args, env);
-    return job_wait(&j, 120);
+    tu_job j;
+    job_start(&j, args, env);
+    return tu_finish(&j, &res, 120);
 }
 
 static int count(const char *text, const char *what)
@@ -260,13 +237,13 @@ START_TEST(test_mpi_deterministic_equals_one_process)
 {
     if (!mpirun("test_mpi_deterministic_equals_one_process"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 300, 60, 8, 6, 4, 81);
     const char *ref = strdup(tu_path(dir, "ref.bin"));
     const char *one[] = {"train", "--data", dir, SMALL, "--steps", "24", "--deterministic",
                          "--workers", "2", "--save", ref, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, one), 0);
-    ck_assert_ptr_nonnull(strstr(out, "ranks=1 workers=2"));
+    ck_assert_int_eq(tu_run_args(&res, one), 0);
+    ck_assert_ptr_nonnull(strstr(res.out, "ranks=1 workers=2"));
     const struct {
         const char *np, *workers;
     } runs[] = {{"2", "1"}, {"3", "1"}, {"2", "2"}, {"4", "1"}};
@@ -275,13 +252,13 @@ START_TEST(test_mpi_deterministic_equals_one_process)
         const char *args[] = {"-np", runs[k].np, PARLSTM_BIN_ARG, "train", "--data", dir, SMALL,
                               "--steps", "24", "--deterministic", "--workers", runs[k].workers,
                               "--save", model, NULL};
-        int st = job_run(dir, args, NULL);
-        ck_assert_msg(st == 0, "-np %s: exit %d: %s", runs[k].np, st, err_text);
+        int st = job_run(args, NULL);
+        ck_assert_msg(st == 0, "-np %s: exit %d: %s", runs[k].np, st, res.err);
         char want[64];
         snprintf(want, sizeof want, "ranks=%s workers=%s", runs[k].np, runs[k].workers);
-        ck_assert_msg(count(out, "result:") == 1, "%d result lines: %s", count(out, "result:"),
-                      out);
-        ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+        ck_assert_msg(count(res.out, "result:") == 1, "%d result lines: %s", count(res.out, "result:"),
+                      res.out);
+        ck_assert_msg(strstr(res.out, want) != NULL, "%s", res.out);
         ck_assert_msg(same_file(ref, model),
                       "--deterministic: %s ranks x %s worker differ from one process x 2 workers",
                       runs[k].np, runs[k].workers);
@@ -289,8 +266,6 @@ START_TEST(test_mpi_deterministic_equals_one_process)
                runs[k].np, runs[k].workers);
     }
     free((void *)ref);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -300,7 +275,7 @@ START_TEST(test_mpi_default_mode_same_parameters)
         return;
     if (!tu_hooks("ranks dump and diverge"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 300, 60, 8, 6, 4, 82);
     char dump[4096], env_dump[4200];
     snprintf(dump, sizeof dump, "%s/dump", dir);
@@ -309,9 +284,9 @@ START_TEST(test_mpi_default_mode_same_parameters)
     const char *env[] = {env_dump, NULL};
     const char *args[] = {"-np", "3", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                           "30", "--workers", "2", NULL};
-    int st = job_run(dir, args, env);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err_text);
-    ck_assert_int_eq(count(out, "result:"), 1);
+    int st = job_run(args, env);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_int_eq(count(res.out, "result:"), 1);
     char r0[4200], r[4200];
     snprintf(r0, sizeof r0, "%s/rank0.bin", dump);
     for (int q = 1; q < 3; q++) {
@@ -323,14 +298,11 @@ START_TEST(test_mpi_default_mode_same_parameters)
     const char *diverge[] = {"PARLSTM_TEST_DIVERGE=1,100", NULL};
     const char *longer[] = {"-np", "3", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                             "120", NULL};
-    st = job_run(dir, longer, diverge);
-    printf("%s", err_text);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err_text);
-    ck_assert_ptr_nonnull(strstr(err_text, "step 101: the ranks' parameters differ before step "
+    st = job_run(longer, diverge);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "step 101: the ranks' parameters differ before step "
                                            "101: rank 1's CRC32"));
-    ck_assert_ptr_null(strstr(out, "result:"));
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_ptr_null(strstr(res.out, "result:"));
 }
 END_TEST
 
@@ -339,31 +311,26 @@ START_TEST(test_mpi_rank_data_failures)
 {
     if (!mpirun("test_mpi_rank_data_failures"))
         return;
-    char *dir = tu_tmpdir(), *other = tu_tmpdir();
+    const char *dir = tu_dir;
+    const char *other = tu_subdir("other");
     tu_make_dataset(dir, 300, 60, 8, 6, 4, 83);
     tu_make_dataset(other, 300, 60, 8, 6, 4, 84);
     const char *missing = tu_path(dir, "no-such-dir");
     const char *bad[] = {"-np", "1", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                          "5", ":", "-np", "1", PARLSTM_BIN_ARG, "train", "--data", missing,
                          SMALL, "--steps", "5", NULL};
-    int st = job_run(dir, bad, NULL);
-    printf("%s", err_text);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err_text);
-    ck_assert_msg(strstr(err_text, "rank 1 of 2: parlstm train: no data directory") != NULL,
-                  "%s", err_text);
-    ck_assert_ptr_nonnull(strstr(err_text, "parlstm train: rank 1 of 2 failed (see its message)"));
-    ck_assert_ptr_null(strstr(out, "result:"));
+    int st = job_run(bad, NULL);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "rank 1 of 2: parlstm train: no data directory") != NULL,
+                  "%s", res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "parlstm train: rank 1 of 2 failed (see its message)"));
+    ck_assert_ptr_null(strstr(res.out, "result:"));
     const char *differ[] = {"-np", "1", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                             "5", ":", "-np", "1", PARLSTM_BIN_ARG, "train", "--data", other,
                             SMALL, "--steps", "5", NULL};
-    st = job_run(dir, differ, NULL);
-    printf("%s", err_text);
-    ck_assert_msg(st == 1, "exit %d: %s", st, err_text);
-    ck_assert_ptr_nonnull(strstr(err_text, "the ranks read different training data"));
-    tu_rmtree(dir);
-    tu_rmtree(other);
-    free(dir);
-    free(other);
+    st = job_run(differ, NULL);
+    ck_assert_msg(st == 1, "exit %d: %s", st, res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "the ranks read different training data"));
 }
 END_TEST
 
@@ -372,7 +339,7 @@ START_TEST(test_mpi_bad_input_one_message)
 {
     if (!mpirun("test_mpi_bad_input_one_message"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 300, 60, 8, 6, 4, 85);
     const char *images = tu_path(dir, "train-images-idx3-ubyte");
     size_t len;
@@ -381,19 +348,17 @@ START_TEST(test_mpi_bad_input_one_message)
     tu_write(images, b, len);
     free(b);
     const char *one[] = {"train", "--data", dir, SMALL, "--steps", "5", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, one), 1);
+    ck_assert_int_eq(tu_run_args(&res, one), 1);
     char alone[4096];
-    snprintf(alone, sizeof alone, "%.4000s", err_text);
+    snprintf(alone, sizeof alone, "%.4000s", res.err);
     *strchr(alone, '\n') = '\0'; /* its first line */
     ck_assert_msg(strstr(alone, "train-images-idx3-ubyte: expected 3 dimensions") != NULL, "%s",
                   alone);
     const char *args[] = {"-np", "3", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                           "5", NULL};
-    ck_assert_int_eq(job_run(dir, args, NULL), 1);
+    ck_assert_int_eq(job_run(args, NULL), 1);
     printf("one process and 3 ranks: %s\n", alone);
-    ck_assert_msg(count(err_text, alone) == 1, "'%s' not once in: %s", alone, err_text);
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_msg(count(res.err, alone) == 1, "'%s' not once in: %s", alone, res.err);
 }
 END_TEST
 
@@ -440,19 +405,19 @@ static void stop_and_resume(const char *how, int sig)
 {
     if (!tu_hooks("an MPI job stopped during slowed checkpoint writes"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 300, 60, 8, 6, 4, 86);
-    const char *ref = strdup(tu_path(dir, "ref.bin")), *res = strdup(tu_path(dir, "res.bin")),
+    const char *ref = strdup(tu_path(dir, "ref.bin")), *res_bin = strdup(tu_path(dir, "res.bin")),
                *ck = strdup(tu_path(dir, "ck"));
     const char *one[] = {"train", "--data", dir, SMALL, "--steps", "300", "--deterministic",
                          "--save", ref, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, one), 0);
+    ck_assert_int_eq(tu_run_args(&res, one), 0);
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=15", NULL};
     const char *first[] = {"-np", "3", PARLSTM_BIN_ARG, "train", "--data", dir, SMALL, "--steps",
                            "300", "--deterministic", "--checkpoint", ck, "--checkpoint-every",
-                           "1", "--save", res, NULL};
-    job j;
-    job_start(&j, dir, first, slow);
+                           "1", "--save", res_bin, NULL};
+    tu_job j;
+    job_start(&j, first, slow);
     int victim = 0;
     for (int waited = 0; waited < 200 && (access(ck, F_OK) != 0 || waited < 30); waited++) {
         tu_sleep_ms(50); /* a first checkpoint, and 1.5 s */
@@ -466,39 +431,37 @@ static void stop_and_resume(const char *how, int sig)
     } else {
         kill(j.pid, sig);
     }
-    int st = job_wait(&j, 30);
+    int st = tu_finish(&j, &res, 30);
     long at = ckpt_step(ck);
     printf("%s: mpirun exit %d, checkpoint at step %ld of 300\n", how, st, at);
     ck_assert_msg(at > 0 && at < 300, "checkpoint at step %ld", at);
-    ck_assert_int_eq(access(res, F_OK), -1); /* no model from the stopped job */
-    ck_assert_ptr_null(strstr(out, "result:"));
+    ck_assert_int_eq(access(res_bin, F_OK), -1); /* no model from the stopped job */
+    ck_assert_ptr_null(strstr(res.out, "result:"));
     if (strcmp(how, "kill") == 0) {
-        ck_assert_msg(st != 0, "a killed rank, and the job exit 0: %s", err_text);
-        ck_assert_msg(strstr(err_text, "rank 1") != NULL, "the rank is not named: %s", err_text);
+        ck_assert_msg(st != 0, "a killed rank, and the job exit 0: %s", res.err);
+        ck_assert_msg(strstr(res.err, "rank 1") != NULL, "the rank is not named: %s", res.err);
     } else {
         /* one rank's signal stops all (they agree at each step); mpirun forwards
          * SIGUSR1 to the ranks and exits with theirs; SIGTERM it turns into
          * SIGTERM for every rank a second later, and exits 1 */
         ck_assert_msg(st == (sig == SIGUSR1 || strcmp(how, "rank") == 0 ? 143 : 1),
-                      "exit %d: %s", st, err_text);
-        ck_assert_msg(count(err_text, "terminated after step") == 1, "%s", err_text);
+                      "exit %d: %s", st, res.err);
+        ck_assert_msg(count(res.err, "terminated after step") == 1, "%s", res.err);
         char said[64];
         snprintf(said, sizeof said, "terminated after step %ld of 300", at);
-        ck_assert_msg(strstr(err_text, said) != NULL, "checkpoint at %ld: %s", at, err_text);
+        ck_assert_msg(strstr(res.err, said) != NULL, "checkpoint at %ld: %s", at, res.err);
     }
     /* resumed with 2 ranks: the one-process weights */
     const char *resume[] = {"-np", "2", PARLSTM_BIN_ARG, "train", "--data", dir, "--quiet",
-                            "--threads", "1", "--resume", ck, "--checkpoint", ck, "--save", res,
+                            "--threads", "1", "--resume", ck, "--checkpoint", ck, "--save", res_bin,
                             NULL};
-    st = job_run(dir, resume, NULL);
-    ck_assert_msg(st == 0, "resume: exit %d: %s", st, err_text);
-    ck_assert_msg(same_file(ref, res), "resumed with 2 ranks: differs from one process");
+    st = job_run(resume, NULL);
+    ck_assert_msg(st == 0, "resume: exit %d: %s", st, res.err);
+    ck_assert_msg(same_file(ref, res_bin), "resumed with 2 ranks: differs from one process");
     printf("%s: resumed with 2 ranks, bitwise one process\n", how);
     free((void *)ref);
-    free((void *)res);
+    free((void *)res_bin);
     free((void *)ck);
-    tu_rmtree(dir);
-    free(dir);
 }
 
 START_TEST(test_mpi_killed_rank_resume_other_ranks)
@@ -533,31 +496,28 @@ START_TEST(test_mpi_bench)
 {
     if (!mpirun("test_mpi_bench"))
         return;
-    char *dir = tu_tmpdir();
     const char *args[] = {"-np", "2", PARLSTM_BIN_ARG, "bench", "--synthetic", "--grid", "1x1",
                           "--rounds", "1", "--steps", "4", "--warmup", "1", "--hidden", "16",
                           "--profile", NULL};
-    int st = job_run(dir, args, NULL);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err_text);
-    ck_assert_msg(strstr(out, "ranks: 2 (MPI)") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "\ncommunication ") != NULL, "%s", out);
-    ck_assert_int_eq(count(out, "strong scaling ("), 1);
-    tu_rmtree(dir);
-    free(dir);
+    int st = job_run(args, NULL);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.out, "ranks: 2 (MPI)") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.out, "\ncommunication ") != NULL, "%s", res.out);
+    ck_assert_int_eq(count(res.out, "strong scaling ("), 1);
 }
 END_TEST
 
 Suite *dist_suite(void)
 {
     Suite *s = suite_create("dist");
-    TCase *tc = tcase_create("ranks");
+    TCase *tc = tu_tcase_with_dir("ranks");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_tree_any_ranks);
     tcase_add_test(tc, test_one_rank);
     tcase_add_test(tc, test_refuses_lone_processes);
     tcase_add_test(tc, test_sigusr1_stops_like_sigterm);
     suite_add_tcase(s, tc);
-    TCase *jobs = tcase_create("mpi-jobs");
+    TCase *jobs = tu_tcase_with_dir("mpi-jobs");
     tcase_set_timeout(jobs, 300);
     tcase_add_test(jobs, test_mpi_deterministic_equals_one_process);
     tcase_add_test(jobs, test_mpi_default_mode_same_parameters);

@@ -22,15 +22,8 @@
 
 static const pl_config CFG = {6, 20, 3, 1};
 
-static pl_dataset load_set(char **dir, uint64_t seed)
-{
-    *dir = tu_tmpdir();
-    tu_make_dataset(*dir, 200, 30, 7, 6, 3, seed);
-    pl_dataset ds;
-    pl_error err;
-    ck_assert_int_eq(pl_dataset_load(&ds, *dir, "train", 0, &err), PL_OK);
-    return ds;
-}
+/* The training set of these tests, in tu_dir: 200 images of 7x6, 3 classes. */
+static pl_dataset load_set(uint64_t seed) { return tu_dataset(tu_dir, 200, 30, 7, 6, 3, seed); }
 
 /* The model make() builds: one layer, or (the layers issue) three layers
  * of 40 units with dropout between them; and the kernel set it runs. */
@@ -40,30 +33,17 @@ static pl_gemm_backend make_gemm = PL_GEMM_AUTO;
 
 static pl_trainer *make(const pl_dataset *ds, int W, int T, int det)
 {
-    pl_train_opts o;
-    pl_train_opts_default(&o);
+    pl_train_opts o = tu_opts(20, W, T, det, 3);
     o.dropout = make_dropout;
     o.gemm = make_gemm;
-    o.batch = 20;
-    o.workers = W;
-    o.threads = T;
-    o.deterministic = det;
-    o.seed = 3;
-    pl_error err = {0};
-    pl_trainer *tr = pl_trainer_create(make_cfg, ds->T, &o, &err);
-    ck_assert_msg(tr != NULL, "%s", err.msg);
-    return tr;
+    return tu_trainer(make_cfg, ds, &o);
 }
 
+/* Steps [from, to) of a 10-step schedule, batches of 20 in seed 3's epoch
+ * order. */
 static void steps(pl_trainer *tr, const pl_dataset *ds, int from, int to)
 {
-    uint32_t order[200];
-    pl_error err;
-    for (int s = from; s < to; s++) {
-        pl_epoch_order(3, s / 10, order, 200);
-        ck_assert_int_eq(pl_trainer_step(tr, ds, order + (s % 10) * 20, 20, s, 10, NULL, &err),
-                         PL_OK);
-    }
+    tu_steps(tr, ds, 3, 20, from, to, 10, NULL);
 }
 
 /* Each model on every kernel set (_i = model x tu_nsets + set). */
@@ -75,8 +55,7 @@ START_TEST(test_deterministic_any_workers_threads)
         return;
     make_cfg = _i < tu_nsets ? &CFG : &three;
     make_dropout = _i < tu_nsets ? 0.0f : 0.3f;
-    char *dir;
-    pl_dataset ds = load_set(&dir, 41);
+    pl_dataset ds = load_set(41);
     size_t np = pl_param_count(make_cfg);
     float *ref = malloc(sizeof(float) * np);
     pl_trainer *tr = make(&ds, 1, 1, 1);
@@ -94,8 +73,6 @@ START_TEST(test_deterministic_any_workers_threads)
     }
     free(ref);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -107,8 +84,8 @@ START_TEST(test_checkpoint_resume_exact)
     make_gemm = tu_sets[_i];
     if (!tu_set_runs(make_gemm, "exact resume"))
         return;
-    char *dir;
-    pl_dataset ds = load_set(&dir, 42);
+    const char *dir = tu_dir;
+    pl_dataset ds = load_set(42);
     size_t np = pl_param_count(&CFG);
     pl_trainer *straight = make(&ds, 2, 1, 0);
     steps(straight, &ds, 0, 6);
@@ -149,8 +126,6 @@ START_TEST(test_checkpoint_resume_exact)
     pl_trainer_free(b);
     pl_trainer_free(straight);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -168,8 +143,8 @@ enum {
  * a valid CRC over the damage. */
 START_TEST(test_checkpoint_hostile)
 {
-    char *dir;
-    pl_dataset ds = load_set(&dir, 43);
+    const char *dir = tu_dir;
+    pl_dataset ds = load_set(43);
     pl_trainer *tr = make(&ds, 1, 1, 0);
     steps(tr, &ds, 0, 2);
     pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 2,
@@ -254,8 +229,6 @@ START_TEST(test_checkpoint_hostile)
     ck_assert_ptr_nonnull(strstr(err.msg, "/none: cannot open the checkpoint"));
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -265,8 +238,8 @@ END_TEST
  * read row by row. */
 START_TEST(test_checkpoint_version_1_still_read)
 {
-    char *dir;
-    pl_dataset ds = load_set(&dir, 45);
+    const char *dir = tu_dir;
+    pl_dataset ds = load_set(45);
     pl_trainer *tr = make(&ds, 1, 1, 0);
     steps(tr, &ds, 0, 2);
     pl_ckpt_meta meta = {.cfg = CFG, .T = ds.T, .opts = *pl_trainer_opts(tr), .step = 2,
@@ -322,8 +295,6 @@ START_TEST(test_checkpoint_version_1_still_read)
                   err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -332,8 +303,7 @@ START_TEST(test_nonfinite_stops_before_update)
 {
     if (!tu_hooks("a NaN in the gradient stops the step"))
         return;
-    char *dir;
-    pl_dataset ds = load_set(&dir, 44);
+    pl_dataset ds = load_set(44);
     pl_train_opts o;
     pl_train_opts_default(&o);
     o.batch = 20;
@@ -358,8 +328,6 @@ START_TEST(test_nonfinite_stops_before_update)
     free(before);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -379,7 +347,7 @@ static int count_temporaries(const char *dir)
  * disk): the save fails with the reason and the previous file is intact. */
 START_TEST(test_full_disk_keeps_previous_file)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "m.bin");
     size_t np = pl_param_count(&CFG);
     float *p = pl_alloc_floats(np);
@@ -404,8 +372,6 @@ START_TEST(test_full_disk_keeps_previous_file)
     ck_assert_int_eq(count_temporaries(dir), 0);
     pl_free(q);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -446,8 +412,8 @@ int rename(const char *from, const char *to)
  * the new one, whole): for models and checkpoints alike. */
 START_TEST(test_write_is_synced_then_renamed)
 {
-    char *dir;
-    pl_dataset ds = load_set(&dir, 46);
+    const char *dir = tu_dir;
+    pl_dataset ds = load_set(46);
     pl_trainer *tr = make(&ds, 1, 1, 0);
     struct stat dst;
     ck_assert_int_eq(stat(dir, &dst), 0);
@@ -476,18 +442,18 @@ START_TEST(test_write_is_synced_then_renamed)
     ck_assert_int_eq(count_temporaries(dir), 0);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* ---- the program */
 
-static char out[65536], err_text[65536];
+/* the last run of a program */
+static tu_result res;
 
 START_TEST(test_resume_refuses_other_settings_and_data)
 {
-    char *dir = tu_tmpdir(), *other = tu_tmpdir();
+    const char *dir = tu_dir;
+    const char *other = tu_subdir("other");
     tu_make_dataset(dir, 120, 20, 6, 5, 3, 51);
     tu_make_dataset(other, 120, 20, 6, 5, 3, 52);
     char ck[4096];
@@ -495,21 +461,17 @@ START_TEST(test_resume_refuses_other_settings_and_data)
     const char *a1[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps", "6",
                         "--hidden", "16", "--checkpoint", ck, "--checkpoint-every", "3",
                         "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 0);
+    ck_assert_int_eq(tu_run_args(&res, a1), 0);
     const char *a2[] = {"train", "--data", dir, "--resume", ck, "--batch", "10", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a2), 2);
-    ck_assert_msg(strstr(err_text, "--batch 10 differs from the checkpoint's 20") != NULL, "%s",
-                  err_text);
+    ck_assert_int_eq(tu_run_args(&res, a2), 2);
+    ck_assert_msg(strstr(res.err, "--batch 10 differs from the checkpoint's 20") != NULL, "%s",
+                  res.err);
     const char *a3[] = {"train", "--data", dir, "--resume", ck, "--lr", "0.5", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a3), 2);
-    ck_assert_ptr_nonnull(strstr(err_text, "--lr 0.5 differs"));
+    ck_assert_int_eq(tu_run_args(&res, a3), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--lr 0.5 differs"));
     const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a4), 1);
-    ck_assert_msg(strstr(err_text, "was made on other data") != NULL, "%s", err_text);
-    tu_rmtree(dir);
-    tu_rmtree(other);
-    free(dir);
-    free(other);
+    ck_assert_int_eq(tu_run_args(&res, a4), 1);
+    ck_assert_msg(strstr(res.err, "was made on other data") != NULL, "%s", res.err);
 }
 END_TEST
 
@@ -519,29 +481,29 @@ END_TEST
  * (as documented), never -nan, for what it has not measured. */
 START_TEST(test_resume_finished_run)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 120, 20, 6, 5, 3, 57);
     char ck[4096], model[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
     snprintf(model, sizeof model, "%s/m.bin", dir);
     const char *a1[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps", "6",
                         "--hidden", "16", "--checkpoint", ck, "--quiet", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 0);
-    double val = atof(strstr(out, "val_accuracy=") + 13);
-    double test = atof(strstr(out, "test_accuracy=") + 14);
+    ck_assert_int_eq(tu_run_args(&res, a1), 0);
+    double val = atof(strstr(res.out, "val_accuracy=") + 13);
+    double test = atof(strstr(res.out, "test_accuracy=") + 14);
     const char *a5[] = {"train", "--data", dir, "--resume", ck, "--batch", "20", "--quiet",
                         "--save", model, NULL};
-    int st = tu_run(out, sizeof out, err_text, sizeof err_text, a5);
-    ck_assert_msg(st == 0, "exit %d: %s", st, err_text);
+    int st = tu_run_args(&res, a5);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
     char want[4200];
     snprintf(want, sizeof want, "%s: the run had finished (step 6 of 6): nothing to train", ck);
-    ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
-    ck_assert_msg(strstr(out, "result: steps=6 train_loss=nan ") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, " seconds=0.0 samples_per_sec=nan ") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "-nan") == NULL, "%s", out);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.out, "result: steps=6 train_loss=nan ") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.out, " seconds=0.0 samples_per_sec=nan ") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.out, "-nan") == NULL, "%s", res.out);
     /* the same model as the run that finished: the same accuracies */
-    ck_assert_double_eq(atof(strstr(out, "val_accuracy=") + 13), val);
-    ck_assert_double_eq(atof(strstr(out, "test_accuracy=") + 14), test);
+    ck_assert_double_eq(atof(strstr(res.out, "val_accuracy=") + 13), val);
+    ck_assert_double_eq(atof(strstr(res.out, "test_accuracy=") + 14), test);
     pl_model_info mi;
     float *p = NULL;
     pl_error e;
@@ -552,8 +514,6 @@ START_TEST(test_resume_finished_run)
     ck_assert_int_eq(memcmp(p, state, sizeof(float) * pl_param_count(&mi.cfg)), 0);
     pl_free(p);
     pl_free(state);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -579,14 +539,12 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
 {
     if (!tu_hooks("SIGTERM during slowed checkpoint writes"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 53);
-    char ck[4096], ref[4096], res[4096], o1[4096], e1[4096];
+    char ck[4096], ref[4096], res_bin[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
     snprintf(ref, sizeof ref, "%s/ref.bin", dir);
-    snprintf(res, sizeof res, "%s/res.bin", dir);
-    snprintf(o1, sizeof o1, "%s/out", dir);
-    snprintf(e1, sizeof e1, "%s/err", dir);
+    snprintf(res_bin, sizeof res_bin, "%s/res.bin", dir);
     const char *base[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps", "60",
                           "--hidden", "16", "--workers", "2", "--quiet", NULL};
     static const char *const deep[] = {"--layers", "2", "--dropout", "0.3", "--sequence",
@@ -594,20 +552,20 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     const char *const *variant = _i ? deep : NULL;
     const char *straight[32], *first[32], *resume[32];
     join_args(straight, base, variant, (const char *const[]){"--save", ref, NULL});
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, straight), 0);
+    ck_assert_int_eq(tu_run_args(&res, straight), 0);
     /* every step writes a checkpoint that takes 40 ms: a signal lands mid-run */
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=40", NULL};
-    join_args(first, base, variant, (const char *const[]){"--save", res, "--checkpoint", ck,
+    join_args(first, base, variant, (const char *const[]){"--save", res_bin, "--checkpoint", ck,
                                                           "--checkpoint-every", "1", NULL});
-    int pid = tu_spawn(first, slow, o1, e1);
+    tu_job j;
+    tu_start(&j, NULL, first, slow);
     tu_sleep_ms(600);
-    kill(pid, SIGTERM);
-    int st = tu_wait(pid);
-    tu_slurp(e1, err_text, sizeof err_text);
+    kill(j.pid, SIGTERM);
+    int st = tu_finish(&j, &res, 0);
     ck_assert_msg(st == 143, "exit %d (%d: killed by SIGTERM, no handler): %s", st,
-                  TU_KILLED(SIGTERM), err_text);
-    ck_assert_msg(strstr(err_text, "terminated after step") != NULL, "%s", err_text);
-    ck_assert_ptr_nonnull(strstr(err_text, "resume with: parlstm train --resume"));
+                  TU_KILLED(SIGTERM), res.err);
+    ck_assert_msg(strstr(res.err, "terminated after step") != NULL, "%s", res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "resume with: parlstm train --resume"));
     pl_ckpt_meta m;
     float *state = NULL;
     pl_error err;
@@ -616,20 +574,18 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     ck_assert(m.step > 0 && m.step < 60);
     ck_assert_int_eq(m.cfg.layers, _i ? 2 : 1);
     pl_free(state);
-    ck_assert_int_eq(access(res, F_OK), -1); /* no model saved by the stopped run */
-    join_args(resume, base, NULL, (const char *const[]){"--save", res, "--checkpoint", ck,
+    ck_assert_int_eq(access(res_bin, F_OK), -1); /* no model saved by the stopped run */
+    join_args(resume, base, NULL, (const char *const[]){"--save", res_bin, "--checkpoint", ck,
                                                         "--resume", ck, NULL});
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, resume), 0);
+    ck_assert_int_eq(tu_run_args(&res, resume), 0);
     char a[1 << 17], b[1 << 17];
-    FILE *fa = fopen(ref, "rb"), *fb = fopen(res, "rb");
+    FILE *fa = fopen(ref, "rb"), *fb = fopen(res_bin, "rb");
     size_t la = fread(a, 1, sizeof a, fa), lb = fread(b, 1, sizeof b, fb);
     fclose(fa);
     fclose(fb);
     ck_assert_uint_eq(la, lb);
     ck_assert_int_eq(memcmp(a, b, la), 0);
     ck_assert_int_eq(count_temporaries(dir), 0);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -639,20 +595,19 @@ START_TEST(test_second_signal_exits_at_once)
 {
     if (!tu_hooks("a second signal during a slowed write"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 54);
-    char ck[4096], o1[4096], e1[4096];
+    char ck[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    snprintf(o1, sizeof o1, "%s/out", dir);
-    snprintf(e1, sizeof e1, "%s/err", dir);
     /* a first run leaves a checkpoint */
     const char *first[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
                            "100000000", "--hidden", "16", "--checkpoint", ck,
                            "--checkpoint-every", "50", "--quiet", NULL};
-    int pid = tu_spawn(first, NULL, o1, e1);
+    tu_job j;
+    tu_start(&j, NULL, first, NULL);
     tu_sleep_ms(300);
-    kill(pid, SIGTERM);
-    ck_assert_int_eq(tu_wait(pid), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
+    kill(j.pid, SIGTERM);
+    ck_assert_int_eq(tu_finish(&j, &res, 0), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
     float *state = NULL;
     pl_error err;
@@ -662,27 +617,24 @@ START_TEST(test_second_signal_exits_at_once)
     const char *second[] = {"train", "--data", dir, "--resume", ck, "--checkpoint", ck,
                             "--checkpoint-every", "100000000", "--quiet", NULL};
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=800", NULL};
-    pid = tu_spawn(second, slow, o1, e1);
+    tu_start(&j, NULL, second, slow);
     tu_sleep_ms(300);
-    kill(pid, SIGINT);
+    kill(j.pid, SIGINT);
     /* the second signal once the write's temporary file exists (within 10 s,
      * however loaded the machine is) */
     for (int waited = 0; count_temporaries(dir) == 0 && waited < 10000; waited += 5)
         tu_sleep_ms(5);
     ck_assert_msg(count_temporaries(dir) > 0, "no checkpoint write began after the first signal");
-    kill(pid, SIGINT);
-    int st = tu_wait(pid);
-    tu_slurp(e1, err_text, sizeof err_text);
+    kill(j.pid, SIGINT);
+    int st = tu_finish(&j, &res, 0);
     ck_assert_msg(st == 130, "exit %d (%d: killed by SIGINT, no handler): %s", st,
-                  TU_KILLED(SIGINT), err_text);
-    ck_assert_msg(strstr(err_text, "interrupted after step") == NULL,
-                  "the second signal did not exit at once: %s", err_text);
+                  TU_KILLED(SIGINT), res.err);
+    ck_assert_msg(strstr(res.err, "interrupted after step") == NULL,
+                  "the second signal did not exit at once: %s", res.err);
     ck_assert_int_eq(count_temporaries(dir), 0);
     ck_assert_int_eq(pl_checkpoint_load(ck, &after, &state, &err), PL_OK);
     ck_assert_int_eq(after.step, before.step);
     pl_free(state);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -692,7 +644,7 @@ START_TEST(test_nan_keeps_last_good_checkpoint)
 {
     if (!tu_hooks("a NaN keeps the last good checkpoint"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 55);
     char ck[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
@@ -700,13 +652,13 @@ START_TEST(test_nan_keeps_last_good_checkpoint)
                           "--hidden", "16", "--checkpoint", ck, "--checkpoint-every", "5",
                           "--quiet", NULL};
     setenv("PARLSTM_TEST_FAULT", "7,2", 1);
-    int st = tu_run(out, sizeof out, err_text, sizeof err_text, args);
+    int st = tu_run_args(&res, args);
     unsetenv("PARLSTM_TEST_FAULT");
     ck_assert_int_eq(st, 1);
-    ck_assert_msg(strstr(err_text, "step 8: non-finite gradient, first in w_lstm") != NULL, "%s",
-                  err_text);
-    ck_assert_ptr_nonnull(strstr(err_text, "the last good checkpoint is"));
-    ck_assert_ptr_null(strstr(out, "result:"));
+    ck_assert_msg(strstr(res.err, "step 8: non-finite gradient, first in w_lstm") != NULL, "%s",
+                  res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "the last good checkpoint is"));
+    ck_assert_ptr_null(strstr(res.out, "result:"));
     pl_ckpt_meta m;
     float *state = NULL;
     pl_error err;
@@ -715,27 +667,23 @@ START_TEST(test_nan_keeps_last_good_checkpoint)
     for (size_t i = 0; i < 3 * pl_param_count(&m.cfg); i++)
         ck_assert(isfinite(state[i]));
     pl_free(state);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* Output that cannot be written is refused before any training. */
 START_TEST(test_unwritable_outputs_fail_early)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 60, 10, 6, 5, 3, 56);
     const char *a1[] = {"train", "--data", dir, "--val", "0", "--batch", "10",
                         "--save", "/nonexistent-dir/m.bin", NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a1), 1);
-    ck_assert_msg(strstr(err_text, "/nonexistent-dir/m.bin") != NULL, "%s", err_text);
-    ck_assert_ptr_null(strstr(err_text, "step "));
+    ck_assert_int_eq(tu_run_args(&res, a1), 1);
+    ck_assert_msg(strstr(res.err, "/nonexistent-dir/m.bin") != NULL, "%s", res.err);
+    ck_assert_ptr_null(strstr(res.err, "step "));
     const char *a2[] = {"train", "--data", dir, "--val", "0", "--batch", "10",
                         "--checkpoint", dir, NULL};
-    ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, a2), 1);
-    ck_assert_msg(strstr(err_text, "is a directory") != NULL, "%s", err_text);
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_int_eq(tu_run_args(&res, a2), 1);
+    ck_assert_msg(strstr(res.err, "is a directory") != NULL, "%s", res.err);
 }
 END_TEST
 
@@ -749,8 +697,7 @@ static const char *const RESCUE_NAMES[] = {
 
 /* Trains 6 steps on dir's data (one worker, one thread: the same bits every
  * time) with --save save and, when ck is not NULL, --checkpoint ck, in the
- * environment env; returns the exit status (stdout, stderr in out,
- * err_text). */
+ * environment env; returns the exit status (the output in res). */
 static int rescue_train(const char *dir, const char *save, const char *ck, const char *const *env)
 {
     const char *args[24] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--steps",
@@ -762,9 +709,7 @@ static int rescue_train(const char *dir, const char *save, const char *ck, const
         args[n++] = ck;
     }
     args[n] = NULL;
-    int st = tu_run_env(out, sizeof out, err_text, sizeof err_text, args, env);
-    printf("%s -> %d\n%s", save, st, err_text);
-    return st;
+    return tu_run_env(&res, args, env);
 }
 
 static void on_xfsz(int sig) { (void)sig; }
@@ -772,7 +717,7 @@ static void on_xfsz(int sig) { (void)sig; }
 /* Where the message says the model went ("safe in X ("), or "". */
 static const char *rescued_at(char *buf, size_t len)
 {
-    const char *at = strstr(err_text, "the trained model is safe in ");
+    const char *at = strstr(res.err, "the trained model is safe in ");
     buf[0] = '\0';
     if (at) {
         at += strlen("the trained model is safe in ");
@@ -786,7 +731,7 @@ START_TEST(test_save_failure_rescues_the_model)
     if (!tu_hooks("a full disk at the save"))
         return;
     const rescue_case k = (rescue_case)_i;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 140, 20, 6, 5, 3, 61);
     char full[4200], tmp[4200], cwd[4200], ref[4200], save[4300], ck[4200], env_full[4300],
         env_tmp[4300], where[4400], want[8800];
@@ -827,8 +772,8 @@ START_TEST(test_save_failure_rescues_the_model)
     ck_assert_msg(st == 1, "%s: exit %d", RESCUE_NAMES[k], st);
     snprintf(want, sizeof want, "parlstm train: %s: write failed: %s", save,
              k == RESCUE_FSIZE ? "File too large" : "No space left on device (the disk is full)");
-    ck_assert_msg(strstr(err_text, want) != NULL, "%s: no '%s'", RESCUE_NAMES[k], want);
-    ck_assert_msg(strstr(out, "result: steps=6 ") != NULL, "%s: no result line", RESCUE_NAMES[k]);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s: no '%s'", RESCUE_NAMES[k], want);
+    ck_assert_msg(strstr(res.out, "result: steps=6 ") != NULL, "%s: no result line", RESCUE_NAMES[k]);
     ck_assert_int_eq(count_temporaries(full), 0);
     ck_assert_int_ne(access(save, F_OK), 0);
     rescued_at(where, sizeof where);
@@ -846,7 +791,7 @@ START_TEST(test_save_failure_rescues_the_model)
                       "%s", where);
         snprintf(want, sizeof want, "(--save %s could not be written): move it where it belongs",
                  save);
-        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
         /* the rescued file is the model, byte for byte */
         unsigned char *got = tu_read_all(where, &got_len);
         ck_assert_uint_eq(got_len, ref_len);
@@ -859,34 +804,32 @@ START_TEST(test_save_failure_rescues_the_model)
         ck_assert_str_eq(where, "");
         snprintf(want, sizeof want, "parlstm train: the trained model could not be written to "
                  "--save %s, ", save);
-        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
         break;
     }
     if (k == RESCUE_CHECKPOINT) { /* the checkpoint holds it too, and says how to get it */
         snprintf(want, sizeof want, "the checkpoint %s holds it too: parlstm train --resume %s "
                  "--save FILE writes it", ck, ck);
-        ck_assert_msg(strstr(err_text, want) != NULL, "%s", err_text);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
         snprintf(save, sizeof save, "%s/from-ck.bin", dir);
         const char *resume[] = {"train", "--data", dir, "--resume", ck, "--quiet", "--save",
                                 save, NULL};
-        ck_assert_int_eq(tu_run(out, sizeof out, err_text, sizeof err_text, resume), 0);
+        ck_assert_int_eq(tu_run_args(&res, resume), 0);
         unsigned char *got = tu_read_all(save, &got_len);
         ck_assert_uint_eq(got_len, ref_len);
         ck_assert_int_eq(memcmp(got, want_bytes, ref_len), 0);
         free(got);
     } else {
-        ck_assert_ptr_null(strstr(err_text, "the checkpoint"));
+        ck_assert_ptr_null(strstr(res.err, "the checkpoint"));
     }
     free(want_bytes);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *reliability_suite(void)
 {
     Suite *s = suite_create("reliability");
-    TCase *tc = tcase_create("state");
+    TCase *tc = tu_tcase_with_dir("state");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 2 * tu_nsets);
     tcase_add_loop_test(tc, test_checkpoint_resume_exact, 0, tu_nsets);
@@ -896,7 +839,7 @@ Suite *reliability_suite(void)
     tcase_add_test(tc, test_full_disk_keeps_previous_file);
     tcase_add_test(tc, test_write_is_synced_then_renamed);
     suite_add_tcase(s, tc);
-    TCase *tp = tcase_create("program");
+    TCase *tp = tu_tcase_with_dir("program");
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
     tcase_add_test(tp, test_resume_finished_run);

@@ -51,7 +51,7 @@ static float data_float(const unsigned char *b, json_t *root, const char *tensor
  * zero bias_hh, the metadata, and data aligned to 8 bytes. */
 START_TEST(test_layout_and_names)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "m.safetensors");
     float *p = random_params(&CFG1, 7);
     pl_tensors t;
@@ -124,8 +124,6 @@ START_TEST(test_layout_and_names)
     json_decref(root);
     free(b);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -143,7 +141,7 @@ START_TEST(test_round_trip_exact)
 {
     const pl_model_info *m = &ROUND_TRIP[_i];
     const pl_config *cfg = &m->cfg;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "m.safetensors");
     float *p = random_params(cfg, 11 + (uint64_t)_i);
     size_t n = pl_param_count(cfg);
@@ -182,8 +180,6 @@ START_TEST(test_round_trip_exact)
         pl_free(q);
     }
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -210,7 +206,7 @@ static void write_tree(const char *path, json_t *root, const unsigned char *data
  * order, no padding, and a bias_hh that is not zero. */
 START_TEST(test_foreign_file)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "torch.safetensors");
     float *p = random_params(&CFG1, 5);
     pl_error err = {0};
@@ -256,14 +252,12 @@ START_TEST(test_foreign_file)
     json_decref(rev);
     free(b);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_export_refuses)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     float *p = random_params(&CFG1, 3);
     pl_tensors t;
     pl_tensors_bind(&CFG1, p, &t);
@@ -309,15 +303,12 @@ START_TEST(test_export_refuses)
         ck_assert_int_ne(stat(path, &st), 0);
     }
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
-/* Runs examples/load_in_pytorch.py with args after the script; returns its
- * exit status, stdout and stderr in out and errs. */
-static int run_script(const char *py, const char *dir, const char *const *args, char *out,
-                      size_t out_len, char *errs, size_t errs_len)
+/* Runs examples/load_in_pytorch.py with args after the script; its exit
+ * status, its output in r. */
+static int run_script(const char *py, const char *const *args, tu_result *r)
 {
     const char *src = getenv("PARLSTM_SRCDIR");
     ck_assert_msg(src != NULL, "PARLSTM_SRCDIR is not set (run the tests with make check)");
@@ -326,12 +317,7 @@ static int run_script(const char *py, const char *dir, const char *const *args, 
     const char *argv[16] = {script};
     for (int i = 0; args[i] && i < 14; i++)
         argv[i + 1] = args[i];
-    const char *op = tu_path(dir, "out"), *ep = tu_path(dir, "err");
-    int st = tu_wait(tu_spawn_program(py, argv, NULL, op, ep));
-    tu_slurp(op, out, out_len);
-    tu_slurp(ep, errs, errs_len);
-    printf("%s %s -> %d\n%s%s", py, script, st, out, errs);
-    return st;
+    return tu_run_program(r, py, argv, NULL, 0);
 }
 
 /* PyTorch loads the export with examples/load_in_pytorch.py and computes
@@ -350,7 +336,7 @@ START_TEST(test_pytorch_agrees)
     const int pixels = _i == 3;
     const pl_config cfg = {pixels ? 1 : 6, 20, 3, pixels ? 2 : 1 + _i};
     const int ROWS = 7, COLS = 6, T = pixels ? ROWS * COLS : ROWS, N = 64;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 10, N, ROWS, COLS, cfg.classes, 77);
     pl_dataset ds;
     pl_error err = {0};
@@ -382,14 +368,14 @@ START_TEST(test_pytorch_agrees)
     ck_assert_int_eq(pl_safetensors_save(model, &mi, p, NULL, &err), PL_OK);
     const char *args[] = {model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"), "--labels",
                           tu_path(dir, "t10k-labels-idx1-ubyte"), "--predictions", csv, NULL};
-    static char out[65536], errs[65536];
-    int st = run_script(py, dir, args, out, sizeof out, errs, sizeof errs);
-    ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, errs);
+    static tu_result res;
+    int st = run_script(py, args, &res);
+    ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, res.err);
     char want[128];
     snprintf(want, sizeof want, "model %d-20-3, %d layer(s)", cfg.input, cfg.layers);
-    ck_assert_msg(strstr(errs, want) != NULL, "stderr '%s' lacks '%s'", errs, want);
+    ck_assert_msg(strstr(res.err, want) != NULL, "stderr '%s' lacks '%s'", res.err, want);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
-    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
+    ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
     FILE *f = fopen(csv, "r");
     ck_assert_ptr_nonnull(f);
     char line[1024];
@@ -422,16 +408,14 @@ START_TEST(test_pytorch_agrees)
 
     /* --data DIR finds t10k-* there */
     const char *args2[] = {model, "--data", dir, NULL};
-    st = run_script(py, dir, args2, out, sizeof out, errs, sizeof errs);
-    ck_assert_msg(st == 0, "--data: load_in_pytorch.py exited %d: %s", st, errs);
+    st = run_script(py, args2, &res);
+    ck_assert_msg(st == 0, "--data: load_in_pytorch.py exited %d: %s", st, res.err);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
-    ck_assert_msg(strstr(out, want) != NULL, "stdout '%s' lacks '%s'", out, want);
+    ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
     pl_ws_free(ws);
     pl_packed_free(pk);
     pl_free(p);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -725,7 +709,7 @@ static void apply(const edit *ed, json_t *root, unsigned char *file, size_t *len
 START_TEST(test_hostile)
 {
     const hostile_case *c = &HOSTILE[_i];
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "hostile.safetensors");
     float *p = random_params(&CFG1, 1);
     pl_error err = {0};
@@ -778,14 +762,12 @@ START_TEST(test_hostile)
     json_decref(root);
     free(b);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_not_a_file)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_model_info m;
     float *q;
     pl_error err = {0};
@@ -796,15 +778,13 @@ START_TEST(test_not_a_file)
     tu_write(tu_path(dir, "empty"), "", 0);
     ck_assert_int_eq(pl_safetensors_load(tu_path(dir, "empty"), &m, &q, &err),
                      PL_ERR_EMPTY);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *safetensors_suite(void)
 {
     Suite *s = suite_create("safetensors");
-    TCase *tc = tcase_create("safetensors");
+    TCase *tc = tu_tcase_with_dir("safetensors");
     tcase_add_test(tc, test_layout_and_names);
     tcase_add_loop_test(tc, test_round_trip_exact, 0,
                         (int)(sizeof ROUND_TRIP / sizeof *ROUND_TRIP));
@@ -814,7 +794,7 @@ Suite *safetensors_suite(void)
     tcase_add_test(tc, test_not_a_file);
     suite_add_tcase(s, tc);
     /* PyTorch's start-up alone takes seconds: more than Check's default 4 */
-    TCase *tp = tcase_create("pytorch");
+    TCase *tp = tu_tcase_with_dir("pytorch");
     tcase_set_timeout(tp, 180);
     tcase_add_loop_test(tp, test_pytorch_agrees, 0, 4);
     suite_add_tcase(s, tp);

@@ -16,16 +16,8 @@
 
 #include "testutil.h"
 
-static char out[1 << 20], err[1 << 16];
-
-/* Runs parlstm with args (NULL-terminated); its exit status, stdout and
- * stderr in out and err (and in the test's log). */
-static int run(const char *const *args)
-{
-    int st = tu_run(out, sizeof out, err, sizeof err, args);
-    printf("parlstm %s -> %d\n%s", args[0], st, err);
-    return st;
-}
+/* the last run of a program */
+static tu_result res;
 
 /* The data of these tests: 7x5 images of 3 classes, 140 training images
  * (20 held out: 6 steps of 20 per epoch) and 30 test images. */
@@ -47,8 +39,8 @@ static void train(const char *dir, const char *model, int steps, const char *con
     for (int i = 0; extra && extra[i]; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    int st = run(args);
-    ck_assert_msg(st == 0, "train exited %d: %s", st, err);
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "train exited %d: %s", st, res.err);
 }
 
 static float *load_model(const char *path, pl_model_info *m)
@@ -66,8 +58,8 @@ static void same_eval(const char *dir, const char *const *models, int n)
     char first[256] = "";
     for (int k = 0; k < n; k++) {
         const char *ev[] = {"eval", "--model", models[k], "--data", dir, NULL};
-        ck_assert_int_eq(run(ev), 0);
-        char *r = strstr(out, "result: "), *sec = r ? strstr(r, " seconds=") : NULL;
+        ck_assert_int_eq(tu_run_args(&res, ev), 0);
+        char *r = strstr(res.out, "result: "), *sec = r ? strstr(r, " seconds=") : NULL;
         ck_assert_ptr_nonnull(sec);
         *sec = '\0';
         if (k == 0)
@@ -82,7 +74,7 @@ static void same_eval(const char *dir, const char *const *models, int n)
  * byte; eval reads the model, the export and the import alike. */
 START_TEST(test_export_import_round_trip)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     make_data(dir);
     char m[4200], st[4200], back[4200];
     snprintf(m, sizeof m, "%s/m.bin", dir);
@@ -90,13 +82,13 @@ START_TEST(test_export_import_round_trip)
     snprintf(back, sizeof back, "%s/back.bin", dir);
     train(dir, m, 12, NULL);
     const char *exp[] = {"export", "--model", m, "--out", st, NULL};
-    ck_assert_int_eq(run(exp), 0);
+    ck_assert_int_eq(tu_run_args(&res, exp), 0);
     char want[8600];
     snprintf(want, sizeof want, "parlstm export: %s (5-16-3, 1 layer, 7x5 images read row by "
              "row) written to %s\n", m, st);
-    ck_assert_str_eq(err, want);
+    ck_assert_str_eq(res.err, want);
     const char *imp[] = {"import", "--in", st, "--out", back, NULL};
-    ck_assert_int_eq(run(imp), 0);
+    ck_assert_int_eq(tu_run_args(&res, imp), 0);
     size_t la, lb;
     unsigned char *a = tu_read_all(m, &la), *b = tu_read_all(back, &lb);
     ck_assert_uint_eq(la, lb);
@@ -110,15 +102,13 @@ START_TEST(test_export_import_round_trip)
     char idx[4200];
     snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte", dir);
     const char *bad_export[] = {"export", "--model", idx, "--out", st, NULL};
-    ck_assert_int_eq(run(bad_export), 1);
+    ck_assert_int_eq(tu_run_args(&res, bad_export), 1);
     snprintf(want, sizeof want, "parlstm export: %s: neither a parlstm model file", idx);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     const char *bad_import[] = {"import", "--in", m, "--out", back, NULL};
-    ck_assert_int_eq(run(bad_import), 1);
+    ck_assert_int_eq(tu_run_args(&res, bad_import), 1);
     snprintf(want, sizeof want, "parlstm import: %s: header length", m);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
-    tu_rmtree(dir);
-    free(dir);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
 }
 END_TEST
 
@@ -126,7 +116,7 @@ END_TEST
  * with them takes an agreeing --time-steps only. */
 START_TEST(test_import_time_steps)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const pl_config cfg = {COLS, HIDDEN, CLASSES, 2};
     size_t np = pl_param_count(&cfg);
     float *p = pl_alloc_floats(np);
@@ -138,12 +128,12 @@ START_TEST(test_import_time_steps)
     ck_assert_int_eq(pl_safetensors_save(st0, &none, p, NULL, &e), PL_OK);
     ck_assert_int_eq(pl_safetensors_save(st7, &seven, p, NULL, &e), PL_OK);
     const char *no_t[] = {"import", "--in", st0, "--out", m, NULL};
-    ck_assert_int_eq(run(no_t), 2);
-    ck_assert_ptr_nonnull(strstr(err, "does not record the sequence length (no time_steps in "
+    ck_assert_int_eq(tu_run_args(&res, no_t), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "does not record the sequence length (no time_steps in "
                                       "its metadata): give --time-steps N"));
     ck_assert_int_ne(access(m, F_OK), 0);
     const char *with_t[] = {"import", "--in", st0, "--out", m, "--time-steps", "9", NULL};
-    ck_assert_int_eq(run(with_t), 0);
+    ck_assert_int_eq(tu_run_args(&res, with_t), 0);
     float *q = load_model(m, &got);
     ck_assert_int_eq(got.T, 9);
     ck_assert_int_eq(got.rows, 9);
@@ -152,13 +142,11 @@ START_TEST(test_import_time_steps)
     ck_assert_int_eq(memcmp(p, q, 4 * np), 0);
     pl_free(q);
     const char *agree[] = {"import", "--in", st7, "--out", m, "--time-steps", "7", NULL};
-    ck_assert_int_eq(run(agree), 0);
+    ck_assert_int_eq(tu_run_args(&res, agree), 0);
     const char *differ[] = {"import", "--in", st7, "--out", m, "--time-steps", "8", NULL};
-    ck_assert_int_eq(run(differ), 2);
-    ck_assert_ptr_nonnull(strstr(err, "--time-steps 8 differs from the 7 time steps that"));
+    ck_assert_int_eq(tu_run_args(&res, differ), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--time-steps 8 differs from the 7 time steps that"));
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -168,7 +156,7 @@ END_TEST
  * header (which must be want_header); returns n. */
 static int csv_rows(const char *want_header, char rows[][512], int max)
 {
-    char *save = NULL, *line = strtok_r(out, "\n", &save);
+    char *save = NULL, *line = strtok_r(res.out, "\n", &save);
     ck_assert_ptr_nonnull(line);
     ck_assert_str_eq(line, want_header);
     int n = 0;
@@ -214,7 +202,8 @@ static void trained_model(const char *dir, int steps, char *m, char *idx, pl_dat
  * and --top add their columns. */
 START_TEST(test_predict_idx)
 {
-    char *dir = tu_tmpdir(), m[4200], idx[4200];
+    const char *dir = tu_dir;
+    char m[4200], idx[4200];
     pl_dataset test;
     trained_model(dir, 30, m, idx, &test);
     pl_model_info mi;
@@ -223,7 +212,7 @@ START_TEST(test_predict_idx)
     static char rows[N_TEST][512];
 
     const char *plain[] = {"predict", "--model", m, idx, NULL};
-    ck_assert_int_eq(run(plain), 0);
+    ck_assert_int_eq(tu_run_args(&res, plain), 0);
     ck_assert_int_eq(csv_rows("input,index,class,probability", rows, N_TEST), N_TEST);
     int right = 0;
     for (int i = 0; i < N_TEST; i++) {
@@ -237,13 +226,13 @@ START_TEST(test_predict_idx)
         right += best == test.labels[i];
     }
     const char *ev[] = {"eval", "--model", m, "--data", dir, NULL};
-    ck_assert_int_eq(run(ev), 0);
+    ck_assert_int_eq(tu_run_args(&res, ev), 0);
     char acc[64];
     snprintf(acc, sizeof acc, "test_accuracy=%.4f", (double)right / N_TEST);
-    ck_assert_msg(strstr(out, acc) != NULL, "eval says %s, predict %s", out, acc);
+    ck_assert_msg(strstr(res.out, acc) != NULL, "eval says %s, predict %s", res.out, acc);
 
     const char *full[] = {"predict", "--probabilities", "--top", "3", "--model", m, idx, NULL};
-    ck_assert_int_eq(run(full), 0);
+    ck_assert_int_eq(tu_run_args(&res, full), 0);
     ck_assert_int_eq(csv_rows("input,index,class,probability,class_2,probability_2,class_3,"
                               "probability_3,p_0,p_1,p_2", rows, N_TEST), N_TEST);
     for (int i = 0; i < N_TEST; i++) {
@@ -265,8 +254,6 @@ START_TEST(test_predict_idx)
     free(probs);
     pl_free(params);
     pl_dataset_free(&test);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -274,7 +261,8 @@ END_TEST
  * each gives the IDX row of that image, under its own name and index 0. */
 START_TEST(test_predict_png_pgm)
 {
-    char *dir = tu_tmpdir(), m[4200], idx[4200];
+    const char *dir = tu_dir;
+    char m[4200], idx[4200];
     pl_dataset test;
     trained_model(dir, 20, m, idx, &test);
     const int k = 4;
@@ -299,7 +287,7 @@ START_TEST(test_predict_png_pgm)
         fprintf(f, "%d%c", px[i], i % COLS == COLS - 1 ? '\n' : ' ');
     fclose(f);
     const char *args[] = {"predict", "--model", m, "--top", "2", idx, png8, png16, p5, p2, NULL};
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(tu_run_args(&res, args), 0);
     static char rows[N_TEST + 4][512];
     ck_assert_int_eq(csv_rows("input,index,class,probability,class_2,probability_2", rows,
                               N_TEST + 4), N_TEST + 4);
@@ -314,8 +302,6 @@ START_TEST(test_predict_png_pgm)
         ck_assert_str_eq(rows[N_TEST + 1 + i], want);
     }
     pl_dataset_free(&test);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -411,7 +397,7 @@ static void predict_fixture_done(void) { tu_rmtree(shared_dir); }
 
 START_TEST(test_predict_refuses)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     char bad[4200], good[4200], want[4400];
     snprintf(bad, sizeof bad, "%s/%s", dir, BAD_INPUTS[_i].name);
     snprintf(good, sizeof good, "%s/good.png", dir);
@@ -420,22 +406,20 @@ START_TEST(test_predict_refuses)
     px[3] = 200;
     tu_write_png(good, COLS, ROWS, PNG_COLOR_TYPE_GRAY, 8, 0, px, COLS, NULL, 0);
     const char *args[] = {"predict", "--model", shared_model, bad, good, NULL};
-    ck_assert_int_eq(run(args), 1);
+    ck_assert_int_eq(tu_run_args(&res, args), 1);
     snprintf(want, sizeof want, "parlstm predict: %s/%s", dir, BAD_INPUTS[_i].fragment);
-    ck_assert_msg(strstr(err, want) != NULL, "%s: stderr lacks '%s': %s", BAD_INPUTS[_i].name,
-                  want, err);
-    ck_assert_ptr_nonnull(strstr(err, "parlstm predict: 1 of 2 inputs not classified"));
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s: stderr lacks '%s': %s", BAD_INPUTS[_i].name,
+                  want, res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, "parlstm predict: 1 of 2 inputs not classified"));
     if (BAD_INPUTS[_i].kind <= BAD_IDX_SHAPE) {
         snprintf(want, sizeof want, "the model %s reads 7 rows x 5 columns\n", shared_model);
-        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     }
     /* the header, and the good image's row alone */
     static char rows[4][512];
     ck_assert_int_eq(csv_rows("input,index,class,probability", rows, 4), 1);
     snprintf(want, sizeof want, "%s,0,", good);
     ck_assert_int_eq(strncmp(rows[0], want, strlen(want)), 0);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -459,7 +443,7 @@ static void expect_rows(const char *input, const float *probs, int n, char rows[
  * not record its sequence length takes images of any height of its width. */
 START_TEST(test_predict_model_readings)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     make_data(dir);
     char idx[4200];
     snprintf(idx, sizeof idx, "%s/t10k-images-idx3-ubyte", dir);
@@ -483,7 +467,7 @@ START_TEST(test_predict_model_readings)
     seq.D = 1;
     float *probs = library_probs(&px, p, &seq);
     const char *a1[] = {"predict", "--model", m, idx, NULL};
-    ck_assert_int_eq(run(a1), 0);
+    ck_assert_int_eq(tu_run_args(&res, a1), 0);
     ck_assert_int_eq(csv_rows("input,index,class,probability", rows, N_TEST), N_TEST);
     expect_rows(idx, probs, N_TEST, rows);
     free(probs);
@@ -497,7 +481,7 @@ START_TEST(test_predict_model_readings)
     pl_dataset_as_pixels(&shuffled);
     ck_assert_int_eq(pl_dataset_permute(&shuffled, 42, &e), PL_OK);
     probs = library_probs(&px, p, &shuffled);
-    ck_assert_int_eq(run(a1), 0);
+    ck_assert_int_eq(tu_run_args(&res, a1), 0);
     ck_assert_int_eq(csv_rows("input,index,class,probability", rows, N_TEST), N_TEST);
     expect_rows(idx, probs, N_TEST, rows);
     free(probs);
@@ -507,7 +491,7 @@ START_TEST(test_predict_model_readings)
     char st_px[4200];
     snprintf(st_px, sizeof st_px, "%s/pixels.safetensors", dir);
     const char *ex[] = {"export", "--model", m, "--out", st_px, NULL};
-    ck_assert_int_eq(run(ex), 0);
+    ck_assert_int_eq(tu_run_args(&res, ex), 0);
     const char *files[2] = {m, st_px};
     same_eval(dir, files, 2);
 
@@ -525,19 +509,17 @@ START_TEST(test_predict_model_readings)
     tu_write(taller, b, len);
     free(b);
     const char *a2[] = {"predict", "--model", st, taller, NULL};
-    ck_assert_int_eq(run(a2), 0);
+    ck_assert_int_eq(tu_run_args(&res, a2), 0);
     ck_assert_int_eq(csv_rows("input,index,class,probability", rows, N_TEST), 4);
     b = tu_idx_images(4, 9, COLS + 1, NULL, &len);
     tu_write(taller, b, len);
     free(b);
-    ck_assert_int_eq(run(a2), 1);
+    ck_assert_int_eq(tu_run_args(&res, a2), 1);
     snprintf(want, sizeof want, "%s: images of 9 rows x 6 columns, the model %s reads rows of "
              "5 pixels", taller, st);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     pl_free(p);
     pl_dataset_free(&test);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -549,7 +531,8 @@ END_TEST
  * more classes than the labels use is fine. */
 START_TEST(test_init_from)
 {
-    char *dir = tu_tmpdir(), *two = tu_tmpdir();
+    const char *dir = tu_dir;
+    const char *two = tu_subdir("two");
     make_data(dir);
     char m[4200], st[4200], tuned[4200], log[4200];
     snprintf(m, sizeof m, "%s/m.bin", dir);
@@ -558,7 +541,7 @@ START_TEST(test_init_from)
     snprintf(log, sizeof log, "%s/tuned.csv", dir);
     train(dir, m, 12, NULL);
     const char *exp[] = {"export", "--model", m, "--out", st, NULL};
-    ck_assert_int_eq(run(exp), 0);
+    ck_assert_int_eq(tu_run_args(&res, exp), 0);
     pl_model_info mi, ti;
     float *p = load_model(m, &mi);
     const char *from[2] = {m, st};
@@ -567,12 +550,12 @@ START_TEST(test_init_from)
                               "2",       "--lr",    "1e-30", "--save",      tuned,   "--log",
                               log,       "--log-every", "1", "--val",       "20",    "--batch",
                               "20",      NULL};
-        ck_assert_int_eq(run(args), 0);
+        ck_assert_int_eq(tu_run_args(&res, args), 0);
         char want[4400];
         snprintf(want, sizeof want, "model 5-16-3 (");
-        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
         snprintf(want, sizeof want, "init from %s, seed 1", from[k]);
-        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
         float *q = load_model(tuned, &ti);
         ck_assert_int_eq(ti.cfg.hidden, HIDDEN);
         double worst = 0;
@@ -601,8 +584,8 @@ START_TEST(test_init_from)
     const char *adopt[] = {"train", "--data", dir, "--init-from", deep_path, "--steps", "2",
                            "--val", "20", "--batch", "20", "--dropout", "0.2", "--save", tuned,
                            NULL};
-    ck_assert_int_eq(run(adopt), 0);
-    ck_assert_msg(strstr(err, "model 1-8-3, 2 LSTM layers, dropout 0.2") != NULL, "%s", err);
+    ck_assert_int_eq(tu_run_args(&res, adopt), 0);
+    ck_assert_msg(strstr(res.err, "model 1-8-3, 2 LSTM layers, dropout 0.2") != NULL, "%s", res.err);
     pl_free(load_model(tuned, &ti));
     ck_assert_int_eq(ti.cfg.layers, 2);
     ck_assert_int_eq(ti.sequence, PL_SEQ_PIXELS);
@@ -614,14 +597,10 @@ START_TEST(test_init_from)
     tu_make_dataset(two, 140, 20, ROWS, COLS, 2, 9);
     const char *fewer[] = {"train", "--data", two, "--init-from", m, "--steps", "2", "--val", "20",
                            "--batch", "20", "--save", tuned, NULL};
-    ck_assert_int_eq(run(fewer), 0);
+    ck_assert_int_eq(tu_run_args(&res, fewer), 0);
     pl_free(load_model(tuned, &ti));
     ck_assert_int_eq(ti.cfg.classes, CLASSES);
     pl_free(p);
-    tu_rmtree(dir);
-    tu_rmtree(two);
-    free(dir);
-    free(two);
 }
 END_TEST
 
@@ -662,7 +641,8 @@ static const struct {
 
 START_TEST(test_init_from_misfits)
 {
-    char *dir = tu_tmpdir(), *data = tu_tmpdir();
+    const char *dir = tu_dir;
+    const char *data = tu_subdir("data");
     const misfit k = MISFITS[_i].kind;
     const char *m = tu_path(dir, "m.bin");
     const int layers = k == FIT_LAYERS ? 2 : 1;
@@ -691,22 +671,18 @@ START_TEST(test_init_from_misfits)
     if (k == FIT_CHECKPOINT) { /* a checkpoint of the same model in its place */
         const char *make[] = {"train", "--data", data, "--hidden", "16", "--steps", "1", "--val",
                               "10", "--batch", "10", "--checkpoint", m, NULL};
-        ck_assert_int_eq(run(make), 0);
+        ck_assert_int_eq(tu_run_args(&res, make), 0);
     }
     args[n] = NULL;
-    ck_assert_int_eq(run(args), MISFITS[_i].status);
+    ck_assert_int_eq(tu_run_args(&res, args), MISFITS[_i].status);
     char want[4400];
     if (k == FIT_DROPOUT)
         snprintf(want, sizeof want, "parlstm train: %s", MISFITS[_i].fragment);
     else
         snprintf(want, sizeof want, "parlstm train: --init-from %s/%s", dir, MISFITS[_i].fragment);
-    ck_assert_msg(strstr(err, want) != NULL, "stderr lacks '%s': %s", want, err);
-    ck_assert_ptr_null(strstr(out, "result:"));
+    ck_assert_msg(strstr(res.err, want) != NULL, "stderr lacks '%s': %s", want, res.err);
+    ck_assert_ptr_null(strstr(res.out, "result:"));
     pl_free(p);
-    tu_rmtree(dir);
-    tu_rmtree(data);
-    free(dir);
-    free(data);
 }
 END_TEST
 
@@ -757,12 +733,12 @@ static int read_log(const char *path, log_line *rows, int max)
  * and the values the progress lines and the result line show. */
 START_TEST(test_log_rows)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     make_data(dir);
     const char *log = tu_path(dir, "run.csv");
     const char *args[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--hidden",
                           "16", "--steps", "12", "--log-every", "5", "--log", log, NULL};
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(tu_run_args(&res, args), 0);
     log_line r[16];
     ck_assert_int_eq(read_log(log, r, 16), 6);
     static const struct {
@@ -788,9 +764,9 @@ START_TEST(test_log_rows)
             /* the progress line of that step shows the same loss and accuracy */
             char line[128];
             snprintf(line, sizeof line, "step %2ld/12  epoch %ld  loss ", r[i].step, r[i].epoch);
-            const char *at = strstr(err, line);
+            const char *at = strstr(res.err, line);
             double loss, acc;
-            ck_assert_msg(at != NULL, "no '%s' in %s", line, err);
+            ck_assert_msg(at != NULL, "no '%s' in %s", line, res.err);
             ck_assert_int_eq(sscanf(at + strlen(line), "%lf  accuracy %lf", &loss, &acc), 2);
             ck_assert_double_eq_tol(loss, r[i].loss, 5.1e-5);
             ck_assert_double_eq_tol(acc, r[i].accuracy, 5.1e-5);
@@ -801,36 +777,34 @@ START_TEST(test_log_rows)
         }
     }
     double acc, loss;
-    const char *at = strstr(err, "epoch 1: validation accuracy ");
+    const char *at = strstr(res.err, "epoch 1: validation accuracy ");
     ck_assert_ptr_nonnull(at);
     ck_assert_int_eq(sscanf(at, "epoch 1: validation accuracy %lf, loss %lf", &acc, &loss), 2);
     ck_assert_double_eq_tol(acc, r[1].accuracy, 5.1e-5);
     ck_assert_double_eq_tol(loss, r[1].loss, 5.1e-5);
-    at = strstr(out, "val_accuracy=");
+    at = strstr(res.out, "val_accuracy=");
     ck_assert_ptr_nonnull(at);
     ck_assert_int_eq(sscanf(at, "val_accuracy=%lf test_accuracy=%lf", &acc, &loss), 2);
     ck_assert_double_eq_tol(acc, r[4].accuracy, 5.1e-5);
     ck_assert_double_eq_tol(loss, r[5].accuracy, 5.1e-5);
     /* a fresh run replaces the log; a resumed one will not take a file that
      * is not a log */
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(tu_run_args(&res, args), 0);
     ck_assert_int_eq(read_log(log, r, 16), 6);
     const char *ck = tu_path(dir, "ck");
     tu_write(log, "step,loss\n1,2\n", 14);
     const char *make_ck[] = {"train", "--data", dir, "--hidden", "16", "--steps", "2", "--val",
                              "20", "--batch", "20", "--checkpoint", ck, NULL};
-    ck_assert_int_eq(run(make_ck), 0);
+    ck_assert_int_eq(tu_run_args(&res, make_ck), 0);
     const char *resume[] = {"train", "--data", dir, "--resume", ck, "--log", log, NULL};
-    ck_assert_int_eq(run(resume), 1);
+    ck_assert_int_eq(tu_run_args(&res, resume), 1);
     char want_err[4400];
     snprintf(want_err, sizeof want_err, "--log %s: not a parlstm training log (its first line "
              "is 'step,loss'", log);
-    ck_assert_msg(strstr(err, want_err) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want_err) != NULL, "%s", res.err);
     char text[64];
     tu_slurp(log, text, sizeof text);
     ck_assert_str_eq(text, "step,loss\n1,2\n");
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -842,7 +816,7 @@ START_TEST(test_log_kill_and_resume)
 {
     if (!tu_hooks("the log of a run killed during slowed writes"))
         return;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     make_data(dir);
     char log[4200], ck[4200], ck2[4200], alone[4200], png[4200];
     snprintf(log, sizeof log, "%s/run.csv", dir);
@@ -863,15 +837,16 @@ START_TEST(test_log_kill_and_resume)
     args[n++] = log;
     args[n] = NULL;
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=400", NULL};
-    int pid = tu_spawn(args, slow, tu_path(dir, "out"), tu_path(dir, "err"));
+    tu_job j;
+    tu_start(&j, NULL, args, slow);
     /* wait for the rows of step 10 (after two checkpoints), then kill */
     char text[1 << 14];
     for (int i = 0; i < 600 && !strstr(text, "\ntrain,10,"); i++) {
         usleep(20000);
         tu_slurp(log, text, sizeof text);
     }
-    kill(pid, SIGKILL);
-    ck_assert_int_eq(tu_wait(pid), TU_KILLED(SIGKILL));
+    kill(j.pid, SIGKILL);
+    ck_assert_int_eq(tu_finish(&j, &res, 0), TU_KILLED(SIGKILL));
     char before[1 << 14];
     size_t had = tu_slurp(log, before, sizeof before);
     ck_assert_msg(strstr(before, "\ntrain,10,") != NULL, "the killed run logged: %s", before);
@@ -883,7 +858,7 @@ START_TEST(test_log_kill_and_resume)
 
     const char *resume[] = {"train", "--data", dir, "--resume", ck, "--checkpoint", ck,
                             "--log", log, "--log-every", "2", NULL};
-    ck_assert_int_eq(run(resume), 0);
+    ck_assert_int_eq(tu_run_args(&res, resume), 0);
     char after[1 << 15];
     tu_slurp(log, after, sizeof after);
     ck_assert_int_eq(strncmp(after, before, had), 0); /* appended, never truncated */
@@ -892,7 +867,7 @@ START_TEST(test_log_kill_and_resume)
 
     args[n - 3] = ck2;
     args[n - 1] = alone;
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(tu_run_args(&res, args), 0);
     int rows = read_log(alone, r, 64);
     printf("the killed and resumed log has %d rows, a run left alone %d\n", all, rows);
     ck_assert_int_ge(all, rows); /* steps after the checkpoint were done twice */
@@ -900,13 +875,11 @@ START_TEST(test_log_kill_and_resume)
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         tu_skip("parlstm plot of a resumed log", "no gnuplot (apt-get install gnuplot-nox)");
     } else {
-        ck_assert_int_eq(run(plot), 0);
+        ck_assert_int_eq(tu_run_args(&res, plot), 0);
         char want[4400];
         snprintf(want, sizeof want, "parlstm plot: %d rows of %s drawn", rows, log);
-        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+        ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     }
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -921,7 +894,7 @@ START_TEST(test_plot)
         tu_skip("parlstm plot", "no gnuplot (apt-get install gnuplot-nox)");
         return;
     }
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *log = tu_path(dir, "l.csv"), *png = tu_path(dir, "l.png");
     const char *text =
         "kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds\n"
@@ -938,13 +911,13 @@ START_TEST(test_plot)
         "train,9,2,0.00";
     tu_write(log, text, strlen(text));
     const char *args[] = {"plot", "--log", log, "--out", png, NULL};
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(tu_run_args(&res, args), 0);
     char want[4400];
     snprintf(want, sizeof want, "parlstm plot: note: %s/l.csv: skipped 1 malformed row (the first on "
              "line 12", dir);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     snprintf(want, sizeof want, "parlstm plot: 7 rows of %s drawn into %s\n", log, png);
-    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%s", res.err);
     pl_image img;
     pl_error e = {0};
     ck_assert_msg(pl_image_read(png, &img, &e) == PL_OK, "%s", e.msg);
@@ -963,28 +936,26 @@ START_TEST(test_plot)
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         tu_write(log, bad[k].text, strlen(bad[k].text));
-        ck_assert_int_eq(run(args), 1);
-        ck_assert_msg(strstr(err, bad[k].fragment) != NULL, "%s", err);
+        ck_assert_int_eq(tu_run_args(&res, args), 1);
+        ck_assert_msg(strstr(res.err, bad[k].fragment) != NULL, "%s", res.err);
     }
     const char *none[] = {"plot", "--log", tu_path(dir, "none.csv"), "--out", png, NULL};
-    ck_assert_int_eq(run(none), 1);
-    ck_assert_ptr_nonnull(strstr(err, "none.csv: cannot open the log"));
+    ck_assert_int_eq(tu_run_args(&res, none), 1);
+    ck_assert_ptr_nonnull(strstr(res.err, "none.csv: cannot open the log"));
     /* without gnuplot */
     tu_write(log, text, strlen(text));
     const char *no_path[] = {"PATH=/nonexistent", NULL};
-    int st = tu_run_env(out, sizeof out, err, sizeof err, args, no_path);
+    int st = tu_run_env(&res, args, no_path);
     ck_assert_int_eq(st, 1);
-    ck_assert_ptr_nonnull(strstr(err, "parlstm plot: gnuplot not found (Debian package "
+    ck_assert_ptr_nonnull(strstr(res.err, "parlstm plot: gnuplot not found (Debian package "
                                       "gnuplot-nox); no plot written"));
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *tools_suite(void)
 {
     Suite *s = suite_create("tools");
-    TCase *tc = tcase_create("tools");
+    TCase *tc = tu_tcase_with_dir("tools");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_export_import_round_trip);
     tcase_add_test(tc, test_import_time_steps);
@@ -997,7 +968,7 @@ Suite *tools_suite(void)
     tcase_add_test(tc, test_log_kill_and_resume);
     tcase_add_test(tc, test_plot);
     suite_add_tcase(s, tc);
-    TCase *bad = tcase_create("predict refuses");
+    TCase *bad = tu_tcase_with_dir("predict refuses");
     tcase_set_timeout(bad, 120);
     tcase_add_unchecked_fixture(bad, predict_fixture, predict_fixture_done);
     tcase_add_loop_test(bad, test_predict_refuses, 0,

@@ -100,7 +100,9 @@ int main(void)
         srunner_free(sr);
         return 2;
     }
+    tu_root_begin(); /* every test's directories under one, removed at the end */
     srunner_run_all(sr, CK_NORMAL);
+    tu_root_end();
     int run = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
     if (fcntl(9, F_GETFD) != -1) {
         int failures = 0, errors = 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,12 +65,28 @@ int tu_set_runs(pl_gemm_backend be, const char *what)
     return 0;
 }
 
-char *tu_tmpdir(void)
+/* The run's root directory (tu_root_begin), or "" */
+static char root[4096];
+
+/* A fresh directory under $TMPDIR (or /tmp) named prefix-XXXXXX, in buf;
+ * NULL when it cannot be made. */
+static char *fresh_dir(char *buf, size_t len, const char *prefix)
 {
     const char *base = getenv("TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/parlstm-test-XXXXXX", base && *base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
+    snprintf(buf, len, "%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix);
+    return mkdtemp(buf);
+}
+
+char *tu_tmpdir(void)
+{
+    char tmpl[4200];
+    char *d = tmpl;
+    if (root[0]) {
+        snprintf(tmpl, sizeof tmpl, "%s/test-XXXXXX", root);
+        d = mkdtemp(tmpl);
+    } else {
+        d = fresh_dir(tmpl, sizeof tmpl, "parlstm-test");
+    }
     ck_assert_msg(d != NULL, "mkdtemp failed");
     return strdup(d);
 }
@@ -83,6 +100,54 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 void tu_rmtree(const char *dir)
 {
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_root_begin(void)
+{
+    /* outside any test: no ck_assert here */
+    if (!fresh_dir(root, sizeof root, "parlstm-tests")) {
+        perror("parlstm tests: mkdtemp");
+        exit(EXIT_FAILURE);
+    }
+}
+
+void tu_root_end(void)
+{
+    if (root[0])
+        tu_rmtree(root);
+    root[0] = '\0';
+}
+
+char *tu_dir;
+
+void tu_dir_setup(void)
+{
+    tu_dir = tu_tmpdir();
+}
+
+void tu_dir_teardown(void)
+{
+    tu_rmtree(tu_dir);
+    free(tu_dir);
+    tu_dir = NULL;
+}
+
+TCase *tu_tcase_with_dir(const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, tu_dir_setup, tu_dir_teardown);
+    return tc;
+}
+
+const char *tu_subdir(const char *name)
+{
+    static char bufs[4][4096];
+    static int next;
+    ck_assert_msg(tu_dir != NULL, "tu_subdir(%s) outside a TCase with a directory", name);
+    char *b = bufs[next++ % 4];
+    snprintf(b, 4096, "%s/%s", tu_dir, name);
+    ck_assert_msg(mkdir(b, 0700) == 0, "cannot make %s", b);
+    return b;
 }
 
 const char *tu_path(const char *dir, const char *name)
@@ -213,6 +278,55 @@ void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
     pl_rng_seed(&r, seed);
     make_set(dir, "train", n_train, T, D, classes, &r);
     make_set(dir, "t10k", n_test, T, D, classes, &r);
+}
+
+pl_dataset tu_dataset(const char *dir, int n_train, int n_test, int T, int D, int classes,
+                      uint64_t seed)
+{
+    tu_make_dataset(dir, n_train, n_test, T, D, classes, seed);
+    pl_dataset ds;
+    pl_error err = {0};
+    ck_assert_msg(pl_dataset_load(&ds, dir, "train", 0, &err) == PL_OK, "%s", err.msg);
+    return ds;
+}
+
+pl_train_opts tu_opts(int batch, int workers, int threads, int deterministic, uint64_t seed)
+{
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    o.batch = batch;
+    o.workers = workers;
+    o.threads = threads;
+    o.deterministic = deterministic;
+    o.seed = seed;
+    return o;
+}
+
+pl_trainer *tu_trainer(const pl_config *cfg, const pl_dataset *ds, const pl_train_opts *o)
+{
+    pl_error err = {0};
+    pl_trainer *tr = pl_trainer_create(cfg, ds->T, o, &err);
+    ck_assert_msg(tr != NULL, "%s", err.msg);
+    return tr;
+}
+
+void tu_steps(pl_trainer *tr, const pl_dataset *ds, uint64_t seed, int batch, long from,
+              long to, long total, double *loss)
+{
+    const long per_epoch = (long)ds->n / batch;
+    uint32_t *order = malloc(sizeof *order * ds->n);
+    pl_error err = {0};
+    for (long s = from; s < to; s++) {
+        if (s == from || s % per_epoch == 0)
+            pl_epoch_order(seed, s / per_epoch, order, ds->n);
+        pl_step_stats st;
+        pl_status rc = pl_trainer_step(tr, ds, order + (s % per_epoch) * batch, batch, s, total,
+                                       loss ? &st : NULL, &err);
+        ck_assert_msg(rc == PL_OK, "step %ld: %s", s, err.msg);
+        if (loss)
+            loss[s - from] = st.loss;
+    }
+    free(order);
 }
 
 void tu_fill(float *x, size_t n, float scale, uint64_t seed)
@@ -384,26 +498,49 @@ size_t tu_slurp(const char *path, char *buf, size_t len)
     return strlen(buf);
 }
 
-int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args)
-{
-    return tu_run_env(out, out_len, err, err_len, args, NULL);
-}
-
-int tu_run_env(char *out, size_t out_len, char *err, size_t err_len, const char *const *args,
-               const char *const *env)
+void tu_start(tu_job *j, const char *bin, const char *const *args, const char *const *env)
 {
     char *dir = tu_tmpdir();
-    char op[4096], ep[4096];
-    snprintf(op, sizeof op, "%s/out", dir);
-    snprintf(ep, sizeof ep, "%s/err", dir);
-    int status = tu_wait(tu_spawn(args, env, op, ep));
-    tu_slurp(op, out, out_len);
-    tu_slurp(ep, err, err_len);
-    tu_rmtree(dir);
+    snprintf(j->dir, sizeof j->dir, "%s", dir);
     free(dir);
-    return status;
+    snprintf(j->out_path, sizeof j->out_path, "%s/out", j->dir);
+    snprintf(j->err_path, sizeof j->err_path, "%s/err", j->dir);
+    j->name = bin ? bin : "parlstm";
+    if (bin)
+        j->pid = tu_spawn_program(bin, args, env, j->out_path, j->err_path);
+    else
+        j->pid = tu_spawn(args, env, j->out_path, j->err_path);
 }
 
+int tu_finish(tu_job *j, tu_result *r, double seconds)
+{
+    r->status = seconds > 0 ? tu_wait_timeout(j->pid, seconds) : tu_wait(j->pid);
+    tu_slurp(j->out_path, r->out, sizeof r->out);
+    tu_slurp(j->err_path, r->err, sizeof r->err);
+    tu_rmtree(j->dir);
+    printf("%s -> %d\n%s", j->name, r->status, r->err);
+    ck_assert_msg(r->status != TU_HUNG, "%s hung (killed after %.0f s): %s", j->name, seconds,
+                  r->err);
+    return r->status;
+}
+
+int tu_run_program(tu_result *r, const char *bin, const char *const *args,
+                   const char *const *env, double seconds)
+{
+    tu_job j;
+    tu_start(&j, bin, args, env);
+    return tu_finish(&j, r, seconds);
+}
+
+int tu_run_args(tu_result *r, const char *const *args)
+{
+    return tu_run_program(r, NULL, args, NULL, 0);
+}
+
+int tu_run_env(tu_result *r, const char *const *args, const char *const *env)
+{
+    return tu_run_program(r, NULL, args, env, 0);
+}
 
 void tu_write_png(const char *path, int w, int h, int color, int depth, int interlace,
                   const unsigned char *data, size_t row_bytes, const void *palette,

@@ -46,9 +46,33 @@ extern const int tu_nsets;
  * NULL: loop tests report it once). */
 int tu_set_runs(pl_gemm_backend be, const char *what);
 
-/* A fresh directory under $TMPDIR (or /tmp); removed by tu_rmtree. */
+/* A fresh directory (caller frees the name); removed by tu_rmtree. It is
+ * made under the run's root directory when the runner made one
+ * (tu_root_begin), else under $TMPDIR (or /tmp). */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
+/* The run's root directory: tu_root_begin makes it under $TMPDIR (or
+ * /tmp), and every later tu_tmpdir, in the runner or in the test
+ * processes it forks, is made under it; tu_root_end removes it with
+ * whatever is left. That catches the directories of tests that never
+ * reached their teardown: Check's forked test process leaves with _exit
+ * when an assertion fails (neither the checked teardown nor atexit
+ * handlers run), and a test past its time is killed. */
+void tu_root_begin(void);
+void tu_root_end(void);
+
+/* The test's own directory: a checked fixture (tu_dir_setup before, and
+ * tu_dir_teardown after, every test of the TCase, in the test's forked
+ * process) makes it fresh and removes it when the test passes; a failed
+ * test's is removed by tu_root_end. NULL outside such a TCase. */
+extern char *tu_dir;
+void tu_dir_setup(void);
+void tu_dir_teardown(void);
+/* A TCase whose every test gets a fresh tu_dir. */
+TCase *tu_tcase_with_dir(const char *name);
+/* tu_dir/name made as a directory; its path (one of 4 rotating static
+ * buffers). For tests that need more than one directory. */
+const char *tu_subdir(const char *name);
 /* dir/name into a static buffer (one of 8 rotating). */
 const char *tu_path(const char *dir, const char *name);
 void tu_write(const char *path, const void *data, size_t len);
@@ -70,20 +94,61 @@ unsigned char *tu_idx_labels(uint32_t n, const uint8_t *labels, size_t *len);
  * stroke on rows depending on c, with noise. */
 void tu_make_dataset(const char *dir, int n_train, int n_test, int T, int D,
                      int classes, uint64_t seed);
+/* tu_make_dataset's set in dir, its training part loaded (caller frees
+ * it with pl_dataset_free). */
+pl_dataset tu_dataset(const char *dir, int n_train, int n_test, int T, int D, int classes,
+                      uint64_t seed);
+/* The default options with batch, workers, threads, deterministic and
+ * seed set. */
+pl_train_opts tu_opts(int batch, int workers, int threads, int deterministic, uint64_t seed);
+/* A trainer for cfg on ds's sequence length (the test fails when it
+ * cannot be made). */
+pl_trainer *tu_trainer(const pl_config *cfg, const pl_dataset *ds, const pl_train_opts *o);
+/* Steps [from, to) of a run of `total` steps (the learning-rate
+ * schedule's length) in batches of `batch`: epoch e visits ds in
+ * pl_epoch_order(seed, e). Each step's loss into loss[s - from] when loss
+ * is not NULL (the step reports no statistics when it is). */
+void tu_steps(pl_trainer *tr, const pl_dataset *ds, uint64_t seed, int batch, long from,
+              long to, long total, double *loss);
 /* Uniform(-scale, scale) floats. */
 void tu_fill(float *x, size_t n, float scale, uint64_t seed);
-/* What tu_wait and tu_run return for a child killed by signal sig: a
+/* What tu_wait and tu_finish return for a child killed by signal sig: a
  * negative number, never one that a program's own exit status could be
  * (the program exits 130 after SIGINT itself; killed by SIGINT it is -2). */
 #define TU_KILLED(sig) (-(sig))
 
-/* Runs $PARLSTM_BIN with args (NULL-terminated) and returns the exit status
- * (TU_KILLED(signal) when killed); stdout and stderr go into the buffers. */
-int tu_run(char *out, size_t out_len, char *err, size_t err_len, const char *const *args);
+/* What a program run left: its exit status, and its stdout and stderr
+ * (NUL-terminated; what does not fit is dropped). */
+typedef struct {
+    int status;         /* the exit status, TU_KILLED(signal) or TU_HUNG */
+    char out[1 << 20];
+    char err[1 << 16];
+} tu_result;
 
+/* A program started by tu_start: its pid, and the files its stdout and
+ * stderr go to (in a fresh directory of their own). */
+typedef struct {
+    int pid;
+    char dir[4096], out_path[4200], err_path[4200];
+    const char *name; /* the program, for the test's log */
+} tu_job;
+
+/* Starts bin ($PARLSTM_BIN when NULL; found on PATH when it has no slash)
+ * with args (NULL-terminated) and extra environment entries ("K=V",
+ * NULL-terminated, may be NULL). */
+void tu_start(tu_job *j, const char *bin, const char *const *args, const char *const *env);
+/* Waits for j (at most `seconds` when above 0: a program still running
+ * then is killed with everything under it and fails the test, so a hang
+ * never blocks), reads its output into r, removes its files, writes the
+ * status and stderr to the test's log; returns r->status. */
+int tu_finish(tu_job *j, tu_result *r, double seconds);
+/* tu_start, then tu_finish. */
+int tu_run_program(tu_result *r, const char *bin, const char *const *args,
+                   const char *const *env, double seconds);
+/* Runs $PARLSTM_BIN with args: r->status. */
+int tu_run_args(tu_result *r, const char *const *args);
 /* The same with extra environment entries ("K=V", NULL-terminated). */
-int tu_run_env(char *out, size_t out_len, char *err, size_t err_len, const char *const *args,
-               const char *const *env);
+int tu_run_env(tu_result *r, const char *const *args, const char *const *env);
 
 /* Starts $PARLSTM_BIN with args and extra environment entries ("K=V",
  * NULL-terminated, may be NULL), stdout/stderr to files; returns the pid. */
