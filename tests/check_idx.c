@@ -18,7 +18,7 @@ static void put_be32(unsigned char *p, uint32_t v)
 
 START_TEST(test_raw_and_gz_read_the_same)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     size_t len;
     unsigned char *img = tu_idx_images(5, 3, 4, NULL, &len);
     tu_write(tu_path(dir, "a-images"), img, len);
@@ -47,8 +47,6 @@ START_TEST(test_raw_and_gz_read_the_same)
     ck_assert_int_eq(a.data[3], 3);
     pl_idx_free(&a);
     free(lb);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -115,7 +113,7 @@ static void assert_names(const pl_error *err, const char *path)
 START_TEST(test_malformed_files)
 {
     const bad_case *c = &BAD[_i];
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     /* the payload actually written: what the header claims plus the case's
      * delta, or 100 bytes when the claim is huge */
     size_t hdr = (c->magic & 0xff) == 1 ? 8 : 16;
@@ -150,14 +148,12 @@ START_TEST(test_malformed_files)
     assert_names(&err, path);
     ck_assert_ptr_null(out.data);
     free(b);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_missing_empty_dir_fifo_corrupt)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_idx out;
     pl_error err = {0};
     const char *p = tu_path(dir, "nothing");
@@ -202,8 +198,6 @@ START_TEST(test_missing_empty_dir_fifo_corrupt)
     assert_names(&err, p);
     ck_assert_ptr_nonnull(strstr(err.msg, "corrupt compressed stream"));
     free(img);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -211,7 +205,7 @@ END_TEST
  * whole payload, but nothing vouches for it: truncated. */
 START_TEST(test_gzip_trailer_cut)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     size_t len;
     unsigned char *img = tu_idx_images(3, 4, 5, NULL, &len);
     const char *whole = tu_path(dir, "whole.gz");
@@ -237,8 +231,6 @@ START_TEST(test_gzip_trailer_cut)
         ck_assert_ptr_null(out.data);
     }
     free(img);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -259,7 +251,7 @@ static void write_pair(const char *dir, const char *prefix, uint32_t ni, uint32_
 
 START_TEST(test_dataset_checks)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_dataset ds;
     pl_error err = {0};
     const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
@@ -283,8 +275,6 @@ START_TEST(test_dataset_checks)
     ck_assert_int_eq(pl_dataset_load(&ds, dir, "t10k", 0, &err), PL_ERR_MISMATCH);
     ck_assert_ptr_nonnull(strstr(err.msg, "6 images but"));
     ck_assert_ptr_nonnull(strstr(err.msg, "5 labels"));
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -293,7 +283,7 @@ END_TEST
  * count accepts them. */
 START_TEST(test_one_class_labels)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_dataset ds;
     pl_error err = {0};
     const uint8_t zeros[6] = {0}, threes[6] = {3, 3, 3, 3, 3, 3};
@@ -309,8 +299,6 @@ START_TEST(test_one_class_labels)
     ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 4, &err), PL_OK);
     ck_assert_int_eq(ds.classes, 4);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -318,7 +306,7 @@ END_TEST
  * them, disjoint and together the whole set. */
 START_TEST(test_validation_split)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_dataset ds, tr, va;
     pl_error err = {0};
     const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
@@ -344,8 +332,6 @@ START_TEST(test_validation_split)
     ck_assert_int_eq(pl_dataset_split(&ds, 6, &tr, &va, &err), PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "holding out 6 images for validation leaves none"));
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -372,7 +358,7 @@ START_TEST(test_pairs)
 {
     const char *prefix = _i % 2 ? "t10k" : "train";
     const int k = _i / 2;
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const uint8_t labels[6] = {0, 2, 1, 2, 0, 1};
     char ip[4096], lp[4096];
     size_t len;
@@ -410,15 +396,13 @@ START_TEST(test_pairs)
         ck_assert_msg(strstr(err.msg, PAIRS[k].images ? ip : lp) != NULL, "%s", err.msg);
         ck_assert_ptr_nonnull(strstr(err.msg, "a set needs both its images and its labels"));
     }
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* An images file alone, for classifying: no labels. */
 START_TEST(test_images_alone)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "x-images.gz");
     uint8_t px[5 * 4 * 3];
     for (size_t i = 0; i < sizeof px; i++)
@@ -444,15 +428,13 @@ START_TEST(test_images_alone)
     ck_assert_ptr_nonnull(strstr(err.msg, ": a labels file"));
     free(l);
     free(b);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *idx_suite(void)
 {
     Suite *s = suite_create("idx");
-    TCase *tc = tcase_create("reader");
+    TCase *tc = tu_tcase_with_dir("reader");
     tcase_add_test(tc, test_raw_and_gz_read_the_same);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);

@@ -28,7 +28,7 @@ static void expect_pixels(const char *path, int rows, int cols, const uint8_t *w
 
 START_TEST(test_png_kinds)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *p = tu_path(dir, "a.png");
     /* 8-bit gray, 3 x 2 */
     const uint8_t g8[] = {0, 7, 255, 128, 1, 254};
@@ -85,14 +85,12 @@ START_TEST(test_png_kinds)
         il[i] = (uint8_t)(i * 4);
     tu_write_png(p, 9, 7, PNG_COLOR_TYPE_GRAY, 8, 1, il, 9, NULL, 0);
     expect_pixels(p, 7, 9, il);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_pgm_kinds)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *p = tu_path(dir, "a.pgm");
     /* P5 8 bits, with comments and CRLF in the header */
     const char p5[] = "P5\r\n# a comment\n3 # another\n2\n255\n\x00\x07\xff\x80\x01\xfe";
@@ -117,8 +115,6 @@ START_TEST(test_pgm_kinds)
     const char p2b[] = "P2 2 1 255 9 200";
     tu_write(p, p2b, sizeof p2b - 1);
     expect_pixels(p, 1, 2, (const uint8_t[]){9, 200});
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -215,7 +211,7 @@ static const image_case BAD[] = {
 START_TEST(test_bad_images)
 {
     const image_case *c = &BAD[_i];
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const char *path = tu_path(dir, "hostile-image");
     size_t len;
     unsigned char *b;
@@ -256,14 +252,12 @@ START_TEST(test_bad_images)
     tu_assert_refused(c->name, path, rc, &err, c->code, c->fragment);
     ck_assert_ptr_null(img.pixels);
     free(b);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_not_an_image_file)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_image img;
     pl_error err = {0};
     ck_assert_int_eq(pl_image_read(tu_path(dir, "none.png"), &img, &err), PL_ERR_NOT_FOUND);
@@ -272,15 +266,13 @@ START_TEST(test_not_an_image_file)
     tu_write(tu_path(dir, "empty.pgm"), "", 0);
     ck_assert_int_eq(pl_image_read(tu_path(dir, "empty.pgm"), &img, &err), PL_ERR_EMPTY);
     ck_assert_ptr_nonnull(strstr(err.msg, "empty.pgm: the image file is empty"));
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *image_suite(void)
 {
     Suite *s = suite_create("image");
-    TCase *tc = tcase_create("image");
+    TCase *tc = tu_tcase_with_dir("image");
     tcase_add_test(tc, test_png_kinds);
     tcase_add_test(tc, test_pgm_kinds);
     tcase_add_loop_test(tc, test_bad_images, 0, (int)(sizeof BAD / sizeof *BAD));

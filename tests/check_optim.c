@@ -163,7 +163,7 @@ static void clipped_step(const pl_dataset *ds, float clip, const float *g, const
 
 START_TEST(test_clipped_update_by_hand)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 40, 10, 6, 5, 3, 8);
     pl_dataset ds;
     pl_error err;
@@ -196,8 +196,6 @@ START_TEST(test_clipped_update_by_hand)
     free(g);
     free(p0);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -281,7 +279,7 @@ END_TEST
 Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
-    TCase *tc = tcase_create("adam");
+    TCase *tc = tu_tcase_with_dir("adam");
     tcase_add_test(tc, test_adam_one_step);
     tcase_add_test(tc, test_adam_three_steps);
     tcase_add_test(tc, test_adam_grad_scale);
