@@ -12,8 +12,7 @@
 #include "testutil.h"
 
 typedef struct {
-    char *dir;
-    pl_dataset ds;
+    pl_dataset ds; /* in tu_dir */
     pl_config cfg;
     float dropout;
     pl_gemm_backend be; /* the kernel set */
@@ -21,37 +20,21 @@ typedef struct {
 
 static void data_make(data_fixture *f, int n)
 {
-    f->dir = tu_tmpdir();
-    tu_make_dataset(f->dir, n, 10, 9, 7, 5, 31);
-    pl_error err;
-    ck_assert_int_eq(pl_dataset_load(&f->ds, f->dir, "train", 0, &err), PL_OK);
+    f->ds = tu_dataset(tu_dir, n, 10, 9, 7, 5, 31);
     f->cfg = (pl_config){7, 24, 5, 1};
     f->dropout = 0;
     f->be = PL_GEMM_AUTO;
 }
 
-static void data_free(data_fixture *f)
-{
-    pl_dataset_free(&f->ds);
-    tu_rmtree(f->dir);
-    free(f->dir);
-}
+static void data_free(data_fixture *f) { pl_dataset_free(&f->ds); }
 
 /* Loss and gradient of batch [0, n) with W workers and T threads. */
 static double gradient(const data_fixture *f, int batch, int W, int T, int det, float *grad)
 {
-    pl_train_opts o;
-    pl_train_opts_default(&o);
-    o.batch = batch;
-    o.workers = W;
-    o.threads = T;
-    o.deterministic = det;
+    pl_train_opts o = tu_opts(batch, W, T, det, 7);
     o.dropout = f->dropout;
-    o.seed = 7;
     o.gemm = f->be;
-    pl_error err = {0};
-    pl_trainer *tr = pl_trainer_create(&f->cfg, f->ds.T, &o, &err);
-    ck_assert_msg(tr != NULL, "%s", err.msg);
+    pl_trainer *tr = tu_trainer(&f->cfg, &f->ds, &o);
     ck_assert_int_eq(pl_trainer_workers(tr), W);
     /* a thread owns whole gate panels: more are capped at the panel count */
     const int panels = (f->cfg.hidden + 15) / 16;
@@ -60,6 +43,7 @@ static double gradient(const data_fixture *f, int batch, int W, int T, int det, 
     for (int i = 0; i < batch; i++)
         idx[i] = (uint32_t)(i * 3 % (int)f->ds.n);
     pl_step_stats st;
+    pl_error err = {0};
     ck_assert_int_eq(pl_trainer_gradient(tr, &f->ds, idx, batch, &st, &err), PL_OK);
     memcpy(grad, pl_trainer_grad(tr), sizeof(float) * pl_param_count(&f->cfg));
     pl_trainer_free(tr);
@@ -362,7 +346,7 @@ END_TEST
 Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
-    TCase *tc = tcase_create("data-parallel");
+    TCase *tc = tu_tcase_with_dir("data-parallel");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_workers_agree, 0, 2 * tu_nsets);
     tcase_add_test(tc, test_trainer_gradient_matches_reference);

@@ -11,47 +11,33 @@
 
 #include "testutil.h"
 
-/* Trains `steps` steps; returns the mean loss of the first and last 5. */
+/* Trains `steps` steps (batches of 20, seed's epoch order); the mean loss
+ * of the first and last 5 in first and last, the parameters in params_out
+ * (may be NULL). */
 static void train_run(const pl_dataset *ds, const pl_config *cfg, int W, int T, int steps,
                       uint64_t seed, double *first, double *last, float *params_out)
 {
-    pl_train_opts o;
-    pl_train_opts_default(&o);
-    o.batch = 20;
-    o.workers = W;
-    o.threads = T;
-    o.seed = seed;
-    pl_error err = {0};
-    pl_trainer *tr = pl_trainer_create(cfg, ds->T, &o, &err);
-    ck_assert_msg(tr != NULL, "%s", err.msg);
-    long spe = (long)ds->n / 20;
-    uint32_t *order = malloc(sizeof *order * ds->n);
+    pl_train_opts o = tu_opts(20, W, T, 0, seed);
+    pl_trainer *tr = tu_trainer(cfg, ds, &o);
+    double *loss = malloc(sizeof *loss * (size_t)steps);
+    tu_steps(tr, ds, seed, 20, 0, steps, steps, loss);
     *first = *last = 0;
-    for (long s = 0; s < steps; s++) {
-        if (s % spe == 0)
-            pl_epoch_order(seed, s / spe, order, ds->n);
-        pl_step_stats st;
-        ck_assert_int_eq(pl_trainer_step(tr, ds, order + (s % spe) * 20, 20, s, steps, &st, &err),
-                         PL_OK);
-        ck_assert(isfinite(st.loss));
+    for (int s = 0; s < steps; s++) {
+        ck_assert(isfinite(loss[s]));
         if (s < 5)
-            *first += st.loss / 5;
+            *first += loss[s] / 5;
         if (s >= steps - 5)
-            *last += st.loss / 5;
+            *last += loss[s] / 5;
     }
     if (params_out)
         memcpy(params_out, pl_trainer_params(tr), sizeof(float) * pl_param_count(cfg));
-    free(order);
+    free(loss);
     pl_trainer_free(tr);
 }
 
 START_TEST(test_loss_falls)
 {
-    char *dir = tu_tmpdir();
-    tu_make_dataset(dir, 400, 200, 10, 8, 4, 21);
-    pl_dataset train;
-    pl_error err;
-    ck_assert_int_eq(pl_dataset_load(&train, dir, "train", 0, &err), PL_OK);
+    pl_dataset train = tu_dataset(tu_dir, 400, 200, 10, 8, 4, 21);
     pl_config cfg = {8, 32, 4, 1};
     double first, last;
     train_run(&train, &cfg, 2, 1, 60, 1, &first, &last, NULL);
@@ -60,18 +46,12 @@ START_TEST(test_loss_falls)
     ck_assert_msg(last < 0.5 * first, "loss %g -> %g did not halve", first, last);
     ck_assert(first > 0.8); /* ln 4 = 1.39 at the very start */
     pl_dataset_free(&train);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 START_TEST(test_same_seed_same_bits)
 {
-    char *dir = tu_tmpdir();
-    tu_make_dataset(dir, 200, 20, 7, 6, 3, 22);
-    pl_dataset ds;
-    pl_error err;
-    ck_assert_int_eq(pl_dataset_load(&ds, dir, "train", 0, &err), PL_OK);
+    pl_dataset ds = tu_dataset(tu_dir, 200, 20, 7, 6, 3, 22);
     pl_config cfg = {6, 20, 3, 1};
     size_t np = pl_param_count(&cfg);
     float *a = malloc(sizeof(float) * np), *b = malloc(sizeof(float) * np);
@@ -84,8 +64,6 @@ START_TEST(test_same_seed_same_bits)
     free(a);
     free(b);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -106,7 +84,7 @@ enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_LAYERS = 3
 
 START_TEST(test_model_file_round_trip_and_damage)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
     size_t np = pl_param_count(&mi.cfg);
     float *p = model_params(&mi.cfg, 4);
@@ -195,15 +173,13 @@ START_TEST(test_model_file_round_trip_and_damage)
     ck_assert_int_eq(pl_model_save(path, &wrong, p, NULL, &err), PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "images of 7x4 read as rows cannot make 7 time steps"));
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 /* A version 1 file (no time steps) still loads: T = 0, the same weights. */
 START_TEST(test_model_file_version_1_still_read)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_model_info mi = {.cfg = {4, 9, 2, 1}, .T = 6};
     size_t np = pl_param_count(&mi.cfg);
     float *p = model_params(&mi.cfg, 5);
@@ -225,8 +201,6 @@ START_TEST(test_model_file_version_1_still_read)
     ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
     pl_free(q);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -236,7 +210,7 @@ END_TEST
  * left (RLIMIT_NOFILE) beside an existing file. */
 START_TEST(test_model_save_failures_keep_previous_file)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     pl_model_info mi = {.cfg = {5, 12, 3, 1}, .T = 7};
     float *p = model_params(&mi.cfg, 4);
     pl_error err = {0};
@@ -294,8 +268,6 @@ START_TEST(test_model_save_failures_keep_previous_file)
     }
     chmod(dir, 0700);
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -304,7 +276,7 @@ END_TEST
  * its arg-max agrees with pl_trainer_evaluate's accuracy. */
 START_TEST(test_predict_probabilities)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     tu_make_dataset(dir, 10, 53, 6, 5, 3, 8);
     pl_dataset ds;
     pl_error err = {0};
@@ -361,8 +333,6 @@ START_TEST(test_predict_probabilities)
     free(x);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
@@ -370,7 +340,7 @@ END_TEST
  * bytes, and refuses what is neither, naming the file. */
 START_TEST(test_model_read_either)
 {
-    char *dir = tu_tmpdir();
+    const char *dir = tu_dir;
     const pl_config cfg = {3, 4, 2, 1};
     size_t np = pl_param_count(&cfg);
     float *p = pl_alloc_floats(np);
@@ -402,15 +372,13 @@ START_TEST(test_model_read_either)
     ck_assert_int_eq(pl_model_read(other, &got, &q, &err), PL_ERR_MAGIC);
     ck_assert_ptr_nonnull(strstr(err.msg, "this is a checkpoint"));
     pl_free(p);
-    tu_rmtree(dir);
-    free(dir);
 }
 END_TEST
 
 Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
-    TCase *tc = tcase_create("end-to-end");
+    TCase *tc = tu_tcase_with_dir("end-to-end");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_same_seed_same_bits);
