@@ -1,29 +1,30 @@
-/* One training step over the worker pool.
- *
- * A step is one pool run with these phases, separated by barriers:
+/* One training step over the worker pool: one engine for one rank or R
+ * ranks (dist.c); with one rank the phases that cross ranks do nothing.
+ * The parameters are cut into R slices of whole chunks (one slice with one
+ * rank); rank q owns slice q and its Adam moments. A step is one pool run
+ * (worker_run) with these phases, barriers between them:
  *   1. pack: the folded gate weights, panels split over workers;
  *   2. shards: this rank's rows of the batch are cut into contiguous shards
  *      (S = workers, or under --deterministic the fixed shards of the whole
  *      batch that this rank owns); each worker runs forward and backward on
  *      its shards, each shard into its own gradient buffer;
- *   3. reduce: the shard gradients are summed over parameter chunks split
+ *   3. reduce and send: the shard gradients are summed over chunks split
  *      among the workers (in shard order; under --deterministic in a fixed
- *      binary tree over the batch's 16 shards), with each chunk's sum of
- *      squares;
- *   4. update: every worker sums the chunk norms in chunk order (so all see
- *      the same clipping factor), checks for NaN/Inf, and applies Adam to its
- *      chunks.
- * With R ranks (dist.c), between 3 and 4 the gradient crosses ranks: the
- * parameters are cut into R slices of whole chunks; every rank sends each
- * slice of its partial sums to the slice's owner as soon as that slice is
- * reduced in-process (point-to-point, overlapping the rest of the
- * reduction); each owner completes the sums of its slice (under
- * --deterministic: the same tree, whose subtrees the ranks sent), and its
- * chunk norms; one small all-reduce (the step's agreement) gives every rank
- * every chunk norm, every shard's loss, the stop flags and, every 100 steps,
- * a checksum of each rank's parameters; each rank runs Adam on its slice
- * only (its Adam moments cover only that slice) and an all-gather gives
- * every rank the whole updated parameters.
+ *      binary tree over the batch's 16 shards), slice by slice; each slice
+ *      goes to its owner as soon as it is summed (point-to-point,
+ *      overlapping the rest of the reduction);
+ *   4. exchange: the other ranks' parts of this rank's slice arrive;
+ *   5. slice: the owner completes its slice's sums (under --deterministic
+ *      the same tree, whose subtrees the ranks sent) and each chunk's sum
+ *      of squares;
+ *   6. agree: one small all-reduce gives every rank every chunk norm,
+ *      every leaf's loss, the stop flags and, every 100 steps, a checksum
+ *      of each rank's parameters; every worker derives the totals from
+ *      them (totals_of), the same bits everywhere;
+ *   7. update: clipping by the total norm, NaN/Inf checks, Adam on each
+ *      worker's chunks of this rank's slice.
+ * After the pool an all-gather gives every rank the whole updated
+ * parameters (run_batch).
  * Nothing in the step allocates. */
 #include <math.h>
 #include <pthread.h>
@@ -226,9 +227,8 @@ static void post_sends(pl_trainer *tr, int all)
 }
 
 /* The in-process sums of chunks [c0, c1): this rank's blocks (under
- * --deterministic, subtrees of its shards) or the sum of its shards in shard
- * order. With one rank they are the whole gradient: into grad, with each
- * chunk's sum of squares. */
+ * --deterministic, subtrees of its shards, in place in their first shard's
+ * buffer) or the sum of its shards in shard order, into grad. */
 static void reduce_local(pl_trainer *tr, long c0, long c1)
 {
     const xplan *x = &tr->plan;
@@ -242,11 +242,8 @@ static void reduce_local(pl_trainer *tr, long c0, long c1)
                 p[x->leaf0 + k] = tr->sgrad[k] + a;
                 have[x->leaf0 + k] = x->leaf0 + k + 1;
             }
-            for (int j = x->my0; j < x->my1; j++) {
-                float *root = pl_tree_node(p, have, x->blo[j], x->bsize[j], x->L, b - a);
-                if (tr->R == 1)
-                    memcpy(tr->grad + a, root, sizeof(float) * (b - a));
-            }
+            for (int j = x->my0; j < x->my1; j++)
+                pl_tree_node(p, have, x->blo[j], x->bsize[j], x->L, b - a);
         } else if (S > 0) {
             memcpy(tr->grad + a, tr->sgrad[0] + a, sizeof(float) * (b - a));
             for (int k = 1; k < S; k++) {
@@ -255,14 +252,13 @@ static void reduce_local(pl_trainer *tr, long c0, long c1)
                     tr->grad[i] += src[i];
             }
         }
-        if (tr->R == 1)
-            tr->agree[c] = pl_sum_squares(tr->grad + a, b - a);
     }
 }
 
 /* The owner's sums of chunks [c0, c1) of its slice, from its own blocks and
- * the slices the others sent: under --deterministic the rest of the fixed
- * tree, otherwise its own sum plus the others' in rank order. */
+ * the slices the others sent (none with one rank): under --deterministic
+ * the rest of the fixed tree, otherwise its own sum plus the others' in
+ * rank order; into grad, with each chunk's sum of squares. */
 static void reduce_slice(pl_trainer *tr, long c0, long c1)
 {
     const xplan *x = &tr->plan;
@@ -296,9 +292,6 @@ static void reduce_slice(pl_trainer *tr, long c0, long c1)
     }
 }
 
-/* Worker 0, every rank: the step's agreement. Fills this rank's slots (its
- * shards' losses, its stop flag, its checksum), sums the slots over the
- * ranks and derives what every rank then sees alike. */
 /* The step's agreement, tr->agree cut into its slots. Each slot has one
  * writer; with several ranks pl_dist_sum adds the ranks' copies. */
 typedef struct {
@@ -365,14 +358,6 @@ static step_totals totals_of(const pl_trainer *tr)
     return t;
 }
 
-/* With several ranks, worker 0 between two barriers: every rank's slots
- * summed over the ranks (after it, totals_of gives every rank the same). */
-static void agree(pl_trainer *tr)
-{
-    post_leaves(tr);
-    pl_dist_sum(tr->agree, tr->n_agree);
-}
-
 static void run_shards(pl_trainer *tr, int w)
 {
     const int W = tr->W;
@@ -426,71 +411,101 @@ static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
     }
 }
 
+/* Worker w's share [c0, c1) of this rank's slice of the chunks (with one
+ * rank, of all of them). */
+static void my_chunks(const pl_trainer *tr, int w, long *c0, long *c1)
+{
+    const int first = tr->schunk[tr->rank];
+    pl_split(tr->schunk[tr->rank + 1] - first, w, tr->W, c0, c1);
+    *c0 += first;
+    *c1 += first;
+}
+
+/* Phase 3: the in-process sums, slice by slice in sending order, each
+ * worker its share of each; worker 0 sends every slice that all workers
+ * have finished to its owner. With one rank: one slice, nothing sent. */
+static void reduce_and_send(pl_trainer *tr, int w, double *t0)
+{
+    for (int k = 0; k < tr->R; k++) {
+        const int q = slice_at(tr, k);
+        long c0, c1;
+        pl_split(tr->schunk[q + 1] - tr->schunk[q], w, tr->W, &c0, &c1);
+        reduce_local(tr, tr->schunk[q] + c0, tr->schunk[q] + c1);
+        if (q != tr->rank)
+            __atomic_add_fetch(&tr->ready[q], 1, __ATOMIC_RELEASE);
+        if (w == 0 && tr->R > 1) {
+            lap(tr, w, PL_PH_REDUCE, t0);
+            post_sends(tr, 0);
+            lap(tr, w, PL_PH_COMM, t0);
+        }
+    }
+}
+
+/* Phase 4: the other ranks' parts of this rank's slice received (worker 0
+ * finishes the sends and waits; the others wait at the barriers). Nothing
+ * to wait for with one rank: a worker's chunks in phase 5 are the ones it
+ * summed in phase 3. */
+static void exchange(pl_trainer *tr, int w, double *t0)
+{
+    if (tr->R == 1)
+        return;
+    barrier(tr, w, PL_PH_REDUCE, t0);
+    if (w == 0) {
+        post_sends(tr, 1);
+        pl_xfer_wait(tr->recvs);
+    }
+    barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, t0);
+}
+
+/* Phase 6: the step's agreement. Worker 0 posts this rank's leaves (their
+ * slots are not the chunk sums the others write); after the barrier every
+ * slot is filled, and worker 0 sums them over the ranks (nothing to do
+ * with one rank; a second barrier shows the sums to every worker). */
+static void agree(pl_trainer *tr, int w, double *t0)
+{
+    if (w == 0)
+        post_leaves(tr);
+    barrier(tr, w, PL_PH_REDUCE, t0);
+    if (tr->R == 1)
+        return;
+    if (w == 0)
+        pl_dist_sum(tr->agree, tr->n_agree);
+    barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, t0);
+}
+
+/* Phase 7: clipping by the agreed norm and Adam on worker w's chunks of
+ * this rank's slice. */
+static void update(pl_trainer *tr, int w, const step_totals *t, double *t0)
+{
+    const double norm = sqrt(t->sq);
+    const float scale =
+        tr->o.clip > 0 && norm > tr->o.clip ? (float)(tr->o.clip / norm) : 1.0f;
+    long c0, c1;
+    my_chunks(tr, w, &c0, &c1);
+    adam_chunks(tr, c0, c1, scale);
+    lap(tr, w, PL_PH_ADAM, t0);
+}
+
+/* One step on worker w: one engine for one rank or several (the exchange
+ * phases do nothing with one rank), barriers between the phases. */
 static void worker_run(pl_trainer *tr, int w)
 {
-    const int W = tr->W, R = tr->R;
     double t0 = tr->prof ? pl_seconds() : 0;
-    pl_step_pack(tr, w, &t0);
-    run_shards(tr, w);
+    pl_step_pack(tr, w, &t0); /* 1. pack the gate weights */
+    run_shards(tr, w);        /* 2. forward and backward of the shards */
     if (tr->prof)
         t0 = pl_seconds(); /* the shard phases were timed inside the workspace */
     pl_pool_barrier(tr->pool);
     lap(tr, w, PL_PH_WAIT, &t0);
+    reduce_and_send(tr, w, &t0); /* 3. in-process sums, slices sent */
+    exchange(tr, w, &t0);        /* 4. the other ranks' parts received */
     long c0, c1;
-    if (R == 1) {
-        pl_split(NCHUNK, w, W, &c0, &c1);
-        reduce_local(tr, c0, c1);
-        if (w == 0) /* one rank: its slots are the agreement */
-            post_leaves(tr);
-        if (tr->job.kind == JOB_GRAD) {
-            lap(tr, w, PL_PH_REDUCE, &t0);
-            return;
-        }
-        barrier(tr, w, PL_PH_REDUCE, &t0);
-    } else {
-        /* the slices in sending order; each worker its share of each */
-        for (int k = 0; k < R; k++) {
-            int q = slice_at(tr, k);
-            long n = tr->schunk[q + 1] - tr->schunk[q];
-            pl_split(n, w, W, &c0, &c1);
-            reduce_local(tr, tr->schunk[q] + c0, tr->schunk[q] + c1);
-            if (q != tr->rank)
-                __atomic_add_fetch(&tr->ready[q], 1, __ATOMIC_RELEASE);
-            if (w == 0) {
-                lap(tr, w, PL_PH_REDUCE, &t0);
-                post_sends(tr, 0);
-                lap(tr, w, PL_PH_COMM, &t0);
-            }
-        }
-        barrier(tr, w, PL_PH_REDUCE, &t0);
-        if (w == 0) {
-            post_sends(tr, 1);
-            pl_xfer_wait(tr->recvs);
-        }
-        barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, &t0);
-        const int mine = tr->schunk[tr->rank + 1] - tr->schunk[tr->rank];
-        pl_split(mine, w, W, &c0, &c1);
-        c0 += tr->schunk[tr->rank];
-        c1 += tr->schunk[tr->rank];
-        reduce_slice(tr, c0, c1);
-        barrier(tr, w, PL_PH_REDUCE, &t0);
-        if (w == 0)
-            agree(tr);
-        barrier_as(tr, w, PL_PH_COMM, PL_PH_COMM, &t0);
-    }
-    /* every worker reads the totals from the slots: the same bits */
-    const step_totals t = totals_of(tr);
-    if (tr->job.kind == JOB_GRAD || t.nonfinite || t.differ)
-        return;
-    const double norm = sqrt(t.sq);
-    float scale = tr->o.clip > 0 && norm > tr->o.clip ? (float)(tr->o.clip / norm) : 1.0f;
-    if (R > 1) {
-        pl_split(tr->schunk[tr->rank + 1] - tr->schunk[tr->rank], w, W, &c0, &c1);
-        c0 += tr->schunk[tr->rank];
-        c1 += tr->schunk[tr->rank];
-    }
-    adam_chunks(tr, c0, c1, scale);
-    lap(tr, w, PL_PH_ADAM, &t0);
+    my_chunks(tr, w, &c0, &c1);
+    reduce_slice(tr, c0, c1); /* 5. this rank's slice complete */
+    agree(tr, w, &t0);        /* 6. norms, losses, flags over the ranks */
+    const step_totals t = totals_of(tr); /* every worker: the same bits */
+    if (tr->job.kind == JOB_STEP && !t.nonfinite && !t.differ)
+        update(tr, w, &t, &t0); /* 7. clip and Adam */
 }
 
 /* CRC32 of the parameters, as a double (exact). */

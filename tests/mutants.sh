@@ -8,8 +8,9 @@
 # The script copies the source tree to a scratch directory (never touching
 # yours), configures and builds it once, checks that the suite passes
 # there, then for each mutant: applies it, rebuilds what changed, runs the
-# suites of the file's area with a time limit (then the whole suite, if
-# those pass), and restores the file. A mutant is
+# suites of the file's area one by one with a time limit, stopping at the
+# first that fails (then the whole suite, if they all pass), and restores
+# the file. A mutant is
 # killed when the suite fails (or does not finish in time); it survives
 # when the suite passes. It prints
 #     mutants: K killed of N
@@ -20,7 +21,8 @@
 #
 # Environment: MUTANTS_ONLY=REGEX runs only the mutants whose file, why or
 # find text matches; MUTANTS_KEEP=1 keeps the scratch directory;
-# MUTANTS_JOBS=N for make -j (default 2).
+# MUTANTS_JOBS=N for make -j (default 2); PARLSTM_MPIRUN, the MPI launcher
+# for the dist suite's jobs (make mutants sets it; without it they skip).
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 list=${1:-$src/tests/mutants.list}
@@ -93,6 +95,15 @@ area_of() {
     esac
 }
 
+# The suites of $2 one by one, as run_suite with limit $1: the status of
+# the first that fails, else 0.
+run_suites() {
+    local s
+    for s in $2; do
+        run_suite "$1" "$s" || return $?
+    done
+}
+
 t0=$(date +%s)
 if ! run_suite 900; then
     echo "mutants: the suite fails without any mutant:" >&2
@@ -149,7 +160,7 @@ one_mutant() {
     local verdict what=""
     if ! (cd "$tree" && make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
         verdict=broken
-    elif area=$(area_of "$file") && { [ -z "$area" ] || run_suite "$limit" "$area"; } &&
+    elif area=$(area_of "$file") && run_suites "$limit" "$area" &&
         run_suite "$limit"; then
         verdict=survived
     else
