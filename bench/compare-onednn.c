@@ -52,6 +52,7 @@
 #include <time.h>
 
 #include "parlstm.h"
+#include "tools.h"
 
 #define GATES 4     /* i, f, c~, o */
 #define NDNN 2      /* oneDNN configurations: 1 and 2 threads */

@@ -12,7 +12,6 @@
 #define PARLSTM_H
 
 #include <signal.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -318,22 +317,8 @@ const char *pl_gemm_requires(pl_gemm_backend be);
 /* CPU facts, and OpenBLAS's view of the CPU. */
 int pl_cpu_has_avx512(void);
 const char *pl_blas_corename(void);
-/* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS misdetects it
- * (e.g. "SkylakeX" for an AVX-512 CPU that OpenBLAS calls "Prescott"), or
- * NULL when OpenBLAS already chose well or the variable is set. */
-const char *pl_blas_better_coretype(void);
 /* Number of CPUs this process may run on. */
 int pl_cpu_count(void);
-/* The data caches of one core, in bytes (0: the system does not say). */
-typedef struct {
-    long l1d, l2;
-} pl_cpu_caches;
-pl_cpu_caches pl_cpu_cache_sizes(void);
-/* How kernel set be blocks its GEMM on this CPU: rows of B per chunk that
- * stays in L1 (*kc), and the size of A in bytes above which it goes chunk
- * by chunk rather than panel by panel (*a_limit); both 0 for the sets
- * whose GEMM is not ours (naive, blas) or that this CPU cannot run. */
-void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
 /* Seconds on the monotonic clock (for intervals). */
 double pl_seconds(void);
 
@@ -363,20 +348,6 @@ typedef enum {
 } pl_phase;
 
 const char *pl_phase_name(pl_phase p);
-
-/* Measured FMA throughput of `threads` threads running at once, in GFLOP/s
- * (AVX-512 when the CPU has it, else AVX2/FMA, else NEON, else scalar),
- * each thread for about `seconds`. */
-double pl_fma_peak_gflops(int threads, double seconds);
-/* The same with the vector width of kernel set be: the ceiling of its
- * kernels (avx2 on an AVX-512 CPU measures 256-bit FMAs). naive and blas
- * measure the widest this CPU has; 0 when the CPU cannot run be. */
-double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
-
-/* Floating-point operations of one training step, as executed by parlstm
- * and as a standard unfolded implementation counts them. */
-double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
-double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 
 /* ------------------------------------------------------------ optimiser */
 
@@ -455,16 +426,10 @@ typedef struct pl_trainer pl_trainer;
 
 /* A trainer for data of T time steps; initialises parameters from seed.
  * With several ranks (pl_dist_ranks() > 1), every rank creates one with the
- * same settings and makes the same calls with the same batches: a batch of
- * n rows is split across the ranks in contiguous parts (under
- * --deterministic: the batch's 16 fixed shards, in contiguous runs), and
- * each rank's rows across its workers. After the in-process reduction the
- * gradient is reduce-scattered over R slices made of whole parameter
- * chunks; each rank clips and runs Adam on its slice (its Adam moments
- * cover only that slice) and the slices are all-gathered, so that every
- * rank holds the same parameters after every step. Under --deterministic
- * the shard gradients are summed in one fixed binary tree whatever R, W
- * and T: the result is bitwise the one-process result. */
+ * same settings and makes the same calls with the same batches: each rank
+ * computes its part of every batch, and after every step every rank holds
+ * the same parameters. Under --deterministic the result is bitwise the
+ * one-process result whatever the ranks, workers and threads. */
 pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
                               const pl_train_opts *o, pl_error *err);
 void pl_trainer_free(pl_trainer *tr);

@@ -21,6 +21,7 @@
 #endif
 
 #include "common.h"
+#include "tools.h"
 
 int pl_cpu_has_avx512(void)
 {

@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "kernels.h"
+#include "tools.h"
 
 /* OpenBLAS extensions, declared here so that cblas.h variants without
  * them still compile. */

@@ -12,6 +12,7 @@
 #include "optim.h"
 #include "pool.h"
 #include "reduce.h"
+#include "tools.h"
 
 /* The epoch generator state that pl_epoch_order uses. */
 void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "tools.h"
 
 static const pl_kernels naive_set = {
     .be = PL_GEMM_NAIVE,

@@ -39,6 +39,7 @@
 #endif
 
 #include "lstm.h"
+#include "tools.h"
 
 /* Rows of [in_t, 1, h_{t-1}] per chunk of the weight-gradient GEMM. */
 #ifndef WGRAD_ROWS

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "kernels.h"
+#include "tools.h"
 
 /* 8 independent scalar chains: the peak of a CPU without vector FMAs of
  * ours. */

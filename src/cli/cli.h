@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "parlstm.h"
+#include "tools.h"
 
 #define EXIT_USAGE 2
 

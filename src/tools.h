@@ -1,0 +1,40 @@
+/* What the parlstm program's bench and advice, the benchmarks under bench/
+ * and the tests use from the library, and a library user does not: not
+ * installed, not exported from libparlstm.so (they link the library's
+ * static core). */
+#ifndef PARLSTM_TOOLS_H
+#define PARLSTM_TOOLS_H
+
+#include "parlstm.h"
+
+/* Measured FMA throughput of `threads` threads running at once, in GFLOP/s
+ * (AVX-512 when the CPU has it, else AVX2/FMA, else NEON, else scalar),
+ * each thread for about `seconds`. */
+double pl_fma_peak_gflops(int threads, double seconds);
+/* The same with the vector width of kernel set be: the ceiling of its
+ * kernels (avx2 on an AVX-512 CPU measures 256-bit FMAs). naive and blas
+ * measure the widest this CPU has; 0 when the CPU cannot run be. */
+double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
+
+/* Floating-point operations of one training step, as executed by parlstm
+ * and as a standard unfolded implementation counts them. */
+double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
+double pl_step_flops_model(const pl_config *cfg, int T, int batch);
+
+/* The data caches of one core, in bytes (0: the system does not say). */
+typedef struct {
+    long l1d, l2;
+} pl_cpu_caches;
+pl_cpu_caches pl_cpu_cache_sizes(void);
+/* How kernel set be blocks its GEMM on this CPU: rows of B per chunk that
+ * stays in L1 (*kc), and the size of A in bytes above which it goes chunk
+ * by chunk rather than panel by panel (*a_limit); both 0 for the sets
+ * whose GEMM is not ours (naive, blas) or that this CPU cannot run. */
+void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
+
+/* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS misdetects it
+ * (e.g. "SkylakeX" for an AVX-512 CPU that OpenBLAS calls "Prescott"), or
+ * NULL when OpenBLAS already chose well or the variable is set. */
+const char *pl_blas_better_coretype(void);
+
+#endif
