@@ -778,6 +778,60 @@ static pl_status refuse_unrepresentable(const char *path, const st_entry *e, int
     return PL_OK;
 }
 
+/* The header of the file in buf (len bytes, at least 8): its length
+ * checked against the file, then parsed into *root (a JSON object). */
+static pl_status parse_header(const char *path, const unsigned char *buf, size_t len,
+                              json_t **root, pl_error *err)
+{
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    if (hlen < 2)
+        return pl_fail(err, PL_ERR_CORRUPT,
+                       "%s: header length %llu is too short for a JSON object (not a "
+                       "safetensors file?)",
+                       path, (unsigned long long)hlen);
+    if (hlen > ST_MAX_HEADER)
+        return pl_fail(err, PL_ERR_TOO_LARGE,
+                       "%s: header length %llu is over the limit of %u bytes (not a "
+                       "safetensors file?)",
+                       path, (unsigned long long)hlen, ST_MAX_HEADER);
+    if (hlen > len - 8)
+        return pl_fail(err, PL_ERR_TRUNCATED,
+                       "%s: header length %llu goes beyond the end of the file (%zu bytes)",
+                       path, (unsigned long long)hlen, len);
+    json_error_t jerr;
+    *root = json_loadb((const char *)buf + 8, (size_t)hlen,
+                       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!*root)
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: the header is not valid JSON: %s (at byte %d)",
+                       path, jerr.text, jerr.position);
+    if (!json_is_object(*root))
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: the header is JSON but not an object", path);
+    return PL_OK;
+}
+
+/* The header's tensor entries (every key but __metadata__) into e[0, *n),
+ * each checked against the data_len bytes of data. */
+static pl_status parse_entries(const char *path, json_t *root, size_t data_len, st_entry *e,
+                               int *n, pl_error *err)
+{
+    const char *key;
+    json_t *v;
+    pl_status rc = PL_OK;
+    *n = 0;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        if (*n == ST_MAX_TENSORS)
+            return pl_fail(err, PL_ERR_MISMATCH,
+                           "%s: more than %d tensors; a parlstm model has at most %d", path,
+                           ST_MAX_TENSORS, ST_MAX_TENSORS);
+        if ((rc = parse_entry(path, key, v, &e[(*n)++], data_len, err)))
+            return rc;
+    }
+    return PL_OK;
+}
+
 pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params, pl_error *err)
 {
     *params = NULL;
@@ -788,57 +842,16 @@ pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params
         return rc;
     json_t *root = NULL;
     float *p = NULL;
-    uint64_t hlen;
-    memcpy(&hlen, buf, 8);
-    if (hlen < 2) {
-        rc = pl_fail(err, PL_ERR_CORRUPT,
-                     "%s: header length %llu is too short for a JSON object (not a safetensors "
-                     "file?)",
-                     path, (unsigned long long)hlen);
-        goto out;
-    }
-    if (hlen > ST_MAX_HEADER) {
-        rc = pl_fail(err, PL_ERR_TOO_LARGE,
-                     "%s: header length %llu is over the limit of %u bytes (not a safetensors "
-                     "file?)",
-                     path, (unsigned long long)hlen, ST_MAX_HEADER);
-        goto out;
-    }
-    if (hlen > len - 8) {
-        rc = pl_fail(err, PL_ERR_TRUNCATED,
-                     "%s: header length %llu goes beyond the end of the file (%zu bytes)", path,
-                     (unsigned long long)hlen, len);
-        goto out;
-    }
-    json_error_t jerr;
-    root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root) {
-        rc = pl_fail(err, PL_ERR_CORRUPT, "%s: the header is not valid JSON: %s (at byte %d)",
-                     path, jerr.text, jerr.position);
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        rc = pl_fail(err, PL_ERR_CORRUPT, "%s: the header is JSON but not an object", path);
-        goto out;
-    }
-    size_t data_len = len - 8 - (size_t)hlen;
-    const unsigned char *data = buf + 8 + hlen;
     st_entry e[ST_MAX_TENSORS];
     int n = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        if (!strcmp(key, "__metadata__"))
-            continue;
-        if (n == ST_MAX_TENSORS) {
-            rc = pl_fail(err, PL_ERR_MISMATCH,
-                         "%s: more than %d tensors; a parlstm model has at most %d", path,
-                         ST_MAX_TENSORS, ST_MAX_TENSORS);
-            goto out;
-        }
-        if ((rc = parse_entry(path, key, v, &e[n++], data_len, err)))
-            goto out;
-    }
+    if ((rc = parse_header(path, buf, len, &root, err)))
+        goto out;
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    const size_t data_len = len - 8 - (size_t)hlen;
+    const unsigned char *data = buf + 8 + hlen;
+    if ((rc = parse_entries(path, root, data_len, e, &n, err)))
+        goto out;
     pl_model_info got;
     memset(&got, 0, sizeof got);
     st_tensor t[ST_MAX_TENSORS];
