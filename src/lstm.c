@@ -53,10 +53,10 @@ static int omp_get_num_threads(void) { return 1; }
 
 struct pl_packed {
     pl_config cfg;
-    int D, H, Hp, L, np, nq;
+    int D, H, Hp, L, npanel, nq;
     int K[PL_MAX_LAYERS];        /* rows of wf[l]: D + 1 + Hp (l = 0), 2Hp + 1 */
     const pl_kernels *k;         /* the kernel set */
-    float *wf[PL_MAX_LAYERS];    /* (np, K_l, 64) gate weights, panel-major: rows
+    float *wf[PL_MAX_LAYERS];    /* (npanel, K_l, 64) gate weights, panel-major: rows
                                     [W_in W_x (D) ; bias (1) ; W_h (Hp)] (l = 0),
                                     [W_x (Hp) ; bias (1) ; W_h (Hp)] (l > 0) */
     float *wht[PL_MAX_LAYERS];   /* (nq, 4Hp, 64) W_h transposed: rows = internal
@@ -69,7 +69,7 @@ struct pl_packed {
 struct pl_ws {
     pl_config cfg;
     int T, cap, threads, n;
-    int D, H, Hp, L, C, np, nq, Kmax;
+    int D, H, Hp, L, C, npanel, nq, Kmax;
     int K[PL_MAX_LAYERS];
     const pl_kernels *k;         /* the kernel set */
     uint8_t *labels;             /* (n) */
@@ -78,13 +78,13 @@ struct pl_ws {
     uint64_t drop_key;           /* the step's masks (pl_ws_set_dropout) */
     float *xh[PL_MAX_LAYERS];    /* (T + 1, n, K_l): slot t = [in_t, 1, h_{t-1}];
                                     slot T holds h_T */
-    float *gates[PL_MAX_LAYERS]; /* (np, T, n, 64): activations, then gate gradients */
+    float *gates[PL_MAX_LAYERS]; /* (npanel, T, n, 64): activations, then gate gradients */
     float *c[PL_MAX_LAYERS];     /* (T, n, Hp) cell state */
     float *tc[PL_MAX_LAYERS];    /* (T, n, Hp) tanh of it */
     float *dH;                   /* (T, n, Hp) gradient wrt h_t of the layer in backward */
     float *dc;                   /* (n, Hp) */
     float *prob, *dlog;          /* (n, C) softmax, its gradient */
-    float *dwf;                  /* (np, K_l, 64): rows [P (D) ; s (1) ; dW_h (Hp)] */
+    float *dwf;                  /* (npanel, K_l, 64): rows [P (D) ; s (1) ; dW_h (Hp)] */
     float *scratch;              /* (threads, 16, 4Hp): 16 rows of dW_x (layer 0) */
     double *prof;                /* [PL_NPHASE] seconds, or NULL: profiling off */
 };
@@ -102,10 +102,10 @@ void pl_ws_set_profile(pl_ws *ws, double *seconds) { ws->prof = seconds; }
 
 /* --------------------------------------------------------------- shapes */
 
-static void shape(const pl_config *cfg, int *Hp, int *np, int *nq, int K[PL_MAX_LAYERS])
+static void shape(const pl_config *cfg, int *Hp, int *npanel, int *nq, int K[PL_MAX_LAYERS])
 {
     *Hp = (int)pl_round_up((size_t)cfg->hidden, PL_UNIT_BLOCK);
-    *np = *Hp / PL_UNIT_BLOCK;
+    *npanel = *Hp / PL_UNIT_BLOCK;
     *nq = (*Hp + PL_PANEL - 1) / PL_PANEL;
     for (int l = 0; l < PL_MAX_LAYERS; l++)
         K[l] = (l == 0 ? cfg->input : *Hp) + 1 + *Hp;
@@ -121,15 +121,15 @@ static inline int panel_units(int H, int p)
 /* Gate panels [p0, p1) of thread tid of nt: whole 64-unit panels (4 gate
  * panels) when there are enough for every thread, so that the recurrent
  * and layer-input products are one GEMM each; single gate panels otherwise. */
-static void own_panels(int np, int tid, int nt, long *p0, long *p1)
+static void own_panels(int npanel, int tid, int nt, long *p0, long *p1)
 {
-    int nq = (np + 3) / 4;
+    int nq = (npanel + 3) / 4;
     if (nq >= nt) {
         pl_split(nq, tid, nt, p0, p1);
         *p0 *= 4;
-        *p1 = *p1 * 4 < np ? *p1 * 4 : np;
+        *p1 = *p1 * 4 < npanel ? *p1 * 4 : npanel;
     } else {
-        pl_split(np, tid, nt, p0, p1);
+        pl_split(npanel, tid, nt, p0, p1);
     }
 }
 
@@ -145,11 +145,11 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be)
     pk->D = cfg->input;
     pk->H = cfg->hidden;
     pk->L = cfg->layers;
-    shape(cfg, &pk->Hp, &pk->np, &pk->nq, pk->K);
+    shape(cfg, &pk->Hp, &pk->npanel, &pk->nq, pk->K);
     pk->k = set;
     int ok = 1;
     for (int l = 0; l < pk->L; l++) {
-        pk->wf[l] = pl_alloc_floats((size_t)pk->np * pk->K[l] * PL_PANEL);
+        pk->wf[l] = pl_alloc_floats((size_t)pk->npanel * pk->K[l] * PL_PANEL);
         pk->wht[l] = pl_alloc_floats((size_t)pk->nq * 4 * pk->Hp * PL_PANEL);
         pk->wxt[l] = pl_alloc_floats((size_t)pk->nq * 4 * pk->Hp * PL_PANEL);
         ok = ok && pk->wf[l] && pk->wht[l] && pk->wxt[l];
@@ -262,11 +262,11 @@ static void pack_rows(pl_packed *pk, const pl_tensors *t, int l, int r0, int r1)
     if (l == 0 && r0 < H)
         r0 = H;
     if (r0 == 0 && l > 0)
-        canon_to_panels(t->b[l], (size_t)4 * H, H, 0, pk->np, 1,
+        canon_to_panels(t->b[l], (size_t)4 * H, H, 0, pk->npanel, 1,
                         pk->wf[l] + (size_t)in * PL_PANEL, dps);
     for (int r = r0; r < r1; r++) {
         int to = r < H ? r : in + 1 + (r - H);
-        canon_to_panels(t->w[l] + (size_t)r * 4 * H, (size_t)4 * H, H, 0, pk->np, 1,
+        canon_to_panels(t->w[l] + (size_t)r * 4 * H, (size_t)4 * H, H, 0, pk->npanel, 1,
                         pk->wf[l] + (size_t)to * PL_PANEL, dps);
     }
 }
@@ -295,7 +295,7 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
             transpose_panel(pk->k, t.w[l], H, pk->Hp, 0, q, pk->wxt[l] + (size_t)q * ps);
             transpose_panel(pk->k, t.w[l], H, pk->Hp, H, q, pk->wht[l] + (size_t)q * ps);
         } else if (k < nq) {
-            pack_fold(pk, &t, 4 * k, 4 * k + 4 < pk->np ? 4 * k + 4 : pk->np);
+            pack_fold(pk, &t, 4 * k, 4 * k + 4 < pk->npanel ? 4 * k + 4 : pk->npanel);
         } else {
             const int C = pk->cfg.classes;
             for (int c = 0; c < C; c++)
@@ -328,7 +328,7 @@ static int ws_table(pl_ws *ws, ws_buf *b)
     b[k++] = (ws_buf){&ws->dc, n * Hp};
     b[k++] = (ws_buf){&ws->prob, n * (size_t)ws->C};
     b[k++] = (ws_buf){&ws->dlog, n * (size_t)ws->C};
-    b[k++] = (ws_buf){&ws->dwf, (size_t)ws->np * (size_t)ws->Kmax * PL_PANEL};
+    b[k++] = (ws_buf){&ws->dwf, (size_t)ws->npanel * (size_t)ws->Kmax * PL_PANEL};
     b[k++] = (ws_buf){&ws->scratch, (size_t)ws->threads * PL_UNIT_BLOCK * 4 * Hp};
     return k;
 }
@@ -346,7 +346,7 @@ static void ws_shape(pl_ws *ws, const pl_config *cfg, int T, int cap, int thread
     ws->H = cfg->hidden;
     ws->L = cfg->layers;
     ws->C = cfg->classes;
-    shape(cfg, &ws->Hp, &ws->np, &ws->nq, ws->K);
+    shape(cfg, &ws->Hp, &ws->npanel, &ws->nq, ws->K);
     ws->Kmax = ws->K[0] > ws->K[1] || ws->L == 1 ? ws->K[0] : ws->K[1];
 }
 
@@ -488,7 +488,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
     const size_t g_ps = (size_t)T * n * PL_PANEL;
     double *prof = tid == 0 ? ws->prof : NULL;
     long p0, p1;
-    own_panels(ws->np, tid, nt, &p0, &p1);
+    own_panels(ws->npanel, tid, nt, &p0, &p1);
     for (int t = 0; t < T; t++) {
         pl_gemm_op op = {
             .M = n, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1, .kb = K,
@@ -518,7 +518,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
 }
 
 /* C[:, units [u0, u1)] (+)= A W^T for a transposed gate matrix wt (nq, 4Hp,
- * 64) (W_h^T or W_x^T): A = `rows` rows of gate gradients in np panels of
+ * 64) (W_h^T or W_x^T): A = `rows` rows of gate gradients in npanel panels of
  * 64 columns, a_ps apart (row stride 64); C with row stride ldc. One GEMM
  * when u0 starts a 64-unit panel, else one per panel piece. */
 static void times_transposed(const pl_ws *ws, const float *wt, const float *a, size_t a_ps,
@@ -528,7 +528,7 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
     for (int j0 = u0; j0 < u1;) {
         int q = j0 / PL_PANEL;
         int j1 = j0 % PL_PANEL == 0 ? u1 : ((q + 1) * PL_PANEL < u1 ? (q + 1) * PL_PANEL : u1);
-        pl_gemm_op op = {.M = rows, .N = j1 - j0, .nb = ws->np, .kb = PL_PANEL,
+        pl_gemm_op op = {.M = rows, .N = j1 - j0, .nb = ws->npanel, .kb = PL_PANEL,
                          .a = a, .a_rs = PL_PANEL, .a_cs = 1, .a_bs = a_ps,
                          .b = wt + (size_t)q * ps + (size_t)(j0 % PL_PANEL), .ldb = PL_PANEL,
                          .b_bs = (size_t)PL_PANEL * PL_PANEL, .b_ps = ps,
@@ -575,15 +575,15 @@ static int wgrad_in_loop(const pl_ws *ws, int l)
 static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int l, int r0,
                       int r1, int tid)
 {
-    const int H = ws->H, K = ws->K[l], in = K - 1 - ws->Hp, np = ws->np;
+    const int H = ws->H, K = ws->K[l], in = K - 1 - ws->Hp, npanel = ws->npanel;
     const size_t sps = (size_t)K * PL_PANEL, ld = (size_t)4 * H;
     float *gw = tg->w[l];
     if (r0 == 0)
-        panels_to_canon(ws->dwf + (size_t)in * PL_PANEL, sps, PL_PANEL, H, 0, np, 1, tg->b[l], ld);
+        panels_to_canon(ws->dwf + (size_t)in * PL_PANEL, sps, PL_PANEL, H, 0, npanel, 1, tg->b[l], ld);
     for (int r = r0; r < r1;) {
         if (r >= H || l > 0) { /* dW_h, or dW_x of an upper layer: copied */
             int from = r < H ? r : in + 1 + (r - H);
-            panels_to_canon(ws->dwf + (size_t)from * PL_PANEL, sps, PL_PANEL, H, 0, np, 1,
+            panels_to_canon(ws->dwf + (size_t)from * PL_PANEL, sps, PL_PANEL, H, 0, npanel, 1,
                             gw + (size_t)r * ld, ld);
             r++;
             continue;
@@ -595,7 +595,7 @@ static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int
                          .a = tp->w_in + r, .a_rs = 1, .a_cs = (size_t)H, .b = ws->dwf,
                          .ldb = PL_PANEL, .b_ps = sps, .c = sc, .ldc = (size_t)4 * ws->Hp};
         pl_gemm_with(ws->k, &op);
-        panels_to_canon(sc, PL_PANEL, (size_t)4 * ws->Hp, H, 0, np, top, gw + (size_t)r * ld, ld);
+        panels_to_canon(sc, PL_PANEL, (size_t)4 * ws->Hp, H, 0, npanel, top, gw + (size_t)r * ld, ld);
         r += top;
     }
 }
@@ -611,7 +611,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     const size_t g_ps = (size_t)T * n * PL_PANEL, step = (size_t)n * Hp;
     double *prof = tid == 0 ? ws->prof : NULL;
     long p0, p1;
-    own_panels(ws->np, tid, nt, &p0, &p1);
+    own_panels(ws->npanel, tid, nt, &p0, &p1);
     const int u0 = (int)p0 * PL_UNIT_BLOCK, u1 = (int)p1 * PL_UNIT_BLOCK;
     for (int b = 0; b < n && u1 > u0; b++)
         memset(ws->dc + (size_t)b * Hp + u0, 0, sizeof(float) * (size_t)(u1 - u0));
@@ -779,8 +779,8 @@ void pl_lstm_backward(pl_ws *ws, const pl_packed *pk, const float *params,
 
 double pl_step_flops_executed(const pl_config *cfg, int T, int batch)
 {
-    int Hp, np, nq, K[PL_MAX_LAYERS];
-    shape(cfg, &Hp, &np, &nq, K);
+    int Hp, npanel, nq, K[PL_MAX_LAYERS];
+    shape(cfg, &Hp, &npanel, &nq, K);
     double B = batch, D = cfg->input, H = cfg->hidden, C = cfg->classes;
     double total = 2.0 * D * H * 4 * H * 3 + 2.0 * B * H * C * 3; /* fold, output */
     for (int l = 0; l < cfg->layers; l++) {

@@ -88,16 +88,16 @@ int pl_step_plan(pl_trainer *tr, int n)
     const size_t my_len = tr->soff[r + 1] - tr->soff[r];
     x->nblk = x->my0 = x->my1 = 0;
     if (tr->o.deterministic) {
-        x->L = n < DET_SHARDS ? n : DET_SHARDS;
+        x->leaves = n < DET_SHARDS ? n : DET_SHARDS;
         for (int q = 0; q < R; q++) {
             long lo, hi;
-            pl_split(x->L, q, R, &lo, &hi);
+            pl_split(x->leaves, q, R, &lo, &hi);
             if (q == r) {
                 x->leaf0 = (int)lo;
                 x->S_local = (int)(hi - lo);
                 x->my0 = x->nblk;
             }
-            int k = pl_tree_blocks((int)lo, (int)hi, x->L, x->blo + x->nblk, x->bhi + x->nblk,
+            int k = pl_tree_blocks((int)lo, (int)hi, x->leaves, x->blo + x->nblk, x->bhi + x->nblk,
                                    x->bsize + x->nblk);
             for (int j = x->nblk; j < x->nblk + k; j++)
                 x->brank[j] = q;
@@ -106,7 +106,7 @@ int pl_step_plan(pl_trainer *tr, int n)
                 x->my1 = x->nblk;
         }
     } else {
-        x->L = R;
+        x->leaves = R;
         x->leaf0 = 0;
         for (int q = 0; q < R; q++) {
             long lo, hi;
@@ -243,7 +243,7 @@ static void reduce_local(pl_trainer *tr, long c0, long c1)
                 have[x->leaf0 + k] = x->leaf0 + k + 1;
             }
             for (int j = x->my0; j < x->my1; j++)
-                pl_tree_node(p, have, x->blo[j], x->bsize[j], x->L, b - a);
+                pl_tree_node(p, have, x->blo[j], x->bsize[j], x->leaves, b - a);
         } else if (S > 0) {
             memcpy(tr->grad + a, tr->sgrad[0] + a, sizeof(float) * (b - a));
             for (int k = 1; k < S; k++) {
@@ -272,7 +272,7 @@ static void reduce_slice(pl_trainer *tr, long c0, long c1)
                 p[x->blo[j]] = x->slot[j] ? x->slot[j] + (a - off) : block_buf(tr, j) + a;
                 have[x->blo[j]] = x->bhi[j];
             }
-            float *root = pl_tree_node(p, have, 0, pl_tree_root(x->L), x->L, b - a);
+            float *root = pl_tree_node(p, have, 0, pl_tree_root(x->leaves), x->leaves, b - a);
             memcpy(tr->grad + a, root, sizeof(float) * (b - a));
         } else {
             int first = x->my1 == x->my0; /* no rows here: the first other sum is copied */
@@ -296,8 +296,8 @@ static void reduce_slice(pl_trainer *tr, long c0, long c1)
  * writer; with several ranks pl_dist_sum adds the ranks' copies. */
 typedef struct {
     double *sq;      /* (NCHUNK) each parameter chunk's sum of squares */
-    double *loss;    /* (Lmax) each leaf's summed loss */
-    double *correct; /* (Lmax) each leaf's right answers */
+    double *loss;    /* (leaves_max) each leaf's summed loss */
+    double *correct; /* (leaves_max) each leaf's right answers */
     double *stop;    /* (R) each rank's stop flag */
     double *crc;     /* (R) each rank's parameter checksum + 1, or 0 */
 } agreement;
@@ -306,8 +306,8 @@ static agreement slots_of(const pl_trainer *tr)
 {
     agreement a = {.sq = tr->agree};
     a.loss = a.sq + NCHUNK;
-    a.correct = a.loss + tr->Lmax;
-    a.stop = a.correct + tr->Lmax;
+    a.correct = a.loss + tr->leaves_max;
+    a.stop = a.correct + tr->leaves_max;
     a.crc = a.stop + tr->R;
     return a;
 }
@@ -342,7 +342,7 @@ static step_totals totals_of(const pl_trainer *tr)
 {
     const agreement a = slots_of(tr);
     step_totals t = {0};
-    for (int l = 0; l < tr->plan.L; l++) {
+    for (int l = 0; l < tr->plan.leaves; l++) {
         t.loss += a.loss[l];
         t.correct += (long)a.correct[l];
     }
@@ -374,7 +374,7 @@ static void run_shards(pl_trainer *tr, int w)
             break;
         long r0, r1;
         if (tr->o.deterministic) {
-            pl_split(tr->job.n, x->leaf0 + (int)s, x->L, &r0, &r1);
+            pl_split(tr->job.n, x->leaf0 + (int)s, x->leaves, &r0, &r1);
         } else {
             pl_split(x->r1 - x->r0, (int)s, tr->job.S, &r0, &r1);
             r0 += x->r0;

@@ -224,9 +224,9 @@ static int size_buffers(pl_trainer *tr, pl_error *err)
     }
     pl_rank_slices(tr->chunk, R, tr->schunk, tr->soff);
     tr->my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
-    tr->Lmax = tr->o.deterministic ? DET_SHARDS : R;
+    tr->leaves_max = tr->o.deterministic ? DET_SHARDS : R;
     tr->max_blk = tr->o.deterministic ? DET_SHARDS : R;
-    tr->n_agree = NCHUNK + 2 * (size_t)tr->Lmax + 2 * (size_t)R;
+    tr->n_agree = NCHUNK + 2 * (size_t)tr->leaves_max + 2 * (size_t)R;
     /* refuse what cannot fit rather than be killed when the pages are touched:
      * six parameter-sized arrays and the shards' (of Adam's two moments, a rank
      * keeps its slice; with several ranks, the slices received: about one) */

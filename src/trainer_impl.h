@@ -30,7 +30,7 @@ enum { JOB_GRAD, JOB_STEP };
  * the rank's shards (pl_tree_blocks), otherwise one per rank that has rows. */
 typedef struct {
     int n;               /* rows it was made for; 0: none yet */
-    int L;               /* leaves */
+    int leaves;          /* what the ranks compute (see above) */
     int S_local;         /* shards this rank computes */
     int leaf0;           /* --deterministic: this rank's first shard */
     long r0, r1;         /* otherwise: this rank's rows [r0, r1) */
@@ -71,9 +71,9 @@ struct pl_trainer {
     int R, rank;
     int *schunk;                  /* (R + 1) rank q's slice is chunks [schunk[q], schunk[q+1]) */
     size_t *soff;                 /* (R + 1) ... and parameters [soff[q], soff[q+1]) */
-    int Lmax, max_blk;
+    int leaves_max, max_blk;
     /* the step's agreement, summed over ranks (each slot has one writer):
-     * [NCHUNK chunk sums of squares][Lmax leaf losses][Lmax leaf corrects]
+     * [NCHUNK chunk sums of squares][leaves_max leaf losses][leaves_max leaf corrects]
      * [R stop flags][R parameter checksums + 1] */
     double *agree;
     size_t n_agree;

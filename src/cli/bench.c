@@ -31,7 +31,7 @@ static int parse_grid(const char *s, conf *out, int max)
             return -1;
         }
         out[n].W = w;
-        out[n].T = t;
+        out[n].threads = t;
         n++;
         p += used;
         if (*p == ',')
@@ -52,10 +52,10 @@ static int default_grid(conf *out, int cpus)
 {
     int n = 0;
     for (int P = 1; P <= cpus && n < MAX_CONF; P = P * 2 > cpus && P < cpus ? cpus : P * 2)
-        for (int T = 1; T <= 4 && T <= P && n < MAX_CONF; T *= 2)
-            if (P % T == 0) {
-                out[n].W = P / T;
-                out[n].T = T;
+        for (int th = 1; th <= 4 && th <= P && n < MAX_CONF; th *= 2)
+            if (P % th == 0) {
+                out[n].W = P / th;
+                out[n].threads = th;
                 n++;
             }
     return n;
@@ -71,17 +71,17 @@ static void plot(const char *png, const conf *c, int n, const char *title)
         return;
     FILE *f = fdopen(fd, "w");
     int maxp = 1;
-    for (int T = 1; T <= 1024; T *= 2) {
+    for (int th = 1; th <= 1024; th *= 2) {
         int any = 0;
         for (int i = 0; i < n; i++)
-            if (c[i].T == T && !c[i].det) {
-                fprintf(f, "%d %g\n", c[i].W * c[i].T, c[i].med / c[0].med);
-                maxp = c[i].W * c[i].T > maxp ? c[i].W * c[i].T : maxp;
+            if (c[i].threads == th && !c[i].det) {
+                fprintf(f, "%d %g\n", c[i].W * c[i].threads, c[i].med / c[0].med);
+                maxp = c[i].W * c[i].threads > maxp ? c[i].W * c[i].threads : maxp;
                 any = 1;
             }
         if (any)
             fprintf(f, "\n\n");
-        else if (T > 4)
+        else if (th > 4)
             break;
     }
     fclose(f);
@@ -100,13 +100,13 @@ static void plot(const char *png, const conf *c, int n, const char *title)
                "plot x title 'ideal' with lines dashtype 2 lc rgb 'gray'",
             png, title, maxp + 1, maxp + 1);
     int idx = 0;
-    for (int T = 1; T <= 4; T *= 2) {
+    for (int th = 1; th <= 4; th *= 2) {
         int any = 0;
         for (int i = 0; i < n; i++)
-            any |= c[i].T == T && !c[i].det;
+            any |= c[i].threads == th && !c[i].det;
         if (any)
             fprintf(g, ", '%s' index %d title 'W workers x %d thread%s' with linespoints lw 2 pt 7",
-                    dat, idx++, T, T > 1 ? "s" : "");
+                    dat, idx++, th, th > 1 ? "s" : "");
     }
     fprintf(g, "\n");
     int rc = pclose(g);
@@ -259,23 +259,23 @@ static int make_trainers(bench_args *b, const bench_env *e, int mode)
         conf *q = &b->confs[i];
         pl_train_opts o;
         pl_train_opts_default(&o);
-        q->batch = mode == 0 ? b->batch : b->batch * q->W * q->T * pl_dist_ranks();
+        q->batch = mode == 0 ? b->batch : b->batch * q->W * q->threads * pl_dist_ranks();
         o.batch = q->batch;
         o.hidden = b->hidden;
         o.workers = q->W;
-        o.threads = q->T;
+        o.threads = q->threads;
         o.gemm = b->gemm;
         o.pin = b->pin;
         o.profile = b->profile;
         o.deterministic = q->det;
         if ((size_t)o.batch > e->ds.n) {
             fprintf(stderr, "parlstm bench: %dx%d: batch %d is more than the %zu images (%s)\n",
-                    q->W, q->T, o.batch, e->ds.n, e->source);
+                    q->W, q->threads, o.batch, e->ds.n, e->source);
             return EXIT_USAGE;
         }
         if (o.workers > o.batch) {
             fprintf(stderr, "parlstm bench: %dx%d: batch %d leaves some of the %d workers "
-                    "without an image\n", q->W, q->T, o.batch, o.workers);
+                    "without an image\n", q->W, q->threads, o.batch, o.workers);
             return EXIT_USAGE;
         }
         if (!(q->tr = pl_trainer_create(&e->cfg, e->ds.T, &o, &err))) {
@@ -300,7 +300,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
 {
     pk->np = 0;
     for (int i = 0; i < b->nconf; i++) {
-        int P = b->confs[i].W * b->confs[i].T, seen = 0;
+        int P = b->confs[i].W * b->confs[i].threads, seen = 0;
         for (int j = 0; j < pk->np; j++)
             seen |= pk->ptot[j] == P;
         if (!seen)
@@ -316,7 +316,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
         }
         fprintf(stderr, "round %d/%d:", r + 1, b->rounds);
         for (int i = 0; i < b->nconf; i++)
-            fprintf(stderr, " %dx%d%s %.0f", b->confs[i].W, b->confs[i].T,
+            fprintf(stderr, " %dx%d%s %.0f", b->confs[i].W, b->confs[i].threads,
                     b->confs[i].det ? "det" : "", b->confs[i].sps[r]);
         fprintf(stderr, " samples/s\n");
     }
@@ -332,7 +332,7 @@ static void report_row(const bench_args *b, const bench_env *e, const peaks *pk,
         q->lo = fmin(q->lo, q->sps[r]);
         q->hi = fmax(q->hi, q->sps[r]);
     }
-    int P = q->W * q->T;
+    int P = q->W * q->threads;
     double peak = 0;
     for (int j = 0; j < pk->np; j++)
         if (pk->ptot[j] == P)
@@ -343,13 +343,13 @@ static void report_row(const bench_args *b, const bench_env *e, const peaks *pk,
     double eg = per_step * pl_step_flops_executed(&e->cfg, e->ds.T, q->batch) / 1e9;
     double su = q->med / b->confs[0].med;
     char cname[32], range[40];
-    snprintf(cname, sizeof cname, "%dx%d%s", q->W, q->T, q->det ? " det" : "");
+    snprintf(cname, sizeof cname, "%dx%d%s", q->W, q->threads, q->det ? " det" : "");
     snprintf(range, sizeof range, "%.0f-%.0f", q->lo, q->hi);
     printf("%-8s %4d %10.0f %19s %9.1f %9.1f %8.2f %7.2f %9.1f %5.1f%%\n", cname, q->batch,
            q->med, range, mg, eg, su, su / P, peak, 100 * eg / peak);
     if (e->csvf)
         fprintf(e->csvf, "%s,%d,%d,%d,%d,%.1f,%.1f,%.1f,%.2f,%.2f,%.3f,%.3f,%.1f,%.4f\n", mname,
-                q->W, q->T, q->det, q->batch, q->med, q->lo, q->hi, mg, eg, su, su / P, peak,
+                q->W, q->threads, q->det, q->batch, q->med, q->lo, q->hi, mg, eg, su, su / P, peak,
                 eg / peak);
 }
 
@@ -357,19 +357,19 @@ static void report_table(bench_args *b, const bench_env *e, const peaks *pk, int
 {
     const char *mname = mode == 0 ? "strong" : "weak";
     printf("\n%s scaling (%s): batch %s, median of %d rounds of %d steps\n", mname, e->source,
-           mode == 0 ? "fixed" : "grows with W x T", b->rounds, b->steps);
+           mode == 0 ? "fixed" : "grows with workers x threads", b->rounds, b->steps);
     if (pl_dist_ranks() > 1)
-        printf("ranks: %d (MPI), each running every configuration WxT; samples/s count the "
-               "whole job, speed-up, efficiency and peak its %d x W x T threads\n",
+        printf("ranks: %d (MPI), each running every configuration; samples/s count the "
+               "whole job, speed-up, efficiency and peak its %d x workers x threads\n",
                pl_dist_ranks(), pl_dist_ranks());
     printf("%-8s %4s %10s %19s %9s %9s %8s %7s %9s %6s\n", "config", "batch", "samples/s",
            "range", "model GF/s", "exec GF/s", "speed-up", "par.eff", "peak GF/s", "%peak");
     /* the first row first: the others' speed-up is over its median */
     for (int i = 0; i < b->nconf; i++)
         report_row(b, e, pk, &b->confs[i], mname);
-    if (b->confs[0].W * b->confs[0].T != 1)
+    if (b->confs[0].W * b->confs[0].threads != 1)
         printf("(speed-up is over the first configuration, %dx%d)\n", b->confs[0].W,
-               b->confs[0].T);
+               b->confs[0].threads);
     fflush(stdout);
     if (b->png && pl_dist_rank() == 0 && mode == (b->scaling == 1 ? 1 : 0)) {
         char title[128];
@@ -391,7 +391,7 @@ static void report_profile(bench_args *b, bench_env *e, int mode)
     printf("%-22s", "phase");
     for (int i = 0; i < b->nconf; i++) {
         char cname[32];
-        snprintf(cname, sizeof cname, "%dx%d%s", b->confs[i].W, b->confs[i].T,
+        snprintf(cname, sizeof cname, "%dx%d%s", b->confs[i].W, b->confs[i].threads,
                  b->confs[i].det ? "d" : "");
         printf(" %8s", cname);
     }

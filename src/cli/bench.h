@@ -11,7 +11,7 @@
 
 /* One workers x threads configuration of the scaling grid. */
 typedef struct {
-    int W, T, batch, det;
+    int W, threads, batch, det; /* workers, OpenMP threads each */
     pl_trainer *tr;
     double sps[BENCH_MAX_ROUNDS];
     double med, lo, hi;

@@ -64,7 +64,7 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
             shape_conf *q = &out[k];
             memset(q, 0, sizeof *q);
             *q = (shape_conf){.T = e->ds.T, .D = e->ds.D, .H = H, .batch = batch,
-                              .W = b->confs[c].W, .threads = b->confs[c].T, .be = b->gemms[g]};
+                              .W = b->confs[c].W, .threads = b->confs[c].threads, .be = b->gemms[g]};
             pl_train_opts o;
             pl_train_opts_default(&o);
             o.batch = batch;
@@ -113,11 +113,11 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
 
 static void print_row(const shape_conf *q, FILE *csv, int layers)
 {
-    char range[40], wxt[16];
+    char range[40], conf_name[16];
     snprintf(range, sizeof range, "%.0f-%.0f", q->lo, q->hi);
-    snprintf(wxt, sizeof wxt, "%dx%d", q->W, q->threads);
-    printf("%5d %4d %5d %5d %-7s %-5s %10.1f %17s %9.1f %9.1f %9.1f %5.1f%%\n", q->T, q->D, q->H,
-           q->batch, pl_gemm_name(pl_gemm_resolve(q->be)), wxt, q->med, range, q->model,
+    snprintf(conf_name, sizeof conf_name, "%dx%d", q->W, q->threads);
+    printf("%5d %4d %5d %5d %-7s %-6s %10.1f %17s %9.1f %9.1f %9.1f %5.1f%%\n", q->T, q->D, q->H,
+           q->batch, pl_gemm_name(pl_gemm_resolve(q->be)), conf_name, q->med, range, q->model,
            q->exec, q->peak, 100 * q->exec / q->peak);
     fflush(stdout);
     if (csv)
@@ -198,10 +198,10 @@ int bench_shapes(bench_args *b)
                 "model_gflops,exec_gflops,peak_gflops,peak_fraction\n");
     }
     printf("shapes: %d layer%s, median of %d rounds (steps fitted to about 0.5 s each); "
-           "%%peak = executed GFLOP/s over the FMA peak of W x T threads in the same rounds\n",
+           "%%peak = executed GFLOP/s over the FMA peak of all the configuration's threads in the same rounds\n",
            b->layers, b->layers == 1 ? "" : "s", b->rounds);
-    printf("%5s %4s %5s %5s %-7s %-5s %10s %17s %9s %9s %9s %6s\n", "T", "D", "H", "batch",
-           "gemm", "WxT", "samples/s", "range", "model GF/s", "exec GF/s", "peak GF/s", "%peak");
+    printf("%5s %4s %5s %5s %-7s %-6s %10s %17s %9s %9s %9s %6s\n", "T", "D", "H", "batch",
+           "gemm", "config", "samples/s", "range", "model GF/s", "exec GF/s", "peak GF/s", "%peak");
     for (int s = 0; s < b->nseq && !rc; s++) {
         bench_env e;
         memset(&e, 0, sizeof e);

@@ -71,8 +71,8 @@ static const cli_option OPTIONS[] = {
      "Training", "train N steps, over as many epochs as that takes; with --epochs, stop after "
      "N steps at most", NULL},
     {O_GRID, "grid", "LIST", ARG_TEXT, 0, 0, 0, NULL, NULL,
-     "every W x T with T in 1, 2, 4 and W x T = 1, 2, 4, ... up to the CPUs this process may "
-     "use", CMD_BENCH, "Training",
+     "every workers x threads with 1, 2 or 4 threads and workers x threads = 1, 2, 4, ... "
+     "up to the CPUs this process may use", CMD_BENCH, "Training",
      "the configurations to measure: workers x threads, comma-separated, e.g. 1x1,2x1,1x2", NULL},
     {O_BENCH_STEPS, "steps", "N", ARG_INT, 1, 1000000, 0, NULL, "40", NULL, CMD_BENCH,
      "Training", "timed steps per configuration per round", NULL},
@@ -85,7 +85,7 @@ static const cli_option OPTIONS[] = {
      "separated by '/' (e.g. 28,28/784,1): a grid dimension; when T x D is 784 and the data "
      "directory holds MNIST, MNIST seen with that shape", NULL},
     {O_BENCH_BATCH, "batch", "LIST", ARG_INTS, 1, 65536, 0, NULL, "100", NULL, CMD_BENCH,
-     "Training", "images per step for strong scaling (weak scaling uses N x W x T); a list "
+     "Training", "images per step for strong scaling (weak scaling uses N x workers x threads); a list "
      "(e.g. 32,100,256) measures every batch: a grid dimension", NULL},
     {O_BENCH_HIDDEN, "hidden", "LIST", ARG_INTS, 1, 8192, 0, NULL, "128", NULL, CMD_BENCH,
      "Training", "LSTM units; a list (e.g. 64,128,512) measures every size: a grid "
@@ -95,7 +95,7 @@ static const cli_option OPTIONS[] = {
     {O_HIDDEN, "hidden", "N", ARG_INT, 1, 8192, 0, NULL, "128", NULL, CMD_TRAIN, "Training",
      "LSTM units", NULL},
     {O_SCALING, "scaling", "S", ARG_WORD, 0, 0, 0, SCALINGS, "strong", NULL, CMD_BENCH,
-     "Training", "strong (the batch stays), weak (the batch grows with W x T) or both", NULL},
+     "Training", "strong (the batch stays), weak (the batch grows with workers x threads) or both", NULL},
     {O_LR, "lr", "X", ARG_NUMBER, 0, 10, 1, NULL, "0.01", NULL, CMD_TRAIN, "Training",
      "peak learning rate", NULL},
     {O_SCHEDULE, "lr-schedule", "S", ARG_WORD, 0, 0, 0, SCHEDULES, "cosine", NULL, CMD_TRAIN,
@@ -264,8 +264,8 @@ static void bench_notes(FILE *f)
         "the matrix products of the standard unfolded computation (%.2f GFLOP per step\n"
         "at batch 100); exec GFLOP/s counts what parlstm executes (it folds the input\n"
         "projection into the gate weights: %.2f GFLOP); speed-up over the first\n"
-        "configuration; parallel efficiency = speed-up / (W x T); %%peak = exec GFLOP/s\n"
-        "over the FMA peak of W x T threads measured in the same rounds.\n",
+        "configuration; parallel efficiency = speed-up / (workers x threads); %%peak = exec\n"
+        "GFLOP/s over the FMA peak of all those threads measured in the same rounds.\n",
         pl_step_flops_model(&mnist, 28, 100) / 1e9,
         pl_step_flops_executed(&mnist, 28, 100) / 1e9);
 }
@@ -371,8 +371,8 @@ static const cli_command COMMANDS[] = {
      "Measures training steps per second for each workers x threads configuration, "
      "alternating the configurations round after round (A B C A B C ...) and reporting "
      "medians, with the CPU's FMA peak measured in the same rounds. Strong scaling keeps "
-     "--batch for every configuration; weak scaling gives W x T workers and threads a batch "
-     "of --batch x W x T. It trains on the images of DIR/train-*; when they cannot be read, "
+     "--batch for every configuration; weak scaling gives each configuration a batch "
+     "of --batch x workers x threads. It trains on the images of DIR/train-*; when they cannot be read, "
      "or with --synthetic, on random 28x28 images.",
      0, NULL, bench_notes, "0 done; 1 error; 2 bad options."},
 };
