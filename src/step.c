@@ -81,7 +81,7 @@ static void barrier(pl_trainer *tr, int w, pl_phase ph, double *t0)
     barrier_as(tr, w, ph, PL_PH_WAIT, t0);
 }
 
-int pl_step_plan(pl_trainer *tr, int n)
+pl_status pl_step_plan(pl_trainer *tr, int n, pl_error *err)
 {
     xplan *x = &tr->plan;
     const int R = tr->R, r = tr->rank;
@@ -136,7 +136,7 @@ int pl_step_plan(pl_trainer *tr, int n)
         pl_free(x->rbuf);
         x->slots_cap = 0;
         if (!(x->rbuf = pl_alloc_floats(need)))
-            return -1;
+            return pl_fail(err, PL_ERR_NOMEM, "cannot allocate for a batch of %d rows", n);
         x->slots_cap = need;
     }
     size_t at = 0;
@@ -148,7 +148,7 @@ int pl_step_plan(pl_trainer *tr, int n)
         }
     }
     x->n = n;
-    return 0;
+    return PL_OK;
 }
 
 static void worker_run(pl_trainer *tr, int w);
@@ -540,9 +540,7 @@ static pl_status check_batch(pl_trainer *tr, const pl_dataset *ds, int n, pl_err
     if (tr->R > 1 && !tr->o.deterministic && n < tr->R)
         return pl_fail(err, PL_ERR_ARG, "a step over %d ranks takes at least %d rows, got %d",
                        tr->R, tr->R, n);
-    if (n != tr->plan.n && pl_step_plan(tr, n))
-        return pl_fail(err, PL_ERR_NOMEM, "cannot allocate for a batch of %d rows", n);
-    return PL_OK;
+    return n != tr->plan.n ? pl_step_plan(tr, n, err) : PL_OK;
 }
 
 /* With several ranks, before the pool runs: the checksum every

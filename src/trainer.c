@@ -121,39 +121,30 @@ void pl_trainer_profile_reset(pl_trainer *tr)
 }
 
 /* The arguments pl_trainer_create refuses before it allocates anything. */
-static int check_args(const pl_config *cfg, int T, const pl_train_opts *o, int R, pl_error *err)
+static pl_status check_args(const pl_config *cfg, int T, const pl_train_opts *o, int R, pl_error *err)
 {
-    if (pl_config_check(cfg, err))
-        return -1;
-    if (T < 1 || T > 65535) {
-        pl_fail(err, PL_ERR_ARG, "time steps must be between 1 and 65535, got %d", T);
-        return -1;
-    }
-    if (!(o->dropout >= 0 && o->dropout < 1)) {
-        pl_fail(err, PL_ERR_ARG, "dropout must be at least 0 and below 1, got %g",
-                (double)o->dropout);
-        return -1;
-    }
-    if (o->batch < 1) {
-        pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
-        return -1;
-    }
-    if (!pl_gemm_available(o->gemm)) {
-        pl_fail(err, PL_ERR_ARG, "the %s kernels need %s; this CPU cannot run them",
-                pl_gemm_name(o->gemm), pl_gemm_requires(o->gemm));
-        return -1;
-    }
-    if (R > 1 && !o->deterministic && o->batch < R) {
-        pl_fail(err, PL_ERR_ARG, "batch %d is smaller than the %d ranks: every rank needs at "
-                "least one row", o->batch, R);
-        return -1;
-    }
-    return 0;
+    pl_status rc = pl_config_check(cfg, err);
+    if (rc)
+        return rc;
+    if (T < 1 || T > 65535)
+        return pl_fail(err, PL_ERR_ARG, "time steps must be between 1 and 65535, got %d", T);
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return pl_fail(err, PL_ERR_ARG, "dropout must be at least 0 and below 1, got %g",
+                       (double)o->dropout);
+    if (o->batch < 1)
+        return pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
+    if (!pl_gemm_available(o->gemm))
+        return pl_fail(err, PL_ERR_ARG, "the %s kernels need %s; this CPU cannot run them",
+                       pl_gemm_name(o->gemm), pl_gemm_requires(o->gemm));
+    if (R > 1 && !o->deterministic && o->batch < R)
+        return pl_fail(err, PL_ERR_ARG, "batch %d is smaller than the %d ranks: every rank needs at "
+                       "least one row", o->batch, R);
+    return PL_OK;
 }
 
 /* Workers and threads: asked for, or chosen for the shape and the CPUs
  * (pl_resolve_parallelism), within what the batch and the panels allow. */
-static int choose_parallelism(pl_trainer *tr, pl_error *err)
+static pl_status choose_parallelism(pl_trainer *tr, pl_error *err)
 {
     const int R = tr->R;
     /* the rows of a batch that each rank gets, and the CPUs: ranks on one
@@ -164,37 +155,31 @@ static int choose_parallelism(pl_trainer *tr, pl_error *err)
     if (local > 1 && (long)cpus * local > sysconf(_SC_NPROCESSORS_ONLN))
         cpus = cpus / local > 0 ? cpus / local : 1;
     pl_resolve_parallelism(&tr->cfg, rows, cpus, &tr->W, &tr->threads);
-    if (tr->W > rows && (R == 1 || !tr->o.deterministic)) {
-        if (R == 1)
-            pl_fail(err, PL_ERR_ARG,
-                    "batch %d is smaller than workers %d: every worker needs at "
-                    "least one row",
-                    tr->o.batch, tr->W);
-        else
-            pl_fail(err, PL_ERR_ARG,
-                    "batch %d over %d ranks leaves %d rows for a rank, fewer than its %d "
-                    "workers: every worker needs at least one row",
-                    tr->o.batch, R, rows, tr->W);
-        return -1;
-    }
+    if (tr->W > rows && R == 1)
+        return pl_fail(err, PL_ERR_ARG,
+                       "batch %d is smaller than workers %d: every worker needs at least one row",
+                       tr->o.batch, tr->W);
+    if (tr->W > rows && !tr->o.deterministic)
+        return pl_fail(err, PL_ERR_ARG,
+                       "batch %d over %d ranks leaves %d rows for a rank, fewer than its %d "
+                       "workers: every worker needs at least one row",
+                       tr->o.batch, R, rows, tr->W);
     /* a thread owns whole gate panels: more threads than panels would idle
      * (the program warns when it asked for more) */
     const int panels = (tr->cfg.hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
     if (tr->threads > panels)
         tr->threads = panels;
-    if (tr->W > 1024 || tr->threads > 1024) {
-        pl_fail(err, PL_ERR_ARG, "at most 1024 workers and 1024 threads, got %d x %d",
-                tr->W, tr->threads);
-        return -1;
-    }
+    if (tr->W > 1024 || tr->threads > 1024)
+        return pl_fail(err, PL_ERR_ARG, "at most 1024 workers and 1024 threads, got %d x %d",
+                       tr->W, tr->threads);
     tr->o.workers = tr->W;
     tr->o.threads = tr->threads;
-    return 0;
+    return PL_OK;
 }
 
 /* Shards, their rows, the parameter chunks and this rank's slice of them;
  * refuses what the machine's memory cannot hold. */
-static int size_buffers(pl_trainer *tr, pl_error *err)
+static pl_status size_buffers(pl_trainer *tr, pl_error *err)
 {
     const int R = tr->R;
     const int rows = tr->o.batch / R > 0 ? tr->o.batch / R : 1;
@@ -210,18 +195,14 @@ static int size_buffers(pl_trainer *tr, pl_error *err)
     if (tr->o.deterministic && tr->cap < 16)
         tr->cap = 16; /* evaluation chunks */
     tr->np = pl_param_count(&tr->cfg);
-    if (R > 1 && tr->np > (size_t)INT32_MAX) {
-        pl_fail(err, PL_ERR_TOO_LARGE, "%zu parameters: at most %d across ranks", tr->np,
-                INT32_MAX);
-        return -1;
-    }
+    if (R > 1 && tr->np > (size_t)INT32_MAX)
+        return pl_fail(err, PL_ERR_TOO_LARGE, "%zu parameters: at most %d across ranks", tr->np,
+                       INT32_MAX);
     pl_chunks(tr->np, tr->chunk);
     tr->schunk = calloc((size_t)R + 1, sizeof *tr->schunk);
     tr->soff = calloc((size_t)R + 1, sizeof *tr->soff);
-    if (!tr->schunk || !tr->soff) {
-        pl_fail(err, PL_ERR_NOMEM, "cannot allocate the trainer");
-        return -1;
-    }
+    if (!tr->schunk || !tr->soff)
+        return pl_fail(err, PL_ERR_NOMEM, "cannot allocate the trainer");
     pl_rank_slices(tr->chunk, R, tr->schunk, tr->soff);
     tr->my_len = tr->soff[tr->rank + 1] - tr->soff[tr->rank];
     tr->leaves_max = tr->o.deterministic ? DET_SHARDS : R;
@@ -235,20 +216,18 @@ static int size_buffers(pl_trainer *tr, pl_error *err)
                    2.0 * (double)(tr->np - tr->my_len)) * sizeof(float);
     tr->bytes = need;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (have > 0 && need > 0.9 * have) {
-        pl_fail(err, PL_ERR_TOO_LARGE,
-                "this model and batch need %.1f GiB of buffers for %d time steps, the machine "
-                "has %.1f GiB (smaller --batch, --hidden or --layers)",
-                need / 1073741824.0, tr->T, have / 1073741824.0);
-        return -1;
-    }
+    if (have > 0 && need > 0.9 * have)
+        return pl_fail(err, PL_ERR_TOO_LARGE,
+                       "this model and batch need %.1f GiB of buffers for %d time steps, the machine "
+                       "has %.1f GiB (smaller --batch, --hidden or --layers)",
+                       need / 1073741824.0, tr->T, have / 1073741824.0);
 
-    return 0;
+    return PL_OK;
 }
 
 /* Every buffer of the trainer and its pool; each worker allocates its own
  * workspace and shard buffers (first touch). */
-static int alloc_buffers(pl_trainer *tr, pl_error *err)
+static pl_status alloc_buffers(pl_trainer *tr, pl_error *err)
 {
     const int R = tr->R;
     tr->params = pl_alloc_floats(tr->np);
@@ -280,17 +259,14 @@ static int alloc_buffers(pl_trainer *tr, pl_error *err)
     tr->ncpu = 0;
     if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL)
         tr->ncpu = pl_cpu_list(tr->cpus, CPU_SETSIZE);
-    if (!ok || !tr->cpus) {
-        pl_fail(err, PL_ERR_NOMEM,
-                "cannot allocate buffers for %d workers (%zu parameters)",
-                tr->W, tr->np);
-        return -1;
-    }
+    if (!ok || !tr->cpus)
+        return pl_fail(err, PL_ERR_NOMEM,
+                       "cannot allocate buffers for %d workers (%zu parameters)",
+                       tr->W, tr->np);
     if (tr->ncpu == 0)
         tr->cpus[tr->ncpu++] = 0;
-    if (!(tr->pool = pl_pool_create(tr->W, err))) {
-        return -1;
-    }
+    if (!(tr->pool = pl_pool_create(tr->W, err)))
+        return err->code;
     /* each worker allocates (and so first touches) its workspace and its
      * shards' gradient buffers itself: on a machine of several memory
      * nodes they live next to the core that uses them */
@@ -300,18 +276,17 @@ static int alloc_buffers(pl_trainer *tr, pl_error *err)
         ok = tr->ws[w] != NULL;
     for (int s = 0; ok && s < tr->S_max; s++)
         ok = tr->sgrad[s] != NULL;
-    if (ok)
-        ok = pl_step_plan(tr, tr->o.batch) == 0;
-    if (!ok) {
-        pl_fail(err, PL_ERR_NOMEM, "cannot allocate buffers for %d workers (%zu parameters)",
-                tr->W, tr->np);
-        return -1;
-    }
+    if (!ok)
+        return pl_fail(err, PL_ERR_NOMEM, "cannot allocate buffers for %d workers (%zu parameters)",
+                       tr->W, tr->np);
+    pl_status rc = pl_step_plan(tr, tr->o.batch, err);
+    if (rc)
+        return rc;
     for (int w = 0; tr->prof && w < tr->W; w++)
         pl_ws_set_profile(tr->ws[w], tr->prof[w]);
     if (tr->be == PL_GEMM_BLAS)
         openblas_set_num_threads(1); /* W x T threads, no more */
-    return 0;
+    return PL_OK;
 }
 
 pl_trainer *pl_trainer_create(const pl_config *cfg, int T,

@@ -103,12 +103,12 @@ struct pl_trainer {
  * --pin asks for it; the start of every pool run, a step's or an
  * evaluation's (pinning, worker w's share of the packed weights, a
  * barrier; t0: the profile's clock); the exchange plan of a batch of n rows
- * (made again when n changes; 0, or -1 when memory runs out) and its
+ * (made again when n changes; PL_ERR_NOMEM when memory runs out) and its
  * release; the pool job of a step; CRC32 of the parameters, as a double
  * (exact). */
 void pl_step_pin_once(pl_trainer *tr, int w);
 void pl_step_pack(pl_trainer *tr, int w, double *t0);
-int pl_step_plan(pl_trainer *tr, int n);
+pl_status pl_step_plan(pl_trainer *tr, int n, pl_error *err);
 void pl_step_plan_free(xplan *x);
 void pl_step_worker(void *ctx, int w);
 double pl_step_params_crc(const pl_trainer *tr);
