@@ -1,4 +1,4 @@
-/* The portable GEMMs of pl_gemm_op (internal.h): plain loops (the
+/* The portable GEMMs of pl_gemm_op (kernels.h): plain loops (the
  * reference of every kernel set) and cblas_sgemm; OpenBLAS's view of the
  * CPU; the blocking driver that our micro-kernels share, sized from this
  * CPU's caches; and a dot product. Which set runs is chosen in kernels.c;
@@ -122,6 +122,13 @@ long pl_gemm_a_limit(long l2)
 #endif
 }
 
+void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
+{
+    const pl_cpu_caches cache = pl_cpu_cache_sizes();
+    *kc = pl_gemm_kc(set_kc, cache.l1d);
+    *a_limit = pl_gemm_a_limit(cache.l2);
+}
+
 /* The chunks of the inner dimension, each at most kc rows of B in all:
  * groups of whole blocks when blocks are at most kc long, else balanced
  * pieces of one block (per_block of them). */
@@ -196,8 +203,10 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
         return;
     }
     const size_t b_ps = op->b_ps ? op->b_ps : 64;
-    const pl_cpu_caches cache = pl_cpu_cache_sizes();
-    const chunking c = chunks_of(op, pl_gemm_kc(isa->kc, cache.l1d));
+    int kc;
+    long a_limit;
+    pl_gemm_fit(isa->kc, &kc, &a_limit);
+    const chunking c = chunks_of(op, kc);
     const int npanel = (op->N + 63) / 64;
     const double a_bytes = 4.0 * op->M * op->nb * op->kb;
     pl_tile t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,
@@ -205,7 +214,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
     size_t a_off, b_off, a_next, b_next;
     int rows, rows_next;
     pl_tile tn = t;
-    if (a_bytes <= (double)pl_gemm_a_limit(cache.l2)) {
+    if (a_bytes <= (double)a_limit) {
         /* panel-major: a panel's C stays in L1 across the chunks */
         for (int jp = 0; jp < npanel; jp++)
             for (int ch = 0; ch < c.nchunk; ch++) {

@@ -119,9 +119,10 @@ const pl_kernels *pl_kernels_of(pl_gemm_backend be)
 void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit)
 {
     const pl_kernels *k = pl_kernels_of(be);
-    const pl_cpu_caches cache = pl_cpu_cache_sizes();
-    *kc = k && k->gemm_kc ? pl_gemm_kc(k->gemm_kc, cache.l1d) : 0;
-    *a_limit = *kc ? pl_gemm_a_limit(cache.l2) : 0;
+    *kc = 0;
+    *a_limit = 0;
+    if (k && k->gemm_kc)
+        pl_gemm_fit(k->gemm_kc, kc, a_limit);
 }
 
 int pl_gemm_available(pl_gemm_backend be)

@@ -124,6 +124,8 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
  * above which it goes chunk by chunk on an L2 of l2 bytes (0: unknown). */
 int pl_gemm_kc(int set_kc, long l1d);
 long pl_gemm_a_limit(long l2);
+/* Both for this CPU's caches: what the driver runs with. */
+void pl_gemm_fit(int set_kc, int *kc, long *a_limit);
 
 /* The portable kernels (cell.c, optim.c, gemm.c). */
 void pl_gemm_naive(const pl_gemm_op *op);
