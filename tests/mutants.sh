@@ -63,7 +63,7 @@ mkdir -p "$work/tmp"
 run_suite() {
     (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
         PARLSTM_TEST_SUITES="${2:-}" \
-        timeout -k 5 "$1" tests/check_parlstm >"$work/out" 2>&1 9>"$work/summary")
+        timeout -k 5 "$1" tests/check_parlstm </dev/null >"$work/out" 2>&1 9>"$work/summary")
 }
 
 # The suites that test a source file's area (those that killed its
@@ -203,7 +203,9 @@ one_mutant() {
 reset() { file="" find="" replace="" why="" equiv="" have_replace=0 line0=$lineno; }
 lineno=0
 reset
-while IFS= read -r l || [ -n "$l" ]; do
+# (the list on descriptor 3: nothing a mutant runs, mpirun included, can
+# read it away from the loop)
+while IFS= read -r -u 3 l || [ -n "$l" ]; do
     lineno=$((lineno + 1))
     case "$l" in
     '#'*) continue ;;
@@ -228,7 +230,7 @@ while IFS= read -r l || [ -n "$l" ]; do
         errors=$((errors + 1))
         ;;
     esac
-done <"$list"
+done 3<"$list"
 [ -n "$file$find$why" ] && one_mutant
 
 echo

@@ -367,8 +367,12 @@ int tu_spawn_program(const char *bin, const char *const *args, const char *const
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        /* nothing to read: a program (mpirun forwards its stdin to rank 0)
+         * never takes what the test runner's caller feeds it */
+        int i0 = open("/dev/null", O_RDONLY);
         int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(i0, 0);
         dup2(o, 1);
         dup2(e, 2);
         for (int i = 0; env && env[i]; i++)
