@@ -232,6 +232,11 @@ while IFS= read -r -u 3 l || [ -n "$l" ]; do
     esac
 done 3<"$list"
 [ -n "$file$find$why" ] && one_mutant
+# every record of the list seen (a loop that stopped early must not pass)
+if [ "$record" != "$(grep -c '^file:' "$list")" ]; then
+    problems+="  the run saw $record of the list's $(grep -c '^file:' "$list") mutants"$'\n'
+    errors=$((errors + 1))
+fi
 
 echo
 note=""
