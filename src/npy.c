@@ -457,8 +457,9 @@ static pl_status read_ints(const npy_file *f, const char *what, int64_t lo, int6
             int64_t v;
             int fits = item_int(h, buf + i * (size_t)h->size, &v);
             if (!fits || v < lo || v > hi)
-                rc = pl_fail(err, bad, "%s: %s %s%lld at row %zu; expected %lld..%lld", f->path,
-                             what, fits ? "" : "beyond ", fits ? (long long)v : INT64_MAX,
+                rc = pl_fail(err, bad, "%s: %.*s %s%lld at row %zu; expected %lld..%lld",
+                             f->path, (int)strlen(what) - 1, what, /* "labels" -> "label" */
+                             fits ? "" : "beyond ", fits ? (long long)v : INT64_MAX,
                              at + i, (long long)lo, (long long)hi);
             else
                 out[at + i] = (int32_t)v;

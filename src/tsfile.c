@@ -120,6 +120,7 @@ static pl_status parse_values(text_set *s, const char *p, char sep, char stop, s
                               size_t *fields, const char **end, pl_error *err)
 {
     const char *missing = NULL; /* the first missing value of a run */
+    int missing_len = 0;
     *len = *fields = 0;
     for (;;) {
         p = skip_spaces(p);
@@ -129,20 +130,24 @@ static pl_status parse_values(text_set *s, const char *p, char sep, char stop, s
         int is_missing = *tok == '?' || (after != tok && isnan(v));
         if (*tok == '?')
             after = (char *)tok + 1;
-        if (after == tok || (*skip_spaces(after) != sep && *skip_spaces(after) != stop &&
-                             *skip_spaces(after) != '\0'))
+        /* strtof would skip a tab or newline: an empty field is no number */
+        if (after == tok || strchr(" \t\n\v\f\r", *tok) ||
+            (*skip_spaces(after) != sep && *skip_spaces(after) != stop &&
+             *skip_spaces(after) != '\0'))
             return pl_fail(err, PL_ERR_CORRUPT, "%s:%zu:%zu: expected a number, found '%.20s'",
                            s->path, s->lineno, col(s, tok), tok);
         if (!is_missing && isinf(v))
-            return pl_fail(err, PL_ERR_NONFINITE, "%s:%zu:%zu: non-finite value '%.20s'",
-                           s->path, s->lineno, col(s, tok), tok);
+            return pl_fail(err, PL_ERR_NONFINITE, "%s:%zu:%zu: non-finite value '%.*s'",
+                           s->path, s->lineno, col(s, tok), (int)(after - tok), tok);
         if (!is_missing && missing)
             return pl_fail(err, PL_ERR_CORRUPT,
-                           "%s:%zu:%zu: a missing value ('%.3s') before the series' end (only "
+                           "%s:%zu:%zu: a missing value ('%.*s') before the series' end (only "
                            "trailing ones pad a shorter series)",
-                           s->path, s->lineno, col(s, missing), missing);
-        if (is_missing && !missing)
+                           s->path, s->lineno, col(s, missing), missing_len, missing);
+        if (is_missing && !missing) {
             missing = tok;
+            missing_len = (int)(after - tok);
+        }
         if (!is_missing) {
             if (!grow((void **)&s->vals, &s->cap_vals, s->nvals + 1, sizeof *s->vals))
                 return pl_fail(err, PL_ERR_NOMEM, "%s:%zu: cannot allocate the values",

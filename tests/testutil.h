@@ -21,6 +21,7 @@ Suite *safetensors_suite(void);
 Suite *image_suite(void);
 Suite *tools_suite(void);
 Suite *dist_suite(void);
+Suite *series_suite(void);
 
 /* Reports that a test, or a part of it, cannot run here (Check has no skip
  * status): a "SKIP: what: why" line on stderr (and, under make check, on
