@@ -2,7 +2,8 @@
  * files under corpus/ are its output):
  *   cc -Iinclude -Isrc -include config.h tests/fuzz/seed_corpus.c src/.libs/libparlstm.a \
  *      -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread -o /tmp/seed &&
- *   mkdir -p /tmp/corpus/idx /tmp/corpus/checkpoint /tmp/corpus/safetensors /tmp/corpus/image &&
+ *   mkdir -p /tmp/corpus/idx /tmp/corpus/checkpoint /tmp/corpus/safetensors /tmp/corpus/image \
+ *            /tmp/corpus/npy /tmp/corpus/ts &&
  *   /tmp/seed /tmp/corpus   (then copy what changed into tests/fuzz/corpus)
  */
 #include <stdio.h>
@@ -62,14 +63,63 @@ static void write_png(const char *dir, const char *name, int w, int h, int color
     fclose(f);
 }
 
+/* A version ver .npy of descr and shape (dict padded to 64 bytes) with
+ * data_len bytes of data. */
+static void write_npy(const char *dir, const char *name, int ver, const char *descr,
+                      const char *shape, const void *data, size_t data_len)
+{
+    char dict[160];
+    unsigned char b[256 + 256];
+    size_t fixed = ver == 1 ? 10 : 12;
+    int d = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                     descr, shape);
+    size_t total = (fixed + (size_t)d + 1 + 63) / 64 * 64, hlen = total - fixed;
+    memcpy(b, "\x93NUMPY", 6);
+    b[6] = (unsigned char)ver;
+    b[7] = 0;
+    for (size_t k = 0; k < fixed - 8; k++)
+        b[8 + k] = (unsigned char)(hlen >> (8 * k));
+    memset(b + fixed, ' ', hlen);
+    memcpy(b + fixed, dict, (size_t)d);
+    b[total - 1] = '\n';
+    memcpy(b + total, data, data_len);
+    write_file(dir, name, b, total + data_len, 0);
+}
+
+/* Series files: .npy of versions 1-3 and a few dtypes; .tsv and .ts. */
+static void series_seeds(const char *npy, const char *ts)
+{
+    float f[12];
+    for (int i = 0; i < 12; i++)
+        f[i] = (float)i * 0.5f - 2;
+    unsigned char u[12];
+    for (int i = 0; i < 12; i++)
+        u[i] = (unsigned char)(i * 20);
+    write_npy(npy, "f4-v1-3x2x2.npy", 1, "<f4", "(3, 2, 2)", f, sizeof f);
+    write_npy(npy, "u1-v2-3x4.npy", 2, "|u1", "(3, 4)", u, sizeof u);
+    write_npy(npy, "i2-v3-2x3.npy", 3, "<i2", "(2, 3)", u, sizeof u);
+    write_npy(npy, "f8-v1-1x3x1.npy", 1, "<f8", "(1, 3, 1)", f, 24);
+#define LITERAL(s) s, sizeof s - 1
+    write_file(ts, "ucr.tsv", LITERAL("1\t0.5\t1.5\tNaN\n-1\t2\t3\t4\n2\t1e-3\tNaN\tNaN\n"), 0);
+    write_file(ts, "ucr-commas.tsv", LITERAL("a,1,2\nb,3,4\n"), 0);
+    write_file(ts, "uea.ts", LITERAL("# seed\n@problemName x\n@timeStamps false\n@missing true\n"
+                                     "@univariate false\n@dimensions 2\n@equalLength false\n"
+                                     "@seriesLength 3\n@classLabel true a b c\n@data\n"
+                                     "1,2,3:4,5,6:b\n7,8,?:9,10,?:a\n0.5:1:c\n"), 0);
+#undef LITERAL
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx, DIR/checkpoint, DIR/safetensors "
-                "and DIR/image)\n");
+        fprintf(stderr, "usage: seed_corpus DIR (writes DIR/idx, DIR/checkpoint, DIR/safetensors, "
+                "DIR/image, DIR/npy and DIR/ts)\n");
         return 2;
     }
-    char idx[4096], ck[4096], st[4096], im[4096];
+    char idx[4096], ck[4096], st[4096], im[4096], npy[4096], ts[4096];
+    snprintf(npy, sizeof npy, "%s/npy", argv[1]);
+    snprintf(ts, sizeof ts, "%s/ts", argv[1]);
+    series_seeds(npy, ts);
     snprintf(im, sizeof im, "%s/image", argv[1]);
     snprintf(idx, sizeof idx, "%s/idx", argv[1]);
     snprintf(ck, sizeof ck, "%s/checkpoint", argv[1]);
