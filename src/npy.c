@@ -417,12 +417,13 @@ static float item_float(const npy_header *h, const unsigned char *p)
     return (float)u;
 }
 
-/* Every item of f as float32 into out (f->h.count floats). */
-static pl_status read_floats(const npy_file *f, float *out, pl_error *err)
+/* Calls visit on f's items a chunk at a time (items [first, first + k)
+ * at p) until it returns an error. */
+typedef pl_status (*npy_visit)(const npy_file *f, const unsigned char *p, size_t first,
+                               size_t k, void *ctx, pl_error *err);
+static pl_status each_chunk(const npy_file *f, npy_visit visit, void *ctx, pl_error *err)
 {
     const npy_header *h = &f->h;
-    if (h->kind == 'f' && h->size == 4)
-        return read_at(f, out, h->count * 4, h->offset, err);
     unsigned char *buf = malloc((size_t)NPY_CHUNK * (size_t)h->size);
     if (!buf)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate a read buffer", f->path);
@@ -430,43 +431,65 @@ static pl_status read_floats(const npy_file *f, float *out, pl_error *err)
     for (size_t at = 0; at < h->count && !rc; at += NPY_CHUNK) {
         size_t k = h->count - at < NPY_CHUNK ? h->count - at : NPY_CHUNK;
         rc = read_at(f, buf, k * (size_t)h->size, h->offset + at * (size_t)h->size, err);
-        for (size_t i = 0; !rc && i < k; i++)
-            out[at + i] = item_float(h, buf + i * (size_t)h->size);
+        if (!rc)
+            rc = visit(f, buf, at, k, ctx, err);
     }
     free(buf);
     return rc;
 }
 
-/* f's N integers into out, each in [lo, hi] (lo, hi: what they may be),
- * or an error naming the first that is not (status bad). */
-static pl_status read_ints(const npy_file *f, const char *what, int64_t lo, int64_t hi,
-                           pl_status bad, int32_t *out, pl_error *err)
+/* A chunk of items into the floats at ctx. */
+static pl_status visit_floats(const npy_file *f, const unsigned char *p, size_t first, size_t k,
+                              void *ctx, pl_error *err)
 {
-    const npy_header *h = &f->h;
-    if (h->kind == 'f')
-        return pl_fail(err, PL_ERR_VERSION, "%s: %s must be integers, found dtype '%s'",
-                       f->path, what, h->descr);
-    unsigned char *buf = malloc((size_t)NPY_CHUNK * (size_t)h->size);
-    if (!buf)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate a read buffer", f->path);
-    pl_status rc = PL_OK;
-    for (size_t at = 0; at < h->count && !rc; at += NPY_CHUNK) {
-        size_t k = h->count - at < NPY_CHUNK ? h->count - at : NPY_CHUNK;
-        rc = read_at(f, buf, k * (size_t)h->size, h->offset + at * (size_t)h->size, err);
-        for (size_t i = 0; !rc && i < k; i++) {
-            int64_t v;
-            int fits = item_int(h, buf + i * (size_t)h->size, &v);
-            if (!fits || v < lo || v > hi)
-                rc = pl_fail(err, bad, "%s: %.*s %s%lld at row %zu; expected %lld..%lld",
-                             f->path, (int)strlen(what) - 1, what, /* "labels" -> "label" */
-                             fits ? "" : "beyond ", fits ? (long long)v : INT64_MAX,
-                             at + i, (long long)lo, (long long)hi);
-            else
-                out[at + i] = (int32_t)v;
-        }
+    float *out = ctx;
+    for (size_t i = 0; i < k; i++)
+        out[first + i] = item_float(&f->h, p + i * (size_t)f->h.size);
+    return PL_OK;
+}
+
+/* Every item of f as float32 into out (f->h.count floats). */
+static pl_status read_floats(const npy_file *f, float *out, pl_error *err)
+{
+    if (f->h.kind == 'f' && f->h.size == 4)
+        return read_at(f, out, f->h.count * 4, f->h.offset, err);
+    return each_chunk(f, visit_floats, out, err);
+}
+
+/* What read_ints checks and where it puts them. */
+typedef struct {
+    const char *what; /* "labels" or "lengths" */
+    int64_t lo, hi;   /* the range they must be in */
+    pl_status bad;    /* the status of one that is not */
+    int32_t *out;     /* (N) */
+} int_range;
+
+/* A chunk of items into range->out, each checked. */
+static pl_status visit_ints(const npy_file *f, const unsigned char *p, size_t first, size_t k,
+                            void *ctx, pl_error *err)
+{
+    const int_range *r = ctx;
+    for (size_t i = 0; i < k; i++) {
+        int64_t v;
+        int fits = item_int(&f->h, p + i * (size_t)f->h.size, &v);
+        if (!fits || v < r->lo || v > r->hi)
+            return pl_fail(err, r->bad, "%s: %.*s %s%lld at row %zu; expected %lld..%lld",
+                           f->path, (int)strlen(r->what) - 1, r->what, /* "labels" -> "label" */
+                           fits ? "" : "beyond ", fits ? (long long)v : INT64_MAX, first + i,
+                           (long long)r->lo, (long long)r->hi);
+        r->out[first + i] = (int32_t)v;
     }
-    free(buf);
-    return rc;
+    return PL_OK;
+}
+
+/* f's N integers into r->out, each in [r->lo, r->hi], or an error naming
+ * the first that is not (status r->bad). */
+static pl_status read_ints(const npy_file *f, int_range *r, pl_error *err)
+{
+    if (f->h.kind == 'f')
+        return pl_fail(err, PL_ERR_VERSION, "%s: %s must be integers, found dtype '%s'",
+                       f->path, r->what, f->h.descr);
+    return each_chunk(f, visit_ints, r, err);
 }
 
 /* ---- the three files of a set */
@@ -484,8 +507,9 @@ static pl_status load_ints(const char *path, const char *what, size_t n, int64_t
                      path, f.h.shape[0], what, n);
     if (!rc && !(*out = malloc(n * sizeof **out)))
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu %s", path, n, what);
+    int_range r = {what, lo, hi, bad, *out};
     if (!rc)
-        rc = read_ints(&f, what, lo, hi, bad, *out, err);
+        rc = read_ints(&f, &r, err);
     close(f.fd);
     if (rc) {
         free(*out);

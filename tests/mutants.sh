@@ -46,7 +46,8 @@ tar -C "$src" --exclude=./.git --exclude=./data/mnist --exclude='*.o' --exclude=
     --exclude=.deps --exclude=.dirstamp --exclude='*.log' --exclude='*.trs' \
     --exclude=./tests/fuzz/work --exclude=./tests/fuzz/artifacts --exclude=./parlstm \
     --exclude=./tests/check_parlstm --exclude=./tests/fuzz/fuzz_idx \
-    --exclude=./tests/fuzz/fuzz_checkpoint --exclude=./bench/compare-onednn \
+    --exclude=./tests/fuzz/fuzz_checkpoint --exclude=./tests/fuzz/fuzz_npy \
+    --exclude=./tests/fuzz/fuzz_ts --exclude=./tests/fuzz/lib --exclude=./bench/compare-onednn \
     --exclude=./config.status --exclude=./Makefile --exclude=./config.h \
     -cf - . | tar -C "$tree" -xf - || exit 2
 if ! (cd "$tree" && ./configure -q --without-onednn >"$work/configure.log" 2>&1 &&
@@ -81,6 +82,7 @@ area_of() {
     src/evaluate.c) echo "train tools" ;;
     src/optim.c | src/rng.c) echo "optim" ;;
     src/idx.c | src/dataset.c | src/image.c) echo "idx cli image" ;;
+    src/npy.c | src/tsfile.c | src/series.c | src/series.h) echo "series" ;;
     src/checkpoint.c) echo "reliability cli" ;;
     src/file.c) echo "train reliability" ;;
     src/modelfile.c | src/modelinfo.c | src/modelformat.c) echo "cli train tools" ;;
