@@ -43,7 +43,10 @@ typedef struct {
 /* How a .npy of little-endian float32 values in C order reaches memory:
  * copied, mapped (values then point into a private mapping of the file:
  * writes stay in this process; steps beyond a row's length are never
- * read, not zeroed), or mapped when it is large (PL_NPY_MAP_MIN). */
+ * read, not zeroed), or mapped when it is large (PL_NPY_MAP_MIN). Other
+ * dtypes, a data offset that is not a multiple of 4, or a failed mmap are
+ * copied whatever the mode (s->mapped says which it was). A mapped file
+ * that another process truncates raises SIGBUS, as any mapping does. */
 typedef enum { PL_NPY_COPY = 0, PL_NPY_MAP = 1, PL_NPY_AUTO = 2 } pl_npy_mode;
 #define PL_NPY_MAP_MIN ((size_t)64 << 20)
 
