@@ -77,12 +77,18 @@ void pl_image_free(pl_image *img);
 /* -------------------------------------------------------------- dataset */
 
 typedef struct {
-    const uint8_t *images; /* (n, T, D): image rows are time steps */
+    const uint8_t *images; /* (n, T, D): image rows are time steps; or NULL */
     const uint8_t *labels; /* (n); NULL for images without labels */
     size_t n;
     int T, D;
     int classes;
     void *owned_images, *owned_labels; /* NULL for views */
+    const float *values;   /* (n, T, D): real-valued sequences
+                              (pl_dataset_load_series); or NULL. A set holds
+                              images or values, never both */
+    const void *series;    /* what the sequence file said (its class names), kept
+                              by views; NULL for images */
+    void *owned_series;    /* the same, owned; NULL for views */
 } pl_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
@@ -99,6 +105,20 @@ pl_status pl_dataset_load_files(pl_dataset *ds, const char *images_path,
 /* Loads an IDX images file alone (raw or .gz), for classifying: labels
  * NULL, classes 0. */
 pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_error *err);
+/* Loads a set of sequences of real values from path: a NumPy .npy of
+ * shape (N, T, D), or (N, T) for D = 1 (float32/64 or integers,
+ * little-endian, C order), with its integer labels in labels_path (shape
+ * (N)) and, optionally, their lengths in lengths_path; a UCR 2018 .tsv
+ * (one series a line, its label first); a UEA/sktime .ts. The kind is
+ * told by the content, then the extension; labels_path and lengths_path
+ * are for .npy only (NULL otherwise). train: the training set, whose
+ * classes a test file's labels are mapped to (NULL when path is the
+ * training file itself). At most 256 classes. Every sequence must be
+ * T steps long (variable lengths are refused, naming the first shorter
+ * row). Errors name the file (and line). */
+pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
+                                 const char *lengths_path, const pl_dataset *train,
+                                 pl_error *err);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
 /* The first val items of all as *valset, the rest as *train (views);

@@ -163,7 +163,9 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
 
 uint32_t pl_dataset_crc(const pl_dataset *ds)
 {
-    uLong crc = crc32_z(0L, ds->images, ds->n * (size_t)ds->T * (size_t)ds->D);
+    const size_t cells = ds->n * (size_t)ds->T * (size_t)ds->D;
+    uLong crc = ds->values ? crc32_z(0L, (const unsigned char *)ds->values, cells * sizeof(float))
+                           : crc32_z(0L, ds->images, cells);
     return (uint32_t)crc32_z(crc, ds->labels, ds->n);
 }
 

@@ -1,11 +1,13 @@
-/* A labelled image set: images as uint8 (scaled per batch), labels, and
- * non-owning views for the train/validation split. */
+/* A labelled set: IDX images as uint8 (scaled per batch) or sequences of
+ * real values (series.h's readers), labels, and non-owning views for the
+ * train/validation split. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "files.h"
+#include "series.h"
 
 /* Whether an IDX file is there, raw or .gz (as pl_idx_read looks for it);
  * found gets the name it has. */
@@ -122,6 +124,63 @@ pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
     return pl_dataset_load_files(ds, ip, lp, classes, err);
 }
 
+/* Every row of s as long as the longest; the first that is not, refused. */
+static pl_status check_full_length(const char *path, const pl_series *s, pl_error *err)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->lengths[i] != s->T)
+            return pl_fail(err, PL_ERR_ARG,
+                           "%s: sequence %zu is %d steps long, the longest %d: variable "
+                           "lengths are not supported yet (pad the sequences to one length)",
+                           path, i, (int)s->lengths[i], s->T);
+    return PL_OK;
+}
+
+/* What a set of series must be to train on: labelled, at most 256
+ * classes, one length. */
+static pl_status check_trainable(const char *path, const pl_series *s, pl_error *err)
+{
+    if (!s->labels)
+        return pl_fail(err, PL_ERR_ARG, "%s: no labels (a .npy set needs its labels file)",
+                       path);
+    if (s->classes > 256)
+        return pl_fail(err, PL_ERR_LABEL, "%s: %d classes; parlstm takes at most 256", path,
+                       s->classes);
+    return check_full_length(path, s, err);
+}
+
+pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
+                                 const char *lengths_path, const pl_dataset *train,
+                                 pl_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (train && !train->series)
+        return pl_fail(err, PL_ERR_MISMATCH,
+                       "%s: the training set is images; a set of sequences needs sequences "
+                       "to train on", path);
+    pl_series *s = calloc(1, sizeof *s);
+    if (!s)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate", path);
+    pl_status rc = pl_series_read(path, labels_path, lengths_path, train ? train->series : NULL,
+                                  s, err);
+    if (!rc)
+        rc = check_trainable(path, s, err);
+    uint8_t *lab = rc ? NULL : malloc(s->n ? s->n : 1);
+    if (!rc && !lab)
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu labels", path, s->n);
+    if (rc) {
+        pl_series_free(s);
+        free(s);
+        return rc;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        lab[i] = (uint8_t)s->labels[i];
+    *ds = (pl_dataset){.values = s->values, .labels = lab, .n = s->n, .T = s->T, .D = s->D,
+                       .classes = s->classes, .owned_labels = lab, .series = s,
+                       .owned_series = s};
+    return PL_OK;
+}
+
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)
 {
     pl_dataset v = *src;
@@ -129,10 +188,12 @@ pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)
         start = src->n;
     if (count > src->n - start)
         count = src->n - start;
-    v.images = src->images + start * (size_t)src->T * (size_t)src->D;
-    v.labels = src->labels + start;
+    const size_t at = start * (size_t)src->T * (size_t)src->D;
+    v.images = src->images ? src->images + at : NULL;
+    v.values = src->values ? src->values + at : NULL;
+    v.labels = src->labels ? src->labels + start : NULL;
     v.n = count;
-    v.owned_images = v.owned_labels = NULL;
+    v.owned_images = v.owned_labels = v.owned_series = NULL;
     return v;
 }
 
@@ -153,6 +214,10 @@ void pl_dataset_free(pl_dataset *ds)
 {
     free(ds->owned_images);
     free(ds->owned_labels);
+    if (ds->owned_series) {
+        pl_series_free(ds->owned_series);
+        free(ds->owned_series);
+    }
     memset(ds, 0, sizeof *ds);
 }
 
@@ -171,6 +236,8 @@ void pl_pixel_permutation(uint64_t seed, uint32_t *perm, size_t n)
 
 pl_status pl_dataset_permute(pl_dataset *ds, uint64_t seed, pl_error *err)
 {
+    if (!ds->images)
+        return pl_fail(err, PL_ERR_ARG, "a pixel order is for images, not sequences of values");
     const size_t px = (size_t)ds->T * (size_t)ds->D;
     uint32_t *perm = malloc(sizeof *perm * px);
     uint8_t *tmp = malloc(px);

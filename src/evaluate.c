@@ -25,7 +25,7 @@ static void eval_part(pl_trainer *tr, int w)
     for (int c = w; c < tr->job.chunks; c += tr->W) {
         long r0 = (long)c * tr->job.n / tr->job.chunks;
         long r1 = (long)(c + 1) * tr->job.n / tr->job.chunks;
-        pl_ws_load_u8(ws, tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
+        pl_ws_load(ws, tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
         pl_ws_set_dropout(ws, 0, 0); /* evaluation: every unit */
         float *logits = tr->job.probs ? tr->job.probs + r0 * tr->cfg.classes : NULL;
         tr->job.eval_loss[c] = pl_lstm_forward(ws, tr->pk, tr->params,

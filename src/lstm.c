@@ -418,20 +418,30 @@ static void load_constants(pl_ws *ws)
     }
 }
 
-void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
+/* Item i's step t into row (D floats): an image row scaled to [0, 1], or
+ * the values as they are. */
+static void load_step(const pl_dataset *ds, size_t i, int t, float *row)
 {
-    const int T = ws->T, D = ws->D, K = ws->K[0];
+    const int D = ds->D;
+    const size_t at = (i * (size_t)ds->T + (size_t)t) * (size_t)D;
+    if (ds->values) {
+        memcpy(row, ds->values + at, sizeof(float) * (size_t)D);
+        return;
+    }
+    for (int d = 0; d < D; d++)
+        row[d] = (float)ds->images[at + d] * (1.0f / 255.0f);
+}
+
+void pl_ws_load(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
+{
+    const int T = ws->T, K = ws->K[0];
     double t0 = ws->prof ? pl_seconds() : 0;
     ws->n = n;
     for (int b = 0; b < n; b++) {
-        const uint8_t *img = ds->images + (size_t)idx[b] * T * D;
         ws->labels[b] = ds->labels ? ds->labels[idx[b]] : 0; /* none: predictions only */
         ws->ids[b] = idx[b];
-        for (int t = 0; t < T; t++) {
-            float *row = ws->xh[0] + ((size_t)t * n + b) * K;
-            for (int d = 0; d < D; d++)
-                row[d] = (float)img[t * D + d] * (1.0f / 255.0f);
-        }
+        for (int t = 0; t < T; t++)
+            load_step(ds, idx[b], t, ws->xh[0] + ((size_t)t * n + b) * K);
     }
     load_constants(ws);
     pl_lap(ws->prof, PL_PH_LOAD, &t0);

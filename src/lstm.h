@@ -21,9 +21,9 @@ pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
                     pl_gemm_backend be);
 void pl_ws_free(pl_ws *ws);
 size_t pl_ws_bytes(const pl_ws *ws);
-/* Loads rows b < n (n <= cap): item idx[b] of ds, pixels scaled by 1/255,
- * and its label. */
-void pl_ws_load_u8(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
+/* Loads rows b < n (n <= cap): item idx[b] of ds (image pixels scaled by
+ * 1/255, real values as they are) and its label. */
+void pl_ws_load(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
 /* Loads rows from floats x (n, T, D) and labels (n). */
 void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n);
 
@@ -54,7 +54,7 @@ void pl_ws_set_profile(pl_ws *ws, double *seconds /* [PL_NPHASE] */);
 /* Inverted dropout with probability p between layers for the next
  * forward/backward (0: off); key identifies the masks (the run's seed and
  * the step): each row's mask is a function of key and its item in the data
- * set (pl_ws_load_u8's idx; pl_ws_load_f32: its row). */
+ * set (pl_ws_load's idx; pl_ws_load_f32: its row). */
 void pl_ws_set_dropout(pl_ws *ws, float p, uint64_t key);
 /* pl_ref_loss_grad with that dropout (rows' items: their index). */
 double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const float *x,

@@ -380,7 +380,7 @@ static void run_shards(pl_trainer *tr, int w)
             r0 += x->r0;
             r1 += x->r0;
         }
-        pl_ws_load_u8(tr->ws[w], tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
+        pl_ws_load(tr->ws[w], tr->job.ds, tr->job.idx + r0, (int)(r1 - r0));
         /* the step's masks: a function of (seed, step) and each row's item */
         pl_ws_set_dropout(tr->ws[w], tr->o.dropout,
                           tr->o.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)(tr->job.step + 1));

@@ -330,6 +330,84 @@ START_TEST(test_train_save_eval)
 }
 END_TEST
 
+/* A .ts file of n cases of D dimensions x T steps, two classes: "up"
+ * cases rise, "down" cases fall, with noise; case `cut` (or none: -1) one
+ * step short. */
+static void write_ts(const char *path, int n, int T, int D, uint64_t seed, int cut)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "# made by check_cli.c\n@problemName updown\n@timeStamps false\n"
+               "@univariate %s\n@dimensions %d\n@equalLength %s\n@classLabel true up down\n"
+               "@data\n", D == 1 ? "true" : "false", D, cut < 0 ? "true" : "false");
+    pl_rng r;
+    pl_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        const int up = i % 2 == 0, steps = i == cut ? T - 1 : T;
+        for (int d = 0; d < D; d++)
+            for (int t = 0; t < steps; t++)
+                fprintf(f, "%.4f%s", (up ? t : T - t) * 0.3 + pl_rng_uniform(&r) - 0.5,
+                        t + 1 < steps ? "," : ":");
+        fprintf(f, "%s\n", up ? "up" : "down");
+    }
+    fclose(f);
+}
+
+/* --train/--test with .ts files: trains and tests on the sequences (their
+ * own classes); the test file's classes are the training file's; a .ts
+ * and the same values as .npy are refused where they should be. */
+START_TEST(test_train_on_sequence_files)
+{
+    const char *train = tu_path(tu_dir, "updown_TRAIN.ts"), *test = tu_path(tu_dir, "updown_TEST.ts");
+    write_ts(train, 120, 6, 2, 5, -1);
+    write_ts(test, 40, 6, 2, 6, -1);
+    const char *args[] = {"train", "--train", train, "--test", test, "--batch", "10",
+                          "--steps", "30", "--hidden", "16", NULL};
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, res.err);
+    ck_assert_double_eq(field(res.out, "steps="), 30);
+    ck_assert_msg(field(res.out, "test_accuracy=") >= 0.9, "%s", res.out);
+    /* without --val a tenth (12) held out */
+    ck_assert_msg(strstr(res.err, "(12 images") != NULL, "%s", res.err);
+
+    /* a test label the training file does not have */
+    FILE *f = fopen(test, "a");
+    fprintf(f, "1,2,3,4,5,6:1,2,3,4,5,6:sideways\n");
+    fclose(f);
+    st = tu_run_args(&res, args);
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(strstr(res.err, test) && strstr(res.err, "sideways"), "%s", res.err);
+
+    /* one training case a step short: variable lengths are not taken yet */
+    write_ts(train, 120, 6, 2, 5, 7);
+    st = tu_run_args(&res, args);
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(strstr(res.err, "sequence 7 is 5 steps long, the longest 6") != NULL, "%s",
+                  res.err);
+}
+END_TEST
+
+/* --train's company: what goes only with it, and what is for images only. */
+START_TEST(test_sequence_file_options_refused)
+{
+    static const struct {
+        const char *args[8], *want;
+    } cases[] = {
+        {{"train", "--train-labels", "l.npy", NULL}, "--train-labels goes with --train FILE"},
+        {{"train", "--test", "t.ts", NULL}, "--test goes with --train FILE"},
+        {{"train", "--train", "a.ts", "--test-labels", "l.npy", NULL},
+         "--test-labels goes with --test FILE"},
+        {{"train", "--train", "a.ts", "--data", "d", NULL}, "--data is for IDX images"},
+        {{"train", "--train", "a.ts", "--classes", "3", NULL}, "their labels give the classes"},
+        {{"train", "--train", "a.ts", "--permute", "3", NULL}, "--permute is for IDX images"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ck_assert_int_eq(tu_run_args(&res, cases[i].args), 2);
+        ck_assert_msg(strstr(res.err, cases[i].want) != NULL, "case %zu: %s", i, res.err);
+    }
+}
+END_TEST
+
 /* --test-every-epoch: a test accuracy at the end of every epoch, in the
  * output and as test rows of --log, the last one the result line's. */
 START_TEST(test_test_every_epoch)
@@ -871,6 +949,8 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_man_page_is_current);
     tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);
     tcase_add_test(tc, test_train_save_eval);
+    tcase_add_test(tc, test_train_on_sequence_files);
+    tcase_add_test(tc, test_sequence_file_options_refused);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);
     tcase_add_test(tc, test_one_class_training_labels);
     tcase_add_test(tc, test_save_over_checkpoint_through_a_link);

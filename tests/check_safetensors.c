@@ -360,7 +360,7 @@ START_TEST(test_pytorch_agrees)
     uint32_t idx[64];
     for (int i = 0; i < N; i++)
         idx[i] = (uint32_t)i;
-    pl_ws_load_u8(ws, &ds, idx, N);
+    pl_ws_load(ws, &ds, idx, N);
     float logits[64 * 3];
     int correct;
     pl_lstm_forward(ws, pk, p, &correct, logits);

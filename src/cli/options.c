@@ -40,10 +40,29 @@ static const cli_option OPTIONS[] = {
      "raw or .gz (images and labels in pairs: one without the other is refused); "
      "parlstm-fetch-mnist puts MNIST in the default place (data/fetch-mnist.sh "
      "in a source tree puts it in data/mnist)", NULL},
+    {O_TRAIN_FILE, "train", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Data",
+     "your own training sequences instead of --data's images: a NumPy .npy of shape (N, T, D) "
+     "or (N, T) (float32/64 or integers; its labels in --train-labels), a UCR 2018 .tsv (one "
+     "series a line, its label first, tab-separated) or a UEA/sktime .ts file; told by the "
+     "content, then the extension. Values are read as they are (no scaling); every sequence "
+     "must be T steps long", NULL},
+    {O_TRAIN_LABELS, "train-labels", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Data", "the labels of a .npy --train: a .npy of N integers, 0 to C - 1", NULL},
+    {O_TRAIN_LENGTHS, "train-lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Data", "the lengths of a .npy --train's sequences: a .npy of N integers, 1 to T "
+     "(variable lengths are refused for now)", NULL},
+    {O_TEST_FILE, "test", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Data",
+     "the test sequences for a --train set, of the same kind and shape; its labels are the "
+     "training file's classes (without it: no test accuracy)", NULL},
+    {O_TEST_LABELS, "test-labels", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Data", "the labels of a .npy --test", NULL},
+    {O_TEST_LENGTHS, "test-lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
+     "Data", "the lengths of a .npy --test's sequences", NULL},
     {O_SYNTHETIC, "synthetic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Data",
      "random 28x28 images of 10 classes instead of the data directory's", NULL},
     {O_VAL, "val", "N", ARG_INT, 0, 100000000, 0, NULL, "5000", NULL, CMD_TRAIN, "Data",
-     "hold out the first N training images for validation (0: none)", NULL},
+     "hold out the first N training images for validation (0: none); with --train, a "
+     "tenth of its sequences unless given", NULL},
     {O_CLASSES, "classes", "N", ARG_INT, 2, 256, 0, NULL, NULL,
      "the largest training label + 1", CMD_TRAIN, "Data",
      "the class count; every label must be below it", NULL},

@@ -33,9 +33,15 @@
 static const char *const CMD = "train";
 
 /* What the command line asked for. */
+/* --train and the files that go with it (NULL: not given). */
+typedef struct {
+    const char *train, *train_labels, *train_lengths, *test, *test_labels, *test_lengths;
+} series_files;
+
 typedef struct {
     pl_train_opts o;
     const char *data, *save, *ckpt, *resume, *log, *init_from;
+    series_files files;
     long long val, log_every, ckpt_every;
     int quiet, layers, test_every_epoch;
     pl_sequence sequence;  /* how images become sequences */
@@ -147,6 +153,39 @@ static int dropout_needs_layers(const train_args *a)
 }
 
 /* Returns 0, -1 after --help, or an exit code. */
+/* --train's company: its files only with it, and not with what only
+ * images have. */
+static int check_series_args(const train_args *a)
+{
+    const series_files *f = &a->files;
+    const cli_value *v = a->v;
+    const char *needs_train = f->train_labels ? "--train-labels" : f->train_lengths
+                              ? "--train-lengths" : f->test ? "--test" : f->test_labels
+                              ? "--test-labels" : f->test_lengths ? "--test-lengths" : NULL;
+    if (!f->train && needs_train) {
+        fprintf(stderr, "parlstm train: %s goes with --train FILE (the training sequences)\n",
+                needs_train);
+        return EXIT_USAGE;
+    }
+    if ((f->test_labels || f->test_lengths) && !f->test) {
+        fprintf(stderr, "parlstm train: %s goes with --test FILE\n",
+                f->test_labels ? "--test-labels" : "--test-lengths");
+        return EXIT_USAGE;
+    }
+    if (!f->train)
+        return 0;
+    const cli_opt_id images_only[] = {O_DATA, O_CLASSES, O_PERMUTE};
+    const char *const names[] = {"--data", "--classes", "--permute"};
+    for (int i = 0; i < 3; i++)
+        if (v[images_only[i]].set) {
+            fprintf(stderr, "parlstm train: %s is for IDX images, not --train's sequences%s\n",
+                    names[i], images_only[i] == O_CLASSES ? " (their labels give the classes)"
+                                                          : "");
+            return EXIT_USAGE;
+        }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -178,6 +217,11 @@ static int parse_args(int argc, char **argv, train_args *a)
     a->permuted = v[O_PERMUTE].set;
     a->permute_seed = v[O_PERMUTE].u;
     a->data = v[O_DATA].text;
+    a->files = (series_files){v[O_TRAIN_FILE].text,  v[O_TRAIN_LABELS].text,
+                              v[O_TRAIN_LENGTHS].text, v[O_TEST_FILE].text,
+                              v[O_TEST_LABELS].text, v[O_TEST_LENGTHS].text};
+    if ((rc = check_series_args(a)))
+        return rc;
     a->save = v[O_SAVE].text;
     a->ckpt = v[O_CKPT].text;
     a->resume = v[O_RESUME].text;
@@ -341,11 +385,40 @@ static int check_outputs(const train_args *a)
     return 0;
 }
 
+/* --train FILE (and --test FILE) into r->all (and r->test); without --val,
+ * a tenth of the sequences are held out for validation. */
+static int load_series(run *r)
+{
+    const series_files *f = &r->a.files;
+    pl_error err = {0};
+    if (pl_dataset_load_series(&r->all, f->train, f->train_labels, f->train_lengths, NULL,
+                               &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    if (f->test && pl_dataset_load_series(&r->test, f->test, f->test_labels, f->test_lengths,
+                                          &r->all, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    if (f->test && (r->test.T != r->all.T || r->test.D != r->all.D)) {
+        fprintf(stderr, "parlstm train: %s holds sequences of %d steps x %d, %s of %d x %d\n",
+                f->test, r->test.T, r->test.D, f->train, r->all.T, r->all.D);
+        return 1;
+    }
+    r->have_test = f->test != NULL;
+    if (!r->a.v[O_VAL].set)
+        r->a.val = (long long)(r->all.n / 10);
+    return 0;
+}
+
 static int data_setup(run *r)
 {
     train_args *a = &r->a;
     pl_error err = {0};
-    int rc = cli_load_data(CMD, a->data, a->o.classes, 1, &r->all, &r->test, &r->have_test);
+    int rc = a->files.train ? load_series(r)
+                            : cli_load_data(CMD, a->data, a->o.classes, 1, &r->all, &r->test,
+                                            &r->have_test);
     if (rc)
         return rc;
     r->rows = r->all.T;
@@ -711,6 +784,24 @@ static int train_loop(run *r, progress *p)
 /* ---- after training */
 
 /* Stopped by a signal: the checkpoint, and how to resume. */
+/* The data options a resumed run needs again (" --data DIR" unless the
+ * default, or --train and its files), into buf. */
+static void data_args(const train_args *a, char *buf, size_t len)
+{
+    const series_files *f = &a->files;
+    const char *const names[] = {"--train", "--train-labels", "--train-lengths",
+                                 "--test", "--test-labels", "--test-lengths"};
+    const char *const files[] = {f->train, f->train_labels, f->train_lengths,
+                                 f->test, f->test_labels, f->test_lengths};
+    size_t at = 0;
+    buf[0] = '\0';
+    if (!f->train && strcmp(a->data, cli_default_data()) != 0)
+        snprintf(buf, len, " --data %s", a->data);
+    for (int i = 0; f->train && i < 6 && at < len; i++)
+        if (files[i])
+            at += (size_t)snprintf(buf + at, len - at, " %s %s", names[i], files[i]);
+}
+
 static int stopped(run *r, long step, int sig)
 {
     const train_args *a = &r->a;
@@ -722,11 +813,11 @@ static int stopped(run *r, long step, int sig)
     }
     if (step % a->ckpt_every != 0 && write_checkpoint(r, step))
         return 1;
-    int other_data = strcmp(a->data, cli_default_data()) != 0;
+    char data[8192];
+    data_args(a, data, sizeof data);
     fprintf(stderr, "parlstm train: %s after step %ld of %ld; the state is in %s\n"
-            "parlstm train: resume with: parlstm train --resume %s --checkpoint %s%s%s\n",
-            what, step, r->total, a->ckpt, a->ckpt, a->ckpt, other_data ? " --data " : "",
-            other_data ? a->data : "");
+            "parlstm train: resume with: parlstm train --resume %s --checkpoint %s%s\n",
+            what, step, r->total, a->ckpt, a->ckpt, a->ckpt, data);
     return 128 + sig;
 }
 
