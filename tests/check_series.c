@@ -792,6 +792,58 @@ START_TEST(test_digits_script)
 }
 END_TEST
 
+/* A .ts read as a data set: values, byte labels, views and the split
+ * that point into the values, the data CRC that sees them, and what the
+ * trainer cannot take (a shorter row, an image set as the training set). */
+START_TEST(test_dataset_of_sequences)
+{
+    const char *ts = "@problemName p\n@timeStamps false\n@univariate false\n@dimensions 2\n"
+                     "@equalLength true\n@classLabel true b a\n@data\n"
+                     "1,2:3,4:a\n5,6:7,8:b\n9,10:11,12:a\n13,14:15,16:b\n";
+    const char *path = tu_path(tu_dir, "set.ts");
+    write_text(path, ts);
+    pl_dataset ds, train, val;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_dataset_load_series(&ds, path, NULL, NULL, NULL, &err), PL_OK);
+    ck_assert_ptr_null(ds.images);
+    ck_assert_uint_eq(ds.n, 4);
+    ck_assert_int_eq(ds.T, 2);
+    ck_assert_int_eq(ds.D, 2);
+    ck_assert_int_eq(ds.classes, 2);
+    ck_assert_int_eq(ds.labels[0], 1); /* "a": the second of @classLabel */
+    ck_assert_int_eq(ds.labels[1], 0);
+    ck_assert(ds.values[1] == 3.0f && ds.values[7] == 8.0f); /* (n, T, D): step 0 is (1, 3) */
+    ck_assert_int_eq(pl_dataset_split(&ds, 1, &train, &val, &err), PL_OK);
+    ck_assert_ptr_eq(train.values, ds.values + 4);
+    ck_assert_ptr_eq(train.labels, ds.labels + 1);
+    ck_assert_ptr_eq(val.values, ds.values);
+    ck_assert_ptr_null(train.owned_series);
+    const uint32_t crc = pl_dataset_crc(&ds);
+    ((float *)ds.values)[5] = 6.5f;
+    ck_assert_uint_ne(pl_dataset_crc(&ds), crc);
+
+    /* a test file with the training set's classes; an image set cannot be
+     * the training set of sequences */
+    pl_dataset test, images = {0};
+    ck_assert_int_eq(pl_dataset_load_series(&test, path, NULL, NULL, &ds, &err), PL_OK);
+    ck_assert_mem_eq(test.labels, ds.labels, 4);
+    pl_dataset_free(&test);
+    ck_assert_int_eq(pl_dataset_load_series(&test, path, NULL, NULL, &images, &err),
+                     PL_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the training set is images"));
+    ck_assert_int_eq(pl_dataset_permute(&ds, 1, &err), PL_ERR_ARG);
+    pl_dataset_free(&ds);
+    ck_assert_ptr_null(ds.values);
+
+    /* a shorter case: refused, naming it, nothing kept */
+    write_text(path, "@problemName p\n@timeStamps false\n@univariate true\n"
+                     "@equalLength false\n@classLabel true a b\n@data\n1,2,3:a\n4,5:b\n");
+    ck_assert_int_eq(pl_dataset_load_series(&ds, path, NULL, NULL, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "sequence 1 is 2 steps long, the longest 3"));
+    ck_assert_ptr_null(ds.values);
+}
+END_TEST
+
 Suite *series_suite(void)
 {
     Suite *s = suite_create("series");
@@ -809,6 +861,7 @@ Suite *series_suite(void)
     tcase_add_loop_test(tc, test_text_hostile, 0, (int)(sizeof TEXT_BAD / sizeof *TEXT_BAD));
     tcase_add_test(tc, test_shared_class_mapping);
     tcase_add_test(tc, test_dispatch);
+    tcase_add_test(tc, test_dataset_of_sequences);
     suite_add_tcase(s, tc);
     tc = tu_tcase_with_dir("python");
     tcase_set_timeout(tc, 120);
