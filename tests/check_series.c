@@ -798,8 +798,8 @@ END_TEST
 START_TEST(test_dataset_of_sequences)
 {
     const char *ts = "@problemName p\n@timeStamps false\n@univariate false\n@dimensions 2\n"
-                     "@equalLength true\n@classLabel true b a\n@data\n"
-                     "1,2:3,4:a\n5,6:7,8:b\n9,10:11,12:a\n13,14:15,16:b\n";
+                     "@equalLength true\n@classLabel true b a c\n@data\n"
+                     "1,2:3,4:a\n5,6:7,8:b\n9,10:11,12:c\n13,14:15,16:b\n";
     const char *path = tu_path(tu_dir, "set.ts");
     write_text(path, ts);
     pl_dataset ds, train, val;
@@ -809,9 +809,10 @@ START_TEST(test_dataset_of_sequences)
     ck_assert_uint_eq(ds.n, 4);
     ck_assert_int_eq(ds.T, 2);
     ck_assert_int_eq(ds.D, 2);
-    ck_assert_int_eq(ds.classes, 2);
+    ck_assert_int_eq(ds.classes, 3);
     ck_assert_int_eq(ds.labels[0], 1); /* "a": the second of @classLabel */
     ck_assert_int_eq(ds.labels[1], 0);
+    ck_assert_int_eq(ds.labels[2], 2);
     ck_assert(ds.values[1] == 3.0f && ds.values[7] == 8.0f); /* (n, T, D): step 0 is (1, 3) */
     ck_assert_int_eq(pl_dataset_split(&ds, 1, &train, &val, &err), PL_OK);
     ck_assert_ptr_eq(train.values, ds.values + 4);

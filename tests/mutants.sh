@@ -81,7 +81,8 @@ area_of() {
     src/reduce.c) echo "parallel dist" ;;
     src/evaluate.c) echo "train tools" ;;
     src/optim.c | src/rng.c) echo "optim" ;;
-    src/idx.c | src/dataset.c | src/image.c) echo "idx cli image" ;;
+    src/idx.c | src/image.c) echo "idx cli image" ;;
+    src/dataset.c) echo "idx series cli image" ;;
     src/npy.c | src/tsfile.c | src/series.c | src/series.h) echo "series" ;;
     src/checkpoint.c) echo "reliability cli" ;;
     src/file.c) echo "train reliability" ;;
