@@ -195,11 +195,21 @@ pl_status pl_config_check(const pl_config *cfg, pl_error *err);
 typedef enum {
     PL_INIT_DEFAULT = 0, /* Glorot-uniform w_in, w_x, w_out; orthogonal w_h;
                             zero biases but +1.0 on the forget gate */
-    PL_INIT_TUTORIAL     /* N(0,1) w_in, w_out; 0.1 their biases; Glorot-uniform
+    PL_INIT_TUTORIAL,    /* N(0,1) w_in, w_out; 0.1 their biases; Glorot-uniform
                             over the whole (2H, 4H) kernel; zero LSTM bias,
                             +1.0 forget */
+    PL_INIT_CHRONO       /* the default's weights; chrono LSTM biases (Tallec &
+                            Ollivier 2018): b_f = log(u), u ~ Uniform[1, T - 1],
+                            b_i = -b_f, zero g and o biases */
 } pl_init;
+#define PL_INIT_LAST PL_INIT_CHRONO
 
+/* The parameters for sequences of T time steps, drawn from seed. The
+ * chrono biases are drawn after every other parameter, so the weights
+ * are the default's bit for bit; T below 3 gives u = 1 (zero biases). */
+void pl_model_init_steps(const pl_config *cfg, float *params, pl_init init, uint64_t seed,
+                         int T);
+/* pl_model_init_steps with T = 0 (for the inits that do not read it). */
 void pl_model_init(const pl_config *cfg, float *params, pl_init init,
                    uint64_t seed);
 
@@ -372,6 +382,10 @@ const char *pl_phase_name(pl_phase p);
 /* ------------------------------------------------------------ optimiser */
 
 typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
+/* How the peak learning rate follows the batch (pl_lr_peak): as it is, in
+ * proportion to batch / PL_LR_REF_BATCH, or to its square root. */
+typedef enum { PL_LR_SCALE_NONE = 0, PL_LR_SCALE_LINEAR, PL_LR_SCALE_SQRT } pl_lr_scaling;
+#define PL_LR_REF_BATCH 100
 
 
 /* ---------------------------------------------------------------- ranks */
@@ -430,9 +444,19 @@ typedef struct {
     pl_gemm_backend gemm;
     float dropout;      /* inverted dropout on the hidden states passed from
                            one layer to the next, in training (0: off) */
+    long warmup;        /* steps of linear warm-up: step s < warmup runs at
+                           peak x (s + 1) / warmup, then the schedule runs
+                           over the remaining steps (0: none) */
+    pl_lr_scaling lr_scaling; /* the peak rate's scaling for the batch (none) */
+    float weight_decay; /* AdamW's decoupled decay: every step multiplies the
+                           parameters by 1 - rate x weight_decay before
+                           Adam's update (0: off) */
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);
+/* The rate that warm-up rises to and the schedule starts from: o->lr,
+ * times batch / 100 (linear) or sqrt(batch / 100) (sqrt). */
+float pl_lr_peak(const pl_train_opts *o);
 /* Resolves workers/threads 0 into concrete counts for `cpus` CPUs. Shards
  * keep at least 16 rows; while the gate weights fit a core's L2 (about 1
  * MiB), workers come first and the remaining CPUs become OpenMP threads;

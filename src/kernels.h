@@ -52,12 +52,13 @@ typedef struct {
     float *dc;
 } pl_cell_args;
 
-/* Adam's constants for one step (see pl_adam). */
+/* Adam's constants for one step (see pl_adam); keep = 1 - lr x weight
+ * decay multiplies the parameters before the step (1: no decay). */
 typedef struct {
-    float step, b1, b2, b1c, b2c, rbc2, eps, scale;
+    float step, b1, b2, b1c, b2c, rbc2, eps, scale, keep;
 } pl_adam_k;
 pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long t,
-                            float grad_scale);
+                            float grad_scale, float weight_decay);
 
 /* ------------------------------------------------------------ kernel sets
  *

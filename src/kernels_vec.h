@@ -133,7 +133,7 @@ static VEC_TARGET void vec_adam(float *params, const float *grad, float *m, floa
 {
     const vf step = vf_set1(k->step), b1 = vf_set1(k->b1), b2 = vf_set1(k->b2),
              b1c = vf_set1(k->b1c), b2c = vf_set1(k->b2c), rbc2 = vf_set1(k->rbc2),
-             eps = vf_set1(k->eps), scale = vf_set1(k->scale);
+             eps = vf_set1(k->eps), scale = vf_set1(k->scale), keep = vf_set1(k->keep);
     size_t i = 0;
     for (; i + VEC_W <= n; i += VEC_W) {
         vf g = vf_mul(vf_load(grad + i), scale);
@@ -143,7 +143,7 @@ static VEC_TARGET void vec_adam(float *params, const float *grad, float *m, floa
         vf_store(v + i, vi);
         vf den = vf_add(vf_mul(vf_sqrt(vi), rbc2), eps);
         vf upd = vf_div(vf_mul(step, mi), den);
-        vf_store(params + i, vf_sub(vf_load(params + i), upd));
+        vf_store(params + i, vf_sub(vf_mul(vf_load(params + i), keep), upd));
     }
     if (i < n)
         pl_adam_generic(params + i, grad + i, m + i, v + i, n - i, k);

@@ -176,8 +176,29 @@ static void fill_orthogonal(float *w, int rows, int cols, pl_rng *r)
     free(q);
 }
 
+/* Chrono initialisation (Tallec & Ollivier 2018) of every layer's input
+ * and forget biases: u ~ Uniform[1, T - 1], b_f = log(u), b_i = -b_f, so
+ * that the forget gates' time scales spread over 1 to T - 1 steps. */
+static void chrono_biases(const pl_config *cfg, const pl_tensors *t, int T, pl_rng *r)
+{
+    const size_t H = (size_t)cfg->hidden;
+    const double span = T > 2 ? (double)T - 2.0 : 0.0; /* u = 1 + span x U[0, 1) */
+    for (int l = 0; l < cfg->layers; l++)
+        for (size_t u = 0; u < H; u++) {
+            const float bf = (float)log(1.0 + span * pl_rng_uniform(r));
+            t->b[l][u] = -bf;    /* input gate: block i */
+            t->b[l][H + u] = bf; /* forget gate: block f */
+        }
+}
+
 void pl_model_init(const pl_config *cfg, float *params, pl_init init,
                    uint64_t seed)
+{
+    pl_model_init_steps(cfg, params, init, seed, 0);
+}
+
+void pl_model_init_steps(const pl_config *cfg, float *params, pl_init init, uint64_t seed,
+                         int T)
 {
     size_t D = (size_t)cfg->input, H = (size_t)cfg->hidden,
            C = (size_t)cfg->classes;
@@ -202,6 +223,10 @@ void pl_model_init(const pl_config *cfg, float *params, pl_init init,
             fill_orthogonal(t.w[l] + H * 4 * H, (int)H, (int)(4 * H), &r);
         }
         fill_uniform(t.w_out, H * C, sqrt(6.0 / (double)(H + C)), &r);
+    }
+    if (init == PL_INIT_CHRONO) { /* after every other draw: the default's weights */
+        chrono_biases(cfg, &t, T, &r);
+        return;
     }
     for (int l = 0; l < cfg->layers; l++)
         for (size_t u = 0; u < H; u++)

@@ -5,17 +5,39 @@
 #include "optim.h"
 #include "kernels.h"
 
-float pl_lr_at(pl_schedule s, float base, long step, long total)
+float pl_lr_peak(const pl_train_opts *o)
 {
-    if (s == PL_SCHED_CONSTANT || total <= 0)
-        return base;
-    double frac = (double)step / (double)total;
-    if (frac > 1.0)
-        frac = 1.0;
-    return (float)(base * 0.5 * (1.0 + cos(M_PI * frac)));
+    const double ratio = (double)o->batch / PL_LR_REF_BATCH;
+    switch (o->lr_scaling) {
+    case PL_LR_SCALE_LINEAR: return (float)(o->lr * ratio);
+    case PL_LR_SCALE_SQRT: return (float)(o->lr * sqrt(ratio));
+    default: return o->lr;
+    }
 }
 
-/* The reference loop; every kernel set's Adam does the same per lane. */
+pl_lr_plan pl_lr_plan_of(const pl_train_opts *o, long total)
+{
+    return (pl_lr_plan){.kind = o->schedule, .peak = pl_lr_peak(o), .warmup = o->warmup,
+                        .total = total};
+}
+
+/* Without warm-up, the cosine is over (step / total): the same operations
+ * as before warm-up existed, so the same bits. */
+float pl_lr_at(const pl_lr_plan *p, long step)
+{
+    if (step < p->warmup)
+        return (float)((double)p->peak * (double)(step + 1) / (double)p->warmup);
+    const long span = p->total - p->warmup;
+    if (p->kind == PL_SCHED_CONSTANT || span <= 0)
+        return p->peak;
+    double frac = (double)(step - p->warmup) / (double)span;
+    if (frac > 1.0)
+        frac = 1.0;
+    return (float)(p->peak * 0.5 * (1.0 + cos(M_PI * frac)));
+}
+
+/* The reference loop; every kernel set's Adam does the same per lane: the
+ * decay (params x keep) first, then Adam's step subtracted. */
 void pl_adam_generic(float *restrict params, const float *restrict grad, float *restrict m,
                      float *restrict v, size_t n, const pl_adam_k *k)
 {
@@ -26,14 +48,17 @@ void pl_adam_generic(float *restrict params, const float *restrict grad, float *
         float vi = k->b2 * v[i] + k->b2c * g * g;
         m[i] = mi;
         v[i] = vi;
-        params[i] -= k->step * mi / (sqrtf(vi) * k->rbc2 + k->eps);
+        params[i] = params[i] * k->keep - k->step * mi / (sqrtf(vi) * k->rbc2 + k->eps);
     }
 }
 
 /* PyTorch's form: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
- * with the gradient multiplied by grad_scale (the clipping factor) first. */
+ * with the gradient multiplied by grad_scale (the clipping factor) first.
+ * AdamW's decay as PyTorch does it, p *= 1 - lr * weight_decay before the
+ * step: keep is exactly 1 without decay, and p * 1 is p, so a run without
+ * decay gives the bits it gave before decay existed. */
 pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long t,
-                            float grad_scale)
+                            float grad_scale, float weight_decay)
 {
     return (pl_adam_k){.step = lr / (float)(1.0 - pow(beta1, (double)t)),
                        .b1 = beta1,
@@ -42,15 +67,16 @@ pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long 
                        .b2c = 1.0f - beta2,
                        .rbc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, (double)t))),
                        .eps = eps,
-                       .scale = grad_scale};
+                       .scale = grad_scale,
+                       .keep = (float)(1.0 - (double)lr * weight_decay)};
 }
 
 /* Every set's Adam gives the same bits; this one runs the widest. */
 void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
              float lr, float beta1, float beta2, float eps, long t,
-             float grad_scale)
+             float grad_scale, float weight_decay)
 {
-    const pl_adam_k k = pl_adam_constants(lr, beta1, beta2, eps, t, grad_scale);
+    const pl_adam_k k = pl_adam_constants(lr, beta1, beta2, eps, t, grad_scale, weight_decay);
     pl_kernels_of(PL_GEMM_AUTO)->adam(params, grad, m, v, n, &k);
 }
 

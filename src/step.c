@@ -403,7 +403,7 @@ static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
 {
     const size_t off = tr->soff[tr->rank];
     const pl_adam_k ak = pl_adam_constants(tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
-                                           tr->adam_t + 1, scale);
+                                           tr->adam_t + 1, scale, tr->o.weight_decay);
     for (long c = c0; c < c1; c++) {
         size_t a = tr->chunk[c], b = tr->chunk[c + 1];
         tr->k->adam(tr->params + a, tr->grad + a, tr->m + (a - off), tr->v + (a - off), b - a,
@@ -654,6 +654,7 @@ pl_status pl_trainer_step(pl_trainer *tr, const pl_dataset *ds,
                           const uint32_t *idx, int n, long step, long total,
                           pl_step_stats *st, pl_error *err)
 {
-    float lr = pl_lr_at(tr->o.schedule, tr->o.lr, step, total);
+    const pl_lr_plan plan = pl_lr_plan_of(&tr->o, total);
+    float lr = pl_lr_at(&plan, step);
     return run_batch(tr, JOB_STEP, ds, idx, n, step, lr, st, err);
 }

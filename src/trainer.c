@@ -133,6 +133,16 @@ static pl_status check_args(const pl_config *cfg, int T, const pl_train_opts *o,
                        (double)o->dropout);
     if (o->batch < 1)
         return pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
+    if (o->warmup < 0)
+        return pl_fail(err, PL_ERR_ARG, "warm-up steps must be at least 0, got %ld", o->warmup);
+    if ((unsigned)o->lr_scaling > PL_LR_SCALE_SQRT || (unsigned)o->init > PL_INIT_LAST)
+        return pl_fail(err, PL_ERR_ARG, "unknown rate scaling %d or init %d", (int)o->lr_scaling,
+                       (int)o->init);
+    /* the decay multiplies the parameters by 1 - rate x decay: above 0 */
+    if (!(o->weight_decay >= 0 && (double)pl_lr_peak(o) * o->weight_decay < 1))
+        return pl_fail(err, PL_ERR_ARG, "weight decay %g at a peak rate of %g: their product "
+                       "must be at least 0 and below 1", (double)o->weight_decay,
+                       (double)pl_lr_peak(o));
     if (!pl_gemm_available(o->gemm))
         return pl_fail(err, PL_ERR_ARG, "the %s kernels need %s; this CPU cannot run them",
                        pl_gemm_name(o->gemm), pl_gemm_requires(o->gemm));
@@ -314,7 +324,7 @@ pl_trainer *pl_trainer_create(const pl_config *cfg, int T,
         free_all(tr);
         return NULL;
     }
-    pl_model_init(cfg, tr->params, o->init, o->seed);
+    pl_model_init_steps(cfg, tr->params, o->init, o->seed, T);
     return tr;
 }
 

@@ -12,13 +12,13 @@
 START_TEST(test_adam_one_step)
 {
     float p = 1.0f, g = 0.5f, m = 0, v = 0;
-    pl_adam(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f);
+    pl_adam(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.0f);
     ck_assert_float_eq_tol(m, 0.05f, 1e-7f); /* float rounding of 1 - beta1 */
     ck_assert_float_eq_tol(v, 0.00025f, 1e-8f);
     ck_assert_float_eq_tol(p, 0.9f, 1e-7f);
     /* a negative gradient moves the other way by the same amount */
     float q = 1.0f, h = -3.0f, mq = 0, vq = 0;
-    pl_adam(&q, &h, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f);
+    pl_adam(&q, &h, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.0f);
     ck_assert_float_eq_tol(q, 1.1f, 1e-7f);
 }
 END_TEST
@@ -34,7 +34,7 @@ START_TEST(test_adam_three_steps)
     const float want_p[3] = {0.99f, 0.9936610f, 0.9950280f};
     const float want_m[3] = {0.1f, -0.11f, -0.049f};
     for (int t = 0; t < 3; t++) {
-        pl_adam(&p, &grads[t], &m, &v, 1, 0.01f, 0.9f, 0.999f, 1e-8f, t + 1, 1.0f);
+        pl_adam(&p, &grads[t], &m, &v, 1, 0.01f, 0.9f, 0.999f, 1e-8f, t + 1, 1.0f, 0.0f);
         printf("adam t=%d: p %.7f (want %.7f), m %.7f\n", t + 1, p, want_p[t], m);
         ck_assert_float_eq_tol(m, want_m[t], 1e-7f);
         ck_assert_float_eq_tol(p, want_p[t], 2e-6f);
@@ -48,8 +48,8 @@ END_TEST
 START_TEST(test_adam_grad_scale)
 {
     float p1 = 0, g1 = 4, m1 = 0, v1 = 0, p2 = 0, g2 = 2, m2 = 0, v2 = 0;
-    pl_adam(&p1, &g1, &m1, &v1, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 1, 0.5f);
-    pl_adam(&p2, &g2, &m2, &v2, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 1, 1.0f);
+    pl_adam(&p1, &g1, &m1, &v1, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 1, 0.5f, 0.0f);
+    pl_adam(&p2, &g2, &m2, &v2, 1, 0.01f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.0f);
     ck_assert_float_eq(m1, m2);
     ck_assert_float_eq(v1, v2);
     ck_assert_float_eq(p1, p2);
@@ -58,48 +58,177 @@ END_TEST
 
 /* Every set's update does each lane's operations in the scalar order:
  * bitwise equal, tail lanes included (n = 997: 5 lanes past the last whole
- * vector of 8 or 16, 1 past one of 4). */
+ * vector of 8 or 16, 1 past one of 4); without weight decay (keep 1) and
+ * with it (keep 0.9993: lr 0.007, decay 0.1). */
 START_TEST(test_adam_sets_match_generic)
 {
     const pl_gemm_backend be = tu_sets[_i];
     if (be == PL_GEMM_NAIVE || !tu_set_runs(be, "Adam"))
         return;
     enum { N = 1000 };
-    static float p1[N], g[N], m1[N], v1[N], p2[N], m2[N], v2[N];
-    tu_fill(p1, N, 1.0f, 1);
-    tu_fill(g, N, 0.1f, 2);
-    tu_fill(m1, N, 0.01f, 3);
-    tu_fill(v1, N, 0.001f, 4);
-    for (int i = 0; i < N; i++)
-        v1[i] = fabsf(v1[i]);
-    memcpy(p2, p1, sizeof p1);
-    memcpy(m2, m1, sizeof m1);
-    memcpy(v2, v1, sizeof v1);
-    pl_adam_k k = {0.01f / 0.19f, 0.9f, 0.999f, 0.1f, 0.001f, 22.4f, 1e-8f, 0.7f};
-    pl_adam_generic(p1, g, m1, v1, N - 3, &k);
-    pl_kernels_of(be)->adam(p2, g, m2, v2, N - 3, &k);
-    ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
-    ck_assert_int_eq(memcmp(m1, m2, sizeof m1), 0);
-    ck_assert_int_eq(memcmp(v1, v2, sizeof v1), 0);
-    static float p0[N];
-    tu_fill(p0, N, 1.0f, 1);
-    ck_assert(p2[N - 1] == p0[N - 1]); /* beyond n: untouched */
-    for (int i = 0; i < N - 3; i++)    /* every parameter moved */
-        ck_assert_msg(p2[i] != p0[i], "%s: parameter %d not updated", pl_gemm_name(be), i);
-    printf("adam %s: bitwise equal to the scalar loop over %d floats\n", pl_gemm_name(be), N - 3);
+    const float keeps[2] = {1.0f, 0.9993f};
+    for (int d = 0; d < 2; d++) {
+        static float p1[N], g[N], m1[N], v1[N], p2[N], m2[N], v2[N];
+        tu_fill(p1, N, 1.0f, 1);
+        tu_fill(g, N, 0.1f, 2);
+        tu_fill(m1, N, 0.01f, 3);
+        tu_fill(v1, N, 0.001f, 4);
+        for (int i = 0; i < N; i++)
+            v1[i] = fabsf(v1[i]);
+        memcpy(p2, p1, sizeof p1);
+        memcpy(m2, m1, sizeof m1);
+        memcpy(v2, v1, sizeof v1);
+        pl_adam_k k = {.step = 0.01f / 0.19f, .b1 = 0.9f, .b2 = 0.999f, .b1c = 0.1f,
+                       .b2c = 0.001f, .rbc2 = 22.4f, .eps = 1e-8f, .scale = 0.7f,
+                       .keep = keeps[d]};
+        pl_adam_generic(p1, g, m1, v1, N - 3, &k);
+        pl_kernels_of(be)->adam(p2, g, m2, v2, N - 3, &k);
+        ck_assert_int_eq(memcmp(p1, p2, sizeof p1), 0);
+        ck_assert_int_eq(memcmp(m1, m2, sizeof m1), 0);
+        ck_assert_int_eq(memcmp(v1, v2, sizeof v1), 0);
+        static float p0[N];
+        tu_fill(p0, N, 1.0f, 1);
+        ck_assert(p2[N - 1] == p0[N - 1]); /* beyond n: untouched */
+        for (int i = 0; i < N - 3; i++)    /* every parameter moved */
+            ck_assert_msg(p2[i] != p0[i], "%s: parameter %d not updated", pl_gemm_name(be), i);
+        printf("adam %s, keep %g: bitwise equal to the scalar loop over %d floats\n",
+               pl_gemm_name(be), (double)keeps[d], N - 3);
+    }
 }
 END_TEST
 
+/* AdamW by hand. One step from zero moments as in test_adam_one_step
+ * (Adam's step 0.1 at lr 0.1), with decay 0.5: the parameter is first
+ * multiplied by 1 - 0.1 x 0.5 = 0.95, then moved: 1 -> 0.95 - 0.1 = 0.85,
+ * and -2 -> -1.9 + 0.1 = -1.8 (gradient -3). Decay 0 is the update of
+ * before decay existed, bit for bit: p -= step x m / den, on every set. */
+START_TEST(test_adamw_by_hand)
+{
+    float p = 1.0f, g = 0.5f, m = 0, v = 0;
+    pl_adam(&p, &g, &m, &v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.5f);
+    ck_assert_float_eq_tol(p, 0.85f, 1e-7f);
+    float q = -2.0f, h = -3.0f, mq = 0, vq = 0;
+    pl_adam(&q, &h, &mq, &vq, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.5f);
+    ck_assert_float_eq_tol(q, -1.8f, 1e-7f);
+    /* the decay acts on the parameter alone: the moments are Adam's */
+    ck_assert_float_eq_tol(m, 0.05f, 1e-7f);
+    const pl_adam_k k = pl_adam_constants(0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.5f);
+    ck_assert_float_eq(k.keep, 0.95f);
+    ck_assert_float_eq(pl_adam_constants(0.1f, 0.9f, 0.999f, 1e-8f, 1, 1.0f, 0.0f).keep, 1.0f);
+
+    enum { N = 203 };
+    static float p0[N], gr[N], m0[N], v0[N], pa[N], ma[N], va[N];
+    tu_fill(p0, N, 1.0f, 5);
+    tu_fill(gr, N, 0.1f, 6);
+    tu_fill(m0, N, 0.01f, 7);
+    tu_fill(v0, N, 0.001f, 8);
+    /* a zero update of -0: p x 1 keeps its sign, where p - 0 x p would not */
+    p0[0] = -0.0f;
+    gr[0] = m0[0] = 0.0f;
+    for (int i = 0; i < N; i++)
+        v0[i] = fabsf(v0[i]);
+    const pl_adam_k k0 = pl_adam_constants(0.003f, 0.9f, 0.999f, 1e-8f, 7, 0.6f, 0.0f);
+    for (int s = 0; s < tu_nsets; s++) {
+        if (!pl_gemm_available(tu_sets[s]))
+            continue;
+        memcpy(pa, p0, sizeof pa);
+        memcpy(ma, m0, sizeof ma);
+        memcpy(va, v0, sizeof va);
+        pl_kernels_of(tu_sets[s])->adam(pa, gr, ma, va, N, &k0);
+        for (int i = 0; i < N; i++) { /* the update without decay, written out */
+            float gi = gr[i] * k0.scale;
+            float mi = k0.b1 * m0[i] + k0.b1c * gi;
+            float vi = k0.b2 * v0[i] + k0.b2c * gi * gi;
+            float want = p0[i] - k0.step * mi / (sqrtf(vi) * k0.rbc2 + k0.eps);
+            ck_assert_msg(memcmp(&pa[i], &want, sizeof want) == 0, "%s: parameter %d: %a, "
+                          "without decay %a", pl_gemm_name(tu_sets[s]), i, (double)pa[i],
+                          (double)want);
+        }
+    }
+}
+END_TEST
+
+static float lr_of(pl_schedule kind, float peak, long warmup, long total, long step)
+{
+    const pl_lr_plan p = {.kind = kind, .peak = peak, .warmup = warmup, .total = total};
+    return pl_lr_at(&p, step);
+}
+
 START_TEST(test_schedules)
 {
-    ck_assert_float_eq(pl_lr_at(PL_SCHED_CONSTANT, 0.01f, 123, 550), 0.01f);
-    ck_assert_float_eq(pl_lr_at(PL_SCHED_COSINE, 0.01f, 0, 550), 0.01f);
-    ck_assert_float_eq_tol(pl_lr_at(PL_SCHED_COSINE, 0.01f, 275, 550), 0.005f, 1e-9f);
-    ck_assert_float_eq_tol(pl_lr_at(PL_SCHED_COSINE, 0.01f, 549, 550),
+    ck_assert_float_eq(lr_of(PL_SCHED_CONSTANT, 0.01f, 0, 550, 123), 0.01f);
+    ck_assert_float_eq(lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 0), 0.01f);
+    ck_assert_float_eq_tol(lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 275), 0.005f, 1e-9f);
+    ck_assert_float_eq_tol(lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 549),
                            0.01f * 0.5f * (1.0f + cosf((float)M_PI * 549.0f / 550.0f)), 1e-9f);
-    ck_assert(pl_lr_at(PL_SCHED_COSINE, 0.01f, 549, 550) < 1e-6f);
-    ck_assert(pl_lr_at(PL_SCHED_COSINE, 0.01f, 100, 550) >
-              pl_lr_at(PL_SCHED_COSINE, 0.01f, 101, 550));
+    ck_assert(lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 549) < 1e-6f);
+    ck_assert(lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 100) >
+              lr_of(PL_SCHED_COSINE, 0.01f, 0, 550, 101));
+}
+END_TEST
+
+/* Warm-up by hand: 4 steps to 0.01 over 14, then cosine over the other 10.
+ * Steps 0-3: 0.0025, 0.005, 0.0075, 0.01 (the peak exactly); step 4 starts
+ * the cosine at the peak, step 9 is half-way (0.005), step 13 is
+ * 0.01 (1 + cos(0.9 pi)) / 2 = 0.000244717. Constant after warm-up stays
+ * at the peak; warm-up longer than the run only rises. */
+START_TEST(test_warmup_schedule)
+{
+    const float want[14] = {0.0025f,      0.005f,       0.0075f,      0.01f,
+                            0.01f,        0.0097552826f, 0.0090450850f, 0.0079389263f,
+                            0.0065450850f, 0.005f,       0.0034549150f, 0.0020610737f,
+                            0.00095491503f, 0.00024471742f};
+    for (long s = 0; s < 14; s++) {
+        float lr = lr_of(PL_SCHED_COSINE, 0.01f, 4, 14, s);
+        printf("warm-up 4 of 14, step %ld: lr %.9g (want %.9g)\n", s, (double)lr,
+               (double)want[s]);
+        ck_assert_float_eq_tol(lr, want[s], 1e-9f);
+    }
+    ck_assert_float_eq(lr_of(PL_SCHED_COSINE, 0.01f, 4, 14, 3), 0.01f);
+    ck_assert_float_eq(lr_of(PL_SCHED_COSINE, 0.01f, 4, 14, 4), 0.01f);
+    ck_assert_float_eq(lr_of(PL_SCHED_CONSTANT, 0.01f, 4, 14, 1), 0.005f);
+    ck_assert_float_eq(lr_of(PL_SCHED_CONSTANT, 0.01f, 4, 14, 13), 0.01f);
+    ck_assert_float_eq_tol(lr_of(PL_SCHED_COSINE, 0.01f, 100, 10, 9), 0.001f, 1e-9f);
+    /* no warm-up: the cosine over (step / total) as it always was */
+    for (long s = 0; s < 14; s++) {
+        float old = (float)(0.01f * 0.5 * (1.0 + cos(M_PI * ((double)s / 14.0))));
+        ck_assert(lr_of(PL_SCHED_COSINE, 0.01f, 0, 14, s) == old);
+    }
+}
+END_TEST
+
+/* The peak rate for the batch: lr 0.01 at batch 400 is 0.04 (linear) or
+ * 0.02 (sqrt); at batch 25, 0.0025 or 0.005; batch 100 keeps 0.01 exactly
+ * either way; none is lr at every batch. The plan carries it. */
+START_TEST(test_lr_scaling)
+{
+    pl_train_opts o;
+    pl_train_opts_default(&o);
+    const struct {
+        pl_lr_scaling s;
+        int batch;
+        float want;
+    } c[] = {{PL_LR_SCALE_NONE, 400, 0.01f},   {PL_LR_SCALE_LINEAR, 400, 0.04f},
+             {PL_LR_SCALE_SQRT, 400, 0.02f},   {PL_LR_SCALE_LINEAR, 25, 0.0025f},
+             {PL_LR_SCALE_SQRT, 25, 0.005f},   {PL_LR_SCALE_LINEAR, 100, 0.01f},
+             {PL_LR_SCALE_SQRT, 100, 0.01f},   {PL_LR_SCALE_SQRT, 200, 0.0141421356f}};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        o.lr_scaling = c[i].s;
+        o.batch = c[i].batch;
+        ck_assert_float_eq_tol(pl_lr_peak(&o), c[i].want, 1e-9f);
+    }
+    o.lr_scaling = PL_LR_SCALE_LINEAR;
+    o.batch = 100;
+    ck_assert_float_eq(pl_lr_peak(&o), o.lr);
+    o.batch = 300;
+    o.warmup = 5;
+    o.schedule = PL_SCHED_CONSTANT;
+    const pl_lr_plan p = pl_lr_plan_of(&o, 50);
+    ck_assert_float_eq_tol(p.peak, 0.03f, 1e-9f);
+    ck_assert_int_eq(p.warmup, 5);
+    ck_assert_int_eq(p.total, 50);
+    ck_assert_int_eq(p.kind, PL_SCHED_CONSTANT);
+    ck_assert_float_eq_tol(pl_lr_at(&p, 0), 0.006f, 1e-9f);
 }
 END_TEST
 
@@ -199,6 +328,72 @@ START_TEST(test_clipped_update_by_hand)
 }
 END_TEST
 
+/* The trainer's step with the recipe's options, against the plain step
+ * from the same parameters and batch: with 4 warm-up steps the first step
+ * runs at lr / 4 (constant schedule, lr 0.04: 0.01) and, with decay 0.5,
+ * every parameter is p0 (1 - 0.01 x 0.5) minus the plain step's update at
+ * that rate (to float rounding: the update is measured here as the
+ * plain step's p0 - p1). Linear scaling at batch 10 makes the peak of lr
+ * 0.01 0.001: the first of 2 warm-up steps runs at 0.0005. */
+START_TEST(test_trainer_step_warmup_and_decay)
+{
+    pl_dataset ds = tu_dataset(tu_dir, 40, 10, 6, 5, 3, 9);
+    pl_config cfg = {5, 16, 3, 1};
+    size_t np = pl_param_count(&cfg);
+    pl_train_opts o = tu_opts(10, 1, 1, 0, 4);
+    o.schedule = PL_SCHED_CONSTANT;
+    o.lr = 0.01f;
+    pl_trainer *plain = tu_trainer(&cfg, &ds, &o);
+    o.lr = 0.04f;
+    o.warmup = 4;
+    o.weight_decay = 0.5f;
+    pl_trainer *recipe = tu_trainer(&cfg, &ds, &o);
+    float *p0 = malloc(sizeof(float) * np);
+    memcpy(p0, pl_trainer_params(plain), sizeof(float) * np);
+    ck_assert_int_eq(memcmp(p0, pl_trainer_params(recipe), sizeof(float) * np), 0);
+    uint32_t idx[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    pl_step_stats st;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_trainer_step(plain, &ds, idx, 10, 0, 20, &st, &err), PL_OK);
+    ck_assert_float_eq(st.lr, 0.01f);
+    ck_assert_int_eq(pl_trainer_step(recipe, &ds, idx, 10, 0, 20, &st, &err), PL_OK);
+    ck_assert_float_eq(st.lr, 0.01f);
+    const float *p1 = pl_trainer_params(plain), *p2 = pl_trainer_params(recipe);
+    double worst = 0;
+    for (size_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs(p2[i] - (p0[i] * 0.995 - (p0[i] - p1[i]))));
+    printf("warm-up and decay: largest difference from the hand-computed step %.2e\n", worst);
+    ck_assert(worst < 1e-6);
+    pl_trainer_free(plain);
+    pl_trainer_free(recipe);
+    o.lr = 0.01f;
+    o.warmup = 2;
+    o.weight_decay = 0;
+    o.lr_scaling = PL_LR_SCALE_LINEAR;
+    recipe = tu_trainer(&cfg, &ds, &o);
+    ck_assert_int_eq(pl_trainer_step(recipe, &ds, idx, 10, 0, 20, &st, &err), PL_OK);
+    ck_assert_float_eq_tol(st.lr, 0.0005f, 1e-9f);
+    ck_assert_int_eq(pl_trainer_step(recipe, &ds, idx, 10, 1, 20, &st, &err), PL_OK);
+    ck_assert_float_eq_tol(st.lr, 0.001f, 1e-9f);
+    pl_trainer_free(recipe);
+    /* refused: a decay that the rate makes 1 or more, a negative warm-up */
+    o.weight_decay = 1.0f;
+    o.lr = 0.5f;
+    o.batch = 200; /* peak 1 */
+    ck_assert_ptr_null(pl_trainer_create(&cfg, ds.T, &o, &err));
+    ck_assert_int_eq(err.code, PL_ERR_ARG);
+    ck_assert_msg(strstr(err.msg, "weight decay 1 at a peak rate of 1: their product") != NULL,
+                  "%s", err.msg);
+    o.weight_decay = 0;
+    o.warmup = -1;
+    ck_assert_ptr_null(pl_trainer_create(&cfg, ds.T, &o, &err));
+    ck_assert_msg(strstr(err.msg, "warm-up steps must be at least 0, got -1") != NULL, "%s",
+                  err.msg);
+    free(p0);
+    pl_dataset_free(&ds);
+}
+END_TEST
+
 /* The generator against known answers: splitmix64's published first value
  * for seed 0 (0xe220a8397b1dcdaf, the first state word), and values of
  * xoshiro256**, the uniform and normal transforms, rejection sampling,
@@ -284,9 +479,13 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_adam_three_steps);
     tcase_add_test(tc, test_adam_grad_scale);
     tcase_add_loop_test(tc, test_adam_sets_match_generic, 0, tu_nsets);
+    tcase_add_test(tc, test_adamw_by_hand);
     tcase_add_test(tc, test_schedules);
+    tcase_add_test(tc, test_warmup_schedule);
+    tcase_add_test(tc, test_lr_scaling);
     tcase_add_test(tc, test_sum_squares);
     tcase_add_test(tc, test_clipped_update_by_hand);
+    tcase_add_test(tc, test_trainer_step_warmup_and_decay);
     tcase_add_test(tc, test_rng);
     suite_add_tcase(s, tc);
     return s;

@@ -688,46 +688,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- --log */
 
-typedef struct {
-    char kind[8];
-    long step, epoch;
-    char lr[32], grad_norm[32], rate[32];
-    double loss, accuracy, seconds;
-} log_line;
-
-/* The rows of a log file (its header checked). */
-static int read_log(const char *path, log_line *rows, int max)
-{
-    static char text[1 << 16];
-    tu_slurp(path, text, sizeof text);
-    char *save = NULL, *line = strtok_r(text, "\n", &save);
-    ck_assert_ptr_nonnull(line);
-    ck_assert_str_eq(line, "kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds");
-    int n = 0;
-    while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < max) {
-        log_line *r = &rows[n++];
-        memset(r, 0, sizeof *r);
-        char *f[9], *p = line;
-        for (int i = 0; i < 9; i++) {
-            f[i] = p;
-            p = strchr(p, ',');
-            ck_assert_msg(p || i == 8, "a short row: %s", line);
-            if (p)
-                *p++ = '\0';
-        }
-        snprintf(r->kind, sizeof r->kind, "%s", f[0]);
-        r->step = atol(f[1]);
-        r->epoch = atol(f[2]);
-        snprintf(r->lr, sizeof r->lr, "%s", f[3]);
-        r->loss = atof(f[4]);
-        r->accuracy = atof(f[5]);
-        snprintf(r->grad_norm, sizeof r->grad_norm, "%s", f[6]);
-        snprintf(r->rate, sizeof r->rate, "%s", f[7]);
-        r->seconds = atof(f[8]);
-    }
-    return n;
-}
-
 /* A row every --log-every steps and at the end, one per validation and one
  * for the test set: their steps, epochs, learning rates (the schedule's),
  * and the values the progress lines and the result line show. */
@@ -739,8 +699,8 @@ START_TEST(test_log_rows)
     const char *args[] = {"train", "--data", dir, "--val", "20", "--batch", "20", "--hidden",
                           "16", "--steps", "12", "--log-every", "5", "--log", log, NULL};
     ck_assert_int_eq(tu_run_args(&res, args), 0);
-    log_line r[16];
-    ck_assert_int_eq(read_log(log, r, 16), 6);
+    tu_log_row r[16];
+    ck_assert_int_eq(tu_read_log(log, r, 16), 6);
     static const struct {
         const char *kind;
         long step, epoch;
@@ -758,7 +718,8 @@ START_TEST(test_log_rows)
         if (train_row) {
             char lr[32];
             snprintf(lr, sizeof lr, "%.6g",
-                     (double)pl_lr_at(PL_SCHED_COSINE, 0.01f, r[i].step - 1, 12));
+                     (double)pl_lr_at(&(pl_lr_plan){PL_SCHED_COSINE, 0.01f, 0, 12},
+                                      r[i].step - 1));
             ck_assert_str_eq(r[i].lr, lr);
             ck_assert(atof(r[i].grad_norm) > 0 && atof(r[i].rate) > 0);
             /* the progress line of that step shows the same loss and accuracy */
@@ -790,7 +751,7 @@ START_TEST(test_log_rows)
     /* a fresh run replaces the log; a resumed one will not take a file that
      * is not a log */
     ck_assert_int_eq(tu_run_args(&res, args), 0);
-    ck_assert_int_eq(read_log(log, r, 16), 6);
+    ck_assert_int_eq(tu_read_log(log, r, 16), 6);
     const char *ck = tu_path(dir, "ck");
     tu_write(log, "step,loss\n1,2\n", 14);
     const char *make_ck[] = {"train", "--data", dir, "--hidden", "16", "--steps", "2", "--val",
@@ -852,8 +813,8 @@ START_TEST(test_log_kill_and_resume)
     ck_assert_msg(strstr(before, "\ntrain,10,") != NULL, "the killed run logged: %s", before);
     ck_assert_msg(strstr(before, "\ntest,") == NULL, "the run was not killed mid-way: %s", before);
     ck_assert(had > 0 && before[had - 1] == '\n'); /* whole rows */
-    log_line r[64];
-    int killed_rows = read_log(log, r, 64);
+    tu_log_row r[64];
+    int killed_rows = tu_read_log(log, r, 64);
     printf("killed after %d rows\n", killed_rows);
 
     const char *resume[] = {"train", "--data", dir, "--resume", ck, "--checkpoint", ck,
@@ -863,12 +824,12 @@ START_TEST(test_log_kill_and_resume)
     tu_slurp(log, after, sizeof after);
     ck_assert_int_eq(strncmp(after, before, had), 0); /* appended, never truncated */
     ck_assert_ptr_null(strstr(after + 1, "kind,step")); /* one header */
-    int all = read_log(log, r, 64);
+    int all = tu_read_log(log, r, 64);
 
     args[n - 3] = ck2;
     args[n - 1] = alone;
     ck_assert_int_eq(tu_run_args(&res, args), 0);
-    int rows = read_log(alone, r, 64);
+    int rows = tu_read_log(alone, r, 64);
     printf("the killed and resumed log has %d rows, a run left alone %d\n", all, rows);
     ck_assert_int_ge(all, rows); /* steps after the checkpoint were done twice */
     const char *plot[] = {"plot", "--log", log, "--out", png, NULL};

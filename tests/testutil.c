@@ -573,3 +573,35 @@ void tu_write_png(const char *path, int w, int h, int color, int depth, int inte
     png_destroy_write_struct(&png, &info);
     fclose(f);
 }
+
+int tu_read_log(const char *path, tu_log_row *rows, int max)
+{
+    static char text[1 << 16];
+    tu_slurp(path, text, sizeof text);
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_str_eq(line, "kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds");
+    int n = 0;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL && n < max) {
+        tu_log_row *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        char *f[9], *p = line;
+        for (int i = 0; i < 9; i++) {
+            f[i] = p;
+            p = strchr(p, ',');
+            ck_assert_msg(p || i == 8, "a short row: %s", line);
+            if (p)
+                *p++ = '\0';
+        }
+        snprintf(r->kind, sizeof r->kind, "%s", f[0]);
+        r->step = atol(f[1]);
+        r->epoch = atol(f[2]);
+        snprintf(r->lr, sizeof r->lr, "%s", f[3]);
+        r->loss = atof(f[4]);
+        r->accuracy = atof(f[5]);
+        snprintf(r->grad_norm, sizeof r->grad_norm, "%s", f[6]);
+        snprintf(r->rate, sizeof r->rate, "%s", f[7]);
+        r->seconds = atof(f[8]);
+    }
+    return n;
+}

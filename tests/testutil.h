@@ -187,4 +187,16 @@ void tu_write_png(const char *path, int w, int h, int color, int depth, int inte
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
 
+/* A row of a training log (parlstm train --log): lr, grad_norm and
+ * samples_per_sec as written (empty in evaluation rows). */
+typedef struct {
+    char kind[8];
+    long step, epoch;
+    char lr[32], grad_norm[32], rate[32];
+    double loss, accuracy, seconds;
+} tu_log_row;
+/* The rows of a log file, at most max (its header checked); returns how
+ * many. */
+int tu_read_log(const char *path, tu_log_row *rows, int max);
+
 #endif
