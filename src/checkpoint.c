@@ -1,10 +1,10 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 3:
+ * Layout (little-endian), version 4:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
- *   the run     the fields of META, then zeros META_BYTES
+ *   the run     the fields of META, then zeros meta_bytes(version): 256
  *   n_params    u64                            8
  *   params, m, v  3 x n_params f32
  *   crc32       u32 over every byte before it  4
@@ -23,7 +23,11 @@
  *      (pl_epoch_order). Version 1 files are read, those bytes ignored.
  *   3  adds layers, dropout and how the images are read (sequence mode,
  *      permuted, permute_seed); older files read as one layer, no dropout,
- *      rows in order. */
+ *      rows in order.
+ *   4  the run's block grows from 192 to 256 bytes and adds what shapes the
+ *      learning rate and the update (warm-up steps, the rate's scaling for
+ *      the batch, weight decay); older files read as none of them, which
+ *      is how they ran. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -35,11 +39,14 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 3u     /* written */
+#define CKPT_VERSION 4u     /* written */
 #define CKPT_OLDEST 1u      /* the oldest version read */
 #define RESERVED_RNG 32     /* version 1's generator state, now reserved */
-#define META_BYTES 192
-#define HEAD (8 + 4 + META_BYTES + 8)
+
+/* The run's block: 192 bytes up to version 3, 256 from version 4; the
+ * header is magic, version, that block and n_params. */
+static size_t meta_bytes(uint32_t version) { return version >= 4 ? 256 : 192; }
+static size_t head_bytes(uint32_t version) { return 8 + 4 + meta_bytes(version) + 8; }
 
 /* The run's fields, in file order: where each lives in pl_ckpt_meta, its
  * C type, and the first version that has it. put_meta and get_meta walk
@@ -76,15 +83,17 @@ static const struct {
     {0, F_GAP, 1},                    {AT(adam_steps), F_LONG, 1},
     {AT(cfg.layers), F_INT, 3},       {AT(opts.dropout), F_F32, 3},
     {AT(sequence), F_INT, 3},         {AT(permuted), F_INT, 3},
-    {AT(permute_seed), F_U64, 3},
+    {AT(permute_seed), F_U64, 3},     {AT(opts.warmup), F_LONG, 4},
+    {AT(opts.lr_scaling), F_INT, 4},  {AT(opts.weight_decay), F_F32, 4},
 };
 #undef AT
 #define NMETA (sizeof META / sizeof *META)
 _Static_assert(sizeof(pl_sequence) == sizeof(int) && sizeof(pl_schedule) == sizeof(int) &&
-                   sizeof(pl_init) == sizeof(int) && sizeof(pl_gemm_backend) == sizeof(int),
+                   sizeof(pl_init) == sizeof(int) && sizeof(pl_gemm_backend) == sizeof(int) &&
+                   sizeof(pl_lr_scaling) == sizeof(int),
                "the enums of the checkpoint are stored as ints");
 
-/* The meta block (META_BYTES, zero after the last field). */
+/* The meta block (this version's meta_bytes, zero after the last field). */
 static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
 {
     unsigned char *start = c->p;
@@ -102,7 +111,7 @@ static void put_meta(pl_wcursor *c, const pl_ckpt_meta *m)
             break;
         }
     }
-    while (c->p < start + META_BYTES) /* reserved, zero */
+    while (c->p < start + meta_bytes(CKPT_VERSION)) /* reserved, zero */
         *c->p++ = 0;
 }
 
@@ -126,7 +135,7 @@ static void get_meta(pl_rcursor *c, uint32_t version, pl_ckpt_meta *m)
         case F_GAP: c->p += RESERVED_RNG; break;
         }
     }
-    c->p = start + META_BYTES;
+    c->p = start + meta_bytes(version);
     m->opts.hidden = m->cfg.hidden;
     m->opts.classes = m->cfg.classes;
 }
@@ -151,7 +160,11 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
     else if ((unsigned)m->sequence > PL_SEQ_PIXELS || (unsigned)m->permuted > 1)
         snprintf(why, sizeof why, "sequence %u, permuted %u (unknown values)",
                  (unsigned)m->sequence, (unsigned)m->permuted);
-    else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_TUTORIAL ||
+    else if (o->warmup < 0 || (unsigned)o->lr_scaling > PL_LR_SCALE_SQRT ||
+             !(o->weight_decay >= 0 && o->weight_decay <= 1))
+        snprintf(why, sizeof why, "warm-up %ld, rate scaling %u, weight decay %g", o->warmup,
+                 (unsigned)o->lr_scaling, (double)o->weight_decay);
+    else if ((unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_LAST ||
              (unsigned)o->gemm > PL_GEMM_LAST)
         snprintf(why, sizeof why, "schedule %u, init %u, GEMM %u (unknown values)",
                  (unsigned)o->schedule, (unsigned)o->init, (unsigned)o->gemm);
@@ -174,7 +187,7 @@ pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
                              pl_error *err)
 {
     size_t n = pl_param_count(pl_trainer_config(tr));
-    size_t len = HEAD + 12 * n + 4;
+    const size_t head = head_bytes(CKPT_VERSION), len = head + 12 * n + 4;
     const int root = pl_dist_rank() == 0;
     unsigned char *buf = root ? malloc(len) : NULL;
     pl_error e = {0};
@@ -183,8 +196,8 @@ pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,
         free(buf);
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
     }
-    pl_trainer_gather_moments(tr, root ? (float *)(buf + HEAD + 4 * n) : NULL,
-                              root ? (float *)(buf + HEAD + 8 * n) : NULL);
+    pl_trainer_gather_moments(tr, root ? (float *)(buf + head + 4 * n) : NULL,
+                              root ? (float *)(buf + head + 8 * n) : NULL);
     if (root) {
         pl_wcursor c = {buf};
         pl_put_bytes(&c, CKPT_MAGIC, 8);
@@ -212,7 +225,8 @@ static pl_status load_file(const char *path, pl_ckpt_meta *meta, float **state,
     *state = NULL;
     unsigned char *buf;
     size_t len;
-    pl_status rc = pl_read_file(path, "checkpoint", HEAD + 4, (size_t)1 << 36, &buf, &len, err);
+    pl_status rc = pl_read_file(path, "checkpoint", head_bytes(CKPT_OLDEST) + 4, (size_t)1 << 36,
+                                &buf, &len, err);
     if (rc)
         return rc;
     pl_rcursor c = {buf + 8};
@@ -229,9 +243,15 @@ static pl_status load_file(const char *path, pl_ckpt_meta *meta, float **state,
                      path, version, CKPT_OLDEST, CKPT_VERSION);
         goto out;
     }
+    const size_t head = head_bytes(version);
+    if (len < head + 4) {
+        rc = pl_fail(err, PL_ERR_TRUNCATED, "%s: truncated: %zu bytes, a version %u checkpoint "
+                     "has at least %zu", path, len, version, head + 4);
+        goto out;
+    }
     get_meta(&c, version, meta);
     uint64_t n = pl_get_u64(&c);
-    if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, HEAD, 3, buf, len, err)))
+    if ((rc = pl_check_payload(path, "checkpoint", &meta->cfg, n, head, 3, buf, len, err)))
         goto out;
     if ((rc = check_run(path, meta, err)))
         goto out;
@@ -240,7 +260,7 @@ static pl_status load_file(const char *path, pl_ckpt_meta *meta, float **state,
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the state", path);
         goto out;
     }
-    memcpy(s, buf + HEAD, 12 * (size_t)n);
+    memcpy(s, buf + head, 12 * (size_t)n);
     *state = s;
 out:
     free(buf);
