@@ -1,6 +1,7 @@
 /* The parlstm program: bad options exit 2 with a message (never a crash),
  * missing data says how to get it, help and version answer, and
  * train --save / eval agree. Runs the built binary ($PARLSTM_BIN). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,25 @@ static const cli_case BAD[] = {
      "--dropout 0.3 acts between stacked layers, and there is one"},
     {{"train", "--sequence", "cols"}, 2, "--sequence: expected one of rows, pixels; got 'cols'"},
     {{"train", "--permute", "x"}, 2, "--permute: expected a non-negative integer"},
+    /* the training-recipe options (issue 20) */
+    {{"train", "--lr-warmup", "-1"}, 2,
+     "--lr-warmup: expected an integer from 0 to 1000000000000, got '-1'"},
+    {{"train", "--lr-scaling", "cube"}, 2,
+     "--lr-scaling: expected one of none, linear, sqrt; got 'cube'"},
+    {{"train", "--weight-decay", "1.5"}, 2,
+     "--weight-decay: expected a number at least 0 and at most 1, got '1.5'"},
+    {{"train", "--weight-decay", "0.5", "--lr", "2"}, 2,
+     "--weight-decay 0.5 at a peak rate of 2 multiplies the parameters by 0 at the peak: "
+     "rate x decay must be below 1"},
+    {{"train", "--weight-decay", "0.2", "--lr", "2", "--lr-scaling", "linear", "--batch",
+      "300"}, 2, "--weight-decay 0.2 at a peak rate of 6 multiplies the parameters by -0.2"},
+    {{"train", "--target-accuracy", "0"}, 2,
+     "--target-accuracy: expected a number above 0 and at most 1, got '0'"},
+    {{"train", "--target-accuracy", "1.01"}, 2,
+     "--target-accuracy: expected a number above 0 and at most 1, got '1.01'"},
+    {{"train", "--eval-every", "0"}, 2,
+     "--eval-every: expected an integer from 1 to 1000000000000, got '0'"},
+    {{"train", "--init", "glorot"}, 2, "--init: expected one of default, tutorial, chrono; got"},
     {{"frob"}, 2, "unknown command 'frob' (commands: train, eval, predict, export, import, plot, "
      "bench; see parlstm --help)"},
     /* the commands that take models out and back, and show training */
@@ -781,6 +801,221 @@ START_TEST(test_result_line_without_validation_or_test)
 }
 END_TEST
 
+/* ---- the training-recipe options (issue 20) */
+
+/* The learning rate of every step in --log (a row per step): warm-up over
+ * 4 steps to the peak, then cosine over the other 6. --lr 0.01 at batch
+ * 20, linear: peak 0.01 x 20 / 100 = 0.002; steps 1-4: 0.002 x s / 4;
+ * step 5 the peak; then 0.002 (1 + cos(k pi / 6)) / 2 for k = 1 .. 5. The
+ * plan line says how the rate was made. */
+START_TEST(test_lr_warmup_and_scaling_in_the_log)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 300, 40, 6, 5, 3, 62);
+    const char *log = tu_path(dir, "run.csv");
+    const char *args[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden",
+                          "8", "--steps", "10", "--lr-warmup", "4", "--lr-scaling", "linear",
+                          "--log-every", "1", "--log", log, NULL};
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.002 (0.01 x 20/100) cosine after 4 warm-up steps, "
+                                  "clip 1, init default,") != NULL, "%s", res.err);
+    static const char *const want[10] = {"0.0005", "0.001",  "0.0015", "0.002",
+                                         "0.002",  "0.00186603", "0.0015", "0.001",
+                                         "0.0005", "0.000133975"};
+    tu_log_row r[16];
+    ck_assert_int_eq(tu_read_log(log, r, 16), 12); /* 10 train, val, test */
+    for (int i = 0; i < 10; i++) {
+        ck_assert_str_eq(r[i].kind, "train");
+        ck_assert_int_eq(r[i].step, i + 1);
+        ck_assert_msg(strcmp(r[i].lr, want[i]) == 0, "step %d: lr %s, want %s", i + 1, r[i].lr,
+                      want[i]);
+    }
+    /* sqrt at batch 25: 0.01 x sqrt(0.25) = 0.005, constant after 2 steps */
+    const char *sq[] = {"train", "--data", dir, "--val", "40", "--batch", "25", "--hidden", "8",
+                        "--steps", "3", "--lr-warmup", "2", "--lr-scaling", "sqrt",
+                        "--lr-schedule", "constant", "--log-every", "1", "--log", log, NULL};
+    unlink(log);
+    st = tu_run_args(&res, sq);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.005 (0.01 x sqrt(25/100)) constant after 2 warm-up "
+                                  "steps,") != NULL, "%s", res.err);
+    ck_assert_int_eq(tu_read_log(log, r, 16), 5);
+    ck_assert_str_eq(r[0].lr, "0.0025");
+    ck_assert_str_eq(r[1].lr, "0.005");
+    ck_assert_str_eq(r[2].lr, "0.005");
+}
+END_TEST
+
+/* --eval-every alone: validation rows (and lines) at steps 3, 6, 9 and the
+ * last, 10, and the same model as the run that validates once per epoch
+ * (evaluating changes no parameter); no time_to_target without a target. */
+START_TEST(test_eval_every)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 300, 40, 6, 5, 3, 63);
+    const char *log = tu_path(dir, "run.csv"), *a = tu_path(dir, "a.bin"),
+               *b = tu_path(dir, "b.bin");
+    const char *every[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden",
+                           "8", "--steps", "10", "--eval-every", "3", "--log", log, "--save",
+                           a, NULL};
+    int st = tu_run_args(&res, every);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "step 3, epoch 1: validation accuracy ") != NULL &&
+                  strstr(res.err, "step 10, epoch 1: validation accuracy ") != NULL,
+                  "%s", res.err);
+    ck_assert_ptr_null(strstr(res.out, "time_to_target"));
+    tu_log_row r[16];
+    int n = tu_read_log(log, r, 16), vals = 0;
+    const long at[4] = {3, 6, 9, 10};
+    for (int i = 0; i < n; i++)
+        if (!strcmp(r[i].kind, "val")) {
+            ck_assert_int_lt(vals, 4);
+            ck_assert_int_eq(r[i].step, at[vals++]);
+        }
+    ck_assert_int_eq(vals, 4);
+    const char *once[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden",
+                          "8", "--steps", "10", "--save", b, "--quiet", NULL};
+    ck_assert_int_eq(tu_run_args(&res, once), 0);
+    size_t la, lb;
+    unsigned char *ma = tu_read_all(a, &la), *mb = tu_read_all(b, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(ma, mb, la), 0);
+    free(ma);
+    free(mb);
+}
+END_TEST
+
+/* --target-accuracy reached: the run stops after the first validation at
+ * or above it (every 2 steps; a small rate makes it take a few), and the result line says when: target_step
+ * is that validation's step and the steps done, time_to_target at least
+ * the seconds its log row shows (evaluation included); the log window and
+ * the checkpoint are written there. An unreachable target (a rate too small to learn) runs
+ * every step and reports nan for both; without validation images it is
+ * refused. */
+START_TEST(test_target_accuracy)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 400, 40, 6, 5, 3, 64);
+    const char *log = tu_path(dir, "run.csv"), *ck = tu_path(dir, "ck");
+    const char *args[] = {"train", "--data", dir, "--val", "100", "--batch", "20", "--hidden",
+                          "16", "--lr", "0.001", "--steps", "300", "--target-accuracy", "0.9",
+                          "--eval-every", "2", "--log", log, "--checkpoint", ck, NULL};
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    tu_log_row r[256];
+    int n = tu_read_log(log, r, 256), hit = -1, below = 0;
+    for (int i = 0; i < n && hit < 0; i++)
+        if (!strcmp(r[i].kind, "val") && r[i].accuracy >= 0.9)
+            hit = i;
+        else if (!strcmp(r[i].kind, "val"))
+            below++;
+    ck_assert_msg(hit >= 0, "never reached 0.9: %s", res.err);
+    const long step = r[hit].step;
+    printf("target 0.9 reached at step %ld (validation accuracy %.4f, %.3fs) after %d "
+           "validations below it: %s", step, r[hit].accuracy, r[hit].seconds, below, res.out);
+    ck_assert_int_ge(below, 2); /* the rate makes it take a few */
+    ck_assert_int_eq(step % 2, 0);
+    ck_assert_int_eq(step, 2 * (below + 1));
+    ck_assert_double_eq(field(res.out, "target_step="), (double)step);
+    ck_assert_double_eq(field(res.out, "steps="), (double)step);
+    ck_assert_double_eq_tol(field(res.out, "val_accuracy="), r[hit].accuracy, 1e-4);
+    double t = field(res.out, "time_to_target=");
+    ck_assert_msg(t >= r[hit].seconds - 0.005 && t < r[hit].seconds + 1, "%g, row %g", t,
+                  r[hit].seconds);
+    /* after it: the last steps' train row (the window the target closed),
+     * the test row; nothing trained or validated later */
+    for (int i = hit + 1; i < n; i++)
+        ck_assert_msg((!strcmp(r[i].kind, "train") && r[i].step == step) ||
+                      !strcmp(r[i].kind, "test"), "a %s row of step %ld after the target",
+                      r[i].kind, r[i].step);
+    pl_ckpt_meta m;
+    float *state = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &e), PL_OK);
+    pl_free(state);
+    ck_assert_int_eq(m.step, step);
+    ck_assert_int_eq(m.total, 300);
+
+    const char *never[] = {"train", "--data", dir, "--val", "100", "--batch", "20", "--hidden",
+                           "16", "--lr", "1e-7", "--steps", "6", "--target-accuracy", "0.99",
+                           "--eval-every", "2", "--quiet", NULL};
+    st = tu_run_args(&res, never);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.out, "result: steps=6 ") != NULL, "%s", res.out);
+    ck_assert_msg(strstr(res.out, " time_to_target=nan target_step=nan\n") != NULL, "%s",
+                  res.out);
+    const char *noval[] = {"train", "--data", dir, "--val", "0", "--target-accuracy", "0.9",
+                           NULL};
+    ck_assert_int_eq(tu_run_args(&res, noval), 2);
+    ck_assert_msg(strstr(res.err, "--target-accuracy 0.9 is measured on the validation images, "
+                                  "and --val 0 holds none out") != NULL, "%s", res.err);
+}
+END_TEST
+
+/* --init chrono through the program, after one step at a rate too small
+ * to move a bias by 1e-6: every layer's forget-gate biases lie in
+ * [0, log(T - 1)] for the data's T = 12 time steps and are spread (not
+ * the default's +1), the input-gate biases are their negatives, g and o
+ * stay near 0. */
+START_TEST(test_chrono_init_through_the_program)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 60, 10, 12, 5, 3, 65);
+    const char *model = tu_path(dir, "m.bin");
+    const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--hidden", "16",
+                          "--layers", "2", "--steps", "1", "--lr", "1e-8", "--init", "chrono",
+                          "--save", model, NULL};
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_ptr_nonnull(strstr(res.err, ", init chrono, seed 1"));
+    pl_model_info mi;
+    float *p = NULL;
+    pl_error e;
+    ck_assert_int_eq(pl_model_load(model, &mi, &p, &e), PL_OK);
+    pl_tensors t;
+    pl_tensors_bind(&mi.cfg, p, &t);
+    const int H = 16;
+    for (int l = 0; l < 2; l++) {
+        float lo = 1e9f, hi = -1e9f;
+        for (int u = 0; u < H; u++) {
+            const float bi = t.b[l][u], bf = t.b[l][H + u];
+            ck_assert_msg(bf >= -1e-6f && bf <= logf(11.0f) + 1e-6f, "b_f %g", (double)bf);
+            ck_assert_float_eq_tol(bi, -bf, 2e-6f);
+            ck_assert_float_eq_tol(t.b[l][2 * H + u], 0.0f, 1e-6f);
+            ck_assert_float_eq_tol(t.b[l][3 * H + u], 0.0f, 1e-6f);
+            lo = fminf(lo, bf);
+            hi = fmaxf(hi, bf);
+        }
+        ck_assert_msg(hi - lo > 0.5f, "layer %d: b_f from %g to %g", l, (double)lo, (double)hi);
+    }
+    pl_free(p);
+}
+END_TEST
+
+/* Without the recipe's options, training gives the bits it gave before
+ * they existed: the CRC32 of the model file that the main branch's
+ * parlstm (before issue 20) saved for this run on this data. The naive
+ * kernels, one worker and one thread make it the same on every CPU. */
+START_TEST(test_defaults_keep_the_bits)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 300, 40, 6, 5, 3, 61);
+    const char *model = tu_path(dir, "m.bin");
+    const char *args[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden",
+                          "16", "--steps", "20", "--gemm", "naive", "--workers", "1",
+                          "--threads", "1", "--save", model, "--quiet", NULL};
+    int st = tu_run_args(&res, args);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    size_t len;
+    unsigned char *m = tu_read_all(model, &len);
+    uint32_t crc = (uint32_t)crc32(0L, m, (uInt)len);
+    free(m);
+    printf("the model file: %zu bytes, CRC32 %08x\n", len, crc);
+    ck_assert_uint_eq(crc, 0x2144df1cu);
+}
+END_TEST
+
 /* bench names the data it loaded by its directory (never "MNIST"), and a
  * batch too large for the images and a batch too small for the workers
  * get two different messages. */
@@ -958,6 +1193,11 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_bench_names_its_data);
     tcase_add_test(tc, test_validation_split_through_the_program);
     tcase_add_loop_test(tc, test_kernel_sets_match_naive, 0, tu_nsets);
+    tcase_add_test(tc, test_lr_warmup_and_scaling_in_the_log);
+    tcase_add_test(tc, test_eval_every);
+    tcase_add_test(tc, test_target_accuracy);
+    tcase_add_test(tc, test_chrono_init_through_the_program);
+    tcase_add_test(tc, test_defaults_keep_the_bits);
     tcase_add_loop_test(tc, test_default_data_dir, 0,
                         (int)(sizeof DATA_CASES / sizeof *DATA_CASES));
     suite_add_tcase(s, tc);

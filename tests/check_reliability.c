@@ -508,6 +508,17 @@ START_TEST(test_resume_refuses_other_settings_and_data)
     const char *a3[] = {"train", "--data", dir, "--resume", ck, "--lr", "0.5", NULL};
     ck_assert_int_eq(tu_run_args(&res, a3), 2);
     ck_assert_ptr_nonnull(strstr(res.err, "--lr 0.5 differs"));
+    const char *a5[] = {"train", "--data", dir, "--resume", ck, "--lr-warmup", "3", NULL};
+    ck_assert_int_eq(tu_run_args(&res, a5), 2);
+    ck_assert_msg(strstr(res.err, "--lr-warmup 3 differs from the checkpoint's 0") != NULL,
+                  "%s", res.err);
+    const char *a6[] = {"train", "--data", dir, "--resume", ck, "--weight-decay", "0.1", NULL};
+    ck_assert_int_eq(tu_run_args(&res, a6), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--weight-decay 0.1 differs from the checkpoint's 0"));
+    const char *a7[] = {"train", "--data", dir, "--resume", ck, "--lr-scaling", "linear", NULL};
+    ck_assert_int_eq(tu_run_args(&res, a7), 2);
+    ck_assert_ptr_nonnull(strstr(res.err, "--lr-scaling linear differs from the checkpoint's "
+                                          "none"));
     const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
     ck_assert_int_eq(tu_run_args(&res, a4), 1);
     ck_assert_msg(strstr(res.err, "was made on other data") != NULL, "%s", res.err);
@@ -573,7 +584,11 @@ static void join_args(const char **argv, const char *const *base, const char *co
 /* SIGTERM mid-run: the step finishes, the checkpoint is written, the exit
  * status is 143; resuming ends bit for bit where an uninterrupted run ends.
  * Also (the second run) with two layers, dropout and permuted pixels: the
- * masks and the reading resume too. */
+ * masks and the reading resume too; and (the third) stopped in the middle
+ * of a 50-step warm-up with the rate scaled for the batch, weight decay
+ * and chrono biases: the resumed run's rates and updates continue from
+ * the checkpoint's settings alone (the signal comes after at most 15 of
+ * the 40 ms checkpoint writes). */
 START_TEST(test_sigterm_checkpoint_and_exact_resume)
 {
     if (!tu_hooks("SIGTERM during slowed checkpoint writes"))
@@ -588,7 +603,9 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
                           "--hidden", "16", "--workers", "2", "--quiet", NULL};
     static const char *const deep[] = {"--layers", "2", "--dropout", "0.3", "--sequence",
                                        "pixels", "--permute", "3", NULL};
-    const char *const *variant = _i ? deep : NULL;
+    static const char *const recipe[] = {"--lr-warmup", "50", "--lr-scaling", "sqrt",
+                                         "--weight-decay", "0.3", "--init", "chrono", NULL};
+    const char *const *variant = _i == 0 ? NULL : _i == 1 ? deep : recipe;
     const char *straight[32], *first[32], *resume[32];
     join_args(straight, base, variant, (const char *const[]){"--save", ref, NULL});
     ck_assert_int_eq(tu_run_args(&res, straight), 0);
@@ -611,7 +628,14 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     ck_assert_int_eq(pl_checkpoint_load(ck, &m, &state, &err), PL_OK);
     printf("SIGTERM after step %ld of 60\n", m.step);
     ck_assert(m.step > 0 && m.step < 60);
-    ck_assert_int_eq(m.cfg.layers, _i ? 2 : 1);
+    ck_assert_int_eq(m.cfg.layers, _i == 1 ? 2 : 1);
+    if (_i == 2) { /* in the middle of warm-up, and the settings recorded */
+        ck_assert(m.step < 50);
+        ck_assert_int_eq(m.opts.warmup, 50);
+        ck_assert_int_eq(m.opts.lr_scaling, PL_LR_SCALE_SQRT);
+        ck_assert_float_eq(m.opts.weight_decay, 0.3f);
+        ck_assert_int_eq(m.opts.init, PL_INIT_CHRONO);
+    }
     pl_free(state);
     ck_assert_int_eq(access(res_bin, F_OK), -1); /* no model saved by the stopped run */
     join_args(resume, base, NULL, (const char *const[]){"--save", res_bin, "--checkpoint", ck,
@@ -882,7 +906,7 @@ Suite *reliability_suite(void)
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_resume_refuses_other_settings_and_data);
     tcase_add_test(tp, test_resume_finished_run);
-    tcase_add_loop_test(tp, test_sigterm_checkpoint_and_exact_resume, 0, 2);
+    tcase_add_loop_test(tp, test_sigterm_checkpoint_and_exact_resume, 0, 3);
     tcase_add_test(tp, test_second_signal_exits_at_once);
     tcase_add_test(tp, test_nan_keeps_last_good_checkpoint);
     tcase_add_test(tp, test_unwritable_outputs_fail_early);

@@ -57,7 +57,8 @@ typedef enum {
     O_SEQUENCE, O_PERMUTE, O_LAYERS, O_DROPOUT,
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
     O_BENCH_BATCH, O_BENCH_HIDDEN, O_BENCH_SEQ, O_BENCH_GEMM,
-    O_SCALING, O_LR, O_SCHEDULE, O_CLIP, O_INIT, O_INIT_FROM, O_TUTORIAL, O_SEED,
+    O_SCALING, O_LR, O_SCHEDULE, O_LR_WARMUP, O_LR_SCALING, O_WEIGHT_DECAY, O_CLIP, O_INIT,
+    O_INIT_FROM, O_TUTORIAL, O_SEED, O_TARGET_ACC, O_EVAL_EVERY,
     O_WORKERS, O_THREADS, O_PIN, O_GEMM, O_DET, O_BENCH_DET,
     O_CKPT, O_CKPT_EVERY, O_RESUME,
     O_SAVE, O_LOG, O_LOG_EVERY, O_TEST_EVERY_EPOCH, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_QUIET,
@@ -112,6 +113,9 @@ const cli_command *cli_commands(int *n);
  * prev = NULL gives the first, NULL comes after the last. For --help and
  * the manual page. */
 const cli_option *cli_options_for(unsigned cmd, const cli_option *prev);
+/* Word `index` of an option that takes words (--init 1: "tutorial"), or
+ * "?" for an index it has no word for. */
+const char *cli_word(cli_opt_id id, long long index);
 /* The default of an option in words ("100", "one per CPU ..."), or NULL. */
 const char *cli_default_text(const cli_option *opt);
 /* A command's row (cmd: one CMD_* bit). */

@@ -15,7 +15,8 @@
 #define CMD_RUN (CMD_TRAIN | CMD_EVAL | CMD_PREDICT) /* the commands that run a model */
 
 static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
-static const char *const INITS[] = {"default", "tutorial", NULL};
+static const char *const INITS[] = {"default", "tutorial", "chrono", NULL}; /* pl_init */
+static const char *const LR_SCALINGS[] = {"none", "linear", "sqrt", NULL}; /* pl_lr_scaling */
 /* in the order of pl_gemm_backend */
 static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", "avx2", "neon", NULL};
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
@@ -118,12 +119,28 @@ static const cli_option OPTIONS[] = {
     {O_LR, "lr", "X", ARG_NUMBER, 0, 10, 1, NULL, "0.01", NULL, CMD_TRAIN, "Training",
      "peak learning rate", NULL},
     {O_SCHEDULE, "lr-schedule", "S", ARG_WORD, 0, 0, 0, SCHEDULES, "cosine", NULL, CMD_TRAIN,
-     "Training", "cosine (from --lr down to 0 over the run) or constant", NULL},
+     "Training", "cosine (from the peak rate down to 0 over the run, or over the steps after "
+     "--lr-warmup) or constant", NULL},
+    {O_LR_WARMUP, "lr-warmup", "STEPS", ARG_INT, 0, 1e12, 0, NULL, "0", NULL, CMD_TRAIN,
+     "Training", "raise the rate linearly over the first STEPS steps: step s (counted from 0) "
+     "runs at the peak rate x (s + 1) / STEPS, so the last warm-up step runs at the peak; "
+     "--lr-schedule then runs over the remaining steps. 0: no warm-up", NULL},
+    {O_LR_SCALING, "lr-scaling", "RULE", ARG_WORD, 0, 0, 0, LR_SCALINGS, "none", NULL,
+     CMD_TRAIN, "Training", "the peak rate for the batch, against a reference batch of 100: "
+     "none (--lr as it is), linear (--lr x batch / 100) or sqrt (--lr x sqrt(batch / 100)); "
+     "the plan line shows the rate it gives", NULL},
+    {O_WEIGHT_DECAY, "weight-decay", "X", ARG_NUMBER, 0, 1, 0, NULL, "0", NULL, CMD_TRAIN,
+     "Training", "AdamW's decoupled weight decay: every step multiplies the parameters by "
+     "1 - rate x X (the step's rate) before Adam's update; rate x X must stay below 1. "
+     "0: off (Adam)", NULL},
     {O_CLIP, "clip", "X", ARG_NUMBER, 0, 1e30, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
      "clip the global gradient norm at X; 0 = off", NULL},
     {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",
      "default (Glorot-uniform, orthogonal recurrent weights, zero biases, +1 on the forget "
-     "gate) or tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel)", NULL},
+     "gate), tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel) or chrono "
+     "(the default's weights; every layer's forget-gate biases log(u), u uniform in [1, T - 1] "
+     "for T time steps, and input-gate biases their negatives: Tallec & Ollivier 2018, for "
+     "long sequences)", NULL},
     {O_INIT_FROM, "init-from", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Training", "fine-tune: start from the parameters of FILE (a model file or a safetensors "
      "file) instead of --init. Its shapes must fit the run: the data's image width and "
@@ -133,6 +150,15 @@ static const cli_option OPTIONS[] = {
      "the TensorFlow tutorial exactly: --init tutorial --lr-schedule constant --clip 0", NULL},
     {O_SEED, "seed", "N", ARG_U64, 0, 0, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
      "seed for initialisation and shuffling", NULL},
+    {O_TARGET_ACC, "target-accuracy", "A", ARG_NUMBER, 0, 1, 1, NULL, NULL, NULL, CMD_TRAIN,
+     "Training", "stop as soon as the validation accuracy reaches A (above 0, at most 1), "
+     "evaluated every --eval-every steps; the result line then ends with time_to_target "
+     "(seconds from the start of training to the end of the evaluation that reached A, "
+     "evaluations included; nan when none did) and target_step (nan likewise). Needs "
+     "validation images (--val above 0)", NULL},
+    {O_EVAL_EVERY, "eval-every", "N", ARG_INT, 1, 1e12, 0, NULL, NULL, "after every epoch",
+     CMD_TRAIN, "Training", "evaluate the validation images every N steps and after the last "
+     "step, instead of after every epoch", NULL},
     /* ---- parallelism */
     {O_WORKERS, "workers", "W", ARG_INT, 1, 1024, 0, NULL, NULL,
      "one per CPU, keeping at least 16 images per worker", CMD_RUN, "Parallelism",
@@ -248,7 +274,9 @@ static void train_notes(FILE *f)
         "samples_per_sec count the training steps only, not evaluation. A value the run\n"
         "does not have is written nan: val_accuracy with --val 0, test_accuracy without\n"
         "DIR/t10k-*, train_loss and samples_per_sec when no step ran (resuming a run\n"
-        "that had finished).\n"
+        "that had finished). With --target-accuracy the line ends with\n"
+        "time_to_target=SECONDS target_step=N (both nan when no validation reached\n"
+        "the target), and steps is the steps done.\n"
         "\n"
         "--log FILE.csv has the header\n"
         "  kind,step,epoch,lr,loss,accuracy,grad_norm,samples_per_sec,seconds\n"
@@ -417,6 +445,18 @@ const cli_option *cli_options_for(unsigned cmd, const cli_option *prev)
         if (o->cmds & cmd)
             return o;
     return NULL;
+}
+
+const char *cli_word(cli_opt_id id, long long index)
+{
+    for (size_t k = 0; k < NOPT; k++)
+        if (OPTIONS[k].id == id && OPTIONS[k].words) {
+            for (long long w = 0; OPTIONS[k].words[w]; w++)
+                if (w == index)
+                    return OPTIONS[k].words[w];
+            return "?";
+        }
+    abort(); /* an option without words */
 }
 
 const char *cli_default_text(const cli_option *opt)

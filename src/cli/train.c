@@ -47,6 +47,8 @@ typedef struct {
     pl_sequence sequence;  /* how images become sequences */
     int permuted;          /* --permute given */
     uint64_t permute_seed;
+    double target;         /* --target-accuracy; 0: none */
+    long long eval_every;  /* --eval-every; 0: after every epoch */
     cli_value v[O_COUNT];
 } train_args;
 
@@ -80,6 +82,8 @@ typedef struct {
     float win_lr;             /* the rate of its last step */
     long win_steps, win_correct, win_rows;
     int stop;                 /* with several ranks: the stop signal they agreed on */
+    long target_step;         /* steps done when validation reached --target-accuracy; 0: not */
+    double time_to_target;    /* seconds from t_start to the end of that evaluation */
 } progress;
 
 /* ---- signals: the first asks to stop after the step, the second exits */
@@ -152,7 +156,6 @@ static int dropout_needs_layers(const train_args *a)
     return EXIT_USAGE;
 }
 
-/* Returns 0, -1 after --help, or an exit code. */
 /* --train's company: its files only with it, and not with what only
  * images have. */
 static int check_series_args(const train_args *a)
@@ -186,13 +189,10 @@ static int check_series_args(const train_args *a)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, train_args *a)
+/* The option table's values into a->o and a's other fields. */
+static void take_values(train_args *a)
 {
-    memset(a, 0, sizeof *a);
-    cli_value *v = a->v;
-    int rc = cli_parse(CMD_TRAIN, argc, argv, v);
-    if (rc)
-        return rc;
+    const cli_value *v = a->v;
     pl_train_opts *o = &a->o;
     pl_train_opts_default(o);
     o->classes = (int)v[O_CLASSES].i;
@@ -202,8 +202,11 @@ static int parse_args(int argc, char **argv, train_args *a)
     o->hidden = (int)v[O_HIDDEN].i;
     o->lr = (float)v[O_LR].x;
     o->schedule = v[O_SCHEDULE].i == 0 ? PL_SCHED_COSINE : PL_SCHED_CONSTANT;
+    o->warmup = (long)v[O_LR_WARMUP].i;
+    o->lr_scaling = (pl_lr_scaling)v[O_LR_SCALING].i;
+    o->weight_decay = (float)v[O_WEIGHT_DECAY].x;
     o->clip = (float)v[O_CLIP].x;
-    o->init = v[O_INIT].i == 0 ? PL_INIT_DEFAULT : PL_INIT_TUTORIAL;
+    o->init = (pl_init)v[O_INIT].i; /* INITS is in pl_init's order */
     o->seed = v[O_SEED].u;
     o->workers = (int)v[O_WORKERS].i;
     o->threads = (int)v[O_THREADS].i;
@@ -220,8 +223,6 @@ static int parse_args(int argc, char **argv, train_args *a)
     a->files = (series_files){v[O_TRAIN_FILE].text,  v[O_TRAIN_LABELS].text,
                               v[O_TRAIN_LENGTHS].text, v[O_TEST_FILE].text,
                               v[O_TEST_LABELS].text, v[O_TEST_LENGTHS].text};
-    if ((rc = check_series_args(a)))
-        return rc;
     a->save = v[O_SAVE].text;
     a->ckpt = v[O_CKPT].text;
     a->resume = v[O_RESUME].text;
@@ -231,7 +232,38 @@ static int parse_args(int argc, char **argv, train_args *a)
     a->log_every = v[O_LOG_EVERY].i;
     a->ckpt_every = v[O_CKPT_EVERY].i;
     a->quiet = (int)v[O_QUIET].i;
+    a->target = v[O_TARGET_ACC].set ? v[O_TARGET_ACC].x : 0;
+    a->eval_every = v[O_EVAL_EVERY].set ? v[O_EVAL_EVERY].i : 0;
+}
+
+/* The decay's factor 1 - rate x decay stays above 0 at the peak rate: 0,
+ * or EXIT_USAGE after saying so. */
+static int decay_fits_rate(const train_args *a)
+{
+    const double peak = pl_lr_peak(&a->o), decay = a->o.weight_decay;
+    if (peak * decay < 1)
+        return 0;
+    fprintf(stderr, "parlstm train: --weight-decay %g at a peak rate of %g multiplies the "
+            "parameters by %g at the peak: rate x decay must be below 1\n", decay, peak,
+            1 - peak * decay);
+    return EXIT_USAGE;
+}
+
+/* Returns 0, -1 after --help, or an exit code. */
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    memset(a, 0, sizeof *a);
+    cli_value *v = a->v;
+    int rc = cli_parse(CMD_TRAIN, argc, argv, v);
+    if (rc)
+        return rc;
+    take_values(a);
+    if ((rc = check_series_args(a)))
+        return rc;
+    const pl_train_opts *o = &a->o;
     if (v[O_TUTORIAL].set && (rc = apply_tutorial(a)))
+        return rc;
+    if ((rc = decay_fits_rate(a)))
         return rc;
     if (o->workers > o->batch) {
         fprintf(stderr, "parlstm train: --workers %d is more than --batch %d: every worker needs "
@@ -252,18 +284,19 @@ static int parse_args(int argc, char **argv, train_args *a)
     return 0;
 }
 
-/* A resumed run keeps the settings that shape its trajectory: options given
- * again must agree with the checkpoint. Returns 0 or prints and returns 2. */
-static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
+/* A resumed run keeps the options that shape its trajectory: those given
+ * again must agree with the checkpoint's, the others are taken from it.
+ * Returns 0 or prints and returns 2. */
+static int adopt_options(train_args *a, const pl_train_opts *c)
 {
     pl_train_opts *o = &a->o;
-    const pl_train_opts *c = &m->opts;
     char mine[64], theirs[64];
-#define SAME(opt, name, fmt, field)                                                        \
+/* a differing value is shown as shown(value) prints it */
+#define SAME_AS(opt, name, fmt, field, shown)                                              \
     do {                                                                                   \
         if (a->v[opt].set && o->field != c->field) {                                       \
-            snprintf(mine, sizeof mine, fmt, o->field);                                    \
-            snprintf(theirs, sizeof theirs, fmt, c->field);                                \
+            snprintf(mine, sizeof mine, fmt, shown(o->field));                             \
+            snprintf(theirs, sizeof theirs, fmt, shown(c->field));                         \
             fprintf(stderr, "parlstm train: %s %s differs from the checkpoint's %s: a "   \
                     "resumed run keeps its settings (drop the option)\n", name, mine,      \
                     theirs);                                                               \
@@ -271,18 +304,43 @@ static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
         }                                                                                  \
         o->field = c->field;                                                               \
     } while (0)
+#define AS_IS(x) (x)
+#define SAME(opt, name, fmt, field) SAME_AS(opt, name, fmt, field, AS_IS)
+#define SCHEDULE_WORD(x) cli_word(O_SCHEDULE, x)
+#define INIT_WORD(x) cli_word(O_INIT, x)
+#define SCALING_WORD(x) cli_word(O_LR_SCALING, x)
     SAME(O_BATCH, "--batch", "%d", batch);
     SAME(O_HIDDEN, "--hidden", "%d", hidden);
     SAME(O_LR, "--lr", "%g", lr);
-    SAME(O_SCHEDULE, "--lr-schedule", "%d", schedule);
+    SAME_AS(O_SCHEDULE, "--lr-schedule", "%s", schedule, SCHEDULE_WORD);
     SAME(O_CLIP, "--clip", "%g", clip);
-    SAME(O_INIT, "--init", "%d", init);
+    SAME_AS(O_INIT, "--init", "%s", init, INIT_WORD);
     SAME(O_SEED, "--seed", "%" PRIu64, seed);
     SAME(O_EPOCHS, "--epochs", "%d", epochs);
     SAME(O_STEPS, "--steps", "%ld", steps);
     SAME(O_DET, "--deterministic", "%d", deterministic);
     SAME(O_DROPOUT, "--dropout", "%g", dropout);
+    SAME(O_LR_WARMUP, "--lr-warmup", "%ld", warmup);
+    SAME(O_WEIGHT_DECAY, "--weight-decay", "%g", weight_decay);
+    SAME_AS(O_LR_SCALING, "--lr-scaling", "%s", lr_scaling, SCALING_WORD);
+#undef SCALING_WORD
+#undef INIT_WORD
+#undef SCHEDULE_WORD
 #undef SAME
+#undef AS_IS
+#undef SAME_AS
+    return 0;
+}
+
+/* A resumed run keeps its settings (adopt_options), its model and its
+ * reading of the data. Returns 0 or prints and returns 2. */
+static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
+{
+    pl_train_opts *o = &a->o;
+    const pl_train_opts *c = &m->opts;
+    int rc = adopt_options(a, c);
+    if (rc)
+        return rc;
     /* the model and the data's reading */
     const char *const seqs[] = {"rows", "pixels"};
     if (a->v[O_LAYERS].set && a->layers != m->cfg.layers) {
@@ -429,6 +487,11 @@ static int data_setup(run *r)
         return rc;
     if (pl_dataset_split(&r->all, (size_t)a->val, &r->trainset, &r->valset, &err)) {
         fprintf(stderr, "parlstm train: --val %lld: %s\n", a->val, err.msg);
+        return EXIT_USAGE;
+    }
+    if (a->target > 0 && r->valset.n == 0) {
+        fprintf(stderr, "parlstm train: --target-accuracy %g is measured on the validation "
+                "images, and --val 0 holds none out (give --val N)\n", a->target);
         return EXIT_USAGE;
     }
     r->spe = (long)(r->trainset.n / (size_t)a->o.batch);
@@ -612,12 +675,31 @@ static int trainer_setup(run *r)
     return a->log && pl_dist_rank() == 0 ? cli_log_open(&r->log, a->log, a->resume != NULL) : 0;
 }
 
+/* The rates of the plan line: "0.01 cosine" without the recipe's options;
+ * with them, e.g. "0.02 (0.01 x sqrt(400/100)) cosine after 50 warm-up
+ * steps, weight decay 0.1". */
+static const char *rate_text(const pl_train_opts *o, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%g", (double)pl_lr_peak(o));
+    if (o->lr_scaling != PL_LR_SCALE_NONE)
+        n += snprintf(buf + n, len - (size_t)n, " (%g x %s%d/%d%s)", (double)o->lr,
+                      o->lr_scaling == PL_LR_SCALE_SQRT ? "sqrt(" : "", o->batch,
+                      PL_LR_REF_BATCH, o->lr_scaling == PL_LR_SCALE_SQRT ? ")" : "");
+    n += snprintf(buf + n, len - (size_t)n, " %s", cli_word(O_SCHEDULE, o->schedule));
+    if (o->warmup > 0)
+        n += snprintf(buf + n, len - (size_t)n, " after %ld warm-up step%s", o->warmup,
+                      o->warmup == 1 ? "" : "s");
+    if (o->weight_decay > 0)
+        snprintf(buf + n, len - (size_t)n, ", weight decay %g", (double)o->weight_decay);
+    return buf;
+}
+
 static void print_plan(const run *r)
 {
     const pl_train_opts *o = &r->a.o;
     pl_gemm_backend be = pl_gemm_resolve(o->gemm);
     int W = pl_trainer_workers(r->tr), T = pl_trainer_threads(r->tr);
-    char layers_text[64] = "", ranks_text[64] = "";
+    char layers_text[64] = "", ranks_text[64] = "", rates[160];
     if (pl_dist_ranks() > 1)
         snprintf(ranks_text, sizeof ranks_text, "%d ranks (MPI) x ", pl_dist_ranks());
     if (r->cfg.layers > 1 && o->dropout > 0)
@@ -629,14 +711,14 @@ static void print_plan(const run *r)
             "parlstm train: %zu training, %zu validation, %zu test images of %dx%d, %d classes, "
             "read as %d steps of %d%s\n"
             "parlstm train: model %d-%d-%d%s (%zu parameters); %ld steps of %d (%ld per epoch); "
-            "lr %g %s, clip %g, init %s%s, seed %llu%s\n"
+            "lr %s, clip %g, init %s%s, seed %llu%s\n"
             "parlstm train: %s%d worker%s x %d thread%s, GEMM %s%s%s%s; %.0f MiB of buffers\n",
             r->trainset.n, r->valset.n, r->have_test ? r->test.n : 0, r->rows, r->cols,
             r->all.classes, r->all.T, r->all.D, r->a.permuted ? ", pixels permuted" : "",
             r->cfg.input, r->cfg.hidden, r->cfg.classes, layers_text,
-            pl_param_count(&r->cfg), r->total, o->batch, r->spe, o->lr,
-            o->schedule == PL_SCHED_COSINE ? "cosine" : "constant", o->clip,
-            r->a.init_from ? "from " : o->init == PL_INIT_TUTORIAL ? "tutorial" : "default",
+            pl_param_count(&r->cfg), r->total, o->batch, r->spe,
+            rate_text(o, rates, sizeof rates), o->clip,
+            r->a.init_from ? "from " : cli_word(O_INIT, o->init),
             r->a.init_from ? r->a.init_from : "", (unsigned long long)o->seed,
             o->deterministic ? ", deterministic" : "", ranks_text, W, W == 1 ? "" : "s", T,
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
@@ -674,9 +756,14 @@ static int evaluate_validation(run *r, progress *p, long step, long epoch)
     }
     cli_log_row(&r->log, "val", step, epoch, NAN, loss, p->val_acc, NAN, NAN,
                 pl_seconds() - r->t_start);
+    char when[64]; /* --eval-every: evaluations within epochs say their step */
+    if (r->a.eval_every)
+        snprintf(when, sizeof when, "step %ld, epoch %ld", step, epoch);
+    else
+        snprintf(when, sizeof when, "epoch %ld", epoch);
     if (!r->a.quiet)
-        fprintf(stderr, "epoch %ld: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n",
-                epoch, p->val_acc, loss, r->valset.n, pl_seconds() - t0);
+        fprintf(stderr, "%s: validation accuracy %.4f, loss %.4f (%zu images, %.1fs)\n", when,
+                p->val_acc, loss, r->valset.n, pl_seconds() - t0);
     p->t_win += pl_seconds() - t0;
     return 0;
 }
@@ -701,6 +788,34 @@ static int evaluate_test(run *r, progress *p, long step, long epoch)
                 pl_seconds() - r->t_start);
     p->t_win += pl_seconds() - t0;
     return 0;
+}
+
+/* Whether validation follows step `step` (at `pos` in its epoch): every
+ * --eval-every steps, else at the end of each epoch; and after the last. */
+static int validation_due(const run *r, long step, long pos)
+{
+    if (step + 1 == r->total)
+        return 1;
+    return r->a.eval_every ? (step + 1) % r->a.eval_every == 0 : pos + 1 == r->spe;
+}
+
+/* --target-accuracy after the validation of `step` steps: when rank 0's
+ * accuracy reached it (the ranks agree), the step and the seconds since
+ * training started, evaluations included. Returns whether it was reached. */
+static int target_reached(const run *r, progress *p, long step)
+{
+    int reached = pl_dist_rank() == 0 && p->val_acc >= r->a.target;
+    if (pl_dist_ranks() > 1)
+        reached = pl_dist_agree(reached, NULL);
+    if (!reached)
+        return 0;
+    p->target_step = step;
+    p->time_to_target = pl_seconds() - r->t_start;
+    if (!r->a.quiet && pl_dist_rank() == 0)
+        fprintf(stderr, "parlstm train: validation accuracy %.4f reached --target-accuracy %g "
+                "after step %ld (%.1fs): stopping\n", p->val_acc, r->a.target, step,
+                p->time_to_target);
+    return 1;
 }
 
 /* At the end of a log window: the window's mean loss, its line and its
@@ -756,13 +871,23 @@ static int train_step(run *r, progress *p, long step)
     int last = step + 1 == r->total;
     if ((step + 1) % a->log_every == 0 || last)
         log_window(r, p, step, epoch);
-    if (a->ckpt && ((step + 1) % a->ckpt_every == 0 || last) && write_checkpoint(r, step + 1))
+    const int ckpt_due = a->ckpt && ((step + 1) % a->ckpt_every == 0 || last);
+    if (ckpt_due && write_checkpoint(r, step + 1))
         return 1;
-    if ((pos + 1 == r->spe || last) && r->valset.n > 0 && !stopping(p) &&
-        evaluate_validation(r, p, step + 1, epoch + 1))
-        return 1;
+    if (validation_due(r, step, pos) && r->valset.n > 0 && !stopping(p)) {
+        if (evaluate_validation(r, p, step + 1, epoch + 1))
+            return 1;
+        /* the target reached: the run ends here, as after its last step
+         * (its log window closed, its checkpoint written) */
+        if (a->target > 0 && target_reached(r, p, step + 1)) {
+            if (p->win_steps > 0)
+                log_window(r, p, step, epoch);
+            return a->ckpt && !ckpt_due ? write_checkpoint(r, step + 1) : 0;
+        }
+    }
     /* the test set after every epoch but the last (finish evaluates that) */
     if (pos + 1 == r->spe && !last && a->test_every_epoch && r->have_test && !stopping(p) &&
+        !p->target_step &&
         pl_dist_rank() == 0 && evaluate_test(r, p, step + 1, epoch + 1))
         return cli_fail_alone(1);
     return 0;
@@ -773,7 +898,7 @@ static int train_loop(run *r, progress *p)
     r->t_start = pl_seconds();
     *p = (progress){.step = r->start, .last_loss = NAN, .val_acc = NAN, .test_acc = NAN,
                     .t_win = r->t_start};
-    for (; p->step < r->total && !stopping(p); p->step++) {
+    for (; p->step < r->total && !stopping(p) && !p->target_step; p->step++) {
         int rc = train_step(r, p, p->step);
         if (rc)
             return rc;
@@ -858,19 +983,30 @@ static int rescue(const run *r, const pl_model_info *mi)
     return 1; /* --save was not written */
 }
 
+/* The result line: steps done (the planned ones, unless --target-accuracy
+ * stopped the run earlier), and with --target-accuracy when it was reached. */
 static void print_result(const run *r, const progress *p)
 {
-    char loss[32], val[32], test[32], rate[32];
+    char loss[32], val[32], test[32], rate[32], target[96] = "";
     long trained = p->step - r->start;
+    if (r->a.target > 0) {
+        char secs[32], step[32];
+        snprintf(target, sizeof target, " time_to_target=%s target_step=%s",
+                 result_value(p->target_step ? p->time_to_target : NAN, 2, secs, sizeof secs),
+                 result_value(p->target_step ? (double)p->target_step : NAN, 0, step,
+                              sizeof step));
+    }
     fprintf(stdout, "result: steps=%ld train_loss=%s val_accuracy=%s test_accuracy=%s "
-            "seconds=%.1f samples_per_sec=%s ranks=%d workers=%d threads=%d gemm=%s seed=%llu\n",
-            r->total, result_value(p->last_loss, 4, loss, sizeof loss),
+            "seconds=%.1f samples_per_sec=%s ranks=%d workers=%d threads=%d gemm=%s "
+            "seed=%llu%s\n",
+            p->step, result_value(p->last_loss, 4, loss, sizeof loss),
             result_value(p->val_acc, 4, val, sizeof val),
             result_value(p->test_acc, 4, test, sizeof test), p->train_seconds,
             result_value(trained > 0 ? trained * (double)r->a.o.batch / p->train_seconds : NAN,
                          0, rate, sizeof rate),
             pl_dist_ranks(), pl_trainer_workers(r->tr), pl_trainer_threads(r->tr),
-            pl_gemm_name(pl_gemm_resolve(r->a.o.gemm)), (unsigned long long)r->a.o.seed);
+            pl_gemm_name(pl_gemm_resolve(r->a.o.gemm)), (unsigned long long)r->a.o.seed,
+            target);
     fflush(stdout);
 }
 
