@@ -75,7 +75,8 @@ area_of() {
     case "$1" in
     src/gemm.c | src/kernels*.c | src/kernels_vec.h | src/vec_*.h | src/cell.c | src/peak.c) echo "gemm optim" ;;
     src/cpu.c | src/common.h) echo "lstm parallel" ;;
-    src/lstm.c | src/lstm_ref.c | src/model.c) echo "lstm parallel" ;;
+    src/lstm.c | src/lstm_ref.c) echo "lstm parallel" ;;
+    src/model.c) echo "lstm parallel train" ;;
     src/trainer.c | src/pool.c) echo "parallel" ;;
     src/step.c) echo "parallel optim reliability" ;;
     src/reduce.c) echo "parallel dist" ;;
