@@ -376,7 +376,8 @@ static const cli_command COMMANDS[] = {
      "projection, one LSTM layer of H units (forget bias +1, zero initial state), an H->C "
      "output layer on the last hidden state, softmax cross-entropy, Adam. It trains on "
      "DIR/train-*, less the validation images, and reports the test accuracy on DIR/t10k-* "
-     "when that is present.",
+     "when that is present; or, with --train FILE, on your own sequences of real values "
+     "(each step a vector of D features), tested on --test FILE.",
      1, NULL, train_notes,
      "0 done; 1 error (data, files, numerics; also when --save failed and the model went "
      "to a rescue file); 2 bad options; 130/143 stopped by SIGINT/SIGTERM."},
