@@ -239,12 +239,12 @@ static const npy_case NPY_BAD[] = {
 /* The three files of a good set, with the case's one bad file. */
 static void write_npy_case(const npy_case *c, const char *paths[3])
 {
-    float v[24];
+    float v[24 + 8] = {0}; /* (3, 4, 2), and room for the trailing bytes of a case */
     for (int k = 0; k < 24; k++)
         v[k] = (float)k;
     if (c->poison != 0)
         v[9] = (float)c->poison;
-    int64_t ints[2][3] = {{0, 1, 1}, {4, 2, 3}}; /* labels, lengths */
+    int64_t ints[2][3 + 1] = {{0, 1, 1}, {4, 2, 3}}; /* labels, lengths (and room) */
     if (c->which > 0 && c->bad_int != 0)
         ints[c->which - 1][1] = c->bad_int;
     else if (c->which == 2 && !c->dict)
