@@ -9,9 +9,9 @@
 # yours), configures and builds it once, checks that the suite passes
 # there, then for each mutant: applies it, rebuilds what changed, runs the
 # suites of the file's area one by one with a time limit, stopping at the
-# first that fails (then the whole suite, if they all pass, unless the
-# mutant is marked equivalent: its area's suites are enough to show that
-# the mark still holds), and restores the file. A mutant is
+# first that fails (then every other suite, one by one, dist last, if they
+# all pass, unless the mutant is marked equivalent: its area's suites are
+# enough to show that the mark still holds), and restores the file. A mutant is
 # killed when the suite fails (or does not finish in time); it survives
 # when the suite passes. It prints
 #     mutants: K killed of N
@@ -100,6 +100,17 @@ area_of() {
     esac
 }
 
+# Every suite of the runner (tests/main.c's table), dist last (its MPI
+# jobs take the longest); the suites of $1 left out.
+suites_but() {
+    local s
+    for s in $(grep -o '{"[a-z]*", [a-z]*_suite}' "$tree/tests/main.c" | cut -d'"' -f2 |
+        grep -vx dist) dist; do
+        case " $1 " in *" $s "*) ;; *) printf '%s ' "$s" ;; esac
+    done
+}
+[ "$(suites_but "" | wc -w)" -ge 10 ] || { echo "mutants: no suite table in tests/main.c" >&2; exit 2; }
+
 # The suites of $2 one by one, as run_suite with limit $1: the status of
 # the first that fails, else 0.
 run_suites() {
@@ -166,7 +177,7 @@ one_mutant() {
     if ! (cd "$tree" && make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
         verdict=broken
     elif area=$(area_of "$file") && run_suites "$limit" "$area" &&
-        { { [ -n "$equiv" ] && [ -n "$area" ]; } || run_suite "$limit"; }; then
+        { { [ -n "$equiv" ] && [ -n "$area" ]; } || run_suites "$limit" "$(suites_but "$area")"; }; then
         verdict=survived
     else
         rc=$? # the suite's
