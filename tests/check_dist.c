@@ -220,16 +220,6 @@ static int count(const char *text, const char *what)
     return n;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    size_t la, lb;
-    unsigned char *x = tu_read_all(a, &la), *y = tu_read_all(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* A small job: 300 images of 8x6, 4 classes, hidden 16, batch 20. */
 #define SMALL "--val", "50", "--batch", "20", "--hidden", "16", "--quiet", "--threads", "1"
 
@@ -259,7 +249,7 @@ START_TEST(test_mpi_deterministic_equals_one_process)
         ck_assert_msg(count(res.out, "result:") == 1, "%d result lines: %s", count(res.out, "result:"),
                       res.out);
         ck_assert_msg(strstr(res.out, want) != NULL, "%s", res.out);
-        ck_assert_msg(same_file(ref, model),
+        ck_assert_msg(tu_same_file(ref, model),
                       "--deterministic: %s ranks x %s worker differ from one process x 2 workers",
                       runs[k].np, runs[k].workers);
         printf("--deterministic, mpirun -np %s x %s worker: bitwise one process x 2 workers\n",
@@ -291,7 +281,7 @@ START_TEST(test_mpi_default_mode_same_parameters)
     snprintf(r0, sizeof r0, "%s/rank0.bin", dump);
     for (int q = 1; q < 3; q++) {
         snprintf(r, sizeof r, "%s/rank%d.bin", dump, q);
-        ck_assert_msg(same_file(r0, r), "rank %d's parameters differ from rank 0's", q);
+        ck_assert_msg(tu_same_file(r0, r), "rank %d's parameters differ from rank 0's", q);
     }
     printf("default mode, 3 ranks x 2 workers: every rank's parameters bitwise the same\n");
     /* a parameter changed on rank 1 before step 101 (a checksum step): caught */
@@ -457,7 +447,7 @@ static void stop_and_resume(const char *how, int sig)
                             NULL};
     st = job_run(resume, NULL);
     ck_assert_msg(st == 0, "resume: exit %d: %s", st, res.err);
-    ck_assert_msg(same_file(ref, res_bin), "resumed with 2 ranks: differs from one process");
+    ck_assert_msg(tu_same_file(ref, res_bin), "resumed with 2 ranks: differs from one process");
     printf("%s: resumed with 2 ranks, bitwise one process\n", how);
     free((void *)ref);
     free((void *)res_bin);

@@ -188,6 +188,16 @@ unsigned char *tu_read_all(const char *path, size_t *len)
     return b;
 }
 
+int tu_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    unsigned char *x = tu_read_all(a, &la), *y = tu_read_all(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 void tu_assert_refused(const char *name, const char *path, pl_status rc, const pl_error *err,
                        pl_status want, const char *fragment)
 {

@@ -79,6 +79,8 @@ const char *tu_path(const char *dir, const char *name);
 void tu_write(const char *path, const void *data, size_t len);
 /* The whole of path (at least len + 1 bytes allocated; caller frees). */
 unsigned char *tu_read_all(const char *path, size_t *len);
+/* 1 when the files at a and b hold the same bytes. */
+int tu_same_file(const char *a, const char *b);
 /* Big-endian u32 at p. */
 void tu_put_be32(unsigned char *p, uint32_t v);
 /* A refused input: rc and err->code are want, and err->msg starts with
