@@ -89,6 +89,9 @@ typedef struct {
     const void *series;    /* what the sequence file said (its class names), kept
                               by views; NULL for images */
     void *owned_series;    /* the same, owned; NULL for views */
+    const int32_t *lengths; /* (n) each sequence's steps, 1..T (its output reads
+                              its last one; later steps are never read); NULL:
+                              every sequence is T steps long */
 } pl_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
@@ -113,9 +116,9 @@ pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_err
  * told by the content, then the extension; labels_path and lengths_path
  * are for .npy only (NULL otherwise). train: the training set, whose
  * classes a test file's labels are mapped to (NULL when path is the
- * training file itself). At most 256 classes. Every sequence must be
- * T steps long (variable lengths are refused, naming the first shorter
- * row). Errors name the file (and line). */
+ * training file itself). At most 256 classes. T is the longest
+ * sequence's steps; shorter ones keep their lengths (ds->lengths). Errors
+ * name the file (and line). */
 pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
                                  const char *lengths_path, const pl_dataset *train,
                                  pl_error *err);

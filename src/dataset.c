@@ -124,20 +124,17 @@ pl_status pl_dataset_load(pl_dataset *ds, const char *dir, const char *prefix,
     return pl_dataset_load_files(ds, ip, lp, classes, err);
 }
 
-/* Every row of s as long as the longest; the first that is not, refused. */
-static pl_status check_full_length(const char *path, const pl_series *s, pl_error *err)
+/* The rows' lengths when they differ (NULL when every row is T steps). */
+static const int32_t *lengths_of(const pl_series *s)
 {
     for (size_t i = 0; i < s->n; i++)
         if (s->lengths[i] != s->T)
-            return pl_fail(err, PL_ERR_ARG,
-                           "%s: sequence %zu is %d steps long, the longest %d: variable "
-                           "lengths are not supported yet (pad the sequences to one length)",
-                           path, i, (int)s->lengths[i], s->T);
-    return PL_OK;
+            return s->lengths;
+    return NULL;
 }
 
 /* What a set of series must be to train on: labelled, at most 256
- * classes, one length. */
+ * classes. */
 static pl_status check_trainable(const char *path, const pl_series *s, pl_error *err)
 {
     if (!s->labels)
@@ -146,7 +143,7 @@ static pl_status check_trainable(const char *path, const pl_series *s, pl_error 
     if (s->classes > 256)
         return pl_fail(err, PL_ERR_LABEL, "%s: %d classes; parlstm takes at most 256", path,
                        s->classes);
-    return check_full_length(path, s, err);
+    return PL_OK;
 }
 
 pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
@@ -177,7 +174,7 @@ pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *l
         lab[i] = (uint8_t)s->labels[i];
     *ds = (pl_dataset){.values = s->values, .labels = lab, .n = s->n, .T = s->T, .D = s->D,
                        .classes = s->classes, .owned_labels = lab, .series = s,
-                       .owned_series = s};
+                       .owned_series = s, .lengths = lengths_of(s)};
     return PL_OK;
 }
 
@@ -192,6 +189,7 @@ pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)
     v.images = src->images ? src->images + at : NULL;
     v.values = src->values ? src->values + at : NULL;
     v.labels = src->labels ? src->labels + start : NULL;
+    v.lengths = src->lengths ? src->lengths + start : NULL;
     v.n = count;
     v.owned_images = v.owned_labels = v.owned_series = NULL;
     return v;

@@ -74,14 +74,32 @@ struct pl_ws {
     const pl_kernels *k;         /* the kernel set */
     uint8_t *labels;             /* (n) */
     uint32_t *ids;               /* (n) each row's item in the data set: its dropout masks */
+    /* Variable lengths (packed, as PyTorch's PackedSequence): the loaded
+     * rows are ordered by length, longest first, so that step t's products
+     * cover rows 0..nrun[t] - 1 only. Slot t of xh (and step t of gates, c,
+     * tc, dH) starts at row off[t] and holds m_t = n (t = 0) or nrun[t - 1]
+     * rows: the rows that ended at step t - 1 keep their last h_{t-1} there
+     * (the output reads it) and get zero gate gradients at step t, so one
+     * weight-gradient GEMM can run over every slot at once. With one length
+     * for all rows off[t] = t n, the layout of fixed-length sequences. */
+    int Te;                      /* steps of the longest loaded row (<= T) */
+    int varlen;                  /* the loaded rows' lengths differ */
+    int32_t *len_in;             /* (cap) the caller's rows' lengths, its order */
+    int32_t *len;                /* (cap) the loaded rows' lengths, longest first */
+    uint32_t *pos;               /* (cap) loaded row b is the caller's row pos[b] */
+    int *nrun;                   /* (T) rows running at step t: len > t */
+    size_t *off;                 /* (T + 2) first row of slot t */
+    int *cnt;                    /* (T + 1) the counting sort's buckets */
     float drop;                  /* dropout between layers (0: off) */
     uint64_t drop_key;           /* the step's masks (pl_ws_set_dropout) */
-    float *xh[PL_MAX_LAYERS];    /* (T + 1, n, K_l): slot t = [in_t, 1, h_{t-1}];
-                                    slot T holds h_T */
-    float *gates[PL_MAX_LAYERS]; /* (npanel, T, n, 64): activations, then gate gradients */
-    float *c[PL_MAX_LAYERS];     /* (T, n, Hp) cell state */
-    float *tc[PL_MAX_LAYERS];    /* (T, n, Hp) tanh of it */
-    float *dH;                   /* (T, n, Hp) gradient wrt h_t of the layer in backward */
+    float *xh[PL_MAX_LAYERS];    /* (T + 1, n, K_l) at most: slot t = [in_t, 1, h_{t-1}]
+                                    at rows off[t]; slot Te holds h_Te */
+    float *gates[PL_MAX_LAYERS]; /* (npanel, T, n, 64) at most: activations, then gate
+                                    gradients; step t at rows off[t] of each panel */
+    float *c[PL_MAX_LAYERS];     /* (T, n, Hp) at most: cell state, step t at off[t] */
+    float *tc[PL_MAX_LAYERS];    /* the same shape: tanh of it */
+    float *dH;                   /* the same shape: gradient wrt h_t of the layer in
+                                    backward */
     float *dc;                   /* (n, Hp) */
     float *prob, *dlog;          /* (n, C) softmax, its gradient */
     float *dwf;                  /* (npanel, K_l, 64): rows [P (D) ; s (1) ; dW_h (Hp)] */
@@ -358,7 +376,8 @@ double pl_ws_estimate(const pl_config *cfg, int T, int cap, int threads)
     double floats = 0;
     for (int i = 0, k = ws_table(&ws, b); i < k; i++)
         floats += (double)b[i].n;
-    return floats * sizeof(float) + cap * (1.0 + sizeof(uint32_t));
+    return floats * sizeof(float) + cap * (1.0 + 4.0 * sizeof(uint32_t)) +
+           (T + 1.0) * (2 * sizeof(int) + sizeof(size_t)) + sizeof(size_t);
 }
 
 pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
@@ -373,8 +392,15 @@ pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
     ws_shape(ws, cfg, T, cap, threads);
     ws->k = set;
     ws_buf b[WS_MAX_BUFS];
-    int ok = (ws->labels = pl_alloc_aligned((size_t)cap)) != NULL &&
-             (ws->ids = pl_alloc_aligned(sizeof *ws->ids * (size_t)cap)) != NULL;
+    const size_t rows = (size_t)cap, steps = (size_t)T;
+    int ok = (ws->labels = pl_alloc_aligned(rows)) != NULL &&
+             (ws->ids = pl_alloc_aligned(sizeof *ws->ids * rows)) != NULL &&
+             (ws->len_in = pl_alloc_aligned(sizeof *ws->len_in * rows)) != NULL &&
+             (ws->len = pl_alloc_aligned(sizeof *ws->len * rows)) != NULL &&
+             (ws->pos = pl_alloc_aligned(sizeof *ws->pos * rows)) != NULL &&
+             (ws->nrun = pl_alloc_aligned(sizeof *ws->nrun * steps)) != NULL &&
+             (ws->off = pl_alloc_aligned(sizeof *ws->off * (steps + 2))) != NULL &&
+             (ws->cnt = pl_alloc_aligned(sizeof *ws->cnt * (steps + 1))) != NULL;
     for (int i = 0, k = ws_table(ws, b); ok && i < k; i++)
         ok = (*b[i].ptr = pl_alloc_floats(b[i].n)) != NULL;
     if (!ok) {
@@ -393,6 +419,12 @@ void pl_ws_free(pl_ws *ws)
         pl_free(*b[i].ptr);
     pl_free(ws->labels);
     pl_free(ws->ids);
+    pl_free(ws->len_in);
+    pl_free(ws->len);
+    pl_free(ws->pos);
+    pl_free(ws->nrun);
+    pl_free(ws->off);
+    pl_free(ws->cnt);
     free(ws);
 }
 
@@ -401,19 +433,62 @@ size_t pl_ws_bytes(const pl_ws *ws)
     return (size_t)pl_ws_estimate(&ws->cfg, ws->T, ws->cap, ws->threads);
 }
 
-/* The constant 1 of every slot of every layer, and the zero initial state
- * in slot 0. */
+/* Rows of slot t (see pl_ws): the rows running at step t - 1. */
+static inline int slot_rows(const pl_ws *ws, int t) { return t == 0 ? ws->n : ws->nrun[t - 1]; }
+
+/* Orders the n rows by length, longest first, from len_in into pos and len
+ * (a stable counting sort: rows of one length keep the caller's order, so
+ * sets of one length load as they always did); then the rows running at
+ * each step and the slots' first rows. O(n + T). */
+static void plan_rows(pl_ws *ws, int n)
+{
+    const int T = ws->T;
+    int *cnt = ws->cnt; /* bucket k: rows of length T - k */
+    memset(cnt, 0, sizeof *cnt * (size_t)(T + 1));
+    for (int b = 0; b < n; b++)
+        cnt[T - ws->len_in[b]]++;
+    for (int k = 0, at = 0; k <= T; k++) {
+        const int here = cnt[k];
+        cnt[k] = at;
+        at += here;
+    }
+    for (int b = 0; b < n; b++) {
+        const int at = cnt[T - ws->len_in[b]]++;
+        ws->pos[at] = (uint32_t)b;
+        ws->len[at] = ws->len_in[b];
+    }
+    ws->n = n;
+    ws->Te = n ? ws->len[0] : 0;
+    ws->varlen = n && ws->len[n - 1] != ws->len[0];
+    for (int t = 0, b = n; t < ws->Te; t++) {
+        while (b > 0 && ws->len[b - 1] <= t)
+            b--;
+        ws->nrun[t] = b;
+    }
+    ws->off[0] = 0;
+    for (int t = 0; t <= ws->Te; t++)
+        ws->off[t + 1] = ws->off[t] + (size_t)slot_rows(ws, t);
+}
+
+/* A row's length as the workspace takes it: 1..T. */
+static int32_t clamp_length(long len, int T) { return len < 1 ? 1 : len > T ? T : (int32_t)len; }
+
+/* The constant 1 of every slot of every layer, the zero initial state in
+ * slot 0, and a zero input for the rows that ended before the slot's step
+ * (their gate gradients are zero there; the input must be finite). */
 static void load_constants(pl_ws *ws)
 {
-    const int n = ws->n, Hp = ws->Hp;
+    const int Hp = ws->Hp;
     for (int l = 0; l < ws->L; l++) {
         const int K = ws->K[l], in = K - 1 - Hp;
-        for (int t = 0; t < ws->T; t++)
-            for (int b = 0; b < n; b++) {
-                float *row = ws->xh[l] + ((size_t)t * n + b) * K;
+        for (int t = 0; t < ws->Te; t++)
+            for (int b = 0; b < slot_rows(ws, t); b++) {
+                float *row = ws->xh[l] + (ws->off[t] + (size_t)b) * K;
                 row[in] = 1.0f;
                 if (t == 0)
                     memset(row + in + 1, 0, sizeof(float) * (size_t)Hp);
+                if (b >= ws->nrun[t])
+                    memset(row, 0, sizeof(float) * (size_t)in);
             }
     }
 }
@@ -434,14 +509,17 @@ static void load_step(const pl_dataset *ds, size_t i, int t, float *row)
 
 void pl_ws_load(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
 {
-    const int T = ws->T, K = ws->K[0];
+    const int K = ws->K[0];
     double t0 = ws->prof ? pl_seconds() : 0;
-    ws->n = n;
+    for (int b = 0; b < n; b++)
+        ws->len_in[b] = clamp_length(ds->lengths ? ds->lengths[idx[b]] : ds->T, ws->T);
+    plan_rows(ws, n);
     for (int b = 0; b < n; b++) {
-        ws->labels[b] = ds->labels ? ds->labels[idx[b]] : 0; /* none: predictions only */
-        ws->ids[b] = idx[b];
-        for (int t = 0; t < T; t++)
-            load_step(ds, idx[b], t, ws->xh[0] + ((size_t)t * n + b) * K);
+        const uint32_t i = idx[ws->pos[b]];
+        ws->labels[b] = ds->labels ? ds->labels[i] : 0; /* none: predictions only */
+        ws->ids[b] = i;
+        for (int t = 0; t < ws->len[b]; t++)
+            load_step(ds, i, t, ws->xh[0] + (ws->off[t] + (size_t)b) * K);
     }
     load_constants(ws);
     pl_lap(ws->prof, PL_PH_LOAD, &t0);
@@ -449,13 +527,22 @@ void pl_ws_load(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n)
 
 void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n)
 {
+    pl_ws_load_f32_lengths(ws, x, labels, NULL, n);
+}
+
+void pl_ws_load_f32_lengths(pl_ws *ws, const float *x, const uint8_t *labels,
+                            const int32_t *lengths, int n)
+{
     const int T = ws->T, D = ws->D, K = ws->K[0];
-    ws->n = n;
+    for (int b = 0; b < n; b++)
+        ws->len_in[b] = clamp_length(lengths ? lengths[b] : T, T);
+    plan_rows(ws, n);
     for (int b = 0; b < n; b++) {
-        ws->labels[b] = labels[b];
-        ws->ids[b] = (uint32_t)b;
-        for (int t = 0; t < T; t++)
-            memcpy(ws->xh[0] + ((size_t)t * n + b) * K, x + ((size_t)b * T + t) * D,
+        const uint32_t src = ws->pos[b];
+        ws->labels[b] = labels[src];
+        ws->ids[b] = src;
+        for (int t = 0; t < ws->len[b]; t++)
+            memcpy(ws->xh[0] + (ws->off[t] + (size_t)b) * K, x + ((size_t)src * T + t) * D,
                    sizeof(float) * (size_t)D);
     }
     load_constants(ws);
@@ -469,22 +556,24 @@ void pl_ws_set_dropout(pl_ws *ws, float p, uint64_t key)
     ws->drop_key = key;
 }
 
-/* Inverted dropout between layer l and l + 1: x[t][b][u] for units [u0,
- * u1) times 0 or 1 / (1 - p), the mask a hash of (the step's key, the
- * boundary, t, the row's item, u): the same for any sharding and thread
- * split, and again in backward. `rows` rows of stride ld from step t0. */
-static void dropout_mask(const pl_ws *ws, int l, int t0, int steps, float *x, size_t ld,
-                         size_t step_stride, int u0, int u1)
+/* Inverted dropout between layer l and l + 1 at step t: x[b][u] for the
+ * rows running at t (stride ld) and units [u0, u1) times 0 or 1 / (1 - p),
+ * the mask a hash of (the step's key, the boundary, t, the row's item, u):
+ * the same for any sharding, order of rows and thread split, and again in
+ * backward. */
+static void dropout_mask(const pl_ws *ws, int l, int t, float *x, size_t ld, int u0, int u1)
 {
     const uint32_t cut = pl_dropout_cut(ws->drop);
     const float keep = 1.0f / (1.0f - ws->drop);
-    for (int t = t0; t < t0 + steps; t++)
-        for (int b = 0; b < ws->n; b++) {
-            float *row = x + (size_t)(t - t0) * step_stride + (size_t)b * ld;
-            for (int u = u0; u < u1; u++)
-                row[u] *= pl_dropout_hash(ws->drop_key, l, t, ws->ids[b], u) >= cut ? keep : 0.0f;
-        }
+    for (int b = 0; b < ws->nrun[t]; b++) {
+        float *row = x + (size_t)b * ld;
+        for (int u = u0; u < u1; u++)
+            row[u] *= pl_dropout_hash(ws->drop_key, l, t, ws->ids[b], u) >= cut ? keep : 0.0f;
+    }
 }
+
+/* Rows between one panel and the next in gates: every loaded step. */
+static size_t panel_stride(const pl_ws *ws) { return ws->off[ws->Te] * PL_PANEL; }
 
 /* ---------------------------------------------------------- LSTM layer */
 
@@ -494,33 +583,34 @@ static void dropout_mask(const pl_ws *ws, int l, int t0, int steps, float *x, si
 static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt,
                           double *tt)
 {
-    const int n = ws->n, T = ws->T, K = ws->K[l], Hp = ws->Hp, in = K - 1 - Hp;
-    const size_t g_ps = (size_t)T * n * PL_PANEL;
+    const int K = ws->K[l], Hp = ws->Hp, in = K - 1 - Hp;
+    const size_t g_ps = panel_stride(ws), *off = ws->off;
     double *prof = tid == 0 ? ws->prof : NULL;
     long p0, p1;
     own_panels(ws->npanel, tid, nt, &p0, &p1);
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < ws->Te; t++) {
+        const int n = ws->nrun[t]; /* the rows still running */
         pl_gemm_op op = {
             .M = n, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1, .kb = K,
-            .a = ws->xh[l] + (size_t)t * n * K, .a_rs = (size_t)K, .a_cs = 1,
+            .a = ws->xh[l] + off[t] * K, .a_rs = (size_t)K, .a_cs = 1,
             .b = pk->wf[l] + (size_t)p0 * K * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = (size_t)K * PL_PANEL,
-            .c = ws->gates[l] + p0 * g_ps + (size_t)t * n * PL_PANEL, .ldc = PL_PANEL,
+            .c = ws->gates[l] + p0 * g_ps + off[t] * PL_PANEL, .ldc = PL_PANEL,
             .c_ps = g_ps};
         pl_gemm_with(ws->k, &op);
         pl_lap(prof, PL_PH_FWD_GEMM, tt);
         const int up = l + 1 < ws->L;
         pl_cell_args ca = {
             .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
-            .g = ws->gates[l] + (size_t)t * n * PL_PANEL, .g_ps = g_ps,
-            .c = ws->c[l] + (size_t)t * n * Hp, .tc = ws->tc[l] + (size_t)t * n * Hp,
-            .c_prev = t > 0 ? ws->c[l] + (size_t)(t - 1) * n * Hp : NULL,
-            .h = ws->xh[l] + (size_t)(t + 1) * n * K + in + 1, .h_rs = (size_t)K,
-            .h2 = up ? ws->xh[l + 1] + (size_t)t * n * ws->K[l + 1] : NULL,
+            .g = ws->gates[l] + off[t] * PL_PANEL, .g_ps = g_ps,
+            .c = ws->c[l] + off[t] * Hp, .tc = ws->tc[l] + off[t] * Hp,
+            .c_prev = t > 0 ? ws->c[l] + off[t - 1] * Hp : NULL,
+            .h = ws->xh[l] + off[t + 1] * K + in + 1, .h_rs = (size_t)K,
+            .h2 = up ? ws->xh[l + 1] + off[t] * ws->K[l + 1] : NULL,
             .h2_rs = up ? (size_t)ws->K[l + 1] : 0};
         ws->k->cell_forward(&ca);
         if (up && ws->drop > 0) /* what the next layer reads, own units */
-            dropout_mask(ws, l, t, 1, ca.h2, ca.h2_rs, 0, (int)p0 * PL_UNIT_BLOCK,
+            dropout_mask(ws, l, t, ca.h2, ca.h2_rs, (int)p0 * PL_UNIT_BLOCK,
                          (int)p1 * PL_UNIT_BLOCK);
 #pragma omp barrier
         pl_lap(prof, PL_PH_FWD_CELL, tt);
@@ -549,11 +639,11 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
 }
 
 /* dWf[panels p0..p1) (+)= [in, 1, h]^T dG over rows [r0, r1) of all steps
- * (row t n + b is step t's row b), in chunks of WGRAD_ROWS rows. */
+ * (row off[t] + b is step t's row b), in chunks of WGRAD_ROWS rows. */
 static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1, int accumulate)
 {
-    const int n = ws->n, K = ws->K[l];
-    const size_t g_ps = (size_t)ws->T * n * PL_PANEL;
+    const int K = ws->K[l];
+    const size_t g_ps = panel_stride(ws);
     for (long r = r0; r < r1; r += WGRAD_ROWS) {
         pl_gemm_op op = {
             .M = K, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1,
@@ -617,49 +707,54 @@ static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int
 static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
                            const pl_tensors *tg, int l, int tid, int nt, double *tt)
 {
-    const int n = ws->n, T = ws->T, Hp = ws->Hp, H = ws->H, K = ws->K[l];
-    const size_t g_ps = (size_t)T * n * PL_PANEL, step = (size_t)n * Hp;
+    const int T = ws->Te, Hp = ws->Hp, H = ws->H, K = ws->K[l];
+    const size_t g_ps = panel_stride(ws), *off = ws->off;
     double *prof = tid == 0 ? ws->prof : NULL;
     long p0, p1;
     own_panels(ws->npanel, tid, nt, &p0, &p1);
     const int u0 = (int)p0 * PL_UNIT_BLOCK, u1 = (int)p1 * PL_UNIT_BLOCK;
-    for (int b = 0; b < n && u1 > u0; b++)
+    for (int b = 0; b < ws->n && u1 > u0; b++)
         memset(ws->dc + (size_t)b * Hp + u0, 0, sizeof(float) * (size_t)(u1 - u0));
     const int in_loop = wgrad_in_loop(ws, l);
     for (int t = T - 1; t >= 0; t--) {
+        const int n = ws->nrun[t];
+        for (long p = p0; p < p1; p++) /* rows that ended at t - 1: no gradient */
+            memset(ws->gates[l] + p * g_ps + (off[t] + (size_t)n) * PL_PANEL, 0,
+                   sizeof(float) * PL_PANEL * (off[t + 1] - off[t] - (size_t)n));
         pl_cell_args ca = {
             .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
-            .g = ws->gates[l] + (size_t)t * n * PL_PANEL, .g_ps = g_ps,
-            .tc = ws->tc[l] + (size_t)t * n * Hp,
-            .c_prev = t > 0 ? ws->c[l] + (size_t)(t - 1) * n * Hp : NULL,
-            .dh = ws->dH + (size_t)t * step, .dc = ws->dc};
+            .g = ws->gates[l] + off[t] * PL_PANEL, .g_ps = g_ps,
+            .tc = ws->tc[l] + off[t] * Hp,
+            .c_prev = t > 0 ? ws->c[l] + off[t - 1] * Hp : NULL,
+            .dh = ws->dH + off[t] * Hp, .dc = ws->dc};
         ws->k->cell_backward(&ca);
         if (in_loop) { /* this step's own panels, while they are in cache */
             pl_lap(prof, PL_PH_BWD_CELL, tt);
-            weight_gradient(ws, l, p0, p1, (long)t * n, (long)(t + 1) * n, t < T - 1);
+            weight_gradient(ws, l, p0, p1, (long)off[t], (long)off[t] + n, t < T - 1);
             pl_lap(prof, PL_PH_WGRAD, tt);
         }
 #pragma omp barrier
         pl_lap(prof, PL_PH_BWD_CELL, tt);
         if (t == 0)
             break;
-        /* dH_{t-1}[:, own units] (+)= dG_t W_h^T; the top layer has nothing
-         * from above, so it assigns */
-        times_transposed(ws, pk->wht[l], ws->gates[l] + (size_t)t * n * PL_PANEL, g_ps, n,
-                         ws->dH + (size_t)(t - 1) * step, (size_t)Hp, u0, u1, l + 1 < ws->L);
+        /* dH_{t-1}[running rows, own units] (+)= dG_t W_h^T; the top layer
+         * has nothing from above, so it assigns (the rows that end at t - 1
+         * hold the output's gradient) */
+        times_transposed(ws, pk->wht[l], ws->gates[l] + off[t] * PL_PANEL, g_ps, n,
+                         ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L);
         pl_lap(prof, PL_PH_BWD_GEMM, tt);
     }
     /* every panel of every dG_t is done (the barrier of step 0): the
      * gradient wrt this layer's input, for the layer below */
     if (l > 0) {
-        times_transposed(ws, pk->wxt[l], ws->gates[l], g_ps, T * n, ws->dH, (size_t)Hp, u0,
-                         u1, 0);
-        if (ws->drop > 0) /* the mask of the forward pass, own units */
-            dropout_mask(ws, l - 1, 0, T, ws->dH, (size_t)Hp, step, u0, u1);
+        times_transposed(ws, pk->wxt[l], ws->gates[l], g_ps, (int)off[T], ws->dH, (size_t)Hp,
+                         u0, u1, 0);
+        for (int t = 0; t < T && ws->drop > 0; t++) /* the forward pass's mask, own units */
+            dropout_mask(ws, l - 1, t, ws->dH + off[t] * Hp, (size_t)Hp, u0, u1);
         pl_lap(prof, PL_PH_DIN_GEMM, tt);
     }
     if (!in_loop) {
-        weight_gradient(ws, l, p0, p1, 0, (long)T * n, 0);
+        weight_gradient(ws, l, p0, p1, 0, (long)off[T], 0);
         pl_lap(prof, PL_PH_WGRAD, tt);
     }
 #pragma omp barrier
@@ -679,13 +774,32 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
 
 /* --------------------------------------------------------------- output */
 
-/* Output layer and softmax cross-entropy on the last layer's h_T: logits
- * into prob, then the softmax. Returns the summed loss. */
+/* Each row's last h (the top layer's, at its own last step): rows of
+ * stride *rs. One length: where the last slot holds them; else gathered
+ * into dc (free outside layer_backward). */
+static const float *last_h(pl_ws *ws, size_t *rs)
+{
+    const int K = ws->K[ws->L - 1], in = K - 1 - ws->Hp;
+    const float *top = ws->xh[ws->L - 1] + in + 1;
+    *rs = (size_t)K;
+    if (!ws->varlen)
+        return top + ws->off[ws->Te] * K;
+    for (int b = 0; b < ws->n; b++)
+        memcpy(ws->dc + (size_t)b * ws->Hp, top + (ws->off[ws->len[b]] + (size_t)b) * K,
+               sizeof(float) * (size_t)ws->Hp);
+    *rs = (size_t)ws->Hp;
+    return ws->dc;
+}
+
+/* Output layer and softmax cross-entropy on each row's last h: logits
+ * into prob, then the softmax. Returns the summed loss; logits in the
+ * caller's order of rows. */
 static double output_forward(pl_ws *ws, const pl_tensors *tp, int *correct, float *logits)
 {
-    const int n = ws->n, C = ws->C, K = ws->K[ws->L - 1], in = K - 1 - ws->Hp;
-    const float *hT = ws->xh[ws->L - 1] + (size_t)ws->T * n * K + in + 1;
-    pl_gemm_op op = {.M = n, .N = C, .nb = 1, .kb = ws->H, .a = hT, .a_rs = (size_t)K,
+    const int n = ws->n, C = ws->C;
+    size_t rs;
+    const float *hT = last_h(ws, &rs);
+    pl_gemm_op op = {.M = n, .N = C, .nb = 1, .kb = ws->H, .a = hT, .a_rs = rs,
                      .a_cs = 1, .b = tp->w_out, .ldb = (size_t)C, .c = ws->prob,
                      .ldc = (size_t)C};
     pl_gemm_with(ws->k, &op);
@@ -700,7 +814,7 @@ static double output_forward(pl_ws *ws, const pl_tensors *tp, int *correct, floa
                 best = c;
         }
         if (logits)
-            memcpy(logits + (size_t)b * C, z, sizeof(float) * (size_t)C);
+            memcpy(logits + (size_t)ws->pos[b] * C, z, sizeof(float) * (size_t)C);
         const float top = z[best], mine = z[ws->labels[b]];
         double sum = 0;
         for (int c = 0; c < C; c++) {
@@ -718,24 +832,29 @@ static double output_forward(pl_ws *ws, const pl_tensors *tp, int *correct, floa
 }
 
 /* dlogits = (softmax - onehot) / norm; dW_out, db_out; the top layer's
- * dH at step T - 1 = dlogits W_out^T (padded units get 0). */
+ * dH at each row's last step = dlogits W_out^T (padded units get 0). */
 static void output_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tg, float norm)
 {
-    const int n = ws->n, C = ws->C, Hp = ws->Hp, K = ws->K[ws->L - 1], in = K - 1 - Hp;
+    const int n = ws->n, C = ws->C, Hp = ws->Hp;
     const float inv = 1.0f / norm;
     for (int b = 0; b < n; b++)
         for (int c = 0; c < C; c++)
             ws->dlog[(size_t)b * C + c] =
                 (ws->prob[(size_t)b * C + c] - (c == ws->labels[b] ? 1.0f : 0.0f)) * inv;
-    const float *hT = ws->xh[ws->L - 1] + (size_t)ws->T * n * K + in + 1;
+    size_t rs;
+    const float *hT = last_h(ws, &rs);
     pl_gemm_op gw = {.M = ws->H, .N = C, .nb = 1, .kb = n, .a = hT, .a_rs = 1,
-                     .a_cs = (size_t)K, .b = ws->dlog, .ldb = (size_t)C, .c = tg->w_out,
+                     .a_cs = rs, .b = ws->dlog, .ldb = (size_t)C, .c = tg->w_out,
                      .ldc = (size_t)C};
     pl_gemm_with(ws->k, &gw);
+    float *dtop = ws->varlen ? ws->dc : ws->dH + ws->off[ws->Te - 1] * Hp;
     pl_gemm_op gh = {.M = n, .N = Hp, .nb = 1, .kb = C, .a = ws->dlog, .a_rs = (size_t)C,
-                     .a_cs = 1, .b = pk->wot, .ldb = (size_t)Hp,
-                     .c = ws->dH + (size_t)(ws->T - 1) * n * Hp, .ldc = (size_t)Hp};
+                     .a_cs = 1, .b = pk->wot, .ldb = (size_t)Hp, .c = dtop,
+                     .ldc = (size_t)Hp};
     pl_gemm_with(ws->k, &gh);
+    for (int b = 0; b < n && ws->varlen; b++) /* to each row's last step */
+        memcpy(ws->dH + (ws->off[ws->len[b] - 1] + (size_t)b) * Hp, dtop + (size_t)b * Hp,
+               sizeof(float) * (size_t)Hp);
     for (int c = 0; c < C; c++)
         tg->b_out[c] = 0;
     for (int b = 0; b < n; b++)

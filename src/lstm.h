@@ -24,8 +24,12 @@ size_t pl_ws_bytes(const pl_ws *ws);
 /* Loads rows b < n (n <= cap): item idx[b] of ds (image pixels scaled by
  * 1/255, real values as they are) and its label. */
 void pl_ws_load(pl_ws *ws, const pl_dataset *ds, const uint32_t *idx, int n);
-/* Loads rows from floats x (n, T, D) and labels (n). */
+/* Loads rows from floats x (n, T, D) and labels (n), every row T steps. */
 void pl_ws_load_f32(pl_ws *ws, const float *x, const uint8_t *labels, int n);
+/* The same with each row's length (1..T; NULL: T): steps at or beyond a
+ * row's length are not read. */
+void pl_ws_load_f32_lengths(pl_ws *ws, const float *x, const uint8_t *labels,
+                            const int32_t *lengths, int n);
 
 /* Forward over the loaded rows. Returns the summed cross-entropy (not
  * divided); *correct = rows whose arg-max logit equals the label. logits
@@ -60,6 +64,13 @@ void pl_ws_set_dropout(pl_ws *ws, float p, uint64_t key);
 double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const float *x,
                                 const uint8_t *labels, int n, int T, double norm,
                                 double *grad, double *logits, float drop, uint64_t key);
+/* The same, each row s run alone over its first lengths[s] steps (1..T;
+ * lengths NULL: T), the output on its last one: what PyTorch's packed
+ * sequences compute. */
+double pl_ref_loss_grad_lengths(const pl_config *cfg, const float *params, const float *x,
+                                const uint8_t *labels, const int32_t *lengths, int n, int T,
+                                double norm, double *grad, double *logits, float drop,
+                                uint64_t key);
 
 /* The dropout multiplier of unit u of row item `id` at step t between
  * layers l and l + 1: 0 with probability p, else 1 / (1 - p); a hash of

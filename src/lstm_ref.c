@@ -173,6 +173,15 @@ double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const
                                 const uint8_t *labels, int n, int T, double norm,
                                 double *grad, double *logits, float drop, uint64_t key)
 {
+    return pl_ref_loss_grad_lengths(cfg, params, x, labels, NULL, n, T, norm, grad, logits,
+                                    drop, key);
+}
+
+double pl_ref_loss_grad_lengths(const pl_config *cfg, const float *params, const float *x,
+                                const uint8_t *labels, const int32_t *lengths, int n, int T,
+                                double norm, double *grad, double *logits, float drop,
+                                uint64_t key)
+{
     const int D = cfg->input, H = cfg->hidden, C = cfg->classes, L = cfg->layers;
     const size_t np = pl_param_count(cfg);
     double *p = malloc(sizeof(double) * np);
@@ -192,9 +201,10 @@ double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const
     double z[256], pr[256], loss = 0;
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * T * D;
+        const int Ts = lengths ? lengths[s] : T; /* this row's steps */
         r.id = (uint32_t)s;
-        ref_forward(cfg, &tp, xs, T, &r);
-        const double *hT = at(r.hs, L - 1, T, H, T + 1);
+        ref_forward(cfg, &tp, xs, Ts, &r);
+        const double *hT = at(r.hs, L - 1, Ts, H, Ts + 1);
         double zmax = -INFINITY;
         for (int c = 0; c < C; c++) {
             z[c] = tp.b_out[c];
@@ -223,7 +233,7 @@ double pl_ref_loss_grad_dropout(const pl_config *cfg, const float *params, const
         }
         for (int c = 0; c < C; c++)
             tg.b_out[c] += pr[c];
-        ref_backward(cfg, &tp, &tg, xs, T, &r, dtop, dabove);
+        ref_backward(cfg, &tp, &tg, xs, Ts, &r, dtop, dabove);
     }
     free(p);
     free(r.in);

@@ -19,7 +19,7 @@ enum { T_ = 6, N_ = 7 };
 
 typedef struct {
     float *params, *x;
-    uint8_t labels[N_];
+    uint8_t labels[16];
     size_t np;
 } fixture;
 
@@ -36,7 +36,7 @@ static void fixture_make(fixture *f, const pl_config *cfg, int n, int T, uint64_
         f->params[i] += noise[i];
     free(noise);
     tu_fill(f->x, (size_t)n * T * cfg->input, 1.0f, seed + 2);
-    for (int i = 0; i < (int)n && i < N_; i++)
+    for (int i = 0; i < (int)n && i < 16; i++)
         f->labels[i] = (uint8_t)(i % cfg->classes);
 }
 
@@ -46,16 +46,16 @@ static void fixture_free(fixture *f)
     free(f->x);
 }
 
-static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *cfg,
-                             const fixture *f, int n, int T, float norm, float *logits,
-                             float *grad, float drop, uint64_t key);
+static double fast_path_len(pl_gemm_backend be, int threads, const pl_config *cfg,
+                            const fixture *f, const int32_t *lengths, int n, int T, float norm,
+                            float *logits, float *grad, float drop, uint64_t key);
 
 /* Loss (summed), logits and gradient (of loss / norm) from the fast path. */
 static double fast_path(pl_gemm_backend be, int threads, const pl_config *cfg,
                         const fixture *f, int n, int T, float norm, float *logits,
                         float *grad)
 {
-    return fast_path_drop(be, threads, cfg, f, n, T, norm, logits, grad, 0, 0);
+    return fast_path_len(be, threads, cfg, f, NULL, n, T, norm, logits, grad, 0, 0);
 }
 
 /* The same with dropout p between layers, masks of key. */
@@ -63,12 +63,20 @@ static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *c
                              const fixture *f, int n, int T, float norm, float *logits,
                              float *grad, float drop, uint64_t key)
 {
+    return fast_path_len(be, threads, cfg, f, NULL, n, T, norm, logits, grad, drop, key);
+}
+
+/* The same with each row's length (NULL: T). */
+static double fast_path_len(pl_gemm_backend be, int threads, const pl_config *cfg,
+                            const fixture *f, const int32_t *lengths, int n, int T, float norm,
+                            float *logits, float *grad, float drop, uint64_t key)
+{
     pl_packed *pk = pl_packed_create(cfg, be);
     pl_ws *ws = pl_ws_create(cfg, T, n, threads, be);
     ck_assert_ptr_nonnull(pk);
     ck_assert_ptr_nonnull(ws);
     pl_packed_update(pk, f->params, 0, 1);
-    pl_ws_load_f32(ws, f->x, f->labels, n);
+    pl_ws_load_f32_lengths(ws, f->x, f->labels, lengths, n);
     pl_ws_set_dropout(ws, drop, key);
     int correct = -1;
     double loss = pl_lstm_forward(ws, pk, f->params, &correct, logits);
@@ -402,6 +410,126 @@ START_TEST(test_dropout_matches_reference)
 }
 END_TEST
 
+/* Variable lengths (packed sequences): rows of lengths 1..T in no order,
+ * ties included, every step past a row's length NaN (never read): loss,
+ * logits (in the caller's order) and gradient against the reference, each
+ * row run alone over its own steps; every kernel set, 1 and 3 threads,
+ * one to three layers, and dropout on the three. */
+START_TEST(test_lengths_match_reference)
+{
+    static const int32_t len[] = {3, 6, 1, 6, 2, 5, 6, 4, 2};
+    enum { NL = 9 };
+    const pl_config *cfg = &CFGS[_i];
+    const float p = _i == 2 ? 0.25f : 0.0f;
+    const uint64_t key = 77;
+    fixture f;
+    fixture_make(&f, cfg, NL, T_, 51);
+    for (int s = 0; s < NL; s++)
+        for (size_t k = (size_t)len[s] * cfg->input; k < (size_t)T_ * cfg->input; k++)
+            f.x[(size_t)s * T_ * cfg->input + k] = NAN;
+    double *ref = malloc(sizeof(double) * f.np), ref_logits[NL * 4];
+    double rl = pl_ref_loss_grad_lengths(cfg, f.params, f.x, f.labels, len, NL, T_, NL, ref,
+                                         ref_logits, p, key);
+    ck_assert(isfinite(rl) && rl > 0.1);
+    float *grad = pl_alloc_floats(f.np), logits[NL * 4];
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(cfg, g);
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], _i == 0 ? "variable lengths against the reference" : NULL))
+            continue;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            memset(grad, 0xff, sizeof(float) * f.np);
+            double loss = fast_path_len(tu_sets[b], threads, cfg, &f, len, NL, T_, (float)NL,
+                                        logits, grad, p, key) / NL;
+            ck_assert_msg(fabs(loss - rl) < 1e-5 * rl, "%s x%d: loss %.8f vs %.8f",
+                          pl_gemm_name(tu_sets[b]), threads, loss, rl);
+            for (int i = 0; i < NL * cfg->classes; i++)
+                ck_assert_msg(fabs(logits[i] - ref_logits[i]) < 2e-5, "%s: logit %d %g vs %g",
+                              pl_gemm_name(tu_sets[b]), i, logits[i], ref_logits[i]);
+            for (int k = 0; k < ng; k++) {
+                double scale;
+                double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+                ck_assert_msg(scale > 1e-4, "%s gradient is trivially small", g[k].name);
+                ck_assert_msg(e < 2e-5, "%s x%d %s: relative difference %g",
+                              pl_gemm_name(tu_sets[b]), threads, g[k].name, e);
+            }
+        }
+    }
+    pl_free(grad);
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A model whose weight gradient is summed after the time loop (H = 256:
+ * wgrad_in_loop is false), on a workspace that first ran full-length rows
+ * (stale gates everywhere): the rows that ended must still add nothing. */
+START_TEST(test_lengths_after_full_rows)
+{
+    static const int32_t len[] = {2, 6, 1, 5, 6, 3};
+    const pl_config cfg = {5, 256, 4, 2};
+    const pl_gemm_backend be = pl_gemm_resolve(PL_GEMM_AUTO);
+    fixture f;
+    fixture_make(&f, &cfg, 6, T_, 53);
+    double *ref = malloc(sizeof(double) * f.np);
+    double rl = pl_ref_loss_grad_lengths(&cfg, f.params, f.x, f.labels, len, 6, T_, 6, ref,
+                                         NULL, 0, 0);
+    pl_packed *pk = pl_packed_create(&cfg, be);
+    pl_ws *ws = pl_ws_create(&cfg, T_, 6, 2, be);
+    float *grad = pl_alloc_floats(f.np);
+    pl_packed_update(pk, f.params, 0, 1);
+    pl_ws_load_f32(ws, f.x, f.labels, 6);
+    pl_lstm_forward(ws, pk, f.params, NULL, NULL);
+    pl_lstm_backward(ws, pk, f.params, 6, grad);
+    pl_ws_load_f32_lengths(ws, f.x, f.labels, len, 6);
+    double loss = pl_lstm_forward(ws, pk, f.params, NULL, NULL) / 6;
+    pl_lstm_backward(ws, pk, f.params, 6, grad);
+    ck_assert_msg(fabs(loss - rl) < 1e-5 * rl, "loss %.8f vs %.8f", loss, rl);
+    pl_group g[PL_MAX_GROUPS];
+    for (int k = 0, ng = pl_param_groups(&cfg, g); k < ng; k++) {
+        double scale, e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+        ck_assert_msg(e < 2e-5, "%s: relative difference %g", g[k].name, e);
+    }
+    pl_ws_free(ws);
+    pl_packed_free(pk);
+    pl_free(grad);
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+/* The reference with lengths is each row alone: the sum over rows of the
+ * one-row reference over len[s] steps, loss and gradient to 1e-12. */
+START_TEST(test_reference_lengths_are_rows_alone)
+{
+    static const int32_t len[] = {2, 6, 1, 4};
+    const pl_config *cfg = &CFGS[1];
+    fixture f;
+    fixture_make(&f, cfg, 4, T_, 52);
+    double *all = malloc(sizeof(double) * f.np), *one = malloc(sizeof(double) * f.np);
+    double *sum = calloc(f.np, sizeof(double));
+    double la = pl_ref_loss_grad_lengths(cfg, f.params, f.x, f.labels, len, 4, T_, 1.0, all,
+                                         NULL, 0, 0);
+    double ls = 0;
+    for (int s = 0; s < 4; s++) {
+        ls += pl_ref_loss_grad(cfg, f.params, f.x + (size_t)s * T_ * cfg->input, f.labels + s,
+                               1, len[s], 1.0, one, NULL);
+        for (size_t i = 0; i < f.np; i++)
+            sum[i] += one[i];
+    }
+    double full = pl_ref_loss_grad(cfg, f.params, f.x, f.labels, 4, T_, 1.0, NULL, NULL);
+    ck_assert_msg(fabs(la - full) > 1e-3, "the lengths changed nothing: %g", la);
+    ck_assert_msg(fabs(la - ls) < 1e-12 * ls, "%.15g vs %.15g", la, ls);
+    for (size_t i = 0; i < f.np; i++)
+        ck_assert_msg(fabs(all[i] - sum[i]) < 1e-12 * fmax(1, fabs(sum[i])), "[%zu] %g vs %g", i,
+                      all[i], sum[i]);
+    free(all);
+    free(one);
+    free(sum);
+    fixture_free(&f);
+}
+END_TEST
+
 /* The QR orthonormalisation of the initialisation against classical
  * Gram-Schmidt (run twice) on the same random rows: the same rows, signs
  * included, to 1e-12. */
@@ -452,6 +580,9 @@ Suite *lstm_suite(void)
     tcase_add_test(tc, test_subnormals_flushed);
     tcase_add_test(tc, test_orthonormal_rows_match_gram_schmidt);
     tcase_add_test(tc, test_dropout_matches_reference);
+    tcase_add_loop_test(tc, test_lengths_match_reference, 0, NCFGS);
+    tcase_add_test(tc, test_reference_lengths_are_rows_alone);
+    tcase_add_test(tc, test_lengths_after_full_rows);
     suite_add_tcase(s, tc);
     return s;
 }
