@@ -179,7 +179,10 @@ uint32_t pl_dataset_crc(const pl_dataset *ds)
     const size_t cells = ds->n * (size_t)ds->T * (size_t)ds->D;
     uLong crc = ds->values ? crc32_z(0L, (const unsigned char *)ds->values, cells * sizeof(float))
                            : crc32_z(0L, ds->images, cells);
-    return (uint32_t)crc32_z(crc, ds->labels, ds->n);
+    crc = crc32_z(crc, ds->labels, ds->n);
+    if (ds->lengths) /* one length: nothing, as before lengths existed */
+        crc = crc32_z(crc, (const unsigned char *)ds->lengths, ds->n * sizeof *ds->lengths);
+    return (uint32_t)crc;
 }
 
 pl_status pl_checkpoint_save(const char *path, pl_trainer *tr,

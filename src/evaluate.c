@@ -55,10 +55,12 @@ static pl_status forward_all(pl_trainer *tr, const pl_dataset *ds, float *probs,
 {
     if (ds->n == 0)
         return pl_fail(err, PL_ERR_ARG, "nothing to evaluate: the set is empty");
-    if (ds->T != tr->T || ds->D != tr->cfg.input)
+    /* sequences of values may be shorter than the training set's longest
+     * (each is read over its own length); images are one shape */
+    if ((ds->values ? ds->T > tr->T : ds->T != tr->T) || ds->D != tr->cfg.input)
         return pl_fail(err, PL_ERR_MISMATCH,
-                       "data of %d x %d per item, the model expects %d x %d",
-                       ds->T, ds->D, tr->T, tr->cfg.input);
+                       "data of %d x %d per item, the model expects %s%d x %d",
+                       ds->T, ds->D, ds->values ? "at most " : "", tr->T, tr->cfg.input);
     if (ds->n > (size_t)INT32_MAX)
         return pl_fail(err, PL_ERR_TOO_LARGE, "at most %d items per evaluation",
                        INT32_MAX);

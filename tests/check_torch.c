@@ -1,11 +1,14 @@
 /* The model against PyTorch: logits, loss and gradients of parlstm's fast
  * path (every GEMM backend) against vectors computed by PyTorch autograd in
  * float64 (tests/torch/vectors.bin for one layer, vectors-l2.bin for two
- * stacked layers, written by tests/torch/gen_vectors.py).
+ * stacked layers, vectors-packed.bin for two layers over sequences of
+ * different lengths as PyTorch packs them; written by
+ * tests/torch/gen_vectors.py).
  *
  * The file (little-endian): magic "PLTV", u32 version 1: D, H, C, T, n, or
- * version 2: L, D, H, C, T, n;
- * f32 params (parlstm's layout); f32 x (n, T, D); u8 labels (n); f64 loss
+ * version 2 or 3: L, D, H, C, T, n;
+ * f32 params (parlstm's layout); f32 x (n, T, D); u8 labels (n); version 3:
+ * i32 lengths (n), 1..T (x is NaN past them); f64 loss
  * (mean over n); f64 logits (n, C); f64 gradient of the mean loss (params'
  * layout). A missing or malformed file fails the test. */
 #include <math.h>
@@ -22,6 +25,7 @@ typedef struct {
     size_t np;
     float *params, *x;
     uint8_t *labels;
+    int32_t *lengths; /* NULL: every sequence T steps */
     double loss, *logits, *grad;
 } vectors;
 
@@ -47,7 +51,7 @@ static double get_f64(const unsigned char *p)
     return d;
 }
 
-static const char *const FILES[] = {"vectors.bin", "vectors-l2.bin"};
+static const char *const FILES[] = {"vectors.bin", "vectors-l2.bin", "vectors-packed.bin"};
 
 static void vectors_read(vectors *v, const char *name)
 {
@@ -79,7 +83,7 @@ static void vectors_read(vectors *v, const char *name)
     ck_assert_msg(len >= 28 && memcmp(buf, "PLTV", 4) == 0,
                   "%s: not a parlstm test-vector file (no PLTV magic)", path);
     uint32_t version = get_u32(buf + 4);
-    ck_assert_msg(version == 1 || version == 2, "%s: version %u, this test reads 1 and 2",
+    ck_assert_msg(version >= 1 && version <= 3, "%s: version %u, this test reads 1 to 3",
                   path, (unsigned)version);
     const size_t head = version == 1 ? 28 : 32;
     const unsigned char *h = buf + head - 20;
@@ -99,7 +103,8 @@ static void vectors_read(vectors *v, const char *name)
     v->n = (int)n;
     v->np = pl_param_count(&v->cfg);
     size_t nx = (size_t)n * T * D, nl = (size_t)n * C;
-    size_t want = head + 4 * v->np + 4 * nx + n + 8 + 8 * nl + 8 * v->np;
+    const size_t nlen = version == 3 ? n : 0;
+    size_t want = head + 4 * v->np + 4 * nx + n + 4 * nlen + 8 + 8 * nl + 8 * v->np;
     ck_assert_msg(len == want, "%s: %zu bytes, D=%u H=%u C=%u T=%u n=%u need %zu", path,
                   len, (unsigned)D, (unsigned)H, (unsigned)C, (unsigned)T, (unsigned)n,
                   want);
@@ -120,6 +125,13 @@ static void vectors_read(vectors *v, const char *name)
         ck_assert_msg(*p < C, "%s: label %u of item %zu is not below C=%u", path,
                       (unsigned)*p, i, (unsigned)C);
     }
+    v->lengths = nlen ? malloc(sizeof *v->lengths * n) : NULL;
+    for (size_t i = 0; i < nlen; i++, p += 4) {
+        v->lengths[i] = (int32_t)get_u32(p);
+        ck_assert_msg(v->lengths[i] >= 1 && v->lengths[i] <= (int32_t)T,
+                      "%s: length %d of item %zu is not in 1..%u", path, (int)v->lengths[i], i,
+                      (unsigned)T);
+    }
     v->loss = get_f64(p);
     p += 8;
     for (size_t i = 0; i < nl; i++, p += 8)
@@ -135,6 +147,7 @@ static void vectors_free(vectors *v)
     pl_free(v->params);
     free(v->x);
     free(v->labels);
+    free(v->lengths);
     free(v->logits);
     free(v->grad);
 }
@@ -149,7 +162,7 @@ static double fast_path(pl_gemm_backend be, int threads, const vectors *v, float
     ck_assert_ptr_nonnull(pk);
     ck_assert_ptr_nonnull(ws);
     pl_packed_update(pk, v->params, 0, 1);
-    pl_ws_load_f32(ws, v->x, v->labels, v->n);
+    pl_ws_load_f32_lengths(ws, v->x, v->labels, v->lengths, v->n);
     int correct = -1;
     double loss = pl_lstm_forward(ws, pk, v->params, &correct, logits);
     ck_assert_int_ge(correct, 0);

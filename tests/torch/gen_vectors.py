@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Writes tests/torch/vectors.bin (one LSTM layer) and vectors-l2.bin (two
-stacked layers): test vectors for parlstm's model from PyTorch autograd in
-float64 (read by tests/check_torch.c).
+"""Writes tests/torch/vectors.bin (one LSTM layer), vectors-l2.bin (two
+stacked layers) and vectors-packed.bin (two layers, sequences of different
+lengths through nn.utils.rnn.pack_padded_sequence): test vectors for
+parlstm's model from PyTorch autograd in float64 (read by
+tests/check_torch.c).
 
 A tiny configuration (D=5 inputs, H=20 units, C=4 classes, T=6 steps, n=7
 sequences): H = 20 is not a multiple of parlstm's 16-unit panels, so the
@@ -11,18 +13,22 @@ padding is exercised. The model is parlstm's, in nn.LSTM terms:
     nn.LSTM(H, H, num_layers=L): weight_ih_lk = W_k[:H].T,
                    weight_hh_lk = W_k[H:].T, bias_ih_lk = b_k,
                    bias_hh_lk = 0, gates i, f, g, o
-    logits = h_T W_out + b_out                   (H -> C)
+    logits = h_T W_out + b_out                   (H -> C; packed: h at each
+                                                  sequence's own last step)
     loss = mean softmax cross-entropy over the n sequences
 
 File layout, little-endian:
     magic  b"PLTV"
     u32    version 1: D, H, C, T, n (one layer)
            version 2: L, D, H, C, T, n
+           version 3: L, D, H, C, T, n, and lengths after the labels
     f32    params (parlstm's flat layout: w_in (D,H), b_in (H), per layer
            w_lstm (2H,4H), b_lstm (4H), then w_out (H,C), b_out (C), each
            row-major)
     f32    x (n, T, D)
     u8     labels (n)
+    i32    lengths (n), version 3 only: steps of each sequence, 1..T (the
+           x steps past them are NaN: never to be read)
     f64    loss (mean over n)
     f64    logits (n, C)
     f64    gradient of the mean loss, parlstm's flat layout
@@ -44,6 +50,7 @@ import torch
 D, H, C, T, N = 5, 20, 4, 6, 7
 SEED = 20240607
 L = 1  # layers of the file being written (main sets it)
+LENGTHS = None  # each sequence's steps, or None: all T (main sets it)
 
 
 def split(flat):
@@ -79,13 +86,18 @@ class NNLSTMForward:
                 getattr(lstm, f"bias_ih_l{k}").copy_(b[k])
                 getattr(lstm, f"bias_hh_l{k}").zero_()
         self.lstm = lstm
-        y, _ = lstm(x @ w_in + b_in)
-        return y[:, -1] @ w_out + b_out
+        if LENGTHS is None:
+            y, _ = lstm(x @ w_in + b_in)
+            return y[:, -1] @ w_out + b_out
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            x @ w_in + b_in, torch.tensor(LENGTHS), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = lstm(packed)  # h_n in the sequences' own order
+        return h_n[-1] @ w_out + b_out
 
 
 def loss_logits_grad_nn(params32, x32, labels):
     flat = torch.tensor(params32, dtype=torch.float64, requires_grad=True)
-    x = torch.tensor(x32, dtype=torch.float64)
+    x = torch.tensor(np.nan_to_num(x32, nan=0.0), dtype=torch.float64)
     fw = NNLSTMForward()
     logits = fw(flat, x)
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels, dtype=torch.int64))
@@ -112,8 +124,14 @@ def forward_by_hand(flat, x):
         for t in range(T):
             z = torch.cat([inputs[t], h], 1) @ w[k] + b[k]
             i, f, g, o = z.split(H, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            # a sequence that has ended keeps its last state (and reads
+            # nothing more: its inputs past the end are zeroed below)
+            run = torch.ones(x.shape[0], 1, dtype=torch.bool) if LENGTHS is None else \
+                torch.tensor([[t < n] for n in LENGTHS])
+            c = torch.where(run, c_new, c)
+            h = torch.where(run, h_new, h)
             outputs.append(h)
         inputs = outputs
     return h @ w_out + b_out
@@ -121,16 +139,16 @@ def forward_by_hand(flat, x):
 
 def loss_logits_grad(forward, params32, x32, labels):
     flat = torch.tensor(params32, dtype=torch.float64, requires_grad=True)
-    x = torch.tensor(x32, dtype=torch.float64)
+    x = torch.tensor(np.nan_to_num(x32, nan=0.0), dtype=torch.float64)
     logits = forward(flat, x)
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels, dtype=torch.int64))
     (grad,) = torch.autograd.grad(loss, flat)
     return loss.item(), logits.detach().numpy(), grad.numpy()
 
 
-def write(out, layers):
-    global L
-    L = layers
+def write(out, layers, lengths=None):
+    global L, LENGTHS
+    L, LENGTHS = layers, lengths
     gen = torch.Generator().manual_seed(SEED + layers - 1)
     params = (torch.rand(n_params(), generator=gen, dtype=torch.float64) - 0.5)
     for k in range(L):  # the forget block of each b_lstm
@@ -139,6 +157,8 @@ def write(out, layers):
     params32 = params.numpy().astype("<f4")
     x32 = (torch.rand(N, T, D, generator=gen, dtype=torch.float64) * 2 - 1).numpy().astype("<f4")
     labels = np.array([(3 * k + 1) % C for k in range(N)], dtype=np.uint8)
+    for s, n in enumerate(lengths or []):
+        x32[s, n:] = np.nan
     assert len(set(labels.tolist())) == C
 
     loss, logits, grad = loss_logits_grad_nn(params32, x32, labels)
@@ -149,13 +169,17 @@ def write(out, layers):
 
     with open(out, "wb") as f:
         f.write(b"PLTV")
-        if L == 1:
+        if lengths:
+            f.write(struct.pack("<7I", 3, L, D, H, C, T, N))
+        elif L == 1:
             f.write(struct.pack("<6I", 1, D, H, C, T, N))
         else:
             f.write(struct.pack("<7I", 2, L, D, H, C, T, N))
         f.write(params32.tobytes())
         f.write(x32.tobytes())
         f.write(labels.tobytes())
+        if lengths:
+            f.write(np.array(lengths, dtype="<i4").tobytes())
         f.write(struct.pack("<d", loss))
         f.write(logits.astype("<f8").tobytes())
         f.write(grad.astype("<f8").tobytes())
@@ -167,6 +191,7 @@ def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     write(os.path.join(d, "vectors.bin"), 1)
     write(os.path.join(d, "vectors-l2.bin"), 2)
+    write(os.path.join(d, "vectors-packed.bin"), 2, [3, 6, 1, 6, 2, 5, 4])
 
 
 if __name__ == "__main__":
