@@ -25,6 +25,18 @@ static const pl_config CFG = {6, 20, 3, 1};
 /* The training set of these tests, in tu_dir: 200 images of 7x6, 3 classes. */
 static pl_dataset load_set(uint64_t seed) { return tu_dataset(tu_dir, 200, 30, 7, 6, 3, seed); }
 
+/* The same set read as sequences of lengths 1..7 (variable lengths). */
+static int32_t set_lengths[200];
+static pl_dataset load_set_lengths(uint64_t seed)
+{
+    pl_dataset ds = load_set(seed);
+    ck_assert_uint_eq(ds.n, 200);
+    for (int i = 0; i < 200; i++)
+        set_lengths[i] = 1 + (i * 5 + i / 7) % 7;
+    ds.lengths = set_lengths;
+    return ds;
+}
+
 /* The model make() builds: one layer, or (the layers issue) three layers
  * of 40 units with dropout between them; and the kernel set it runs. */
 static const pl_config *make_cfg = &CFG;
@@ -46,7 +58,9 @@ static void steps(pl_trainer *tr, const pl_dataset *ds, int from, int to)
     tu_steps(tr, ds, 3, 20, from, to, 10, NULL);
 }
 
-/* Each model on every kernel set (_i = model x tu_nsets + set). */
+/* Each model on every kernel set (_i = model x tu_nsets + set): one
+ * layer; three with dropout; three with dropout on sequences of variable
+ * lengths. */
 START_TEST(test_deterministic_any_workers_threads)
 {
     static const pl_config three = {6, 40, 3, 3};
@@ -55,7 +69,7 @@ START_TEST(test_deterministic_any_workers_threads)
         return;
     make_cfg = _i < tu_nsets ? &CFG : &three;
     make_dropout = _i < tu_nsets ? 0.0f : 0.3f;
-    pl_dataset ds = load_set(41);
+    pl_dataset ds = _i < 2 * tu_nsets ? load_set(41) : load_set_lengths(41);
     size_t np = pl_param_count(make_cfg);
     float *ref = malloc(sizeof(float) * np);
     pl_trainer *tr = make(&ds, 1, 1, 1);
@@ -78,14 +92,17 @@ END_TEST
 
 /* A library-level resume: 3 steps, checkpoint, load into a fresh trainer,
  * 3 more steps == 6 steps straight, bit for bit; on every kernel set (the
- * checkpoint records it). */
+ * checkpoint records it), on sequences of one length and of variable
+ * lengths (_i = lengths x tu_nsets + set). */
 START_TEST(test_checkpoint_resume_exact)
 {
-    make_gemm = tu_sets[_i];
-    if (!tu_set_runs(make_gemm, "exact resume"))
+    make_gemm = tu_sets[_i % tu_nsets];
+    make_cfg = &CFG;
+    make_dropout = 0;
+    if (!tu_set_runs(make_gemm, _i < tu_nsets ? "exact resume" : NULL))
         return;
     const char *dir = tu_dir;
-    pl_dataset ds = load_set(42);
+    pl_dataset ds = _i < tu_nsets ? load_set(42) : load_set_lengths(42);
     size_t np = pl_param_count(&CFG);
     pl_trainer *straight = make(&ds, 2, 1, 0);
     steps(straight, &ds, 0, 6);
@@ -894,8 +911,8 @@ Suite *reliability_suite(void)
     Suite *s = suite_create("reliability");
     TCase *tc = tu_tcase_with_dir("state");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 2 * tu_nsets);
-    tcase_add_loop_test(tc, test_checkpoint_resume_exact, 0, tu_nsets);
+    tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 3 * tu_nsets);
+    tcase_add_loop_test(tc, test_checkpoint_resume_exact, 0, 2 * tu_nsets);
     tcase_add_test(tc, test_checkpoint_hostile);
     tcase_add_test(tc, test_checkpoint_version_1_still_read);
     tcase_add_test(tc, test_nonfinite_stops_before_update);

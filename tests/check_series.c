@@ -793,8 +793,8 @@ START_TEST(test_digits_script)
 END_TEST
 
 /* A .ts read as a data set: values, byte labels, views and the split
- * that point into the values, the data CRC that sees them, and what the
- * trainer cannot take (a shorter row, an image set as the training set). */
+ * that point into the values, the data CRC that sees them, what the
+ * trainer cannot take (an image set as the training set), and lengths. */
 START_TEST(test_dataset_of_sequences)
 {
     const char *ts = "@problemName p\n@timeStamps false\n@univariate false\n@dimensions 2\n"
@@ -836,12 +836,26 @@ START_TEST(test_dataset_of_sequences)
     pl_dataset_free(&ds);
     ck_assert_ptr_null(ds.values);
 
-    /* a shorter case: refused, naming it, nothing kept */
+    /* a shorter case keeps its length (one length: no lengths); the data
+     * CRC sees the lengths */
     write_text(path, "@problemName p\n@timeStamps false\n@univariate true\n"
                      "@equalLength false\n@classLabel true a b\n@data\n1,2,3:a\n4,5:b\n");
-    ck_assert_int_eq(pl_dataset_load_series(&ds, path, NULL, NULL, NULL, &err), PL_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(err.msg, "sequence 1 is 2 steps long, the longest 3"));
-    ck_assert_ptr_null(ds.values);
+    ck_assert_int_eq(pl_dataset_load_series(&ds, path, NULL, NULL, NULL, &err), PL_OK);
+    ck_assert_int_eq(ds.T, 3);
+    ck_assert_ptr_nonnull(ds.lengths);
+    ck_assert_int_eq(ds.lengths[0], 3);
+    ck_assert_int_eq(ds.lengths[1], 2);
+    pl_dataset view = pl_dataset_view(&ds, 1, 1);
+    ck_assert_ptr_eq(view.lengths, ds.lengths + 1);
+    const uint32_t with = pl_dataset_crc(&ds);
+    ((int32_t *)ds.lengths)[1] = 3;
+    ck_assert_uint_ne(pl_dataset_crc(&ds), with);
+    pl_dataset_free(&ds);
+    write_text(path, "@problemName p\n@timeStamps false\n@univariate true\n"
+                     "@equalLength true\n@classLabel true a b\n@data\n1,2,3:a\n4,5,6:b\n");
+    ck_assert_int_eq(pl_dataset_load_series(&ds, path, NULL, NULL, NULL, &err), PL_OK);
+    ck_assert_ptr_null(ds.lengths);
+    pl_dataset_free(&ds);
 }
 END_TEST
 
