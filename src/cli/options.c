@@ -51,7 +51,8 @@ static const cli_option OPTIONS[] = {
      "Data", "the labels of a .npy --train: a .npy of N integers, 0 to C - 1", NULL},
     {O_TRAIN_LENGTHS, "train-lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Data", "the lengths of a .npy --train's sequences: a .npy of N integers, 1 to T "
-     "(variable lengths are refused for now)", NULL},
+     "(each sequence is read over its own length; its output is its last step's; the "
+     "padded steps cost nothing)", NULL},
     {O_TEST_FILE, "test", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Data",
      "the test sequences for a --train set, of the same kind and shape; its labels are the "
      "training file's classes (without it: no test accuracy)", NULL},
