@@ -87,7 +87,7 @@ START_TEST(test_backends_match_naive)
                     ck_assert_msg(got[at] == c0[at], "%s %s wrote outside C", pl_gemm_name(be),
                                   g->what);
                 else
-                    worst = fmax(worst, fabs(got[at] - want[at]));
+                    worst = fmax(worst, tu_absdiff(got[at], want[at]));
             }
         assert_within(be, g->what, worst, (double)K);
     }
@@ -162,7 +162,7 @@ START_TEST(test_panelled_operands)
                 ck_assert_msg(got[at] == c0[at], "%s %s wrote outside C at %zu",
                               pl_gemm_name(be), g->what, at);
             else
-                worst = fmax(worst, fabs(got[at] - want[at]));
+                worst = fmax(worst, tu_absdiff(got[at], want[at]));
         }
         assert_within(be, g->what, worst, (double)g->nb * g->kb);
     }
@@ -264,7 +264,7 @@ __attribute__((noinline)) static double largest_diff(const float *x, const float
 {
     double worst = 0;
     for (size_t i = 0; i < n; i++)
-        worst = fmax(worst, fabs(x[i] - y[i]));
+        worst = fmax(worst, tu_absdiff(x[i], y[i]));
     return worst;
 }
 

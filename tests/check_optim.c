@@ -279,7 +279,7 @@ static void clipped_step(const pl_dataset *ds, float clip, const float *g, const
     for (size_t i = 0; i < np; i++) {
         double gs = (double)(g[i] * scale);
         double want = p0[i] - 0.1 * gs / (fabs(gs) + 1.0);
-        worst = fmax(worst, fabs(p1[i] - want));
+        worst = fmax(worst, tu_absdiff(p1[i], want));
         biggest = fmax(biggest, fabs(p1[i] - p0[i]));
     }
     printf("clip %g (norm %.4f, scale %.4f): largest update %.3e, largest difference from the "

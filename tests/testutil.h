@@ -113,6 +113,12 @@ pl_trainer *tu_trainer(const pl_config *cfg, const pl_dataset *ds, const pl_trai
  * is not NULL (the step reports no statistics when it is). */
 void tu_steps(pl_trainer *tr, const pl_dataset *ds, uint64_t seed, int batch, long from,
               long to, long total, double *loss);
+/* |a - b|, infinite when either is NaN (fmax(worst, NaN) would keep worst:
+ * a NaN result must fail a tolerance, never pass it). */
+static inline double tu_absdiff(double a, double b)
+{
+    return a != a || b != b ? 1.0 / 0.0 : (a > b ? a - b : b - a);
+}
 /* Uniform(-scale, scale) floats. */
 void tu_fill(float *x, size_t n, float scale, uint64_t seed);
 /* What tu_wait and tu_finish return for a child killed by signal sig: a
