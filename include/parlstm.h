@@ -119,6 +119,25 @@ pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_err
 pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
                                  const char *lengths_path, const pl_dataset *train,
                                  pl_error *err);
+/* Per-feature standardisation of a set of sequences (pl_dataset_load_series,
+ * or a view of one, such as the training part of pl_dataset_split): the
+ * mean and standard deviation (D = features floats each; features is the
+ * file's D, also when the set is read pixel by pixel) of each feature over
+ * the valid steps of ds's rows, in double, in row order; the population's
+ * standard deviation, 1 for a feature that never varies. Refuses images
+ * and a feature count other than the file's. */
+pl_status pl_dataset_norm_stats(const pl_dataset *ds, int features, float *mean, float *std,
+                                pl_error *err);
+/* x = (x - mean) / std, feature by feature, on the valid steps of ds's rows,
+ * in place (every view of the same set sees it); padded steps are left as
+ * they are. Refuses what pl_dataset_norm_stats refuses, and a mean or a
+ * standard deviation that is not finite (or not above 0). */
+pl_status pl_dataset_standardize(pl_dataset *ds, int features, const float *mean,
+                                 const float *std, pl_error *err);
+/* The class names of a set of sequences (ds->classes of them: @classLabel's,
+ * or a .tsv's labels as written), or NULL (images, .npy: the index is the
+ * name). Owned by the set. */
+const char *const *pl_dataset_class_names(const pl_dataset *ds);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
 /* The first val items of all as *valset, the rest as *train (views);
