@@ -258,6 +258,12 @@ void pl_write_abandon(pl_write_guard *guard);
  * pixels (rows), or each pixel a time step of width 1 (pixels). */
 typedef enum { PL_SEQ_ROWS = 0, PL_SEQ_PIXELS = 1 } pl_sequence;
 
+/* What a model reads: 8-bit images, each pixel scaled by 1/255 (IDX, PNG,
+ * PGM), or real values as the file holds them (pl_dataset_load_series),
+ * standardised when the model records the statistics. */
+typedef enum { PL_INPUT_IMAGES = 0, PL_INPUT_VALUES = 1 } pl_input;
+#define PL_MAX_CLASS_NAME 4096 /* bytes of a class name in a model, at most */
+
 /* What a model file records besides the parameters: every shape the model
  * needs, and how it reads an image. */
 typedef struct {
@@ -275,13 +281,30 @@ typedef struct {
                               pl_dataset_permute(permute_seed) */
     uint64_t permute_seed;
     float dropout;         /* dropout between layers in training (a record) */
+    /* version 4 on (older files: images, no standardisation, no class
+     * names). A model read by pl_model_load, pl_safetensors_load or
+     * pl_model_read owns these (pl_model_info_free); one given to a save
+     * function lends them. */
+    pl_input input;        /* what x is: pixels / 255, or values as read */
+    int features;          /* entries of norm_mean and norm_std: the features per
+                              step of the files it reads (cols); 0: none */
+    float *norm_mean;      /* (features): a value x of feature d is read as */
+    float *norm_std;       /* (features): (x - norm_mean[d]) / norm_std[d] */
+    char **class_names;    /* (cfg.classes) the classes' names, or NULL: the
+                              index is the name */
 } pl_model_info;
+
+/* Frees what a reader allocated for m (the standardisation, the class
+ * names) and clears those fields; nothing else of m changes. */
+void pl_model_info_free(pl_model_info *m);
 
 /* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
  * CRC32 over everything before it (layout in modelfile.c). */
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
                         pl_write_guard *guard, pl_error *err);
-/* Reads versions 1 to 3. Allocates *params (free with pl_free). */
+/* Reads versions 1 to 4. Allocates *params (free with pl_free) and m's
+ * standardisation and class names when the file has them
+ * (pl_model_info_free). */
 pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
 
 /* A model file or a safetensors file (pl_safetensors_load), told by its
