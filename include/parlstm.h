@@ -323,7 +323,8 @@ int pl_remove_stale_temporaries(const char *path);
 /* A model as named float32 tensors in the safetensors format, for PyTorch:
  * a module with input = nn.Linear(D, H), lstm = nn.LSTM(H, H, num_layers=L,
  * batch_first=True) and output = nn.Linear(H, C), whose logits are
- * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 of shape (batch, T, D),
+ * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 (or the values,
+ * standardised as the metadata says) of shape (batch, T, D),
  * loads the file with load_state_dict(strict=True). Tensors: input.weight
  * (H, D), input.bias (H); per layer l lstm.weight_ih_l<l> (4H, H),
  * lstm.weight_hh_l<l> (4H, H), lstm.bias_ih_l<l> (4H) and lstm.bias_hh_l<l>
@@ -331,7 +332,10 @@ int pl_remove_stale_temporaries(const char *path);
  * (C, H), output.bias (C).
  *
  * __metadata__ (strings) records the rest of m: format "pt", producer,
- * parlstm_version, module, input_scaling "pixel/255", gate_order "i,f,g,o",
+ * parlstm_version, module, input_scaling ("pixel/255" for images; for real
+ * values "none", or "standard": x = (x - normalize_mean) / normalize_std
+ * per feature, both written as JSON arrays of the floats' 9 digits),
+ * class_names (a JSON array of strings, when m has them), gate_order "i,f,g,o",
  * sequence ("rows" or "pixels": how an image becomes x), time_steps,
  * image_rows and image_cols (when m->T > 0; T = 0 means unknown, as in a
  * version 1 model file), permuted ("yes" or "no"), permute_seed and
@@ -344,8 +348,9 @@ pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const fl
                               pl_write_guard *guard, pl_error *err);
 /* Reads such a file, from parlstm or from PyTorch, into m and *params: the
  * config from the tensors' shapes, the rest from the metadata (absent:
- * T = 0, rows = cols = 0, sequence rows, no permutation, dropout 0);
- * m->version is 0. lstm.bias_hh is added into the LSTM bias. Refuses,
+ * T = 0, rows = cols = 0, sequence rows, no permutation, dropout 0, images,
+ * no standardisation, no class names); m->version is 0; m's statistics and
+ * names are allocated (pl_model_info_free). lstm.bias_hh is added into the LSTM bias. Refuses,
  * naming the file and what is wrong: a bad header length, a header that is
  * not a JSON object, missing, extra or misshapen tensors, another dtype than
  * F32, offsets that overlap, leave holes or leave the file, NaN or infinite
