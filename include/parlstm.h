@@ -298,6 +298,16 @@ typedef struct {
  * names) and clears those fields; nothing else of m changes. */
 void pl_model_info_free(pl_model_info *m);
 
+/* A set of sequences (as pl_dataset_load_series reads them) for a model m
+ * trained on such a set (eval, predict): the file must have m's features
+ * a step (m->cols); its labels are m's classes (by m->class_names when m
+ * has them, else by index); with need_labels 0 a .npy may come without
+ * labels (labels NULL). The values are as read: pl_dataset_standardize
+ * applies m's statistics. */
+pl_status pl_dataset_load_series_for(pl_dataset *ds, const char *path, const char *labels_path,
+                                     const char *lengths_path, const pl_model_info *m,
+                                     int need_labels, pl_error *err);
+
 /* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
  * CRC32 over everything before it (layout in modelfile.c). */
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
@@ -593,6 +603,9 @@ typedef struct {
     pl_sequence sequence; /* how the images were read (version 3 on) */
     int permuted;        /* pixels in the order of pl_dataset_permute(permute_seed) */
     uint64_t permute_seed;
+    int normalize;       /* (version 5 on) 1: the values standardised with the
+                            statistics of the training split (pl_dataset_norm_stats,
+                            recomputed on resume); 0: as read */
 } pl_ckpt_meta;
 
 /* CRC32 of a data set's images and labels (identifies the data). */
