@@ -74,9 +74,9 @@ static int load_series_test(const char *model, const pl_model_info *mi, const cl
 }
 
 /* Which test set: --data's images or --test's sequences, not both; the
- * files that go with --test only with it; a model of values needs --test.
- * 0, or an exit code after a message. */
-static int check_test_args(const char *model, const pl_model_info *mi, const cli_value *v)
+ * files that go with --test only with it. 0, or EXIT_USAGE after a
+ * message. */
+static int check_test_args(const cli_value *v)
 {
     const char *alone = v[O_TEST_LABELS].text ? "--test-labels"
                         : v[O_TEST_LENGTHS].text ? "--test-lengths" : NULL;
@@ -87,11 +87,6 @@ static int check_test_args(const char *model, const pl_model_info *mi, const cli
     if (v[O_TEST_FILE].text && v[O_DATA].set) {
         fprintf(stderr, "parlstm eval: --data and --test both give the test set: --data "
                 "IDX images, --test sequences of values (give one)\n");
-        return EXIT_USAGE;
-    }
-    if (!v[O_TEST_FILE].text && mi->input == PL_INPUT_VALUES) {
-        fprintf(stderr, "parlstm eval: %s was trained on sequences of values (--train), not "
-                "images: give its test file with --test FILE\n", model);
         return EXIT_USAGE;
     }
     return 0;
@@ -145,13 +140,19 @@ int cmd_eval(int argc, char **argv)
     o.gemm = (pl_gemm_backend)v[O_GEMM].i;
     if (pl_gemm_resolve(o.gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
+    if ((rc = check_test_args(v)))
+        return rc;
     pl_model_info mi;
     float *params = NULL;
     if (cli_load_model(CMD, model, &mi, &params))
         return 1;
     pl_dataset train, test = {0};
     int have_test;
-    if (!(rc = check_test_args(model, &mi, v))) {
+    if (!v[O_TEST_FILE].text && mi.input == PL_INPUT_VALUES) {
+        fprintf(stderr, "parlstm eval: %s was trained on sequences of values (--train), not "
+                "images: give its test file with --test FILE\n", model);
+        rc = EXIT_USAGE;
+    } else {
         if (v[O_TEST_FILE].text)
             rc = load_series_test(model, &mi, v, &test);
         else if (!(rc = cli_load_data(CMD, v[O_DATA].text, mi.cfg.classes, 0, &train, &test,
