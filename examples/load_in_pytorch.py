@@ -4,6 +4,8 @@
     python3 examples/load_in_pytorch.py MODEL.safetensors [--data DIR]
     python3 examples/load_in_pytorch.py MODEL.safetensors --images FILE --labels FILE \
         [--predictions FILE.csv]
+    python3 examples/load_in_pytorch.py MODEL.safetensors --values FILE.npy \
+        --labels FILE.npy [--predictions FILE.csv]
 
 The module is the one parlstm trains: a linear input projection, an LSTM over
 the image sequence, a linear output layer on the last hidden state. Its
@@ -13,6 +15,13 @@ takes the file as it is. The safetensors format is read here in a few lines
 safetensors package. The inputs are pixel / 255, read as the metadata says:
 its pixel_order first (a model trained with --permute), then one image row per
 time step (sequence "rows") or one pixel (sequence "pixels").
+
+A model trained on sequences of real values (parlstm train --train FILE) has
+input_scaling "none" or "standard"; --values reads a NumPy .npy of shape
+(N, T, D) or (N, T) with numpy, and for "standard" each feature d becomes
+(x - normalize_mean[d]) / normalize_std[d], in float32, as parlstm reads it.
+Every sequence is read to its last step (no lengths). The metadata's
+class_names, when there, name the classes on stderr.
 
 The last line on stdout is 'result: test_accuracy=A images=N', as from
 'parlstm eval'. --predictions writes one CSV row per image: index, label,
@@ -36,7 +45,7 @@ class ParlstmNet(nn.Module):
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
         self.output = nn.Linear(hidden, classes)
 
-    def forward(self, x):  # x: (batch, time steps, width), pixels / 255
+    def forward(self, x):  # x: (batch, time steps, width), pixels / 255 or standardised values
         return self.output(self.lstm(self.input(x))[0][:, -1])
 
 
@@ -73,33 +82,36 @@ def read_idx(path, magic):
     return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).reshape(dims)
 
 
-def existing(path):
-    """path, or path.gz when only that exists (as parlstm reads them)."""
-    return path if os.path.exists(path) or not os.path.exists(path + ".gz") else path + ".gz"
+def read_values(path, labels_path, meta, width):
+    """A .npy of sequences (and its labels .npy) as the model reads them:
+    float32 (N, T, D), standardised when the metadata says "standard"."""
+    import numpy as np
+    x = torch.from_numpy(np.load(path).astype(np.float32))
+    if x.dim() == 2:
+        x = x.unsqueeze(2)
+    labels = torch.from_numpy(np.load(labels_path).astype(np.int64))
+    scaling = meta.get("input_scaling", "pixel/255")
+    if scaling not in ("none", "standard"):
+        sys.exit(f"{path}: sequences of values, but the model reads images (input scaling {scaling})")
+    if x.shape[2] != int(meta.get("image_cols", width)):
+        sys.exit(f"{path}: {x.shape[2]} features a step, the model reads {meta.get('image_cols', width)}")
+    if scaling == "standard":
+        mean = torch.tensor(json.loads(meta["normalize_mean"]), dtype=torch.float32)
+        std = torch.tensor(json.loads(meta["normalize_std"]), dtype=torch.float32)
+        x = (x - mean) / std
+    if meta.get("sequence", "rows") == "pixels":
+        x = x.reshape(x.shape[0], -1, 1)
+    return x, labels
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="the .safetensors file (parlstm export)")
-    ap.add_argument("--data", default="data/mnist",
-                    help="directory of t10k-{images-idx3,labels-idx1}-ubyte[.gz]")
-    ap.add_argument("--images", help="an IDX images file (instead of --data)")
-    ap.add_argument("--labels", help="its IDX labels file")
-    ap.add_argument("--predictions", help="CSV of index,label,class,logit_0..logit_C-1")
-    args = ap.parse_args()
-
-    tensors, meta = read_safetensors(args.model)
-    hidden, width = tensors["input.weight"].shape
-    classes = tensors["output.weight"].shape[0]
-    layers = sum(1 for k in tensors if k.startswith("lstm.weight_ih_l"))
-    net = ParlstmNet(width, hidden, classes, layers)
-    net.load_state_dict(tensors, strict=True)
-    net.eval()
-
+def read_images(args, meta, width):
+    """The IDX images and labels as the model reads them: pixel_order, then
+    rows or pixels, scaled by 1/255."""
     images = read_idx(args.images or existing(os.path.join(args.data, "t10k-images-idx3-ubyte")), 2051)
     labels = read_idx(args.labels or existing(os.path.join(args.data, "t10k-labels-idx1-ubyte")), 2049)
     if meta.get("input_scaling", "pixel/255") != "pixel/255":
-        sys.exit(f"{args.model}: input scaling {meta['input_scaling']}, expected pixel/255")
+        sys.exit(f"{args.model}: input scaling {meta['input_scaling']}, expected pixel/255 "
+                 "(a model of sequences of values: give --values FILE.npy --labels FILE.npy)")
     # the model's reading of an image (as parlstm eval and predict read them)
     n, rows, cols = images.shape
     want = (int(meta.get("image_rows", rows)), int(meta.get("image_cols", width)))
@@ -112,11 +124,44 @@ def main():
         images = images.reshape(n, -1)[:, order].reshape(n, rows, cols)
     if meta.get("sequence", "rows") == "pixels":
         images = images.reshape(n, rows * cols, 1)
-    if images.shape[2] != width:
-        sys.exit(f"the images give steps of {images.shape[2]}, the model reads {width}")
+    return images.float() / 255, labels
+
+
+def existing(path):
+    """path, or path.gz when only that exists (as parlstm reads them)."""
+    return path if os.path.exists(path) or not os.path.exists(path + ".gz") else path + ".gz"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="the .safetensors file (parlstm export)")
+    ap.add_argument("--data", default="data/mnist",
+                    help="directory of t10k-{images-idx3,labels-idx1}-ubyte[.gz]")
+    ap.add_argument("--images", help="an IDX images file (instead of --data)")
+    ap.add_argument("--values", help="a .npy of sequences of real values (instead of images)")
+    ap.add_argument("--labels", help="the labels: an IDX file for --images, a .npy for --values")
+    ap.add_argument("--predictions", help="CSV of index,label,class,logit_0..logit_C-1")
+    args = ap.parse_args()
+
+    tensors, meta = read_safetensors(args.model)
+    hidden, width = tensors["input.weight"].shape
+    classes = tensors["output.weight"].shape[0]
+    layers = sum(1 for k in tensors if k.startswith("lstm.weight_ih_l"))
+    net = ParlstmNet(width, hidden, classes, layers)
+    net.load_state_dict(tensors, strict=True)
+    net.eval()
+
+    if args.values:
+        if not args.labels:
+            sys.exit("--values needs --labels FILE.npy")
+        x, labels = read_values(args.values, args.labels, meta, width)
+    else:
+        x, labels = read_images(args, meta, width)
+    if x.shape[2] != width:
+        sys.exit(f"the inputs give steps of {x.shape[2]}, the model reads {width}")
 
     with torch.no_grad():
-        logits = torch.cat([net(chunk.float() / 255) for chunk in images.split(1000)])
+        logits = torch.cat([net(chunk) for chunk in x.split(1000)])
     predicted = logits.argmax(dim=1)
     correct = int((predicted == labels.long()).sum())
     if args.predictions:
@@ -126,6 +171,9 @@ def main():
                 row = ",".join(f"{v:.9g}" for v in logits[i].tolist())
                 f.write(f"{i},{int(labels[i])},{int(predicted[i])},{row}\n")
     print(f"model {width}-{hidden}-{classes}, {layers} layer(s), from {args.model}", file=sys.stderr)
+    if "class_names" in meta:
+        print("classes: " + ", ".join(f"{c} {name}" for c, name in
+                                      enumerate(json.loads(meta["class_names"]))), file=sys.stderr)
     print(f"result: test_accuracy={correct / len(labels):.4f} images={len(labels)}")
 
 

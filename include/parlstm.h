@@ -122,6 +122,25 @@ pl_status pl_dataset_load_images(pl_dataset *ds, const char *images_path, pl_err
 pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *labels_path,
                                  const char *lengths_path, const pl_dataset *train,
                                  pl_error *err);
+/* Per-feature standardisation of a set of sequences (pl_dataset_load_series,
+ * or a view of one, such as the training part of pl_dataset_split): the
+ * mean and standard deviation (D = features floats each; features is the
+ * file's D, also when the set is read pixel by pixel) of each feature over
+ * the valid steps of ds's rows, in double, in row order; the population's
+ * standard deviation, 1 for a feature that never varies. Refuses images
+ * and a feature count other than the file's. */
+pl_status pl_dataset_norm_stats(const pl_dataset *ds, int features, float *mean, float *std,
+                                pl_error *err);
+/* x = (x - mean) / std, feature by feature, on the valid steps of ds's rows,
+ * in place (every view of the same set sees it); padded steps are left as
+ * they are. Refuses what pl_dataset_norm_stats refuses, and a mean or a
+ * standard deviation that is not finite (or not above 0). */
+pl_status pl_dataset_standardize(pl_dataset *ds, int features, const float *mean,
+                                 const float *std, pl_error *err);
+/* The class names of a set of sequences (ds->classes of them: @classLabel's,
+ * or a .tsv's labels as written), or NULL (images, .npy: the index is the
+ * name). Owned by the set. */
+const char *const *pl_dataset_class_names(const pl_dataset *ds);
 /* A non-owning view of items [start, start + count) of src. */
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count);
 /* The first val items of all as *valset, the rest as *train (views);
@@ -242,6 +261,12 @@ void pl_write_abandon(pl_write_guard *guard);
  * pixels (rows), or each pixel a time step of width 1 (pixels). */
 typedef enum { PL_SEQ_ROWS = 0, PL_SEQ_PIXELS = 1 } pl_sequence;
 
+/* What a model reads: 8-bit images, each pixel scaled by 1/255 (IDX, PNG,
+ * PGM), or real values as the file holds them (pl_dataset_load_series),
+ * standardised when the model records the statistics. */
+typedef enum { PL_INPUT_IMAGES = 0, PL_INPUT_VALUES = 1 } pl_input;
+#define PL_MAX_CLASS_NAME 4096 /* bytes of a class name in a model, at most */
+
 /* What a model file records besides the parameters: every shape the model
  * needs, and how it reads an image. */
 typedef struct {
@@ -259,13 +284,40 @@ typedef struct {
                               pl_dataset_permute(permute_seed) */
     uint64_t permute_seed;
     float dropout;         /* dropout between layers in training (a record) */
+    /* version 4 on (older files: images, no standardisation, no class
+     * names). A model read by pl_model_load, pl_safetensors_load or
+     * pl_model_read owns these (pl_model_info_free); one given to a save
+     * function lends them. */
+    pl_input input;        /* what x is: pixels / 255, or values as read */
+    int features;          /* entries of norm_mean and norm_std: the features per
+                              step of the files it reads (cols); 0: none */
+    float *norm_mean;      /* (features): a value x of feature d is read as */
+    float *norm_std;       /* (features): (x - norm_mean[d]) / norm_std[d] */
+    char **class_names;    /* (cfg.classes) the classes' names, or NULL: the
+                              index is the name */
 } pl_model_info;
+
+/* Frees what a reader allocated for m (the standardisation, the class
+ * names) and clears those fields; nothing else of m changes. */
+void pl_model_info_free(pl_model_info *m);
+
+/* A set of sequences (as pl_dataset_load_series reads them) for a model m
+ * trained on such a set (eval, predict): the file must have m's features
+ * a step (m->cols); its labels are m's classes (by m->class_names when m
+ * has them, else by index); with need_labels 0 a .npy may come without
+ * labels (labels NULL). The values are as read: pl_dataset_standardize
+ * applies m's statistics. */
+pl_status pl_dataset_load_series_for(pl_dataset *ds, const char *path, const char *labels_path,
+                                     const char *lengths_path, const pl_model_info *m,
+                                     int need_labels, pl_error *err);
 
 /* A model file: magic "PLSTMMDL", format version, the shapes, parameters,
  * CRC32 over everything before it (layout in modelfile.c). */
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
                         pl_write_guard *guard, pl_error *err);
-/* Reads versions 1 to 3. Allocates *params (free with pl_free). */
+/* Reads versions 1 to 4. Allocates *params (free with pl_free) and m's
+ * standardisation and class names when the file has them
+ * (pl_model_info_free). */
 pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
 
 /* A model file or a safetensors file (pl_safetensors_load), told by its
@@ -284,7 +336,8 @@ int pl_remove_stale_temporaries(const char *path);
 /* A model as named float32 tensors in the safetensors format, for PyTorch:
  * a module with input = nn.Linear(D, H), lstm = nn.LSTM(H, H, num_layers=L,
  * batch_first=True) and output = nn.Linear(H, C), whose logits are
- * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 of shape (batch, T, D),
+ * output(lstm(input(x))[0][:, -1]) for x = pixels / 255 (or the values,
+ * standardised as the metadata says) of shape (batch, T, D),
  * loads the file with load_state_dict(strict=True). Tensors: input.weight
  * (H, D), input.bias (H); per layer l lstm.weight_ih_l<l> (4H, H),
  * lstm.weight_hh_l<l> (4H, H), lstm.bias_ih_l<l> (4H) and lstm.bias_hh_l<l>
@@ -292,7 +345,10 @@ int pl_remove_stale_temporaries(const char *path);
  * (C, H), output.bias (C).
  *
  * __metadata__ (strings) records the rest of m: format "pt", producer,
- * parlstm_version, module, input_scaling "pixel/255", gate_order "i,f,g,o",
+ * parlstm_version, module, input_scaling ("pixel/255" for images; for real
+ * values "none", or "standard": x = (x - normalize_mean) / normalize_std
+ * per feature, both written as JSON arrays of the floats' 9 digits),
+ * class_names (a JSON array of strings, when m has them), gate_order "i,f,g,o",
  * sequence ("rows" or "pixels": how an image becomes x), time_steps,
  * image_rows and image_cols (when m->T > 0; T = 0 means unknown, as in a
  * version 1 model file), permuted ("yes" or "no"), permute_seed and
@@ -305,8 +361,9 @@ pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const fl
                               pl_write_guard *guard, pl_error *err);
 /* Reads such a file, from parlstm or from PyTorch, into m and *params: the
  * config from the tensors' shapes, the rest from the metadata (absent:
- * T = 0, rows = cols = 0, sequence rows, no permutation, dropout 0);
- * m->version is 0. lstm.bias_hh is added into the LSTM bias. Refuses,
+ * T = 0, rows = cols = 0, sequence rows, no permutation, dropout 0, images,
+ * no standardisation, no class names); m->version is 0; m's statistics and
+ * names are allocated (pl_model_info_free). lstm.bias_hh is added into the LSTM bias. Refuses,
  * naming the file and what is wrong: a bad header length, a header that is
  * not a JSON object, missing, extra or misshapen tensors, another dtype than
  * F32, offsets that overlap, leave holes or leave the file, NaN or infinite
@@ -549,6 +606,9 @@ typedef struct {
     pl_sequence sequence; /* how the images were read (version 3 on) */
     int permuted;        /* pixels in the order of pl_dataset_permute(permute_seed) */
     uint64_t permute_seed;
+    int normalize;       /* (version 5 on) 1: the values standardised with the
+                            statistics of the training split (pl_dataset_norm_stats,
+                            recomputed on resume); 0: as read */
 } pl_ckpt_meta;
 
 /* CRC32 of a data set's images and labels (identifies the data). */

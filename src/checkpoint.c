@@ -1,7 +1,7 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 4:
+ * Layout (little-endian), version 5:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
  *   the run     the fields of META, then zeros meta_bytes(version): 256
@@ -27,7 +27,14 @@
  *   4  the run's block grows from 192 to 256 bytes and adds what shapes the
  *      learning rate and the update (warm-up steps, the rate's scaling for
  *      the batch, weight decay); older files read as none of them, which
- *      is how they ran. */
+ *      is how they ran.
+ *   5  adds normalize (0 none, 1 standard: pl_ckpt_meta.normalize); older
+ *      files read as none, which is how they ran. The statistics
+ *      themselves are not stored: a resumed run recomputes them from the
+ *      same training split (pl_dataset_norm_stats is a function of the
+ *      split's values alone, computed in one order), and data_crc, taken
+ *      over the standardised training values, confirms that they came out
+ *      bit for bit the same. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -39,7 +46,7 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 4u     /* written */
+#define CKPT_VERSION 5u     /* written */
 #define CKPT_OLDEST 1u      /* the oldest version read */
 #define RESERVED_RNG 32     /* version 1's generator state, now reserved */
 
@@ -85,6 +92,7 @@ static const struct {
     {AT(sequence), F_INT, 3},         {AT(permuted), F_INT, 3},
     {AT(permute_seed), F_U64, 3},     {AT(opts.warmup), F_LONG, 4},
     {AT(opts.lr_scaling), F_INT, 4},  {AT(opts.weight_decay), F_F32, 4},
+    {AT(normalize), F_INT, 5},
 };
 #undef AT
 #define NMETA (sizeof META / sizeof *META)
@@ -160,6 +168,9 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
     else if ((unsigned)m->sequence > PL_SEQ_PIXELS || (unsigned)m->permuted > 1)
         snprintf(why, sizeof why, "sequence %u, permuted %u (unknown values)",
                  (unsigned)m->sequence, (unsigned)m->permuted);
+    else if ((unsigned)m->normalize > 1)
+        snprintf(why, sizeof why, "normalize %u (expected 0, none, or 1, standard)",
+                 (unsigned)m->normalize);
     else if (o->warmup < 0 || (unsigned)o->lr_scaling > PL_LR_SCALE_SQRT ||
              !(o->weight_decay >= 0 && o->weight_decay <= 1))
         snprintf(why, sizeof why, "warm-up %ld, rate scaling %u, weight decay %g", o->warmup,

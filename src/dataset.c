@@ -133,16 +133,45 @@ static const int32_t *lengths_of(const pl_series *s)
     return NULL;
 }
 
-/* What a set of series must be to train on: labelled, at most 256
- * classes. */
-static pl_status check_trainable(const char *path, const pl_series *s, pl_error *err)
+/* What a set of series must be to train on: labelled (unless need_labels
+ * is 0: sequences to classify), at most 256 classes. */
+static pl_status check_trainable(const char *path, const pl_series *s, int need_labels,
+                                 pl_error *err)
 {
-    if (!s->labels)
+    if (!s->labels && need_labels)
         return pl_fail(err, PL_ERR_ARG, "%s: no labels (a .npy set needs its labels file)",
                        path);
     if (s->classes > 256)
         return pl_fail(err, PL_ERR_LABEL, "%s: %d classes; parlstm takes at most 256", path,
                        s->classes);
+    return PL_OK;
+}
+
+/* A set of sequences read against `like` (the training set's classes and
+ * width; NULL when path is the training set). */
+static pl_status load_series(pl_dataset *ds, const char *path, const char *labels_path,
+                             const char *lengths_path, const pl_series *like, int need_labels,
+                             pl_error *err)
+{
+    pl_series *s = calloc(1, sizeof *s);
+    if (!s)
+        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate", path);
+    pl_status rc = pl_series_read(path, labels_path, lengths_path, like, s, err);
+    if (!rc)
+        rc = check_trainable(path, s, need_labels, err);
+    uint8_t *lab = rc || !s->labels ? NULL : malloc(s->n ? s->n : 1);
+    if (!rc && s->labels && !lab)
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu labels", path, s->n);
+    if (rc) {
+        pl_series_free(s);
+        free(s);
+        return rc;
+    }
+    for (size_t i = 0; lab && i < s->n; i++)
+        lab[i] = (uint8_t)s->labels[i];
+    *ds = (pl_dataset){.values = s->values, .labels = lab, .n = s->n, .T = s->T, .D = s->D,
+                       .classes = s->classes, .owned_labels = lab, .series = s,
+                       .owned_series = s, .lengths = lengths_of(s)};
     return PL_OK;
 }
 
@@ -155,27 +184,19 @@ pl_status pl_dataset_load_series(pl_dataset *ds, const char *path, const char *l
         return pl_fail(err, PL_ERR_MISMATCH,
                        "%s: the training set is images; a set of sequences needs sequences "
                        "to train on", path);
-    pl_series *s = calloc(1, sizeof *s);
-    if (!s)
-        return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate", path);
-    pl_status rc = pl_series_read(path, labels_path, lengths_path, train ? train->series : NULL,
-                                  s, err);
-    if (!rc)
-        rc = check_trainable(path, s, err);
-    uint8_t *lab = rc ? NULL : malloc(s->n ? s->n : 1);
-    if (!rc && !lab)
-        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu labels", path, s->n);
-    if (rc) {
-        pl_series_free(s);
-        free(s);
-        return rc;
-    }
-    for (size_t i = 0; i < s->n; i++)
-        lab[i] = (uint8_t)s->labels[i];
-    *ds = (pl_dataset){.values = s->values, .labels = lab, .n = s->n, .T = s->T, .D = s->D,
-                       .classes = s->classes, .owned_labels = lab, .series = s,
-                       .owned_series = s, .lengths = lengths_of(s)};
-    return PL_OK;
+    return load_series(ds, path, labels_path, lengths_path, train ? train->series : NULL, 1,
+                       err);
+}
+
+pl_status pl_dataset_load_series_for(pl_dataset *ds, const char *path, const char *labels_path,
+                                     const char *lengths_path, const pl_model_info *m,
+                                     int need_labels, pl_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    /* the training set as the model remembers it: its width and classes */
+    pl_series like = {.D = m->cols ? m->cols : m->cfg.input, .classes = m->cfg.classes,
+                      .class_names = m->class_names};
+    return load_series(ds, path, labels_path, lengths_path, &like, need_labels, err);
 }
 
 pl_dataset pl_dataset_view(const pl_dataset *src, size_t start, size_t count)

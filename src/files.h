@@ -71,9 +71,17 @@ pl_status pl_check_payload(const char *path, const char *what, const pl_config *
 
 /* A model's description (pl_model_info) beyond its config: the image
  * shape and the sequence mode agree with T and the input width, permuted
- * is 0 or 1, dropout in [0, 1). Otherwise err says "PATH: WHAT: why". */
+ * is 0 or 1, dropout in [0, 1); the input kind known, a standardisation
+ * only for values and of cols features (finite, deviations above 0), class
+ * names of 1 to PL_MAX_CLASS_NAME bytes. Otherwise err says "PATH: WHAT:
+ * why". */
 pl_status pl_model_shape_check(const char *path, const char *what, const pl_model_info *m,
                                pl_error *err);
+/* The readers' allocation of m's standardisation (features floats each,
+ * zeroed; none when 0) and, when names, m->cfg.classes class-name pointers
+ * (NULL each); nothing is left allocated when it fails. */
+pl_status pl_model_extras_alloc(const char *path, pl_model_info *m, int features, int names,
+                                pl_error *err);
 /* rows = cols = 0 in rows mode means the shape T x D: fills it in. */
 void pl_model_info_complete(pl_model_info *m);
 

@@ -4,6 +4,9 @@
  *   "PLSTMMDL"  magic                                 8
  *   version     u32                                   4
  *   header      the rows of FIELDS that the version has
+ *   extras      version 4: features f32 means, features f32 standard
+ *               deviations, names_bytes of class names (classes of them,
+ *               each NUL-terminated); nothing when both counts are 0
  *   params      n_params f32
  *   crc32       u32 over every byte before it         4
  * Written through pl_write_atomic: a crash leaves the old or the new file.
@@ -15,10 +18,15 @@
  *   3  adds layers, image rows and cols, sequence (0 rows, 1 pixels),
  *      permuted (0, 1) (u32 each), permute_seed (u64), dropout (u32: the
  *      float's bits)
+ *   4  adds input (0 images, pixels / 255; 1 real values), features (the
+ *      standardisation's count: 0, or cols) and names_bytes (0, or the
+ *      class names' block) (u32 each), and the extras they count; older
+ *      files read as images, without either
  *
  * To add a field: a member in `head`, a row at the end of FIELDS with the
  * new version, MODEL_VERSION + 1, its check in head_check and its place in
  * pl_model_info. An older file reads the field as 0. */
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +36,15 @@
 #include "files.h"
 
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
-#define MODEL_VERSION 3u /* written */
+#define MODEL_VERSION 4u /* written */
 #define MODEL_OLDEST 1u  /* the oldest version read */
 #define PREFIX 12        /* magic and version */
+#define MAX_NAMES_BYTES (256 * (PL_MAX_CLASS_NAME + 1)) /* 256 classes at most */
 
 typedef struct {
     uint64_t input, hidden, classes, n_params, time_steps;
     uint64_t layers, rows, cols, sequence, permuted, permute_seed, dropout;
+    uint64_t input_kind, features, names_bytes;
 } head;
 
 static const struct {
@@ -54,6 +64,9 @@ static const struct {
     {offsetof(head, permuted), 4, 3},
     {offsetof(head, permute_seed), 8, 3},
     {offsetof(head, dropout), 4, 3},
+    {offsetof(head, input_kind), 4, 4},
+    {offsetof(head, features), 4, 4},
+    {offsetof(head, names_bytes), 4, 4},
 };
 #define NFIELDS (sizeof FIELDS / sizeof *FIELDS)
 
@@ -89,10 +102,53 @@ static void head_get(pl_rcursor *c, uint32_t version, head *h)
     }
 }
 
-/* After the payload check (config, count, length, CRC): the fields beyond
- * the config, each within its range, into m. */
-static pl_status head_check(const char *path, uint32_t version, const head *h,
+/* Bytes of the extras that header h announces (its counts already
+ * within their limits: read_header). */
+static size_t extras_bytes(const head *h)
+{
+    return 8 * (size_t)h->features + (size_t)h->names_bytes;
+}
+
+/* The class names' block: exactly m->cfg.classes NUL-terminated names in
+ * `bytes` bytes, into m->class_names (allocated). */
+static pl_status get_names(const char *path, const char *block, size_t bytes,
+                           pl_model_info *m, pl_error *err)
+{
+    size_t at = 0;
+    for (int c = 0; c < m->cfg.classes; c++) {
+        const char *end = at < bytes ? memchr(block + at, '\0', bytes - at) : NULL;
+        if (!end)
+            return pl_fail(err, PL_ERR_CORRUPT, "%s: bad model header: the class names end "
+                           "after %d of %d names", path, c, m->cfg.classes);
+        if (!(m->class_names[c] = strdup(block + at)))
+            return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the class names", path);
+        at = (size_t)(end - block) + 1;
+    }
+    if (at != bytes)
+        return pl_fail(err, PL_ERR_CORRUPT, "%s: bad model header: %zu bytes after the %d class "
+                       "names", path, bytes - at, m->cfg.classes);
+    return PL_OK;
+}
+
+/* Version 4's extras (at p) into m: the standardisation and the class
+ * names, allocated (m owns them, also when this fails). */
+static pl_status get_extras(const char *path, const head *h, const unsigned char *p,
                             pl_model_info *m, pl_error *err)
+{
+    pl_status rc = pl_model_extras_alloc(path, m, (int)h->features, h->names_bytes > 0, err);
+    if (rc)
+        return rc;
+    memcpy(m->norm_mean, p, 4 * (size_t)h->features);
+    memcpy(m->norm_std, p + 4 * h->features, 4 * (size_t)h->features);
+    if (h->names_bytes)
+        rc = get_names(path, (const char *)p + 8 * h->features, (size_t)h->names_bytes, m, err);
+    return rc;
+}
+
+/* After the payload check (config, count, length, CRC): the fields beyond
+ * the config, each within its range, into m (and the extras, at extras). */
+static pl_status head_check(const char *path, uint32_t version, const head *h,
+                            const unsigned char *extras, pl_model_info *m, pl_error *err)
 {
     m->version = (int)version;
     m->T = (int)h->time_steps;
@@ -116,7 +172,30 @@ static pl_status head_check(const char *path, uint32_t version, const head *h,
     m->permuted = h->permuted > 1 ? 2 : (int)h->permuted;
     m->permute_seed = h->permute_seed;
     memcpy(&m->dropout, &bits, 4);
-    return pl_model_shape_check(path, "bad model header", m, err);
+    m->input = h->input_kind > 1 ? (pl_input)2 : (pl_input)h->input_kind;
+    pl_status rc = get_extras(path, h, extras, m, err);
+    if (!rc)
+        rc = pl_model_shape_check(path, "bad model header", m, err);
+    if (rc)
+        pl_model_info_free(m);
+    return rc;
+}
+
+/* The class names' block of m: its bytes (0 without names). */
+static size_t names_bytes(const pl_model_info *m)
+{
+    size_t n = 0;
+    for (int c = 0; m->class_names && c < m->cfg.classes; c++)
+        n += strlen(m->class_names[c]) + 1;
+    return n;
+}
+
+static void put_extras(pl_wcursor *c, const pl_model_info *m)
+{
+    pl_put_bytes(c, m->norm_mean, 4 * (size_t)m->features);
+    pl_put_bytes(c, m->norm_std, 4 * (size_t)m->features);
+    for (int k = 0; m->class_names && k < m->cfg.classes; k++)
+        pl_put_bytes(c, m->class_names[k], strlen(m->class_names[k]) + 1);
 }
 
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
@@ -135,8 +214,9 @@ pl_status pl_model_save(const char *path, const pl_model_info *m, const float *p
     memcpy(&bits, &w.dropout, 4);
     head h = {(uint64_t)m->cfg.input, (uint64_t)m->cfg.hidden, (uint64_t)m->cfg.classes, n,
               (uint64_t)m->T, (uint64_t)m->cfg.layers, (uint64_t)w.rows, (uint64_t)w.cols,
-              (uint64_t)w.sequence, (uint64_t)w.permuted, w.permute_seed, bits};
-    size_t len = PREFIX + head_bytes(MODEL_VERSION) + 4 * n + 4;
+              (uint64_t)w.sequence, (uint64_t)w.permuted, w.permute_seed, bits,
+              (uint64_t)w.input, (uint64_t)w.features, names_bytes(&w)};
+    size_t len = PREFIX + head_bytes(MODEL_VERSION) + extras_bytes(&h) + 4 * n + 4;
     unsigned char *buf = malloc(len);
     if (!buf)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
@@ -144,6 +224,7 @@ pl_status pl_model_save(const char *path, const pl_model_info *m, const float *p
     pl_put_bytes(&c, MODEL_MAGIC, 8);
     pl_put_u32(&c, MODEL_VERSION);
     head_put(&c, &h);
+    put_extras(&c, &w);
     pl_put_bytes(&c, params, 4 * n);
     pl_put_u32(&c, (uint32_t)crc32_z(0L, buf, len - 4));
     pl_status rc = pl_write_atomic(path, buf, len, guard, err);
@@ -171,6 +252,12 @@ static pl_status read_header(const char *path, const unsigned char *buf, size_t 
                        "%s: truncated: %zu bytes, a version %u model file has at least %zu",
                        path, len, version, *head_len + 4);
     head_get(&c, version, h);
+    if (h->features > 65535 || h->names_bytes > MAX_NAMES_BYTES)
+        return pl_fail(err, PL_ERR_TOO_LARGE, "%s: bad model header: a standardisation of %llu "
+                       "features and %llu bytes of class names (at most 65535 and %d)", path,
+                       (unsigned long long)h->features, (unsigned long long)h->names_bytes,
+                       MAX_NAMES_BYTES);
+    *head_len += extras_bytes(h); /* within the payload: pl_check_payload checks the length */
     *version_out = version;
     return PL_OK;
 }
@@ -194,10 +281,11 @@ pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_e
     got.cfg = (pl_config){(int)h.input, (int)h.hidden, (int)h.classes,
                           version >= 3 ? (int)(h.layers > PL_MAX_LAYERS ? 0 : h.layers) : 1};
     if ((rc = pl_check_payload(path, "model file", &got.cfg, n, head_len, 1, buf, len, err)) ||
-        (rc = head_check(path, version, &h, &got, err)))
+        (rc = head_check(path, version, &h, buf + head_len - extras_bytes(&h), &got, err)))
         goto out;
     float *p = pl_alloc_floats(n);
     if (!p) {
+        pl_model_info_free(&got);
         rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %llu parameters", path,
                      (unsigned long long)n);
         goto out;

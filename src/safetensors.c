@@ -180,6 +180,58 @@ static char *pixel_order_text(const pl_model_info *mi)
     return text;
 }
 
+/* A JSON array of the n floats of x as text ("[0.5,-1.25]"), each with
+ * the 9 digits that give the float back; NULL when out of memory. */
+static char *floats_text(const float *x, int n)
+{
+    char *text = malloc(16 * (size_t)n + 3);
+    if (!text)
+        return NULL;
+    size_t at = 0;
+    text[at++] = '[';
+    for (int i = 0; i < n; i++)
+        at += (size_t)sprintf(text + at, "%s%.9g", i ? "," : "", (double)x[i]);
+    snprintf(text + at, 2, "]");
+    return text;
+}
+
+/* The class names as the text of a JSON array of strings; NULL when out
+ * of memory or a name is not UTF-8 (export_check refuses that first). */
+static char *names_text(const pl_model_info *mi)
+{
+    json_t *a = json_array();
+    for (int c = 0; a && c < mi->cfg.classes; c++)
+        if (json_array_append_new(a, json_string(mi->class_names[c]))) {
+            json_decref(a);
+            return NULL;
+        }
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text;
+}
+
+/* The standardisation and the class names (a model of real values):
+ * normalize_mean and normalize_std, class_names. Returns nonzero when a
+ * value cannot be set. */
+static int values_metadata(json_t *m, const pl_model_info *mi)
+{
+    int bad = 0;
+    if (mi->features) {
+        char *mean = floats_text(mi->norm_mean, mi->features);
+        char *sd = floats_text(mi->norm_std, mi->features);
+        bad = !mean || !sd || meta_set(m, "normalize_mean", mean) ||
+              meta_set(m, "normalize_std", sd);
+        free(mean);
+        free(sd);
+    }
+    if (!bad && mi->class_names) {
+        char *names = names_text(mi);
+        bad = !names || meta_set(m, "class_names", names);
+        free(names);
+    }
+    return bad;
+}
+
 static json_t *make_metadata(const pl_model_info *mi)
 {
     const pl_config *cfg = &mi->cfg;
@@ -195,7 +247,9 @@ static json_t *make_metadata(const pl_model_info *mi)
     char *order = pixel_order_text(mi);
     int bad = !m || meta_set(m, "format", "pt") || meta_set(m, "producer", "parlstm") ||
               meta_set(m, "parlstm_version", PACKAGE_VERSION) || meta_set(m, "module", module) ||
-              meta_set(m, "input_scaling", "pixel/255") ||
+              meta_set(m, "input_scaling", mi->input == PL_INPUT_IMAGES ? "pixel/255"
+                                           : mi->features ? "standard" : "none") ||
+              values_metadata(m, mi) ||
               meta_set(m, "sequence", mi->sequence == PL_SEQ_PIXELS ? "pixels" : "rows") ||
               (known && meta_set_int(m, "time_steps", mi->T)) ||
               (known && meta_set_int(m, "image_rows", mi->rows)) ||
@@ -262,6 +316,9 @@ static pl_status export_check(const char *path, const pl_model_info *m, pl_model
         if (m->rows || m->cols || m->sequence != PL_SEQ_ROWS || m->permuted)
             return pl_fail(err, PL_ERR_ARG, "%s: cannot export: an image shape, sequence "
                            "mode or permutation without the sequence length", path);
+        if (m->features)
+            return pl_fail(err, PL_ERR_ARG, "%s: cannot export: a standardisation without "
+                           "the sequence length", path);
         if (!(m->dropout >= 0 && m->dropout < 1))
             return pl_fail(err, PL_ERR_ARG, "%s: cannot export: dropout %g (0 to below 1)",
                            path, (double)m->dropout);
@@ -270,7 +327,16 @@ static pl_status export_check(const char *path, const pl_model_info *m, pl_model
     if (m->T < 0 || m->T > 65535)
         return pl_fail(err, PL_ERR_ARG, "%s: cannot export: %d time steps", path, m->T);
     pl_model_info_complete(out);
-    return pl_model_shape_check(path, "cannot export", out, err) ? PL_ERR_ARG : PL_OK;
+    if (pl_model_shape_check(path, "cannot export", out, err))
+        return PL_ERR_ARG;
+    for (int c = 0; m->class_names && c < m->cfg.classes; c++) {
+        json_t *name = json_string(m->class_names[c]); /* NULL: not UTF-8 */
+        if (!name)
+            return pl_fail(err, PL_ERR_ARG, "%s: cannot export: class %d's name is not UTF-8 "
+                           "text (JSON holds nothing else)", path, c);
+        json_decref(name);
+    }
+    return PL_OK;
 }
 
 pl_status pl_safetensors_save(const char *path, const pl_model_info *m, const float *params,
@@ -456,8 +522,13 @@ static pl_status meta_choice(const char *path, json_t *meta, const char *key,
             *out = i;
             return PL_OK;
         }
-    return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata %s is \"%s\", parlstm models use \"%s\" "
-                   "or \"%s\"", path, key, s, words[0], words[1]);
+    char list[160];
+    size_t at = 0;
+    for (int i = 0; words[i]; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s\"%s\"",
+                               i == 0 ? "" : words[i + 1] ? ", " : " or ", words[i]);
+    return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata %s is \"%s\", parlstm models use %s",
+                   path, key, s, list);
 }
 
 /* permuted ("no" or "yes") and permute_seed (a decimal u64, there exactly
@@ -575,6 +646,99 @@ static pl_status meta_pixel_order(const char *path, json_t *meta, const pl_model
     return rc;
 }
 
+/* A metadata value that is the text of a JSON array of numbers (1 to
+ * 65535 of them; *count of them when *count is not 0), into *out
+ * (allocated) and *count. */
+static pl_status meta_floats(const char *path, json_t *meta, const char *key, float **out,
+                             int *count, pl_error *err)
+{
+    const char *s = json_string_value(json_object_get(meta, key));
+    json_t *a = json_loads(s, 0, NULL);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    pl_status rc = PL_OK;
+    *out = NULL;
+    if (n == 0 || n > 65535)
+        rc = pl_fail(err, PL_ERR_CORRUPT, "%s: metadata %s is \"%.40s\", expected a JSON array "
+                     "of 1 to 65535 numbers", path, key, s);
+    else if (*count && (int)n != *count)
+        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: metadata %s has %zu numbers, normalize_mean %d",
+                     path, key, n, *count);
+    else if (!(*out = malloc(n * sizeof **out)))
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %s", path, key);
+    for (size_t i = 0; !rc && i < n; i++) {
+        json_t *x = json_array_get(a, i);
+        if (!json_is_number(x))
+            rc = pl_fail(err, PL_ERR_CORRUPT, "%s: metadata %s: entry %zu is not a number", path,
+                         key, i);
+        else
+            (*out)[i] = (float)json_number_value(x);
+    }
+    json_decref(a);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    } else {
+        *count = (int)n;
+    }
+    return rc;
+}
+
+/* class_names, when there: the text of a JSON array of cfg.classes strings,
+ * into m->class_names (allocated; m owns it, also when this fails). */
+static pl_status meta_names(const char *path, json_t *meta, pl_model_info *m, pl_error *err)
+{
+    const char *s = json_string_value(json_object_get(meta, "class_names"));
+    if (!s)
+        return PL_OK;
+    json_t *a = json_loads(s, 0, NULL);
+    pl_status rc = PL_OK;
+    if (!json_is_array(a) || (int)json_array_size(a) != m->cfg.classes)
+        rc = pl_fail(err, PL_ERR_MISMATCH, "%s: metadata class_names is \"%.40s\", expected a "
+                     "JSON array of the %d classes' names", path, s, m->cfg.classes);
+    else if (!(m->class_names = calloc((size_t)m->cfg.classes, sizeof *m->class_names)))
+        rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the class names", path);
+    for (int c = 0; !rc && c < m->cfg.classes; c++) {
+        const char *name = json_string_value(json_array_get(a, (size_t)c));
+        if (!name)
+            rc = pl_fail(err, PL_ERR_CORRUPT, "%s: metadata class_names: entry %d is not a "
+                         "string", path, c);
+        else if (!(m->class_names[c] = strdup(name)))
+            rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate the class names", path);
+    }
+    json_decref(a);
+    return rc;
+}
+
+/* What a model of real values records: input_scaling ("pixel/255" images,
+ * "none" or "standard" values), normalize_mean and normalize_std (there
+ * exactly when "standard"), class_names; then the checks of every model
+ * description (modelinfo.c). m owns what it allocates, also on failure. */
+static pl_status meta_values(const char *path, json_t *meta, pl_model_info *m, pl_error *err)
+{
+    static const char *const scalings[] = {"pixel/255", "none", "standard", NULL};
+    int scaling;
+    pl_status rc = meta_choice(path, meta, "input_scaling", scalings, 0, &scaling, err);
+    if (rc)
+        return rc;
+    m->input = scaling ? PL_INPUT_VALUES : PL_INPUT_IMAGES;
+    int has = !!json_object_get(meta, "normalize_mean") + !!json_object_get(meta, "normalize_std");
+    if (has != (scaling == 2 ? 2 : 0))
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata input_scaling is \"%s\" with%s "
+                       "normalize_mean and normalize_std (\"standard\" has both, the others "
+                       "neither)", path, scalings[scaling], has == 2 ? "" : has ? " one of" : "out");
+    if (scaling == 2 && m->T == 0)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata has a standardisation but no "
+                       "time_steps", path);
+    if (scaling == 2 && ((rc = meta_floats(path, meta, "normalize_mean", &m->norm_mean,
+                                           &m->features, err)) ||
+                         (rc = meta_floats(path, meta, "normalize_std", &m->norm_std,
+                                           &m->features, err))))
+        return rc;
+    if ((rc = meta_names(path, meta, m, err)))
+        return rc;
+    return m->T ? pl_model_shape_check(path, "metadata", m, err) : PL_OK;
+}
+
 /* __metadata__: an object of strings; the keys parlstm knows must agree
  * with the tensors and with each other, and describe a model that parlstm
  * can run. Fills m beyond its config (which the tensors gave). */
@@ -595,8 +759,7 @@ static pl_status read_metadata(const char *path, json_t *meta, pl_model_info *m,
     long x;
     int seq;
     pl_status rc;
-    if ((rc = meta_word(path, meta, "input_scaling", "pixel/255", err)) ||
-        (rc = meta_word(path, meta, "gate_order", "i,f,g,o", err)) ||
+    if ((rc = meta_word(path, meta, "gate_order", "i,f,g,o", err)) ||
         (rc = meta_choice(path, meta, "sequence", sequences, PL_SEQ_ROWS, &seq, err)) ||
         (rc = meta_int(path, meta, "width", 1, 65535, cfg->input, &x, err)) ||
         (rc = meta_int(path, meta, "hidden", 1, 8192, cfg->hidden, &x, err)) ||
@@ -606,9 +769,9 @@ static pl_status read_metadata(const char *path, json_t *meta, pl_model_info *m,
         (rc = meta_dropout(path, meta, &m->dropout, err)))
         return rc;
     m->sequence = (pl_sequence)seq;
-    if ((rc = meta_shape(path, meta, m, err)))
+    if ((rc = meta_shape(path, meta, m, err)) || (rc = meta_pixel_order(path, meta, m, err)))
         return rc;
-    return meta_pixel_order(path, meta, m, err);
+    return meta_values(path, meta, m, err);
 }
 
 static st_entry *find_entry(st_entry *e, int n, const char *name)
@@ -844,6 +1007,8 @@ pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params
     float *p = NULL;
     st_entry e[ST_MAX_TENSORS];
     int n = 0;
+    pl_model_info got;
+    memset(&got, 0, sizeof got);
     if ((rc = parse_header(path, buf, len, &root, err)))
         goto out;
     uint64_t hlen;
@@ -852,8 +1017,6 @@ pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params
     const unsigned char *data = buf + 8 + hlen;
     if ((rc = parse_entries(path, root, data_len, e, &n, err)))
         goto out;
-    pl_model_info got;
-    memset(&got, 0, sizeof got);
     st_tensor t[ST_MAX_TENSORS];
     if ((rc = refuse_unrepresentable(path, e, n, err)) ||
         (rc = infer_config(path, e, n, &got.cfg, err)))
@@ -874,6 +1037,8 @@ pl_status pl_safetensors_load(const char *path, pl_model_info *m, float **params
     *params = p;
     p = NULL;
 out:
+    if (rc)
+        pl_model_info_free(&got);
     pl_free(p);
     json_decref(root);
     free(buf);

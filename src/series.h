@@ -83,6 +83,20 @@ pl_status pl_series_read(const char *path, const char *labels_path, const char *
 /* Frees (or unmaps) everything and zeroes *s. */
 void pl_series_free(pl_series *s);
 
+/* ---- per-feature standardisation (normalize.c)
+ *
+ * mean[d] and std[d] (D each) of feature d over the valid steps of rows
+ * [0, n) of values (n, T, D): step t of row i counts when t < lengths[i]
+ * (every step when lengths is NULL). In double; the population's standard
+ * deviation, and 1 for a feature that never varies. Fails, naming what,
+ * when no step counts. */
+pl_status pl_norm_stats(const char *what, const float *values, const int32_t *lengths,
+                        size_t n, int T, int D, float *mean, float *std, pl_error *err);
+/* x = (x - mean[d]) / std[d] (float) on the valid steps of rows [0, n);
+ * the padded steps are left as they are. */
+void pl_norm_apply(float *values, const int32_t *lengths, size_t n, int T, int D,
+                   const float *mean, const float *std);
+
 /* ---- shared by the readers (series.c) */
 
 /* Opens path for reading: a regular file of at least one byte (a FIFO is

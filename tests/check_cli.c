@@ -408,6 +408,252 @@ START_TEST(test_train_on_sequence_files)
 }
 END_TEST
 
+/* ---- --normalize, and eval and predict on sequence files */
+
+/* The three files of the standardisation tests in tu_dir: a .ts training
+ * set of "up" and "down" cases (6 steps x 2), its test set, and a test set
+ * of 3 features a step. */
+static void write_updown(void)
+{
+    write_ts(tu_path(tu_dir, "ud_TRAIN.ts"), 120, 6, 2, 5, -1);
+    write_ts(tu_path(tu_dir, "ud_TEST.ts"), 40, 6, 2, 6, -1);
+    write_ts(tu_path(tu_dir, "wide.ts"), 10, 6, 3, 7, -1);
+}
+
+/* The result line's test_accuracy= as written (4 decimals), into buf. */
+static const char *accuracy_text(const char *out, char *buf, size_t len)
+{
+    const char *a = strstr(out, "test_accuracy=");
+    ck_assert_msg(a != NULL, "no test_accuracy in '%s'", out);
+    snprintf(buf, len, "%.*s", (int)strcspn(a, " \n"), a);
+    return buf;
+}
+
+/* train --train (standardised by default) --save; the model records the
+ * statistics of the training split (the validation cases held out), the
+ * input kind and the class names; eval on the same test file prints the
+ * accuracy train printed; export carries them as metadata; a test file of
+ * another width is refused by eval and predict, naming it. */
+START_TEST(test_normalize_round_trip)
+{
+    write_updown();
+    const char *train = tu_path(tu_dir, "ud_TRAIN.ts"), *test = tu_path(tu_dir, "ud_TEST.ts");
+    const char *model = tu_path(tu_dir, "m.bin"), *st = tu_path(tu_dir, "m.safetensors");
+    const char *args[] = {"train", "--train", train, "--test", test, "--batch", "10", "--steps",
+                          "30", "--hidden", "16", "--save", model, NULL};
+    ck_assert_msg(tu_run_args(&res, args) == 0, "train: %s", res.err);
+    ck_assert_msg(strstr(res.err, "each of the 2 features standardised with the mean and "
+                                  "standard deviation of the 108 training sequences"), "%s",
+                  res.err);
+    char trained[64], evaluated[64];
+    accuracy_text(res.out, trained, sizeof trained);
+
+    /* the model: the training split's statistics, bit for bit */
+    pl_model_info mi;
+    float *params, mean[2], sd[2];
+    pl_error err = {0};
+    ck_assert_int_eq(pl_model_load(model, &mi, &params, &err), PL_OK);
+    ck_assert_int_eq(mi.version, 4);
+    ck_assert_int_eq(mi.input, PL_INPUT_VALUES);
+    ck_assert_int_eq(mi.features, 2);
+    ck_assert_str_eq(mi.class_names[0], "up");
+    ck_assert_str_eq(mi.class_names[1], "down");
+    pl_dataset all, tr, val;
+    ck_assert_int_eq(pl_dataset_load_series(&all, train, NULL, NULL, NULL, &err), PL_OK);
+    ck_assert_int_eq(pl_dataset_split(&all, 12, &tr, &val, &err), PL_OK);
+    ck_assert_int_eq(pl_dataset_norm_stats(&tr, 2, mean, sd, &err), PL_OK);
+    ck_assert_mem_eq(mi.norm_mean, mean, sizeof mean);
+    ck_assert_mem_eq(mi.norm_std, sd, sizeof sd);
+    ck_assert_int_eq(pl_dataset_norm_stats(&all, 2, mean, sd, &err), PL_OK);
+    ck_assert_msg(memcmp(mi.norm_mean, mean, sizeof mean) != 0, "the validation cases counted");
+    pl_dataset_free(&all);
+
+    /* eval: the accuracy train printed */
+    const char *ev[] = {"eval", "--model", model, "--test", test, NULL};
+    ck_assert_msg(tu_run_args(&res, ev) == 0, "eval: %s", res.err);
+    ck_assert_str_eq(accuracy_text(res.out, evaluated, sizeof evaluated), trained);
+    ck_assert_double_eq(field(res.out, "images="), 40);
+    ck_assert_ptr_nonnull(strstr(res.err, "standardised as the model records"));
+
+    /* export: the same statistics and names in the metadata */
+    const char *ex[] = {"export", "--model", model, "--out", st, NULL};
+    ck_assert_msg(tu_run_args(&res, ex) == 0, "export: %s", res.err);
+    pl_model_info si;
+    float *sp;
+    ck_assert_int_eq(pl_safetensors_load(st, &si, &sp, &err), PL_OK);
+    ck_assert_int_eq(si.features, 2);
+    ck_assert_mem_eq(si.norm_mean, mi.norm_mean, 2 * sizeof(float));
+    ck_assert_mem_eq(si.norm_std, mi.norm_std, 2 * sizeof(float));
+    ck_assert_str_eq(si.class_names[1], "down");
+    size_t len;
+    unsigned char *bytes = tu_read_all(st, &len);
+    bytes[len] = '\0';
+    const char *text = (const char *)bytes + 8; /* the JSON header after its length */
+    ck_assert_ptr_nonnull(strstr(text, "\"input_scaling\":\"standard\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"class_names\":\"[\\\"up\\\",\\\"down\\\"]\""));
+    free(bytes);
+    pl_model_info_free(&si);
+    pl_free(sp);
+    pl_model_info_free(&mi);
+    pl_free(params);
+
+    /* 3 features a step for a model of 2: refused, naming the file */
+    const char *wide = tu_path(tu_dir, "wide.ts");
+    const char *ev3[] = {"eval", "--model", model, "--test", wide, NULL};
+    ck_assert_int_eq(tu_run_args(&res, ev3), 1);
+    ck_assert_msg(strstr(res.err, wide) && strstr(res.err, "3 features a step") &&
+                  strstr(res.err, "reads sequences of 2 features a step"), "%s", res.err);
+    const char *pr3[] = {"predict", "--model", model, wide, NULL};
+    ck_assert_int_eq(tu_run_args(&res, pr3), 1);
+    ck_assert_msg(strstr(res.err, wide) && strstr(res.err, "3 features a step"), "%s", res.err);
+}
+END_TEST
+
+/* predict on a .ts writes the model's class names ("up", "down"), its
+ * right answers as many as eval counts; a model without names (a .npy's)
+ * writes the index; images for a model of values are refused. */
+START_TEST(test_predict_class_names)
+{
+    write_updown();
+    const char *train = tu_path(tu_dir, "ud_TRAIN.ts"), *test = tu_path(tu_dir, "ud_TEST.ts");
+    const char *model = tu_path(tu_dir, "m.bin");
+    const char *args[] = {"train", "--train", train, "--batch", "10", "--steps", "30", "--hidden",
+                          "16", "--save", model, NULL};
+    ck_assert_msg(tu_run_args(&res, args) == 0, "train: %s", res.err);
+    const char *ev[] = {"eval", "--model", model, "--test", test, NULL};
+    ck_assert_msg(tu_run_args(&res, ev) == 0, "eval: %s", res.err);
+    const int right = (int)lround(field(res.out, "test_accuracy=") * 40);
+    const char *pr[] = {"predict", "--model", model, test, "--top", "2", NULL};
+    ck_assert_msg(tu_run_args(&res, pr) == 0, "predict: %s", res.err);
+    char *line = strtok(res.out, "\n");
+    ck_assert_str_eq(line, "input,index,class,probability,class_2,probability_2");
+    int rows = 0, agree = 0;
+    for (line = strtok(NULL, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+        char input[4096], first[16], second[16];
+        int index;
+        ck_assert_int_eq(sscanf(line, "%4095[^,],%d,%15[^,],%*f,%15[^,],", input, &index, first,
+                                second), 4);
+        ck_assert_str_eq(input, test);
+        ck_assert_int_eq(index, rows);
+        ck_assert_msg(!strcmp(first, "up") ? !strcmp(second, "down")
+                                           : !strcmp(first, "down") && !strcmp(second, "up"),
+                      "row %d: %s", rows, line);
+        agree += !strcmp(first, rows % 2 == 0 ? "up" : "down"); /* write_ts: even cases rise */
+    }
+    ck_assert_int_eq(rows, 40);
+    ck_assert_int_eq(agree, right);
+
+    /* an image for a model of values */
+    const char *img = tu_path(tu_dir, "x.pgm");
+    tu_write(img, "P5\n2 6\n255\n" "012345678901", 23);
+    const char *pi[] = {"predict", "--model", model, img, NULL};
+    ck_assert_int_eq(tu_run_args(&res, pi), 1);
+    ck_assert_msg(strstr(res.err, "reads sequences of values (.npy, .ts, .tsv), not images"),
+                  "%s", res.err);
+}
+END_TEST
+
+/* A .npy of n rows of (T, D) float32 values, or of n int64 labels (D = 0). */
+static void write_npy_file(const char *path, const void *data, int n, int T, int D)
+{
+    char head[118];
+    int len = D ? snprintf(head, sizeof head, "{'descr': '<f4', 'fortran_order': False, "
+                           "'shape': (%d, %d, %d), }", n, T, D)
+                : snprintf(head, sizeof head, "{'descr': '<i8', 'fortran_order': False, "
+                           "'shape': (%d,), }", n);
+    size_t bytes = D ? 4 * (size_t)n * T * D : 8 * (size_t)n;
+    unsigned char *b = malloc(128 + bytes);
+    memcpy(b, "\x93NUMPY\x01\x00\x76\x00", 10); /* header of 118 bytes: data at 128 */
+    memset(b + 10, ' ', 118);
+    memcpy(b + 10, head, (size_t)len);
+    b[127] = '\n';
+    memcpy(b + 128, data, bytes);
+    tu_write(path, b, 128 + bytes);
+    free(b);
+}
+
+/* --normalize none: a model without statistics (and, from a .npy, without
+ * names) evals on its test file to train's accuracy, also as a version 3
+ * file; predict writes the class index. */
+START_TEST(test_model_without_statistics)
+{
+    enum { N = 100, T = 5, D = 3 };
+    static float x[N * T * D];
+    int64_t y[N];
+    pl_rng r;
+    pl_rng_seed(&r, 8);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % 2;
+        for (int k = 0; k < T * D; k++)
+            x[i * T * D + k] = (float)((y[i] ? 1 : -1) * (k / D) + pl_rng_uniform(&r) + 40);
+    }
+    const char *xs = tu_path(tu_dir, "x.npy"), *ys = tu_path(tu_dir, "y.npy");
+    const char *model = tu_path(tu_dir, "m.bin");
+    write_npy_file(xs, x, N, T, D);
+    write_npy_file(ys, y, N, T, 0);
+    const char *args[] = {"train", "--train", xs, "--train-labels", ys, "--test", xs,
+                          "--test-labels", ys, "--normalize", "none", "--batch", "10",
+                          "--steps", "20", "--hidden", "8", "--save", model, NULL};
+    ck_assert_msg(tu_run_args(&res, args) == 0, "train: %s", res.err);
+    ck_assert_ptr_null(strstr(res.err, "standardised"));
+    char trained[64], evaluated[64];
+    accuracy_text(res.out, trained, sizeof trained);
+    static unsigned char buf[1 << 16];
+    size_t len = tu_read(model, buf, sizeof buf);
+    ck_assert_uint_eq(buf[8], 4);
+    for (int version = 4; version >= 3; version--) {
+        const char *ev[] = {"eval", "--model", model, "--test", xs, "--test-labels", ys, NULL};
+        ck_assert_msg(tu_run_args(&res, ev) == 0, "eval of version %d: %s", version, res.err);
+        ck_assert_str_eq(accuracy_text(res.out, evaluated, sizeof evaluated), trained);
+        ck_assert_ptr_null(strstr(res.err, "standardised"));
+        if (version == 4) /* then the same as version 3 */
+            tu_write(model, buf, tu_model_to_v3(buf, len));
+    }
+    const char *pr[] = {"predict", "--model", model, xs, NULL};
+    ck_assert_msg(tu_run_args(&res, pr) == 0, "predict: %s", res.err);
+    char want[4200];
+    snprintf(want, sizeof want, "\n%s,0,", xs);
+    const char *row = strstr(res.out, want);
+    ck_assert_msg(row && (row[strlen(want)] == '0' || row[strlen(want)] == '1') &&
+                  row[strlen(want) + 1] == ',', "%s", res.out);
+}
+END_TEST
+
+/* A run stopped by a NaN (injected) resumes from its last checkpoint to
+ * the very model of a run left alone: the statistics are recomputed from
+ * the same split, bit for bit (the checkpoint's data CRC would refuse
+ * anything else); giving another --normalize to the resumed run is
+ * refused. */
+START_TEST(test_normalize_resume_exact)
+{
+    if (!tu_hooks("resuming a standardised run"))
+        return;
+    write_updown();
+    const char *train = tu_path(tu_dir, "ud_TRAIN.ts"), *ck = tu_path(tu_dir, "ck");
+    const char *whole = tu_path(tu_dir, "whole.bin"), *resumed = tu_path(tu_dir, "resumed.bin");
+    const char *a1[] = {"train", "--train", train, "--batch", "10", "--steps", "20", "--hidden",
+                        "8", "--deterministic", "--workers", "1", "--threads", "1", "--save",
+                        whole, "--quiet", NULL};
+    ck_assert_msg(tu_run_args(&res, a1) == 0, "train: %s", res.err);
+    const char *a2[] = {"train", "--train", train, "--batch", "10", "--steps", "20", "--hidden",
+                        "8", "--deterministic", "--workers", "1", "--threads", "1",
+                        "--checkpoint", ck, "--checkpoint-every", "5", "--quiet", NULL};
+    setenv("PARLSTM_TEST_FAULT", "12,2", 1);
+    int st = tu_run_args(&res, a2);
+    unsetenv("PARLSTM_TEST_FAULT");
+    ck_assert_msg(st == 1 && strstr(res.err, "step 13: non-finite gradient"), "%s", res.err);
+    const char *a3[] = {"train", "--resume", ck, "--checkpoint", ck, "--train", train,
+                        "--normalize", "none", NULL};
+    ck_assert_int_eq(tu_run_args(&res, a3), 2);
+    ck_assert_msg(strstr(res.err, "--normalize none differs from the checkpoint's standard"),
+                  "%s", res.err);
+    const char *a4[] = {"train", "--resume", ck, "--checkpoint", ck, "--train", train, "--save",
+                        resumed, "--quiet", NULL};
+    ck_assert_msg(tu_run_args(&res, a4) == 0, "resume: %s", res.err);
+    ck_assert_msg(tu_same_file(whole, resumed), "the resumed run's model differs");
+}
+END_TEST
+
 /* --train's company: what goes only with it, and what is for images only. */
 START_TEST(test_sequence_file_options_refused)
 {
@@ -421,6 +667,14 @@ START_TEST(test_sequence_file_options_refused)
         {{"train", "--train", "a.ts", "--data", "d", NULL}, "--data is for IDX images"},
         {{"train", "--train", "a.ts", "--classes", "3", NULL}, "their labels give the classes"},
         {{"train", "--train", "a.ts", "--permute", "3", NULL}, "--permute is for IDX images"},
+        {{"train", "--normalize", "standard", NULL},
+         "--normalize standard is for --train's sequences of values"},
+        {{"eval", "--model", "m.bin", "--test-labels", "l.npy", NULL},
+         "--test-labels goes with --test FILE"},
+        {{"eval", "--model", "m.bin", "--data", "d", "--test", "t.ts", NULL},
+         "--data and --test both give the test set"},
+        {{"predict", "--model", "m.bin", "--lengths", "l.npy", "a.npy", "b.npy", NULL},
+         "--lengths l.npy goes with one .npy input, and 2 of the inputs are .npy files"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ck_assert_int_eq(tu_run_args(&res, cases[i].args), 2);
@@ -1186,6 +1440,10 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);
     tcase_add_test(tc, test_train_save_eval);
     tcase_add_test(tc, test_train_on_sequence_files);
+    tcase_add_test(tc, test_normalize_round_trip);
+    tcase_add_test(tc, test_predict_class_names);
+    tcase_add_test(tc, test_model_without_statistics);
+    tcase_add_test(tc, test_normalize_resume_exact);
     tcase_add_test(tc, test_sequence_file_options_refused);
     tcase_add_test(tc, test_eval_checks_the_sequence_length);
     tcase_add_test(tc, test_one_class_training_labels);

@@ -130,8 +130,13 @@ END_TEST
 /* Export, import: the same description and every parameter bit for bit
  * (negative zeros and subnormals included): 1 layer read by rows, 3
  * layers, 2 layers read pixel by pixel in a permuted order with dropout. */
+static float RT_MEAN[3] = {-0.5f, 1e-20f, 12345.678f}, RT_STD[3] = {0.25f, 3e-7f, 1e6f};
+static char *RT_NAMES[3] = {"walking", "\"up\", down", "\xc3\xa9t\xc3\xa9"};
 static const pl_model_info ROUND_TRIP[] = {
     {.cfg = {3, 4, 2, 1}, .T = 28},
+    {.cfg = {3, 4, 3, 1}, .T = 9, .input = PL_INPUT_VALUES, .features = 3, .norm_mean = RT_MEAN,
+     .norm_std = RT_STD, .class_names = RT_NAMES},
+    {.cfg = {3, 4, 2, 1}, .T = 9, .input = PL_INPUT_VALUES},
     {.cfg = {5, 6, 3, 3}, .T = 28, .rows = 28, .cols = 5, .dropout = 0.5f},
     {.cfg = {1, 6, 3, 2}, .T = 12, .rows = 3, .cols = 4, .sequence = PL_SEQ_PIXELS,
      .permuted = 1, .permute_seed = UINT64_MAX, .dropout = 0.3f},
@@ -167,8 +172,37 @@ START_TEST(test_round_trip_exact)
     ck_assert_uint_eq(got.permute_seed, m->permute_seed);
     ck_assert_int_eq(memcmp(&got.dropout, &m->dropout, 4), 0);
     ck_assert_int_eq(got.version, 0);
+    ck_assert_int_eq(got.input, m->input);
+    ck_assert_int_eq(got.features, m->features);
+    if (m->features) {
+        ck_assert_mem_eq(got.norm_mean, m->norm_mean, 4 * (size_t)m->features);
+        ck_assert_mem_eq(got.norm_std, m->norm_std, 4 * (size_t)m->features);
+    }
+    ck_assert_int_eq(!got.class_names, !m->class_names);
+    for (int c = 0; m->class_names && c < cfg->classes; c++)
+        ck_assert_str_eq(got.class_names[c], m->class_names[c]);
     ck_assert_int_eq(memcmp(p, q, 4 * n), 0);
+    pl_model_info_free(&got);
     pl_free(q);
+    if (m->input == PL_INPUT_VALUES) { /* the metadata as PyTorch's side reads it */
+        size_t len;
+        unsigned char *b = tu_read_all(path, &len);
+        json_t *root = json_loadb((const char *)b + 8, header_len(b), 0, NULL);
+        json_t *meta = json_object_get(root, "__metadata__");
+        const char *kv[][2] = {
+            {"input_scaling", m->features ? "standard" : "none"},
+            {"normalize_mean", m->features ? "[-0.5,9.99999968e-21,12345.6777]" : NULL},
+            {"normalize_std", m->features ? "[0.25,3.00000011e-07,1000000]" : NULL},
+            {"class_names", m->class_names ? "[\"walking\",\"\\\"up\\\", down\",\"\xc3\xa9t\xc3\xa9\"]"
+                                           : NULL}};
+        for (size_t k = 0; k < sizeof kv / sizeof *kv; k++) {
+            const char *v = json_string_value(json_object_get(meta, kv[k][0]));
+            ck_assert_msg(kv[k][1] ? v && !strcmp(v, kv[k][1]) : !v, "metadata %s = %s, "
+                          "expected %s", kv[k][0], v ? v : "(none)", kv[k][1] ? kv[k][1] : "none");
+        }
+        json_decref(root);
+        free(b);
+    }
     /* T = 0 (a version 1 model file): no time_steps or shape in the file,
      * none read back */
     if (m->sequence == PL_SEQ_ROWS) {
@@ -274,6 +308,7 @@ START_TEST(test_export_refuses)
     ck_assert_int_eq(save(tu_path(dir, "no/such/dir/m.safetensors"), &CFG1, 0, p, &err),
                      PL_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "no/such/dir/m.safetensors"));
+    static char *LATIN1[2] = {"ok", "\xe9t\xe9"};
     pl_config bad = CFG1;
     bad.classes = 1;
     ck_assert_int_eq(save(path, &bad, 0, p, &err), PL_ERR_ARG);
@@ -293,6 +328,13 @@ START_TEST(test_export_refuses)
         {{.cfg = {3, 4, 2, 1}, .T = 0, .dropout = -0.5f}, "dropout -0.5 (0 to below 1)"},
         {{.cfg = {3, 4, 2, 1}, .T = 70000}, "cannot export: 70000 time steps"},
         {{.cfg = {3, 4, 2, 1}, .T = 7, .permuted = 2}, "permuted 2 (0 or 1)"},
+        {{.cfg = {3, 4, 2, 1}, .T = 0, .input = PL_INPUT_VALUES, .features = 3,
+          .norm_mean = RT_MEAN, .norm_std = RT_STD},
+         "cannot export: a standardisation without the sequence length"},
+        {{.cfg = {3, 4, 2, 1}, .T = 7, .features = 3, .norm_mean = RT_MEAN, .norm_std = RT_STD},
+         "a standardisation of 3 features for a model that reads images"},
+        {{.cfg = {3, 4, 2, 1}, .T = 7, .input = PL_INPUT_VALUES, .class_names = LATIN1},
+         "cannot export: class 1's name is not UTF-8 text"},
     };
     for (size_t k = 0; k < sizeof wrong / sizeof *wrong; k++) {
         pl_status rc = pl_safetensors_save(path, &wrong[k].m, p, NULL, &err);
@@ -318,6 +360,62 @@ static int run_script(const char *py, const char *const *args, tu_result *r)
     for (int i = 0; args[i] && i < 14; i++)
         argv[i + 1] = args[i];
     return tu_run_program(r, py, argv, NULL, 0);
+}
+
+/* load_in_pytorch.py's --predictions CSV against parlstm's logits (n, 3)
+ * and labels: every row there, the same class; the largest logit
+ * difference. */
+static double compare_predictions(const char *csv, const float *logits, const uint8_t *labels,
+                                  int n)
+{
+    FILE *f = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "index,label,class,logit_0,logit_1,logit_2\n");
+    double worst = 0;
+    int rows = 0;
+    for (int i = 0; fgets(line, sizeof line, f); i++, rows++) {
+        int index, label, cls;
+        double l[3];
+        ck_assert_int_eq(sscanf(line, "%d,%d,%d,%lf,%lf,%lf", &index, &label, &cls, &l[0], &l[1],
+                                &l[2]),
+                         6);
+        ck_assert_int_eq(index, i);
+        ck_assert_int_eq(label, labels[i]);
+        int mine = 0;
+        for (int c = 0; c < 3; c++) {
+            if (logits[i * 3 + c] > logits[i * 3 + mine])
+                mine = c;
+            double d = fabs(l[c] - logits[i * 3 + c]);
+            worst = d > worst ? d : worst;
+        }
+        ck_assert_msg(cls == mine, "item %d: PyTorch says class %d, parlstm %d", i, cls, mine);
+    }
+    fclose(f);
+    ck_assert_int_eq(rows, n);
+    return worst;
+}
+
+/* parlstm's forward pass over the n items of ds with parameters p, as
+ * eval runs it: the logits (n, C) and the right answers. */
+static int forward_logits(const pl_config *cfg, int T, const float *p, const pl_dataset *ds,
+                          int n, float *logits)
+{
+    pl_packed *pk = pl_packed_create(cfg, PL_GEMM_AUTO);
+    pl_ws *ws = pl_ws_create(cfg, T, n, 1, PL_GEMM_AUTO);
+    ck_assert(pk && ws);
+    pl_packed_update(pk, p, 0, 1);
+    uint32_t idx[64];
+    ck_assert_int_le(n, 64);
+    for (int i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
+    pl_ws_load(ws, ds, idx, n);
+    int correct;
+    pl_lstm_forward(ws, pk, p, &correct, logits);
+    pl_ws_free(ws);
+    pl_packed_free(pk);
+    return correct;
 }
 
 /* PyTorch loads the export with examples/load_in_pytorch.py and computes
@@ -352,18 +450,8 @@ START_TEST(test_pytorch_agrees)
     size_t n = pl_param_count(&cfg);
     float *p = pl_alloc_floats(n);
     tu_fill(p, n, 0.6f, 13 + (uint64_t)_i);
-    /* parlstm's forward pass, as eval runs it */
-    pl_packed *pk = pl_packed_create(&cfg, PL_GEMM_AUTO);
-    pl_ws *ws = pl_ws_create(&cfg, T, N, 1, PL_GEMM_AUTO);
-    ck_assert(pk && ws);
-    pl_packed_update(pk, p, 0, 1);
-    uint32_t idx[64];
-    for (int i = 0; i < N; i++)
-        idx[i] = (uint32_t)i;
-    pl_ws_load(ws, &ds, idx, N);
     float logits[64 * 3];
-    int correct;
-    pl_lstm_forward(ws, pk, p, &correct, logits);
+    int correct = forward_logits(&cfg, T, p, &ds, N, logits);
     const char *model = tu_path(dir, "m.safetensors"), *csv = tu_path(dir, "pred.csv");
     ck_assert_int_eq(pl_safetensors_save(model, &mi, p, NULL, &err), PL_OK);
     const char *args[] = {model, "--images", tu_path(dir, "t10k-images-idx3-ubyte"), "--labels",
@@ -376,34 +464,9 @@ START_TEST(test_pytorch_agrees)
     ck_assert_msg(strstr(res.err, want) != NULL, "stderr '%s' lacks '%s'", res.err, want);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
     ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
-    FILE *f = fopen(csv, "r");
-    ck_assert_ptr_nonnull(f);
-    char line[1024];
-    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
-    ck_assert_str_eq(line, "index,label,class,logit_0,logit_1,logit_2\n");
-    double worst = 0;
-    int rows = 0;
-    for (int i = 0; fgets(line, sizeof line, f); i++, rows++) {
-        int index, label, cls;
-        double l[3];
-        ck_assert_int_eq(sscanf(line, "%d,%d,%d,%lf,%lf,%lf", &index, &label, &cls, &l[0], &l[1],
-                                &l[2]),
-                         6);
-        ck_assert_int_eq(index, i);
-        ck_assert_int_eq(label, ds.labels[i]);
-        int mine = 0;
-        for (int c = 0; c < 3; c++) {
-            if (logits[i * 3 + c] > logits[i * 3 + mine])
-                mine = c;
-            double d = fabs(l[c] - logits[i * 3 + c]);
-            worst = d > worst ? d : worst;
-        }
-        ck_assert_msg(cls == mine, "image %d: PyTorch says class %d, parlstm %d", i, cls, mine);
-    }
-    fclose(f);
+    double worst = compare_predictions(csv, logits, ds.labels, N);
     printf("PyTorch against parlstm, %d layer(s): %d images, largest logit difference %.3g\n",
-           cfg.layers, rows, worst);
-    ck_assert_int_eq(rows, N);
+           cfg.layers, N, worst);
     ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
 
     /* --data DIR finds t10k-* there */
@@ -412,8 +475,89 @@ START_TEST(test_pytorch_agrees)
     ck_assert_msg(st == 0, "--data: load_in_pytorch.py exited %d: %s", st, res.err);
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
     ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
-    pl_ws_free(ws);
-    pl_packed_free(pk);
+    pl_free(p);
+    pl_dataset_free(&ds);
+}
+END_TEST
+
+/* A .npy of n sequences (n, T, D) float32, or of n int64 labels (D = 0). */
+static void write_npy(const char *path, const void *data, int n, int T, int D)
+{
+    char head[128];
+    if (D)
+        snprintf(head, sizeof head, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, "
+                 "%d), }", n, T, D);
+    else
+        snprintf(head, sizeof head, "{'descr': '<i8', 'fortran_order': False, 'shape': (%d,), }",
+                 n);
+    unsigned char pre[128] = "\x93NUMPY\x01\x00";
+    size_t hl = strlen(head);
+    memset(pre + 10, ' ', 118);
+    memcpy(pre + 10, head, hl);
+    pre[127] = '\n';
+    pre[8] = 118; /* 10 + 118: the data starts at 128 */
+    pre[9] = 0;
+    size_t bytes = D ? 4 * (size_t)n * T * D : 8 * (size_t)n;
+    unsigned char *b = malloc(128 + bytes);
+    memcpy(b, pre, 128);
+    memcpy(b + 128, data, bytes);
+    tu_write(path, b, 128 + bytes);
+    free(b);
+}
+
+/* A model of real values standardised with its statistics: PyTorch
+ * applies normalize_mean and normalize_std from the metadata to the raw
+ * .npy and computes the logits parlstm computes on the standardised
+ * values (features far from mean 0 and deviation 1, so that forgetting
+ * the standardisation changes them), and names the classes. */
+START_TEST(test_pytorch_standardises)
+{
+    const char *py = getenv("PARLSTM_PYTHON");
+    if (!py || !*py) {
+        tu_skip("the PyTorch standardisation test", "no python3 that can import torch "
+                "(configure looked for one; apt-get install python3-torch)");
+        return;
+    }
+    enum { N = 64, T = 7, D = 6 };
+    const pl_config cfg = {D, 20, 3, 1};
+    static float x[N * T * D];
+    int64_t lab[N];
+    tu_fill(x, N * T * D, 1.0f, 41);
+    for (int k = 0; k < N * T * D; k++)
+        x[k] = x[k] * (float)(1 + k % D) + 10.0f * (float)(k % D) - 20.0f;
+    for (int i = 0; i < N; i++)
+        lab[i] = i % 3;
+    const char *vals = tu_path(tu_dir, "x.npy"), *labs = tu_path(tu_dir, "y.npy");
+    write_npy(vals, x, N, T, D);
+    write_npy(labs, lab, N, T, 0);
+    pl_dataset ds;
+    pl_error err = {0};
+    float mean[D], sd[D];
+    ck_assert_msg(pl_dataset_load_series(&ds, vals, labs, NULL, NULL, &err) == PL_OK, "%s",
+                  err.msg);
+    ck_assert_int_eq(pl_dataset_norm_stats(&ds, D, mean, sd, &err), PL_OK);
+    ck_assert_int_eq(pl_dataset_standardize(&ds, D, mean, sd, &err), PL_OK);
+    size_t n = pl_param_count(&cfg);
+    float *p = pl_alloc_floats(n), logits[N * 3];
+    tu_fill(p, n, 0.6f, 17);
+    int correct = forward_logits(&cfg, T, p, &ds, N, logits);
+    char *names[3] = {"rest", "walk", "run"};
+    pl_model_info mi = {.cfg = cfg, .T = T, .input = PL_INPUT_VALUES, .features = D,
+                        .norm_mean = mean, .norm_std = sd, .class_names = names};
+    const char *model = tu_path(tu_dir, "m.safetensors"), *csv = tu_path(tu_dir, "pred.csv");
+    ck_assert_int_eq(pl_safetensors_save(model, &mi, p, NULL, &err), PL_OK);
+    const char *args[] = {model, "--values", vals, "--labels", labs, "--predictions", csv, NULL};
+    static tu_result res;
+    int st = run_script(py, args, &res);
+    ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "classes: 0 rest, 1 walk, 2 run") != NULL, "%s", res.err);
+    char want[128];
+    snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
+    ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
+    double worst = compare_predictions(csv, logits, ds.labels, N);
+    printf("PyTorch against parlstm, standardised values: largest logit difference %.3g\n",
+           worst);
+    ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
     pl_free(p);
     pl_dataset_free(&ds);
 }
@@ -566,6 +710,43 @@ static const hostile_case HOSTILE[] = {
      "metadata time_steps is \"0\""},
     {"another input scaling", E1(ED_SET, "__metadata__", "input_scaling", "\"pixel/127.5-1\""),
      PL_ERR_MISMATCH, "metadata input_scaling is \"pixel/127.5-1\", parlstm models use \"pixel/255\""},
+    {"standard without its statistics", E1(ED_SET, "__metadata__", "input_scaling",
+     "\"standard\""), PL_ERR_MISMATCH, "input_scaling is \"standard\" without normalize_mean "
+     "and normalize_std"},
+    {"statistics for values as they are",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"none\", \"normalize_mean\": "
+        "\"[0,0,0]\"}"), PL_ERR_MISMATCH, "input_scaling is \"none\" with one of normalize_mean"},
+    {"statistics against the width",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"standard\", \"normalize_mean\": "
+        "\"[0,0]\", \"normalize_std\": \"[1,1]\"}"), PL_ERR_MISMATCH,
+     "metadata: a standardisation of 2 features for a model that reads steps of 3"},
+    {"fewer deviations than means",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"standard\", \"normalize_mean\": "
+        "\"[0,0,0]\", \"normalize_std\": \"[1,1]\"}"), PL_ERR_MISMATCH,
+     "metadata normalize_std has 2 numbers, normalize_mean 3"},
+    {"means not an array",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"standard\", \"normalize_mean\": "
+        "\"{}\", \"normalize_std\": \"[1,1,1]\"}"), PL_ERR_CORRUPT,
+     "metadata normalize_mean is \"{}\", expected a JSON array of 1 to 65535 numbers"},
+    {"a mean that is no number",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"standard\", \"normalize_mean\": "
+        "\"[0,\\\"a\\\",0]\", \"normalize_std\": \"[1,1,1]\"}"), PL_ERR_CORRUPT,
+     "metadata normalize_mean: entry 1 is not a number"},
+    {"a deviation of 0",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"standard\", \"normalize_mean\": "
+        "\"[0,0,0]\", \"normalize_std\": \"[1,0,1]\"}"), PL_ERR_MISMATCH,
+     "feature 1 standardised with mean 0 and standard deviation 0"},
+    {"statistics for images",
+     E1(ED_MERGE, "__metadata__", 0, "{\"input_scaling\": \"pixel/255\", \"normalize_mean\": "
+        "\"[0,0,0]\", \"normalize_std\": \"[1,1,1]\"}"), PL_ERR_MISMATCH,
+     "input_scaling is \"pixel/255\" with normalize_mean and normalize_std"},
+    {"one class name of two", E1(ED_SET, "__metadata__", "class_names", "\"[\\\"a\\\"]\""),
+     PL_ERR_MISMATCH, "expected a JSON array of the 2 classes' names"},
+    {"a class name that is no string",
+     E1(ED_SET, "__metadata__", "class_names", "\"[\\\"a\\\",1]\""), PL_ERR_CORRUPT,
+     "metadata class_names: entry 1 is not a string"},
+    {"an empty class name", E1(ED_SET, "__metadata__", "class_names", "\"[\\\"a\\\",\\\"\\\"]\""),
+     PL_ERR_MISMATCH, "metadata: class 1's name is 0 bytes long"},
     {"another sequence mode", E1(ED_SET, "__metadata__", "sequence", "\"columns\""),
      PL_ERR_MISMATCH, "metadata sequence is \"columns\", parlstm models use \"rows\" or "
      "\"pixels\""},
@@ -797,6 +978,7 @@ Suite *safetensors_suite(void)
     TCase *tp = tu_tcase_with_dir("pytorch");
     tcase_set_timeout(tp, 180);
     tcase_add_loop_test(tp, test_pytorch_agrees, 0, 4);
+    tcase_add_test(tp, test_pytorch_standardises);
     suite_add_tcase(s, tp);
     return s;
 }

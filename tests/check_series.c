@@ -859,6 +859,89 @@ START_TEST(test_dataset_of_sequences)
 }
 END_TEST
 
+/* ---- per-feature standardisation (normalize.c), against values worked
+ * out by hand */
+
+/* Two rows of 3 steps x 3 features; row 1 is 1 step long, its padding 999.
+ * Feature 0: 1, 2, 3, 5: mean 2.75, variance (1.75^2 + 0.75^2 + 0.25^2 +
+ * 2.25^2) / 4 = 8.75 / 4. Feature 1: 10, 20, 30, -4: mean 14, variance
+ * (16 + 36 + 256 + 324) / 4 = 158. Feature 2: 7 throughout: mean 7, std 1. */
+static const float NORM_X[2 * 3 * 3] = {1, 10, 7, 2, 20, 7, 3, 30, 7,
+                                        5, -4, 7, 999, 999, 999, 999, 999, 999};
+static const int32_t NORM_LEN[2] = {3, 1};
+
+START_TEST(test_norm_stats_by_hand)
+{
+    float mean[3], sd[3], x[18];
+    pl_error err = {0};
+    ck_assert_int_eq(pl_norm_stats("set", NORM_X, NORM_LEN, 2, 3, 3, mean, sd, &err), PL_OK);
+    ck_assert_float_eq(mean[0], 2.75f);
+    ck_assert_float_eq(mean[1], 14.0f);
+    ck_assert_float_eq(mean[2], 7.0f);
+    ck_assert_float_eq(sd[0], (float)sqrt(8.75 / 4));
+    ck_assert_float_eq(sd[1], (float)sqrt(158.0));
+    ck_assert_float_eq(sd[2], 1.0f); /* never varies: only centred */
+
+    /* without lengths every step counts, the padding too */
+    ck_assert_int_eq(pl_norm_stats("set", NORM_X, NULL, 2, 3, 3, mean, sd, &err), PL_OK);
+    ck_assert_float_eq(mean[2], (float)((7.0 * 4 + 999 * 2) / 6));
+
+    /* applied: (x - mean) / std in float on the valid steps, the padding as it was */
+    ck_assert_int_eq(pl_norm_stats("set", NORM_X, NORM_LEN, 2, 3, 3, mean, sd, &err), PL_OK);
+    memcpy(x, NORM_X, sizeof x);
+    pl_norm_apply(x, NORM_LEN, 2, 3, 3, mean, sd);
+    ck_assert_float_eq(x[0], (1.0f - 2.75f) / (float)sqrt(8.75 / 4));
+    ck_assert_float_eq(x[4], (20.0f - 14.0f) / (float)sqrt(158.0));
+    ck_assert_float_eq(x[9], (5.0f - 2.75f) / (float)sqrt(8.75 / 4));
+    ck_assert_float_eq(x[10], -18.0f / (float)sqrt(158.0));
+    ck_assert_float_eq(x[2], 0.0f);
+    for (int k = 12; k < 18; k++)
+        ck_assert_float_eq(x[k], 999.0f);
+
+    /* no step at all: refused, naming the set */
+    ck_assert_int_eq(pl_norm_stats("the training set", NORM_X, NORM_LEN, 0, 3, 3, mean, sd,
+                                   &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the training set: no steps"));
+}
+END_TEST
+
+/* The same through a data set: a view (the training part of a split)
+ * finds its rows' lengths, the statistics cover its rows alone, and
+ * standardising the whole set changes every view; images, a wrong feature
+ * count and a zero standard deviation are refused. */
+START_TEST(test_dataset_standardize)
+{
+    float vals[3 * 9]; /* row 0 (2 steps): 100 + k, held out; rows 1, 2: NORM_X */
+    const int32_t lens[3] = {2, 3, 1};
+    for (int k = 0; k < 9; k++)
+        vals[k] = 100.0f + (float)k;
+    memcpy(vals + 9, NORM_X, sizeof NORM_X);
+    pl_series s = {.values = vals, .lengths = (int32_t *)lens, .n = 3, .T = 3, .D = 3};
+    pl_dataset all = {.values = vals, .n = 3, .T = 3, .D = 3, .series = &s}, train, val;
+    pl_error err = {0};
+    float mean[3], sd[3];
+    ck_assert_int_eq(pl_dataset_split(&all, 1, &train, &val, &err), PL_OK);
+    ck_assert_int_eq(pl_dataset_norm_stats(&train, 3, mean, sd, &err), PL_OK);
+    ck_assert_float_eq(mean[0], 2.75f);
+    ck_assert_float_eq(sd[1], (float)sqrt(158.0));
+    ck_assert_int_eq(pl_dataset_standardize(&all, 3, mean, sd, &err), PL_OK);
+    ck_assert_float_eq(train.values[0], (1.0f - 2.75f) / (float)sqrt(8.75 / 4));
+    ck_assert_float_eq(val.values[1], (101.0f - 14.0f) / (float)sqrt(158.0));
+    ck_assert_float_eq(val.values[6], 106.0f); /* row 0 is 2 steps long: step 2 untouched */
+    ck_assert_float_eq(vals[18 + 3], 999.0f); /* row 2's padding */
+    ck_assert_ptr_null(pl_dataset_class_names(&all));
+
+    pl_dataset images = {.images = (const uint8_t *)vals, .n = 1, .T = 3, .D = 3};
+    ck_assert_int_eq(pl_dataset_norm_stats(&images, 3, mean, sd, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not images"));
+    ck_assert_int_eq(pl_dataset_norm_stats(&train, 2, mean, sd, &err), PL_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.msg, "2 features, the sequences have 3"));
+    sd[2] = 0;
+    ck_assert_int_eq(pl_dataset_standardize(&all, 3, mean, sd, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "feature 2"));
+}
+END_TEST
+
 Suite *series_suite(void)
 {
     Suite *s = suite_create("series");
@@ -877,6 +960,10 @@ Suite *series_suite(void)
     tcase_add_test(tc, test_shared_class_mapping);
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_dataset_of_sequences);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("standardisation");
+    tcase_add_test(tc, test_norm_stats_by_hand);
+    tcase_add_test(tc, test_dataset_standardize);
     suite_add_tcase(s, tc);
     tc = tu_tcase_with_dir("python");
     tcase_set_timeout(tc, 120);

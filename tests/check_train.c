@@ -135,11 +135,13 @@ START_TEST(test_chrono_init)
 }
 END_TEST
 
-/* Byte offsets in a version 3 model file (modelfile.c): magic, version,
+/* Byte offsets in a version 4 model file (modelfile.c): magic, version,
  * input, hidden, classes, n_params (u64), time steps, layers, rows, cols,
- * sequence, permuted, permute seed (u64), dropout, then parameters. */
+ * sequence, permuted, permute seed (u64), dropout, input kind, features,
+ * names_bytes, then (without a standardisation or names) parameters. */
 enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_LAYERS = 36,
-       MF_ROWS = 40, MF_SEQ = 48, MF_PERM = 52, MF_DROPOUT = 64, MF_PARAMS = 68 };
+       MF_ROWS = 40, MF_SEQ = 48, MF_PERM = 52, MF_DROPOUT = 64, MF_INPUT = 68,
+       MF_FEATURES = 72, MF_NAMES = 76, MF_PARAMS = 80 };
 
 START_TEST(test_model_file_round_trip_and_damage)
 {
@@ -158,7 +160,10 @@ START_TEST(test_model_file_round_trip_and_damage)
     ck_assert_int_eq(got.cfg.classes, 3);
     ck_assert_int_eq(got.cfg.layers, 1);
     ck_assert_int_eq(got.T, 7);
-    ck_assert_int_eq(got.version, 3);
+    ck_assert_int_eq(got.version, 4);
+    ck_assert_int_eq(got.input, PL_INPUT_IMAGES);
+    ck_assert_int_eq(got.features, 0);
+    ck_assert_ptr_null(got.class_names);
     ck_assert_int_eq(got.rows, 7); /* rows x cols = T x D when saved without them */
     ck_assert_int_eq(got.cols, 5);
     ck_assert_int_eq(got.sequence, PL_SEQ_ROWS);
@@ -179,8 +184,8 @@ START_TEST(test_model_file_round_trip_and_damage)
         const char *fragment;
     } bad[] = {
         {"magic", 0, 0, 0x01, 0, 0, PL_ERR_MAGIC, "PLSTMMDL"},
-        {"version", MF_VERSION, 0, 0x07, 0, 0, PL_ERR_VERSION,
-         "version 4, this build reads versions 1 to 3"},
+        {"version", MF_VERSION, 0, 0x01, 0, 0, PL_ERR_VERSION,
+         "version 5, this build reads versions 1 to 4"},
         {"config", MF_HIDDEN + 3, 0, 0x80, 0, 0, PL_ERR_MISMATCH, "bad model config"},
         {"parameter count", MF_NPARAMS, 0, 0x01, 0, 0, PL_ERR_MISMATCH, "a 5-12-3 model has"},
         {"time steps", MF_T + 2, 0, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
@@ -191,7 +196,7 @@ START_TEST(test_model_file_round_trip_and_damage)
         {"truncated", 0, len - 9, 0, 0, 0, PL_ERR_TRUNCATED, "truncated"},
         {"trailing", 0, 0, 0, 1, 0, PL_ERR_TRAILING, "trailing bytes"},
         {"tiny", 0, 7, 0, 0, 0, PL_ERR_TRUNCATED, "at least 36"},
-        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 3 model file has at least 72"},
+        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 4 model file has at least 84"},
         {"layers", MF_LAYERS, 0, 0x03, 0, 1, PL_ERR_MISMATCH,
          "1311 parameters, a 5-12-3 model of 2 layers has 2511"},
         {"image rows", MF_ROWS, 0, 0x01, 0, 1, PL_ERR_MISMATCH,
@@ -201,6 +206,10 @@ START_TEST(test_model_file_round_trip_and_damage)
          "images of 7x5 read as pixels cannot make 7 time steps of width 5"},
         {"permuted", MF_PERM, 0, 0x02, 0, 1, PL_ERR_MISMATCH, "permuted 2"},
         {"dropout", MF_DROPOUT + 3, 0, 0x40, 0, 1, PL_ERR_MISMATCH, "dropout 2 (0 to below 1)"},
+        {"input kind", MF_INPUT, 0, 0x02, 0, 1, PL_ERR_MISMATCH, "input kind 2"},
+        {"features", MF_FEATURES + 2, 0, 0x01, 0, 1, PL_ERR_TOO_LARGE, "65536 features"},
+        {"names", MF_NAMES + 3, 0, 0x01, 0, 1, PL_ERR_TOO_LARGE, "16777216 bytes of class names"},
+        {"features, no room", MF_FEATURES, 0, 0x01, 0, 1, PL_ERR_TRUNCATED, "truncated"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         static unsigned char copy[65600];
@@ -231,6 +240,100 @@ START_TEST(test_model_file_round_trip_and_damage)
     pl_model_info wrong = {.cfg = mi.cfg, .T = 7, .rows = 7, .cols = 4};
     ck_assert_int_eq(pl_model_save(path, &wrong, p, NULL, &err), PL_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(err.msg, "images of 7x4 read as rows cannot make 7 time steps"));
+    pl_free(p);
+}
+END_TEST
+
+/* Version 4: a model of real values with its standardisation and class
+ * names reads back bit for bit; damaged extras are refused, each with its
+ * own message; what cannot be recorded is not written; a version 3 file
+ * (the same model without them) still reads, as images. */
+START_TEST(test_model_file_standardisation_and_names)
+{
+    const char *path = tu_path(tu_dir, "m.bin");
+    float mean[2] = {-1.5f, 1e-30f}, sd[2] = {3.25f, 0.125f};
+    char *names[3] = {"walking", "up", "a,\"b\""};
+    pl_model_info mi = {.cfg = {2, 6, 3, 1}, .T = 4, .input = PL_INPUT_VALUES, .features = 2,
+                        .norm_mean = mean, .norm_std = sd, .class_names = names};
+    size_t np = pl_param_count(&mi.cfg);
+    float *p = model_params(&mi.cfg, 6), *q = NULL;
+    pl_error err = {0};
+    ck_assert_msg(pl_model_save(path, &mi, p, NULL, &err) == PL_OK, "%s", err.msg);
+    pl_model_info got;
+    ck_assert_msg(pl_model_load(path, &got, &q, &err) == PL_OK, "%s", err.msg);
+    ck_assert_int_eq(got.version, 4);
+    ck_assert_int_eq(got.input, PL_INPUT_VALUES);
+    ck_assert_int_eq(got.features, 2);
+    ck_assert_mem_eq(got.norm_mean, mean, sizeof mean);
+    ck_assert_mem_eq(got.norm_std, sd, sizeof sd);
+    for (int c = 0; c < 3; c++)
+        ck_assert_str_eq(got.class_names[c], names[c]);
+    ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
+    pl_model_info_free(&got);
+    ck_assert_ptr_null(got.norm_mean);
+    ck_assert_ptr_null(got.class_names);
+    pl_free(q);
+
+    /* the extras damaged (the CRC made right): means at 80, deviations at
+     * 88, then the names "walking\0up\0a,"b"\0" in [96, 113) */
+    static unsigned char buf[65536], copy[65536];
+    size_t len = tu_read(path, buf, sizeof buf);
+    ck_assert_uint_eq(len, 80 + 16 + 17 + 4 * np + 4);
+    const struct {
+        const char *what;
+        int edits;
+        size_t at[4];
+        unsigned char to[4];
+        pl_status want;
+        const char *fragment;
+    } bad[] = {
+        {"a deviation of 0", 4, {92, 93, 94, 95}, {0, 0, 0, 0}, PL_ERR_MISMATCH,
+         "feature 1 standardised with mean 1e-30 and standard deviation 0"},
+        {"a name unterminated", 1, {112}, {'x'}, PL_ERR_CORRUPT, "names end after 2 of 3"},
+        {"an empty name", 2, {96, 106}, {0, 'x'}, PL_ERR_MISMATCH, "class 0's name is 0 bytes"},
+        {"a name too many", 1, {101}, {0}, PL_ERR_CORRUPT, "6 bytes after the 3 class names"},
+        {"images with statistics", 1, {68}, {0}, PL_ERR_MISMATCH,
+         "a standardisation of 2 features for a model that reads images"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        memcpy(copy, buf, len);
+        for (int e = 0; e < bad[k].edits; e++)
+            copy[bad[k].at[e]] = bad[k].to[e];
+        tu_fix_crc(copy, len);
+        tu_write(path, copy, len);
+        q = NULL;
+        pl_status rc = pl_model_load(path, &got, &q, &err);
+        printf("model file, damaged %-22s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
+        ck_assert_msg(rc == bad[k].want, "%s: got %s", bad[k].what, pl_status_name(rc));
+        ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
+        ck_assert_ptr_null(q);
+    }
+
+    /* not written: statistics for images, or for another count than cols */
+    pl_model_info wrong = mi;
+    wrong.input = PL_INPUT_IMAGES;
+    ck_assert_int_eq(pl_model_save(path, &wrong, p, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "for a model that reads images"));
+    wrong = mi;
+    wrong.features = 1;
+    ck_assert_int_eq(pl_model_save(path, &wrong, p, NULL, &err), PL_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "a standardisation of 1 features for a model that "
+                                          "reads steps of 2"));
+
+    /* version 3: the same model without the extras reads as images */
+    mi.input = PL_INPUT_IMAGES;
+    mi.features = 0;
+    mi.class_names = NULL;
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    len = tu_model_to_v3(buf, tu_read(path, buf, sizeof buf));
+    tu_write(path, buf, len);
+    ck_assert_msg(pl_model_load(path, &got, &q, &err) == PL_OK, "%s", err.msg);
+    ck_assert_int_eq(got.version, 3);
+    ck_assert_int_eq(got.input, PL_INPUT_IMAGES);
+    ck_assert_int_eq(got.features, 0);
+    ck_assert_ptr_null(got.class_names);
+    ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
+    pl_free(q);
     pl_free(p);
 }
 END_TEST
@@ -413,7 +516,7 @@ START_TEST(test_model_read_either)
     for (int k = 0; k < 2; k++) {
         float *q = NULL;
         ck_assert_msg(pl_model_read(paths[k], &got, &q, &err) == PL_OK, "%s", err.msg);
-        ck_assert_int_eq(got.version, k ? 0 : 3);
+        ck_assert_int_eq(got.version, k ? 0 : 4);
         ck_assert_int_eq(got.T, 5);
         ck_assert_int_eq(got.cfg.hidden, 4);
         ck_assert_int_eq(memcmp(p, q, 4 * np), 0);
@@ -443,6 +546,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_same_seed_same_bits);
     tcase_add_test(tc, test_chrono_init);
     tcase_add_test(tc, test_model_file_round_trip_and_damage);
+    tcase_add_test(tc, test_model_file_standardisation_and_names);
     tcase_add_test(tc, test_model_file_version_1_still_read);
     tcase_add_test(tc, test_model_save_failures_keep_previous_file);
     tcase_add_test(tc, test_predict_probabilities);

@@ -53,7 +53,7 @@ typedef enum {
 
 typedef enum {
     O_MODEL, O_IN, O_DATA, O_TRAIN_FILE, O_TRAIN_LABELS, O_TRAIN_LENGTHS, O_TEST_FILE,
-    O_TEST_LABELS, O_TEST_LENGTHS, O_SYNTHETIC, O_VAL, O_CLASSES,
+    O_TEST_LABELS, O_TEST_LENGTHS, O_NORMALIZE, O_LENGTHS, O_SYNTHETIC, O_VAL, O_CLASSES,
     O_SEQUENCE, O_PERMUTE, O_LAYERS, O_DROPOUT,
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
     O_BENCH_BATCH, O_BENCH_HIDDEN, O_BENCH_SEQ, O_BENCH_GEMM,
@@ -187,7 +187,9 @@ int cli_load_model(const char *cmd, const char *path, pl_model_info *m, float **
 /* How a model reads an image: "row by row", "pixel by pixel in a permuted
  * order (seed 5)". */
 const char *cli_reading(const pl_model_info *m, char *buf, size_t len);
-/* "28-128-10, 1 layer, 28x28 images read row by row" (what a model reads). */
+/* "28-128-10, 1 layer, 28x28 images read row by row", or for a model of
+ * values "8-128-10, 1 layer, sequences of 8 steps x 8 values read row by
+ * row, standardised, classes named" (what a model reads). */
 const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len);
 /* A required option that is missing: says so, returns EXIT_USAGE. */
 int cli_missing(unsigned cmd, cli_opt_id id);

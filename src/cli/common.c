@@ -233,6 +233,11 @@ const char *cli_describe_model(const pl_model_info *m, char *buf, size_t len)
         snprintf(buf, len, "%d-%d-%d, %d layer%s, rows of %d pixels (the sequence length not "
                  "recorded)", c->input, c->hidden, c->classes, c->layers,
                  c->layers == 1 ? "" : "s", c->input);
+    else if (m->input == PL_INPUT_VALUES)
+        snprintf(buf, len, "%d-%d-%d, %d layer%s, sequences of %d steps x %d values read %s%s%s",
+                 c->input, c->hidden, c->classes, c->layers, c->layers == 1 ? "" : "s", m->rows,
+                 m->cols, cli_reading(m, how, sizeof how),
+                 m->features ? ", standardised" : "", m->class_names ? ", classes named" : "");
     else
         snprintf(buf, len, "%d-%d-%d, %d layer%s, %dx%d images read %s", c->input, c->hidden,
                  c->classes, c->layers, c->layers == 1 ? "" : "s", m->rows, m->cols,

@@ -1,4 +1,6 @@
-/* parlstm eval: accuracy of a saved model on a test set. */
+/* parlstm eval: accuracy of a saved model on a test set: IDX images
+ * (--data), or sequences of values (--test FILE, for a model trained on
+ * --train's), standardised as the model records. */
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +44,54 @@ static int check_shapes(const char *model, const pl_model_info *mi, pl_dataset *
     return 0;
 }
 
+/* --test FILE and its labels and lengths, for a model of values: read to
+ * the model's classes, standardised with its statistics, read as it reads
+ * them. 0, or 1 after a message. */
+static int load_series_test(const char *model, const pl_model_info *mi, const cli_value *v,
+                            pl_dataset *test)
+{
+    pl_error err = {0};
+    const char *path = v[O_TEST_FILE].text;
+    if (mi->input == PL_INPUT_IMAGES && mi->version >= 4) {
+        fprintf(stderr, "parlstm eval: %s reads images (it was trained on IDX images), not the "
+                "sequences of %s: give its test images with --data DIR\n", model, path);
+        return 1;
+    }
+    if (pl_dataset_load_series_for(test, path, v[O_TEST_LABELS].text, v[O_TEST_LENGTHS].text,
+                                   mi, 1, &err)) {
+        print_error(CMD, &err);
+        if (err.code == PL_ERR_MISMATCH && strstr(err.msg, "features a step"))
+            fprintf(stderr, "parlstm eval: the model %s reads sequences of %d features a step\n",
+                    model, mi->cols ? mi->cols : mi->cfg.input);
+        return 1;
+    }
+    if (mi->features &&
+        pl_dataset_standardize(test, mi->features, mi->norm_mean, mi->norm_std, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    return cli_read_as(CMD, test, mi->sequence, 0, 0);
+}
+
+/* Which test set: --data's images or --test's sequences, not both; the
+ * files that go with --test only with it. 0, or EXIT_USAGE after a
+ * message. */
+static int check_test_args(const cli_value *v)
+{
+    const char *alone = v[O_TEST_LABELS].text ? "--test-labels"
+                        : v[O_TEST_LENGTHS].text ? "--test-lengths" : NULL;
+    if (!v[O_TEST_FILE].text && alone) {
+        fprintf(stderr, "parlstm eval: %s goes with --test FILE\n", alone);
+        return EXIT_USAGE;
+    }
+    if (v[O_TEST_FILE].text && v[O_DATA].set) {
+        fprintf(stderr, "parlstm eval: --data and --test both give the test set: --data "
+                "IDX images, --test sequences of values (give one)\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int evaluate(const char *model, const pl_model_info *mi, const float *params,
                     const pl_dataset *test, pl_train_opts *o, int quiet)
 {
@@ -64,8 +114,10 @@ static int evaluate(const char *model, const pl_model_info *mi, const float *par
     }
     double secs = pl_seconds() - t0;
     if (!quiet)
-        fprintf(stderr, "parlstm eval: model %d-%d-%d from %s on %zu test images\n",
-                mi->cfg.input, mi->cfg.hidden, mi->cfg.classes, model, test->n);
+        fprintf(stderr, "parlstm eval: model %d-%d-%d from %s on %zu test %s%s\n",
+                mi->cfg.input, mi->cfg.hidden, mi->cfg.classes, model, test->n,
+                test->values ? "sequences" : "images",
+                mi->features ? ", standardised as the model records" : "");
     printf("result: test_accuracy=%.4f test_loss=%.4f images=%zu seconds=%.2f\n", acc, loss,
            test->n, secs);
     return 0;
@@ -88,15 +140,28 @@ int cmd_eval(int argc, char **argv)
     o.gemm = (pl_gemm_backend)v[O_GEMM].i;
     if (pl_gemm_resolve(o.gemm) == PL_GEMM_BLAS)
         cli_fix_openblas();
+    if ((rc = check_test_args(v)))
+        return rc;
     pl_model_info mi;
     float *params = NULL;
     if (cli_load_model(CMD, model, &mi, &params))
         return 1;
-    pl_dataset train, test;
+    pl_dataset train, test = {0};
     int have_test;
-    rc = cli_load_data(CMD, v[O_DATA].text, mi.cfg.classes, 0, &train, &test, &have_test);
-    if (!rc && !(rc = check_shapes(model, &mi, &test, quiet)))
+    if (!v[O_TEST_FILE].text && mi.input == PL_INPUT_VALUES) {
+        fprintf(stderr, "parlstm eval: %s was trained on sequences of values (--train), not "
+                "images: give its test file with --test FILE\n", model);
+        rc = EXIT_USAGE;
+    } else {
+        if (v[O_TEST_FILE].text)
+            rc = load_series_test(model, &mi, v, &test);
+        else if (!(rc = cli_load_data(CMD, v[O_DATA].text, mi.cfg.classes, 0, &train, &test,
+                                      &have_test)))
+            rc = check_shapes(model, &mi, &test, quiet);
+    }
+    if (!rc)
         rc = evaluate(model, &mi, params, &test, &o, quiet);
+    pl_model_info_free(&mi);
     pl_free(params);
     pl_dataset_free(&test);
     return rc;

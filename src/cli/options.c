@@ -21,6 +21,7 @@ static const char *const LR_SCALINGS[] = {"none", "linear", "sqrt", NULL}; /* pl
 static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", "avx2", "neon", NULL};
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
 static const char *const SEQUENCES[] = {"rows", "pixels", NULL}; /* pl_sequence */
+static const char *const NORMALIZE[] = {"none", "standard", NULL}; /* pl_ckpt_meta.normalize */
 
 /* In help order: the rows of a command keep this order in its --help. */
 static const cli_option OPTIONS[] = {
@@ -53,13 +54,24 @@ static const cli_option OPTIONS[] = {
      "Data", "the lengths of a .npy --train's sequences: a .npy of N integers, 1 to T "
      "(each sequence is read over its own length; its output is its last step's; the "
      "padded steps cost nothing)", NULL},
-    {O_TEST_FILE, "test", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN, "Data",
-     "the test sequences for a --train set, of the same kind and shape; its labels are the "
-     "training file's classes (without it: no test accuracy)", NULL},
-    {O_TEST_LABELS, "test-labels", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
-     "Data", "the labels of a .npy --test", NULL},
-    {O_TEST_LENGTHS, "test-lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
-     "Data", "the lengths of a .npy --test's sequences", NULL},
+    {O_TEST_FILE, "test", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN | CMD_EVAL,
+     "Data", "test sequences of the kind --train takes: for train, those of a --train set "
+     "(without it: no test accuracy); for eval, instead of --data's images, for a model "
+     "trained on --train's sequences, with as many features a step. Their labels are the "
+     "training file's classes (by name, for .ts and .tsv)", NULL},
+    {O_TEST_LABELS, "test-labels", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL,
+     CMD_TRAIN | CMD_EVAL, "Data", "the labels of a .npy --test", NULL},
+    {O_TEST_LENGTHS, "test-lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL,
+     CMD_TRAIN | CMD_EVAL, "Data", "the lengths of a .npy --test's sequences", NULL},
+    {O_NORMALIZE, "normalize", "HOW", ARG_WORD, 0, 0, 0, NORMALIZE, NULL,
+     "standard for --train's sequences, none for IDX images", CMD_TRAIN, "Data",
+     "standard: each feature of --train's values becomes (x - mean) / std, the mean and the "
+     "standard deviation taken over the valid steps of the training split (after --val is "
+     "held out), applied to the validation and test values too and stored in the model, so "
+     "that eval, predict and export apply them; none: values as they are. IDX images are "
+     "always scaled by 1/255", NULL},
+    {O_LENGTHS, "lengths", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_PREDICT, "Data",
+     "the lengths of a .npy INPUT's sequences (a .npy of N integers); for one .npy input", NULL},
     {O_SYNTHETIC, "synthetic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_BENCH, "Data",
      "random 28x28 images of 10 classes instead of the data directory's", NULL},
     {O_VAL, "val", "N", ARG_INT, 0, 100000000, 0, NULL, "5000", NULL, CMD_TRAIN, "Data",
@@ -325,6 +337,11 @@ static void predict_notes(FILE *f)
         "(P5 or P2) or an IDX images file (raw or .gz: every image in it). An image must\n"
         "have the shape the model was trained on; it is read as the model reads its\n"
         "images (row by row, or pixel by pixel in the model's order), pixels / 255.\n"
+        "For a model trained on sequences of values (train --train), each INPUT is a\n"
+        ".npy (--lengths FILE for its lengths), .ts or .tsv of sequences with the\n"
+        "model's features a step, standardised as the model records; their labels are\n"
+        "not needed (a .npy) but must be classes of the model (a .ts or .tsv). A model\n"
+        "trained on .ts or .tsv files writes its classes' names, others the index.\n"
         "\n"
         "stdout is CSV, a header and one row per image, for example\n"
         "  input,index,class,probability\n"
@@ -344,6 +361,9 @@ static void export_notes(FILE *f)
         "with x the pixels / 255 as (batch, time steps, width). The metadata records\n"
         "how the model reads images (sequence, time_steps, image_rows, image_cols,\n"
         "permuted, permute_seed and pixel_order: the permutation itself, for PyTorch),\n"
+        "or, for a model of values, input_scaling \"none\" or \"standard\" with\n"
+        "normalize_mean and normalize_std (x becomes (x - mean) / std per feature) and\n"
+        "class_names,\n"
         "and parlstm import reads all of it back:\n"
         "export then import gives the model file's parameters back bit for bit.\n"
         "examples/load_in_pytorch.py (in the source tree) evaluates an export.\n");
@@ -386,13 +406,15 @@ static const cli_command COMMANDS[] = {
      "evaluate a saved model on a test set",
      "Evaluates a model saved by 'parlstm train --save FILE' (or a safetensors file) on the "
      "test set DIR/t10k-{images-idx3,labels-idx1}-ubyte[.gz]. The images must have the width, "
-     "and (when the model records it) the rows, that the model was trained on.",
+     "and (when the model records it) the rows, that the model was trained on. A model "
+     "trained on sequences of values (train --train) is evaluated on --test FILE instead, "
+     "standardised with the statistics the model records.",
      0, NULL, eval_notes, "0 done; 1 error (model, data); 2 bad options."},
     {CMD_PREDICT, "predict", "parlstm predict --model FILE [OPTIONS] INPUT...",
-     "classify images (PNG, PGM, IDX) with a saved model",
-     "Classifies every image of the INPUT files with the model and writes one CSV row per "
-     "image on stdout: the input, the image's index in it, the most probable class and its "
-     "probability.",
+     "classify images (PNG, PGM, IDX) or sequences (.npy, .ts, .tsv) with a saved model",
+     "Classifies every image or sequence of the INPUT files with the model and writes one CSV "
+     "row per image or sequence on stdout: the input, the item's index in it, the most "
+     "probable class and its probability.",
      0, "INPUT...", predict_notes,
      "0 every image classified; 1 an input refused or unreadable (named on stderr; the "
      "images of the other inputs are still classified and written) or the model unreadable; "

@@ -1,10 +1,12 @@
-/* parlstm predict: classifies PNG, PGM and IDX images with a saved model and
- * writes one CSV row per image on stdout.
+/* parlstm predict: classifies PNG, PGM and IDX images, or sequences of
+ * values (.npy, .ts, .tsv), with a saved model and writes one CSV row per
+ * image or sequence on stdout; a model that keeps its classes' names
+ * (trained on .ts or .tsv) writes them, others the class index.
  *
- * Each input becomes a data set of its images (rows, cols), is checked
- * against the shape the model reads, is read the way the model reads
- * images (model_reading), and goes through the trainer's forward pass
- * (pl_trainer_predict). An input that cannot be read or has the wrong
+ * Each input becomes a data set of its images (rows, cols) or sequences,
+ * is checked against the shape the model reads, is read the way the model
+ * reads them (model_reading: sequences standardised as it records), and
+ * goes through the trainer's forward pass (pl_trainer_predict). An input that cannot be read or has the wrong
  * shape is named on stderr and skipped; the others are still classified
  * (exit status 1 then, 0 when every input was classified). */
 #include <stdio.h>
@@ -18,6 +20,7 @@ static const char *const CMD = "predict";
 
 typedef struct {
     const char *path;      /* --model */
+    const char *lengths;   /* --lengths: for the one .npy input */
     pl_model_info mi;
     float *params;
     pl_train_opts o;
@@ -34,6 +37,47 @@ static int image_name(const char *path)
 {
     size_t n = strlen(path);
     return n > 4 && (!strcasecmp(path + n - 4, ".png") || !strcasecmp(path + n - 4, ".pgm"));
+}
+
+/* Whether an input holds sequences of values: a .npy (by its magic), a
+ * .ts (by its '@' or '#' header lines), or by its name .npy, .ts or .tsv
+ * (any case; an older UCR .txt or .csv is named .tsv to be taken). npy: a
+ * .npy in particular. */
+static int series_input(const char *path, int *npy)
+{
+    unsigned char head[6] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    const char *dot = strrchr(path, '.');
+    const char *ext = dot && !strchr(dot, '/') ? dot : "";
+    *npy = (got == 6 && !memcmp(head, "\x93NUMPY", 6)) || !strcasecmp(ext, ".npy");
+    return *npy || (got > 0 && (head[0] == '@' || head[0] == '#')) || !strcasecmp(ext, ".ts") ||
+           !strcasecmp(ext, ".tsv");
+}
+
+/* An input of sequences for the model: its width and classes checked by
+ * the reader (labels not needed), standardised as the model records, read
+ * as it reads them. 0, or 1 after a message. */
+static int read_series(const predictor *p, const char *path, int npy, pl_dataset *ds)
+{
+    const pl_model_info *m = &p->mi;
+    pl_error err = {0};
+    if (m->input == PL_INPUT_IMAGES && m->version >= 4) {
+        fprintf(stderr, "parlstm predict: %s: sequences of values, but the model %s reads "
+                "images (it was trained on IDX images)\n", path, p->path);
+        return 1;
+    }
+    if (pl_dataset_load_series_for(ds, path, NULL, npy ? p->lengths : NULL, m, 0, &err) ||
+        (m->features && pl_dataset_standardize(ds, m->features, m->norm_mean, m->norm_std, &err))) {
+        print_error(CMD, &err);
+        if (err.code == PL_ERR_MISMATCH && strstr(err.msg, "features a step"))
+            fprintf(stderr, "parlstm predict: the model %s reads sequences of %d features a "
+                    "step\n", p->path, m->cols ? m->cols : m->cfg.input);
+        return 1;
+    }
+    return cli_read_as(CMD, ds, m->sequence, 0, 0);
 }
 
 /* An input's images, read by the format its first bytes tell: IDX (raw or
@@ -144,6 +188,17 @@ static void rank(const float *probs, int C, int k, int *best)
     }
 }
 
+/* Class c as the model names it: its name, or its index. */
+static void print_class(const predictor *p, int c)
+{
+    if (p->mi.class_names) {
+        putchar(',');
+        csv_field(p->mi.class_names[c]);
+    } else {
+        printf(",%d", c);
+    }
+}
+
 static void print_row(const predictor *p, const char *input, size_t index, const float *probs)
 {
     const int C = p->mi.cfg.classes;
@@ -151,8 +206,10 @@ static void print_row(const predictor *p, const char *input, size_t index, const
     rank(probs, C, p->top, best);
     csv_field(input);
     printf(",%zu", index);
-    for (int j = 0; j < p->top; j++)
-        printf(",%d,%.6f", best[j], (double)probs[best[j]]);
+    for (int j = 0; j < p->top; j++) {
+        print_class(p, best[j]);
+        printf(",%.6f", (double)probs[best[j]]);
+    }
     for (int c = 0; p->probabilities && c < C; c++)
         printf(",%.6f", (double)probs[c]);
     printf("\n");
@@ -174,21 +231,38 @@ static pl_trainer *trainer_for(predictor *p, int T, pl_error *err)
     return p->tr;
 }
 
-/* Classifies every image of one input and prints its rows; 0, or 1 after
- * naming the input and what was wrong. */
+/* An input read as the model reads it: sequences of values or images.
+ * 0, or 1 after naming the input and what was wrong; ds and img are the
+ * caller's to free either way. */
+static int read_for_model(const predictor *p, const char *input, pl_dataset *ds, pl_image *img)
+{
+    pl_error err = {0};
+    int npy;
+    memset(ds, 0, sizeof *ds);
+    memset(img, 0, sizeof *img);
+    if (series_input(input, &npy))
+        return read_series(p, input, npy, ds);
+    if (p->mi.input == PL_INPUT_VALUES) {
+        fprintf(stderr, "parlstm predict: %s: the model %s reads sequences of values (.npy, "
+                ".ts, .tsv), not images\n", input, p->path);
+        return 1;
+    }
+    if (read_input(input, ds, img, &err)) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    return check_shape(p, input, ds) || model_reading(p, ds);
+}
+
+/* Classifies every image or sequence of one input and prints its rows;
+ * 0, or 1 after naming the input and what was wrong. */
 static int classify(predictor *p, const char *input)
 {
     pl_error err = {0};
     pl_dataset ds;
     pl_image img;
-    int rc = 0;
-    if (read_input(input, &ds, &img, &err)) {
-        print_error(CMD, &err);
-        return 1;
-    }
-    if (check_shape(p, input, &ds) || model_reading(p, &ds)) {
-        rc = 1;
-    } else {
+    int rc = read_for_model(p, input, &ds, &img);
+    if (!rc) {
         pl_trainer *tr = trainer_for(p, ds.T, &err);
         const int C = p->mi.cfg.classes;
         free(p->probs);
@@ -206,6 +280,20 @@ static int classify(predictor *p, const char *input)
     return rc;
 }
 
+/* --lengths goes with exactly one .npy input: 0, or EXIT_USAGE after
+ * saying so. */
+static int check_lengths(const char *lengths, char **inputs, int n)
+{
+    int npy = 0, is_npy;
+    for (int i = 0; lengths && i < n; i++)
+        npy += series_input(inputs[i], &is_npy) && is_npy;
+    if (!lengths || npy == 1)
+        return 0;
+    fprintf(stderr, "parlstm predict: --lengths %s goes with one .npy input, and %d of the "
+            "inputs are .npy files\n", lengths, npy);
+    return EXIT_USAGE;
+}
+
 int cmd_predict(int argc, char **argv)
 {
     cli_value v[O_COUNT];
@@ -217,6 +305,9 @@ int cmd_predict(int argc, char **argv)
                    .probabilities = (int)v[O_PROBS].i};
     if (!p.path)
         return cli_missing(CMD_PREDICT, O_MODEL);
+    p.lengths = v[O_LENGTHS].text;
+    if ((rc = check_lengths(p.lengths, argv + first, argc - first)))
+        return rc;
     pl_train_opts_default(&p.o);
     p.o.workers = (int)v[O_WORKERS].i;
     p.o.threads = (int)v[O_THREADS].i;
@@ -231,6 +322,7 @@ int cmd_predict(int argc, char **argv)
     if (p.top > p.mi.cfg.classes) {
         fprintf(stderr, "parlstm predict: --top %d is more than the %d classes of %s\n", p.top,
                 p.mi.cfg.classes, p.path);
+        pl_model_info_free(&p.mi);
         pl_free(p.params);
         return EXIT_USAGE;
     }
@@ -247,6 +339,7 @@ int cmd_predict(int argc, char **argv)
     }
     pl_trainer_free(p.tr);
     free(p.probs);
+    pl_model_info_free(&p.mi);
     pl_free(p.params);
     return failed ? 1 : 0;
 }

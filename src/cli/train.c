@@ -44,6 +44,7 @@ typedef struct {
     series_files files;
     long long val, log_every, ckpt_every;
     int quiet, layers, test_every_epoch;
+    int normalize;         /* pl_ckpt_meta.normalize: --normalize, or its default */
     pl_sequence sequence;  /* how images become sequences */
     int permuted;          /* --permute given */
     uint64_t permute_seed;
@@ -65,6 +66,7 @@ typedef struct {
     uint32_t *order;       /* (trainset.n) the epoch's order */
     long spe, total, start; /* steps per epoch, planned, done before this run */
     pl_ckpt_meta meta;     /* what checkpoints record */
+    float *norm_mean, *norm_std; /* (cols) --normalize standard's statistics */
     pl_model_info init;    /* --init-from: the model */
     float *init_params;    /* its parameters */
     cli_log log;           /* --log */
@@ -175,6 +177,11 @@ static int check_series_args(const train_args *a)
                 f->test_labels ? "--test-labels" : "--test-lengths");
         return EXIT_USAGE;
     }
+    if (!f->train && a->normalize && v[O_NORMALIZE].set) {
+        fprintf(stderr, "parlstm train: --normalize standard is for --train's sequences of "
+                "values; IDX images are scaled by 1/255 (drop the option)\n");
+        return EXIT_USAGE;
+    }
     if (!f->train)
         return 0;
     const cli_opt_id images_only[] = {O_DATA, O_CLASSES, O_PERMUTE};
@@ -216,6 +223,7 @@ static void take_values(train_args *a)
     o->dropout = (float)v[O_DROPOUT].x;
     a->layers = (int)v[O_LAYERS].i;
     a->test_every_epoch = (int)v[O_TEST_EVERY_EPOCH].i;
+    a->normalize = v[O_NORMALIZE].set ? (int)v[O_NORMALIZE].i : v[O_TRAIN_FILE].text != NULL;
     a->sequence = (pl_sequence)v[O_SEQUENCE].i;
     a->permuted = v[O_PERMUTE].set;
     a->permute_seed = v[O_PERMUTE].u;
@@ -360,6 +368,13 @@ static int adopt_checkpoint(train_args *a, const pl_ckpt_meta *m)
                 m->permuted ? "seed" : "order (not permuted)");
         return EXIT_USAGE;
     }
+    if (a->v[O_NORMALIZE].set && a->normalize != m->normalize) {
+        fprintf(stderr, "parlstm train: --normalize %s differs from the checkpoint's %s: a "
+                "resumed run keeps its settings (drop the option)\n",
+                cli_word(O_NORMALIZE, a->normalize), cli_word(O_NORMALIZE, m->normalize));
+        return EXIT_USAGE;
+    }
+    a->normalize = m->normalize;
     a->layers = m->cfg.layers;
     a->sequence = m->sequence;
     a->permuted = m->permuted;
@@ -470,6 +485,41 @@ static int load_series(run *r)
     return 0;
 }
 
+/* --normalize standard: each feature's mean and standard deviation over
+ * the training split (r->trainset, after --val is held out), applied to
+ * the whole set (validation included) and the test set. A resumed run
+ * gets here with the checkpoint's setting and the same split, and so
+ * recomputes the same statistics (its data CRC, over the standardised
+ * training values, says so). */
+static int standardize(run *r)
+{
+    pl_error err = {0};
+    const char *const *names = pl_dataset_class_names(&r->all);
+    for (int c = 0; names && c < r->all.classes; c++)
+        if (strlen(names[c]) > PL_MAX_CLASS_NAME) {
+            fprintf(stderr, "parlstm train: %s: class %d's name is %zu bytes long; a model "
+                    "keeps names of up to %d\n", r->a.files.train, c, strlen(names[c]),
+                    PL_MAX_CLASS_NAME);
+            return 1;
+        }
+    if (!r->a.normalize || !r->all.values)
+        return 0;
+    r->norm_mean = malloc(sizeof(float) * (size_t)r->cols);
+    r->norm_std = malloc(sizeof(float) * (size_t)r->cols);
+    if (!r->norm_mean || !r->norm_std) {
+        fprintf(stderr, "parlstm train: out of memory\n");
+        return 1;
+    }
+    if (pl_dataset_norm_stats(&r->trainset, r->cols, r->norm_mean, r->norm_std, &err) ||
+        pl_dataset_standardize(&r->all, r->cols, r->norm_mean, r->norm_std, &err) ||
+        (r->have_test &&
+         pl_dataset_standardize(&r->test, r->cols, r->norm_mean, r->norm_std, &err))) {
+        print_error(CMD, &err);
+        return 1;
+    }
+    return 0;
+}
+
 static int data_setup(run *r)
 {
     train_args *a = &r->a;
@@ -489,6 +539,8 @@ static int data_setup(run *r)
         fprintf(stderr, "parlstm train: --val %lld: %s\n", a->val, err.msg);
         return EXIT_USAGE;
     }
+    if ((rc = standardize(r)))
+        return rc;
     if (a->target > 0 && r->valset.n == 0) {
         fprintf(stderr, "parlstm train: --target-accuracy %g is measured on the validation "
                 "images, and --val 0 holds none out (give --val N)\n", a->target);
@@ -518,7 +570,11 @@ static pl_model_info run_model_info(const run *r)
     const train_args *a = &r->a;
     return (pl_model_info){.cfg = r->cfg, .T = r->all.T, .rows = r->rows, .cols = r->cols,
                            .sequence = a->sequence, .permuted = a->permuted,
-                           .permute_seed = a->permute_seed, .dropout = a->o.dropout};
+                           .permute_seed = a->permute_seed, .dropout = a->o.dropout,
+                           .input = r->all.values ? PL_INPUT_VALUES : PL_INPUT_IMAGES,
+                           .features = r->norm_mean ? r->cols : 0, .norm_mean = r->norm_mean,
+                           .norm_std = r->norm_std,
+                           .class_names = (char **)pl_dataset_class_names(&r->all)};
 }
 
 /* --init-from: the model, and the options it decides when they are not
@@ -664,7 +720,8 @@ static int trainer_setup(run *r)
     r->meta = (pl_ckpt_meta){.cfg = r->cfg, .T = r->all.T, .opts = *pl_trainer_opts(r->tr),
                              .total = r->total, .val = (long)a->val, .n_train = r->trainset.n,
                              .data_crc = data_crc, .sequence = a->sequence,
-                             .permuted = a->permuted, .permute_seed = a->permute_seed};
+                             .permuted = a->permuted, .permute_seed = a->permute_seed,
+                             .normalize = a->normalize};
     if (a->ckpt && pl_dist_rank() == 0) {
         int stale = pl_remove_stale_temporaries(a->ckpt);
         if (stale && !a->quiet)
@@ -724,6 +781,10 @@ static void print_plan(const run *r)
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
             be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
             pl_trainer_bytes(r->tr) / 1048576.0);
+    if (r->norm_mean)
+        fprintf(stderr, "parlstm train: each of the %d features standardised with the mean and "
+                "standard deviation of the %zu training sequences (--normalize standard)\n",
+                r->cols, r->trainset.n);
     if (r->a.resume)
         fprintf(stderr, "parlstm train: resuming %s at step %ld of %ld\n", r->a.resume,
                 r->start, r->total);
@@ -1053,6 +1114,9 @@ static int finish(run *r, progress *p)
 
 static void run_free(run *r)
 {
+    free(r->norm_mean);
+    free(r->norm_std);
+    pl_model_info_free(&r->init);
     pl_free(r->state);
     pl_free(r->init_params);
     cli_log_close(&r->log);
