@@ -1,6 +1,7 @@
 /* Seeded pseudo-random numbers: xoshiro256** (Blackman and Vigna), state
  * filled from the seed by splitmix64. */
 #include <math.h>
+#include <string.h>
 
 #include "parlstm.h"
 
@@ -77,6 +78,38 @@ void pl_rng_permutation(pl_rng *r, uint32_t *order, size_t n)
 void pl_epoch_rng(uint64_t seed, long epoch, pl_rng *r)
 {
     pl_rng_seed(r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(epoch + 1)));
+}
+
+/* i's lowest `bits` bits in reverse order. */
+static unsigned bit_reverse(unsigned i, int bits)
+{
+    unsigned r = 0;
+    for (int b = 0; b < bits; b++, i >>= 1)
+        r = r << 1 | (i & 1u);
+    return r;
+}
+
+void pl_balance_rows(const uint32_t *idx, int n, const int32_t *lengths, int T, uint32_t *out,
+                     uint32_t *sorted, int *cnt)
+{
+    memset(cnt, 0, sizeof *cnt * (size_t)(T + 1));
+    for (int b = 0; b < n; b++) /* bucket T - length: longest first */
+        cnt[T - lengths[idx[b]]]++;
+    for (int k = 0, at = 0; k <= T; k++) {
+        const int here = cnt[k];
+        cnt[k] = at;
+        at += here;
+    }
+    for (int b = 0; b < n; b++)
+        sorted[cnt[T - lengths[idx[b]]]++] = idx[b];
+    int bits = 0;
+    while ((1L << bits) < n)
+        bits++;
+    for (unsigned i = 0, j = 0; i < 1u << bits; i++) {
+        const unsigned r = bit_reverse(i, bits);
+        if (r < (unsigned)n)
+            out[j++] = sorted[r];
+    }
 }
 
 void pl_epoch_order(uint64_t seed, long epoch, uint32_t *order, size_t n)

@@ -607,6 +607,10 @@ static pl_status run_batch(pl_trainer *tr, int kind, const pl_dataset *ds,
     if (rc)
         return rc;
     double t0 = tr->prof ? pl_seconds() : 0;
+    if (ds->lengths) { /* shards of about the same cost */
+        pl_balance_rows(idx, n, ds->lengths, ds->T, tr->bal, tr->bal_sorted, tr->bal_cnt);
+        idx = tr->bal;
+    }
     tr->job.kind = kind;
     tr->job.ds = ds;
     tr->job.idx = idx;

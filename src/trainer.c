@@ -91,6 +91,9 @@ static void free_all(pl_trainer *tr)
     free(tr->shard_loss);
     free(tr->shard_correct);
     free(tr->pinned);
+    free(tr->bal);
+    free(tr->bal_sorted);
+    free(tr->bal_cnt);
     free(tr->cpus);
     free(tr->prof);
     free(tr->schunk);
@@ -249,6 +252,9 @@ static pl_status alloc_buffers(pl_trainer *tr, pl_error *err)
     tr->shard_loss = calloc((size_t)tr->S_max, sizeof *tr->shard_loss);
     tr->shard_correct = calloc((size_t)tr->S_max, sizeof *tr->shard_correct);
     tr->pinned = calloc((size_t)tr->W, sizeof *tr->pinned);
+    tr->bal = calloc((size_t)tr->o.batch, sizeof *tr->bal);
+    tr->bal_sorted = calloc((size_t)tr->o.batch, sizeof *tr->bal_sorted);
+    tr->bal_cnt = calloc((size_t)tr->T + 1, sizeof *tr->bal_cnt);
     tr->agree = calloc(tr->n_agree, sizeof *tr->agree);
     tr->ready = calloc((size_t)R, sizeof *tr->ready);
     xplan *x = &tr->plan;
@@ -263,9 +269,9 @@ static pl_status alloc_buffers(pl_trainer *tr, pl_error *err)
     if (tr->o.profile)
         tr->prof = calloc((size_t)tr->W, sizeof *tr->prof);
     int ok = tr->params && tr->grad && tr->m && tr->v && tr->sgrad && tr->ws &&
-             tr->shard_loss && tr->shard_correct && tr->pinned && tr->pk && tr->agree &&
-             tr->ready && x->blo && x->bhi && x->bsize && x->brank && x->slot && tr->sends &&
-             tr->recvs && (!tr->o.profile || tr->prof);
+             tr->shard_loss && tr->shard_correct && tr->pinned && tr->bal && tr->bal_sorted &&
+             tr->bal_cnt && tr->pk && tr->agree && tr->ready && x->blo && x->bhi && x->bsize &&
+             x->brank && x->slot && tr->sends && tr->recvs && (!tr->o.profile || tr->prof);
     tr->ncpu = 0;
     if (ok && (tr->cpus = calloc(CPU_SETSIZE, sizeof *tr->cpus)) != NULL)
         tr->ncpu = pl_cpu_list(tr->cpus, CPU_SETSIZE);

@@ -61,6 +61,9 @@ struct pl_trainer {
     double *shard_loss;           /* (S_max) */
     int *shard_correct;           /* (S_max) */
     int *pinned;                  /* (W) */
+    uint32_t *bal, *bal_sorted;   /* (batch) a batch of several lengths, balanced
+                                     (pl_balance_rows), and its scratch */
+    int *bal_cnt;                 /* (T + 1) */
     int *cpus;                    /* (ncpu) CPUs this process may use */
     long adam_t;
     long fault_step;              /* test hook (testing.h): -1 = never */
