@@ -86,6 +86,7 @@ area_of() {
     src/idx.c | src/image.c) echo "idx cli image" ;;
     src/dataset.c) echo "idx series cli image" ;;
     src/npy.c | src/tsfile.c | src/series.c | src/series.h) echo "series" ;;
+    src/normalize.c) echo "series cli" ;;
     src/checkpoint.c) echo "reliability cli series" ;;
     src/file.c) echo "train reliability" ;;
     src/modelfile.c | src/modelinfo.c | src/modelformat.c) echo "cli train tools" ;;
