@@ -17,18 +17,6 @@
 
 #include "internal.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* One model size: the medians (ms) of the three parts over `steps` steps. */
 static int measure(int hidden, int steps, double ms[3], size_t *np_out)
 {
@@ -75,7 +63,7 @@ static int measure(int hidden, int steps, double ms[3], size_t *np_out)
         }
     }
     for (int k = 0; k < 3; k++) {
-        ms[k] = median(t[k], steps);
+        ms[k] = pl_median_sorted(t[k], steps, NULL, NULL);
         free(t[k]);
     }
     *np_out = np;

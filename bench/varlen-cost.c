@@ -14,18 +14,6 @@
 
 #include "internal.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 typedef struct {
     int batch, rows, T, D, H, repeats;
 } opts;
@@ -67,7 +55,7 @@ static double balance_us(const opts *o, const int32_t *len, int repeats)
             pl_balance_rows(idx, o->batch, len, o->T, out, sorted, cnt);
         t[r] = (pl_seconds() - t0) * 1e3;
     }
-    double m = median(t, repeats);
+    double m = pl_median_sorted(t, repeats, NULL, NULL);
     free(idx);
     free(out);
     free(sorted);
@@ -125,8 +113,10 @@ int main(int argc, char **argv)
     double shard_mean = 0;
     for (int b = 0; b < o.rows; b++)
         shard_mean += len[b] / (double)o.rows;
-    const double lp = median(load[0], o.repeats), lq = median(load[1], o.repeats);
-    const double sp = median(step[0], o.repeats), sq = median(step[1], o.repeats);
+    const double lp = pl_median_sorted(load[0], o.repeats, NULL, NULL);
+    const double lq = pl_median_sorted(load[1], o.repeats, NULL, NULL);
+    const double sp = pl_median_sorted(step[0], o.repeats, NULL, NULL);
+    const double sq = pl_median_sorted(step[1], o.repeats, NULL, NULL);
     printf("varlen-cost: T %d, D %d, H %d, kernels %s; lengths uniform in [%d, %d]: batch of %d "
            "(mean %.1f), shard of its first %d (mean %.1f, ideal %.2f); medians of %d\n",
            o.T, o.D, o.H, pl_gemm_name(be), lo, o.T, o.batch, mean, o.rows, shard_mean,

@@ -24,6 +24,8 @@ import os
 import struct
 import sys
 
+from npyfile import npy_bytes  # beside this script
+
 
 def open_idx(d, stem):
     for name in (stem, stem + ".gz"):
@@ -46,15 +48,6 @@ def read_idx(d, stem, dims):
     if len(body) != size:
         sys.exit(f"{path}: {len(body)} bytes of data, the header says {size}")
     return shape, body
-
-
-def npy_bytes(descr, shape, payload):
-    """A version 1.0 .npy: preamble and header padded to 64 bytes, then payload."""
-    dims = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "")
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
-    total = (10 + len(header) + 1 + 63) // 64 * 64
-    header = header.ljust(total - 10 - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + payload
 
 
 def le(arr):

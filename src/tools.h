@@ -21,6 +21,10 @@ double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
 double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
 double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 
+/* The median of v[0..n) (n >= 1), sorting v in place; the smallest and
+ * largest into *lo and *hi when they are not NULL. */
+double pl_median_sorted(double *v, int n, double *lo, double *hi);
+
 /* The data caches of one core, in bytes (0: the system does not say). */
 typedef struct {
     long l1d, l2;

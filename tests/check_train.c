@@ -143,6 +143,25 @@ enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_LAYERS = 3
        MF_ROWS = 40, MF_SEQ = 48, MF_PERM = 52, MF_DROPOUT = 64, MF_INPUT = 68,
        MF_FEATURES = 72, MF_NAMES = 76, MF_PARAMS = 80 };
 
+/* The n bytes of a damaged model file, written to path: pl_model_load
+ * refuses them with status want and a message that names the file and
+ * holds fragment, and returns no parameters. */
+static void expect_refused(const char *path, const unsigned char *bytes, size_t n,
+                           const char *what, pl_status want, const char *fragment)
+{
+    pl_model_info got;
+    pl_error err = {0};
+    float *q = NULL;
+    tu_write(path, bytes, n);
+    pl_status rc = pl_model_load(path, &got, &q, &err);
+    printf("model file, damaged %-22s -> %s: %s\n", what, pl_status_name(rc), err.msg);
+    ck_assert_msg(rc == want, "%s: got %s", what, pl_status_name(rc));
+    ck_assert_msg(strstr(err.msg, fragment) != NULL, "%s: %s", what, err.msg);
+    ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s: names no file: %s", what,
+                  err.msg);
+    ck_assert_ptr_null(q);
+}
+
 START_TEST(test_model_file_round_trip_and_damage)
 {
     const char *dir = tu_dir;
@@ -220,15 +239,7 @@ START_TEST(test_model_file_round_trip_and_damage)
             copy[n++] = 0;
         if (bad[k].fix)
             tu_fix_crc(copy, n);
-        tu_write(path, copy, n);
-        q = NULL;
-        pl_status rc = pl_model_load(path, &got, &q, &err);
-        printf("model file, damaged %-19s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
-        ck_assert_msg(rc == bad[k].want, "%s: got %s", bad[k].what, pl_status_name(rc));
-        ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
-        ck_assert_msg(strncmp(err.msg, path, strlen(path)) == 0, "%s: names no file: %s",
-                      bad[k].what, err.msg);
-        ck_assert_ptr_null(q);
+        expect_refused(path, copy, n, bad[k].what, bad[k].want, bad[k].fragment);
     }
     tu_write(path, "", 0);
     ck_assert_int_eq(pl_model_load(path, &got, &q, &err), PL_ERR_EMPTY);
@@ -300,13 +311,7 @@ START_TEST(test_model_file_standardisation_and_names)
         for (int e = 0; e < bad[k].edits; e++)
             copy[bad[k].at[e]] = bad[k].to[e];
         tu_fix_crc(copy, len);
-        tu_write(path, copy, len);
-        q = NULL;
-        pl_status rc = pl_model_load(path, &got, &q, &err);
-        printf("model file, damaged %-22s -> %s: %s\n", bad[k].what, pl_status_name(rc), err.msg);
-        ck_assert_msg(rc == bad[k].want, "%s: got %s", bad[k].what, pl_status_name(rc));
-        ck_assert_msg(strstr(err.msg, bad[k].fragment) != NULL, "%s: %s", bad[k].what, err.msg);
-        ck_assert_ptr_null(q);
+        expect_refused(path, copy, len, bad[k].what, bad[k].want, bad[k].fragment);
     }
 
     /* not written: statistics for images, or for another count than cols */

@@ -8,22 +8,11 @@
 
 #include "bench.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double bench_median(const double *v, int n, double *lo, double *hi)
 {
     double tmp[BENCH_MAX_ROUNDS];
     memcpy(tmp, v, sizeof(double) * (size_t)n);
-    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
-    if (lo)
-        *lo = tmp[0];
-    if (hi)
-        *hi = tmp[n - 1];
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    return pl_median_sorted(tmp, n, lo, hi);
 }
 
 int bench_random_images(pl_dataset *ds, size_t n, int T, int D)
