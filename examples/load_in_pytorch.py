@@ -5,7 +5,7 @@
     python3 examples/load_in_pytorch.py MODEL.safetensors --images FILE --labels FILE \
         [--predictions FILE.csv]
     python3 examples/load_in_pytorch.py MODEL.safetensors --values FILE.npy \
-        --labels FILE.npy [--predictions FILE.csv]
+        --labels FILE.npy [--lengths FILE.npy] [--predictions FILE.csv]
 
 The module is the one parlstm trains: a linear input projection, an LSTM over
 the image sequence, a linear output layer on the last hidden state. Its
@@ -20,7 +20,10 @@ A model trained on sequences of real values (parlstm train --train FILE) has
 input_scaling "none" or "standard"; --values reads a NumPy .npy of shape
 (N, T, D) or (N, T) with numpy, and for "standard" each feature d becomes
 (x - normalize_mean[d]) / normalize_std[d], in float32, as parlstm reads it.
-Every sequence is read to its last step (no lengths). The metadata's
+With --lengths (a .npy of N integers, as parlstm train --train-lengths takes)
+each sequence is read over its own length through
+nn.utils.rnn.pack_padded_sequence and classified on its last step, as parlstm
+does; without it every sequence is read to step T. The metadata's
 class_names, when there, name the classes on stderr.
 
 The last line on stdout is 'result: test_accuracy=A images=N', as from
@@ -45,8 +48,12 @@ class ParlstmNet(nn.Module):
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
         self.output = nn.Linear(hidden, classes)
 
-    def forward(self, x):  # x: (batch, time steps, width), pixels / 255 or standardised values
-        return self.output(self.lstm(self.input(x))[0][:, -1])
+    def forward(self, x, lengths=None):  # x: (batch, steps, width); lengths: (batch) or None
+        if lengths is None:
+            return self.output(self.lstm(self.input(x))[0][:, -1])
+        packed = nn.utils.rnn.pack_padded_sequence(self.input(x), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        return self.output(self.lstm(packed)[1][0][-1])  # h_n: each one's last step
 
 
 def read_safetensors(path):
@@ -140,6 +147,7 @@ def main():
     ap.add_argument("--images", help="an IDX images file (instead of --data)")
     ap.add_argument("--values", help="a .npy of sequences of real values (instead of images)")
     ap.add_argument("--labels", help="the labels: an IDX file for --images, a .npy for --values")
+    ap.add_argument("--lengths", help="a .npy of each --values sequence's length (1..T)")
     ap.add_argument("--predictions", help="CSV of index,label,class,logit_0..logit_C-1")
     args = ap.parse_args()
 
@@ -160,8 +168,17 @@ def main():
     if x.shape[2] != width:
         sys.exit(f"the inputs give steps of {x.shape[2]}, the model reads {width}")
 
+    lengths = None
+    if args.lengths:
+        import numpy as np
+        if not args.values:
+            sys.exit("--lengths goes with --values")
+        lengths = torch.from_numpy(np.load(args.lengths).astype(np.int64))
+        if lengths.shape != (x.shape[0],) or int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
+            sys.exit(f"{args.lengths}: expected {x.shape[0]} lengths of 1 to {x.shape[1]}")
     with torch.no_grad():
-        logits = torch.cat([net(chunk) for chunk in x.split(1000)])
+        logits = torch.cat([net(chunk, None if lengths is None else lengths[k:k + 1000])
+                            for k, chunk in zip(range(0, len(x), 1000), x.split(1000))])
     predicted = logits.argmax(dim=1)
     correct = int((predicted == labels.long()).sum())
     if args.predictions:

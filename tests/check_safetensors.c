@@ -509,7 +509,8 @@ static void write_npy(const char *path, const void *data, int n, int T, int D)
  * applies normalize_mean and normalize_std from the metadata to the raw
  * .npy and computes the logits parlstm computes on the standardised
  * values (features far from mean 0 and deviation 1, so that forgetting
- * the standardisation changes them), and names the classes. */
+ * the standardisation changes them), and names the classes; with _i = 1
+ * the sequences have lengths 1..7 and PyTorch packs them (--lengths). */
 START_TEST(test_pytorch_standardises)
 {
     const char *py = getenv("PARLSTM_PYTHON");
@@ -525,16 +526,23 @@ START_TEST(test_pytorch_standardises)
     tu_fill(x, N * T * D, 1.0f, 41);
     for (int k = 0; k < N * T * D; k++)
         x[k] = x[k] * (float)(1 + k % D) + 10.0f * (float)(k % D) - 20.0f;
-    for (int i = 0; i < N; i++)
+    int64_t len[N];
+    for (int i = 0; i < N; i++) {
         lab[i] = i % 3;
+        len[i] = 1 + (i * 3) % T;
+    }
     const char *vals = tu_path(tu_dir, "x.npy"), *labs = tu_path(tu_dir, "y.npy");
+    const char *lens = _i ? tu_path(tu_dir, "len.npy") : NULL;
     write_npy(vals, x, N, T, D);
     write_npy(labs, lab, N, T, 0);
+    if (lens)
+        write_npy(lens, len, N, T, 0);
     pl_dataset ds;
     pl_error err = {0};
     float mean[D], sd[D];
-    ck_assert_msg(pl_dataset_load_series(&ds, vals, labs, NULL, NULL, &err) == PL_OK, "%s",
+    ck_assert_msg(pl_dataset_load_series(&ds, vals, labs, lens, NULL, &err) == PL_OK, "%s",
                   err.msg);
+    ck_assert(_i ? ds.lengths != NULL : ds.lengths == NULL);
     ck_assert_int_eq(pl_dataset_norm_stats(&ds, D, mean, sd, &err), PL_OK);
     ck_assert_int_eq(pl_dataset_standardize(&ds, D, mean, sd, &err), PL_OK);
     size_t n = pl_param_count(&cfg);
@@ -546,7 +554,8 @@ START_TEST(test_pytorch_standardises)
                         .norm_mean = mean, .norm_std = sd, .class_names = names};
     const char *model = tu_path(tu_dir, "m.safetensors"), *csv = tu_path(tu_dir, "pred.csv");
     ck_assert_int_eq(pl_safetensors_save(model, &mi, p, NULL, &err), PL_OK);
-    const char *args[] = {model, "--values", vals, "--labels", labs, "--predictions", csv, NULL};
+    const char *args[] = {model, "--values", vals, "--labels", labs, "--predictions", csv,
+                          lens ? "--lengths" : NULL, lens, NULL};
     static tu_result res;
     int st = run_script(py, args, &res);
     ck_assert_msg(st == 0, "load_in_pytorch.py exited %d: %s", st, res.err);
@@ -555,8 +564,8 @@ START_TEST(test_pytorch_standardises)
     snprintf(want, sizeof want, "result: test_accuracy=%.4f images=%d\n", (double)correct / N, N);
     ck_assert_msg(strstr(res.out, want) != NULL, "stdout '%s' lacks '%s'", res.out, want);
     double worst = compare_predictions(csv, logits, ds.labels, N);
-    printf("PyTorch against parlstm, standardised values: largest logit difference %.3g\n",
-           worst);
+    printf("PyTorch against parlstm, standardised values%s: largest logit difference %.3g\n",
+           _i ? " of lengths 1..7" : "", worst);
     ck_assert_msg(worst < 1e-4, "logits differ by %g", worst);
     pl_free(p);
     pl_dataset_free(&ds);
@@ -978,7 +987,7 @@ Suite *safetensors_suite(void)
     TCase *tp = tu_tcase_with_dir("pytorch");
     tcase_set_timeout(tp, 180);
     tcase_add_loop_test(tp, test_pytorch_agrees, 0, 4);
-    tcase_add_test(tp, test_pytorch_standardises);
+    tcase_add_loop_test(tp, test_pytorch_standardises, 0, 2);
     suite_add_tcase(s, tp);
     return s;
 }
