@@ -91,6 +91,10 @@ static const cli_case BAD[] = {
      "--lr-warmup: expected an integer from 0 to 1000000000000, got '-1'"},
     {{"train", "--lr-scaling", "cube"}, 2,
      "--lr-scaling: expected one of none, linear, sqrt; got 'cube'"},
+    {{"train", "--preset", "mnist-100"}, 2,
+     "--preset: expected one of mnist-99, smnist, psmnist; got 'mnist-100'"},
+    {{"train", "--preset", "smnist", "--tutorial", "--clip", "1"}, 2,
+     "--tutorial means --init tutorial --lr-schedule constant --clip 0"},
     {{"train", "--weight-decay", "1.5"}, 2,
      "--weight-decay: expected a number at least 0 and at most 1, got '1.5'"},
     {{"train", "--weight-decay", "0.5", "--lr", "2"}, 2,
@@ -1102,6 +1106,37 @@ START_TEST(test_lr_warmup_and_scaling_in_the_log)
 }
 END_TEST
 
+/* --preset: its options come first and the command line's override them
+ * (--hidden, --steps here; the preset's --lr stays); both spellings; the
+ * help lists every preset with its options. */
+START_TEST(test_preset_and_overrides)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 200, 40, 6, 5, 3, 63);
+    const char *a1[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--preset",
+                        "mnist-99", "--hidden", "8", "--steps", "3", NULL};
+    int st = tu_run_args(&res, a1);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "model 5-8-3 ") != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.err, "3 steps of 20 (8 per epoch); lr 0.003 cosine") != NULL, "%s",
+                  res.err);
+    const char *a2[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden", "8",
+                        "--steps", "2", "--preset=psmnist", "--lr", "0.02", NULL};
+    st = tu_run_args(&res, a2);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "lr 0.02 cosine") != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.err, "pixels") != NULL, "psmnist reads pixels: %s", res.err);
+    const char *help[] = {"train", "--help", NULL};
+    ck_assert_int_eq(tu_run_args(&res, help), 0);
+    static const char *const lines[] = {
+        "  mnist-99  --hidden 256 --lr 0.003 --epochs 10\n",
+        "  smnist    --sequence pixels --lr 0.001 --epochs 10\n",
+        "  psmnist   --sequence pixels --permute 1 --lr 0.001 --epochs 10\n"};
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(strstr(res.out, lines[k]) != NULL, "help lacks '%s'", lines[k]);
+}
+END_TEST
+
 /* --eval-every alone: validation rows (and lines) at steps 3, 6, 9 and the
  * last, 10, and the same model as the run that validates once per epoch
  * (evaluating changes no parameter); no time_to_target without a target. */
@@ -1435,6 +1470,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);
     tcase_add_test(tc, test_test_every_epoch);
+    tcase_add_test(tc, test_preset_and_overrides);
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_man_page_is_current);
     tcase_add_loop_test(tc, test_half_a_pair_refused, 0, 4);

@@ -58,7 +58,7 @@ typedef enum {
     O_EPOCHS, O_STEPS, O_GRID, O_BENCH_STEPS, O_WARMUP, O_ROUNDS, O_BATCH, O_HIDDEN,
     O_BENCH_BATCH, O_BENCH_HIDDEN, O_BENCH_SEQ, O_BENCH_GEMM,
     O_SCALING, O_LR, O_SCHEDULE, O_LR_WARMUP, O_LR_SCALING, O_WEIGHT_DECAY, O_CLIP, O_INIT,
-    O_INIT_FROM, O_TUTORIAL, O_SEED, O_TARGET_ACC, O_EVAL_EVERY,
+    O_INIT_FROM, O_TUTORIAL, O_SEED, O_TARGET_ACC, O_EVAL_EVERY, O_PRESET,
     O_WORKERS, O_THREADS, O_PIN, O_GEMM, O_DET, O_BENCH_DET,
     O_CKPT, O_CKPT_EVERY, O_RESUME,
     O_SAVE, O_LOG, O_LOG_EVERY, O_TEST_EVERY_EPOCH, O_PROFILE, O_SHARDS, O_CSV, O_PLOT, O_QUIET,
@@ -136,6 +136,16 @@ extern const char CLI_ABOUT[], CLI_DATA_RULE[], CLI_OUTPUT_RULE[];
  * message naming the option and what it expected. Arguments that are no
  * options are refused. */
 int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT]);
+/* Named recipes of train (--preset NAME): the options each stands for. */
+typedef struct {
+    const char *name, *options, *what;
+} cli_preset;
+extern const cli_preset CLI_PRESETS[];
+/* argv with the options of the --preset it names (if any, and known) put
+ * before the command line's, which therefore override them, into *out (a
+ * static array; *out_argc its length). An unknown name is left for
+ * cli_parse to refuse. */
+void cli_with_preset(int argc, char **argv, int *out_argc, char ***out);
 /* The same for a command with operands (cli_command.operands): they may
  * stand before, between or after the options ("--" ends the options), and
  * come back as argv[*first .. argc) (argv is reordered); none is an error. */

@@ -23,6 +23,17 @@ static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
 static const char *const SEQUENCES[] = {"rows", "pixels", NULL}; /* pl_sequence */
 static const char *const NORMALIZE[] = {"none", "standard", NULL}; /* pl_ckpt_meta.normalize */
 
+/* The measured recipes (README: "Presets"); PRESET_NAMES in the same order. */
+const cli_preset CLI_PRESETS[] = {
+    {"mnist-99", "--hidden 256 --lr 0.003 --epochs 10",
+     "row-MNIST to 99% test accuracy"},
+    {"smnist", "--sequence pixels --lr 0.001 --epochs 10",
+     "sequential MNIST, the README's 10-epoch run"},
+    {"psmnist", "--sequence pixels --permute 1 --lr 0.001 --epochs 10",
+     "permuted sequential MNIST, the README's 10-epoch run"},
+    {NULL, NULL, NULL}};
+static const char *const PRESET_NAMES[] = {"mnist-99", "smnist", "psmnist", NULL};
+
 /* In help order: the rows of a command keep this order in its --help. */
 static const cli_option OPTIONS[] = {
     /* ---- data */
@@ -172,6 +183,9 @@ static const cli_option OPTIONS[] = {
     {O_EVAL_EVERY, "eval-every", "N", ARG_INT, 1, 1e12, 0, NULL, NULL, "after every epoch",
      CMD_TRAIN, "Training", "evaluate the validation images every N steps and after the last "
      "step, instead of after every epoch", NULL},
+    {O_PRESET, "preset", "NAME", ARG_WORD, 0, 0, 0, PRESET_NAMES, NULL, NULL, CMD_TRAIN,
+     "Training", "a named recipe: the options it stands for (listed below, under Presets) "
+     "come first, and any option on the command line overrides them", NULL},
     /* ---- parallelism */
     {O_WORKERS, "workers", "W", ARG_INT, 1, 1024, 0, NULL, NULL,
      "one per CPU, keeping at least 16 images per worker", CMD_RUN, "Parallelism",
@@ -270,6 +284,10 @@ const char CLI_OUTPUT_RULE[] =
 
 static void train_notes(FILE *f)
 {
+    fprintf(f, "Presets (--preset NAME):\n");
+    for (const cli_preset *p = CLI_PRESETS; p->name; p++)
+        fprintf(f, "  %-9s %s\n            (%s)\n", p->name, p->options, p->what);
+    fprintf(f, "\n");
     fprintf(f,
         "SIGINT/SIGTERM finish the current step, write the checkpoint and exit with\n"
         "130/143; a second signal exits at once, leaving the last checkpoint intact.\n"
@@ -713,6 +731,44 @@ static int unknown_option(const char *cmd, unsigned bit, const char *arg)
         }
     fprintf(stderr, " (see parlstm %s --help)\n", cmd);
     return EXIT_USAGE;
+}
+
+/* The preset that argv names, or NULL. */
+static const cli_preset *preset_named(int argc, char **argv)
+{
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
+            name = argv[i + 1];
+        else if (strncmp(argv[i], "--preset=", 9) == 0)
+            name = argv[i] + 9;
+    }
+    for (const cli_preset *p = CLI_PRESETS; name && p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+void cli_with_preset(int argc, char **argv, int *out_argc, char ***out)
+{
+    static char words[512], *args[1024];
+    const cli_preset *p = preset_named(argc, argv);
+    *out_argc = argc;
+    *out = argv;
+    if (!p || argc + 64 > (int)(sizeof args / sizeof *args))
+        return;
+    int n = 0;
+    args[n++] = argv[0];
+    snprintf(words, sizeof words, "%s", p->options);
+    for (char *w = strtok(words, " "); w; w = strtok(NULL, " "))
+        args[n++] = w;
+    for (int i = 1; i < argc; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    *out_argc = n;
+    *out = args;
 }
 
 int cli_parse(unsigned cmd, int argc, char **argv, cli_value v[O_COUNT])

@@ -262,6 +262,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 {
     memset(a, 0, sizeof *a);
     cli_value *v = a->v;
+    cli_with_preset(argc, argv, &argc, &argv);
     int rc = cli_parse(CMD_TRAIN, argc, argv, v);
     if (rc)
         return rc;
