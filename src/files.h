@@ -37,7 +37,8 @@ typedef struct {
 
 static inline void pl_put_bytes(pl_wcursor *c, const void *v, size_t n)
 {
-    memcpy(c->p, v, n);
+    if (n) /* v may be NULL then (no statistics, no names) */
+        memcpy(c->p, v, n);
     c->p += n;
 }
 static inline void pl_put_u32(pl_wcursor *c, uint32_t v) { pl_put_bytes(c, &v, 4); }

@@ -24,6 +24,7 @@ int cmd_export(int argc, char **argv)
                 cli_describe_model(&mi, what, sizeof what), out);
     }
     pl_free(params);
+    pl_model_info_free(&mi);
     return rc;
 }
 
@@ -39,7 +40,7 @@ int cmd_import(int argc, char **argv)
     pl_error err = {0};
     if (pl_safetensors_load(in, &mi, &params, &err)) {
         print_error("import", &err);
-        return 1;
+        return 1; /* the loader frees what it allocated */
     }
     int steps = (int)v[O_TIME_STEPS].i;
     if (mi.T == 0 && !v[O_TIME_STEPS].set) {
@@ -65,5 +66,6 @@ int cmd_import(int argc, char **argv)
                 cli_describe_model(&mi, what, sizeof what), out);
     }
     pl_free(params);
+    pl_model_info_free(&mi);
     return rc;
 }
