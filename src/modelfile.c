@@ -138,8 +138,10 @@ static pl_status get_extras(const char *path, const head *h, const unsigned char
     pl_status rc = pl_model_extras_alloc(path, m, (int)h->features, h->names_bytes > 0, err);
     if (rc)
         return rc;
-    memcpy(m->norm_mean, p, 4 * (size_t)h->features);
-    memcpy(m->norm_std, p + 4 * h->features, 4 * (size_t)h->features);
+    if (h->features) { /* none: no arrays (memcpy to NULL is undefined even for 0 bytes) */
+        memcpy(m->norm_mean, p, 4 * (size_t)h->features);
+        memcpy(m->norm_std, p + 4 * h->features, 4 * (size_t)h->features);
+    }
     if (h->names_bytes)
         rc = get_names(path, (const char *)p + 8 * h->features, (size_t)h->names_bytes, m, err);
     return rc;
