@@ -600,8 +600,8 @@ static pl_status meta_shape(const char *path, json_t *meta, pl_model_info *m, pl
     if (m->sequence == PL_SEQ_PIXELS && !rows)
         return pl_fail(err, PL_ERR_MISMATCH, "%s: metadata sequence is \"pixels\" but there is "
                        "no image_rows and image_cols: the image shape cannot be known", path);
-    pl_model_info_complete(m);
-    return pl_model_shape_check(path, "metadata", m, err);
+    pl_model_info_complete(m); /* checked with the input's kind by meta_values */
+    return PL_OK;
 }
 
 /* pixel_order, when there: exactly the order of permute_seed over the
@@ -769,9 +769,11 @@ static pl_status read_metadata(const char *path, json_t *meta, pl_model_info *m,
         (rc = meta_dropout(path, meta, &m->dropout, err)))
         return rc;
     m->sequence = (pl_sequence)seq;
-    if ((rc = meta_shape(path, meta, m, err)) || (rc = meta_pixel_order(path, meta, m, err)))
+    /* the shape is checked once, with the input's kind (meta_values), before
+     * the pixel order is read over it */
+    if ((rc = meta_shape(path, meta, m, err)) || (rc = meta_values(path, meta, m, err)))
         return rc;
-    return meta_values(path, meta, m, err);
+    return meta_pixel_order(path, meta, m, err);
 }
 
 static st_entry *find_entry(st_entry *e, int n, const char *name)
