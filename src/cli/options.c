@@ -26,7 +26,7 @@ static const char *const NORMALIZE[] = {"none", "standard", NULL}; /* pl_ckpt_me
 /* The measured recipes (README: "Presets"); PRESET_NAMES in the same order. */
 const cli_preset CLI_PRESETS[] = {
     {"mnist-99", "--hidden 256 --lr 0.003 --epochs 10",
-     "row-MNIST to 99% test accuracy"},
+     "row-MNIST: 99% validation accuracy after 7 to 8 epochs"},
     {"smnist", "--sequence pixels --lr 0.001 --epochs 10",
      "sequential MNIST, the README's 10-epoch run"},
     {"psmnist", "--sequence pixels --permute 1 --lr 0.001 --epochs 10",
