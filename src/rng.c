@@ -1,5 +1,6 @@
 /* Seeded pseudo-random numbers: xoshiro256** (Blackman and Vigna), state
- * filled from the seed by splitmix64. */
+ * filled from the seed by splitmix64; the orders they make (an epoch's),
+ * and the balanced order of a batch of several lengths. */
 #include <math.h>
 #include <string.h>
 
