@@ -42,6 +42,13 @@ void pl_fp_fast_leave(unsigned long old);
 
 static inline size_t pl_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+/* Rows 0..n-1 ordered by length, longest first, into order (order[k] = the
+ * row in place k): a stable counting sort, so rows of one length keep
+ * their order. Row b's length is lengths[idx[b]] (lengths[b] when idx is
+ * NULL), 1..T; cnt: T + 1 ints of scratch. O(n + T). (rng.c) */
+void pl_order_by_length(const uint32_t *idx, const int32_t *lengths, int n, int T,
+                        uint32_t *order, int *cnt);
+
 /* [lo, hi) of `total` items for part `part` of `parts` (sizes differ by at
  * most one, earlier parts larger). */
 static inline void pl_split(long total, int part, int parts, long *lo, long *hi)

@@ -437,26 +437,14 @@ size_t pl_ws_bytes(const pl_ws *ws)
 static inline int slot_rows(const pl_ws *ws, int t) { return t == 0 ? ws->n : ws->nrun[t - 1]; }
 
 /* Orders the n rows by length, longest first, from len_in into pos and len
- * (a stable counting sort: rows of one length keep the caller's order, so
- * sets of one length load as they always did); then the rows running at
- * each step and the slots' first rows. O(n + T). */
+ * (stable: rows of one length keep the caller's order, so sets of one
+ * length load as they always did); then the rows running at each step and
+ * the slots' first rows. O(n + T). */
 static void plan_rows(pl_ws *ws, int n)
 {
-    const int T = ws->T;
-    int *cnt = ws->cnt; /* bucket k: rows of length T - k */
-    memset(cnt, 0, sizeof *cnt * (size_t)(T + 1));
-    for (int b = 0; b < n; b++)
-        cnt[T - ws->len_in[b]]++;
-    for (int k = 0, at = 0; k <= T; k++) {
-        const int here = cnt[k];
-        cnt[k] = at;
-        at += here;
-    }
-    for (int b = 0; b < n; b++) {
-        const int at = cnt[T - ws->len_in[b]]++;
-        ws->pos[at] = (uint32_t)b;
-        ws->len[at] = ws->len_in[b];
-    }
+    pl_order_by_length(NULL, ws->len_in, n, ws->T, ws->pos, ws->cnt);
+    for (int k = 0; k < n; k++)
+        ws->len[k] = ws->len_in[ws->pos[k]];
     ws->n = n;
     ws->Te = n ? ws->len[0] : 0;
     ws->varlen = n && ws->len[n - 1] != ws->len[0];

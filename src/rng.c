@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "parlstm.h"
+#include "common.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -90,26 +90,32 @@ static unsigned bit_reverse(unsigned i, int bits)
     return r;
 }
 
-void pl_balance_rows(const uint32_t *idx, int n, const int32_t *lengths, int T, uint32_t *out,
-                     uint32_t *sorted, int *cnt)
+void pl_order_by_length(const uint32_t *idx, const int32_t *lengths, int n, int T,
+                        uint32_t *order, int *cnt)
 {
     memset(cnt, 0, sizeof *cnt * (size_t)(T + 1));
     for (int b = 0; b < n; b++) /* bucket T - length: longest first */
-        cnt[T - lengths[idx[b]]]++;
+        cnt[T - lengths[idx ? idx[b] : (uint32_t)b]]++;
     for (int k = 0, at = 0; k <= T; k++) {
         const int here = cnt[k];
         cnt[k] = at;
         at += here;
     }
     for (int b = 0; b < n; b++)
-        sorted[cnt[T - lengths[idx[b]]]++] = idx[b];
+        order[cnt[T - lengths[idx ? idx[b] : (uint32_t)b]]++] = (uint32_t)b;
+}
+
+void pl_balance_rows(const uint32_t *idx, int n, const int32_t *lengths, int T, uint32_t *out,
+                     uint32_t *sorted, int *cnt)
+{
+    pl_order_by_length(idx, lengths, n, T, sorted, cnt); /* places of idx */
     int bits = 0;
     while ((1L << bits) < n)
         bits++;
     for (unsigned i = 0, j = 0; i < 1u << bits; i++) {
         const unsigned r = bit_reverse(i, bits);
         if (r < (unsigned)n)
-            out[j++] = sorted[r];
+            out[j++] = idx[sorted[r]];
     }
 }
 
