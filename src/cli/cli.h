@@ -183,6 +183,13 @@ const char *cli_default_data(void);
  * (permuted). Prints errors; returns 0 or an exit code. */
 int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permuted,
                 uint64_t permute_seed);
+/* Sequences of values in path (labels_path, lengths_path: a .npy's, or
+ * NULL) for the model m read from model: its width and classes checked by
+ * the reader, standardised as m records, read as it reads. Prints errors
+ * (with the model's width when that was wrong); 0 or 1. */
+int cli_load_sequences(const char *cmd, const char *model, const pl_model_info *m,
+                       const char *path, const char *labels_path, const char *lengths_path,
+                       int need_labels, pl_dataset *ds);
 
 /* Progress for something long done by the caller (building a large model's
  * orthogonal initialisation): after a second, a line on stderr every few

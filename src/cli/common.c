@@ -142,6 +142,22 @@ int cli_read_as(const char *cmd, pl_dataset *ds, pl_sequence sequence, int permu
     return 0;
 }
 
+int cli_load_sequences(const char *cmd, const char *model, const pl_model_info *m,
+                       const char *path, const char *labels_path, const char *lengths_path,
+                       int need_labels, pl_dataset *ds)
+{
+    pl_error err = {0};
+    if (pl_dataset_load_series_for(ds, path, labels_path, lengths_path, m, need_labels, &err) ||
+        (m->features && pl_dataset_standardize(ds, m->features, m->norm_mean, m->norm_std, &err))) {
+        print_error(cmd, &err);
+        if (err.code == PL_ERR_MISMATCH && strstr(err.msg, "features a step"))
+            fprintf(stderr, "parlstm %s: the model %s reads sequences of %d features a step\n",
+                    cmd, model, m->cols ? m->cols : m->cfg.input);
+        return 1;
+    }
+    return cli_read_as(cmd, ds, m->sequence, 0, 0);
+}
+
 int cli_load_model(const char *cmd, const char *path, pl_model_info *m, float **params)
 {
     pl_error err = {0};

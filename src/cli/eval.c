@@ -50,27 +50,14 @@ static int check_shapes(const char *model, const pl_model_info *mi, pl_dataset *
 static int load_series_test(const char *model, const pl_model_info *mi, const cli_value *v,
                             pl_dataset *test)
 {
-    pl_error err = {0};
     const char *path = v[O_TEST_FILE].text;
     if (mi->input == PL_INPUT_IMAGES && mi->version >= 4) {
         fprintf(stderr, "parlstm eval: %s reads images (it was trained on IDX images), not the "
                 "sequences of %s: give its test images with --data DIR\n", model, path);
         return 1;
     }
-    if (pl_dataset_load_series_for(test, path, v[O_TEST_LABELS].text, v[O_TEST_LENGTHS].text,
-                                   mi, 1, &err)) {
-        print_error(CMD, &err);
-        if (err.code == PL_ERR_MISMATCH && strstr(err.msg, "features a step"))
-            fprintf(stderr, "parlstm eval: the model %s reads sequences of %d features a step\n",
-                    model, mi->cols ? mi->cols : mi->cfg.input);
-        return 1;
-    }
-    if (mi->features &&
-        pl_dataset_standardize(test, mi->features, mi->norm_mean, mi->norm_std, &err)) {
-        print_error(CMD, &err);
-        return 1;
-    }
-    return cli_read_as(CMD, test, mi->sequence, 0, 0);
+    return cli_load_sequences(CMD, model, mi, path, v[O_TEST_LABELS].text,
+                              v[O_TEST_LENGTHS].text, 1, test);
 }
 
 /* Which test set: --data's images or --test's sequences, not both; the

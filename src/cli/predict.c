@@ -63,21 +63,12 @@ static int series_input(const char *path, int *npy)
 static int read_series(const predictor *p, const char *path, int npy, pl_dataset *ds)
 {
     const pl_model_info *m = &p->mi;
-    pl_error err = {0};
     if (m->input == PL_INPUT_IMAGES && m->version >= 4) {
         fprintf(stderr, "parlstm predict: %s: sequences of values, but the model %s reads "
                 "images (it was trained on IDX images)\n", path, p->path);
         return 1;
     }
-    if (pl_dataset_load_series_for(ds, path, NULL, npy ? p->lengths : NULL, m, 0, &err) ||
-        (m->features && pl_dataset_standardize(ds, m->features, m->norm_mean, m->norm_std, &err))) {
-        print_error(CMD, &err);
-        if (err.code == PL_ERR_MISMATCH && strstr(err.msg, "features a step"))
-            fprintf(stderr, "parlstm predict: the model %s reads sequences of %d features a "
-                    "step\n", p->path, m->cols ? m->cols : m->cfg.input);
-        return 1;
-    }
-    return cli_read_as(CMD, ds, m->sequence, 0, 0);
+    return cli_load_sequences(CMD, p->path, m, path, NULL, npy ? p->lengths : NULL, 0, ds);
 }
 
 /* An input's images, read by the format its first bytes tell: IDX (raw or
