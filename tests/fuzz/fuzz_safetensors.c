@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < pl_param_count(cfg); i++)
             if (!isfinite(params[i]))
                 abort();
+        pl_model_info_free(&m);
         pl_free(params);
     } else if (params != NULL || strncmp(err.msg, path, strlen(path)) != 0 ||
                memcmp(&m, &untouched, sizeof m) != 0) {

@@ -1,10 +1,12 @@
 /* Writes the committed seed corpus of the fuzz harnesses (run once; the
  * files under corpus/ are its output):
  *   cc -Iinclude -Isrc -include config.h tests/fuzz/seed_corpus.c src/.libs/libparlstm.a \
- *      -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread -o /tmp/seed &&
+ *      $(pkg-config --libs ompi-c) -lopenblas -ljansson -lpng16 -lz -lm -fopenmp -pthread \
+ *      -o /tmp/seed &&
  *   mkdir -p /tmp/corpus/idx /tmp/corpus/checkpoint /tmp/corpus/safetensors /tmp/corpus/image \
  *            /tmp/corpus/npy /tmp/corpus/ts &&
- *   /tmp/seed /tmp/corpus   (then copy what changed into tests/fuzz/corpus)
+ *   /tmp/seed /tmp/corpus   (then copy what changed into tests/fuzz/corpus; older
+ *   versions' files are kept under their version's name, e.g. checkpoint-v2-3-4-2)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,10 +161,33 @@ int main(int argc, char **argv)
     pl_model_info mi = {.cfg = cfg, .T = 2};
     if (pl_model_save(path, &mi, pl_trainer_params(tr), NULL, &err))
         return 1;
+    /* values with a standardisation and class names: every field of the
+     * newest model version */
+    float mean[3] = {0.5f, -2.0f, 10.0f}, sd[3] = {1.0f, 0.25f, 3.0f};
+    char *names[2] = {"cat", "dog"};
+    pl_model_info mv = {.cfg = cfg, .T = 2, .input = PL_INPUT_VALUES, .features = 3,
+                        .norm_mean = mean, .norm_std = sd, .class_names = names};
+    snprintf(path, sizeof path, "%s/model-3-4-2-values-names", ck);
+    if (pl_model_save(path, &mv, pl_trainer_params(tr), NULL, &err))
+        return 1;
     pl_ckpt_meta meta = {.cfg = cfg, .T = 2, .opts = *pl_trainer_opts(tr), .step = 1,
                          .total = 5, .n_train = 10};
     snprintf(path, sizeof path, "%s/checkpoint-3-4-2", ck);
     if (pl_checkpoint_save(path, tr, &meta, NULL, &err))
+        return 1;
+    /* every field of the run set away from its default */
+    pl_ckpt_meta all = meta;
+    all.opts.init = PL_INIT_CHRONO;
+    all.opts.dropout = 0.25f;
+    all.opts.warmup = 3;
+    all.opts.lr_scaling = PL_LR_SCALE_SQRT;
+    all.opts.weight_decay = 0.01f;
+    all.sequence = PL_SEQ_PIXELS;
+    all.permuted = 1;
+    all.permute_seed = 7;
+    all.normalize = 1;
+    snprintf(path, sizeof path, "%s/checkpoint-3-4-2-every-field", ck);
+    if (pl_checkpoint_save(path, tr, &all, NULL, &err))
         return 1;
     /* the model as safetensors, and a two-layer model of the same shape */
     snprintf(path, sizeof path, "%s/model-3-4-2.safetensors", st);
@@ -182,6 +207,11 @@ int main(int argc, char **argv)
                          .permuted = 1, .permute_seed = 12345, .dropout = 0.25f};
     snprintf(path, sizeof path, "%s/model-1-2-2-pixels.safetensors", st);
     if (pl_safetensors_save(path, &mpx, p, NULL, &err))
+        return 1;
+    pl_model_info mst = {.cfg = cfg, .T = 2, .input = PL_INPUT_VALUES, .features = 3,
+                         .norm_mean = mean, .norm_std = sd, .class_names = names};
+    snprintf(path, sizeof path, "%s/model-3-4-2-values-names.safetensors", st);
+    if (pl_safetensors_save(path, &mst, p, NULL, &err))
         return 1;
     pl_free(p);
 
