@@ -406,6 +406,8 @@ const char *pl_gemm_requires(pl_gemm_backend be);
 
 /* CPU facts, and OpenBLAS's view of the CPU. */
 int pl_cpu_has_avx512(void);
+/* AVX-512 with AVX512_BF16 (vdpbf16ps): --precision bf16 in hardware. */
+int pl_cpu_has_avx512_bf16(void);
 const char *pl_blas_corename(void);
 /* Number of CPUs this process may run on. */
 int pl_cpu_count(void);
@@ -445,6 +447,13 @@ typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
 /* How the peak learning rate follows the batch (pl_lr_peak): as it is, in
  * proportion to batch / PL_LR_REF_BATCH, or to its square root. */
 typedef enum { PL_LR_SCALE_NONE = 0, PL_LR_SCALE_LINEAR, PL_LR_SCALE_SQRT } pl_lr_scaling;
+/* The operands of the LSTM's matrix products (the gate products forward,
+ * the recurrent gradient, the weight gradient): fp32, or rounded to bf16
+ * with the sums in fp32 (weights, Adam's moments, the cell state, the
+ * activations and the output layer stay fp32). bf16 runs on AVX512_BF16
+ * where the CPU has it (pl_cpu_has_avx512_bf16) and the avx512 kernels are
+ * in use, else on an exact software path that gives the same bits, slowly. */
+typedef enum { PL_PRECISION_FP32 = 0, PL_PRECISION_BF16 } pl_precision;
 #define PL_LR_REF_BATCH 100
 
 
@@ -511,6 +520,7 @@ typedef struct {
     float weight_decay; /* AdamW's decoupled decay: every step multiplies the
                            parameters by 1 - rate x weight_decay before
                            Adam's update (0: off) */
+    pl_precision precision; /* fp32 */
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);

@@ -21,6 +21,7 @@
 #endif
 
 #include "common.h"
+#include "kernels.h"
 #include "tools.h"
 
 int pl_cpu_has_avx512(void)
@@ -29,6 +30,16 @@ int pl_cpu_has_avx512(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+int pl_cpu_has_avx512_bf16(void)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return pl_cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
 #else
     return 0;
 #endif

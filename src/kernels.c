@@ -70,6 +70,11 @@ static void complete_sets(void)
             k.transpose16 = naive_set.transpose16;
         if (!k.adam)
             k.adam = naive_set.adam;
+        k.gemm_bf16 = pl_gemm_bf16_soft;
+#if defined(__x86_64__)
+        if (be == PL_GEMM_AVX512 && pl_cpu_has_avx512_bf16())
+            k.gemm_bf16 = pl_gemm_bf16_avx512;
+#endif
         completed[be] = k;
     }
 }
@@ -174,5 +179,8 @@ void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op)
                 }
         return;
     }
-    k->gemm(op);
+    if (op->bf16)
+        k->gemm_bf16(op);
+    else
+        k->gemm(op);
 }

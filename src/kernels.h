@@ -24,6 +24,7 @@ typedef struct {
     size_t ldc;
     int accumulate;
     size_t b_ps, c_ps;
+    int bf16; /* 1: A and B rounded to bf16, sums in fp32 (pl_gemm_bf16_soft) */
 } pl_gemm_op;
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
@@ -85,6 +86,10 @@ typedef struct {
     /* rows of B per L1 chunk of our GEMM, for a 48 KiB L1 (pl_gemm_kc
      * fits it to this CPU's); 0 for sets whose GEMM is not ours */
     int gemm_kc;
+    /* the GEMM for ops with bf16 set: the AVX512_BF16 kernel where the
+     * set is avx512 and the CPU has it, else the software path; the two
+     * give the same bits */
+    void (*gemm_bf16)(const pl_gemm_op *op);
 } pl_kernels;
 
 /* The set for be (AUTO resolved), or NULL when this CPU cannot run it. */
@@ -148,6 +153,31 @@ extern const pl_kernels pl_kernels_avx512, pl_kernels_avx2;
 #if defined(__aarch64__)
 extern const pl_kernels pl_kernels_neon;
 #endif
+
+/* ------------------------------------------------------------------ bf16
+ *
+ * bf16 is the upper half of an fp32 (8 exponent bits, 7 of mantissa). The
+ * rounding is AVX512_BF16's vcvtneps2bf16: to nearest, ties to even;
+ * subnormal inputs become zero of their sign (DAZ); a NaN stays a NaN of
+ * its sign, made quiet. pl_gemm_bf16_soft defines the products:
+ *   C(i, j) = s_P with s_0 = daz(accumulate ? C(i, j) : 0),
+ *   s_{p+1} = ftz(ftz(s_p + a_{2p+1} b_{2p+1}) + a_{2p} b_{2p})
+ * over the pairs p of the inner dimension (K odd: a zero pair member last),
+ * a_k = bf16(A(i, k)), b_k = bf16(B(k, j)); each product of two bf16 is
+ * exact in fp32, each sum rounded to nearest; ftz turns a subnormal sum
+ * into zero of its sign. That is what one vdpbf16ps computes per lane
+ * (Intel's definition, the odd element first; measured bit for bit on
+ * Zen 5), so the AVX512_BF16 kernel gives the same bits. */
+uint16_t pl_bf16_round(float x);
+float pl_bf16_float(uint16_t h);
+void pl_gemm_bf16_soft(const pl_gemm_op *op);
+#if defined(__x86_64__)
+void pl_gemm_bf16_avx512(const pl_gemm_op *op); /* CPUs with AVX512_BF16 only */
+#endif
+/* The calling thread's scratch buffer `slot` (0 to 3) of at least `bytes`
+ * bytes, 64-byte aligned: kept between calls, grown when too small, freed
+ * when the thread ends (NULL when out of memory). */
+void *pl_thread_scratch(int slot, size_t bytes);
 
 /* 16-accumulator dot product (vectorisable, fixed summation order). */
 float pl_dot(const float *a, const float *b, size_t n);

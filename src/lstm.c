@@ -56,6 +56,7 @@ struct pl_packed {
     int D, H, Hp, L, npanel, nq;
     int K[PL_MAX_LAYERS];        /* rows of wf[l]: D + 1 + Hp (l = 0), 2Hp + 1 */
     const pl_kernels *k;         /* the kernel set */
+    int bf16;                    /* the gate products on bf16 operands */
     float *wf[PL_MAX_LAYERS];    /* (npanel, K_l, 64) gate weights, panel-major: rows
                                     [W_in W_x (D) ; bias (1) ; W_h (Hp)] (l = 0),
                                     [W_x (Hp) ; bias (1) ; W_h (Hp)] (l > 0) */
@@ -72,6 +73,7 @@ struct pl_ws {
     int D, H, Hp, L, C, npanel, nq, Kmax;
     int K[PL_MAX_LAYERS];
     const pl_kernels *k;         /* the kernel set */
+    int bf16;                    /* the gate products on bf16 operands */
     uint8_t *labels;             /* (n) */
     uint32_t *ids;               /* (n) each row's item in the data set: its dropout masks */
     /* Variable lengths (packed, as PyTorch's PackedSequence): the loaded
@@ -117,6 +119,7 @@ const char *pl_phase_name(pl_phase p)
 }
 
 void pl_ws_set_profile(pl_ws *ws, double *seconds) { ws->prof = seconds; }
+void pl_ws_set_precision(pl_ws *ws, pl_precision p) { ws->bf16 = p == PL_PRECISION_BF16; }
 
 /* --------------------------------------------------------------- shapes */
 
@@ -584,7 +587,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .b = pk->wf[l] + (size_t)p0 * K * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = (size_t)K * PL_PANEL,
             .c = ws->gates[l] + p0 * g_ps + off[t] * PL_PANEL, .ldc = PL_PANEL,
-            .c_ps = g_ps};
+            .c_ps = g_ps, .bf16 = ws->bf16};
         pl_gemm_with(ws->k, &op);
         pl_lap(prof, PL_PH_FWD_GEMM, tt);
         const int up = l + 1 < ws->L;
@@ -610,7 +613,8 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
  * 64 columns, a_ps apart (row stride 64); C with row stride ldc. One GEMM
  * when u0 starts a 64-unit panel, else one per panel piece. */
 static void times_transposed(const pl_ws *ws, const float *wt, const float *a, size_t a_ps,
-                             int rows, float *c, size_t ldc, int u0, int u1, int accumulate)
+                             int rows, float *c, size_t ldc, int u0, int u1, int accumulate,
+                             int bf16)
 {
     const size_t ps = (size_t)4 * ws->Hp * PL_PANEL;
     for (int j0 = u0; j0 < u1;) {
@@ -620,7 +624,7 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
                          .a = a, .a_rs = PL_PANEL, .a_cs = 1, .a_bs = a_ps,
                          .b = wt + (size_t)q * ps + (size_t)(j0 % PL_PANEL), .ldb = PL_PANEL,
                          .b_bs = (size_t)PL_PANEL * PL_PANEL, .b_ps = ps,
-                         .c = c + j0, .ldc = ldc, .accumulate = accumulate};
+                         .c = c + j0, .ldc = ldc, .accumulate = accumulate, .bf16 = bf16};
         pl_gemm_with(ws->k, &op);
         j0 = j1;
     }
@@ -640,7 +644,8 @@ static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1
             .b = ws->gates[l] + p0 * g_ps + (size_t)r * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = g_ps,
             .c = ws->dwf + (size_t)p0 * K * PL_PANEL, .ldc = PL_PANEL,
-            .c_ps = (size_t)K * PL_PANEL, .accumulate = accumulate || r > r0};
+            .c_ps = (size_t)K * PL_PANEL, .accumulate = accumulate || r > r0,
+            .bf16 = ws->bf16};
         pl_gemm_with(ws->k, &op);
     }
 }
@@ -729,14 +734,14 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
          * has nothing from above, so it assigns (the rows that end at t - 1
          * hold the output's gradient) */
         times_transposed(ws, pk->wht[l], ws->gates[l] + off[t] * PL_PANEL, g_ps, n,
-                         ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L);
+                         ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L, ws->bf16);
         pl_lap(prof, PL_PH_BWD_GEMM, tt);
     }
     /* every panel of every dG_t is done (the barrier of step 0): the
      * gradient wrt this layer's input, for the layer below */
     if (l > 0) {
         times_transposed(ws, pk->wxt[l], ws->gates[l], g_ps, (int)off[T], ws->dH, (size_t)Hp,
-                         u0, u1, 0);
+                         u0, u1, 0, ws->bf16);
         for (int t = 0; t < T && ws->drop > 0; t++) /* the forward pass's mask, own units */
             dropout_mask(ws, l - 1, t, ws->dH + off[t] * Hp, (size_t)Hp, u0, u1);
         pl_lap(prof, PL_PH_DIN_GEMM, tt);
@@ -754,7 +759,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
               (int)(r1 * PL_UNIT_BLOCK < 2 * H ? r1 * PL_UNIT_BLOCK : 2 * H), tid);
     if (l == 0) /* [dW_in ; db_in][:, own units] = [P ; s] W_x^T: one (D + 1, H) block */
         times_transposed(ws, pk->wxt[0], ws->dwf, (size_t)K * PL_PANEL, ws->D + 1, tg->w_in,
-                         (size_t)H, u0, u1 < H ? u1 : H, 0);
+                         (size_t)H, u0, u1 < H ? u1 : H, 0, 0); /* unfolding: fp32 */
     /* dwf and dH are shared by the layers: finish this one first */
 #pragma omp barrier
     pl_lap(prof, PL_PH_UNFOLD, tt);

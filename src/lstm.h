@@ -50,6 +50,9 @@ double pl_ref_loss_grad(const pl_config *cfg, const float *params,
 
 /* Sets where the workspace adds its phase times (seconds); NULL = off. */
 void pl_ws_set_profile(pl_ws *ws, double *seconds /* [PL_NPHASE] */);
+/* The operands of the gate products, forward and backward (fp32 after
+ * pl_ws_create). */
+void pl_ws_set_precision(pl_ws *ws, pl_precision p);
 
 /* Gate weights (bytes, all layers) above which the automatic choice puts
  * OpenMP threads before workers (pl_resolve_parallelism). */

@@ -138,9 +138,10 @@ static pl_status check_args(const pl_config *cfg, int T, const pl_train_opts *o,
         return pl_fail(err, PL_ERR_ARG, "batch must be at least 1, got %d", o->batch);
     if (o->warmup < 0)
         return pl_fail(err, PL_ERR_ARG, "warm-up steps must be at least 0, got %ld", o->warmup);
-    if ((unsigned)o->lr_scaling > PL_LR_SCALE_SQRT || (unsigned)o->init > PL_INIT_LAST)
-        return pl_fail(err, PL_ERR_ARG, "unknown rate scaling %d or init %d", (int)o->lr_scaling,
-                       (int)o->init);
+    if ((unsigned)o->lr_scaling > PL_LR_SCALE_SQRT || (unsigned)o->init > PL_INIT_LAST ||
+        (unsigned)o->precision > PL_PRECISION_BF16)
+        return pl_fail(err, PL_ERR_ARG, "unknown rate scaling %d, init %d or precision %d",
+                       (int)o->lr_scaling, (int)o->init, (int)o->precision);
     /* the decay multiplies the parameters by 1 - rate x decay: above 0 */
     if (!(o->weight_decay >= 0 && (double)pl_lr_peak(o) * o->weight_decay < 1))
         return pl_fail(err, PL_ERR_ARG, "weight decay %g at a peak rate of %g: their product "
@@ -382,6 +383,8 @@ static void create_buffers(void *ctx, int w)
     pl_trainer *tr = ctx;
     pl_step_pin_once(tr, w);
     tr->ws[w] = pl_ws_create(&tr->cfg, tr->job.T, tr->cap, tr->threads, tr->be);
+    if (tr->ws[w])
+        pl_ws_set_precision(tr->ws[w], tr->o.precision);
     long s0, s1;
     pl_split(tr->S_max, w, tr->W, &s0, &s1);
     for (long s = s0; s < s1; s++)

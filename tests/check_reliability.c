@@ -153,12 +153,12 @@ enum {
     CK_WORKERS = 80, CK_THREADS = 84, CK_GEMM = 92, CK_STEP = 96, CK_RESERVED = 132,
     CK_ADAM = 164, CK_LAYERS = 172, CK_DROPOUT = 176, CK_SEQUENCE = 180, CK_PERMUTED = 184,
     CK_PERMUTE_SEED = 188, CK_WARMUP = 196, CK_LR_SCALING = 204, CK_WEIGHT_DECAY = 208,
-    CK_NORMALIZE = 212,
+    CK_NORMALIZE = 212, CK_PRECISION = 216,
     CK_META = 12, CK_META_V3 = 192, CK_META_V4 = 256
 };
 
-/* A version 5 checkpoint in buf (len bytes) made version 3: the run's
- * block cut from 256 bytes to 192 (the fields of versions 4 and 5 dropped), the
+/* A version 6 checkpoint in buf (len bytes) made version 3: the run's
+ * block cut from 256 bytes to 192 (the fields of versions 4 to 6 dropped), the
  * CRC32 made right; returns the new length. */
 static size_t ckpt_to_v3(unsigned char *buf, size_t len)
 {
@@ -198,9 +198,9 @@ START_TEST(test_checkpoint_hostile)
         const char *fragment;
     } bad[] = {
         {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
-        {"version", CK_VERSION, 0x03, 0, 0, PL_ERR_VERSION,
-         "checkpoint format version 6, this build reads versions 1 to 5"},
-        {"version 0", CK_VERSION, 0x05, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
+        {"version", CK_VERSION, 0x01, 0, 0, PL_ERR_VERSION,
+         "checkpoint format version 7, this build reads versions 1 to 6"},
+        {"version 0", CK_VERSION, 0x06, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
         {"negative warm-up", CK_WARMUP + 7, 0x80, 0, 1, PL_ERR_MISMATCH,
          "warm-up -9223372036854775808, rate scaling 0, weight decay 0"},
         {"unknown rate scaling", CK_LR_SCALING, 0x03, 0, 1, PL_ERR_MISMATCH,
@@ -208,9 +208,11 @@ START_TEST(test_checkpoint_hostile)
         {"weight decay 2", CK_WEIGHT_DECAY + 3, 0x40, 0, 1, PL_ERR_MISMATCH,
          "rate scaling 0, weight decay 2"},
         {"truncated in the run's block", 0, 0, CK_META + CK_META_V4 - 10, 0, PL_ERR_TRUNCATED,
-         "a version 5 checkpoint has at least 280"},
+         "a version 6 checkpoint has at least 280"},
         {"normalize 2", CK_NORMALIZE, 0x02, 0, 1, PL_ERR_MISMATCH,
          "normalize 2 (expected 0, none, or 1, standard)"},
+        {"precision 2", CK_PRECISION, 0x02, 0, 1, PL_ERR_MISMATCH,
+         "precision 2 (expected 0, fp32, or 1, bf16)"},
         {"zero layers", CK_LAYERS, 0x01, 0, 1, PL_ERR_MISMATCH, "layers must be between 1 and 8"},
         {"dropout 2", CK_DROPOUT + 3, 0x40, 0, 1, PL_ERR_MISMATCH, "dropout 2 (expected 0 to"},
         {"unknown sequence", CK_SEQUENCE, 0x02, 0, 1, PL_ERR_MISMATCH, "sequence 2, permuted 0"},
@@ -280,7 +282,8 @@ END_TEST
  * 3's layer and reading fields read back, and older files mean one layer
  * read row by row; version 4's rate and decay fields read back, and a
  * version 3 file (a block of 192 bytes) means none of them; version 5's
- * normalize reads back, and older files mean none. */
+ * normalize and version 6's precision read back, and older files mean
+ * none and fp32; a version 5 file reads as fp32. */
 START_TEST(test_checkpoint_version_1_still_read)
 {
     const char *dir = tu_dir;
@@ -293,6 +296,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     meta.opts.lr_scaling = PL_LR_SCALE_SQRT;
     meta.opts.weight_decay = 0.25f;
     meta.normalize = 1;
+    meta.opts.precision = PL_PRECISION_BF16;
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
     ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
@@ -300,13 +304,24 @@ START_TEST(test_checkpoint_version_1_still_read)
     size_t len = tu_read(path, buf, sizeof buf);
     uint32_t version;
     memcpy(&version, buf + CK_VERSION, 4);
-    ck_assert_uint_eq(version, 5);
+    ck_assert_uint_eq(version, 6);
     pl_ckpt_meta got;
     float *state = NULL;
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
     ck_assert_int_eq(got.opts.warmup, 7);
     ck_assert_int_eq(got.opts.lr_scaling, PL_LR_SCALE_SQRT);
     ck_assert_float_eq(got.opts.weight_decay, 0.25f);
+    ck_assert_int_eq(got.normalize, 1);
+    ck_assert_int_eq(got.opts.precision, PL_PRECISION_BF16);
+    pl_free(state);
+    /* version 5: the same bytes with the version changed; its precision
+     * bytes are reserved (zero), and a non-zero value there is ignored */
+    version = 5;
+    memcpy(buf + CK_VERSION, &version, 4);
+    tu_fix_crc(buf, len);
+    tu_write(path, buf, len);
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.opts.precision, PL_PRECISION_FP32);
     ck_assert_int_eq(got.normalize, 1);
     pl_free(state);
     /* version 3: the fields of version 4 are gone, and read as none */
@@ -348,13 +363,13 @@ START_TEST(test_checkpoint_version_1_still_read)
     ck_assert_int_eq(memcmp(state, pl_trainer_params(tr), sizeof(float) * np), 0);
     ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
     pl_free(state);
-    /* version 6 is not this build's */
-    version = 6;
+    /* version 7 is not this build's */
+    version = 7;
     memcpy(buf + CK_VERSION, &version, 4);
     tu_fix_crc(buf, len);
     tu_write(path, buf, len);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
-    ck_assert_msg(strstr(err.msg, "version 6, this build reads versions 1 to 5") != NULL, "%s",
+    ck_assert_msg(strstr(err.msg, "version 7, this build reads versions 1 to 6") != NULL, "%s",
                   err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);

@@ -45,7 +45,7 @@ static const struct {
     {"train", train_suite},     {"reliability", reliability_suite},
     {"torch", torch_suite},     {"safetensors", safetensors_suite},
     {"image", image_suite},     {"tools", tools_suite}, {"dist", dist_suite},
-    {"series", series_suite},
+    {"series", series_suite},   {"bf16", bf16_suite},
 };
 #define NSUITES (sizeof SUITES / sizeof *SUITES)
 

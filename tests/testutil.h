@@ -22,6 +22,7 @@ Suite *image_suite(void);
 Suite *tools_suite(void);
 Suite *dist_suite(void);
 Suite *series_suite(void);
+Suite *bf16_suite(void);
 
 /* Reports that a test, or a part of it, cannot run here (Check has no skip
  * status): a "SKIP: what: why" line on stderr (and, under make check, on

@@ -175,6 +175,7 @@ static int bench_parse(int argc, char **argv, bench_args *b)
     b->shards = (int)v[O_SHARDS].i;
     b->pin = (int)v[O_PIN].i;
     b->det = (int)v[O_BENCH_DET].i;
+    b->precision = (pl_precision)v[O_PRECISION].i;
     b->gemm = b->gemms[0];
     b->data = v[O_DATA].text;
     b->csv = v[O_CSV].text;
@@ -268,6 +269,7 @@ static int make_trainers(bench_args *b, const bench_env *e, int mode)
         o.pin = b->pin;
         o.profile = b->profile;
         o.deterministic = q->det;
+        o.precision = b->precision;
         if ((size_t)o.batch > e->ds.n) {
             fprintf(stderr, "parlstm bench: %dx%d: batch %d is more than the %zu images (%s)\n",
                     q->W, q->threads, o.batch, e->ds.n, e->source);

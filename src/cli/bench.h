@@ -22,6 +22,7 @@ typedef struct {
     conf confs[BENCH_MAX_CONF];
     int nconf;
     int steps, warmup, rounds, batch, hidden, scaling, profile, shards, pin, det, syn, layers;
+    pl_precision precision; /* --precision: every configuration */
     int hiddens[BENCH_MAX_LIST], nhidden;   /* --hidden LIST */
     int batches[BENCH_MAX_LIST], nbatch;    /* --batch LIST */
     int seqT[BENCH_MAX_LIST], seqD[BENCH_MAX_LIST], nseq; /* --seq T,D/... (0: none) */

@@ -73,6 +73,7 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
             o.threads = q->threads;
             o.gemm = q->be;
             o.pin = b->pin;
+            o.precision = b->precision;
             pl_config cfg = {e->ds.D, H, e->ds.classes, b->layers};
             if ((size_t)batch > e->ds.n || q->W > batch) {
                 fprintf(stderr, "parlstm bench: batch %d does not fit %d workers and %zu images\n",

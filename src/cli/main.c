@@ -66,8 +66,10 @@ static int dispatch(int argc, char **argv)
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("parlstm %s\n", PACKAGE_VERSION);
-        printf("cpus available: %d; AVX-512: %s\n", pl_cpu_count(),
-               pl_cpu_has_avx512() ? "yes" : "no");
+        printf("cpus available: %d; AVX-512: %s; AVX512_BF16: %s\n", pl_cpu_count(),
+               pl_cpu_has_avx512() ? "yes" : "no",
+               pl_cpu_has_avx512_bf16() ? "yes (--precision bf16 in hardware)"
+                                        : "no (--precision bf16 on the software path)");
         printf("kernels: --kernels auto runs %s\n", pl_gemm_auto_reason());
         printf("kernel sets this CPU runs:");
         for (int be = PL_GEMM_NAIVE; be <= PL_GEMM_LAST; be++)

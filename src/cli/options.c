@@ -17,6 +17,7 @@
 static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
 static const char *const INITS[] = {"default", "tutorial", "chrono", NULL}; /* pl_init */
 static const char *const LR_SCALINGS[] = {"none", "linear", "sqrt", NULL}; /* pl_lr_scaling */
+static const char *const PRECISIONS[] = {"fp32", "bf16", NULL}; /* pl_precision */
 /* in the order of pl_gemm_backend */
 static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", "avx2", "neon", NULL};
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
@@ -204,6 +205,12 @@ static const cli_option OPTIONS[] = {
      "parlstm --version says: avx512, else avx2, else neon on 64-bit ARM, else blas), "
      "avx512, avx2 or neon (ours), blas (OpenBLAS) or naive (plain loops) (--gemm is "
      "another name for it)", "gemm"},
+    {O_PRECISION, "precision", "P", ARG_WORD, 0, 0, 0, PRECISIONS, "fp32", NULL, CMD_TB,
+     "Parallelism", "the operands of the LSTM's matrix products: fp32, or bf16 (rounded to "
+     "nearest even, the sums, weights, Adam's moments, cell state and output layer in fp32): "
+     "about twice the multiply-adds per instruction on CPUs with AVX512_BF16 (parlstm "
+     "--version says whether this one has it) with the avx512 kernels; elsewhere an exact "
+     "software path gives the same bits, far slower than fp32. Recorded in checkpoints", NULL},
     {O_DET, "deterministic", NULL, ARG_NONE, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Parallelism", "bitwise identical results for every --workers and --threads (the batch "
      "is cut into 16 fixed shards; slower)", NULL},

@@ -219,6 +219,7 @@ static void take_values(train_args *a)
     o->threads = (int)v[O_THREADS].i;
     o->pin = (int)v[O_PIN].i;
     o->gemm = (pl_gemm_backend)v[O_GEMM].i;
+    o->precision = (pl_precision)v[O_PRECISION].i;
     o->deterministic = (int)v[O_DET].i;
     o->dropout = (float)v[O_DROPOUT].x;
     a->layers = (int)v[O_LAYERS].i;
@@ -318,6 +319,7 @@ static int adopt_options(train_args *a, const pl_train_opts *c)
 #define SCHEDULE_WORD(x) cli_word(O_SCHEDULE, x)
 #define INIT_WORD(x) cli_word(O_INIT, x)
 #define SCALING_WORD(x) cli_word(O_LR_SCALING, x)
+#define PRECISION_WORD(x) cli_word(O_PRECISION, x)
     SAME(O_BATCH, "--batch", "%d", batch);
     SAME(O_HIDDEN, "--hidden", "%d", hidden);
     SAME(O_LR, "--lr", "%g", lr);
@@ -332,6 +334,8 @@ static int adopt_options(train_args *a, const pl_train_opts *c)
     SAME(O_LR_WARMUP, "--lr-warmup", "%ld", warmup);
     SAME(O_WEIGHT_DECAY, "--weight-decay", "%g", weight_decay);
     SAME_AS(O_LR_SCALING, "--lr-scaling", "%s", lr_scaling, SCALING_WORD);
+    SAME_AS(O_PRECISION, "--precision", "%s", precision, PRECISION_WORD);
+#undef PRECISION_WORD
 #undef SCALING_WORD
 #undef INIT_WORD
 #undef SCHEDULE_WORD
@@ -782,6 +786,12 @@ static void print_plan(const run *r)
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
             be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
             pl_trainer_bytes(r->tr) / 1048576.0);
+    if (o->precision == PL_PRECISION_BF16)
+        fprintf(stderr, "parlstm train: bf16 operands for the LSTM's products, fp32 sums, %s\n",
+                be == PL_GEMM_AVX512 && pl_cpu_has_avx512_bf16()
+                    ? "on AVX512_BF16 (vdpbf16ps)"
+                    : "on the exact software path (not --kernels avx512 on a CPU with "
+                      "AVX512_BF16): far slower than fp32");
     if (r->norm_mean)
         fprintf(stderr, "parlstm train: each of the %d features standardised with the mean and "
                 "standard deviation of the %zu training sequences (--normalize standard)\n",

@@ -1,0 +1,187 @@
+/* The bf16 GEMM on AVX512_BF16 (vdpbf16ps): the same products as
+ * pl_gemm_bf16_soft (bf16.c; kernels.h states them), bit for bit.
+ *
+ * Compiled for any x86-64 target: the functions carry target attributes and
+ * are only called after pl_cpu_has_avx512_bf16() said yes; elsewhere this
+ * file is empty.
+ *
+ * The operands are converted as they are used: A once per call into pairs
+ * (ap[i * P + p] holds bf16 A(i, 2p) in its low half and A(i, 2p + 1) in
+ * its high half, the layout vdpbf16ps multiplies), B one chunk of KCP pairs
+ * of one 64-column panel at a time (bp[p * 64 + j], the same pairs down a
+ * column), converted once and used by every row tile. A tile is up to MR
+ * rows by 64 columns; its 24 accumulators stay in registers over the chunk,
+ * each pair loading four vectors of B and broadcasting MR pairs of A: 32
+ * multiply-adds an instruction where the fp32 kernel does 16. Each C
+ * element is one chain over the pairs in order, whatever the tiles and
+ * chunks (between chunks it waits in C, in fp32), so the bits depend on the
+ * shape alone. */
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "kernels.h"
+
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define MR 6
+#define NV 4
+#define KCP 128 /* pairs of B per chunk: 128 x 64 x 4 bytes = 32 KiB of L1 */
+
+typedef __m512bh bh512;
+
+/* Row i of A, K values, then zeros up to a multiple of 32, into row. */
+static void a_row(const pl_gemm_op *op, int i, int K, int K32, float *row)
+{
+    int k = 0;
+    for (int blk = 0; blk < op->nb; blk++) {
+        const float *a = op->a + (size_t)blk * op->a_bs + (size_t)i * op->a_rs;
+        if (op->a_cs == 1) {
+            memcpy(row + k, a, sizeof(float) * (size_t)op->kb);
+            k += op->kb;
+        } else {
+            for (int kk = 0; kk < op->kb; kk++)
+                row[k++] = a[(size_t)kk * op->a_cs];
+        }
+    }
+    for (k = K; k < K32; k++)
+        row[k] = 0.0f;
+}
+
+/* A as pairs: ap (M, P), P = ceil(K / 2), rows 64-byte aligned (ldp). */
+static BF16_TARGET void pair_a(const pl_gemm_op *op, int K, float *row, uint32_t *ap,
+                               size_t ldp)
+{
+    const int K32 = (K + 31) / 32 * 32;
+    for (int i = 0; i < op->M; i++) {
+        a_row(op, i, K, K32, row);
+        for (int k = 0; k < K32; k += 32) {
+            bh512 v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + k + 16), _mm512_loadu_ps(row + k));
+            _mm512_store_si512((void *)(ap + (size_t)i * ldp + k / 2), (__m512i)v);
+        }
+    }
+}
+
+/* Row k of B in panel jp (NULL past K). */
+static inline const float *b_row(const pl_gemm_op *op, int k, int K, int jp)
+{
+    if (k >= K)
+        return NULL;
+    return op->b + (size_t)(k / op->kb) * op->b_bs + (size_t)(k % op->kb) * op->ldb +
+           (size_t)jp * (op->b_ps ? op->b_ps : 64);
+}
+
+/* Pairs [p0, p0 + np) of panel jp's `cols` columns: bp[(p - p0) * 64 + j];
+ * columns past cols are zero. */
+static BF16_TARGET void pair_b(const pl_gemm_op *op, int K, int p0, int np, int jp, int cols,
+                               uint32_t *bp)
+{
+    /* _mm512_cvtne2ps_pbh(hi, lo) holds lo's 16 values, then hi's: the
+     * permutation interleaves them into (lo_j, hi_j) pairs */
+    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(inter);
+    const int nv = (cols + 15) / 16;
+    for (int p = 0; p < np; p++) {
+        const float *r0 = b_row(op, 2 * (p0 + p), K, jp), *r1 = b_row(op, 2 * (p0 + p) + 1, K, jp);
+        for (int v = 0; v < NV; v++) {
+            __m512i out = _mm512_setzero_si512();
+            if (v < nv) {
+                int left = cols - 16 * v;
+                __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+                __m512 lo = _mm512_maskz_loadu_ps(m, r0 + 16 * v);
+                __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + 16 * v) : _mm512_setzero_ps();
+                out = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            }
+            _mm512_store_si512((void *)(bp + (size_t)p * 64 + 16 * v), out);
+        }
+    }
+}
+
+/* C(MR_ rows, 16 NV_ columns) (+)= the pairs' products over np pairs. */
+static inline __attribute__((always_inline)) BF16_TARGET void
+tile(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np, float *c, size_t ldc,
+     int load_c, __mmask16 last, const int MR_, const int NV_)
+{
+    __m512 r[MR][NV];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR_; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV_; v++)
+            r[i][v] = load_c ? _mm512_maskz_loadu_ps(v == NV_ - 1 ? last : 0xffff,
+                                                     c + i * ldc + 16 * v)
+                             : _mm512_setzero_ps();
+#pragma GCC unroll 1
+    for (int p = 0; p < np; p++) {
+        __m512i bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV_; v++)
+            bv[v] = _mm512_load_si512((const void *)(bp + (size_t)p * 64 + 16 * v));
+#pragma GCC unroll 6
+        for (int i = 0; i < MR_; i++) {
+            __m512i av = _mm512_set1_epi32((int)ap[(size_t)i * ldp + p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV_; v++)
+                r[i][v] = _mm512_dpbf16_ps(r[i][v], (bh512)av, (bh512)bv[v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR_; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV_; v++)
+            _mm512_mask_storeu_ps(c + i * ldc + 16 * v, v == NV_ - 1 ? last : 0xffff, r[i][v]);
+}
+
+#define TILE_NV(mr)                                                                      \
+    switch (nv) {                                                                        \
+    case 1: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 1); break;                   \
+    case 2: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 2); break;                   \
+    case 3: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 3); break;                   \
+    default: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 4); break;                  \
+    }
+
+static BF16_TARGET void tile_any(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np,
+                                 float *c, size_t ldc, int load_c, int mr, int cols)
+{
+    const int nv = (cols + 15) / 16;
+    const __mmask16 last = (__mmask16)(cols % 16 ? (1u << (cols % 16)) - 1 : 0xffff);
+    switch (mr) {
+    case 1: TILE_NV(1); break;
+    case 2: TILE_NV(2); break;
+    case 3: TILE_NV(3); break;
+    case 4: TILE_NV(4); break;
+    case 5: TILE_NV(5); break;
+    default: TILE_NV(6); break;
+    }
+}
+
+BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
+{
+    const int M = op->M, N = op->N, K = op->nb * op->kb, P = (K + 1) / 2;
+    const size_t ldp = (size_t)(P + 15) / 16 * 16;
+    const size_t c_ps = op->c_ps ? op->c_ps : 64;
+    uint32_t *ap = pl_thread_scratch(0, sizeof(uint32_t) * ldp * (size_t)M);
+    float *row = pl_thread_scratch(1, sizeof(float) * (size_t)(K + 31) / 32 * 32);
+    uint32_t *bp = pl_thread_scratch(2, sizeof(uint32_t) * KCP * 64);
+    if (!ap || !row || !bp)
+        abort(); /* the operands' copies: nothing sensible remains */
+    pair_a(op, K, row, ap, ldp);
+    const int ntile = (M + MR - 1) / MR, base = M / ntile, extra = M % ntile;
+    for (int jp = 0; jp < (N + 63) / 64; jp++) {
+        const int cols = N - 64 * jp < 64 ? N - 64 * jp : 64;
+        for (int p0 = 0; p0 < P; p0 += KCP) {
+            const int np = P - p0 < KCP ? P - p0 : KCP;
+            pair_b(op, K, p0, np, jp, cols, bp);
+            for (int ti = 0, i0 = 0; ti < ntile; ti++) {
+                const int mr = base + (ti < extra);
+                tile_any(ap + (size_t)i0 * ldp + p0, ldp, bp, np,
+                         op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
+                         op->accumulate || p0 > 0, mr, cols);
+                i0 += mr;
+            }
+        }
+    }
+}
+
+#endif
