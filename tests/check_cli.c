@@ -815,6 +815,48 @@ START_TEST(test_layers_pixels_permuted_through_the_program)
 }
 END_TEST
 
+/* --precision bf16 through the program: the plan line says where it runs;
+ * it learns (test accuracy well above chance, as fp32 does); a run stopped
+ * at a checkpoint and resumed ends in the model of the run left alone, bit
+ * for bit (the checkpoint records bf16); a resumed run refuses fp32. */
+START_TEST(test_bf16_through_the_program)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 300, 90, 6, 5, 3, 93);
+    char whole[4096], part[4096], ck[4096];
+    snprintf(whole, sizeof whole, "%s/whole.bin", dir);
+    snprintf(part, sizeof part, "%s/part.bin", dir);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    const char *straight[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps",
+                              "40", "--hidden", "16", "--precision", "bf16", "--deterministic",
+                              "--save", whole, NULL};
+    int st = tu_run_args(&res, straight);
+    ck_assert_msg(st == 0, "train failed (%d): %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "bf16 operands for the LSTM's products, fp32 sums, on "),
+                  "%s", res.err);
+    const double acc = field(res.out, "test_accuracy=");
+    ck_assert_msg(acc > 0.8, "bf16 test accuracy %g", acc);
+    const char *first[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps",
+                           "40", "--hidden", "16", "--precision", "bf16", "--deterministic",
+                           "--checkpoint", ck, "--checkpoint-every", "5", NULL};
+    const char *env[] = {"PARLSTM_TEST_FAULT=17,2", NULL}; /* a NaN at step 18 stops it */
+    if (tu_hooks("a bf16 run stopped and resumed")) {
+        st = tu_run_env(&res, first, env);
+        ck_assert_msg(st == 1 && strstr(res.err, "non-finite gradient"), "%s", res.err);
+        const char *rest[] = {"train", "--data", dir, "--resume", ck, "--save", part, NULL};
+        st = tu_run_args(&res, rest);
+        ck_assert_msg(st == 0, "resume failed (%d): %s", st, res.err);
+        ck_assert_msg(strstr(res.err, "resuming") && strstr(res.err, "bf16 operands"), "%s",
+                      res.err);
+        ck_assert_msg(tu_same_file(whole, part), "the resumed bf16 run ends elsewhere");
+    }
+    const char *mixed[] = {"train", "--data", dir, "--resume", ck, "--precision", "fp32", NULL};
+    ck_assert_int_eq(tu_run_args(&res, mixed), 2);
+    ck_assert_msg(strstr(res.err, "--precision fp32 differs from the checkpoint's bf16"), "%s",
+                  res.err);
+}
+END_TEST
+
 /* eval refuses a test set of other images than the model's (their shape
  * recorded since model file version 3, the sequence length since version
  * 2), naming the model file; a version 1 file, which records neither, gets
@@ -1467,6 +1509,7 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_bad_invocations, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_unavailable_kernels_refused);
     tcase_add_test(tc, test_layers_pixels_permuted_through_the_program);
+    tcase_add_test(tc, test_bf16_through_the_program);
     tcase_add_test(tc, test_bench_shapes_grid);
     tcase_add_test(tc, test_threads_capped_with_a_warning);
     tcase_add_test(tc, test_test_every_epoch);

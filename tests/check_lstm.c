@@ -66,6 +66,9 @@ static double fast_path_drop(pl_gemm_backend be, int threads, const pl_config *c
     return fast_path_len(be, threads, cfg, f, NULL, n, T, norm, logits, grad, drop, key);
 }
 
+/* The operands of the fast path's gate products (fp32 unless a test says). */
+static pl_precision fast_precision = PL_PRECISION_FP32;
+
 /* The same with each row's length (NULL: T). */
 static double fast_path_len(pl_gemm_backend be, int threads, const pl_config *cfg,
                             const fixture *f, const int32_t *lengths, int n, int T, float norm,
@@ -78,6 +81,7 @@ static double fast_path_len(pl_gemm_backend be, int threads, const pl_config *cf
     pl_packed_update(pk, f->params, 0, 1);
     pl_ws_load_f32_lengths(ws, f->x, f->labels, lengths, n);
     pl_ws_set_dropout(ws, drop, key);
+    pl_ws_set_precision(ws, fast_precision);
     int correct = -1;
     double loss = pl_lstm_forward(ws, pk, f->params, &correct, logits);
     ck_assert_int_ge(correct, 0);
@@ -133,6 +137,46 @@ static double group_error(const float *a, const double *r, size_t n, double *sca
     *scale = big;
     return big > 0 ? worst / big : worst;
 }
+
+/* bf16 operands: the gradient within bf16's error of the double
+ * reference (each operand within 2^-9, sums over a handful of steps: 3% of
+ * the group's largest entry), and not within fp32's (bf16 is in use); the
+ * software path (naive) and the set auto picks (AVX512_BF16 where the CPU
+ * has it) alike. */
+START_TEST(test_bf16_backward_near_reference)
+{
+    const pl_config *cfg = &CFGS[_i];
+    fixture f;
+    fixture_make(&f, cfg, N_, T_, 14);
+    double *ref = malloc(sizeof(double) * f.np);
+    float *grad = pl_alloc_floats(f.np);
+    pl_ref_loss_grad(cfg, f.params, f.x, f.labels, N_, T_, (double)N_, ref, NULL);
+    pl_group g[PL_MAX_GROUPS];
+    const int ng = pl_param_groups(cfg, g);
+    const pl_gemm_backend sets[] = {PL_GEMM_NAIVE, pl_gemm_resolve(PL_GEMM_AUTO)};
+    fast_precision = PL_PRECISION_BF16;
+    for (int b = 0; b < 2; b++) {
+        memset(grad, 0xff, sizeof(float) * f.np);
+        fast_path(sets[b], _i == 2 ? 3 : 1, cfg, &f, N_, T_, (float)N_, NULL, grad);
+        double most = 0;
+        for (int k = 0; k < ng; k++) {
+            double scale;
+            double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+            printf("backward bf16 %-6s %-6s: largest relative difference %.2e\n",
+                   pl_gemm_name(sets[b]), g[k].name, e);
+            ck_assert_msg(e < 3e-2, "%s %s: relative difference %g", pl_gemm_name(sets[b]),
+                          g[k].name, e);
+            most = fmax(most, e);
+        }
+        ck_assert_msg(most > 1e-4, "%s: within %g of the reference: is bf16 in use?",
+                      pl_gemm_name(sets[b]), most);
+    }
+    fast_precision = PL_PRECISION_FP32;
+    free(ref);
+    pl_free(grad);
+    fixture_free(&f);
+}
+END_TEST
 
 START_TEST(test_backward_matches_reference)
 {
@@ -585,6 +629,7 @@ Suite *lstm_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_forward_matches_reference, 0, NCFGS);
     tcase_add_loop_test(tc, test_backward_matches_reference, 0, NCFGS);
+    tcase_add_loop_test(tc, test_bf16_backward_near_reference, 0, NCFGS);
     tcase_add_loop_test(tc, test_gradient_finite_differences, 0, NCFGS);
     tcase_add_loop_test(tc, test_reference_gradient_finite_differences, 0, NCFGS);
     tcase_add_test(tc, test_shapes_match_reference);

@@ -42,12 +42,14 @@ static pl_dataset load_set_lengths(uint64_t seed)
 static const pl_config *make_cfg = &CFG;
 static float make_dropout;
 static pl_gemm_backend make_gemm = PL_GEMM_AUTO;
+static pl_precision make_precision = PL_PRECISION_FP32;
 
 static pl_trainer *make(const pl_dataset *ds, int W, int T, int det)
 {
     pl_train_opts o = tu_opts(20, W, T, det, 3);
     o.dropout = make_dropout;
     o.gemm = make_gemm;
+    o.precision = make_precision;
     return tu_trainer(make_cfg, ds, &o);
 }
 
@@ -85,6 +87,44 @@ START_TEST(test_deterministic_any_workers_threads)
                       conf[k][0], conf[k][1]);
         pl_trainer_free(tr);
     }
+    free(ref);
+    pl_dataset_free(&ds);
+}
+END_TEST
+
+/* --deterministic in bf16: every workers x threads gives 1x1's bits, on
+ * the software path (naive) and on the set auto picks (AVX512_BF16 where
+ * the CPU has it); three layers with dropout on sequences of variable
+ * lengths. And bf16 is in use: the fp32 run ends elsewhere. */
+START_TEST(test_bf16_deterministic_any_workers_threads)
+{
+    static const pl_config three = {6, 40, 3, 3};
+    make_gemm = _i == 0 ? PL_GEMM_NAIVE : PL_GEMM_AUTO;
+    make_cfg = &three;
+    make_dropout = 0.3f;
+    pl_dataset ds = load_set_lengths(47);
+    size_t np = pl_param_count(make_cfg);
+    float *ref = malloc(sizeof(float) * np);
+    pl_trainer *tr = make(&ds, 1, 1, 1);
+    steps(tr, &ds, 0, 3);
+    memcpy(ref, pl_trainer_params(tr), sizeof(float) * np);
+    pl_trainer_free(tr);
+    make_precision = PL_PRECISION_BF16;
+    const int conf[][2] = {{1, 1}, {2, 1}, {1, 2}, {3, 2}};
+    for (size_t k = 0; k < sizeof conf / sizeof *conf; k++) {
+        tr = make(&ds, conf[k][0], conf[k][1], 1);
+        steps(tr, &ds, 0, 3);
+        if (k == 0) {
+            ck_assert_msg(memcmp(ref, pl_trainer_params(tr), sizeof(float) * np) != 0,
+                          "bf16 ends where fp32 does: is bf16 in use?");
+            memcpy(ref, pl_trainer_params(tr), sizeof(float) * np);
+        }
+        ck_assert_msg(memcmp(ref, pl_trainer_params(tr), sizeof(float) * np) == 0,
+                      "%s bf16: --deterministic %dx%d differs from 1x1", pl_gemm_name(make_gemm),
+                      conf[k][0], conf[k][1]);
+        pl_trainer_free(tr);
+    }
+    make_precision = PL_PRECISION_FP32;
     free(ref);
     pl_dataset_free(&ds);
 }
@@ -934,6 +974,7 @@ Suite *reliability_suite(void)
     TCase *tc = tu_tcase_with_dir("state");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_deterministic_any_workers_threads, 0, 3 * tu_nsets);
+    tcase_add_loop_test(tc, test_bf16_deterministic_any_workers_threads, 0, 2);
     tcase_add_loop_test(tc, test_checkpoint_resume_exact, 0, 2 * tu_nsets);
     tcase_add_test(tc, test_checkpoint_hostile);
     tcase_add_test(tc, test_checkpoint_version_1_still_read);
