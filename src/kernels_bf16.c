@@ -168,12 +168,22 @@ BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
         abort(); /* the operands' copies: nothing sensible remains */
     pair_a(op, K, row, ap, ldp);
     const int ntile = (M + MR - 1) / MR, base = M / ntile, extra = M % ntile;
-    for (int jp = 0; jp < (N + 63) / 64; jp++) {
+    const int npanel = (N + 63) / 64;
+    for (int jp = 0; jp < npanel; jp++) {
         const int cols = N - 64 * jp < 64 ? N - 64 * jp : 64;
         for (int p0 = 0; p0 < P; p0 += KCP) {
             const int np = P - p0 < KCP ? P - p0 : KCP;
             pair_b(op, K, p0, np, jp, cols, bp);
+            /* the rows of B the next chunk converts, fetched while the
+             * tiles compute (each tile its share) */
+            const int next_jp = p0 + KCP < P ? jp : jp + 1, next_p0 = p0 + KCP < P ? p0 + KCP : 0;
+            const int next_rows = next_jp < npanel ? 2 * (P - next_p0 < KCP ? P - next_p0 : KCP) : 0;
             for (int ti = 0, i0 = 0; ti < ntile; ti++) {
+                for (int r = next_rows * ti / ntile; r < next_rows * (ti + 1) / ntile; r++) {
+                    const float *next = b_row(op, 2 * next_p0 + r, K, next_jp);
+                    for (int v = 0; next && v < 4; v++)
+                        __builtin_prefetch(next + 16 * v, 0, 3);
+                }
                 const int mr = base + (ti < extra);
                 tile_any(ap + (size_t)i0 * ldp + p0, ldp, bp, np,
                          op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
