@@ -138,10 +138,13 @@ typedef struct {
     dnnl_memory_desc_t dst_md;   /* (T, N, H) tnc: dst_layer, diff_dst_layer */
     dnnl_memory_desc_t bias_md;  /* (1, 1, 4, H) ldgo */
     dnnl_memory_desc_t wl_any, wi_any; /* the weights' shapes, layout left to oneDNN */
+    dnnl_memory_desc_t dwl_any, dwi_any; /* their gradients' (f32) */
+    dnnl_memory_desc_t src32_md, dst32_md; /* src_md and dst_md in f32: the gradients
+                                             (oneDNN's are f32 even in bf16) */
     dnnl_memory_t src;           /* (T, N, channels) */
     dnnl_memory_t wl, wi;        /* (1, 1, channels, 4, H) and (1, 1, H, 4, H) ldigo */
     dnnl_memory_t bias;          /* (1, 1, 4, H) */
-    dnnl_memory_t diff_dst;      /* (T, N, H) */
+    dnnl_memory_t diff_dst;      /* (T, N, H), f32 */
 } dnn_inputs;
 
 /* Primitives and outputs for one thread count. */
@@ -164,22 +167,42 @@ static void fill_uniform(dnnl_memory_t m, pl_rng *r, double scale)
         p[i] = (float)((2.0 * pl_rng_uniform(r) - 1.0) * scale);
 }
 
-static void inputs_create(dnn_inputs *in, dnnl_engine_t eng)
+/* --bf16: oneDNN's src, dst and weights in bf16, bias and every gradient
+ * in f32 (what its bf16 LSTM takes); parlstm with --precision bf16. */
+static dnnl_data_type_t DT = dnnl_f32;
+static pl_precision PRECISION = PL_PRECISION_FP32;
+
+/* m as it is when DT is f32, else a DT copy in layout md. */
+static dnnl_memory_t as_dt(dnnl_memory_t m, const dnnl_memory_desc_t *md, dnnl_engine_t eng,
+                           dnnl_stream_t st)
+{
+    if (DT == dnnl_f32)
+        return m;
+    dnnl_memory_t c = reorder_new(m, md, eng, st);
+    DN(dnnl_memory_destroy, (m));
+    return c;
+}
+
+static void inputs_create(dnn_inputs *in, dnnl_engine_t eng, dnnl_stream_t st)
 {
     dnnl_dims_t d_src = {T_STEPS, BATCH, channels}, d_dst = {T_STEPS, BATCH, HIDDEN};
     dnnl_dims_t d_wl = {1, 1, channels, GATES, HIDDEN};
     dnnl_dims_t d_wi = {1, 1, HIDDEN, GATES, HIDDEN};
     dnnl_dims_t d_bias = {1, 1, GATES, HIDDEN};
     dnnl_memory_desc_t wl_md, wi_md;
-    DN(dnnl_memory_desc_init_by_tag, (&in->src_md, 3, d_src, dnnl_f32, dnnl_tnc));
-    DN(dnnl_memory_desc_init_by_tag, (&in->dst_md, 3, d_dst, dnnl_f32, dnnl_tnc));
+    DN(dnnl_memory_desc_init_by_tag, (&in->src32_md, 3, d_src, dnnl_f32, dnnl_tnc));
+    DN(dnnl_memory_desc_init_by_tag, (&in->src_md, 3, d_src, DT, dnnl_tnc));
+    DN(dnnl_memory_desc_init_by_tag, (&in->dst_md, 3, d_dst, DT, dnnl_tnc));
+    DN(dnnl_memory_desc_init_by_tag, (&in->dst32_md, 3, d_dst, dnnl_f32, dnnl_tnc));
     DN(dnnl_memory_desc_init_by_tag, (&in->bias_md, 4, d_bias, dnnl_f32, dnnl_ldgo));
     DN(dnnl_memory_desc_init_by_tag, (&wl_md, 5, d_wl, dnnl_f32, dnnl_ldigo));
     DN(dnnl_memory_desc_init_by_tag, (&wi_md, 5, d_wi, dnnl_f32, dnnl_ldigo));
-    DN(dnnl_memory_desc_init_by_tag, (&in->wl_any, 5, d_wl, dnnl_f32, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_init_by_tag, (&in->wi_any, 5, d_wi, dnnl_f32, dnnl_format_tag_any));
-    in->src = new_mem(&in->src_md, eng);
-    in->diff_dst = new_mem(&in->dst_md, eng);
+    DN(dnnl_memory_desc_init_by_tag, (&in->wl_any, 5, d_wl, DT, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_init_by_tag, (&in->wi_any, 5, d_wi, DT, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_init_by_tag, (&in->dwl_any, 5, d_wl, dnnl_f32, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_init_by_tag, (&in->dwi_any, 5, d_wi, dnnl_f32, dnnl_format_tag_any));
+    in->src = new_mem(&in->src32_md, eng);
+    in->diff_dst = new_mem(&in->dst32_md, eng);
     in->wl = new_mem(&wl_md, eng);
     in->wi = new_mem(&wi_md, eng);
     in->bias = new_mem(&in->bias_md, eng);
@@ -191,6 +214,7 @@ static void inputs_create(dnn_inputs *in, dnnl_engine_t eng)
     fill_uniform(in->wl, &r, ws);
     fill_uniform(in->wi, &r, ws);
     fill_uniform(in->bias, &r, ws);
+    in->src = as_dt(in->src, &in->src_md, eng, st);
 }
 
 /* Creates forward and backward primitives with `threads` OpenMP threads. */
@@ -202,6 +226,7 @@ static void net_create(dnn_net *n, int threads, const dnn_inputs *in,
     const dnnl_rnn_direction_t dir = dnnl_unidirectional_left2right;
     const dnnl_memory_desc_t *src = &in->src_md, *dst = &in->dst_md, *bias = &in->bias_md;
     const dnnl_memory_desc_t *wl_any = &in->wl_any, *wi_any = &in->wi_any;
+    const dnnl_memory_desc_t *dwl_any = &in->dwl_any, *dwi_any = &in->dwi_any;
 
     memset(n, 0, sizeof *n);
     n->threads = threads;
@@ -212,8 +237,8 @@ static void net_create(dnn_net *n, int threads, const dnn_inputs *in,
     DN(dnnl_primitive_desc_create, (&fpd, &fd, NULL, eng, NULL));
     DN(dnnl_lstm_backward_desc_init, (&bd, dnnl_backward, dir, src, NULL, NULL,
                                       wl_any, wi_any, bias, dst, NULL, NULL,
-                                      src, NULL, NULL, wl_any, wi_any, bias,
-                                      dst, NULL, NULL, 0));
+                                      &in->src32_md, NULL, NULL, dwl_any, dwi_any, bias,
+                                      &in->dst32_md, NULL, NULL, 0));
     DN(dnnl_primitive_desc_create, (&bpd, &bd, NULL, eng, fpd));
 
     const char *s;
@@ -235,7 +260,7 @@ static void net_create(dnn_net *n, int threads, const dnn_inputs *in,
     }
     n->ws = new_mem(ws_md, eng);
     n->dst = new_mem(dst, eng);
-    n->diff_src = new_mem(src, eng);
+    n->diff_src = new_mem(&in->src32_md, eng);
     n->diff_wl = new_mem(ARG_MD(bpd, DNNL_ARG_DIFF_WEIGHTS_LAYER), eng);
     n->diff_wi = new_mem(ARG_MD(bpd, DNNL_ARG_DIFF_WEIGHTS_ITER), eng);
     n->diff_bias = new_mem(bias, eng);
@@ -350,8 +375,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: compare-onednn [--hidden H] [--seq T,D] [--batch N] [--channels C]\n"
-        "                      [--rounds R] [--steps S] [--data DIR] [--gemm SET]\n"
-        "Times oneDNN's f32 LSTM training step (forward_training + backward; T steps,\n"
+        "                      [--rounds R] [--steps S] [--data DIR] [--gemm SET] [--bf16]\n"
+        "Times oneDNN's f32 (or bf16) LSTM training step (forward_training + backward; T steps,\n"
         "batch N, C input channels, H hidden; 1 and 2 OpenMP threads) against\n"
         "parlstm's whole training step (model D-H-10, batch N, workers x threads 1x1,\n"
         "2x1, 1x2), alternating them in one run.\n"
@@ -369,6 +394,8 @@ static void usage(FILE *f)
         "  --data DIR    MNIST IDX files (default data/mnist)\n"
         "  --gemm SET    parlstm's kernel set: auto (default), avx512, avx2, neon, blas\n"
         "                or naive; ONEDNN_MAX_CPU_ISA=AVX2 restricts oneDNN to AVX2\n"
+        "  --bf16        both in bf16: oneDNN's src, dst and weights bf16 (bias and\n"
+        "                weight gradients f32), parlstm --precision bf16\n"
         "  --help        this text\n"
         "\n"
         "Prints median, min and max samples/s over the rounds, GFLOP/s and the ratios\n"
@@ -424,10 +451,13 @@ static int parse_int(const char *opt, const char *s, long min, long max, int *ou
 
 /* h = o * tanh(c) must be finite, not all zero and inside (-1, 1), and both
  * thread counts must compute the same forward pass. */
-static void check_forward(const dnn_net *net)
+static void check_forward(const dnn_net *net, const dnn_inputs *in, dnnl_engine_t eng,
+                          dnnl_stream_t st)
 {
     const size_t n = (size_t)T_STEPS * BATCH * HIDDEN;
-    const float *h1 = mem_ptr(net[0].dst), *h2 = mem_ptr(net[1].dst);
+    dnnl_memory_t f1 = reorder_new(net[0].dst, &in->dst32_md, eng, st);
+    dnnl_memory_t f2 = reorder_new(net[1].dst, &in->dst32_md, eng, st);
+    const float *h1 = mem_ptr(f1), *h2 = mem_ptr(f2);
     double sum = 0, sabs = 0, amax = 0, diff = 0;
     for (size_t i = 0; i < n; i++) {
         sum += h1[i];
@@ -438,10 +468,12 @@ static void check_forward(const dnn_net *net)
     printf("oneDNN forward dst_layer (T, N, H) = (%d, %d, %d): sum %.6f, sum|h| %.3f, "
            "max|h| %.4f, max|1 thread - 2 threads| %.2g\n",
            T_STEPS, BATCH, HIDDEN, sum, sabs, amax, diff);
-    if (!isfinite(sabs) || sabs == 0 || amax >= 1 || diff > 1e-4) {
+    if (!isfinite(sabs) || sabs == 0 || amax >= 1 || diff > (DT == dnnl_f32 ? 1e-4 : 1e-2)) {
         fprintf(stderr, "compare-onednn: oneDNN's forward output is implausible\n");
         exit(1);
     }
+    DN(dnnl_memory_destroy, (f1));
+    DN(dnnl_memory_destroy, (f2));
 }
 
 int main(int argc, char **argv)
@@ -454,7 +486,7 @@ int main(int argc, char **argv)
         {"channels", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"hidden", required_argument, 0, 'H'},   {"seq", required_argument, 0, 'T'},
         {"batch", required_argument, 0, 'b'},    {"gemm", required_argument, 0, 'g'},
-        {"help", no_argument, 0, 'h'},
+        {"bf16", no_argument, 0, 'B'},           {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -475,6 +507,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'B': DT = dnnl_bf16; PRECISION = PL_PRECISION_BF16; break;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "Try 'compare-onednn --help'.\n"); return 2;
         }
@@ -505,6 +538,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NPL; i++) {
         pl_train_opts o;
         pl_train_opts_default(&o);
+        o.precision = PRECISION;
         o.workers = pr[i].workers;
         o.threads = pr[i].threads;
         o.batch = BATCH;
@@ -526,7 +560,7 @@ int main(int argc, char **argv)
     DN(dnnl_engine_create, (&eng, dnnl_cpu, 0));
     DN(dnnl_stream_create, (&st, eng, dnnl_stream_default_flags));
     dnn_inputs in;
-    inputs_create(&in, eng);
+    inputs_create(&in, eng, st);
     dnn_net net[NDNN];
     for (int i = 0; i < NDNN; i++) {
         net_create(&net[i], i + 1, &in, eng, st);
@@ -534,11 +568,12 @@ int main(int argc, char **argv)
             net_step(&net[i], st);
     }
     const dnnl_version_t *v = dnnl_version();
-    printf("compare-onednn: T=%d, D=%d, H=%d, batch %d; oneDNN %d.%d.%d (forward %s, "
-           "backward %s; %d input channels) vs parlstm (gemm %s, %s), %d CPUs\n", T_STEPS,
-           D_IN, HIDDEN, BATCH, v->major, v->minor, v->patch, net[0].impl[0], net[0].impl[1],
-           channels, pl_gemm_name(pl_gemm_resolve(gemm)), source, pl_cpu_count());
-    check_forward(net);
+    printf("compare-onednn: T=%d, D=%d, H=%d, batch %d; oneDNN %d.%d.%d %s (forward %s, "
+           "backward %s; %d input channels) vs parlstm (gemm %s, %s, %s), %d CPUs\n", T_STEPS,
+           D_IN, HIDDEN, BATCH, v->major, v->minor, v->patch, DT == dnnl_f32 ? "f32" : "bf16",
+           net[0].impl[0], net[0].impl[1], channels, pl_gemm_name(pl_gemm_resolve(gemm)),
+           PRECISION == PL_PRECISION_BF16 ? "bf16" : "fp32", source, pl_cpu_count());
+    check_forward(net, &in, eng, st);
 
     /* Alternate in a fixed order, S steps per configuration and round.
      * Configurations k < NDNN are oneDNN's, the others parlstm's. */
