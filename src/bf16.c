@@ -46,6 +46,16 @@ static inline float flush(float x)
 
 static inline float rounded(float x) { return pl_bf16_float(pl_bf16_round(x)); }
 
+void pl_bf16_pairs(const float *panel, int rows, uint32_t *out)
+{
+    for (int k = 0; k < rows; k += 2)
+        for (int j = 0; j < 64; j++) {
+            uint32_t lo = pl_bf16_round(panel[(size_t)k * 64 + j]);
+            uint32_t hi = k + 1 < rows ? pl_bf16_round(panel[(size_t)(k + 1) * 64 + j]) : 0;
+            out[(size_t)k / 2 * 64 + j] = lo | hi << 16;
+        }
+}
+
 /* ------------------------------------------------------ thread scratch */
 
 static pthread_key_t scratch_key;

@@ -25,6 +25,14 @@ typedef struct {
     int accumulate;
     size_t b_ps, c_ps;
     int bf16; /* 1: A and B rounded to bf16, sums in fp32 (pl_gemm_bf16_soft) */
+    /* With bf16, optionally: B already rounded, in pairs of rows (its
+     * blocks contiguous, b_bs = kb ldb): pair p of column j, bf16 B(2p, j)
+     * in the low half and B(2p + 1, j) in the high half (0 past K), at
+     * b16[col(j, b16_ps) + 64 p], readable up to 64 entries past the last.
+     * The kernels that convert B use it instead (pl_bf16_pairs makes it);
+     * the bits are the same either way. */
+    const uint32_t *b16;
+    size_t b16_ps;
 } pl_gemm_op;
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
@@ -171,6 +179,9 @@ extern const pl_kernels pl_kernels_neon;
 uint16_t pl_bf16_round(float x);
 float pl_bf16_float(uint16_t h);
 void pl_gemm_bf16_soft(const pl_gemm_op *op);
+/* Rows [0, rows) of a panel of 64 columns (row stride 64) as bf16 pairs:
+ * out[p * 64 + j] for p < ceil(rows / 2) (pl_gemm_op.b16's layout). */
+void pl_bf16_pairs(const float *panel, int rows, uint32_t *out);
 #if defined(__x86_64__)
 void pl_gemm_bf16_avx512(const pl_gemm_op *op); /* CPUs with AVX512_BF16 only */
 #endif

@@ -9,7 +9,9 @@
  * (ap[i * P + p] holds bf16 A(i, 2p) in its low half and A(i, 2p + 1) in
  * its high half, the layout vdpbf16ps multiplies), B one chunk of KCP pairs
  * of one 64-column panel at a time (bp[p * 64 + j], the same pairs down a
- * column), converted once and used by every row tile. A tile is up to MR
+ * column), converted once and used by every row tile; or B as the caller
+ * gave it in pairs already (pl_gemm_op.b16: the weights, paired once a
+ * step instead of at every time step). A tile is up to MR
  * rows by 64 columns; its 24 accumulators stay in registers over the chunk,
  * each pair loading four vectors of B and broadcasting MR pairs of A: 32
  * multiply-adds an instruction where the fp32 kernel does 16. Each C
@@ -117,7 +119,7 @@ tile(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np, float *c, size_
         __m512i bv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV_; v++)
-            bv[v] = _mm512_load_si512((const void *)(bp + (size_t)p * 64 + 16 * v));
+            bv[v] = _mm512_loadu_si512((const void *)(bp + (size_t)p * 64 + 16 * v));
 #pragma GCC unroll 6
         for (int i = 0; i < MR_; i++) {
             __m512i av = _mm512_set1_epi32((int)ap[(size_t)i * ldp + p]);
@@ -173,19 +175,27 @@ BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
         const int cols = N - 64 * jp < 64 ? N - 64 * jp : 64;
         for (int p0 = 0; p0 < P; p0 += KCP) {
             const int np = P - p0 < KCP ? P - p0 : KCP;
-            pair_b(op, K, p0, np, jp, cols, bp);
-            /* the rows of B the next chunk converts, fetched while the
-             * tiles compute (each tile its share) */
+            const uint32_t *bc = bp;
+            if (op->b16)
+                bc = op->b16 + (size_t)jp * op->b16_ps + (size_t)p0 * 64;
+            else
+                pair_b(op, K, p0, np, jp, cols, bp);
+            /* the rows of B the next chunk reads (converts), fetched while
+             * the tiles compute (each tile its share) */
             const int next_jp = p0 + KCP < P ? jp : jp + 1, next_p0 = p0 + KCP < P ? p0 + KCP : 0;
-            const int next_rows = next_jp < npanel ? 2 * (P - next_p0 < KCP ? P - next_p0 : KCP) : 0;
+            const int next_np = next_jp < npanel ? (P - next_p0 < KCP ? P - next_p0 : KCP) : 0;
+            const int next_rows = op->b16 ? next_np : 2 * next_np;
             for (int ti = 0, i0 = 0; ti < ntile; ti++) {
                 for (int r = next_rows * ti / ntile; r < next_rows * (ti + 1) / ntile; r++) {
-                    const float *next = b_row(op, 2 * next_p0 + r, K, next_jp);
+                    const void *next =
+                        op->b16 ? (const void *)(op->b16 + (size_t)next_jp * op->b16_ps +
+                                                 (size_t)(next_p0 + r) * 64)
+                                : (const void *)b_row(op, 2 * next_p0 + r, K, next_jp);
                     for (int v = 0; next && v < 4; v++)
-                        __builtin_prefetch(next + 16 * v, 0, 3);
+                        __builtin_prefetch((const char *)next + 64 * v, 0, 3);
                 }
                 const int mr = base + (ti < extra);
-                tile_any(ap + (size_t)i0 * ldp + p0, ldp, bp, np,
+                tile_any(ap + (size_t)i0 * ldp + p0, ldp, bc, np,
                          op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
                          op->accumulate || p0 > 0, mr, cols);
                 i0 += mr;

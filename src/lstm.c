@@ -63,6 +63,10 @@ struct pl_packed {
     float *wht[PL_MAX_LAYERS];   /* (nq, 4Hp, 64) W_h transposed: rows = internal
                                     gate columns, 64 units per panel */
     float *wxt[PL_MAX_LAYERS];   /* (nq, 4Hp, 64) W_x transposed, likewise */
+    /* With bf16 (pl_packed_set_precision): wf and wht rounded to bf16, in
+     * pairs of rows (pl_gemm_op.b16), made by pl_packed_pair */
+    uint32_t *wf16[PL_MAX_LAYERS];  /* (npanel, ceil(K_l / 2), 64) */
+    uint32_t *wht16[PL_MAX_LAYERS]; /* (nq, 2Hp, 64) */
     float *fold0;                /* (D + 1, 4H)   [W_in ; b_in] W_x + [0 ; b], canonical */
     float *wot;                  /* (C, Hp)       W_out transposed, padded units zero */
 };
@@ -192,6 +196,8 @@ void pl_packed_free(pl_packed *pk)
         pl_free(pk->wf[l]);
         pl_free(pk->wht[l]);
         pl_free(pk->wxt[l]);
+        free(pk->wf16[l]);
+        free(pk->wht16[l]);
     }
     pl_free(pk->fold0);
     pl_free(pk->wot);
@@ -323,6 +329,43 @@ void pl_packed_update(pl_packed *pk, const float *params, int part, int parts)
                 for (int u = 0; u < H; u++)
                     pk->wot[(size_t)c * pk->Hp + u] = t.w_out[(size_t)u * C + c];
         }
+    }
+}
+
+/* Pairs of a layer's rows: ceil(K / 2) for wf, 2Hp for wht. */
+static size_t wf16_panel(const pl_packed *pk, int l) { return (size_t)(pk->K[l] + 1) / 2 * PL_PANEL; }
+static size_t wht16_panel(const pl_packed *pk) { return (size_t)2 * pk->Hp * PL_PANEL; }
+
+pl_status pl_packed_set_precision(pl_packed *pk, pl_precision p, pl_error *err)
+{
+    pk->bf16 = p == PL_PRECISION_BF16;
+    for (int l = 0; pk->bf16 && l < pk->L; l++) {
+        if (!pk->wf16[l]) /* + 64: the kernels may read one pair row past the end */
+            pk->wf16[l] = pl_alloc_aligned(4 * (pk->npanel * wf16_panel(pk, l) + PL_PANEL));
+        if (!pk->wht16[l])
+            pk->wht16[l] = pl_alloc_aligned(4 * (pk->nq * wht16_panel(pk) + PL_PANEL));
+        if (!pk->wf16[l] || !pk->wht16[l])
+            return pl_fail(err, PL_ERR_NOMEM, "cannot allocate the bf16 copy of the weights");
+    }
+    return PL_OK;
+}
+
+void pl_packed_pair(pl_packed *pk, int part, int parts)
+{
+    if (!pk->bf16)
+        return;
+    const int per_layer = pk->npanel + pk->nq;
+    const size_t ps = (size_t)4 * pk->Hp * PL_PANEL;
+    long lo, hi;
+    pl_split((long)pk->L * per_layer, part, parts, &lo, &hi);
+    for (long task = lo; task < hi; task++) {
+        const int l = (int)(task / per_layer), k = (int)(task % per_layer);
+        if (k < pk->npanel)
+            pl_bf16_pairs(pk->wf[l] + (size_t)k * pk->K[l] * PL_PANEL, pk->K[l],
+                          pk->wf16[l] + (size_t)k * wf16_panel(pk, l));
+        else
+            pl_bf16_pairs(pk->wht[l] + (size_t)(k - pk->npanel) * ps, 4 * pk->Hp,
+                          pk->wht16[l] + (size_t)(k - pk->npanel) * wht16_panel(pk));
     }
 }
 
@@ -587,7 +630,9 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .b = pk->wf[l] + (size_t)p0 * K * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = (size_t)K * PL_PANEL,
             .c = ws->gates[l] + p0 * g_ps + off[t] * PL_PANEL, .ldc = PL_PANEL,
-            .c_ps = g_ps, .bf16 = ws->bf16};
+            .c_ps = g_ps, .bf16 = ws->bf16,
+            .b16 = ws->bf16 && pk->bf16 ? pk->wf16[l] + (size_t)p0 * wf16_panel(pk, l) : NULL,
+            .b16_ps = wf16_panel(pk, l)};
         pl_gemm_with(ws->k, &op);
         pl_lap(prof, PL_PH_FWD_GEMM, tt);
         const int up = l + 1 < ws->L;
@@ -612,9 +657,9 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
  * 64) (W_h^T or W_x^T): A = `rows` rows of gate gradients in npanel panels of
  * 64 columns, a_ps apart (row stride 64); C with row stride ldc. One GEMM
  * when u0 starts a 64-unit panel, else one per panel piece. */
-static void times_transposed(const pl_ws *ws, const float *wt, const float *a, size_t a_ps,
-                             int rows, float *c, size_t ldc, int u0, int u1, int accumulate,
-                             int bf16)
+static void times_transposed(const pl_ws *ws, const float *wt, const uint32_t *wt16,
+                             const float *a, size_t a_ps, int rows, float *c, size_t ldc, int u0,
+                             int u1, int accumulate, int bf16)
 {
     const size_t ps = (size_t)4 * ws->Hp * PL_PANEL;
     for (int j0 = u0; j0 < u1;) {
@@ -624,7 +669,10 @@ static void times_transposed(const pl_ws *ws, const float *wt, const float *a, s
                          .a = a, .a_rs = PL_PANEL, .a_cs = 1, .a_bs = a_ps,
                          .b = wt + (size_t)q * ps + (size_t)(j0 % PL_PANEL), .ldb = PL_PANEL,
                          .b_bs = (size_t)PL_PANEL * PL_PANEL, .b_ps = ps,
-                         .c = c + j0, .ldc = ldc, .accumulate = accumulate, .bf16 = bf16};
+                         .c = c + j0, .ldc = ldc, .accumulate = accumulate, .bf16 = bf16,
+                         .b16 = bf16 && wt16 ? wt16 + (size_t)q * ps / 2 + (size_t)(j0 % PL_PANEL)
+                                             : NULL,
+                         .b16_ps = ps / 2};
         pl_gemm_with(ws->k, &op);
         j0 = j1;
     }
@@ -733,14 +781,15 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
         /* dH_{t-1}[running rows, own units] (+)= dG_t W_h^T; the top layer
          * has nothing from above, so it assigns (the rows that end at t - 1
          * hold the output's gradient) */
-        times_transposed(ws, pk->wht[l], ws->gates[l] + off[t] * PL_PANEL, g_ps, n,
+        times_transposed(ws, pk->wht[l], pk->bf16 ? pk->wht16[l] : NULL,
+                         ws->gates[l] + off[t] * PL_PANEL, g_ps, n,
                          ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L, ws->bf16);
         pl_lap(prof, PL_PH_BWD_GEMM, tt);
     }
     /* every panel of every dG_t is done (the barrier of step 0): the
      * gradient wrt this layer's input, for the layer below */
     if (l > 0) {
-        times_transposed(ws, pk->wxt[l], ws->gates[l], g_ps, (int)off[T], ws->dH, (size_t)Hp,
+        times_transposed(ws, pk->wxt[l], NULL, ws->gates[l], g_ps, (int)off[T], ws->dH, (size_t)Hp,
                          u0, u1, 0, ws->bf16);
         for (int t = 0; t < T && ws->drop > 0; t++) /* the forward pass's mask, own units */
             dropout_mask(ws, l - 1, t, ws->dH + off[t] * Hp, (size_t)Hp, u0, u1);
@@ -758,7 +807,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     grad_rows(ws, tp, tg, l, (int)r0 * PL_UNIT_BLOCK,
               (int)(r1 * PL_UNIT_BLOCK < 2 * H ? r1 * PL_UNIT_BLOCK : 2 * H), tid);
     if (l == 0) /* [dW_in ; db_in][:, own units] = [P ; s] W_x^T: one (D + 1, H) block */
-        times_transposed(ws, pk->wxt[0], ws->dwf, (size_t)K * PL_PANEL, ws->D + 1, tg->w_in,
+        times_transposed(ws, pk->wxt[0], NULL, ws->dwf, (size_t)K * PL_PANEL, ws->D + 1, tg->w_in,
                          (size_t)H, u0, u1 < H ? u1 : H, 0, 0); /* unfolding: fp32 */
     /* dwf and dH are shared by the layers: finish this one first */
 #pragma omp barrier

@@ -16,6 +16,12 @@ pl_packed *pl_packed_create(const pl_config *cfg, pl_gemm_backend be);
 void pl_packed_free(pl_packed *pk);
 /* Prepares part `part` of `parts` (callable concurrently for every part). */
 void pl_packed_update(pl_packed *pk, const float *params, int part, int parts);
+/* With bf16 operands (fp32 after pl_packed_create): keeps the gate
+ * weights also in bf16 pairs, which pl_packed_pair makes after every part
+ * of pl_packed_update is done (again callable concurrently for every part;
+ * nothing with fp32). */
+pl_status pl_packed_set_precision(pl_packed *pk, pl_precision p, pl_error *err);
+void pl_packed_pair(pl_packed *pk, int part, int parts);
 
 pl_ws *pl_ws_create(const pl_config *cfg, int T, int cap, int threads,
                     pl_gemm_backend be);

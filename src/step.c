@@ -176,13 +176,18 @@ void pl_step_pin_once(pl_trainer *tr, int w)
 }
 
 /* Every run of the pool starts here: worker w pinned (once, with --pin) and
- * its share of the packed weights prepared, then the barrier after which
- * every worker may read all of them. */
+ * its share of the packed weights prepared (and, with bf16, of their bf16
+ * pairs after them), then the barrier after which every worker may read
+ * all of them. */
 void pl_step_pack(pl_trainer *tr, int w, double *t0)
 {
     pl_step_pin_once(tr, w);
     pl_packed_update(tr->pk, tr->params, w, tr->W);
     barrier(tr, w, PL_PH_PACK, t0);
+    if (tr->o.precision == PL_PRECISION_BF16) { /* the bf16 pairs of the packed weights */
+        pl_packed_pair(tr->pk, w, tr->W);
+        barrier(tr, w, PL_PH_PACK, t0);
+    }
 }
 
 /* Every worker computes with subnormals flushed (see cpu.c). */

@@ -267,6 +267,10 @@ static pl_status alloc_buffers(pl_trainer *tr, pl_error *err)
     tr->sends = pl_xfer_create(tr->max_blk * R);
     tr->recvs = pl_xfer_create(tr->max_blk);
     tr->pk = pl_packed_create(&tr->cfg, tr->be);
+    if (tr->pk && pl_packed_set_precision(tr->pk, tr->o.precision, NULL)) {
+        pl_packed_free(tr->pk);
+        tr->pk = NULL;
+    }
     if (tr->o.profile)
         tr->prof = calloc((size_t)tr->W, sizeof *tr->prof);
     int ok = tr->params && tr->grad && tr->m && tr->v && tr->sgrad && tr->ws &&

@@ -219,6 +219,22 @@ START_TEST(test_bf16_hardware_matches_soft)
         differ += bits_of(soft[i]) != bits_of(hard[i]);
     printf("bf16 avx512 %-52s %zu of %zu values differ\n", g->what, differ, f.nc);
     ck_assert_msg(differ == 0, "%s: %zu values differ", g->what, differ);
+    if (g->panelled) { /* B given in pairs (pl_gemm_op.b16), as the packed weights are */
+        const int K = g->nb * g->kb, P = (K + 1) / 2, panels = (g->N + 63) / 64;
+        uint32_t *b16 = malloc(sizeof(uint32_t) * ((size_t)panels * P * 64 + 64));
+        for (int jp = 0; jp < panels; jp++)
+            pl_bf16_pairs(f.b + (size_t)jp * op.b_ps, K, b16 + (size_t)jp * P * 64);
+        memcpy(hard, f.c0, sizeof(float) * f.nc);
+        op.b16 = b16;
+        op.b16_ps = (size_t)P * 64;
+        pl_gemm_with(k, &op);
+        differ = 0;
+        for (size_t i = 0; i < f.nc; i++)
+            differ += bits_of(soft[i]) != bits_of(hard[i]);
+        printf("bf16 avx512 %-44s B in pairs: %zu of %zu values differ\n", g->what, differ, f.nc);
+        ck_assert_msg(differ == 0, "%s, B in pairs: %zu values differ", g->what, differ);
+        free(b16);
+    }
     free(soft);
     free(hard);
     bfix_free(&f);

@@ -79,6 +79,8 @@ static double fast_path_len(pl_gemm_backend be, int threads, const pl_config *cf
     ck_assert_ptr_nonnull(pk);
     ck_assert_ptr_nonnull(ws);
     pl_packed_update(pk, f->params, 0, 1);
+    ck_assert_int_eq(pl_packed_set_precision(pk, fast_precision, NULL), PL_OK);
+    pl_packed_pair(pk, 0, 1);
     pl_ws_load_f32_lengths(ws, f->x, f->labels, lengths, n);
     pl_ws_set_dropout(ws, drop, key);
     pl_ws_set_precision(ws, fast_precision);
