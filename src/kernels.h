@@ -184,6 +184,7 @@ void pl_gemm_bf16_soft(const pl_gemm_op *op);
 void pl_bf16_pairs(const float *panel, int rows, uint32_t *out);
 #if defined(__x86_64__)
 void pl_gemm_bf16_avx512(const pl_gemm_op *op); /* CPUs with AVX512_BF16 only */
+float pl_bf16_dot_loop(long iters, double *flops); /* its peak loop, likewise */
 #endif
 /* The calling thread's scratch buffer `slot` (0 to 3) of at least `bytes`
  * bytes, 64-byte aligned: kept between calls, grown when too small, freed

@@ -158,6 +158,25 @@ static BF16_TARGET void tile_any(const uint32_t *ap, size_t ldp, const uint32_t 
     }
 }
 
+/* The bf16 peak: 12 independent chains of vdpbf16ps (its latency covered
+ * on two pipes), 64 operations each (16 lanes x 2 products x 2). */
+BF16_TARGET float pl_bf16_dot_loop(long iters, double *flops)
+{
+    enum { CHAINS = 12 };
+    __m512 a[CHAINS];
+    const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(-1e-3f));
+    for (int k = 0; k < CHAINS; k++)
+        a[k] = _mm512_set1_ps(1.0f + 0.001f * (float)k);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < CHAINS; k++)
+            a[k] = _mm512_dpbf16_ps(a[k], x, x);
+    for (int k = 1; k < CHAINS; k++)
+        a[0] = _mm512_add_ps(a[0], a[k]);
+    *flops = (double)iters * CHAINS * 64;
+    return _mm512_reduce_add_ps(a[0]);
+}
+
 BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
 {
     const int M = op->M, N = op->N, K = op->nb * op->kb, P = (K + 1) / 2;

@@ -61,12 +61,23 @@ double pl_fma_peak_gflops(int threads, double seconds)
 
 double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds)
 {
+    return pl_peak_gflops(be, PL_PRECISION_FP32, threads, seconds);
+}
+
+double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, double seconds)
+{
     const pl_kernels *k = pl_kernels_of(be);
     if (!k)
         return 0;
     if (!k->fma_loop) /* not our GEMM: the widest this CPU has */
         k = pl_kernels_of(PL_GEMM_AUTO);
-    const fma_loop_fn fma_loop = k->fma_loop ? k->fma_loop : pl_fma_loop_scalar;
+    fma_loop_fn fma_loop = k->fma_loop ? k->fma_loop : pl_fma_loop_scalar;
+#if defined(__x86_64__)
+    if (precision == PL_PRECISION_BF16 && k->gemm_bf16 == pl_gemm_bf16_avx512)
+        fma_loop = pl_bf16_dot_loop;
+#else
+    (void)precision;
+#endif
     if (threads < 1)
         threads = 1;
     /* size the loop from a short single-thread probe */

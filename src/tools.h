@@ -15,6 +15,10 @@ double pl_fma_peak_gflops(int threads, double seconds);
  * kernels (avx2 on an AVX-512 CPU measures 256-bit FMAs). naive and blas
  * measure the widest this CPU has; 0 when the CPU cannot run be. */
 double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
+/* The same for the products of `precision`: with bf16 on the AVX512_BF16
+ * kernel, vdpbf16ps's throughput (64 operations an instruction); otherwise
+ * the FMA peak (the software path multiplies in fp32 and double). */
+double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, double seconds);
 
 /* Floating-point operations of one training step, as executed by parlstm
  * and as a standard unfolded implementation counts them. */

@@ -310,7 +310,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
     }
     for (int r = 0; r < b->rounds; r++) {
         for (int j = 0; j < pk->np; j++)
-            pk->peak[j][r] = pl_fma_peak_gflops_of(b->gemm, pk->ptot[j], 0.15);
+            pk->peak[j][r] = pl_peak_gflops(b->gemm, b->precision, pk->ptot[j], 0.15);
         for (int i = 0; i < b->nconf; i++) {
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
             b->confs[i].sps[r] = bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch,
@@ -442,7 +442,7 @@ static void measure_shards(const bench_args *b, bench_env *e, pl_trainer *const 
 {
     double sps[16][MAX_ROUNDS], pk1[MAX_ROUNDS];
     for (int r = 0; r < b->rounds; r++) {
-        pk1[r] = pl_fma_peak_gflops_of(b->gemm, 1, 0.15);
+        pk1[r] = pl_peak_gflops(b->gemm, b->precision, 1, 0.15);
         for (int i = 0; i < ns; i++)
             sps[i][r] = bench_run_steps(tr[i], &e->ds, e->order, sizes[i], b->warmup, b->steps,
                                   &e->cursor);
@@ -457,7 +457,8 @@ static void measure_shards(const bench_args *b, bench_env *e, pl_trainer *const 
         printf("%4d %6d %10.0f %12.3f %9.1f %5.1f%%\n", 1 << i, sizes[i], m, 1e3 * sizes[i] / m,
                eg, 100 * eg / pk);
     }
-    printf("(FMA peak of one thread, measured in the same rounds: %.1f GFLOP/s)\n", pk);
+    printf("(%s peak of one thread, measured in the same rounds: %.1f GFLOP/s)\n",
+           b->precision == PL_PRECISION_BF16 ? "the bf16 products'" : "FMA", pk);
 }
 
 static int run_shards(const bench_args *b, bench_env *e)

@@ -93,7 +93,7 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
     double peak[64][BENCH_MAX_ROUNDS];
     for (int r = 0; r < b->rounds; r++) {
         for (int i = 0; i < k; i++) {
-            peak[i][r] = pl_fma_peak_gflops_of(out[i].be, out[i].W * out[i].threads, 0.1);
+            peak[i][r] = pl_peak_gflops(out[i].be, b->precision, out[i].W * out[i].threads, 0.1);
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
             out[i].sps[r] = bench_run_steps(out[i].tr, &e->ds, e->order, batch, 0, out[i].steps,
                                             &e->cursor);
