@@ -267,6 +267,14 @@ typedef enum { PL_SEQ_ROWS = 0, PL_SEQ_PIXELS = 1 } pl_sequence;
 typedef enum { PL_INPUT_IMAGES = 0, PL_INPUT_VALUES = 1 } pl_input;
 #define PL_MAX_CLASS_NAME 4096 /* bytes of a class name in a model, at most */
 
+/* The operands of the LSTM's matrix products (the gate products forward,
+ * the recurrent gradient, the weight gradient): fp32, or rounded to bf16
+ * with the sums in fp32 (weights, Adam's moments, the cell state, the
+ * activations and the output layer stay fp32). bf16 runs on AVX512_BF16
+ * where the CPU has it (pl_cpu_has_avx512_bf16) and the avx512 kernels are
+ * in use, else on an exact software path that gives the same bits, slowly. */
+typedef enum { PL_PRECISION_FP32 = 0, PL_PRECISION_BF16 } pl_precision;
+
 /* What a model file records besides the parameters: every shape the model
  * needs, and how it reads an image. */
 typedef struct {
@@ -295,6 +303,9 @@ typedef struct {
     float *norm_std;       /* (features): (x - norm_mean[d]) / norm_std[d] */
     char **class_names;    /* (cfg.classes) the classes' names, or NULL: the
                               index is the name */
+    /* version 5 on (older files: fp32) */
+    pl_precision precision; /* the LSTM's products in training: eval and predict
+                               run the model the same way */
 } pl_model_info;
 
 /* Frees what a reader allocated for m (the standardisation, the class
@@ -315,7 +326,7 @@ pl_status pl_dataset_load_series_for(pl_dataset *ds, const char *path, const cha
  * CRC32 over everything before it (layout in modelfile.c). */
 pl_status pl_model_save(const char *path, const pl_model_info *m, const float *params,
                         pl_write_guard *guard, pl_error *err);
-/* Reads versions 1 to 4. Allocates *params (free with pl_free) and m's
+/* Reads versions 1 to 5. Allocates *params (free with pl_free) and m's
  * standardisation and class names when the file has them
  * (pl_model_info_free). */
 pl_status pl_model_load(const char *path, pl_model_info *m, float **params, pl_error *err);
@@ -447,13 +458,6 @@ typedef enum { PL_SCHED_COSINE = 0, PL_SCHED_CONSTANT } pl_schedule;
 /* How the peak learning rate follows the batch (pl_lr_peak): as it is, in
  * proportion to batch / PL_LR_REF_BATCH, or to its square root. */
 typedef enum { PL_LR_SCALE_NONE = 0, PL_LR_SCALE_LINEAR, PL_LR_SCALE_SQRT } pl_lr_scaling;
-/* The operands of the LSTM's matrix products (the gate products forward,
- * the recurrent gradient, the weight gradient): fp32, or rounded to bf16
- * with the sums in fp32 (weights, Adam's moments, the cell state, the
- * activations and the output layer stay fp32). bf16 runs on AVX512_BF16
- * where the CPU has it (pl_cpu_has_avx512_bf16) and the avx512 kernels are
- * in use, else on an exact software path that gives the same bits, slowly. */
-typedef enum { PL_PRECISION_FP32 = 0, PL_PRECISION_BF16 } pl_precision;
 #define PL_LR_REF_BATCH 100
 
 

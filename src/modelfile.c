@@ -22,6 +22,9 @@
  *      standardisation's count: 0, or cols) and names_bytes (0, or the
  *      class names' block) (u32 each), and the extras they count; older
  *      files read as images, without either
+ *   5  adds precision (u32: 0 fp32, 1 bf16: the operands of the LSTM's
+ *      products in training, which eval and predict use too); older files
+ *      read as fp32
  *
  * To add a field: a member in `head`, a row at the end of FIELDS with the
  * new version, MODEL_VERSION + 1, its check in head_check and its place in
@@ -36,7 +39,7 @@
 #include "files.h"
 
 static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
-#define MODEL_VERSION 4u /* written */
+#define MODEL_VERSION 5u /* written */
 #define MODEL_OLDEST 1u  /* the oldest version read */
 #define PREFIX 12        /* magic and version */
 #define MAX_NAMES_BYTES (256 * (PL_MAX_CLASS_NAME + 1)) /* 256 classes at most */
@@ -44,7 +47,7 @@ static const char MODEL_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'M', 'D', 'L'};
 typedef struct {
     uint64_t input, hidden, classes, n_params, time_steps;
     uint64_t layers, rows, cols, sequence, permuted, permute_seed, dropout;
-    uint64_t input_kind, features, names_bytes;
+    uint64_t input_kind, features, names_bytes, precision;
 } head;
 
 static const struct {
@@ -67,6 +70,7 @@ static const struct {
     {offsetof(head, input_kind), 4, 4},
     {offsetof(head, features), 4, 4},
     {offsetof(head, names_bytes), 4, 4},
+    {offsetof(head, precision), 4, 5},
 };
 #define NFIELDS (sizeof FIELDS / sizeof *FIELDS)
 
@@ -175,6 +179,10 @@ static pl_status head_check(const char *path, uint32_t version, const head *h,
     m->permute_seed = h->permute_seed;
     memcpy(&m->dropout, &bits, 4);
     m->input = h->input_kind > 1 ? (pl_input)2 : (pl_input)h->input_kind;
+    if (h->precision > PL_PRECISION_BF16)
+        return pl_fail(err, PL_ERR_MISMATCH, "%s: bad model header: precision %llu (expected 0, "
+                       "fp32, or 1, bf16)", path, (unsigned long long)h->precision);
+    m->precision = (pl_precision)h->precision;
     pl_status rc = get_extras(path, h, extras, m, err);
     if (!rc)
         rc = pl_model_shape_check(path, "bad model header", m, err);
@@ -217,7 +225,8 @@ pl_status pl_model_save(const char *path, const pl_model_info *m, const float *p
     head h = {(uint64_t)m->cfg.input, (uint64_t)m->cfg.hidden, (uint64_t)m->cfg.classes, n,
               (uint64_t)m->T, (uint64_t)m->cfg.layers, (uint64_t)w.rows, (uint64_t)w.cols,
               (uint64_t)w.sequence, (uint64_t)w.permuted, w.permute_seed, bits,
-              (uint64_t)w.input, (uint64_t)w.features, names_bytes(&w)};
+              (uint64_t)w.input, (uint64_t)w.features, names_bytes(&w),
+              (uint64_t)(w.precision == PL_PRECISION_BF16)};
     size_t len = PREFIX + head_bytes(MODEL_VERSION) + extras_bytes(&h) + 4 * n + 4;
     unsigned char *buf = malloc(len);
     if (!buf)

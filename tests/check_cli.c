@@ -457,7 +457,7 @@ START_TEST(test_normalize_round_trip)
     float *params, mean[2], sd[2];
     pl_error err = {0};
     ck_assert_int_eq(pl_model_load(model, &mi, &params, &err), PL_OK);
-    ck_assert_int_eq(mi.version, 4);
+    ck_assert_int_eq(mi.version, 5);
     ck_assert_int_eq(mi.input, PL_INPUT_VALUES);
     ck_assert_int_eq(mi.features, 2);
     ck_assert_str_eq(mi.class_names[0], "up");
@@ -604,13 +604,13 @@ START_TEST(test_model_without_statistics)
     accuracy_text(res.out, trained, sizeof trained);
     static unsigned char buf[1 << 16];
     size_t len = tu_read(model, buf, sizeof buf);
-    ck_assert_uint_eq(buf[8], 4);
-    for (int version = 4; version >= 3; version--) {
+    ck_assert_uint_eq(buf[8], 5);
+    for (int version = 5; version >= 3; version -= 2) {
         const char *ev[] = {"eval", "--model", model, "--test", xs, "--test-labels", ys, NULL};
         ck_assert_msg(tu_run_args(&res, ev) == 0, "eval of version %d: %s", version, res.err);
         ck_assert_str_eq(accuracy_text(res.out, evaluated, sizeof evaluated), trained);
         ck_assert_ptr_null(strstr(res.err, "standardised"));
-        if (version == 4) /* then the same as version 3 */
+        if (version == 5) /* then the same as version 3 */
             tu_write(model, buf, tu_model_to_v3(buf, len));
     }
     const char *pr[] = {"predict", "--model", model, xs, NULL};
@@ -816,7 +816,8 @@ START_TEST(test_layers_pixels_permuted_through_the_program)
 END_TEST
 
 /* --precision bf16 through the program: the plan line says where it runs;
- * it learns (test accuracy well above chance, as fp32 does); a run stopped
+ * it learns (test accuracy well above chance, as fp32 does); eval runs the
+ * saved model in bf16 too (the model file records it); a run stopped
  * at a checkpoint and resumed ends in the model of the run left alone, bit
  * for bit (the checkpoint records bf16); a resumed run refuses fp32. */
 START_TEST(test_bf16_through_the_program)
@@ -836,6 +837,35 @@ START_TEST(test_bf16_through_the_program)
                   "%s", res.err);
     const double acc = field(res.out, "test_accuracy=");
     ck_assert_msg(acc > 0.8, "bf16 test accuracy %g", acc);
+    /* the model file records bf16: eval runs it so, to train's test loss */
+    const char *line = strstr(res.err, "test accuracy ");
+    ck_assert_ptr_nonnull(line);
+    char loss[32];
+    ck_assert_int_eq(sscanf(line, "test accuracy %*f, loss %31[0-9.]", loss), 1);
+    const char *eval[] = {"eval", "--model", whole, "--data", dir, NULL};
+    st = tu_run_args(&res, eval);
+    ck_assert_msg(st == 0, "eval failed (%d): %s", st, res.err);
+    char want[64];
+    snprintf(want, sizeof want, "test_loss=%s ", loss);
+    ck_assert_msg(strstr(res.out, want), "train's test loss %s, eval's: %s", loss, res.out);
+    /* predict too: its probabilities change when the file says fp32 */
+    char images[4096];
+    static char as_bf16[1 << 20];
+    snprintf(images, sizeof images, "%s/t10k-images-idx3-ubyte", dir);
+    const char *pr[] = {"predict", "--model", whole, "--probabilities", images, NULL};
+    ck_assert_msg(tu_run_args(&res, pr) == 0, "predict: %s", res.err);
+    snprintf(as_bf16, sizeof as_bf16, "%s", res.out);
+    static unsigned char mbuf[1 << 16];
+    size_t mlen = tu_read(whole, mbuf, sizeof mbuf);
+    ck_assert_int_eq(mbuf[8], 5);
+    ck_assert_int_eq(mbuf[80], PL_PRECISION_BF16); /* the precision field (modelfile.c) */
+    mbuf[80] = PL_PRECISION_FP32;
+    tu_fix_crc(mbuf, mlen);
+    tu_write(part, mbuf, mlen);
+    const char *pr32[] = {"predict", "--model", part, "--probabilities", images, NULL};
+    ck_assert_msg(tu_run_args(&res, pr32) == 0, "predict: %s", res.err);
+    ck_assert_msg(strlen(as_bf16) > 100 && strcmp(strchr(as_bf16, '\n'), strchr(res.out, '\n')),
+                  "the same probabilities in bf16 and fp32:\n%.300s", res.out);
     const char *first[] = {"train", "--data", dir, "--val", "0", "--batch", "20", "--steps",
                            "40", "--hidden", "16", "--precision", "bf16", "--deterministic",
                            "--checkpoint", ck, "--checkpoint-every", "5", NULL};

@@ -135,13 +135,14 @@ START_TEST(test_chrono_init)
 }
 END_TEST
 
-/* Byte offsets in a version 4 model file (modelfile.c): magic, version,
+/* Byte offsets in a version 5 model file (modelfile.c): magic, version,
  * input, hidden, classes, n_params (u64), time steps, layers, rows, cols,
  * sequence, permuted, permute seed (u64), dropout, input kind, features,
- * names_bytes, then (without a standardisation or names) parameters. */
+ * names_bytes, precision, then (without a standardisation or names)
+ * parameters. */
 enum { MF_VERSION = 8, MF_HIDDEN = 16, MF_NPARAMS = 24, MF_T = 32, MF_LAYERS = 36,
        MF_ROWS = 40, MF_SEQ = 48, MF_PERM = 52, MF_DROPOUT = 64, MF_INPUT = 68,
-       MF_FEATURES = 72, MF_NAMES = 76, MF_PARAMS = 80 };
+       MF_FEATURES = 72, MF_NAMES = 76, MF_PRECISION = 80, MF_PARAMS = 84 };
 
 /* The n bytes of a damaged model file, written to path: pl_model_load
  * refuses them with status want and a message that names the file and
@@ -179,7 +180,8 @@ START_TEST(test_model_file_round_trip_and_damage)
     ck_assert_int_eq(got.cfg.classes, 3);
     ck_assert_int_eq(got.cfg.layers, 1);
     ck_assert_int_eq(got.T, 7);
-    ck_assert_int_eq(got.version, 4);
+    ck_assert_int_eq(got.version, 5);
+    ck_assert_int_eq(got.precision, PL_PRECISION_FP32);
     ck_assert_int_eq(got.input, PL_INPUT_IMAGES);
     ck_assert_int_eq(got.features, 0);
     ck_assert_ptr_null(got.class_names);
@@ -203,8 +205,8 @@ START_TEST(test_model_file_round_trip_and_damage)
         const char *fragment;
     } bad[] = {
         {"magic", 0, 0, 0x01, 0, 0, PL_ERR_MAGIC, "PLSTMMDL"},
-        {"version", MF_VERSION, 0, 0x01, 0, 0, PL_ERR_VERSION,
-         "version 5, this build reads versions 1 to 4"},
+        {"version", MF_VERSION, 0, 0x03, 0, 0, PL_ERR_VERSION,
+         "version 6, this build reads versions 1 to 5"},
         {"config", MF_HIDDEN + 3, 0, 0x80, 0, 0, PL_ERR_MISMATCH, "bad model config"},
         {"parameter count", MF_NPARAMS, 0, 0x01, 0, 0, PL_ERR_MISMATCH, "a 5-12-3 model has"},
         {"time steps", MF_T + 2, 0, 0x01, 0, 0, PL_ERR_CORRUPT, "CRC32 mismatch"},
@@ -215,7 +217,9 @@ START_TEST(test_model_file_round_trip_and_damage)
         {"truncated", 0, len - 9, 0, 0, 0, PL_ERR_TRUNCATED, "truncated"},
         {"trailing", 0, 0, 0, 1, 0, PL_ERR_TRAILING, "trailing bytes"},
         {"tiny", 0, 7, 0, 0, 0, PL_ERR_TRUNCATED, "at least 36"},
-        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 4 model file has at least 84"},
+        {"header cut", 0, 38, 0, 0, 0, PL_ERR_TRUNCATED, "a version 5 model file has at least 88"},
+        {"precision 2", MF_PRECISION, 0, 0x02, 0, 1, PL_ERR_MISMATCH,
+         "precision 2 (expected 0, fp32, or 1, bf16)"},
         {"layers", MF_LAYERS, 0, 0x03, 0, 1, PL_ERR_MISMATCH,
          "1311 parameters, a 5-12-3 model of 2 layers has 2511"},
         {"image rows", MF_ROWS, 0, 0x01, 0, 1, PL_ERR_MISMATCH,
@@ -258,21 +262,24 @@ END_TEST
 /* Version 4: a model of real values with its standardisation and class
  * names reads back bit for bit; damaged extras are refused, each with its
  * own message; what cannot be recorded is not written; a version 3 file
- * (the same model without them) still reads, as images. */
+ * (the same model without them) still reads, as images. Version 5's
+ * precision reads back; a version 4 file reads as fp32. */
 START_TEST(test_model_file_standardisation_and_names)
 {
     const char *path = tu_path(tu_dir, "m.bin");
     float mean[2] = {-1.5f, 1e-30f}, sd[2] = {3.25f, 0.125f};
     char *names[3] = {"walking", "up", "a,\"b\""};
     pl_model_info mi = {.cfg = {2, 6, 3, 1}, .T = 4, .input = PL_INPUT_VALUES, .features = 2,
-                        .norm_mean = mean, .norm_std = sd, .class_names = names};
+                        .norm_mean = mean, .norm_std = sd, .class_names = names,
+                        .precision = PL_PRECISION_BF16};
     size_t np = pl_param_count(&mi.cfg);
     float *p = model_params(&mi.cfg, 6), *q = NULL;
     pl_error err = {0};
     ck_assert_msg(pl_model_save(path, &mi, p, NULL, &err) == PL_OK, "%s", err.msg);
     pl_model_info got;
     ck_assert_msg(pl_model_load(path, &got, &q, &err) == PL_OK, "%s", err.msg);
-    ck_assert_int_eq(got.version, 4);
+    ck_assert_int_eq(got.version, 5);
+    ck_assert_int_eq(got.precision, PL_PRECISION_BF16);
     ck_assert_int_eq(got.input, PL_INPUT_VALUES);
     ck_assert_int_eq(got.features, 2);
     ck_assert_mem_eq(got.norm_mean, mean, sizeof mean);
@@ -285,11 +292,11 @@ START_TEST(test_model_file_standardisation_and_names)
     ck_assert_ptr_null(got.class_names);
     pl_free(q);
 
-    /* the extras damaged (the CRC made right): means at 80, deviations at
-     * 88, then the names "walking\0up\0a,"b"\0" in [96, 113) */
+    /* the extras damaged (the CRC made right): means at 84, deviations at
+     * 92, then the names "walking\0up\0a,"b"\0" in [100, 117) */
     static unsigned char buf[65536], copy[65536];
     size_t len = tu_read(path, buf, sizeof buf);
-    ck_assert_uint_eq(len, 80 + 16 + 17 + 4 * np + 4);
+    ck_assert_uint_eq(len, 84 + 16 + 17 + 4 * np + 4);
     const struct {
         const char *what;
         int edits;
@@ -298,11 +305,11 @@ START_TEST(test_model_file_standardisation_and_names)
         pl_status want;
         const char *fragment;
     } bad[] = {
-        {"a deviation of 0", 4, {92, 93, 94, 95}, {0, 0, 0, 0}, PL_ERR_MISMATCH,
+        {"a deviation of 0", 4, {96, 97, 98, 99}, {0, 0, 0, 0}, PL_ERR_MISMATCH,
          "feature 1 standardised with mean 1e-30 and standard deviation 0"},
-        {"a name unterminated", 1, {112}, {'x'}, PL_ERR_CORRUPT, "names end after 2 of 3"},
-        {"an empty name", 2, {96, 106}, {0, 'x'}, PL_ERR_MISMATCH, "class 0's name is 0 bytes"},
-        {"a name too many", 1, {101}, {0}, PL_ERR_CORRUPT, "6 bytes after the 3 class names"},
+        {"a name unterminated", 1, {116}, {'x'}, PL_ERR_CORRUPT, "names end after 2 of 3"},
+        {"an empty name", 2, {100, 110}, {0, 'x'}, PL_ERR_MISMATCH, "class 0's name is 0 bytes"},
+        {"a name too many", 1, {105}, {0}, PL_ERR_CORRUPT, "6 bytes after the 3 class names"},
         {"images with statistics", 1, {68}, {0}, PL_ERR_MISMATCH,
          "a standardisation of 2 features for a model that reads images"},
     };
@@ -325,10 +332,19 @@ START_TEST(test_model_file_standardisation_and_names)
     ck_assert_ptr_nonnull(strstr(err.msg, "a standardisation of 1 features for a model that "
                                           "reads steps of 2"));
 
-    /* version 3: the same model without the extras reads as images */
+    /* version 4: the same model's precision field gone, read as fp32;
+     * version 3: without the extras too, read as images */
     mi.input = PL_INPUT_IMAGES;
     mi.features = 0;
     mi.class_names = NULL;
+    ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
+    len = tu_model_to_v4(buf, tu_read(path, buf, sizeof buf));
+    tu_write(path, buf, len);
+    ck_assert_msg(pl_model_load(path, &got, &q, &err) == PL_OK, "%s", err.msg);
+    ck_assert_int_eq(got.version, 4);
+    ck_assert_int_eq(got.precision, PL_PRECISION_FP32);
+    ck_assert_int_eq(memcmp(p, q, sizeof(float) * np), 0);
+    pl_free(q);
     ck_assert_int_eq(pl_model_save(path, &mi, p, NULL, &err), PL_OK);
     len = tu_model_to_v3(buf, tu_read(path, buf, sizeof buf));
     tu_write(path, buf, len);
@@ -521,7 +537,7 @@ START_TEST(test_model_read_either)
     for (int k = 0; k < 2; k++) {
         float *q = NULL;
         ck_assert_msg(pl_model_read(paths[k], &got, &q, &err) == PL_OK, "%s", err.msg);
-        ck_assert_int_eq(got.version, k ? 0 : 4);
+        ck_assert_int_eq(got.version, k ? 0 : 5);
         ck_assert_int_eq(got.T, 5);
         ck_assert_int_eq(got.cfg.hidden, 4);
         ck_assert_int_eq(memcmp(p, q, 4 * np), 0);

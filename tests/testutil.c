@@ -476,19 +476,20 @@ void tu_fix_crc(unsigned char *buf, size_t n)
     memcpy(buf + n - 4, &crc, 4);
 }
 
-/* Offsets in a version 4 file without a standardisation or class names:
+/* Offsets in a version 5 file without a standardisation or class names:
  * the version 1 header ends at 32, version 2's at 36 (time steps), version
  * 3's at 68 (layers, rows, cols, sequence, permuted: u32; permute seed:
  * u64; dropout: u32), version 4's at 80 (input, features, names_bytes:
- * u32, all 0). Cuts [from, V4_HEAD_END) and sets the version. */
+ * u32, all 0), version 5's at 84 (precision: u32). Cuts [from,
+ * V5_HEAD_END) and sets the version. */
 static size_t model_cut(unsigned char *buf, size_t len, size_t from, unsigned char version)
 {
-    enum { AT_VERSION = 8, AT_FEATURES = 72, V4_HEAD_END = 80 };
-    ck_assert_int_eq(buf[AT_VERSION], 4);
+    enum { AT_VERSION = 8, AT_FEATURES = 72, V5_HEAD_END = 84 };
+    ck_assert_int_eq(buf[AT_VERSION], 5);
     for (int k = 0; k < 8; k++) /* nothing in the extras: the cut loses nothing */
         ck_assert_int_eq(buf[AT_FEATURES + k], 0);
-    memmove(buf + from, buf + V4_HEAD_END, len - V4_HEAD_END);
-    len -= V4_HEAD_END - from;
+    memmove(buf + from, buf + V5_HEAD_END, len - V5_HEAD_END);
+    len -= V5_HEAD_END - from;
     buf[AT_VERSION] = version;
     tu_fix_crc(buf, len);
     return len;
@@ -497,6 +498,7 @@ static size_t model_cut(unsigned char *buf, size_t len, size_t from, unsigned ch
 size_t tu_model_to_v1(unsigned char *buf, size_t len) { return model_cut(buf, len, 32, 1); }
 size_t tu_model_to_v2(unsigned char *buf, size_t len) { return model_cut(buf, len, 36, 2); }
 size_t tu_model_to_v3(unsigned char *buf, size_t len) { return model_cut(buf, len, 68, 3); }
+size_t tu_model_to_v4(unsigned char *buf, size_t len) { return model_cut(buf, len, 80, 4); }
 
 size_t tu_slurp(const char *path, char *buf, size_t len)
 {

@@ -182,14 +182,16 @@ size_t tu_read(const char *path, void *buf, size_t cap);
 /* Writes the CRC32 of buf[0, n - 4) into its last 4 bytes, as the model
  * and checkpoint formats keep it. */
 void tu_fix_crc(unsigned char *buf, size_t n);
-/* A version 4 model file in buf (len bytes), without a standardisation or
+/* A version 5 model file in buf (len bytes), without a standardisation or
  * class names (the test fails otherwise), made version 1: the fields of
- * versions 2 to 4 dropped, the CRC32 made right; returns the new length. */
+ * versions 2 to 5 dropped, the CRC32 made right; returns the new length. */
 size_t tu_model_to_v1(unsigned char *buf, size_t len);
-/* The same, made version 2 (the fields of versions 3 and 4 dropped). */
+/* The same, made version 2 (the fields of versions 3 to 5 dropped). */
 size_t tu_model_to_v2(unsigned char *buf, size_t len);
-/* The same, made version 3 (the fields of version 4 dropped). */
+/* The same, made version 3 (the fields of versions 4 and 5 dropped). */
 size_t tu_model_to_v3(unsigned char *buf, size_t len);
+/* The same, made version 4 (version 5's precision dropped). */
+size_t tu_model_to_v4(unsigned char *buf, size_t len);
 /* Writes a PNG of w x h (libpng's colour type and bit depth) from rows of
  * packed samples (depths below 8 packed, 16 bits big-endian); palette:
  * n_palette png_color entries (r, g, b bytes) or NULL. At most 64 rows. */

@@ -133,6 +133,7 @@ int cmd_eval(int argc, char **argv)
     float *params = NULL;
     if (cli_load_model(CMD, model, &mi, &params))
         return 1;
+    o.precision = mi.precision; /* the model runs as it trained */
     pl_dataset train, test = {0};
     int have_test;
     if (!v[O_TEST_FILE].text && mi.input == PL_INPUT_VALUES) {

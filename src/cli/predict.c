@@ -308,6 +308,7 @@ int cmd_predict(int argc, char **argv)
     if (cli_load_model(CMD, p.path, &p.mi, &p.params))
         return 1;
     p.o.hidden = p.mi.cfg.hidden;
+    p.o.precision = p.mi.precision; /* the model runs as it trained */
     if (p.o.workers > p.o.batch)
         p.o.batch = p.o.workers;
     if (p.top > p.mi.cfg.classes) {

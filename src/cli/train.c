@@ -579,7 +579,8 @@ static pl_model_info run_model_info(const run *r)
                            .input = r->all.values ? PL_INPUT_VALUES : PL_INPUT_IMAGES,
                            .features = r->norm_mean ? r->cols : 0, .norm_mean = r->norm_mean,
                            .norm_std = r->norm_std,
-                           .class_names = (char **)pl_dataset_class_names(&r->all)};
+                           .class_names = (char **)pl_dataset_class_names(&r->all),
+                           .precision = a->o.precision};
 }
 
 /* --init-from: the model, and the options it decides when they are not

@@ -56,10 +56,11 @@ static void check_checkpoint(const char *path, const uint8_t *data, size_t size)
 }
 
 /* model file: magic and version (12), the header's fields of the version,
- * version 4's extras (8 bytes a feature and the class names), params, CRC */
+ * the extras of versions 4 on (8 bytes a feature and the class names),
+ * params, CRC */
 static size_t model_fixed(int version)
 {
-    static const size_t head[5] = {0, 20, 24, 56, 68};
+    static const size_t head[6] = {0, 20, 24, 56, 68, 72};
     return 12 + head[version] + 4;
 }
 
@@ -74,7 +75,9 @@ static void check_model(const char *path, size_t size)
         return;
     }
     size_t np = pl_param_count(&mi.cfg);
-    if (pl_config_check(&mi.cfg, NULL) != PL_OK || mi.version < 1 || mi.version > 4 ||
+    if (pl_config_check(&mi.cfg, NULL) != PL_OK || mi.version < 1 || mi.version > 5 ||
+        (unsigned)mi.precision > PL_PRECISION_BF16 ||
+        (mi.version < 5 && mi.precision != PL_PRECISION_FP32) ||
         (mi.version == 1 && mi.T != 0) || (mi.version >= 2 && (mi.T < 1 || mi.T > 65535)) ||
         (mi.version < 4 && (mi.features || mi.class_names)))
         abort();

@@ -166,7 +166,8 @@ int main(int argc, char **argv)
     float mean[3] = {0.5f, -2.0f, 10.0f}, sd[3] = {1.0f, 0.25f, 3.0f};
     char *names[2] = {"cat", "dog"};
     pl_model_info mv = {.cfg = cfg, .T = 2, .input = PL_INPUT_VALUES, .features = 3,
-                        .norm_mean = mean, .norm_std = sd, .class_names = names};
+                        .norm_mean = mean, .norm_std = sd, .class_names = names,
+                        .precision = PL_PRECISION_BF16};
     snprintf(path, sizeof path, "%s/model-3-4-2-values-names", ck);
     if (pl_model_save(path, &mv, pl_trainer_params(tr), NULL, &err))
         return 1;
