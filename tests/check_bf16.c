@@ -66,6 +66,25 @@ START_TEST(test_bf16_rounding)
 }
 END_TEST
 
+/* The pairs of a panel (pl_gemm_op.b16's layout): row 2p in the low half,
+ * row 2p + 1 in the high half, zero past an odd row count. */
+START_TEST(test_bf16_pairs_layout)
+{
+    enum { ROWS = 5 };
+    float panel[ROWS * 64];
+    uint32_t out[3 * 64];
+    tu_fill(panel, ROWS * 64, 3.0f, 61);
+    pl_bf16_pairs(panel, ROWS, out);
+    for (int p = 0; p < 3; p++)
+        for (int j = 0; j < 64; j++) {
+            uint32_t lo = pl_bf16_round(panel[2 * p * 64 + j]);
+            uint32_t hi = 2 * p + 1 < ROWS ? pl_bf16_round(panel[(2 * p + 1) * 64 + j]) : 0;
+            ck_assert_msg(out[p * 64 + j] == (lo | hi << 16), "pair %d, column %d: %08x, "
+                          "expected %08x", p, j, out[p * 64 + j], lo | hi << 16);
+        }
+}
+END_TEST
+
 typedef struct {
     const char *what;
     int M, N, nb, kb;
@@ -369,6 +388,7 @@ Suite *bf16_suite(void)
     tcase_set_timeout(tc, 60);
     const int n = (int)(sizeof BCASES / sizeof *BCASES);
     tcase_add_test(tc, test_bf16_rounding);
+    tcase_add_test(tc, test_bf16_pairs_layout);
     tcase_add_loop_test(tc, test_bf16_soft_is_the_definition, 0, n);
     tcase_add_loop_test(tc, test_bf16_hardware_matches_soft, 0, n);
     tcase_add_test(tc, test_bf16_hardware_rounds_as_soft);

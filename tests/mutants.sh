@@ -22,8 +22,12 @@
 #
 # Environment: MUTANTS_ONLY=REGEX runs only the mutants whose file, why or
 # find text matches; MUTANTS_KEEP=1 keeps the scratch directory;
-# MUTANTS_JOBS=N for make -j (default 2); PARLSTM_MPIRUN, the MPI launcher
-# for the dist suite's jobs (make mutants sets it; without it they skip).
+# MUTANTS_JOBS=N for make -j (default 2); MUTANTS_SHARDS=N runs N copies of
+# this script at once, each in its own scratch tree with every N-th mutant
+# (make -j1 each), and prints their reports one after the other and the
+# sum (make mutants: 2; while one copy compiles a mutant the other runs
+# tests); PARLSTM_MPIRUN, the MPI launcher for the dist suite's jobs (make
+# mutants sets it; without it they skip).
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 list=${1:-$src/tests/mutants.list}
@@ -31,6 +35,45 @@ jobs=${MUTANTS_JOBS:-2}
 only=${MUTANTS_ONLY:-}
 [ -f "$list" ] || { echo "mutants: no list $list" >&2; exit 2; }
 [ -x "$src/configure" ] || { echo "mutants: run ./bootstrap.sh first (no configure)" >&2; exit 2; }
+
+# ---- shards: this script N times, mutant i in copy i mod N
+shards=${MUTANTS_SHARDS:-1}
+shard=${MUTANTS_SHARD:-}
+if [ -z "$shard" ] && [ "$shards" -gt 1 ]; then
+    start=$(date +%s)
+    out=$(mktemp -d "${TMPDIR:-/tmp}/parlstm-mutants-shards.XXXXXX")
+    trap 'rm -rf "$out"' EXIT
+    pids=""
+    for k in $(seq 0 $((shards - 1))); do
+        MUTANTS_SHARD="$k/$shards" MUTANTS_JOBS=1 bash "$0" "$list" >"$out/$k" 2>&1 &
+        pids="$pids $!"
+    done
+    rc=0
+    for p in $pids; do
+        wait "$p" || rc=1
+    done
+    killed=0 total=0 equivalent=0
+    for k in $(seq 0 $((shards - 1))); do
+        echo "---- shard $((k + 1)) of $shards"
+        cat "$out/$k"
+        line=$(grep -E '^mutants: [0-9]+ killed of [0-9]+' "$out/$k" | tail -1)
+        [ -n "$line" ] || rc=1
+        set -- $line
+        killed=$((killed + ${2:-0}))
+        total=$((total + ${5:-0}))
+        e=$(printf '%s\n' "$line" | sed -n 's/.*(\([0-9]*\) more marked equivalent).*/\1/p')
+        equivalent=$((equivalent + ${e:-0}))
+    done
+    note=""
+    [ "$equivalent" -gt 0 ] && note=" ($equivalent more marked equivalent)"
+    echo
+    echo "mutants: $killed killed of $total$note in $(($(date +%s) - start))s, $shards shards"
+    [ "$rc" = 0 ] && [ "$killed" = "$total" ]
+    exit $?
+fi
+shard_k=${shard%/*}
+shard_n=${shard#*/}
+[ -n "$shard" ] || { shard_k=0; shard_n=1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/parlstm-mutants.XXXXXX")
 tree=$work/tree
@@ -74,6 +117,7 @@ run_suite() {
 # the whole suite having seen it.
 area_of() {
     case "$1" in
+    src/bf16.c | src/kernels_bf16.c) echo "bf16 lstm reliability" ;;
     src/gemm.c | src/kernels*.c | src/kernels_vec.h | src/vec_*.h | src/cell.c | src/peak.c) echo "gemm optim" ;;
     src/cpu.c | src/common.h) echo "lstm parallel" ;;
     src/lstm.c | src/lstm_ref.c) echo "lstm parallel" ;;
@@ -150,6 +194,7 @@ record=0
 
 one_mutant() {
     record=$((record + 1))
+    [ $(((record - 1) % shard_n)) = "$shard_k" ] || return 0 # another shard's
     local where="$list:$line0"
     if [ -z "$file" ] || [ -z "$find" ] || [ -z "$why" ] || [ "$have_replace" = 0 ]; then
         problems+="  $where: a mutant needs file, find, replace and why"$'\n'
