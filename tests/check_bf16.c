@@ -134,6 +134,23 @@ static void bfix_make(bfix *f, const bcase *g, float scale, uint64_t seed)
                          .c_ps = c_ps, .accumulate = g->accumulate, .bf16 = 1};
 }
 
+/* A fresh copy of C's starting values (caller frees). */
+static float *c_copy(const bfix *f)
+{
+    float *c = malloc(sizeof(float) * f->nc);
+    memcpy(c, f->c0, sizeof(float) * f->nc);
+    return c;
+}
+
+/* How many of n floats differ in their bits. */
+static size_t differing(const float *a, const float *b, size_t n)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d += bits_of(a[i]) != bits_of(b[i]);
+    return d;
+}
+
 static void bfix_free(bfix *f)
 {
     free(f->a);
@@ -186,8 +203,7 @@ START_TEST(test_bf16_soft_is_the_definition)
         if (scales[s] < 1e-10f) /* subnormal C on entry: read as zero */
             for (size_t i = 0; i < f.nc; i += 3)
                 f.c0[i] = f.c0[i] * 1e-39f;
-        float *c = malloc(sizeof(float) * f.nc);
-        memcpy(c, f.c0, sizeof(float) * f.nc);
+        float *c = c_copy(&f);
         pl_gemm_op op = f.op;
         op.c = c;
         pl_gemm_bf16_soft(&op);
@@ -225,17 +241,13 @@ START_TEST(test_bf16_hardware_matches_soft)
     ck_assert_msg(k->gemm_bf16 != pl_gemm_bf16_soft, "the avx512 set does not use the hardware");
     bfix f;
     bfix_make(&f, g, 1.0f, 800 + _i);
-    float *soft = malloc(sizeof(float) * f.nc), *hard = malloc(sizeof(float) * f.nc);
-    memcpy(soft, f.c0, sizeof(float) * f.nc);
-    memcpy(hard, f.c0, sizeof(float) * f.nc);
+    float *soft = c_copy(&f), *hard = c_copy(&f);
     pl_gemm_op op = f.op;
     op.c = soft;
     pl_gemm_bf16_soft(&op);
     op.c = hard;
     pl_gemm_with(k, &op);
-    size_t differ = 0;
-    for (size_t i = 0; i < f.nc; i++)
-        differ += bits_of(soft[i]) != bits_of(hard[i]);
+    size_t differ = differing(soft, hard, f.nc);
     printf("bf16 avx512 %-52s %zu of %zu values differ\n", g->what, differ, f.nc);
     ck_assert_msg(differ == 0, "%s: %zu values differ", g->what, differ);
     if (g->panelled) { /* B given in pairs (pl_gemm_op.b16), as the packed weights are */
@@ -247,9 +259,7 @@ START_TEST(test_bf16_hardware_matches_soft)
         op.b16 = b16;
         op.b16_ps = (size_t)P * 64;
         pl_gemm_with(k, &op);
-        differ = 0;
-        for (size_t i = 0; i < f.nc; i++)
-            differ += bits_of(soft[i]) != bits_of(hard[i]);
+        differ = differing(soft, hard, f.nc);
         printf("bf16 avx512 %-44s B in pairs: %zu of %zu values differ\n", g->what, differ, f.nc);
         ck_assert_msg(differ == 0, "%s, B in pairs: %zu values differ", g->what, differ);
         free(b16);
@@ -314,9 +324,7 @@ START_TEST(test_bf16_error_is_bf16s)
     const bcase *g = &BCASES[_i];
     bfix f;
     bfix_make(&f, g, 1.0f, 900 + _i);
-    float *c = malloc(sizeof(float) * f.nc), *c32 = malloc(sizeof(float) * f.nc);
-    memcpy(c, f.c0, sizeof(float) * f.nc);
-    memcpy(c32, f.c0, sizeof(float) * f.nc);
+    float *c = c_copy(&f), *c32 = c_copy(&f);
     pl_gemm_op op = f.op;
     op.c = c;
     pl_gemm_with(pl_kernels_of(PL_GEMM_AUTO), &op);
@@ -357,9 +365,7 @@ START_TEST(test_bf16_column_split_changes_no_bit)
     const bcase *g = &BCASES[_i];
     bfix f;
     bfix_make(&f, g, 1.0f, 950 + _i);
-    float *whole = malloc(sizeof(float) * f.nc), *parts = malloc(sizeof(float) * f.nc);
-    memcpy(whole, f.c0, sizeof(float) * f.nc);
-    memcpy(parts, f.c0, sizeof(float) * f.nc);
+    float *whole = c_copy(&f), *parts = c_copy(&f);
     const pl_kernels *k = pl_kernels_of(PL_GEMM_AUTO);
     pl_gemm_op op = f.op;
     op.c = whole;
@@ -370,9 +376,7 @@ START_TEST(test_bf16_column_split_changes_no_bit)
         op.c = parts + col(j0, f.op.c_ps);
         pl_gemm_with(k, &op);
     }
-    size_t differ = 0;
-    for (size_t i = 0; i < f.nc; i++)
-        differ += bits_of(whole[i]) != bits_of(parts[i]);
+    size_t differ = differing(whole, parts, f.nc);
     printf("bf16 %-52s in pieces of 16 columns: %zu differ\n", g->what, differ);
     ck_assert_msg(differ == 0, "%s: %zu values differ", g->what, differ);
     free(whole);
