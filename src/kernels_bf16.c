@@ -6,8 +6,9 @@
  * file is empty.
  *
  * The operands are converted as they are used: A once per call into pairs
- * (ap[i * P + p] holds bf16 A(i, 2p) in its low half and A(i, 2p + 1) in
- * its high half, the layout vdpbf16ps multiplies), B one chunk of KCP pairs
+ * (pair (i, p) holds bf16 A(i, 2p) in its low half and A(i, 2p + 1) in its
+ * high half, the layout vdpbf16ps multiplies; by rows, or by columns when A
+ * comes transposed, as the weight gradient's does), B one chunk of KCP pairs
  * of one 64-column panel at a time (bp[p * 64 + j], the same pairs down a
  * column), converted once and used by every row tile; or B as the caller
  * gave it in pairs already (pl_gemm_op.b16: the weights, paired once a
@@ -65,6 +66,28 @@ static BF16_TARGET void pair_a(const pl_gemm_op *op, int K, float *row, uint32_t
     }
 }
 
+/* A transposed (a_rs = 1, one block) as pairs down its columns: ap[p *
+ * ldm + i] = (bf16 A(i, 2p), bf16 A(i, 2p + 1)), ldm a multiple of 16: the
+ * rows k of the memory, two at a time, interleaved as pair_b does B's. */
+static BF16_TARGET void pair_a_cols(const pl_gemm_op *op, int K, uint32_t *ap, size_t ldm)
+{
+    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(inter);
+    for (int k = 0; k < K; k += 2) {
+        const float *r0 = op->a + (size_t)k * op->a_cs;
+        const float *r1 = k + 1 < K ? r0 + op->a_cs : NULL;
+        for (int i = 0; i < op->M; i += 16) {
+            int left = op->M - i;
+            __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+            __m512 lo = _mm512_maskz_loadu_ps(m, r0 + i);
+            __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + i) : _mm512_setzero_ps();
+            _mm512_store_si512((void *)(ap + (size_t)(k / 2) * ldm + i),
+                               _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo)));
+        }
+    }
+}
+
 /* Row k of B in panel jp (NULL past K). */
 static inline const float *b_row(const pl_gemm_op *op, int k, int K, int jp)
 {
@@ -101,9 +124,10 @@ static BF16_TARGET void pair_b(const pl_gemm_op *op, int K, int p0, int np, int 
     }
 }
 
-/* C(MR_ rows, 16 NV_ columns) (+)= the pairs' products over np pairs. */
+/* C(MR_ rows, 16 NV_ columns) (+)= the pairs' products over np pairs; A's
+ * pair (i, p) at ap[i si + p sp], B's pair p at bp + 64 p. */
 static inline __attribute__((always_inline)) BF16_TARGET void
-tile(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np, float *c, size_t ldc,
+tile(const uint32_t *ap, size_t si, size_t sp, const uint32_t *bp, int np, float *c, size_t ldc,
      int load_c, __mmask16 last, const int MR_, const int NV_)
 {
     __m512 r[MR][NV];
@@ -122,7 +146,7 @@ tile(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np, float *c, size_
             bv[v] = _mm512_loadu_si512((const void *)(bp + (size_t)p * 64 + 16 * v));
 #pragma GCC unroll 6
         for (int i = 0; i < MR_; i++) {
-            __m512i av = _mm512_set1_epi32((int)ap[(size_t)i * ldp + p]);
+            __m512i av = _mm512_set1_epi32((int)ap[(size_t)i * si + (size_t)p * sp]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV_; v++)
                 r[i][v] = _mm512_dpbf16_ps(r[i][v], (bh512)av, (bh512)bv[v]);
@@ -137,14 +161,14 @@ tile(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np, float *c, size_
 
 #define TILE_NV(mr)                                                                      \
     switch (nv) {                                                                        \
-    case 1: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 1); break;                   \
-    case 2: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 2); break;                   \
-    case 3: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 3); break;                   \
-    default: tile(ap, ldp, bp, np, c, ldc, load_c, last, mr, 4); break;                  \
+    case 1: tile(ap, si, sp, bp, np, c, ldc, load_c, last, mr, 1); break;                \
+    case 2: tile(ap, si, sp, bp, np, c, ldc, load_c, last, mr, 2); break;                \
+    case 3: tile(ap, si, sp, bp, np, c, ldc, load_c, last, mr, 3); break;                \
+    default: tile(ap, si, sp, bp, np, c, ldc, load_c, last, mr, 4); break;               \
     }
 
-static BF16_TARGET void tile_any(const uint32_t *ap, size_t ldp, const uint32_t *bp, int np,
-                                 float *c, size_t ldc, int load_c, int mr, int cols)
+static BF16_TARGET void tile_any(const uint32_t *ap, size_t si, size_t sp, const uint32_t *bp,
+                                 int np, float *c, size_t ldc, int load_c, int mr, int cols)
 {
     const int nv = (cols + 15) / 16;
     const __mmask16 last = (__mmask16)(cols % 16 ? (1u << (cols % 16)) - 1 : 0xffff);
@@ -180,14 +204,22 @@ BF16_TARGET float pl_bf16_dot_loop(long iters, double *flops)
 BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
 {
     const int M = op->M, N = op->N, K = op->nb * op->kb, P = (K + 1) / 2;
-    const size_t ldp = (size_t)(P + 15) / 16 * 16;
+    /* A's pairs by rows (ap[i * ldp + p]) or, for A transposed in one
+     * block, by columns (ap[p * ldm + i]): the tile reads ap[i si + p sp] */
+    const int by_cols = op->a_rs == 1 && op->nb == 1;
+    const size_t ldp = (size_t)(P + 15) / 16 * 16, ldm = (size_t)(M + 15) / 16 * 16;
+    const size_t si = by_cols ? 1 : ldp, sp = by_cols ? ldm : 1;
     const size_t c_ps = op->c_ps ? op->c_ps : 64;
-    uint32_t *ap = pl_thread_scratch(0, sizeof(uint32_t) * ldp * (size_t)M);
+    uint32_t *ap = pl_thread_scratch(0, sizeof(uint32_t) * (by_cols ? ldm * (size_t)P
+                                                                    : ldp * (size_t)M));
     float *row = pl_thread_scratch(1, sizeof(float) * (size_t)(K + 31) / 32 * 32);
     uint32_t *bp = pl_thread_scratch(2, sizeof(uint32_t) * KCP * 64);
     if (!ap || !row || !bp)
         abort(); /* the operands' copies: nothing sensible remains */
-    pair_a(op, K, row, ap, ldp);
+    if (by_cols)
+        pair_a_cols(op, K, ap, ldm);
+    else
+        pair_a(op, K, row, ap, ldp);
     const int ntile = (M + MR - 1) / MR, base = M / ntile, extra = M % ntile;
     const int npanel = (N + 63) / 64;
     for (int jp = 0; jp < npanel; jp++) {
@@ -214,7 +246,7 @@ BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
                         __builtin_prefetch((const char *)next + 64 * v, 0, 3);
                 }
                 const int mr = base + (ti < extra);
-                tile_any(ap + (size_t)i0 * ldp + p0, ldp, bc, np,
+                tile_any(ap + (size_t)i0 * si + (size_t)p0 * sp, si, sp, bc, np,
                          op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
                          op->accumulate || p0 > 0, mr, cols);
                 i0 += mr;
