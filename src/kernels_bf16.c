@@ -66,25 +66,33 @@ static BF16_TARGET void pair_a(const pl_gemm_op *op, int K, float *row, uint32_t
     }
 }
 
+/* Columns [0, min(left, 16)) of two rows (r1 NULL: zeros) as bf16 pairs,
+ * (bf16 r0[j], bf16 r1[j]) in lane j, zero past left. _mm512_cvtne2ps_pbh(hi,
+ * lo) holds lo's 16 values, then hi's: the permutation interleaves them. */
+static const short INTERLEAVE[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+static inline __attribute__((always_inline)) BF16_TARGET __m512i
+pair16(const float *r0, const float *r1, int left)
+{
+    const __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+    const __m512 lo = _mm512_maskz_loadu_ps(m, r0);
+    const __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(INTERLEAVE),
+                                    (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 /* A transposed (a_rs = 1, one block) as pairs down its columns: ap[p *
  * ldm + i] = (bf16 A(i, 2p), bf16 A(i, 2p + 1)), ldm a multiple of 16: the
  * rows k of the memory, two at a time, interleaved as pair_b does B's. */
 static BF16_TARGET void pair_a_cols(const pl_gemm_op *op, int K, uint32_t *ap, size_t ldm)
 {
-    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(inter);
     for (int k = 0; k < K; k += 2) {
         const float *r0 = op->a + (size_t)k * op->a_cs;
         const float *r1 = k + 1 < K ? r0 + op->a_cs : NULL;
-        for (int i = 0; i < op->M; i += 16) {
-            int left = op->M - i;
-            __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
-            __m512 lo = _mm512_maskz_loadu_ps(m, r0 + i);
-            __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + i) : _mm512_setzero_ps();
+        for (int i = 0; i < op->M; i += 16)
             _mm512_store_si512((void *)(ap + (size_t)(k / 2) * ldm + i),
-                               _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo)));
-        }
+                               pair16(r0 + i, r1 ? r1 + i : NULL, op->M - i));
     }
 }
 
@@ -102,25 +110,13 @@ static inline const float *b_row(const pl_gemm_op *op, int k, int K, int jp)
 static BF16_TARGET void pair_b(const pl_gemm_op *op, int K, int p0, int np, int jp, int cols,
                                uint32_t *bp)
 {
-    /* _mm512_cvtne2ps_pbh(hi, lo) holds lo's 16 values, then hi's: the
-     * permutation interleaves them into (lo_j, hi_j) pairs */
-    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(inter);
     const int nv = (cols + 15) / 16;
     for (int p = 0; p < np; p++) {
         const float *r0 = b_row(op, 2 * (p0 + p), K, jp), *r1 = b_row(op, 2 * (p0 + p) + 1, K, jp);
-        for (int v = 0; v < NV; v++) {
-            __m512i out = _mm512_setzero_si512();
-            if (v < nv) {
-                int left = cols - 16 * v;
-                __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
-                __m512 lo = _mm512_maskz_loadu_ps(m, r0 + 16 * v);
-                __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + 16 * v) : _mm512_setzero_ps();
-                out = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            }
-            _mm512_store_si512((void *)(bp + (size_t)p * 64 + 16 * v), out);
-        }
+        for (int v = 0; v < NV; v++)
+            _mm512_store_si512((void *)(bp + (size_t)p * 64 + 16 * v),
+                               v < nv ? pair16(r0 + 16 * v, r1 ? r1 + 16 * v : NULL, cols - 16 * v)
+                                      : _mm512_setzero_si512());
     }
 }
 
