@@ -275,6 +275,14 @@ typedef enum { PL_INPUT_IMAGES = 0, PL_INPUT_VALUES = 1 } pl_input;
  * in use, else on an exact software path that gives the same bits, slowly. */
 typedef enum { PL_PRECISION_FP32 = 0, PL_PRECISION_BF16 } pl_precision;
 
+/* The update: Adam (beta1, beta2, eps of pl_train_opts, PyTorch's form), or
+ * RMSprop as PyTorch's torch.optim.RMSprop with its defaults (no momentum,
+ * not centred): v = alpha v + (1 - alpha) g^2, p -= rate g / (sqrt(v) +
+ * eps), alpha PL_RMSPROP_ALPHA, eps pl_train_opts' eps. Both take
+ * --weight-decay as AdamW's decoupled decay. */
+typedef enum { PL_OPT_ADAM = 0, PL_OPT_RMSPROP } pl_optimizer;
+#define PL_RMSPROP_ALPHA 0.99f
+
 /* What a model file records besides the parameters: every shape the model
  * needs, and how it reads an image. */
 typedef struct {
@@ -525,6 +533,7 @@ typedef struct {
                            parameters by 1 - rate x weight_decay before
                            Adam's update (0: off) */
     pl_precision precision; /* fp32 */
+    pl_optimizer optimizer; /* adam */
 } pl_train_opts;
 
 void pl_train_opts_default(pl_train_opts *o);

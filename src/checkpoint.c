@@ -1,7 +1,7 @@
 /* Checkpoints: the whole training state, so that a resumed run ends
  * bitwise identical to one left alone.
  *
- * Layout (little-endian), version 6:
+ * Layout (little-endian), version 7:
  *   "PLSTMCKP"  magic                          8
  *   version     u32                            4
  *   the run     the fields of META, then zeros meta_bytes(version): 256
@@ -36,7 +36,10 @@
  *      over the standardised training values, confirms that they came out
  *      bit for bit the same.
  *   6  adds precision (0 fp32, 1 bf16: the matrix products' operands);
- *      older files read as fp32, which is how they ran. */
+ *      older files read as fp32, which is how they ran.
+ *   7  adds optimizer (0 Adam, 1 RMSprop; the m and v arrays are RMSprop's
+ *      unused m and its v); older files read as Adam, which is how they
+ *      ran. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -48,7 +51,7 @@
 #include "internal.h"
 
 static const char CKPT_MAGIC[8] = {'P', 'L', 'S', 'T', 'M', 'C', 'K', 'P'};
-#define CKPT_VERSION 6u     /* written */
+#define CKPT_VERSION 7u     /* written */
 #define CKPT_OLDEST 1u      /* the oldest version read */
 #define RESERVED_RNG 32     /* version 1's generator state, now reserved */
 
@@ -95,12 +98,14 @@ static const struct {
     {AT(permute_seed), F_U64, 3},     {AT(opts.warmup), F_LONG, 4},
     {AT(opts.lr_scaling), F_INT, 4},  {AT(opts.weight_decay), F_F32, 4},
     {AT(normalize), F_INT, 5},        {AT(opts.precision), F_INT, 6},
+    {AT(opts.optimizer), F_INT, 7},
 };
 #undef AT
 #define NMETA (sizeof META / sizeof *META)
 _Static_assert(sizeof(pl_sequence) == sizeof(int) && sizeof(pl_schedule) == sizeof(int) &&
                    sizeof(pl_init) == sizeof(int) && sizeof(pl_gemm_backend) == sizeof(int) &&
-                   sizeof(pl_lr_scaling) == sizeof(int) && sizeof(pl_precision) == sizeof(int),
+                   sizeof(pl_lr_scaling) == sizeof(int) && sizeof(pl_precision) == sizeof(int) &&
+                   sizeof(pl_optimizer) == sizeof(int),
                "the enums of the checkpoint are stored as ints");
 
 /* The meta block (this version's meta_bytes, zero after the last field). */
@@ -173,6 +178,9 @@ static pl_status check_run(const char *path, const pl_ckpt_meta *m, pl_error *er
     else if ((unsigned)o->precision > PL_PRECISION_BF16)
         snprintf(why, sizeof why, "precision %u (expected 0, fp32, or 1, bf16)",
                  (unsigned)o->precision);
+    else if ((unsigned)o->optimizer > PL_OPT_RMSPROP)
+        snprintf(why, sizeof why, "optimizer %u (expected 0, Adam, or 1, RMSprop)",
+                 (unsigned)o->optimizer);
     else if ((unsigned)m->normalize > 1)
         snprintf(why, sizeof why, "normalize %u (expected 0, none, or 1, standard)",
                  (unsigned)m->normalize);

@@ -68,6 +68,9 @@ typedef struct {
 } pl_adam_k;
 pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long t,
                             float grad_scale, float weight_decay);
+/* RMSprop's constants for the same kernels (optim.c) */
+pl_adam_k pl_rmsprop_constants(float lr, float alpha, float eps, float grad_scale,
+                               float weight_decay);
 
 /* ------------------------------------------------------------ kernel sets
  *

@@ -407,8 +407,12 @@ static void run_shards(pl_trainer *tr, int w)
 static void adam_chunks(pl_trainer *tr, long c0, long c1, float scale)
 {
     const size_t off = tr->soff[tr->rank];
-    const pl_adam_k ak = pl_adam_constants(tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
-                                           tr->adam_t + 1, scale, tr->o.weight_decay);
+    const pl_adam_k ak =
+        tr->o.optimizer == PL_OPT_RMSPROP
+            ? pl_rmsprop_constants(tr->job.lr, PL_RMSPROP_ALPHA, tr->o.eps, scale,
+                                   tr->o.weight_decay)
+            : pl_adam_constants(tr->job.lr, tr->o.beta1, tr->o.beta2, tr->o.eps,
+                                tr->adam_t + 1, scale, tr->o.weight_decay);
     for (long c = c0; c < c1; c++) {
         size_t a = tr->chunk[c], b = tr->chunk[c + 1];
         tr->k->adam(tr->params + a, tr->grad + a, tr->m + (a - off), tr->v + (a - off), b - a,

@@ -139,9 +139,10 @@ static pl_status check_args(const pl_config *cfg, int T, const pl_train_opts *o,
     if (o->warmup < 0)
         return pl_fail(err, PL_ERR_ARG, "warm-up steps must be at least 0, got %ld", o->warmup);
     if ((unsigned)o->lr_scaling > PL_LR_SCALE_SQRT || (unsigned)o->init > PL_INIT_LAST ||
-        (unsigned)o->precision > PL_PRECISION_BF16)
-        return pl_fail(err, PL_ERR_ARG, "unknown rate scaling %d, init %d or precision %d",
-                       (int)o->lr_scaling, (int)o->init, (int)o->precision);
+        (unsigned)o->precision > PL_PRECISION_BF16 || (unsigned)o->optimizer > PL_OPT_RMSPROP)
+        return pl_fail(err, PL_ERR_ARG,
+                       "unknown rate scaling %d, init %d, precision %d or optimizer %d",
+                       (int)o->lr_scaling, (int)o->init, (int)o->precision, (int)o->optimizer);
     /* the decay multiplies the parameters by 1 - rate x decay: above 0 */
     if (!(o->weight_decay >= 0 && (double)pl_lr_peak(o) * o->weight_decay < 1))
         return pl_fail(err, PL_ERR_ARG, "weight decay %g at a peak rate of %g: their product "

@@ -148,6 +148,91 @@ START_TEST(test_adamw_by_hand)
 }
 END_TEST
 
+/* RMSprop by hand (torch.optim.RMSprop's defaults, alpha 0.99): gradients
+ * 1, -2, 0.5 at lr 0.01 from v = 0, no bias correction (computed in
+ * double):
+ *  t=1: v=0.01      p = 1 - 0.01 x 1 / 0.1                = 0.9
+ *  t=2: v=0.0499    p = 0.9 + 0.01 x 2 / 0.2233831       = 0.9895323
+ *  t=3: v=0.051901  p = 0.9895323 - 0.01 x 0.5 / 0.2278179 = 0.9675850
+ * on every kernel set (Adam's kernel with RMSprop's constants); the first
+ * moment is the gradient itself, scaled by grad_scale; decay 0.5 at lr 0.1
+ * multiplies the parameter by 0.95 first. */
+START_TEST(test_rmsprop_by_hand)
+{
+    const float grads[3] = {1.0f, -2.0f, 0.5f};
+    const float want_p[3] = {0.9f, 0.9895323f, 0.9675850f};
+    const float want_v[3] = {0.01f, 0.0499f, 0.051901f};
+    for (int s = 0; s < tu_nsets; s++) {
+        if (!pl_gemm_available(tu_sets[s]))
+            continue;
+        float p = 1.0f, m = 0, v = 0;
+        for (int t = 0; t < 3; t++) {
+            const pl_adam_k k = pl_rmsprop_constants(0.01f, PL_RMSPROP_ALPHA, 1e-8f, 1.0f, 0.0f);
+            pl_kernels_of(tu_sets[s])->adam(&p, &grads[t], &m, &v, 1, &k);
+            ck_assert_float_eq(m, grads[t]);
+            ck_assert_float_eq_tol(v, want_v[t], 1e-7f); /* 1 - 0.99f is 0.0099999905 */
+            ck_assert_msg(fabsf(p - want_p[t]) < 1e-6f, "%s: t=%d: p %.7f, want %.7f",
+                          pl_gemm_name(tu_sets[s]), t + 1, (double)p, (double)want_p[t]);
+        }
+        float q = 1.0f, h = 4.0f, mq = 0, vq = 0;
+        const pl_adam_k kd = pl_rmsprop_constants(0.1f, PL_RMSPROP_ALPHA, 1e-8f, 0.5f, 0.5f);
+        pl_kernels_of(tu_sets[s])->adam(&q, &h, &mq, &vq, 1, &kd);
+        ck_assert_float_eq(mq, 2.0f); /* 4 x grad_scale 0.5 */
+        ck_assert_float_eq_tol(q, 0.95f - 1.0f, 2e-6f); /* 0.1 x 2 / sqrt(0.04) = 1 */
+    }
+}
+END_TEST
+
+/* The trainer's RMSprop (--optimizer rmsprop), one step without clipping
+ * from the same parameters and batch as pl_trainer_gradient: the first
+ * moment holds the gradient bit for bit, v = 0.01 g^2, and every
+ * parameter moved by lr g / (sqrt(v) + eps), no bias correction (Adam's
+ * first step would move it by lr g / (|g| + eps), ten times less). */
+START_TEST(test_trainer_rmsprop_step)
+{
+    pl_dataset ds = tu_dataset(tu_dir, 40, 10, 6, 5, 3, 9);
+    pl_config cfg = {5, 16, 3, 1};
+    size_t np = pl_param_count(&cfg);
+    pl_train_opts o = tu_opts(10, 1, 1, 0, 4);
+    o.schedule = PL_SCHED_CONSTANT;
+    o.lr = 0.001f;
+    o.clip = 0;
+    o.optimizer = PL_OPT_RMSPROP;
+    pl_trainer *tr = tu_trainer(&cfg, &ds, &o);
+    uint32_t idx[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    pl_step_stats st;
+    pl_error err = {0};
+    ck_assert_int_eq(pl_trainer_gradient(tr, &ds, idx, 10, &st, &err), PL_OK);
+    float *g = malloc(sizeof(float) * np), *p0 = malloc(sizeof(float) * np);
+    memcpy(g, pl_trainer_grad(tr), sizeof(float) * np);
+    memcpy(p0, pl_trainer_params(tr), sizeof(float) * np);
+    ck_assert_int_eq(pl_trainer_step(tr, &ds, idx, 10, 0, 20, &st, &err), PL_OK);
+    const float *p1 = pl_trainer_params(tr), *m = pl_trainer_moment1(tr),
+                *v = pl_trainer_moment2(tr);
+    ck_assert_int_eq(memcmp(m, g, sizeof(float) * np), 0);
+    double worst = 0, moved = 0;
+    for (size_t i = 0; i < np; i++) {
+        double vi = 0.01 * (double)g[i] * g[i];
+        ck_assert_msg(fabs(v[i] - vi) <= 2e-6 * vi + 1e-30, "v[%zu] %g, want %g", i,
+                      (double)v[i], vi);
+        double want = p0[i] - 0.001 * g[i] / (sqrt(vi) + 1e-8);
+        worst = fmax(worst, fabs(p1[i] - want));
+        moved = fmax(moved, fabs(p1[i] - p0[i]));
+    }
+    printf("rmsprop step: largest move %.2e, largest difference from the hand-computed step "
+           "%.2e\n", moved, worst);
+    ck_assert(moved > 0.009); /* about 10 x lr where the gradient is well above eps */
+    ck_assert(worst < 1e-7);
+    pl_trainer_free(tr);
+    o.optimizer = (pl_optimizer)2;
+    ck_assert_ptr_null(pl_trainer_create(&cfg, ds.T, &o, &err));
+    ck_assert_msg(strstr(err.msg, "or optimizer 2") != NULL, "%s", err.msg);
+    free(g);
+    free(p0);
+    pl_dataset_free(&ds);
+}
+END_TEST
+
 static float lr_of(pl_schedule kind, float peak, long warmup, long total, long step)
 {
     const pl_lr_plan p = {.kind = kind, .peak = peak, .warmup = warmup, .total = total};
@@ -529,6 +614,8 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_adam_grad_scale);
     tcase_add_loop_test(tc, test_adam_sets_match_generic, 0, tu_nsets);
     tcase_add_test(tc, test_adamw_by_hand);
+    tcase_add_test(tc, test_rmsprop_by_hand);
+    tcase_add_test(tc, test_trainer_rmsprop_step);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_warmup_schedule);
     tcase_add_test(tc, test_lr_scaling);

@@ -193,12 +193,12 @@ enum {
     CK_WORKERS = 80, CK_THREADS = 84, CK_GEMM = 92, CK_STEP = 96, CK_RESERVED = 132,
     CK_ADAM = 164, CK_LAYERS = 172, CK_DROPOUT = 176, CK_SEQUENCE = 180, CK_PERMUTED = 184,
     CK_PERMUTE_SEED = 188, CK_WARMUP = 196, CK_LR_SCALING = 204, CK_WEIGHT_DECAY = 208,
-    CK_NORMALIZE = 212, CK_PRECISION = 216,
+    CK_NORMALIZE = 212, CK_PRECISION = 216, CK_OPTIMIZER = 220,
     CK_META = 12, CK_META_V3 = 192, CK_META_V4 = 256
 };
 
-/* A version 6 checkpoint in buf (len bytes) made version 3: the run's
- * block cut from 256 bytes to 192 (the fields of versions 4 to 6 dropped), the
+/* A version 7 checkpoint in buf (len bytes) made version 3: the run's
+ * block cut from 256 bytes to 192 (the fields of versions 4 to 7 dropped), the
  * CRC32 made right; returns the new length. */
 static size_t ckpt_to_v3(unsigned char *buf, size_t len)
 {
@@ -238,9 +238,9 @@ START_TEST(test_checkpoint_hostile)
         const char *fragment;
     } bad[] = {
         {"magic", 2, 0x20, 0, 0, PL_ERR_MAGIC, "PLSTMCKP"},
-        {"version", CK_VERSION, 0x01, 0, 0, PL_ERR_VERSION,
-         "checkpoint format version 7, this build reads versions 1 to 6"},
-        {"version 0", CK_VERSION, 0x06, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
+        {"version", CK_VERSION, 0x0f, 0, 0, PL_ERR_VERSION,
+         "checkpoint format version 8, this build reads versions 1 to 7"},
+        {"version 0", CK_VERSION, 0x07, 0, 1, PL_ERR_VERSION, "checkpoint format version 0"},
         {"negative warm-up", CK_WARMUP + 7, 0x80, 0, 1, PL_ERR_MISMATCH,
          "warm-up -9223372036854775808, rate scaling 0, weight decay 0"},
         {"unknown rate scaling", CK_LR_SCALING, 0x03, 0, 1, PL_ERR_MISMATCH,
@@ -248,11 +248,13 @@ START_TEST(test_checkpoint_hostile)
         {"weight decay 2", CK_WEIGHT_DECAY + 3, 0x40, 0, 1, PL_ERR_MISMATCH,
          "rate scaling 0, weight decay 2"},
         {"truncated in the run's block", 0, 0, CK_META + CK_META_V4 - 10, 0, PL_ERR_TRUNCATED,
-         "a version 6 checkpoint has at least 280"},
+         "a version 7 checkpoint has at least 280"},
         {"normalize 2", CK_NORMALIZE, 0x02, 0, 1, PL_ERR_MISMATCH,
          "normalize 2 (expected 0, none, or 1, standard)"},
         {"precision 2", CK_PRECISION, 0x02, 0, 1, PL_ERR_MISMATCH,
          "precision 2 (expected 0, fp32, or 1, bf16)"},
+        {"optimizer 2", CK_OPTIMIZER, 0x02, 0, 1, PL_ERR_MISMATCH,
+         "optimizer 2 (expected 0, Adam, or 1, RMSprop)"},
         {"zero layers", CK_LAYERS, 0x01, 0, 1, PL_ERR_MISMATCH, "layers must be between 1 and 8"},
         {"dropout 2", CK_DROPOUT + 3, 0x40, 0, 1, PL_ERR_MISMATCH, "dropout 2 (expected 0 to"},
         {"unknown sequence", CK_SEQUENCE, 0x02, 0, 1, PL_ERR_MISMATCH, "sequence 2, permuted 0"},
@@ -322,8 +324,9 @@ END_TEST
  * 3's layer and reading fields read back, and older files mean one layer
  * read row by row; version 4's rate and decay fields read back, and a
  * version 3 file (a block of 192 bytes) means none of them; version 5's
- * normalize and version 6's precision read back, and older files mean
- * none and fp32; a version 5 file reads as fp32. */
+ * normalize, version 6's precision and version 7's optimizer read back,
+ * and older files mean none, fp32 and Adam; a version 6 file reads as Adam,
+ * a version 5 file as fp32. */
 START_TEST(test_checkpoint_version_1_still_read)
 {
     const char *dir = tu_dir;
@@ -337,6 +340,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     meta.opts.weight_decay = 0.25f;
     meta.normalize = 1;
     meta.opts.precision = PL_PRECISION_BF16;
+    meta.opts.optimizer = PL_OPT_RMSPROP;
     const char *path = tu_path(dir, "ck");
     pl_error err = {0};
     ck_assert_int_eq(pl_checkpoint_save(path, tr, &meta, NULL, &err), PL_OK);
@@ -344,7 +348,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     size_t len = tu_read(path, buf, sizeof buf);
     uint32_t version;
     memcpy(&version, buf + CK_VERSION, 4);
-    ck_assert_uint_eq(version, 6);
+    ck_assert_uint_eq(version, 7);
     pl_ckpt_meta got;
     float *state = NULL;
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
@@ -352,6 +356,18 @@ START_TEST(test_checkpoint_version_1_still_read)
     ck_assert_int_eq(got.opts.lr_scaling, PL_LR_SCALE_SQRT);
     ck_assert_float_eq(got.opts.weight_decay, 0.25f);
     ck_assert_int_eq(got.normalize, 1);
+    ck_assert_int_eq(got.opts.precision, PL_PRECISION_BF16);
+    ck_assert_int_eq(got.opts.optimizer, PL_OPT_RMSPROP);
+    pl_free(state);
+    /* version 6: the same bytes with the version changed; its optimizer
+     * bytes are reserved (zero), and a non-zero value there is ignored:
+     * Adam, which is how version 6 runs trained */
+    version = 6;
+    memcpy(buf + CK_VERSION, &version, 4);
+    tu_fix_crc(buf, len);
+    tu_write(path, buf, len);
+    ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
+    ck_assert_int_eq(got.opts.optimizer, PL_OPT_ADAM);
     ck_assert_int_eq(got.opts.precision, PL_PRECISION_BF16);
     pl_free(state);
     /* version 5: the same bytes with the version changed; its precision
@@ -403,13 +419,13 @@ START_TEST(test_checkpoint_version_1_still_read)
     ck_assert_int_eq(memcmp(state, pl_trainer_params(tr), sizeof(float) * np), 0);
     ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
     pl_free(state);
-    /* version 7 is not this build's */
-    version = 7;
+    /* version 8 is not this build's */
+    version = 8;
     memcpy(buf + CK_VERSION, &version, 4);
     tu_fix_crc(buf, len);
     tu_write(path, buf, len);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
-    ck_assert_msg(strstr(err.msg, "version 7, this build reads versions 1 to 6") != NULL, "%s",
+    ck_assert_msg(strstr(err.msg, "version 8, this build reads versions 1 to 7") != NULL, "%s",
                   err.msg);
     pl_trainer_free(tr);
     pl_dataset_free(&ds);
@@ -598,6 +614,10 @@ START_TEST(test_resume_refuses_other_settings_and_data)
     ck_assert_int_eq(tu_run_args(&res, a7), 2);
     ck_assert_ptr_nonnull(strstr(res.err, "--lr-scaling linear differs from the checkpoint's "
                                           "none"));
+    const char *a8[] = {"train", "--data", dir, "--resume", ck, "--optimizer", "rmsprop", NULL};
+    ck_assert_int_eq(tu_run_args(&res, a8), 2);
+    ck_assert_msg(strstr(res.err, "--optimizer rmsprop differs from the checkpoint's adam") !=
+                      NULL, "%s", res.err);
     const char *a4[] = {"train", "--data", other, "--resume", ck, NULL};
     ck_assert_int_eq(tu_run_args(&res, a4), 1);
     ck_assert_msg(strstr(res.err, "was made on other data") != NULL, "%s", res.err);
@@ -664,10 +684,10 @@ static void join_args(const char **argv, const char *const *base, const char *co
  * status is 143; resuming ends bit for bit where an uninterrupted run ends.
  * Also (the second run) with two layers, dropout and permuted pixels: the
  * masks and the reading resume too; and (the third) stopped in the middle
- * of a 50-step warm-up with the rate scaled for the batch, weight decay
- * and chrono biases: the resumed run's rates and updates continue from
- * the checkpoint's settings alone (the signal comes after at most 15 of
- * the 40 ms checkpoint writes). */
+ * of a 50-step warm-up with the rate scaled for the batch, weight decay,
+ * chrono biases and RMSprop: the resumed run's rates and updates continue
+ * from the checkpoint's settings alone (the signal comes after at most 15
+ * of the 40 ms checkpoint writes). */
 START_TEST(test_sigterm_checkpoint_and_exact_resume)
 {
     if (!tu_hooks("SIGTERM during slowed checkpoint writes"))
@@ -683,7 +703,8 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     static const char *const deep[] = {"--layers", "2", "--dropout", "0.3", "--sequence",
                                        "pixels", "--permute", "3", NULL};
     static const char *const recipe[] = {"--lr-warmup", "50", "--lr-scaling", "sqrt",
-                                         "--weight-decay", "0.3", "--init", "chrono", NULL};
+                                         "--weight-decay", "0.3", "--init", "chrono",
+                                         "--optimizer", "rmsprop", NULL};
     const char *const *variant = _i == 0 ? NULL : _i == 1 ? deep : recipe;
     const char *straight[32], *first[32], *resume[32];
     join_args(straight, base, variant, (const char *const[]){"--save", ref, NULL});
@@ -714,6 +735,7 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
         ck_assert_int_eq(m.opts.lr_scaling, PL_LR_SCALE_SQRT);
         ck_assert_float_eq(m.opts.weight_decay, 0.3f);
         ck_assert_int_eq(m.opts.init, PL_INIT_CHRONO);
+        ck_assert_int_eq(m.opts.optimizer, PL_OPT_RMSPROP);
     }
     pl_free(state);
     ck_assert_int_eq(access(res_bin, F_OK), -1); /* no model saved by the stopped run */

@@ -18,6 +18,7 @@ static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
 static const char *const INITS[] = {"default", "tutorial", "chrono", NULL}; /* pl_init */
 static const char *const LR_SCALINGS[] = {"none", "linear", "sqrt", NULL}; /* pl_lr_scaling */
 static const char *const PRECISIONS[] = {"fp32", "bf16", NULL}; /* pl_precision */
+static const char *const OPTIMIZERS[] = {"adam", "rmsprop", NULL}; /* pl_optimizer */
 /* in the order of pl_gemm_backend */
 static const char *const GEMMS[] = {"auto", "naive", "blas", "avx512", "avx2", "neon", NULL};
 static const char *const SCALINGS[] = {"strong", "weak", "both", NULL};
@@ -158,6 +159,11 @@ static const cli_option OPTIONS[] = {
      "Training", "AdamW's decoupled weight decay: every step multiplies the parameters by "
      "1 - rate x X (the step's rate) before Adam's update; rate x X must stay below 1. "
      "0: off (Adam)", NULL},
+    {O_OPTIMIZER, "optimizer", "NAME", ARG_WORD, 0, 0, 0, OPTIMIZERS, "adam", NULL, CMD_TRAIN,
+     "Training", "adam (betas 0.9, 0.999, eps 1e-8, as torch.optim.Adam) or rmsprop "
+     "(torch.optim.RMSprop's defaults: alpha 0.99, eps 1e-8, no momentum: each parameter's "
+     "step is rate x g / (sqrt(v) + eps), v the running mean of g^2); --weight-decay "
+     "applies to either", NULL},
     {O_CLIP, "clip", "X", ARG_NUMBER, 0, 1e30, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
      "clip the global gradient norm at X; 0 = off", NULL},
     {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",

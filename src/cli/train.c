@@ -212,6 +212,7 @@ static void take_values(train_args *a)
     o->warmup = (long)v[O_LR_WARMUP].i;
     o->lr_scaling = (pl_lr_scaling)v[O_LR_SCALING].i;
     o->weight_decay = (float)v[O_WEIGHT_DECAY].x;
+    o->optimizer = (pl_optimizer)v[O_OPTIMIZER].i;
     o->clip = (float)v[O_CLIP].x;
     o->init = (pl_init)v[O_INIT].i; /* INITS is in pl_init's order */
     o->seed = v[O_SEED].u;
@@ -320,6 +321,7 @@ static int adopt_options(train_args *a, const pl_train_opts *c)
 #define INIT_WORD(x) cli_word(O_INIT, x)
 #define SCALING_WORD(x) cli_word(O_LR_SCALING, x)
 #define PRECISION_WORD(x) cli_word(O_PRECISION, x)
+#define OPTIMIZER_WORD(x) cli_word(O_OPTIMIZER, x)
     SAME(O_BATCH, "--batch", "%d", batch);
     SAME(O_HIDDEN, "--hidden", "%d", hidden);
     SAME(O_LR, "--lr", "%g", lr);
@@ -335,6 +337,8 @@ static int adopt_options(train_args *a, const pl_train_opts *c)
     SAME(O_WEIGHT_DECAY, "--weight-decay", "%g", weight_decay);
     SAME_AS(O_LR_SCALING, "--lr-scaling", "%s", lr_scaling, SCALING_WORD);
     SAME_AS(O_PRECISION, "--precision", "%s", precision, PRECISION_WORD);
+    SAME_AS(O_OPTIMIZER, "--optimizer", "%s", optimizer, OPTIMIZER_WORD);
+#undef OPTIMIZER_WORD
 #undef PRECISION_WORD
 #undef SCALING_WORD
 #undef INIT_WORD
@@ -740,7 +744,7 @@ static int trainer_setup(run *r)
 
 /* The rates of the plan line: "0.01 cosine" without the recipe's options;
  * with them, e.g. "0.02 (0.01 x sqrt(400/100)) cosine after 50 warm-up
- * steps, weight decay 0.1". */
+ * steps, weight decay 0.1", ", RMSprop" last when it is the optimizer. */
 static const char *rate_text(const pl_train_opts *o, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "%g", (double)pl_lr_peak(o));
@@ -753,7 +757,9 @@ static const char *rate_text(const pl_train_opts *o, char *buf, size_t len)
         n += snprintf(buf + n, len - (size_t)n, " after %ld warm-up step%s", o->warmup,
                       o->warmup == 1 ? "" : "s");
     if (o->weight_decay > 0)
-        snprintf(buf + n, len - (size_t)n, ", weight decay %g", (double)o->weight_decay);
+        n += snprintf(buf + n, len - (size_t)n, ", weight decay %g", (double)o->weight_decay);
+    if (o->optimizer == PL_OPT_RMSPROP)
+        snprintf(buf + n, len - (size_t)n, ", RMSprop");
     return buf;
 }
 

@@ -40,14 +40,15 @@ static void check_checkpoint(const char *path, const uint8_t *data, size_t size)
         !(o->weight_decay >= 0 && o->weight_decay <= 1) ||
         (unsigned)o->schedule > PL_SCHED_CONSTANT || (unsigned)o->init > PL_INIT_LAST ||
         (unsigned)o->gemm > PL_GEMM_LAST || (unsigned)o->precision > PL_PRECISION_BF16 ||
-        version < 1 || version > 6 ||
+        (unsigned)o->optimizer > PL_OPT_RMSPROP || version < 1 || version > 7 ||
         size != ckpt_fixed((int)version) + 12 * np)
         abort();
     /* what older versions lack reads as its default */
     if ((version < 3 && (m.cfg.layers != 1 || o->dropout != 0 || m.sequence != PL_SEQ_ROWS ||
                          m.permuted)) ||
         (version < 4 && (o->warmup || o->weight_decay != 0)) || (version < 5 && m.normalize) ||
-        (version < 6 && o->precision != PL_PRECISION_FP32))
+        (version < 6 && o->precision != PL_PRECISION_FP32) ||
+        (version < 7 && o->optimizer != PL_OPT_ADAM))
         abort();
     volatile float s = 0;
     for (size_t i = 0; i < 3 * np; i++)

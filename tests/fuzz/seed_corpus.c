@@ -188,6 +188,7 @@ int main(int argc, char **argv)
     all.permute_seed = 7;
     all.normalize = 1;
     all.opts.precision = PL_PRECISION_BF16;
+    all.opts.optimizer = PL_OPT_RMSPROP;
     snprintf(path, sizeof path, "%s/checkpoint-3-4-2-every-field", ck);
     if (pl_checkpoint_save(path, tr, &all, NULL, &err))
         return 1;
