@@ -220,11 +220,15 @@ typedef enum {
     PL_INIT_TUTORIAL,    /* N(0,1) w_in, w_out; 0.1 their biases; Glorot-uniform
                             over the whole (2H, 4H) kernel; zero LSTM bias,
                             +1.0 forget */
-    PL_INIT_CHRONO       /* the default's weights; chrono LSTM biases (Tallec &
+    PL_INIT_CHRONO,      /* the default's weights; chrono LSTM biases (Tallec &
                             Ollivier 2018): b_f = log(u), u ~ Uniform[1, T - 1],
                             b_i = -b_f, zero g and o biases */
+    PL_INIT_PYTORCH      /* PyTorch's defaults: nn.Linear's weights and biases
+                            U(-1/sqrt(in), 1/sqrt(in)) for the projections,
+                            nn.LSTM's weights U(-1/sqrt(H), 1/sqrt(H)); the
+                            LSTM bias zero but +1.0 forget, as the default */
 } pl_init;
-#define PL_INIT_LAST PL_INIT_CHRONO
+#define PL_INIT_LAST PL_INIT_PYTORCH
 
 /* The parameters for sequences of T time steps, drawn from seed. The
  * chrono biases are drawn after every other parameter, so the weights

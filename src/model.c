@@ -216,6 +216,13 @@ void pl_model_init_steps(const pl_config *cfg, float *params, pl_init init, uint
         fill_normal(t.w_out, H * C, 1.0, &r);
         for (size_t i = 0; i < C; i++)
             t.b_out[i] = 0.1f;
+    } else if (init == PL_INIT_PYTORCH) {
+        fill_uniform(t.w_in, D * H, 1.0 / sqrt((double)D), &r);
+        fill_uniform(t.b_in, H, 1.0 / sqrt((double)D), &r);
+        for (int l = 0; l < cfg->layers; l++)
+            fill_uniform(t.w[l], 2 * H * 4 * H, 1.0 / sqrt((double)H), &r);
+        fill_uniform(t.w_out, H * C, 1.0 / sqrt((double)H), &r);
+        fill_uniform(t.b_out, C, 1.0 / sqrt((double)H), &r);
     } else {
         fill_uniform(t.w_in, D * H, sqrt(6.0 / (double)(D + H)), &r);
         for (int l = 0; l < cfg->layers; l++) {

@@ -108,7 +108,7 @@ static const cli_case BAD[] = {
      "--target-accuracy: expected a number above 0 and at most 1, got '1.01'"},
     {{"train", "--eval-every", "0"}, 2,
      "--eval-every: expected an integer from 1 to 1000000000000, got '0'"},
-    {{"train", "--init", "glorot"}, 2, "--init: expected one of default, tutorial, chrono; got"},
+    {{"train", "--init", "glorot"}, 2, "--init: expected one of default, tutorial, chrono, pytorch; got"},
     {{"frob"}, 2, "unknown command 'frob' (commands: train, eval, predict, export, import, plot, "
      "bench; see parlstm --help)"},
     /* the commands that take models out and back, and show training */

@@ -135,6 +135,54 @@ START_TEST(test_chrono_init)
 }
 END_TEST
 
+/* --init pytorch: PyTorch's defaults for nn.Linear and nn.LSTM. For D = 16,
+ * H = 64, C = 4, two layers: the input projection's weights and biases lie
+ * in +-1/sqrt(16) = +-0.25, every LSTM weight (both layers, W_x and W_h)
+ * and the output layer's weights and biases in +-1/sqrt(64) = +-0.125; each
+ * group's largest magnitude is near its bound (uniform draws: above 0.9 of
+ * it) and, over 1,000 draws or more, its variance near bound^2 / 3 (within
+ * 10%); the LSTM biases are
+ * zero with +1 on the forget gate. The same seed gives the same bits. */
+START_TEST(test_pytorch_init)
+{
+    const pl_config cfg = {16, 64, 4, 2};
+    const size_t np = pl_param_count(&cfg), H = 64;
+    float *p = pl_alloc_floats(np), *again = pl_alloc_floats(np);
+    pl_model_init(&cfg, p, PL_INIT_PYTORCH, 3);
+    pl_model_init(&cfg, again, PL_INIT_PYTORCH, 3);
+    ck_assert_int_eq(memcmp(p, again, sizeof(float) * np), 0);
+    pl_tensors t;
+    pl_tensors_bind(&cfg, p, &t);
+    const struct {
+        const char *name;
+        const float *x;
+        size_t n;
+        double bound;
+    } g[] = {{"w_in", t.w_in, 16 * H, 0.25},         {"b_in", t.b_in, H, 0.25},
+             {"w_lstm", t.w[0], 2 * H * 4 * H, 0.125}, {"w_lstm_l1", t.w[1], 2 * H * 4 * H, 0.125},
+             {"w_out", t.w_out, H * 4, 0.125},        {"b_out", t.b_out, 4, 0.125}};
+    for (size_t k = 0; k < sizeof g / sizeof *g; k++) {
+        double top = 0, sq = 0;
+        for (size_t i = 0; i < g[k].n; i++) {
+            top = fmax(top, fabs(g[k].x[i]));
+            sq += (double)g[k].x[i] * g[k].x[i];
+        }
+        printf("pytorch init %s: largest %.4f (bound %.4f), variance %.5f (bound^2/3 %.5f)\n",
+               g[k].name, top, g[k].bound, sq / g[k].n, g[k].bound * g[k].bound / 3);
+        ck_assert_msg(top <= g[k].bound && (g[k].n < 10 || top > 0.9 * g[k].bound), "%s: %g",
+                      g[k].name, top);
+        if (g[k].n >= 1000) /* the estimate's sd: 3.3% at 1,024 draws */
+            ck_assert_double_eq_tol(sq / g[k].n, g[k].bound * g[k].bound / 3,
+                                    0.1 * g[k].bound * g[k].bound / 3);
+    }
+    for (int l = 0; l < cfg.layers; l++)
+        for (size_t u = 0; u < 4 * H; u++)
+            ck_assert_float_eq(t.b[l][u], u >= H && u < 2 * H ? 1.0f : 0.0f);
+    pl_free(p);
+    pl_free(again);
+}
+END_TEST
+
 /* Byte offsets in a version 5 model file (modelfile.c): magic, version,
  * input, hidden, classes, n_params (u64), time steps, layers, rows, cols,
  * sequence, permuted, permute seed (u64), dropout, input kind, features,
@@ -566,6 +614,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_same_seed_same_bits);
     tcase_add_test(tc, test_chrono_init);
+    tcase_add_test(tc, test_pytorch_init);
     tcase_add_test(tc, test_model_file_round_trip_and_damage);
     tcase_add_test(tc, test_model_file_standardisation_and_names);
     tcase_add_test(tc, test_model_file_version_1_still_read);

@@ -475,6 +475,7 @@ static int run_shards(const bench_args *b, bench_env *e)
         o.hidden = b->hidden;
         o.workers = o.threads = 1;
         o.gemm = b->gemm;
+        o.precision = b->precision;
         if (!(tr[i] = pl_trainer_create(&e->cfg, e->ds.T, &o, &err))) {
             print_error(CMD, &err);
             rc = 1;

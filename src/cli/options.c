@@ -15,7 +15,8 @@
 #define CMD_RUN (CMD_TRAIN | CMD_EVAL | CMD_PREDICT) /* the commands that run a model */
 
 static const char *const SCHEDULES[] = {"cosine", "constant", NULL};
-static const char *const INITS[] = {"default", "tutorial", "chrono", NULL}; /* pl_init */
+static const char *const INITS[] = {"default", "tutorial", "chrono", "pytorch",
+                                     NULL}; /* pl_init */
 static const char *const LR_SCALINGS[] = {"none", "linear", "sqrt", NULL}; /* pl_lr_scaling */
 static const char *const PRECISIONS[] = {"fp32", "bf16", NULL}; /* pl_precision */
 static const char *const OPTIMIZERS[] = {"adam", "rmsprop", NULL}; /* pl_optimizer */
@@ -171,7 +172,9 @@ static const cli_option OPTIONS[] = {
      "gate), tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel) or chrono "
      "(the default's weights; every layer's forget-gate biases log(u), u uniform in [1, T - 1] "
      "for T time steps, and input-gate biases their negatives: Tallec & Ollivier 2018, for "
-     "long sequences)", NULL},
+     "long sequences) or pytorch (PyTorch's nn.Linear and nn.LSTM defaults: every weight, "
+     "and the projections' biases, uniform in +-1/sqrt(fan-in); LSTM biases zero, +1 on "
+     "the forget gate)", NULL},
     {O_INIT_FROM, "init-from", "FILE", ARG_TEXT, 0, 0, 0, NULL, NULL, NULL, CMD_TRAIN,
      "Training", "fine-tune: start from the parameters of FILE (a model file or a safetensors "
      "file) instead of --init. Its shapes must fit the run: the data's image width and "
