@@ -1192,8 +1192,8 @@ START_TEST(test_preset_and_overrides)
     int st = tu_run_args(&res, a1);
     ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
     ck_assert_msg(strstr(res.err, "model 5-8-3 ") != NULL, "%s", res.err);
-    ck_assert_msg(strstr(res.err, "3 steps of 20 (8 per epoch); lr 0.003 cosine") != NULL, "%s",
-                  res.err);
+    ck_assert_msg(strstr(res.err, "3 steps of 20 (8 per epoch); lr 0.003 cosine, clip 1, init "
+                                  "pytorch") != NULL, "%s", res.err);
     const char *a2[] = {"train", "--data", dir, "--val", "40", "--batch", "20", "--hidden", "8",
                         "--steps", "2", "--preset=psmnist", "--lr", "0.02", NULL};
     st = tu_run_args(&res, a2);
@@ -1203,7 +1203,7 @@ START_TEST(test_preset_and_overrides)
     const char *help[] = {"train", "--help", NULL};
     ck_assert_int_eq(tu_run_args(&res, help), 0);
     static const char *const lines[] = {
-        "  mnist-99  --hidden 256 --lr 0.003 --epochs 10\n",
+        "  mnist-99  --hidden 256 --lr 0.003 --epochs 7 --init pytorch\n",
         "  smnist    --sequence pixels --init chrono --lr 0.001 --epochs 60\n",
         "  psmnist   --sequence pixels --permute 1 --lr 0.001 --epochs 60\n"};
     for (int k = 0; k < 3; k++)
