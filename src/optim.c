@@ -73,22 +73,17 @@ pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long 
 
 /* PyTorch's RMSprop (no momentum, not centred) as Adam's update with
  * beta1 0 and no bias corrections: m = 0 m + 1 g is g exactly (m stays
- * finite: it starts at 0 and only ever holds a gradient), step = rate,
- * rbc2 = 1, so p = p keep - rate g / (sqrt(v) + eps) with
- * v = alpha v + (1 - alpha) g^2: torch.optim.RMSprop's update. Every kernel
- * set runs it through its Adam, with the same bits. */
+ * finite: it starts at 0 and only ever holds a gradient), step = rate (the
+ * first moment's correction at t = 1 with beta1 0 divides by 1), rbc2 = 1,
+ * so p = p keep - rate g / (sqrt(v) + eps) with v = alpha v + (1 - alpha)
+ * g^2: torch.optim.RMSprop's update. Every kernel set runs it through its
+ * Adam, with the same bits. */
 pl_adam_k pl_rmsprop_constants(float lr, float alpha, float eps, float grad_scale,
                                float weight_decay)
 {
-    return (pl_adam_k){.step = lr,
-                       .b1 = 0.0f,
-                       .b2 = alpha,
-                       .b1c = 1.0f,
-                       .b2c = 1.0f - alpha,
-                       .rbc2 = 1.0f,
-                       .eps = eps,
-                       .scale = grad_scale,
-                       .keep = (float)(1.0 - (double)lr * weight_decay)};
+    pl_adam_k k = pl_adam_constants(lr, 0.0f, alpha, eps, 1, grad_scale, weight_decay);
+    k.rbc2 = 1.0f; /* v has no bias correction */
+    return k;
 }
 
 /* Every set's Adam gives the same bits; this one runs the widest. */
