@@ -214,6 +214,9 @@ int main(int argc, char **argv)
     pl_model_info mst = {.cfg = cfg, .T = 2, .input = PL_INPUT_VALUES, .features = 3,
                          .norm_mean = mean, .norm_std = sd, .class_names = names};
     snprintf(path, sizeof path, "%s/model-3-4-2-values-names.safetensors", st);
+    pl_free(p); /* two's parameters are fewer than cfg's */
+    p = pl_alloc_floats(pl_param_count(&cfg));
+    pl_model_init(&cfg, p, PL_INIT_DEFAULT, 5);
     if (pl_safetensors_save(path, &mst, p, NULL, &err))
         return 1;
     pl_free(p);
