@@ -319,6 +319,15 @@ START_TEST(test_checkpoint_hostile)
 }
 END_TEST
 
+/* The checkpoint in buf (len bytes) written to path as another version:
+ * the same bytes, that version number, the CRC32 made right. */
+static void write_as_version(const char *path, unsigned char *buf, size_t len, uint32_t version)
+{
+    memcpy(buf + CK_VERSION, &version, 4);
+    tu_fix_crc(buf, len);
+    tu_write(path, buf, len);
+}
+
 /* Version 2 writes zeros where version 1 kept the epoch's generator state;
  * a version 1 file (any bytes there) still loads, to the same run; version
  * 3's layer and reading fields read back, and older files mean one layer
@@ -362,20 +371,14 @@ START_TEST(test_checkpoint_version_1_still_read)
     /* version 6: the same bytes with the version changed; its optimizer
      * bytes are reserved (zero), and a non-zero value there is ignored:
      * Adam, which is how version 6 runs trained */
-    version = 6;
-    memcpy(buf + CK_VERSION, &version, 4);
-    tu_fix_crc(buf, len);
-    tu_write(path, buf, len);
+    write_as_version(path, buf, len, 6);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
     ck_assert_int_eq(got.opts.optimizer, PL_OPT_ADAM);
     ck_assert_int_eq(got.opts.precision, PL_PRECISION_BF16);
     pl_free(state);
     /* version 5: the same bytes with the version changed; its precision
      * bytes are reserved (zero), and a non-zero value there is ignored */
-    version = 5;
-    memcpy(buf + CK_VERSION, &version, 4);
-    tu_fix_crc(buf, len);
-    tu_write(path, buf, len);
+    write_as_version(path, buf, len, 5);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
     ck_assert_int_eq(got.opts.precision, PL_PRECISION_FP32);
     ck_assert_int_eq(got.normalize, 1);
@@ -401,12 +404,9 @@ START_TEST(test_checkpoint_version_1_still_read)
     memcpy(&adam, buf + CK_ADAM, 8);
     ck_assert_uint_eq(adam, 2);
     /* the same run as a version 1 file, with a generator state in place */
-    version = 1;
-    memcpy(buf + CK_VERSION, &version, 4);
     for (int i = 0; i < 32; i++)
         buf[CK_RESERVED + i] = (unsigned char)(17 * i + 3);
-    tu_fix_crc(buf, len);
-    tu_write(path, buf, len);
+    write_as_version(path, buf, len, 1);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_OK);
     ck_assert_int_eq(got.step, 2);
     ck_assert_int_eq(got.sequence, PL_SEQ_ROWS);
@@ -420,10 +420,7 @@ START_TEST(test_checkpoint_version_1_still_read)
     ck_assert_int_eq(memcmp(state + 2 * np, pl_trainer_moment2(tr), sizeof(float) * np), 0);
     pl_free(state);
     /* version 8 is not this build's */
-    version = 8;
-    memcpy(buf + CK_VERSION, &version, 4);
-    tu_fix_crc(buf, len);
-    tu_write(path, buf, len);
+    write_as_version(path, buf, len, 8);
     ck_assert_int_eq(pl_checkpoint_load(path, &got, &state, &err), PL_ERR_VERSION);
     ck_assert_msg(strstr(err.msg, "version 8, this build reads versions 1 to 7") != NULL, "%s",
                   err.msg);
