@@ -158,8 +158,8 @@ static const cli_option OPTIONS[] = {
      "the plan line shows the rate it gives", NULL},
     {O_WEIGHT_DECAY, "weight-decay", "X", ARG_NUMBER, 0, 1, 0, NULL, "0", NULL, CMD_TRAIN,
      "Training", "AdamW's decoupled weight decay: every step multiplies the parameters by "
-     "1 - rate x X (the step's rate) before Adam's update; rate x X must stay below 1. "
-     "0: off (Adam)", NULL},
+     "1 - rate x X (the step's rate) before the update (Adam's or RMSprop's); rate x X "
+     "must stay below 1. 0: off", NULL},
     {O_OPTIMIZER, "optimizer", "NAME", ARG_WORD, 0, 0, 0, OPTIMIZERS, "adam", NULL, CMD_TRAIN,
      "Training", "adam (betas 0.9, 0.999, eps 1e-8, as torch.optim.Adam) or rmsprop "
      "(torch.optim.RMSprop's defaults: alpha 0.99, eps 1e-8, no momentum: each parameter's "
