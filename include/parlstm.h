@@ -535,7 +535,7 @@ typedef struct {
     pl_lr_scaling lr_scaling; /* the peak rate's scaling for the batch (none) */
     float weight_decay; /* AdamW's decoupled decay: every step multiplies the
                            parameters by 1 - rate x weight_decay before
-                           Adam's update (0: off) */
+                           the optimizer's update (0: off) */
     pl_precision precision; /* fp32 */
     pl_optimizer optimizer; /* adam */
 } pl_train_opts;
