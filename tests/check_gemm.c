@@ -346,6 +346,168 @@ START_TEST(test_cell_matches_generic)
 }
 END_TEST
 
+/* ------------------------------------------------- the fused forward cell */
+
+typedef struct {
+    int M, K, npanel, p0, np; /* the op covers panels [p0, p0 + np) of npanel */
+    int first;                /* the first step: no previous cell */
+    int two_layers;           /* h also copied into the next layer's input */
+    int bf16;
+    const char *what;
+} fused_case;
+
+static const fused_case FUSED_CASES[] = {
+    {100, 157, 4, 1, 3, 0, 0, 0, "100 rows, panels 1-3 of 4"},
+    {13, 300, 2, 0, 2, 1, 1, 0, "13 rows, K over several L1 chunks, first step, h2"},
+    {1, 40, 1, 0, 1, 0, 0, 0, "one row"},
+    {800, 600, 1, 0, 1, 0, 1, 0, "A (1.9 MB) beyond half of L2: chunk-major"},
+    {100, 157, 4, 1, 3, 0, 1, 1, "bf16, 100 rows, panels 1-3 of 4, h2"},
+    {13, 300, 2, 0, 2, 1, 0, 1, "bf16, 13 rows, K over several chunks, first step"},
+};
+
+/* The buffers of one forward step of layer_forward's shape (lstm.c): A =
+ * (M, K) rows [in, 1, h], B in gate panels of (K, 64), the gates (npanel,
+ * M, 64), the cell's state and outputs. */
+typedef struct {
+    float *a, *b, *g, *c, *tc, *cp, *h, *h2;
+    size_t g_ps, h_rs, h2_rs;
+    int Hp;
+} fused_bufs;
+
+static void fused_alloc(const fused_case *f, fused_bufs *u, uint64_t seed)
+{
+    u->Hp = f->npanel * 16;
+    u->g_ps = (size_t)f->M * 64;
+    u->h_rs = (size_t)u->Hp + 5;
+    u->h2_rs = (size_t)u->Hp + 9;
+    const size_t nu = (size_t)f->M * u->Hp;
+    u->a = malloc(sizeof(float) * (size_t)f->M * f->K);
+    u->b = malloc(sizeof(float) * (size_t)f->npanel * f->K * 64);
+    u->g = calloc((size_t)f->npanel * u->g_ps, sizeof(float));
+    u->c = calloc(nu, sizeof(float));
+    u->tc = calloc(nu, sizeof(float));
+    u->cp = malloc(sizeof(float) * nu);
+    u->h = calloc((size_t)f->M * u->h_rs, sizeof(float));
+    u->h2 = calloc((size_t)f->M * u->h2_rs, sizeof(float));
+    tu_fill(u->a, (size_t)f->M * f->K, 1.0f, seed);
+    tu_fill(u->b, (size_t)f->npanel * f->K * 64, 0.3f, seed + 1);
+    tu_fill(u->cp, nu, 2.0f, seed + 2);
+}
+
+static void fused_free(fused_bufs *u)
+{
+    free(u->a); free(u->b); free(u->g); free(u->c); free(u->tc); free(u->cp); free(u->h);
+    free(u->h2);
+}
+
+/* The step's product (with its cell when fused) and cell arguments. */
+static void fused_op(const fused_case *f, fused_bufs *u, pl_gemm_op *op, pl_cell_args *ca)
+{
+    *ca = (pl_cell_args){.n = f->M, .p0 = f->p0, .p1 = f->p0 + f->np, .Hp = u->Hp, .g = u->g,
+                         .g_ps = u->g_ps, .c = u->c, .tc = u->tc,
+                         .c_prev = f->first ? NULL : u->cp, .h = u->h, .h_rs = u->h_rs,
+                         .h2 = f->two_layers ? u->h2 : NULL, .h2_rs = u->h2_rs};
+    *op = (pl_gemm_op){.M = f->M, .N = f->np * 64, .nb = 1, .kb = f->K, .a = u->a,
+                       .a_rs = (size_t)f->K, .a_cs = 1,
+                       .b = u->b + (size_t)f->p0 * f->K * 64, .ldb = 64,
+                       .b_ps = (size_t)f->K * 64, .c = u->g + (size_t)f->p0 * u->g_ps,
+                       .ldc = 64, .c_ps = u->g_ps, .bf16 = f->bf16};
+}
+
+static void assert_same_bits(const char *set, const char *what, const char *buf,
+                             const float *x, const float *y, size_t n)
+{
+    ck_assert_msg(memcmp(x, y, sizeof(float) * n) == 0, "%s, %s: %s differs", set, what, buf);
+}
+
+/* Every set's gate product with the cell fused (pl_gemm_op.cell) gives
+ * the bits of the product followed by the set's cell: the gates'
+ * activations, c, tanh c, h and its copy. */
+START_TEST(test_fused_cell_same_bits)
+{
+    const pl_gemm_backend be = tu_sets[_i / (int)(sizeof FUSED_CASES / sizeof *FUSED_CASES)];
+    const fused_case *f = &FUSED_CASES[_i % (int)(sizeof FUSED_CASES / sizeof *FUSED_CASES)];
+    if (!tu_set_runs(be, "the fused cell"))
+        return;
+    const pl_kernels *ks = pl_kernels_of(be);
+    fused_bufs x, y;
+    fused_alloc(f, &x, 40);
+    fused_alloc(f, &y, 40);
+    pl_gemm_op op;
+    pl_cell_args ca;
+    fused_op(f, &x, &op, &ca); /* the product, then the cell */
+    pl_gemm_with(ks, &op);
+    ks->cell_forward(&ca);
+    fused_op(f, &y, &op, &ca); /* fused */
+    op.cell = &ca;
+    pl_gemm_with(ks, &op);
+    const char *set = pl_gemm_name(be);
+    const size_t nu = (size_t)f->M * x.Hp;
+    assert_same_bits(set, f->what, "the gates", x.g, y.g, (size_t)f->npanel * x.g_ps);
+    assert_same_bits(set, f->what, "c", x.c, y.c, nu);
+    assert_same_bits(set, f->what, "tanh c", x.tc, y.tc, nu);
+    assert_same_bits(set, f->what, "h", x.h, y.h, (size_t)f->M * x.h_rs);
+    assert_same_bits(set, f->what, "h2", x.h2, y.h2, (size_t)f->M * x.h2_rs);
+    /* and the cell did run: an activation, and h = o tanh c, of the op's
+     * last panel's last row */
+    const size_t last = (size_t)(f->p0 + f->np - 1);
+    const float *gl = y.g + last * y.g_ps + (size_t)(f->M - 1) * 64;
+    const size_t off = (size_t)(f->M - 1) * y.Hp + last * 16;
+    ck_assert(gl[3] > 0.0f && gl[3] < 1.0f); /* sigmoid of the input gate */
+    ck_assert_float_eq(y.h[(size_t)(f->M - 1) * y.h_rs + last * 16], gl[48] * y.tc[off]);
+    printf("fused cell %-6s %-52s same bits\n", set, f->what);
+    fused_free(&x);
+    fused_free(&y);
+}
+END_TEST
+
+/* The tiles the fused cell ran over, in the order the kernel ran them. */
+static int tiles_seen, rows_seen, tile_panels[64], tile_rows[64];
+static void count_tile(const pl_cell_args *a)
+{
+    if (tiles_seen < 64) {
+        tile_panels[tiles_seen] = a->p0;
+        tile_rows[tiles_seen] = a->n;
+    }
+    tiles_seen++;
+    rows_seen += a->n;
+    ck_assert_int_eq(a->p1, a->p0 + 1);
+    pl_cell_forward_generic(a);
+}
+
+/* The kernels that fuse run the cell tile by tile (each one panel, its
+ * rows once), not once over the whole product. */
+START_TEST(test_fused_cell_by_tiles)
+{
+    const pl_gemm_backend be = tu_sets[_i];
+    if (be == PL_GEMM_NAIVE || be == PL_GEMM_BLAS || !tu_set_runs(be, "the fused cell"))
+        return;
+    const pl_kernels *ks = pl_kernels_of(be);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        if (bf16 && (be != PL_GEMM_AVX512 || !pl_cpu_has_avx512_bf16()))
+            continue; /* the software path does not fuse */
+        const fused_case f = {20, 300, 3, 1, 2, 0, 0, bf16, "20 rows, panels 1-2 of 3"};
+        fused_bufs u;
+        fused_alloc(&f, &u, 41);
+        pl_gemm_op op;
+        pl_cell_args ca;
+        fused_op(&f, &u, &op, &ca);
+        op.cell = &ca;
+        op.cell_run = count_tile;
+        tiles_seen = rows_seen = 0;
+        (bf16 ? ks->gemm_bf16 : ks->gemm)(&op);
+        printf("fused cell %-6s%s: %d tiles\n", pl_gemm_name(be), bf16 ? " bf16" : "",
+               tiles_seen);
+        ck_assert_int_ge(tiles_seen, 2 * 2); /* at least two row tiles a panel */
+        ck_assert_int_eq(rows_seen, 2 * f.M);
+        ck_assert_int_eq(tile_panels[0], 1);
+        ck_assert_int_eq(tile_panels[tiles_seen - 1], 2);
+        ck_assert_int_lt(tile_rows[0], f.M);
+        fused_free(&u);
+    }
+}
+END_TEST
+
 /* Each set's FMA calibration loop counts the work of its vector width
  * (12 chains of 16 lanes for AVX-512, 12 of 8 for AVX2, 16 of 4 for NEON,
  * 2 flops per lane), and the peak of a set the CPU cannot run is 0. */
@@ -480,6 +642,9 @@ Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_column_split_changes_no_bit, 0,
                         (int)(sizeof SPLIT_CASES / sizeof *SPLIT_CASES));
     tcase_add_loop_test(tc, test_cell_matches_generic, 0, tu_nsets);
+    tcase_add_loop_test(tc, test_fused_cell_same_bits, 0,
+                        tu_nsets * (int)(sizeof FUSED_CASES / sizeof *FUSED_CASES));
+    tcase_add_loop_test(tc, test_fused_cell_by_tiles, 0, tu_nsets);
     tcase_add_loop_test(tc, test_fma_peak_per_set, 0, tu_nsets);
     tcase_add_test(tc, test_backend_names_and_choice);
     tcase_add_test(tc, test_blocking_from_caches);
