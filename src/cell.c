@@ -33,31 +33,21 @@ void pl_cell_forward_generic(const pl_cell_args *a)
     }
 }
 
-void pl_cell_of_tile(const pl_gemm_op *op, int jp, int cols, int i0, int rows)
+void pl_cell_tile(const pl_cell_args *a, void (*run)(const pl_cell_args *a), int jp, int i0,
+                  int rows)
 {
-    const pl_cell_args *a = op->cell;
     const size_t r = (size_t)i0;
     pl_cell_args s = *a;
     s.n = rows;
-    if (op->cell_back) { /* columns are units: 16 a panel */
-        s.p0 = a->p0 + jp * (PL_PANEL / PL_UNIT_BLOCK);
-        s.p1 = s.p0 + (cols + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
-    } else { /* a panel of gates */
-        s.p0 = a->p0 + jp;
-        s.p1 = s.p0 + 1;
-    }
+    s.p0 = a->p0 + jp;
+    s.p1 = s.p0 + 1;
     s.g = a->g + r * PL_PANEL;
+    s.c = a->c + r * (size_t)a->Hp;
     s.tc = a->tc + r * (size_t)a->Hp;
     s.c_prev = a->c_prev ? a->c_prev + r * (size_t)a->Hp : NULL;
-    if (op->cell_back) {
-        s.dh = a->dh + r * (size_t)a->Hp;
-        s.dc = a->dc + r * (size_t)a->Hp;
-    } else {
-        s.c = a->c + r * (size_t)a->Hp;
-        s.h = a->h + r * a->h_rs;
-        s.h2 = a->h2 ? a->h2 + r * a->h2_rs : NULL;
-    }
-    op->cell_run(&s);
+    s.h = a->h + r * a->h_rs;
+    s.h2 = a->h2 ? a->h2 + r * a->h2_rs : NULL;
+    run(&s);
 }
 
 void pl_cell_backward_generic(const pl_cell_args *a)

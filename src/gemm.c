@@ -195,7 +195,7 @@ static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t
         t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
         isa->tile(t);
         if (final && op->cell)
-            pl_cell_of_tile(op, jp, t->cols, i0, t->mr);
+            pl_cell_tile(op->cell, op->cell_run, jp, i0, t->mr);
         i0 += t->mr;
     }
 }

@@ -188,11 +188,11 @@ void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op)
     f.cell = NULL;
     if (op->M > 0 && op->N > 0 && op->nb > 0 && op->kb > 0 && fuses_cell(k, op)) {
         f.cell = op->cell;
-        f.cell_run = op->cell_back ? k->cell_backward : k->cell_forward;
+        f.cell_run = k->cell_forward;
     }
     gemm_of(k, &f);
     if (!f.cell)
-        (op->cell_back ? k->cell_backward : k->cell_forward)(op->cell);
+        k->cell_forward(op->cell);
 }
 
 /* The product alone (a fused cell, if any, left to the kernel). */

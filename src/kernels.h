@@ -56,20 +56,15 @@ typedef struct {
      * the bits are the same either way. */
     const uint32_t *b16;
     size_t b16_ps;
-    /* Optionally, a cell fused into the product (lstm.c), over rows [0, M)
-     * of the cell's panels [cell->p0, cell->p1) (cell->n = M):
-     *   cell_back 0: the forward cell; C is the gates, assigned, in whole
-     *                gate panels, C's panel j being the cell's panel p0 + j
-     *   cell_back 1: the backward cell; C is the dh it reads (cell->dh,
-     *                row stride Hp), C's column j being unit 16 p0 + j
-     * The kernels that fuse run cell_run (pl_gemm_with sets it: the set's
-     * cell_forward or cell_backward) over each tile's rows and panels as
-     * soon as their sums are final, while they are in L1 (pl_cell_of_tile);
-     * the others over the whole cell after the product. Either way the
-     * results are those of the product followed by the cell: the same
-     * bits. */
+    /* Optionally, the forward cell fused into a gate product (lstm.c): C
+     * assigned in whole gate panels, C's panel j being the cell's panel
+     * cell->p0 + j and C's row i its row i (cell->n = M). The kernels that
+     * fuse run cell_run (pl_gemm_with sets it: the set's cell_forward) over
+     * each tile's rows as soon as their sums are final, while they are in
+     * L1 (pl_cell_tile); the others after the whole product. Either way C
+     * and the cell's outputs end as the product followed by the cell: the
+     * same bits. */
     const pl_cell_args *cell;
-    int cell_back;
     void (*cell_run)(const pl_cell_args *a);
 } pl_gemm_op;
 
@@ -164,9 +159,10 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit);
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_cell_forward_generic(const pl_cell_args *a);
-/* op's fused cell (op->cell_run) over the rows [i0, i0 + rows) and the
- * panels of the tile of C panel jp, cols wide (cell.c) */
-void pl_cell_of_tile(const pl_gemm_op *op, int jp, int cols, int i0, int rows);
+/* run over rows [i0, i0 + rows) of panel a->p0 + jp of a: one tile of a
+ * fused gate product (cell.c) */
+void pl_cell_tile(const pl_cell_args *a, void (*run)(const pl_cell_args *a), int jp, int i0,
+                  int rows);
 void pl_cell_backward_generic(const pl_cell_args *a);
 void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd);
 void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,

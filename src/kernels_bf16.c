@@ -246,7 +246,7 @@ BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
                          op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
                          op->accumulate || p0 > 0, mr, cols);
                 if (op->cell && p0 + KCP >= P) /* final: the fused cell */
-                    pl_cell_of_tile(op, jp, cols, i0, mr);
+                    pl_cell_tile(op->cell, op->cell_run, jp, i0, mr);
                 i0 += mr;
             }
         }

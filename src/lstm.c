@@ -657,20 +657,15 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
 /* C[:, units [u0, u1)] (+)= A W^T for a transposed gate matrix wt (nq, 4Hp,
  * 64) (W_h^T or W_x^T): A = `rows` rows of gate gradients in npanel panels of
  * 64 columns, a_ps apart (row stride 64); C with row stride ldc. One GEMM
- * when u0 starts a 64-unit panel, else one per panel piece. cell: NULL, or
- * the backward cell that reads C as its dh (rows `rows`; its panels, those
- * of the units, set here), fused into the product. */
+ * when u0 starts a 64-unit panel, else one per panel piece. */
 static void times_transposed(const pl_ws *ws, const float *wt, const uint32_t *wt16,
                              const float *a, size_t a_ps, int rows, float *c, size_t ldc, int u0,
-                             int u1, int accumulate, int bf16, const pl_cell_args *cell)
+                             int u1, int accumulate, int bf16)
 {
     const size_t ps = (size_t)4 * ws->Hp * PL_PANEL;
     for (int j0 = u0; j0 < u1;) {
         int q = j0 / PL_PANEL;
         int j1 = j0 % PL_PANEL == 0 ? u1 : ((q + 1) * PL_PANEL < u1 ? (q + 1) * PL_PANEL : u1);
-        pl_cell_args piece = cell ? *cell : (pl_cell_args){0};
-        piece.p0 = j0 / PL_UNIT_BLOCK;
-        piece.p1 = j1 / PL_UNIT_BLOCK;
         pl_gemm_op op = {.M = rows, .N = j1 - j0, .nb = ws->npanel, .kb = PL_PANEL,
                          .a = a, .a_rs = PL_PANEL, .a_cs = 1, .a_bs = a_ps,
                          .b = wt + (size_t)q * ps + (size_t)(j0 % PL_PANEL), .ldb = PL_PANEL,
@@ -678,7 +673,7 @@ static void times_transposed(const pl_ws *ws, const float *wt, const uint32_t *w
                          .c = c + j0, .ldc = ldc, .accumulate = accumulate, .bf16 = bf16,
                          .b16 = bf16 && wt16 ? wt16 + (size_t)q * ps / 2 + (size_t)(j0 % PL_PANEL)
                                              : NULL,
-                         .b16_ps = ps / 2, .cell = cell ? &piece : NULL, .cell_back = 1};
+                         .b16_ps = ps / 2};
         pl_gemm_with(ws->k, &op);
         j0 = j1;
     }
@@ -747,18 +742,6 @@ static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int
     }
 }
 
-/* The backward cell of layer l at step t over rows [r0, r1) and panels
- * [p0, p1). */
-static pl_cell_args cell_back_args(pl_ws *ws, int l, int t, long p0, long p1, int r0, int r1)
-{
-    const size_t Hp = (size_t)ws->Hp, *off = ws->off, r = off[t] + (size_t)r0;
-    return (pl_cell_args){.n = r1 - r0, .p0 = (int)p0, .p1 = (int)p1, .Hp = ws->Hp,
-                          .g = ws->gates[l] + r * PL_PANEL, .g_ps = panel_stride(ws),
-                          .tc = ws->tc[l] + r * Hp,
-                          .c_prev = t > 0 ? ws->c[l] + (off[t - 1] + (size_t)r0) * Hp : NULL,
-                          .dh = ws->dH + r * Hp, .dc = ws->dc + (size_t)r0 * Hp};
-}
-
 /* Backward of layer l, this thread's panels. On entry dH holds, for the top
  * layer, the output's gradient at step T - 1, for the others the gradient
  * from the layer above at every step; on return, for l > 0, the gradient
@@ -780,12 +763,13 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
         for (long p = p0; p < p1; p++) /* rows that ended at t - 1: no gradient */
             memset(ws->gates[l] + p * g_ps + (off[t] + (size_t)n) * PL_PANEL, 0,
                    sizeof(float) * PL_PANEL * (off[t + 1] - off[t] - (size_t)n));
-        /* the cell: fused into the product of step t + 1 for the rows it
-         * covered (those still running at t + 1), here for the others */
-        const int done = t == T - 1 ? 0 : ws->nrun[t + 1];
-        pl_cell_args ca = cell_back_args(ws, l, t, p0, p1, done, n);
-        if (n > done)
-            ws->k->cell_backward(&ca);
+        pl_cell_args ca = {
+            .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
+            .g = ws->gates[l] + off[t] * PL_PANEL, .g_ps = g_ps,
+            .tc = ws->tc[l] + off[t] * Hp,
+            .c_prev = t > 0 ? ws->c[l] + off[t - 1] * Hp : NULL,
+            .dh = ws->dH + off[t] * Hp, .dc = ws->dc};
+        ws->k->cell_backward(&ca);
         if (in_loop) { /* this step's own panels, while they are in cache */
             pl_lap(prof, PL_PH_BWD_CELL, tt);
             weight_gradient(ws, l, p0, p1, (long)off[t], (long)off[t] + n, t < T - 1);
@@ -798,18 +782,16 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
         /* dH_{t-1}[running rows, own units] (+)= dG_t W_h^T; the top layer
          * has nothing from above, so it assigns (the rows that end at t - 1
          * hold the output's gradient) */
-        const pl_cell_args next = cell_back_args(ws, l, t - 1, p0, p1, 0, n);
         times_transposed(ws, pk->wht[l], pk->bf16 ? pk->wht16[l] : NULL,
                          ws->gates[l] + off[t] * PL_PANEL, g_ps, n,
-                         ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L, ws->bf16,
-                         &next);
+                         ws->dH + off[t - 1] * Hp, (size_t)Hp, u0, u1, l + 1 < ws->L, ws->bf16);
         pl_lap(prof, PL_PH_BWD_GEMM, tt);
     }
     /* every panel of every dG_t is done (the barrier of step 0): the
      * gradient wrt this layer's input, for the layer below */
     if (l > 0) {
         times_transposed(ws, pk->wxt[l], NULL, ws->gates[l], g_ps, (int)off[T], ws->dH, (size_t)Hp,
-                         u0, u1, 0, ws->bf16, NULL);
+                         u0, u1, 0, ws->bf16);
         for (int t = 0; t < T && ws->drop > 0; t++) /* the forward pass's mask, own units */
             dropout_mask(ws, l - 1, t, ws->dH + off[t] * Hp, (size_t)Hp, u0, u1);
         pl_lap(prof, PL_PH_DIN_GEMM, tt);
@@ -827,7 +809,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
               (int)(r1 * PL_UNIT_BLOCK < 2 * H ? r1 * PL_UNIT_BLOCK : 2 * H), tid);
     if (l == 0) /* [dW_in ; db_in][:, own units] = [P ; s] W_x^T: one (D + 1, H) block */
         times_transposed(ws, pk->wxt[0], NULL, ws->dwf, (size_t)K * PL_PANEL, ws->D + 1, tg->w_in,
-                         (size_t)H, u0, u1 < H ? u1 : H, 0, 0, NULL); /* unfolding: fp32 */
+                         (size_t)H, u0, u1 < H ? u1 : H, 0, 0); /* unfolding: fp32 */
     /* dwf and dH are shared by the layers: finish this one first */
 #pragma omp barrier
     pl_lap(prof, PL_PH_UNFOLD, tt);

@@ -351,32 +351,25 @@ END_TEST
 typedef struct {
     int M, K, npanel, p0, np; /* the op covers panels [p0, p0 + np) of npanel */
     int first;                /* the first step: no previous cell */
-    int two_layers;           /* forward: h also copied into the next layer's input */
+    int two_layers;           /* h also copied into the next layer's input */
     int bf16;
-    int back; /* the backward cell, C its dh (units 16 p0 to 16 (p0 + np)) */
     const char *what;
 } fused_case;
 
 static const fused_case FUSED_CASES[] = {
-    {100, 157, 4, 1, 3, 0, 0, 0, 0, "forward, 100 rows, panels 1-3 of 4"},
-    {13, 300, 2, 0, 2, 1, 1, 0, 0, "forward, 13 rows, K over L1 chunks, first step, h2"},
-    {1, 40, 1, 0, 1, 0, 0, 0, 0, "forward, one row"},
-    {800, 600, 1, 0, 1, 0, 1, 0, 0, "forward, A (1.9 MB) beyond half of L2: chunk-major"},
-    {100, 157, 4, 1, 3, 0, 1, 1, 0, "forward bf16, 100 rows, panels 1-3 of 4, h2"},
-    {13, 300, 2, 0, 2, 1, 0, 1, 0, "forward bf16, 13 rows, K over chunks, first step"},
-    {100, 128, 8, 1, 7, 0, 0, 0, 1, "backward, 100 rows, units 16-127 of 128"},
-    {13, 300, 5, 0, 5, 1, 0, 0, 1, "backward, 13 rows, 80 units, K over chunks, first"},
-    {800, 600, 4, 0, 4, 0, 0, 0, 1, "backward, A beyond half of L2: chunk-major"},
-    {100, 128, 8, 1, 7, 0, 0, 1, 1, "backward bf16, 100 rows, units 16-127 of 128"},
-    {13, 300, 5, 0, 5, 1, 0, 1, 1, "backward bf16, 13 rows, 80 units, first step"},
+    {100, 157, 4, 1, 3, 0, 0, 0, "100 rows, panels 1-3 of 4"},
+    {13, 300, 2, 0, 2, 1, 1, 0, "13 rows, K over several L1 chunks, first step, h2"},
+    {1, 40, 1, 0, 1, 0, 0, 0, "one row"},
+    {800, 600, 1, 0, 1, 0, 1, 0, "A (1.9 MB) beyond half of L2: chunk-major"},
+    {100, 157, 4, 1, 3, 0, 1, 1, "bf16, 100 rows, panels 1-3 of 4, h2"},
+    {13, 300, 2, 0, 2, 1, 0, 1, "bf16, 13 rows, K over several chunks, first step"},
 };
 
-/* The buffers of one step of layer_forward's or layer_backward's shape
- * (lstm.c): A (M, K); forward: B in gate panels of (K, 64), C the gates
- * (npanel, M, 64); backward: B (K, Hp), C = dh (M, Hp), the gates holding
- * activations; the cell's state and outputs. */
+/* The buffers of one forward step of layer_forward's shape (lstm.c): A =
+ * (M, K) rows [in, 1, h], B in gate panels of (K, 64), the gates (npanel,
+ * M, 64), the cell's state and outputs. */
 typedef struct {
-    float *a, *b, *g, *c, *tc, *cp, *h, *h2, *dh, *dc;
+    float *a, *b, *g, *c, *tc, *cp, *h, *h2;
     size_t g_ps, h_rs, h2_rs;
     int Hp;
 } fused_bufs;
@@ -392,47 +385,33 @@ static void fused_alloc(const fused_case *f, fused_bufs *u, uint64_t seed)
     u->b = malloc(sizeof(float) * (size_t)f->npanel * f->K * 64);
     u->g = calloc((size_t)f->npanel * u->g_ps, sizeof(float));
     u->c = calloc(nu, sizeof(float));
-    u->tc = malloc(sizeof(float) * nu);
+    u->tc = calloc(nu, sizeof(float));
     u->cp = malloc(sizeof(float) * nu);
     u->h = calloc((size_t)f->M * u->h_rs, sizeof(float));
     u->h2 = calloc((size_t)f->M * u->h2_rs, sizeof(float));
-    u->dh = calloc(nu, sizeof(float));
-    u->dc = malloc(sizeof(float) * nu);
     tu_fill(u->a, (size_t)f->M * f->K, 1.0f, seed);
     tu_fill(u->b, (size_t)f->npanel * f->K * 64, 0.3f, seed + 1);
     tu_fill(u->cp, nu, 2.0f, seed + 2);
-    tu_fill(u->tc, nu, 1.0f, seed + 3);
-    tu_fill(u->dc, nu, 1.0f, seed + 4);
-    if (f->back) /* activations in (0, 1) */
-        for (size_t i = 0; i < (size_t)f->npanel * u->g_ps; i++)
-            u->g[i] = 0.5f + 0.49f * sinf((float)i);
 }
 
 static void fused_free(fused_bufs *u)
 {
     free(u->a); free(u->b); free(u->g); free(u->c); free(u->tc); free(u->cp); free(u->h);
-    free(u->h2); free(u->dh); free(u->dc);
+    free(u->h2);
 }
 
-/* The step's product (without its cell) and the cell's arguments. */
+/* The step's product (with its cell when fused) and cell arguments. */
 static void fused_op(const fused_case *f, fused_bufs *u, pl_gemm_op *op, pl_cell_args *ca)
 {
     *ca = (pl_cell_args){.n = f->M, .p0 = f->p0, .p1 = f->p0 + f->np, .Hp = u->Hp, .g = u->g,
                          .g_ps = u->g_ps, .c = u->c, .tc = u->tc,
                          .c_prev = f->first ? NULL : u->cp, .h = u->h, .h_rs = u->h_rs,
-                         .h2 = f->two_layers ? u->h2 : NULL, .h2_rs = u->h2_rs, .dh = u->dh,
-                         .dc = u->dc};
-    if (f->back)
-        *op = (pl_gemm_op){.M = f->M, .N = f->np * 16, .nb = 1, .kb = f->K, .a = u->a,
-                           .a_rs = (size_t)f->K, .a_cs = 1, .b = u->b + (size_t)f->p0 * 16,
-                           .ldb = (size_t)u->Hp, .c = u->dh + (size_t)f->p0 * 16,
-                           .ldc = (size_t)u->Hp, .bf16 = f->bf16, .cell_back = 1};
-    else
-        *op = (pl_gemm_op){.M = f->M, .N = f->np * 64, .nb = 1, .kb = f->K, .a = u->a,
-                           .a_rs = (size_t)f->K, .a_cs = 1,
-                           .b = u->b + (size_t)f->p0 * f->K * 64, .ldb = 64,
-                           .b_ps = (size_t)f->K * 64, .c = u->g + (size_t)f->p0 * u->g_ps,
-                           .ldc = 64, .c_ps = u->g_ps, .bf16 = f->bf16};
+                         .h2 = f->two_layers ? u->h2 : NULL, .h2_rs = u->h2_rs};
+    *op = (pl_gemm_op){.M = f->M, .N = f->np * 64, .nb = 1, .kb = f->K, .a = u->a,
+                       .a_rs = (size_t)f->K, .a_cs = 1,
+                       .b = u->b + (size_t)f->p0 * f->K * 64, .ldb = 64,
+                       .b_ps = (size_t)f->K * 64, .c = u->g + (size_t)f->p0 * u->g_ps,
+                       .ldc = 64, .c_ps = u->g_ps, .bf16 = f->bf16};
 }
 
 static void assert_same_bits(const char *set, const char *what, const char *buf,
@@ -441,10 +420,9 @@ static void assert_same_bits(const char *set, const char *what, const char *buf,
     ck_assert_msg(memcmp(x, y, sizeof(float) * n) == 0, "%s, %s: %s differs", set, what, buf);
 }
 
-/* Every set's product with the cell fused (pl_gemm_op.cell), forward or
- * backward, gives the bits of the product followed by the set's cell:
- * forward the gates' activations, c, tanh c, h and its copy; backward
- * the gate gradients, dh and dc. */
+/* Every set's gate product with the cell fused (pl_gemm_op.cell) gives
+ * the bits of the product followed by the set's cell: the gates'
+ * activations, c, tanh c, h and its copy. */
 START_TEST(test_fused_cell_same_bits)
 {
     const pl_gemm_backend be = tu_sets[_i / (int)(sizeof FUSED_CASES / sizeof *FUSED_CASES)];
@@ -452,7 +430,6 @@ START_TEST(test_fused_cell_same_bits)
     if (!tu_set_runs(be, "the fused cell"))
         return;
     const pl_kernels *ks = pl_kernels_of(be);
-    void (*cell)(const pl_cell_args *) = f->back ? ks->cell_backward : ks->cell_forward;
     fused_bufs x, y;
     fused_alloc(f, &x, 40);
     fused_alloc(f, &y, 40);
@@ -460,7 +437,7 @@ START_TEST(test_fused_cell_same_bits)
     pl_cell_args ca;
     fused_op(f, &x, &op, &ca); /* the product, then the cell */
     pl_gemm_with(ks, &op);
-    cell(&ca);
+    ks->cell_forward(&ca);
     fused_op(f, &y, &op, &ca); /* fused */
     op.cell = &ca;
     pl_gemm_with(ks, &op);
@@ -471,20 +448,13 @@ START_TEST(test_fused_cell_same_bits)
     assert_same_bits(set, f->what, "tanh c", x.tc, y.tc, nu);
     assert_same_bits(set, f->what, "h", x.h, y.h, (size_t)f->M * x.h_rs);
     assert_same_bits(set, f->what, "h2", x.h2, y.h2, (size_t)f->M * x.h2_rs);
-    assert_same_bits(set, f->what, "dh", x.dh, y.dh, nu);
-    assert_same_bits(set, f->what, "dc", x.dc, y.dc, nu);
-    /* and the cell did run, on the op's last panel's last row */
-    const size_t last = (size_t)(f->p0 + f->np - 1), row = (size_t)(f->M - 1);
-    const float *gl = y.g + last * y.g_ps + row * 64;
-    const size_t off = row * y.Hp + last * 16;
-    if (f->back) { /* d_o = dh tanh(c) o (1 - o), in the set's order */
-        const float o = 0.5f + 0.49f * sinf((float)(last * y.g_ps + row * 64 + 48));
-        ck_assert_float_eq_tol(gl[48], y.dh[off] * y.tc[off] * o * (1.0f - o), 1e-7f);
-        ck_assert_float_ne(gl[48], 0.0f);
-    } else { /* the input gate's sigmoid, h = o tanh c */
-        ck_assert(gl[3] > 0.0f && gl[3] < 1.0f);
-        ck_assert_float_eq(y.h[row * y.h_rs + last * 16], gl[48] * y.tc[off]);
-    }
+    /* and the cell did run: an activation, and h = o tanh c, of the op's
+     * last panel's last row */
+    const size_t last = (size_t)(f->p0 + f->np - 1);
+    const float *gl = y.g + last * y.g_ps + (size_t)(f->M - 1) * 64;
+    const size_t off = (size_t)(f->M - 1) * y.Hp + last * 16;
+    ck_assert(gl[3] > 0.0f && gl[3] < 1.0f); /* sigmoid of the input gate */
+    ck_assert_float_eq(y.h[(size_t)(f->M - 1) * y.h_rs + last * 16], gl[48] * y.tc[off]);
     printf("fused cell %-6s %-52s same bits\n", set, f->what);
     fused_free(&x);
     fused_free(&y);
@@ -492,35 +462,31 @@ START_TEST(test_fused_cell_same_bits)
 END_TEST
 
 /* The tiles the fused cell ran over, in the order the kernel ran them. */
-static int tiles_seen, rows_seen, tile_p0[64], tile_p1[64], tile_rows[64];
+static int tiles_seen, rows_seen, tile_panels[64], tile_rows[64];
 static void count_tile(const pl_cell_args *a)
 {
     if (tiles_seen < 64) {
-        tile_p0[tiles_seen] = a->p0;
-        tile_p1[tiles_seen] = a->p1;
+        tile_panels[tiles_seen] = a->p0;
         tile_rows[tiles_seen] = a->n;
     }
     tiles_seen++;
     rows_seen += a->n;
+    ck_assert_int_eq(a->p1, a->p0 + 1);
+    pl_cell_forward_generic(a);
 }
 
-/* The kernels that fuse run the cell tile by tile, each tile's rows once:
- * forward over the tile's one gate panel; backward over the 16-unit
- * panels of its (up to) 64 columns of dh. */
+/* The kernels that fuse run the cell tile by tile (each one panel, its
+ * rows once), not once over the whole product. */
 START_TEST(test_fused_cell_by_tiles)
 {
     const pl_gemm_backend be = tu_sets[_i];
     if (be == PL_GEMM_NAIVE || be == PL_GEMM_BLAS || !tu_set_runs(be, "the fused cell"))
         return;
     const pl_kernels *ks = pl_kernels_of(be);
-    for (int v = 0; v < 4; v++) {
-        const int bf16 = v & 1, back = v >> 1;
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
         if (bf16 && (be != PL_GEMM_AVX512 || !pl_cpu_has_avx512_bf16()))
             continue; /* the software path does not fuse */
-        /* forward: C panels 1-2 of 3; backward: units 16-111 of 128, C
-         * panels of 64 and 32 columns */
-        const fused_case f = back ? (fused_case){20, 300, 8, 1, 6, 0, 0, bf16, 1, "back"}
-                                  : (fused_case){20, 300, 3, 1, 2, 0, 0, bf16, 0, "forward"};
+        const fused_case f = {20, 300, 3, 1, 2, 0, 0, bf16, "20 rows, panels 1-2 of 3"};
         fused_bufs u;
         fused_alloc(&f, &u, 41);
         pl_gemm_op op;
@@ -530,16 +496,13 @@ START_TEST(test_fused_cell_by_tiles)
         op.cell_run = count_tile;
         tiles_seen = rows_seen = 0;
         (bf16 ? ks->gemm_bf16 : ks->gemm)(&op);
-        printf("fused cell %-6s %s%s: %d tiles\n", pl_gemm_name(be), f.what,
-               bf16 ? " bf16" : "", tiles_seen);
-        ck_assert_int_ge(tiles_seen, 2 * 2); /* at least two row tiles a C panel */
-        ck_assert_int_le(tiles_seen, 64);
+        printf("fused cell %-6s%s: %d tiles\n", pl_gemm_name(be), bf16 ? " bf16" : "",
+               tiles_seen);
+        ck_assert_int_ge(tiles_seen, 2 * 2); /* at least two row tiles a panel */
         ck_assert_int_eq(rows_seen, 2 * f.M);
+        ck_assert_int_eq(tile_panels[0], 1);
+        ck_assert_int_eq(tile_panels[tiles_seen - 1], 2);
         ck_assert_int_lt(tile_rows[0], f.M);
-        ck_assert_int_eq(tile_p0[0], 1);
-        ck_assert_int_eq(tile_p1[0], back ? 5 : 2);
-        ck_assert_int_eq(tile_p0[tiles_seen - 1], back ? 5 : 2);
-        ck_assert_int_eq(tile_p1[tiles_seen - 1], back ? 7 : 3);
         fused_free(&u);
     }
 }
