@@ -443,8 +443,8 @@ double pl_seconds(void);
 typedef enum {
     PL_PH_PACK,      /* folding and packing the weights (once per step) */
     PL_PH_LOAD,      /* uint8 pixels -> floats */
-    PL_PH_FWD_GEMM,  /* [x_t, h_{t-1}, 1] x Wf, every step, the cell fused into it */
-    PL_PH_FWD_CELL,  /* after it: dropout of the next layer's input, the barrier */
+    PL_PH_FWD_GEMM,  /* [x_t, h_{t-1}, 1] x Wf, every step (input + recurrent) */
+    PL_PH_FWD_CELL,  /* gate nonlinearities and cell update */
     PL_PH_OUTPUT,    /* output layer, softmax, loss and its gradient */
     PL_PH_BWD_CELL,  /* gate gradients */
     PL_PH_BWD_GEMM,  /* dh_{t-1} = dG_t W_h^T, every step (recurrent) */

@@ -33,23 +33,6 @@ void pl_cell_forward_generic(const pl_cell_args *a)
     }
 }
 
-void pl_cell_tile(const pl_cell_args *a, void (*run)(const pl_cell_args *a), int jp, int i0,
-                  int rows)
-{
-    const size_t r = (size_t)i0;
-    pl_cell_args s = *a;
-    s.n = rows;
-    s.p0 = a->p0 + jp;
-    s.p1 = s.p0 + 1;
-    s.g = a->g + r * PL_PANEL;
-    s.c = a->c + r * (size_t)a->Hp;
-    s.tc = a->tc + r * (size_t)a->Hp;
-    s.c_prev = a->c_prev ? a->c_prev + r * (size_t)a->Hp : NULL;
-    s.h = a->h + r * a->h_rs;
-    s.h2 = a->h2 ? a->h2 + r * a->h2_rs : NULL;
-    run(&s);
-}
-
 void pl_cell_backward_generic(const pl_cell_args *a)
 {
     for (int p = a->p0; p < a->p1; p++) {

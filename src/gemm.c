@@ -174,11 +174,9 @@ static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile 
 
 /* Every row tile of column panel jp over one chunk; each tile prefetches
  * its share of the rows of next_b (the B chunk visited next), one cache
- * line of 16 floats at a time. On the last chunk (final), a fused cell runs
- * over each tile's rows as soon as the tile is stored. */
+ * line of 16 floats at a time. */
 static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t,
-                        size_t a_off, size_t b_off, int jp, const float *next_b, int rows,
-                        int final)
+                        size_t a_off, size_t b_off, int jp, const float *next_b, int rows)
 {
     const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
     const int M = op->M, ntile = (M + isa->mr - 1) / isa->mr;
@@ -194,8 +192,6 @@ static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t
         t->a = op->a + a_off + (size_t)i0 * op->a_rs;
         t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
         isa->tile(t);
-        if (final && op->cell)
-            pl_cell_tile(op->cell, op->cell_run, jp, i0, t->mr);
         i0 += t->mr;
     }
 }
@@ -204,8 +200,6 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
 {
     if (op->a_cs != 1 && op->a_rs != 1) { /* outside the contract: the reference */
         pl_gemm_naive(op);
-        if (op->cell)
-            op->cell_run(op->cell);
         return;
     }
     const size_t b_ps = op->b_ps ? op->b_ps : 64;
@@ -235,7 +229,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
                     chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
                     nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
                 }
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next, ch + 1 == c.nchunk);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next);
             }
     } else {
         /* chunk-major: each chunk of A is read once for every panel */
@@ -245,7 +239,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
             for (int jp = 0; jp < npanel; jp++) {
                 const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
                 int pr = jp + 1 < npanel ? rows : 0;
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr, ch + 1 == c.nchunk);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr);
             }
         }
     }

@@ -165,38 +165,7 @@ const char *pl_gemm_auto_reason(void)
     }
 }
 
-/* Whether the GEMM that runs op fuses a cell (pl_gemm_op.cell): the
- * blocking driver's and the AVX512_BF16 kernel's do. */
-static int fuses_cell(const pl_kernels *k, const pl_gemm_op *op)
-{
-#if defined(__x86_64__)
-    if (op->bf16)
-        return k->gemm_bf16 == pl_gemm_bf16_avx512;
-#endif
-    return !op->bf16 && k->gemm_kc > 0;
-}
-
-static void gemm_of(const pl_kernels *k, const pl_gemm_op *op);
-
 void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op)
-{
-    if (!op->cell) {
-        gemm_of(k, op);
-        return;
-    }
-    pl_gemm_op f = *op;
-    f.cell = NULL;
-    if (op->M > 0 && op->N > 0 && op->nb > 0 && op->kb > 0 && fuses_cell(k, op)) {
-        f.cell = op->cell;
-        f.cell_run = k->cell_forward;
-    }
-    gemm_of(k, &f);
-    if (!f.cell)
-        k->cell_forward(op->cell);
-}
-
-/* The product alone (a fused cell, if any, left to the kernel). */
-static void gemm_of(const pl_kernels *k, const pl_gemm_op *op)
 {
     if (op->M <= 0 || op->N <= 0)
         return;

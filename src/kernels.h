@@ -5,29 +5,6 @@
 
 #include "common.h"
 
-/* The LSTM cell over one time step, for rows [0, n) and gate panels
- * [p0, p1). Buffers as in pl_ws (see lstm.c):
- *   g      (n, 64) rows of panel p at g + p * g_ps, row stride 64:
- *          pre-activations in, activations out (forward);
- *          activations in, gate gradients out (backward)
- *   c, tc  (n, Hp) cell state and tanh(cell) at this step
- *   c_prev (n, Hp) previous cell state, NULL at t = 0
- *   h      h_t out, row stride h_rs (forward)
- *   h2     NULL, or a second copy of h_t (the next layer's input), row
- *          stride h2_rs
- *   dh, dc (n, Hp) gradient wrt h_t in; wrt c_t in, c_{t-1} out (backward) */
-typedef struct {
-    int n, p0, p1, Hp;
-    float *g;
-    size_t g_ps;
-    float *c, *tc;
-    const float *c_prev;
-    float *h, *h2;
-    size_t h_rs, h2_rs;
-    const float *dh;
-    float *dc;
-} pl_cell_args;
-
 /* One GEMM over blocks of the inner dimension:
  *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
  *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
@@ -56,21 +33,33 @@ typedef struct {
      * the bits are the same either way. */
     const uint32_t *b16;
     size_t b16_ps;
-    /* Optionally, the forward cell fused into a gate product (lstm.c): C
-     * assigned in whole gate panels, C's panel j being the cell's panel
-     * cell->p0 + j and C's row i its row i (cell->n = M). The kernels that
-     * fuse run cell_run (pl_gemm_with sets it: the set's cell_forward) over
-     * each tile's rows as soon as their sums are final, while they are in
-     * L1 (pl_cell_tile); the others after the whole product. Either way C
-     * and the cell's outputs end as the product followed by the cell: the
-     * same bits. */
-    const pl_cell_args *cell;
-    void (*cell_run)(const pl_cell_args *a);
 } pl_gemm_op;
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
 #define PL_PANEL 64      /* columns per gate panel: [i f g o] x 16 units */
 
+/* The LSTM cell over one time step, for rows [0, n) and gate panels
+ * [p0, p1). Buffers as in pl_ws (see lstm.c):
+ *   g      (n, 64) rows of panel p at g + p * g_ps, row stride 64:
+ *          pre-activations in, activations out (forward);
+ *          activations in, gate gradients out (backward)
+ *   c, tc  (n, Hp) cell state and tanh(cell) at this step
+ *   c_prev (n, Hp) previous cell state, NULL at t = 0
+ *   h      h_t out, row stride h_rs (forward)
+ *   h2     NULL, or a second copy of h_t (the next layer's input), row
+ *          stride h2_rs
+ *   dh, dc (n, Hp) gradient wrt h_t in; wrt c_t in, c_{t-1} out (backward) */
+typedef struct {
+    int n, p0, p1, Hp;
+    float *g;
+    size_t g_ps;
+    float *c, *tc;
+    const float *c_prev;
+    float *h, *h2;
+    size_t h_rs, h2_rs;
+    const float *dh;
+    float *dc;
+} pl_cell_args;
 
 /* Adam's constants for one step (see pl_adam); keep = 1 - lr x weight
  * decay multiplies the parameters before the step (1: no decay). */
@@ -159,10 +148,6 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit);
 void pl_gemm_naive(const pl_gemm_op *op);
 void pl_gemm_blas(const pl_gemm_op *op);
 void pl_cell_forward_generic(const pl_cell_args *a);
-/* run over rows [i0, i0 + rows) of panel a->p0 + jp of a: one tile of a
- * fused gate product (cell.c) */
-void pl_cell_tile(const pl_cell_args *a, void (*run)(const pl_cell_args *a), int jp, int i0,
-                  int rows);
 void pl_cell_backward_generic(const pl_cell_args *a);
 void pl_transpose16_generic(const float *src, size_t lds, float *dst, size_t ldd);
 void pl_adam_generic(float *params, const float *grad, float *m, float *v, size_t n,

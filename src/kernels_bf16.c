@@ -245,8 +245,6 @@ BF16_TARGET void pl_gemm_bf16_avx512(const pl_gemm_op *op)
                 tile_any(ap + (size_t)i0 * si + (size_t)p0 * sp, si, sp, bc, np,
                          op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps, op->ldc,
                          op->accumulate || p0 > 0, mr, cols);
-                if (op->cell && p0 + KCP >= P) /* final: the fused cell */
-                    pl_cell_tile(op->cell, op->cell_run, jp, i0, mr);
                 i0 += mr;
             }
         }

@@ -116,7 +116,7 @@ struct pl_ws {
 const char *pl_phase_name(pl_phase p)
 {
     static const char *names[PL_NPHASE] = {
-        "pack weights",     "load batch",    "forward GEMM + cell",  "forward barrier",
+        "pack weights",     "load batch",    "forward GEMM",         "forward cell",
         "output layer",     "backward cell", "recurrent GEMM",       "layer-input GEMM",
         "weight-gradient GEMM", "unfold gradients", "reduction", "Adam", "barrier wait", "communication"};
     return p < PL_NPHASE ? names[p] : "?";
@@ -613,9 +613,7 @@ static size_t panel_stride(const pl_ws *ws) { return ws->off[ws->Te] * PL_PANEL;
 
 /* Layer l over all steps, this thread's gate panels: gates_t = [in_t, 1,
  * h_{t-1}] Wf, then the cell, which writes h_t into slot t + 1 and into the
- * next layer's input; the cell is fused into the product (pl_gemm_op.cell:
- * each tile of gates goes through it while in L1). Called inside the
- * parallel region. */
+ * next layer's input. Called inside the parallel region. */
 static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt,
                           double *tt)
 {
@@ -626,6 +624,17 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
     own_panels(ws->npanel, tid, nt, &p0, &p1);
     for (int t = 0; t < ws->Te; t++) {
         const int n = ws->nrun[t]; /* the rows still running */
+        pl_gemm_op op = {
+            .M = n, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1, .kb = K,
+            .a = ws->xh[l] + off[t] * K, .a_rs = (size_t)K, .a_cs = 1,
+            .b = pk->wf[l] + (size_t)p0 * K * PL_PANEL, .ldb = PL_PANEL,
+            .b_ps = (size_t)K * PL_PANEL,
+            .c = ws->gates[l] + p0 * g_ps + off[t] * PL_PANEL, .ldc = PL_PANEL,
+            .c_ps = g_ps, .bf16 = ws->bf16,
+            .b16 = ws->bf16 && pk->bf16 ? pk->wf16[l] + (size_t)p0 * wf16_panel(pk, l) : NULL,
+            .b16_ps = wf16_panel(pk, l)};
+        pl_gemm_with(ws->k, &op);
+        pl_lap(prof, PL_PH_FWD_GEMM, tt);
         const int up = l + 1 < ws->L;
         pl_cell_args ca = {
             .n = n, .p0 = (int)p0, .p1 = (int)p1, .Hp = Hp,
@@ -635,17 +644,7 @@ static void layer_forward(pl_ws *ws, const pl_packed *pk, int l, int tid, int nt
             .h = ws->xh[l] + off[t + 1] * K + in + 1, .h_rs = (size_t)K,
             .h2 = up ? ws->xh[l + 1] + off[t] * ws->K[l + 1] : NULL,
             .h2_rs = up ? (size_t)ws->K[l + 1] : 0};
-        pl_gemm_op op = {
-            .M = n, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1, .kb = K,
-            .a = ws->xh[l] + off[t] * K, .a_rs = (size_t)K, .a_cs = 1,
-            .b = pk->wf[l] + (size_t)p0 * K * PL_PANEL, .ldb = PL_PANEL,
-            .b_ps = (size_t)K * PL_PANEL,
-            .c = ws->gates[l] + p0 * g_ps + off[t] * PL_PANEL, .ldc = PL_PANEL,
-            .c_ps = g_ps, .bf16 = ws->bf16,
-            .b16 = ws->bf16 && pk->bf16 ? pk->wf16[l] + (size_t)p0 * wf16_panel(pk, l) : NULL,
-            .b16_ps = wf16_panel(pk, l), .cell = &ca};
-        pl_gemm_with(ws->k, &op);
-        pl_lap(prof, PL_PH_FWD_GEMM, tt);
+        ws->k->cell_forward(&ca);
         if (up && ws->drop > 0) /* what the next layer reads, own units */
             dropout_mask(ws, l, t, ca.h2, ca.h2_rs, (int)p0 * PL_UNIT_BLOCK,
                          (int)p1 * PL_UNIT_BLOCK);
