@@ -172,6 +172,16 @@ START_TEST(test_threads_bitwise_equal)
     }
     free(a);
     free(b);
+    /* 7 gate panels in 3 threads: the second owns units 48-79, which the
+     * backward products take in two pieces (48-63, 64-79) */
+    f.cfg.hidden = 112;
+    np = pl_param_count(&f.cfg);
+    a = malloc(sizeof(float) * np);
+    b = malloc(sizeof(float) * np);
+    ck_assert(gradient(&f, 20, 1, 1, 0, a) == gradient(&f, 20, 1, 3, 0, b));
+    ck_assert_int_eq(memcmp(a, b, sizeof(float) * np), 0);
+    free(a);
+    free(b);
     data_free(&f);
 }
 END_TEST
