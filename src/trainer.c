@@ -225,9 +225,11 @@ static pl_status size_buffers(pl_trainer *tr, pl_error *err)
     tr->n_agree = NCHUNK + 2 * (size_t)tr->leaves_max + 2 * (size_t)R;
     /* refuse what cannot fit rather than be killed when the pages are touched:
      * six parameter-sized arrays and the shards' (of Adam's two moments, a rank
-     * keeps its slice; with several ranks, the slices received: about one) */
+     * keeps its slice; with several ranks, the slices received: about one;
+     * with bf16, the packed weights' pairs: at most one) */
+    const int pairs = tr->o.precision == PL_PRECISION_BF16;
     double need = tr->W * pl_ws_estimate(&tr->cfg, tr->T, tr->cap, tr->threads) +
-                  ((double)(6 + tr->S_max + (R > 1)) * (double)tr->np -
+                  ((double)(6 + tr->S_max + (R > 1) + pairs) * (double)tr->np -
                    2.0 * (double)(tr->np - tr->my_len)) * sizeof(float);
     tr->bytes = need;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);

@@ -67,6 +67,25 @@ START_TEST(test_same_seed_same_bits)
 }
 END_TEST
 
+/* The buffers a trainer reports (the plan line's MiB) count, with bf16,
+ * the packed weights' pairs: one parameter-sized array more than fp32. */
+START_TEST(test_trainer_bytes_count_bf16_pairs)
+{
+    pl_dataset ds = tu_dataset(tu_dir, 200, 20, 7, 6, 3, 22);
+    pl_config cfg = {6, 20, 3, 1};
+    double bytes[2];
+    for (int p = 0; p < 2; p++) {
+        pl_train_opts o = tu_opts(10, 1, 1, 0, 1);
+        o.precision = p ? PL_PRECISION_BF16 : PL_PRECISION_FP32;
+        pl_trainer *tr = tu_trainer(&cfg, &ds, &o);
+        bytes[p] = pl_trainer_bytes(tr);
+        pl_trainer_free(tr);
+    }
+    ck_assert_double_eq(bytes[1] - bytes[0], sizeof(float) * (double)pl_param_count(&cfg));
+    pl_dataset_free(&ds);
+}
+END_TEST
+
 /* Initialised parameters of a model of config cfg (free with pl_free). */
 static float *model_params(const pl_config *cfg, uint64_t seed)
 {
@@ -613,6 +632,7 @@ Suite *train_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_same_seed_same_bits);
+    tcase_add_test(tc, test_trainer_bytes_count_bf16_pairs);
     tcase_add_test(tc, test_chrono_init);
     tcase_add_test(tc, test_pytorch_init);
     tcase_add_test(tc, test_model_file_round_trip_and_damage);
