@@ -204,17 +204,6 @@ void pl_packed_free(pl_packed *pk)
     free(pk);
 }
 
-/* The units of panel p from src to dst: a copy of constant size (inlined,
- * no call) for every panel but a partial last one. */
-static inline void copy_units(float *dst, const float *src, int H, int p)
-{
-    const int n = panel_units(H, p);
-    if (n == PL_UNIT_BLOCK)
-        memcpy(dst, src, sizeof(float) * PL_UNIT_BLOCK);
-    else
-        memcpy(dst, src, sizeof(float) * (size_t)n);
-}
-
 /* Rows [0, rows) of a canonical matrix w (row stride ldw; columns [i | f |
  * g | o] of H each) into gate panels [pa, pb): row r of panel p at dst + p *
  * dps + r * 64. Row by row, so that w is read in order. */
@@ -224,9 +213,9 @@ static void canon_to_panels(const float *w, size_t ldw, int H, int pa, int pb, i
     for (int r = 0; r < rows; r++)
         for (int gate = 0; gate < 4; gate++)
             for (int p = pa; p < pb; p++)
-                copy_units(dst + (size_t)p * dps + (size_t)r * PL_PANEL + gate * PL_UNIT_BLOCK,
-                           w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
-                           H, p);
+                memcpy(dst + (size_t)p * dps + (size_t)r * PL_PANEL + gate * PL_UNIT_BLOCK,
+                       w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
+                       sizeof(float) * (size_t)panel_units(H, p));
 }
 
 /* The inverse: panels [pa, pb) (row r of panel p at src + p * sps + r * lds)
@@ -237,9 +226,9 @@ static void panels_to_canon(const float *src, size_t sps, size_t lds, int H, int
     for (int r = 0; r < rows; r++)
         for (int gate = 0; gate < 4; gate++)
             for (int p = pa; p < pb; p++)
-                copy_units(w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
-                           src + (size_t)p * sps + (size_t)r * lds + gate * PL_UNIT_BLOCK,
-                           H, p);
+                memcpy(w + (size_t)r * ldw + (size_t)gate * H + (size_t)p * PL_UNIT_BLOCK,
+                       src + (size_t)p * sps + (size_t)r * lds + gate * PL_UNIT_BLOCK,
+                       sizeof(float) * (size_t)panel_units(H, p));
 }
 
 /* Panel q (units 64q .. 64q + 63) of the transpose of w's rows [r0, r0 + H)
