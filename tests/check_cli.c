@@ -1205,7 +1205,7 @@ START_TEST(test_preset_and_overrides)
     static const char *const lines[] = {
         "  mnist-99  --hidden 256 --lr 0.003 --epochs 7 --init pytorch\n",
         "  smnist    --sequence pixels --init chrono --lr 0.001 --epochs 60\n",
-        "  psmnist   --sequence pixels --permute 1 --lr 0.001 --epochs 60\n"};
+        "  psmnist   --sequence pixels --permute 1 --hidden 256 --lr 0.001 --epochs 30\n"};
     for (int k = 0; k < 3; k++)
         ck_assert_msg(strstr(res.out, lines[k]) != NULL, "help lacks '%s'", lines[k]);
 }

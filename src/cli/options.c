@@ -32,8 +32,8 @@ const cli_preset CLI_PRESETS[] = {
      "row-MNIST: 99% validation accuracy after 5 epochs"},
     {"smnist", "--sequence pixels --init chrono --lr 0.001 --epochs 60",
      "sequential MNIST: 97% test accuracy after 9 epochs"},
-    {"psmnist", "--sequence pixels --permute 1 --lr 0.001 --epochs 60",
-     "permuted sequential MNIST (chrono's biases trained worse here)"},
+    {"psmnist", "--sequence pixels --permute 1 --hidden 256 --lr 0.001 --epochs 30",
+     "permuted sequential MNIST: 90% test accuracy after 17 epochs"},
     {NULL, NULL, NULL}};
 static const char *const PRESET_NAMES[] = {"mnist-99", "smnist", "psmnist", NULL};
 
