@@ -545,11 +545,11 @@ void pl_train_opts_default(pl_train_opts *o);
  * times batch / 100 (linear) or sqrt(batch / 100) (sqrt). */
 float pl_lr_peak(const pl_train_opts *o);
 /* Resolves workers/threads 0 into concrete counts for `cpus` CPUs. Shards
- * keep at least 16 rows; while the gate weights fit a core's L2 (about 1
- * MiB), workers come first and the remaining CPUs become OpenMP threads;
- * larger weights, which every worker streams once per time step, put
- * threads first (two 16-unit gate panels or more each). A worker never gets
- * more threads than gate panels. */
+ * keep at least 16 rows; while the fp32 gate weights stay within 4 MiB,
+ * workers come first and the remaining CPUs become OpenMP threads; larger
+ * weights, which every worker streams once per time step, put threads first
+ * (two 16-unit gate panels or more each). A worker never gets more threads
+ * than gate panels. (The trainer counts 2 bytes a weight in bf16.) */
 void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *workers,
                             int *threads);
 

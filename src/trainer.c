@@ -32,9 +32,10 @@ void pl_train_opts_default(pl_train_opts *o)
 /* Data parallelism first (it needs no synchronisation inside a step), but
  * keep shards of at least 16 rows so that the GEMMs stay efficient; the
  * remaining cores become OpenMP threads inside each worker, at most one per
- * gate panel (a thread owns whole panels). */
-void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *workers,
-                            int *threads)
+ * gate panel (a thread owns whole panels). weight_bytes: the bytes of one
+ * gate weight as the products read it (4 in fp32, 2 in bf16). */
+void pl_resolve_parallelism_bytes(const pl_config *cfg, int weight_bytes, int batch, int cpus,
+                                  int *workers, int *threads)
 {
     const int panels = (cfg->hidden + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
     const int by_rows = batch / 16 > 1 ? batch / 16 : 1; /* shards of 16 rows or more */
@@ -42,13 +43,13 @@ void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *work
         cpus = 1;
     if (*workers <= 0 && *threads <= 0) {
         /* every worker streams all the gate weights once per time step: when
-         * they outgrow a core's L2 (PL_L2_WEIGHTS), threads, which each read
+         * they are large (PL_WEIGHTS_THREADS_FIRST), threads, which each read
          * only their own gate panels, come first (two panels or more each) */
         double Hp = panels * PL_UNIT_BLOCK, bytes = 0;
         for (int l = 0; l < cfg->layers; l++)
-            bytes += 4.0 * ((l ? Hp : cfg->input) + 1 + Hp) * 4 * Hp;
+            bytes += (double)weight_bytes * ((l ? Hp : cfg->input) + 1 + Hp) * 4 * Hp;
         int w, t;
-        if (bytes <= PL_L2_WEIGHTS) {
+        if (bytes <= PL_WEIGHTS_THREADS_FIRST) {
             w = by_rows < cpus ? by_rows : cpus;
             t = cpus / w;
         } else {
@@ -67,6 +68,12 @@ void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *work
         int t = cpus / *workers;
         *threads = t < 1 ? 1 : (t > panels ? panels : t);
     }
+}
+
+void pl_resolve_parallelism(const pl_config *cfg, int batch, int cpus, int *workers,
+                            int *threads)
+{
+    pl_resolve_parallelism_bytes(cfg, 4, batch, cpus, workers, threads);
 }
 
 static void create_buffers(void *ctx, int w);
@@ -169,7 +176,8 @@ static pl_status choose_parallelism(pl_trainer *tr, pl_error *err)
     const int local = pl_dist_local_ranks();
     if (local > 1 && (long)cpus * local > sysconf(_SC_NPROCESSORS_ONLN))
         cpus = cpus / local > 0 ? cpus / local : 1;
-    pl_resolve_parallelism(&tr->cfg, rows, cpus, &tr->W, &tr->threads);
+    pl_resolve_parallelism_bytes(&tr->cfg, tr->o.precision == PL_PRECISION_BF16 ? 2 : 4, rows,
+                                 cpus, &tr->W, &tr->threads);
     if (tr->W > rows && R == 1)
         return pl_fail(err, PL_ERR_ARG,
                        "batch %d is smaller than workers %d: every worker needs at least one row",

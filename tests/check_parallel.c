@@ -294,15 +294,45 @@ START_TEST(test_worker_count_checks)
     pl_resolve_parallelism(&h1024, 1000, 256, &w, &t);
     ck_assert_int_eq(w, 8);
     ck_assert_int_eq(t, 32);
-    /* two layers of 128: 0.8 MiB, still workers first; three: threads */
-    const pl_config two = {28, 128, 10, 2}, three = {28, 128, 10, 3};
+    /* 1.2 MB at hidden 256, three layers of 128 1.4 MB: workers first */
+    const pl_config three = {28, 128, 10, 3}, h512 = {28, 512, 10, 1};
     w = t = 0;
-    pl_resolve_parallelism(&two, 100, 2, &w, &t);
+    pl_resolve_parallelism(&h256, 100, 2, &w, &t);
     ck_assert_int_eq(w, 2);
+    ck_assert_int_eq(t, 1);
+    w = t = 0;
+    pl_resolve_parallelism(&h256, 100, 16, &w, &t);
+    ck_assert_int_eq(w, 6);
+    ck_assert_int_eq(t, 2);
     w = t = 0;
     pl_resolve_parallelism(&three, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 2);
+    /* hidden 512: 4.4 MB in fp32, threads first; 2.2 MB in bf16, workers */
+    w = t = 0;
+    pl_resolve_parallelism(&h512, 100, 2, &w, &t);
     ck_assert_int_eq(w, 1);
     ck_assert_int_eq(t, 2);
+    w = t = 0;
+    pl_resolve_parallelism_bytes(&h512, 2, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 2);
+    ck_assert_int_eq(t, 1);
+    w = t = 0;
+    pl_resolve_parallelism_bytes(&h512, 4, 100, 2, &w, &t);
+    ck_assert_int_eq(w, 1);
+    /* the trainer counts the bytes its products read: at hidden 512 on 2
+     * CPUs, bf16 puts workers first and fp32 threads */
+    if (pl_cpu_count() == 2) {
+        for (int p = 0; p < 2; p++) {
+            pl_train_opts_default(&o);
+            o.batch = 100;
+            o.precision = p ? PL_PRECISION_BF16 : PL_PRECISION_FP32;
+            pl_trainer *tr = pl_trainer_create(&h512, 28, &o, &err);
+            ck_assert_msg(tr != NULL, "%s", err.msg);
+            ck_assert_int_eq(pl_trainer_workers(tr), (p ? 2 : 1));
+            ck_assert_int_eq(pl_trainer_threads(tr), (p ? 1 : 2));
+            pl_trainer_free(tr);
+        }
+    }
     w = 0;
     t = 2;
     pl_resolve_parallelism(&h128, 100, 8, &w, &t);
