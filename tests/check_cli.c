@@ -1180,6 +1180,60 @@ START_TEST(test_lr_warmup_and_scaling_in_the_log)
 }
 END_TEST
 
+/* Above batch 500 the rate, the warm-up and the clipping follow the batch
+ * unless given (r = log2(batch / 500)): batch 1000, r = 1: lr 0.02, 20
+ * warm-up steps, clip 0.25, and a line that says so; batch 2000, r = 2: lr
+ * 0.03, 40 steps, clip 1/7, with --lr and --clip given keeping theirs;
+ * --lr-scaling keeps the rate's 0.01; batch 500 and --tutorial: the plain
+ * defaults. */
+START_TEST(test_large_batch_defaults)
+{
+    const char *dir = tu_dir;
+    tu_make_dataset(dir, 2040, 10, 4, 3, 3, 63);
+    const char *b1000[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
+                           "4", "--steps", "2", NULL};
+    int st = tu_run_args(&res, b1000);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.02 cosine after 20 warm-up steps, clip 0.25, init "
+                                  "default,") != NULL, "%s", res.err);
+    ck_assert_msg(strstr(res.err, "batch 1000 is above 500: lr 0.02, 20 warm-up steps, clip "
+                                  "0.25 by default") != NULL, "%s", res.err);
+    const char *b2000[] = {"train", "--data", dir, "--val", "40", "--batch", "2000", "--hidden",
+                           "4", "--steps", "1", NULL};
+    st = tu_run_args(&res, b2000);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.03 cosine after 40 warm-up steps, clip 0.142857,")
+                  != NULL, "%s", res.err);
+    const char *given[] = {"train", "--data", dir, "--val", "40", "--batch", "2000", "--hidden",
+                           "4", "--steps", "1", "--lr", "0.005", "--clip", "2", NULL};
+    st = tu_run_args(&res, given);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.005 cosine after 40 warm-up steps, clip 2,") != NULL,
+                  "%s", res.err);
+    ck_assert_msg(strstr(res.err, "is above 500: 40 warm-up steps by default") != NULL, "%s",
+                  res.err);
+    const char *scaled[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
+                            "4", "--steps", "1", "--lr-scaling", "sqrt", NULL};
+    st = tu_run_args(&res, scaled);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.0316228 (0.01 x sqrt(1000/100)) cosine after 20 "
+                                  "warm-up steps, clip 0.25,") != NULL, "%s", res.err);
+    const char *b500[] = {"train", "--data", dir, "--val", "40", "--batch", "500", "--hidden",
+                          "4", "--steps", "1", NULL};
+    st = tu_run_args(&res, b500);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.01 cosine, clip 1, init default,") != NULL, "%s",
+                  res.err);
+    ck_assert_ptr_null(strstr(res.err, "by default"));
+    const char *tut[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
+                         "4", "--steps", "1", "--tutorial", NULL};
+    st = tu_run_args(&res, tut);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    ck_assert_msg(strstr(res.err, "; lr 0.01 constant, clip 0, init tutorial,") != NULL, "%s",
+                  res.err);
+}
+END_TEST
+
 /* --preset: its options come first and the command line's override them
  * (--hidden, --steps here; the preset's --lr stays); both spellings; the
  * help lists every preset with its options. */
@@ -1564,6 +1618,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, test_validation_split_through_the_program);
     tcase_add_loop_test(tc, test_kernel_sets_match_naive, 0, tu_nsets);
     tcase_add_test(tc, test_lr_warmup_and_scaling_in_the_log);
+    tcase_add_test(tc, test_large_batch_defaults);
     tcase_add_test(tc, test_eval_every);
     tcase_add_test(tc, test_target_accuracy);
     tcase_add_test(tc, test_chrono_init_through_the_program);

@@ -144,14 +144,16 @@ static const cli_option OPTIONS[] = {
     {O_SCALING, "scaling", "S", ARG_WORD, 0, 0, 0, SCALINGS, "strong", NULL, CMD_BENCH,
      "Training", "strong (the batch stays), weak (the batch grows with workers x threads) or both", NULL},
     {O_LR, "lr", "X", ARG_NUMBER, 0, 10, 1, NULL, "0.01", NULL, CMD_TRAIN, "Training",
-     "peak learning rate", NULL},
+     "peak learning rate; above batch 500 the default is 0.01 x (1 + log2(batch / 500)), "
+     "0.02 at batch 1,000 (not with --lr-scaling)", NULL},
     {O_SCHEDULE, "lr-schedule", "S", ARG_WORD, 0, 0, 0, SCHEDULES, "cosine", NULL, CMD_TRAIN,
      "Training", "cosine (from the peak rate down to 0 over the run, or over the steps after "
      "--lr-warmup) or constant", NULL},
     {O_LR_WARMUP, "lr-warmup", "STEPS", ARG_INT, 0, 1e12, 0, NULL, "0", NULL, CMD_TRAIN,
      "Training", "raise the rate linearly over the first STEPS steps: step s (counted from 0) "
      "runs at the peak rate x (s + 1) / STEPS, so the last warm-up step runs at the peak; "
-     "--lr-schedule then runs over the remaining steps. 0: no warm-up", NULL},
+     "--lr-schedule then runs over the remaining steps. 0: no warm-up; above batch 500 the "
+     "default is 20 x log2(batch / 500) steps, 20 at batch 1,000", NULL},
     {O_LR_SCALING, "lr-scaling", "RULE", ARG_WORD, 0, 0, 0, LR_SCALINGS, "none", NULL,
      CMD_TRAIN, "Training", "the peak rate for the batch, against a reference batch of 100: "
      "none (--lr as it is), linear (--lr x batch / 100) or sqrt (--lr x sqrt(batch / 100)); "
@@ -166,7 +168,8 @@ static const cli_option OPTIONS[] = {
      "step is rate x g / (sqrt(v) + eps), v the running mean of g^2); --weight-decay "
      "applies to either", NULL},
     {O_CLIP, "clip", "X", ARG_NUMBER, 0, 1e30, 0, NULL, "1", NULL, CMD_TRAIN, "Training",
-     "clip the global gradient norm at X; 0 = off", NULL},
+     "clip the global gradient norm at X; 0 = off; above batch 500 the default is "
+     "1 / (1 + 3 log2(batch / 500)), 0.25 at batch 1,000", NULL},
     {O_INIT, "init", "I", ARG_WORD, 0, 0, 0, INITS, "default", NULL, CMD_TRAIN, "Training",
      "default (Glorot-uniform, orthogonal recurrent weights, zero biases, +1 on the forget "
      "gate), tutorial (N(0,1) projections, 0.1 biases, Glorot-uniform LSTM kernel) or chrono "

@@ -50,6 +50,7 @@ typedef struct {
     uint64_t permute_seed;
     double target;         /* --target-accuracy; 0: none */
     long long eval_every;  /* --eval-every; 0: after every epoch */
+    int batch_rule;        /* the large-batch defaults taken: LB_LR | LB_WARMUP | LB_CLIP */
     cli_value v[O_COUNT];
 } train_args;
 
@@ -146,6 +147,37 @@ static int apply_tutorial(train_args *a)
     o->clip = 0;
     v[O_INIT].set = v[O_SCHEDULE].set = v[O_CLIP].set = 1;
     return 0;
+}
+
+/* The defaults that follow the batch above LARGE_BATCH images, each taken
+ * only when its option is not given (nor --tutorial, nor --lr-scaling for
+ * the rate): with r = log2(batch / LARGE_BATCH), the peak rate 0.01 x
+ * (1 + r), 20 r warm-up steps and clipping at 1 / (1 + 3 r): at batch 1,000
+ * lr 0.02, 20 steps, clip 0.25. Chosen by measurement, 3 epochs of MNIST
+ * rows (README: "Large batches"); up to 500 the plain defaults were as good
+ * or better. */
+#define LARGE_BATCH 500
+enum { LB_LR = 1, LB_WARMUP = 2, LB_CLIP = 4 };
+
+static void large_batch_defaults(train_args *a)
+{
+    pl_train_opts *o = &a->o;
+    const cli_value *v = a->v;
+    if (o->batch <= LARGE_BATCH || v[O_TUTORIAL].set)
+        return;
+    const double r = log2((double)o->batch / LARGE_BATCH);
+    if (!v[O_LR].set && !v[O_LR_SCALING].set) {
+        o->lr = (float)(0.01 * (1 + r));
+        a->batch_rule |= LB_LR;
+    }
+    if (!v[O_LR_WARMUP].set) {
+        o->warmup = lround(20 * r);
+        a->batch_rule |= LB_WARMUP;
+    }
+    if (!v[O_CLIP].set) {
+        o->clip = (float)(1 / (1 + 3 * r));
+        a->batch_rule |= LB_CLIP;
+    }
 }
 
 /* --dropout acts between stacked layers: 0, or EXIT_USAGE after saying so. */
@@ -274,6 +306,7 @@ static int parse_args(int argc, char **argv, train_args *a)
     const pl_train_opts *o = &a->o;
     if (v[O_TUTORIAL].set && (rc = apply_tutorial(a)))
         return rc;
+    large_batch_defaults(a);
     if ((rc = decay_fits_rate(a)))
         return rc;
     if (o->workers > o->batch) {
@@ -793,6 +826,20 @@ static void print_plan(const run *r)
             T == 1 ? "" : "s", pl_gemm_name(be), be == PL_GEMM_BLAS ? " (OpenBLAS core " : "",
             be == PL_GEMM_BLAS ? pl_blas_corename() : "", be == PL_GEMM_BLAS ? ")" : "",
             pl_trainer_bytes(r->tr) / 1048576.0);
+    if (r->a.batch_rule && !r->a.resume) {
+        const int b = r->a.batch_rule;
+        char said[160] = "";
+        int n = 0;
+        if (b & LB_LR)
+            n += snprintf(said + n, sizeof said - (size_t)n, "lr %g, ", (double)o->lr);
+        if (b & LB_WARMUP)
+            n += snprintf(said + n, sizeof said - (size_t)n, "%ld warm-up steps, ", o->warmup);
+        if (b & LB_CLIP)
+            snprintf(said + n, sizeof said - (size_t)n, "clip %g, ", (double)o->clip);
+        said[strlen(said) - 2] = '\0'; /* the last ", " */
+        fprintf(stderr, "parlstm train: batch %d is above %d: %s by default (--lr, "
+                "--lr-warmup and --clip choose them)\n", o->batch, LARGE_BATCH, said);
+    }
     if (o->precision == PL_PRECISION_BF16)
         fprintf(stderr, "parlstm train: bf16 operands for the LSTM's products, fp32 sums, %s\n",
                 be == PL_GEMM_AVX512 && pl_cpu_has_avx512_bf16()
