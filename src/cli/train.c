@@ -151,8 +151,8 @@ static int apply_tutorial(train_args *a)
 
 /* The defaults that follow the batch above LARGE_BATCH images, each taken
  * only when its option is not given (nor --tutorial, nor --lr-scaling for
- * the rate): with r = log2(batch / LARGE_BATCH), the peak rate 0.01 x
- * (1 + r), 20 r warm-up steps and clipping at 1 / (1 + 3 r): at batch 1,000
+ * the rate): with r = log2(batch / LARGE_BATCH), the peak rate 0.01 (the
+ * default) x (1 + r), 20 r warm-up steps and clipping at 1 / (1 + 3 r): at batch 1,000
  * lr 0.02, 20 steps, clip 0.25. Chosen by measurement, 3 epochs of MNIST
  * rows (README: "Large batches"); up to 500 the plain defaults were as good
  * or better. */
@@ -167,7 +167,7 @@ static void large_batch_defaults(train_args *a)
         return;
     const double r = log2((double)o->batch / LARGE_BATCH);
     if (!v[O_LR].set && !v[O_LR_SCALING].set) {
-        o->lr = (float)(0.01 * (1 + r));
+        o->lr = (float)(o->lr * (1 + r)); /* the option's default, 0.01 */
         a->batch_rule |= LB_LR;
     }
     if (!v[O_LR_WARMUP].set) {
