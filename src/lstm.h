@@ -62,12 +62,6 @@ void pl_ws_set_precision(pl_ws *ws, pl_precision p);
 
 /* A core's L2 as the weight-gradient order assumes it (wgrad_in_loop). */
 #define PL_L2_WEIGHTS (1024.0 * 1024.0)
-/* Gate weights (bytes as the products read them, all layers) above which
- * the automatic choice puts OpenMP threads before workers
- * (pl_resolve_parallelism): on 2 cores of an AMD EPYC (Zen 5, 1 MiB L2),
- * 2x1 ran 13% faster than 1x2 at hidden 256 (1.2 MB in fp32), 11% at 384
- * (2.5 MB), 3% at 512 (4.4 MB), 1.5% at 768 (10 MB), 2% slower at 1024. */
-#define PL_WEIGHTS_THREADS_FIRST (4.0 * 1024.0 * 1024.0)
 /* pl_resolve_parallelism for weights of weight_bytes each as the products
  * read them: 4 in fp32, 2 in bf16. */
 void pl_resolve_parallelism_bytes(const pl_config *cfg, int weight_bytes, int batch, int cpus,

@@ -29,6 +29,13 @@ void pl_train_opts_default(pl_train_opts *o)
     o->gemm = PL_GEMM_AUTO;
 }
 
+/* Gate weights (bytes as the products read them, all layers) above which
+ * the automatic choice puts OpenMP threads before workers: on 2 cores of an
+ * AMD EPYC (Zen 5, 1 MiB L2), 2x1 ran 13% faster than 1x2 at hidden 256
+ * (1.2 MB in fp32), 11% at 384 (2.5 MB), 3% at 512 (4.4 MB), 1.5% at 768
+ * (10 MB), 2% slower at 1024 (bench/results/parallelism-choice.txt). */
+#define PL_WEIGHTS_THREADS_FIRST (4.0 * 1024.0 * 1024.0)
+
 /* Data parallelism first (it needs no synchronisation inside a step), but
  * keep shards of at least 16 rows so that the GEMMs stay efficient; the
  * remaining cores become OpenMP threads inside each worker, at most one per
