@@ -1188,49 +1188,38 @@ END_TEST
  * defaults. */
 START_TEST(test_large_batch_defaults)
 {
+    static const struct {
+        const char *batch, *extra[5], *plan, *note; /* note NULL: no line */
+    } cases[] = {
+        {"1000", {NULL}, "; lr 0.02 cosine after 20 warm-up steps, clip 0.25, init default,",
+         "batch 1000 is above 500: lr 0.02, 20 warm-up steps, clip 0.25 by default"},
+        {"2000", {NULL}, "; lr 0.03 cosine after 40 warm-up steps, clip 0.142857,",
+         "batch 2000 is above 500: lr 0.03, 40 warm-up steps, clip 0.142857 by default"},
+        {"2000", {"--lr", "0.005", "--clip", "2"},
+         "; lr 0.005 cosine after 40 warm-up steps, clip 2,",
+         "is above 500: 40 warm-up steps by default"},
+        {"1000", {"--lr-scaling", "sqrt"},
+         "; lr 0.0316228 (0.01 x sqrt(1000/100)) cosine after 20 warm-up steps, clip 0.25,",
+         "is above 500: 20 warm-up steps, clip 0.25 by default"},
+        {"500", {NULL}, "; lr 0.01 cosine, clip 1, init default,", NULL},
+        {"1000", {"--tutorial"}, "; lr 0.01 constant, clip 0, init tutorial,", NULL},
+    };
     const char *dir = tu_dir;
     tu_make_dataset(dir, 2040, 10, 4, 3, 3, 63);
-    const char *b1000[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
-                           "4", "--steps", "2", NULL};
-    int st = tu_run_args(&res, b1000);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.02 cosine after 20 warm-up steps, clip 0.25, init "
-                                  "default,") != NULL, "%s", res.err);
-    ck_assert_msg(strstr(res.err, "batch 1000 is above 500: lr 0.02, 20 warm-up steps, clip "
-                                  "0.25 by default") != NULL, "%s", res.err);
-    const char *b2000[] = {"train", "--data", dir, "--val", "40", "--batch", "2000", "--hidden",
-                           "4", "--steps", "1", NULL};
-    st = tu_run_args(&res, b2000);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.03 cosine after 40 warm-up steps, clip 0.142857,")
-                  != NULL, "%s", res.err);
-    const char *given[] = {"train", "--data", dir, "--val", "40", "--batch", "2000", "--hidden",
-                           "4", "--steps", "1", "--lr", "0.005", "--clip", "2", NULL};
-    st = tu_run_args(&res, given);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.005 cosine after 40 warm-up steps, clip 2,") != NULL,
-                  "%s", res.err);
-    ck_assert_msg(strstr(res.err, "is above 500: 40 warm-up steps by default") != NULL, "%s",
-                  res.err);
-    const char *scaled[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
-                            "4", "--steps", "1", "--lr-scaling", "sqrt", NULL};
-    st = tu_run_args(&res, scaled);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.0316228 (0.01 x sqrt(1000/100)) cosine after 20 "
-                                  "warm-up steps, clip 0.25,") != NULL, "%s", res.err);
-    const char *b500[] = {"train", "--data", dir, "--val", "40", "--batch", "500", "--hidden",
-                          "4", "--steps", "1", NULL};
-    st = tu_run_args(&res, b500);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.01 cosine, clip 1, init default,") != NULL, "%s",
-                  res.err);
-    ck_assert_ptr_null(strstr(res.err, "by default"));
-    const char *tut[] = {"train", "--data", dir, "--val", "40", "--batch", "1000", "--hidden",
-                         "4", "--steps", "1", "--tutorial", NULL};
-    st = tu_run_args(&res, tut);
-    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
-    ck_assert_msg(strstr(res.err, "; lr 0.01 constant, clip 0, init tutorial,") != NULL, "%s",
-                  res.err);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[16] = {"train", "--data", dir, "--val", "40", "--batch", cases[i].batch,
+                                "--hidden", "4", "--steps", "1"};
+        int n = 11;
+        for (int e = 0; cases[i].extra[e]; e++)
+            args[n++] = cases[i].extra[e];
+        int st = tu_run_args(&res, args);
+        ck_assert_msg(st == 0, "batch %s: exit %d: %s", cases[i].batch, st, res.err);
+        ck_assert_msg(strstr(res.err, cases[i].plan) != NULL, "%s", res.err);
+        if (cases[i].note)
+            ck_assert_msg(strstr(res.err, cases[i].note) != NULL, "%s", res.err);
+        else
+            ck_assert_ptr_null(strstr(res.err, "by default"));
+    }
 }
 END_TEST
 
