@@ -48,8 +48,10 @@ int main(int argc, char **argv)
     make_images(train_images, train_labels, N_TRAIN, &rng);
     make_images(test_images, test_labels, N_TEST, &rng);
     /* data sets that view the caller's arrays (nothing owned) */
-    pl_dataset train = {train_images, train_labels, N_TRAIN, ROWS, COLS, CLASSES, NULL, NULL};
-    pl_dataset test = {test_images, test_labels, N_TEST, ROWS, COLS, CLASSES, NULL, NULL};
+    pl_dataset train = {.images = train_images, .labels = train_labels, .n = N_TRAIN,
+                        .T = ROWS, .D = COLS, .classes = CLASSES};
+    pl_dataset test = {.images = test_images, .labels = test_labels, .n = N_TEST,
+                       .T = ROWS, .D = COLS, .classes = CLASSES};
 
     pl_config cfg = {.input = COLS, .hidden = 32, .classes = CLASSES, .layers = 1};
     pl_train_opts opts;
