@@ -41,11 +41,6 @@
 #include "lstm.h"
 #include "tools.h"
 
-/* Rows of [in_t, 1, h_{t-1}] per chunk of the weight-gradient GEMM. */
-#ifndef WGRAD_ROWS
-#define WGRAD_ROWS 256
-#endif
-
 #ifndef _OPENMP
 static int omp_get_thread_num(void) { return 0; }
 static int omp_get_num_threads(void) { return 1; }

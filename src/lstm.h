@@ -62,6 +62,11 @@ void pl_ws_set_precision(pl_ws *ws, pl_precision p);
 
 /* A core's L2 as the weight-gradient order assumes it (wgrad_in_loop). */
 #define PL_L2_WEIGHTS (1024.0 * 1024.0)
+/* Rows of [in_t, 1, h_{t-1}] per chunk of the weight-gradient GEMM when it
+ * runs after the backward loop (bench/gemm-alone times the same chunks). */
+#ifndef WGRAD_ROWS
+#define WGRAD_ROWS 256
+#endif
 /* pl_resolve_parallelism for weights of weight_bytes each as the products
  * read them: 4 in fp32, 2 in bf16. */
 void pl_resolve_parallelism_bytes(const pl_config *cfg, int weight_bytes, int batch, int cpus,
