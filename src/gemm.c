@@ -174,9 +174,12 @@ static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile 
 
 /* Every row tile of column panel jp over one chunk; each tile prefetches
  * its share of the rows of next_b (the B chunk visited next), one cache
- * line of 16 floats at a time. */
+ * line of 16 floats at a time, and with prefetch_c the C of the tile after
+ * it (chunk by chunk, a weight gradient's C too large for L2 comes back
+ * from further out at every chunk). */
 static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t,
-                        size_t a_off, size_t b_off, int jp, const float *next_b, int rows)
+                        size_t a_off, size_t b_off, int jp, const float *next_b, int rows,
+                        int prefetch_c)
 {
     const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
     const int M = op->M, ntile = (M + isa->mr - 1) / isa->mr;
@@ -191,6 +194,10 @@ static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t
                 __builtin_prefetch(next_b + (size_t)r * op->ldb + 16 * v, 0, 3);
         t->a = op->a + a_off + (size_t)i0 * op->a_rs;
         t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
+        if (prefetch_c && ti + 1 < ntile) /* the next tile's C: it reads and writes it */
+            for (int i = 0; i < base + (ti + 1 < extra); i++)
+                for (int v = 0; v < lines; v++)
+                    __builtin_prefetch(t->c + (size_t)(t->mr + i) * op->ldc + 16 * v, 1, 3);
         isa->tile(t);
         i0 += t->mr;
     }
@@ -229,17 +236,19 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
                     chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
                     nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
                 }
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next, 0);
             }
     } else {
         /* chunk-major: each chunk of A is read once for every panel */
+        const int prefetch_c =
+            isa->prefetch_c && op->a_rs == 1 && 4.0 * op->M * op->N > (double)a_limit;
         for (int ch = 0; ch < c.nchunk; ch++) {
             chunk_args(op, &c, ch, &t, &a_off, &b_off, &rows);
             t.accumulate = op->accumulate || ch > 0;
             for (int jp = 0; jp < npanel; jp++) {
                 const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
                 int pr = jp + 1 < npanel ? rows : 0;
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr, prefetch_c);
             }
         }
     }

@@ -133,6 +133,10 @@ typedef struct {
 typedef struct {
     int mr, kc;
     void (*tile)(const pl_tile *t);
+    /* 1: chunk by chunk, with A transposed (the weight gradient), a C
+     * larger than half of L2 is prefetched a tile ahead (measured on avx2,
+     * Zen 3: bench/results/prefetch-c.txt) */
+    int prefetch_c;
 } pl_gemm_isa;
 
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);

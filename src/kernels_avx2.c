@@ -132,7 +132,11 @@ static VEC_TARGET void tile_any(const pl_tile *t)
 
 static void pl_gemm_avx2(const pl_gemm_op *op)
 {
-    static const pl_gemm_isa isa = {.mr = MR, .kc = AVX2_KC, .tile = tile_any};
+#ifndef AVX2_PREFETCH_C /* overridable at build time, for bench/ab-variants */
+#define AVX2_PREFETCH_C 1
+#endif
+    static const pl_gemm_isa isa = {
+        .mr = MR, .kc = AVX2_KC, .tile = tile_any, .prefetch_c = AVX2_PREFETCH_C};
     pl_gemm_blocked(&isa, op);
 }
 
