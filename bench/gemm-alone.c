@@ -11,9 +11,9 @@
  *   forward    gates (batch, 4Hp, panelled) = [x, 1, h] (batch, K) Wf (K, 4Hp)
  *   recurrent  dh (batch, Hp) = dG (batch, 4Hp in 64-wide blocks) Wh^T
  *   weight     dWf (K, 4Hp) += [x, 1, h]^T (K, rows) dG (rows, 4Hp), rows =
- *              batch when dWf is small enough to be summed inside the
- *              backward loop (4 K 4Hp bytes <= PL_L2_WEIGHTS / 2), else a
- *              chunk of WGRAD_ROWS rows of all the steps (lstm.c)
+ *              batch when dWf is summed inside the backward loop
+ *              (pl_wgrad_in_loop), else a chunk of WGRAD_ROWS rows of all
+ *              the steps
  * FLOPs are 2 M N K of each; %peak is GFLOP/s over the FMA peak of the
  * set's vector width. Best of --rounds (each about 20 ms of calls).
  *   bench/gemm-alone [--batch B] [--hidden H] [--input D] [--rounds R]
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const int Hp = (H + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK * PL_UNIT_BLOCK, K = D + 1 + Hp;
-    const int in_loop = 4.0 * K * 4 * Hp <= PL_L2_WEIGHTS / 2, rows = in_loop ? batch : WGRAD_ROWS;
+    const int in_loop = pl_wgrad_in_loop(K, Hp), rows = in_loop ? batch : WGRAD_ROWS;
     step_products s;
     const size_t njunk = (size_t)flush_mib * 1024 * 1024 / sizeof(float);
     float *junk = pl_alloc_floats(njunk);

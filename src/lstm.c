@@ -699,10 +699,9 @@ static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1
  * otherwise (its traffic would dominate) after the loop, over all steps at
  * once. A function of the shape alone, so that the sums' order, and the
  * bits, do not depend on the threads. */
-static int wgrad_in_loop(const pl_ws *ws, int l)
-{
-    return 4.0 * ws->K[l] * 4 * ws->Hp <= PL_L2_WEIGHTS / 2;
-}
+int pl_wgrad_in_loop(int K, int Hp) { return 4.0 * K * 4 * Hp <= PL_L2_WEIGHTS / 2; }
+
+static int wgrad_in_loop(const pl_ws *ws, int l) { return pl_wgrad_in_loop(ws->K[l], ws->Hp); }
 
 /* Layer l's gradient from dWf (all panels done) into the canonical layout,
  * canonical rows [r0, r1) of the layer's (2H, 4H) kernel, and its bias

@@ -62,6 +62,10 @@ void pl_ws_set_precision(pl_ws *ws, pl_precision p);
 
 /* A core's L2 as the weight-gradient order assumes it (wgrad_in_loop). */
 #define PL_L2_WEIGHTS (1024.0 * 1024.0)
+/* Whether the weight gradient of a layer with K inputs ([in, 1, h]) and Hp
+ * units is summed step by step inside the backward loop (1), or after it
+ * over all steps in chunks of WGRAD_ROWS rows (0); see lstm.c. */
+int pl_wgrad_in_loop(int K, int Hp);
 /* Rows of [in_t, 1, h_{t-1}] per chunk of the weight-gradient GEMM when it
  * runs after the backward loop (bench/gemm-alone times the same chunks). */
 #ifndef WGRAD_ROWS
