@@ -15,7 +15,8 @@
  *              (pl_wgrad_in_loop), else a chunk of WGRAD_ROWS rows of all
  *              the steps
  * FLOPs are 2 M N K of each; %peak is GFLOP/s over the FMA peak of the
- * set's vector width. Best of --rounds (each about 20 ms of calls).
+ * set's vector width measured in the same round; the median of --rounds
+ * rounds (each product about 20 ms of calls), with the lowest and highest.
  *   bench/gemm-alone [--batch B] [--hidden H] [--input D] [--rounds R]
  *                    [--flush MIB] [--kernels SET] */
 #include <stdio.h>
@@ -153,27 +154,45 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench/gemm-alone: out of memory\n");
         return 1;
     }
-    double hot[NKIND] = {0}, cold[NKIND] = {0}, peak = 0;
+    /* per round: each product's GFLOP/s in cache and cold, and the peak */
+    double *hot = malloc(sizeof(double) * NKIND * rounds);
+    double *cold = malloc(sizeof(double) * NKIND * rounds), *peak = malloc(sizeof(double) * rounds);
+    if (!hot || !cold || !peak) {
+        fprintf(stderr, "bench/gemm-alone: out of memory\n");
+        return 1;
+    }
     for (int r = 0; r < rounds; r++) { /* peak, hot, cold, round after round */
-        double p = pl_fma_peak_gflops_of(be, 1, 0.05);
-        peak = p > peak ? p : peak;
+        peak[r] = pl_fma_peak_gflops_of(be, 1, 0.05);
         for (int i = 0; i < NKIND; i++) {
-            double h = gflops(k, &s.op[i], s.flops[i], NULL, 0);
-            double c = gflops(k, &s.op[i], s.flops[i], junk, njunk);
-            hot[i] = h > hot[i] ? h : hot[i];
-            cold[i] = c > cold[i] ? c : cold[i];
+            hot[i * rounds + r] = gflops(k, &s.op[i], s.flops[i], NULL, 0);
+            cold[i * rounds + r] = gflops(k, &s.op[i], s.flops[i], junk, njunk);
         }
     }
     printf("products of one step alone, %s kernels, batch %d, hidden %d (K = %d), 1 thread; "
-           "best of %d rounds; FMA peak %.1f GFLOP/s\n",
-           pl_gemm_name(pl_gemm_resolve(be)), batch, H, K, rounds, peak);
-    printf("weight gradient over %d rows (%s)\n", rows,
-           in_loop ? "one step's, inside the backward loop" : "a chunk of all the steps'");
-    printf("%-16s %10s %8s %18s %8s\n", "product", "in cache", "%peak",
-           "cold (after MiB)", "%peak");
-    for (int i = 0; i < NKIND; i++)
-        printf("%-16s %10.1f %7.1f%% %11.1f (%4d) %7.1f%%\n", kind_name[i], hot[i],
-               100 * hot[i] / peak, cold[i], flush_mib, 100 * cold[i] / peak);
+           "%d rounds\n",
+           pl_gemm_name(pl_gemm_resolve(be)), batch, H, K, rounds);
+    printf("weight gradient over %d rows (%s); cold: after walking %d MiB\n", rows,
+           in_loop ? "one step's, inside the backward loop" : "a chunk of all the steps'",
+           flush_mib);
+    printf("%%peak: each round's GFLOP/s over the FMA peak of the same round; median "
+           "(lowest-highest)\n");
+    printf("%-16s %24s %24s\n", "product", "in cache", "cold");
+    for (int i = 0; i < NKIND; i++) {
+        double *h = hot + i * rounds, *c = cold + i * rounds, hlo, hhi, clo, chi;
+        for (int r = 0; r < rounds; r++) {
+            h[r] = 100 * h[r] / peak[r];
+            c[r] = 100 * c[r] / peak[r];
+        }
+        double hm = pl_median_sorted(h, rounds, &hlo, &hhi);
+        double cm = pl_median_sorted(c, rounds, &clo, &chi);
+        printf("%-16s %7.1f%% (%5.1f-%5.1f) %7.1f%% (%5.1f-%5.1f)\n", kind_name[i], hm, hlo,
+               hhi, cm, clo, chi);
+    }
+    double lo, hi, pk = pl_median_sorted(peak, rounds, &lo, &hi);
+    printf("FMA peak: median %.1f GFLOP/s (%.1f-%.1f)\n", pk, lo, hi);
+    free(hot);
+    free(cold);
+    free(peak);
     products_free(&s);
     pl_free(junk);
     return 0;
