@@ -99,15 +99,17 @@ void pl_gemm_blas(const pl_gemm_op *op)
 
 /* The blocking follows this CPU's caches (pl_cpu_cache_sizes): a set's kc
  * (its B chunk of kc x 64 floats, tuned for a 48 KiB L1) shrinks, in steps
- * of 16 rows, to at most 3/4 of a smaller L1; A goes chunk-major when it
- * outgrows half of L2 (512 KiB when L2 is unknown). Chunks and order only
+ * of 16 rows, to at most 7/8 of a smaller L1 (the rest for the tile's rows
+ * of A and its C; on a 32 KiB L1, avx2's step ran 4-7% faster with 112 rows
+ * than with 3/4's 96: bench/results/l1-chunk.txt); A goes chunk-major when
+ * it outgrows half of L2 (512 KiB when L2 is unknown). Chunks and order only
  * change the speed: a tile sums the same products in the same order. A_L2
  * set at build time (bench/ab-variants) overrides the detected limit. */
 int pl_gemm_kc(int set_kc, long l1d)
 {
     if (l1d <= 0)
         return set_kc;
-    long fit = l1d * 3 / 4 / (64 * (long)sizeof(float)) / 16 * 16;
+    long fit = l1d * 7 / 8 / (64 * (long)sizeof(float)) / 16 * 16;
     fit = fit < 32 ? 32 : fit;
     return fit < set_kc ? (int)fit : set_kc;
 }

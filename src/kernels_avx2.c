@@ -15,7 +15,7 @@
  * take 15 of the 16 registers. Per step k a strip loads 2 vectors of B,
  * broadcasts 6 values of A and does 12 FMAs, within the two loads a cycle
  * that feed two FMA ports. The strips of a tile reuse its rows of A from
- * L1; the B chunk (AVX2_KC x 64 floats, 24 KiB) stays in a 32 KiB L1 while every
+ * L1; the B chunk (AVX2_KC x 64 floats, 28 KiB) stays in a 32 KiB L1 while every
  * row tile passes over it. */
 #if defined(__x86_64__)
 
@@ -26,7 +26,7 @@
 
 #define MR 6
 #ifndef AVX2_KC /* overridable at build time, for bench/ab-variants */
-#define AVX2_KC 96 /* B chunk of 96 x 64 floats: 24 KiB of a 32 KiB L1 */
+#define AVX2_KC 112 /* B chunk of 112 x 64 floats: 28 KiB of a 32 KiB L1 */
 #endif
 
 enum { A_ROWS, A_COLS }; /* the layouts of A (see kernels_avx512.c) */

@@ -372,14 +372,16 @@ START_TEST(test_fma_peak_per_set)
 END_TEST
 
 /* The GEMM blocking follows the caches: a set's chunk (tuned for 48 KiB)
- * shrinks to 3/4 of a smaller L1 in steps of 16 rows, never below 32; A
+ * shrinks to 7/8 of a smaller L1 in steps of 16 rows, never below 32; A
  * goes chunk by chunk beyond half of L2; unknown sizes keep the defaults. */
 START_TEST(test_blocking_from_caches)
 {
     ck_assert_int_eq(pl_gemm_kc(128, 48 * 1024), 128);
     ck_assert_int_eq(pl_gemm_kc(128, 64 * 1024), 128);
-    ck_assert_int_eq(pl_gemm_kc(128, 32 * 1024), 96);
+    ck_assert_int_eq(pl_gemm_kc(128, 32 * 1024), 112);
+    ck_assert_int_eq(pl_gemm_kc(112, 32 * 1024), 112);
     ck_assert_int_eq(pl_gemm_kc(96, 32 * 1024), 96);
+    ck_assert_int_eq(pl_gemm_kc(128, 24 * 1024), 80);
     ck_assert_int_eq(pl_gemm_kc(128, 16 * 1024), 48);
     ck_assert_int_eq(pl_gemm_kc(128, 4 * 1024), 32);
     ck_assert_int_eq(pl_gemm_kc(128, 0), 128);
