@@ -84,15 +84,12 @@ int main(int argc, char **argv)
         int *to = !strcmp(argv[i], "--batch") ? &batch : !strcmp(argv[i], "--hidden") ? &H
                   : !strcmp(argv[i], "--repeats") ? &repeats : NULL;
         if (i + 1 < argc && !strcmp(argv[i], "--kernels")) {
-            const char *name = argv[++i];
-            be = PL_GEMM_LAST + 1;
-            for (int b = PL_GEMM_AUTO; b <= PL_GEMM_LAST; b++)
-                if (!strcmp(pl_gemm_name((pl_gemm_backend)b), name))
-                    be = (pl_gemm_backend)b;
-            if (be > PL_GEMM_LAST) {
+            const int b = pl_gemm_by_name(argv[++i]);
+            if (b < 0) {
                 fprintf(stderr, "bench/cell-cost: unknown kernel set '%s'\n", argv[i]);
                 return 2;
             }
+            be = (pl_gemm_backend)b;
             continue;
         }
         if (!to || i + 1 == argc || (*to = atoi(argv[++i])) < 1) {

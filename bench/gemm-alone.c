@@ -107,15 +107,12 @@ static int parse(int argc, char **argv, int *v[], const char *names[], int nv,
 {
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--kernels")) {
-            const char *name = argv[++i];
-            *be = PL_GEMM_LAST + 1;
-            for (int b = PL_GEMM_AUTO; b <= PL_GEMM_LAST; b++)
-                if (!strcmp(pl_gemm_name((pl_gemm_backend)b), name))
-                    *be = (pl_gemm_backend)b;
-            if (*be > PL_GEMM_LAST) {
-                fprintf(stderr, "bench/gemm-alone: unknown kernel set '%s'\n", name);
+            const int b = pl_gemm_by_name(argv[++i]);
+            if (b < 0) {
+                fprintf(stderr, "bench/gemm-alone: unknown kernel set '%s'\n", argv[i]);
                 return -1;
             }
+            *be = (pl_gemm_backend)b;
             continue;
         }
         int *to = NULL;

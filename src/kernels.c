@@ -92,6 +92,14 @@ const char *pl_gemm_name(pl_gemm_backend be)
     return "?";
 }
 
+int pl_gemm_by_name(const char *name)
+{
+    for (int b = PL_GEMM_AUTO; b <= PL_GEMM_LAST; b++)
+        if (strcmp(pl_gemm_name((pl_gemm_backend)b), name) == 0)
+            return b;
+    return -1;
+}
+
 const char *pl_gemm_requires(pl_gemm_backend be)
 {
     switch (be) {

@@ -25,6 +25,9 @@ double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, d
 double pl_step_flops_executed(const pl_config *cfg, int T, int batch);
 double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 
+/* The kernel set that pl_gemm_name calls name, or -1 when none is. */
+int pl_gemm_by_name(const char *name);
+
 /* The median of v[0..n) (n >= 1), sorting v in place; the smallest and
  * largest into *lo and *hi when they are not NULL. */
 double pl_median_sorted(double *v, int n, double *lo, double *hi);

@@ -416,8 +416,13 @@ START_TEST(test_backend_names_and_choice)
 {
     /* the values are stored in checkpoints: they never change */
     const char *names[] = {"auto", "naive", "blas", "avx512", "avx2", "neon"};
-    for (int be = PL_GEMM_AUTO; be <= PL_GEMM_LAST; be++)
+    for (int be = PL_GEMM_AUTO; be <= PL_GEMM_LAST; be++) {
         ck_assert_str_eq(pl_gemm_name((pl_gemm_backend)be), names[be]);
+        ck_assert_int_eq(pl_gemm_by_name(names[be]), be);
+    }
+    ck_assert_int_eq(pl_gemm_by_name("AVX2"), -1);
+    ck_assert_int_eq(pl_gemm_by_name("?"), -1);
+    ck_assert_int_eq(pl_gemm_by_name(""), -1);
     ck_assert_int_eq(PL_GEMM_AVX2, 4);
     ck_assert_str_eq(pl_gemm_name((pl_gemm_backend)(PL_GEMM_LAST + 1)), "?");
     ck_assert(!pl_gemm_available((pl_gemm_backend)(PL_GEMM_LAST + 1)));
