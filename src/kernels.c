@@ -143,19 +143,24 @@ int pl_gemm_available(pl_gemm_backend be)
     return pl_kernels_of(be) != NULL;
 }
 
-pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be)
+pl_gemm_backend pl_gemm_auto_for(int has_avx512, int has_avx2)
 {
-    if (be != PL_GEMM_AUTO)
-        return be;
-    if (pl_cpu_has_avx512())
+    if (has_avx512)
         return PL_GEMM_AVX512;
-    if (pl_cpu_has_avx2())
+    if (has_avx2)
         return PL_GEMM_AVX2;
 #if defined(__aarch64__)
     return PL_GEMM_NEON;
 #else
     return PL_GEMM_BLAS;
 #endif
+}
+
+pl_gemm_backend pl_gemm_resolve(pl_gemm_backend be)
+{
+    if (be != PL_GEMM_AUTO)
+        return be;
+    return pl_gemm_auto_for(pl_cpu_has_avx512(), pl_cpu_has_avx2());
 }
 
 const char *pl_gemm_auto_reason(void)

@@ -28,6 +28,11 @@ double pl_step_flops_model(const pl_config *cfg, int T, int batch);
 /* The kernel set that pl_gemm_name calls name, or -1 when none is. */
 int pl_gemm_by_name(const char *name);
 
+/* What auto runs on a CPU with (1) or without (0) AVX-512 (F, DQ, BW, VL)
+ * and AVX2 with FMA: pl_gemm_resolve's choice, apart from the CPU it runs
+ * on, so that a test can ask about CPUs it is not on. */
+pl_gemm_backend pl_gemm_auto_for(int has_avx512, int has_avx2);
+
 /* The median of v[0..n) (n >= 1), sorting v in place; the smallest and
  * largest into *lo and *hi when they are not NULL. */
 double pl_median_sorted(double *v, int n, double *lo, double *hi);

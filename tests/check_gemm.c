@@ -435,6 +435,15 @@ START_TEST(test_backend_names_and_choice)
                                                      : PL_GEMM_BLAS;
 #endif
     ck_assert_int_eq(pl_gemm_resolve(PL_GEMM_AUTO), want);
+    /* and on the CPUs this one is not */
+#if defined(__aarch64__)
+    const pl_gemm_backend plain = PL_GEMM_NEON;
+#else
+    const pl_gemm_backend plain = PL_GEMM_BLAS;
+#endif
+    ck_assert_int_eq(pl_gemm_auto_for(1, 1), PL_GEMM_AVX512);
+    ck_assert_int_eq(pl_gemm_auto_for(0, 1), PL_GEMM_AVX2);
+    ck_assert_int_eq(pl_gemm_auto_for(0, 0), plain);
     ck_assert_ptr_eq(pl_kernels_of(PL_GEMM_AUTO), pl_kernels_of(want));
     ck_assert_ptr_nonnull(strstr(pl_gemm_auto_reason(), pl_gemm_name(want)));
     printf("auto: %s\n", pl_gemm_auto_reason());

@@ -19,6 +19,11 @@
 # every one of them is killed. A mutant whose text is no longer in its file
 # (or is there more than once) is an error, "stale mutant": the code has
 # changed and the list must follow it. So is one that does not compile.
+# A mutant with "needs: FLAG..." (flags of /proc/cpuinfo, e.g. avx512f)
+# changes code that only a CPU with those instructions runs: on a CPU
+# without one of them it is still applied and compiled, then reported as
+# "not run" (counted apart, neither killed nor survived); such a mutant
+# needs a test that kills it on a CPU that has them.
 #
 # Environment: MUTANTS_ONLY=REGEX runs only the mutants whose file, why or
 # find text matches; MUTANTS_KEEP=1 keeps the scratch directory;
@@ -36,6 +41,13 @@ only=${MUTANTS_ONLY:-}
 [ -f "$list" ] || { echo "mutants: no list $list" >&2; exit 2; }
 [ -x "$src/configure" ] || { echo "mutants: run ./bootstrap.sh first (no configure)" >&2; exit 2; }
 
+# the report's note on the mutants not counted in "K killed of N"
+summary_note() {
+    [ "$equivalent" -gt 0 ] && printf ' (%s more marked equivalent)' "$equivalent"
+    [ "$notrun" -gt 0 ] && printf ' (%s more not run: this CPU lacks what they need)' "$notrun"
+    return 0
+}
+
 # ---- shards: this script N times, mutant i in copy i mod N
 shards=${MUTANTS_SHARDS:-1}
 shard=${MUTANTS_SHARD:-}
@@ -52,7 +64,7 @@ if [ -z "$shard" ] && [ "$shards" -gt 1 ]; then
     for p in $pids; do
         wait "$p" || rc=1
     done
-    killed=0 total=0 equivalent=0
+    killed=0 total=0 equivalent=0 notrun=0
     for k in $(seq 0 $((shards - 1))); do
         echo "---- shard $((k + 1)) of $shards"
         cat "$out/$k"
@@ -63,9 +75,10 @@ if [ -z "$shard" ] && [ "$shards" -gt 1 ]; then
         total=$((total + ${5:-0}))
         e=$(printf '%s\n' "$line" | sed -n 's/.*(\([0-9]*\) more marked equivalent).*/\1/p')
         equivalent=$((equivalent + ${e:-0}))
+        n=$(printf '%s\n' "$line" | sed -n 's/.*(\([0-9]*\) more not run:.*/\1/p')
+        notrun=$((notrun + ${n:-0}))
     done
-    note=""
-    [ "$equivalent" -gt 0 ] && note=" ($equivalent more marked equivalent)"
+    note=$(summary_note)
     echo
     echo "mutants: $killed killed of $total$note in $(($(date +%s) - start))s, $shards shards"
     [ "$rc" = 0 ] && [ "$killed" = "$total" ]
@@ -188,7 +201,7 @@ apply() {
     cat "$work/count"
 }
 
-total=0 killed=0 equivalent=0 errors=0
+total=0 killed=0 equivalent=0 notrun=0 errors=0
 survivors="" problems=""
 record=0
 
@@ -219,9 +232,14 @@ one_mutant() {
         return
     fi
     cp "$work/mutated" "$target"
-    local verdict what=""
+    local verdict what="" lacks="" flag
+    for flag in $needs; do
+        grep -qw -- "$flag" /proc/cpuinfo || lacks="$lacks $flag"
+    done
     if ! (cd "$tree" && make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
         verdict=broken
+    elif [ -n "$lacks" ]; then
+        verdict=notrun
     elif area=$(area_of "$file") && run_suites "$limit" "$area" &&
         { { [ -n "$equiv" ] && [ -n "$area" ]; } || run_suites "$limit" "$(suites_but "$area")"; }; then
         verdict=survived
@@ -239,6 +257,11 @@ one_mutant() {
         problems+="  $where: the mutant does not compile ($file: $why)"$'\n'
         errors=$((errors + 1))
         printf 'BROKEN    %s: %s\n' "$file" "$why"
+        return
+    fi
+    if [ "$verdict" = notrun ]; then
+        notrun=$((notrun + 1))
+        printf 'NOT RUN   %s: %s (this CPU lacks%s)\n' "$file" "$why" "$lacks"
         return
     fi
     if [ -n "$equiv" ]; then
@@ -262,7 +285,7 @@ one_mutant() {
 
 # The list: records of "key: value" lines, separated by blank lines;
 # '#' starts a comment line.
-reset() { file="" find="" replace="" why="" equiv="" have_replace=0 line0=$lineno; }
+reset() { file="" find="" replace="" why="" equiv="" needs="" have_replace=0 line0=$lineno; }
 lineno=0
 reset
 # (the list on descriptor 3: nothing a mutant runs, mpirun included, can
@@ -277,7 +300,7 @@ while IFS= read -r -u 3 l || [ -n "$l" ]; do
         continue
         ;;
     esac
-    [ -z "$file$find$why$equiv" ] && [ "$have_replace" = 0 ] && line0=$lineno
+    [ -z "$file$find$why$equiv$needs" ] && [ "$have_replace" = 0 ] && line0=$lineno
     key=${l%%:*}
     value=${l#*:}
     value=${value# }
@@ -287,6 +310,7 @@ while IFS= read -r -u 3 l || [ -n "$l" ]; do
     replace) replace=$value; have_replace=1 ;;
     why) why=$value ;;
     equivalent) equiv=$value ;;
+    needs) needs=$value ;;
     *)
         problems+="  $list:$lineno: unknown key '$key'"$'\n'
         errors=$((errors + 1))
@@ -301,8 +325,7 @@ if [ "$record" != "$(grep -c '^file:' "$list")" ]; then
 fi
 
 echo
-note=""
-[ "$equivalent" -gt 0 ] && note=" ($equivalent more marked equivalent)"
+note=$(summary_note)
 echo "mutants: $killed killed of $total$note in $(($(date +%s) - start))s"
 if [ -n "$survivors" ]; then
     echo "survivors (each needs a test that kills it, or a reason why it is equivalent):"
