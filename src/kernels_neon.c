@@ -17,6 +17,7 @@
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <math.h>
 
 #include "kernels.h"
 #include "vec_neon.h"

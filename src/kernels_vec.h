@@ -16,59 +16,91 @@
 #error "a gate panel's 16 units must be whole vectors"
 #endif
 
-/* e^x to about 1 ulp on [-87, 88]: range reduction by ln 2, a degree-5
- * minimax polynomial (the Cephes expf coefficients), scaling by 2^n. */
-VEC_FN vf vec_exp(vf x)
+/* The cell's exponentials run several vectors at once: a row's 16 units
+ * of four gates (4 x 16 / VEC_W vectors) go through each step of e^x
+ * together before the next step, so that their chains overlap; a chain
+ * alone leaves the FP pipes waiting on its latency (bench/cell-cost: the
+ * avx2 forward cell 20% faster on Zen 3). Every lane gets the same
+ * operations in the same order as one vector at a time: the same bits. */
+#define CELL_NV (PL_UNIT_BLOCK / VEC_W) /* vectors per gate of a panel row */
+
+/* x[j] = e^x[j], j < n, to about 1 ulp on [-87, 88]: range reduction by
+ * ln 2, a degree-5 minimax polynomial (the Cephes expf coefficients),
+ * scaling by 2^k. */
+VEC_FN void vec_exp_n(vf *x, const int n)
 {
-    x = vf_min(vf_max(x, vf_set1(-87.0f)), vf_set1(88.0f));
-    vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
-    vf r = vf_fnmadd(n, vf_set1(0.693359375f), x);
-    r = vf_fnmadd(n, vf_set1(-2.12194440e-4f), r);
-    vf p = vf_set1(1.9875691500e-4f);
-    p = vf_fmadd(p, r, vf_set1(1.3981999507e-3f));
-    p = vf_fmadd(p, r, vf_set1(8.3334519073e-3f));
-    p = vf_fmadd(p, r, vf_set1(4.1665795894e-2f));
-    p = vf_fmadd(p, r, vf_set1(1.6666665459e-1f));
-    p = vf_fmadd(p, r, vf_set1(5.0000001201e-1f));
-    p = vf_fmadd(p, vf_mul(r, r), vf_add(r, vf_set1(1.0f)));
-    return vf_ldexp(p, n);
+    static const float poly[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+    vf k[4 * CELL_NV], r[4 * CELL_NV], p[4 * CELL_NV];
+#pragma GCC unroll 16
+    for (int j = 0; j < n; j++) {
+        x[j] = vf_min(vf_max(x[j], vf_set1(-87.0f)), vf_set1(88.0f));
+        k[j] = vf_round(vf_mul(x[j], vf_set1(1.44269504088896341f)));
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < n; j++) {
+        r[j] = vf_fnmadd(k[j], vf_set1(0.693359375f), x[j]);
+        r[j] = vf_fnmadd(k[j], vf_set1(-2.12194440e-4f), r[j]);
+        p[j] = vf_set1(poly[0]);
+    }
+#pragma GCC unroll 5
+    for (int d = 1; d < 6; d++)
+#pragma GCC unroll 16
+        for (int j = 0; j < n; j++)
+            p[j] = vf_fmadd(p[j], r[j], vf_set1(poly[d]));
+#pragma GCC unroll 16
+    for (int j = 0; j < n; j++)
+        x[j] = vf_ldexp(vf_fmadd(p[j], vf_mul(r[j], r[j]), vf_add(r[j], vf_set1(1.0f))), k[j]);
 }
 
-VEC_FN vf vec_sigmoid(vf x)
-{
-    return vf_recip(vf_add(vf_set1(1.0f), vec_exp(vf_sub(vf_zero(), x))));
-}
+/* sigmoid(x) = 1 / (1 + e), e = e^-x */
+VEC_FN vf sigmoid_arg(vf x) { return vf_sub(vf_zero(), x); }
+VEC_FN vf sigmoid_of(vf e) { return vf_recip(vf_add(vf_set1(1.0f), e)); }
 
-/* tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|). */
-VEC_FN vf vec_tanh(vf x)
+/* tanh(x) = sign(x) (1 - e) / (1 + e), e = e^-2|x| */
+VEC_FN vf tanh_arg(vf x) { return vf_mul(vf_abs(x), vf_set1(-2.0f)); }
+VEC_FN vf tanh_of(vf e, vf x)
 {
     const vf one = vf_set1(1.0f);
-    vf e = vec_exp(vf_mul(vf_abs(x), vf_set1(-2.0f)));
     return vf_signof(vf_quot(vf_sub(one, e), vf_add(one, e)), x);
 }
 
-/* One vector of units (from u) of one row: the gates g[0, 16, 32, 48] of
- * the panel in, their activations out; c, tc and h out. */
-VEC_FN void cell_forward_units(const pl_cell_args *a, float *g, size_t off, size_t h_off,
-                               size_t h2_off)
+/* One row of a panel: the gates g[0, 16, 32, 48] in, their activations
+ * out; c, tc and h of its 16 units (at offsets off, h_off, h2_off) out. */
+VEC_FN void cell_forward_row(const pl_cell_args *a, float *g, size_t off, size_t h_off,
+                             size_t h2_off)
 {
-    vf i = vec_sigmoid(vf_load(g));
-    vf f = vec_sigmoid(vf_load(g + 16));
-    vf gg = vec_tanh(vf_load(g + 32));
-    vf o = vec_sigmoid(vf_load(g + 48));
-    vf cp = a->c_prev ? vf_load(a->c_prev + off) : vf_zero();
-    vf c = vf_fmadd(f, cp, vf_mul(i, gg));
-    vf tc = vec_tanh(c);
-    vf_store(g, i);
-    vf_store(g + 16, f);
-    vf_store(g + 32, gg);
-    vf_store(g + 48, o);
-    vf_store(a->c + off, c);
-    vf_store(a->tc + off, tc);
-    vf h = vf_mul(o, tc);
-    vf_store(a->h + h_off, h);
-    if (a->h2)
-        vf_store(a->h2 + h2_off, h);
+    vf x[4 * CELL_NV], e[4 * CELL_NV]; /* gate q's vector v at q CELL_NV + v */
+    const int G = 2;                    /* [i f g o]: tanh's gate */
+#pragma GCC unroll 16
+    for (int j = 0; j < 4 * CELL_NV; j++) {
+        x[j] = vf_load(g + 16 * (j / CELL_NV) + VEC_W * (j % CELL_NV));
+        e[j] = j / CELL_NV == G ? tanh_arg(x[j]) : sigmoid_arg(x[j]);
+    }
+    vec_exp_n(e, 4 * CELL_NV);
+#pragma GCC unroll 16
+    for (int j = 0; j < 4 * CELL_NV; j++) {
+        x[j] = j / CELL_NV == G ? tanh_of(e[j], x[j]) : sigmoid_of(e[j]);
+        vf_store(g + 16 * (j / CELL_NV) + VEC_W * (j % CELL_NV), x[j]);
+    }
+    vf c[CELL_NV], tc[CELL_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < CELL_NV; v++) {
+        vf cp = a->c_prev ? vf_load(a->c_prev + off + VEC_W * v) : vf_zero();
+        c[v] = vf_fmadd(x[CELL_NV + v], cp, vf_mul(x[v], x[G * CELL_NV + v]));
+        vf_store(a->c + off + VEC_W * v, c[v]);
+        tc[v] = tanh_arg(c[v]);
+    }
+    vec_exp_n(tc, CELL_NV);
+#pragma GCC unroll 4
+    for (int v = 0; v < CELL_NV; v++) {
+        tc[v] = tanh_of(tc[v], c[v]);
+        vf_store(a->tc + off + VEC_W * v, tc[v]);
+        vf h = vf_mul(x[3 * CELL_NV + v], tc[v]);
+        vf_store(a->h + h_off + VEC_W * v, h);
+        if (a->h2)
+            vf_store(a->h2 + h2_off + VEC_W * v, h);
+    }
 }
 
 static VEC_TARGET void vec_cell_forward(const pl_cell_args *a)
@@ -77,9 +109,8 @@ static VEC_TARGET void vec_cell_forward(const pl_cell_args *a)
         float *g = a->g + p * a->g_ps;
         size_t u = (size_t)p * PL_UNIT_BLOCK;
         for (int b = 0; b < a->n; b++, g += PL_PANEL)
-            for (int v = 0; v < PL_UNIT_BLOCK; v += VEC_W)
-                cell_forward_units(a, g + v, (size_t)b * a->Hp + u + v,
-                                   (size_t)b * a->h_rs + u + v, (size_t)b * a->h2_rs + u + v);
+            cell_forward_row(a, g, (size_t)b * a->Hp + u, (size_t)b * a->h_rs + u,
+                             (size_t)b * a->h2_rs + u);
     }
 }
 
