@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-kernels.h"
 #include "internal.h"
 
 typedef struct {
@@ -84,12 +85,8 @@ int main(int argc, char **argv)
         int *to = !strcmp(argv[i], "--batch") ? &batch : !strcmp(argv[i], "--hidden") ? &H
                   : !strcmp(argv[i], "--repeats") ? &repeats : NULL;
         if (i + 1 < argc && !strcmp(argv[i], "--kernels")) {
-            const int b = pl_gemm_by_name(argv[++i]);
-            if (b < 0) {
-                fprintf(stderr, "bench/cell-cost: unknown kernel set '%s'\n", argv[i]);
+            if (bench_set_named("bench/cell-cost", argv[++i], &be) != 0)
                 return 2;
-            }
-            be = (pl_gemm_backend)b;
             continue;
         }
         if (!to || i + 1 == argc || (*to = atoi(argv[++i])) < 1) {
@@ -98,12 +95,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    const pl_kernels *k = pl_kernels_of(be);
-    if (!k) {
-        fprintf(stderr, "bench/cell-cost: this CPU cannot run the %s kernels\n",
-                pl_gemm_name(be));
+    const pl_kernels *k = bench_kernels("bench/cell-cost", be);
+    if (!k)
         return 1;
-    }
     const int np = (H + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK;
     cell_bufs tile, step;
     bufs_make(&tile, 6, 1);

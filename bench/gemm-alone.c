@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-kernels.h"
 #include "internal.h"
 #include "tools.h"
 
@@ -107,12 +108,8 @@ static int parse(int argc, char **argv, int *v[], const char *names[], int nv,
 {
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--kernels")) {
-            const int b = pl_gemm_by_name(argv[++i]);
-            if (b < 0) {
-                fprintf(stderr, "bench/gemm-alone: unknown kernel set '%s'\n", argv[i]);
+            if (bench_set_named("bench/gemm-alone", argv[++i], be) != 0)
                 return -1;
-            }
-            *be = (pl_gemm_backend)b;
             continue;
         }
         int *to = NULL;
@@ -136,12 +133,9 @@ int main(int argc, char **argv)
     const char *names[] = {"--batch", "--hidden", "--input", "--rounds", "--flush"};
     if (parse(argc, argv, v, names, 5, &be) != 0)
         return 2;
-    const pl_kernels *k = pl_kernels_of(be);
-    if (!k) {
-        fprintf(stderr, "bench/gemm-alone: this CPU cannot run the %s kernels\n",
-                pl_gemm_name(be));
+    const pl_kernels *k = bench_kernels("bench/gemm-alone", be);
+    if (!k)
         return 1;
-    }
     const int Hp = (H + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK * PL_UNIT_BLOCK, K = D + 1 + Hp;
     const int in_loop = pl_wgrad_in_loop(K, Hp), rows = in_loop ? batch : WGRAD_ROWS;
     step_products s;
