@@ -112,7 +112,7 @@ VEC_FN void cell_forward_row(const pl_cell_args *a, float *g, size_t off, size_t
  * the forward cell's were just written by the products, and it stays in
  * its panel. avx2 on Zen 3, hidden 256, in a step: backward cell 38% and
  * forward 12% faster; the backward cell within its panel only, 20%
- * (bench/results/zen3-cell-prefetch.txt). */
+ * (bench/results/zen3-cells.txt). */
 #define CELL_AHEAD 4
 
 VEC_FN void prefetch_gates(const float *g)
