@@ -132,6 +132,70 @@ double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, d
     return gflops;
 }
 
+/* ------------------------------------------ the GEMM's ceiling in L1 */
+
+enum { L1_ROWS = 24, L1_COLS = 32 };
+
+/* GFLOP/s of `calls` calls of op */
+static double gemm_rate(const pl_kernels *k, const pl_gemm_op *op, long calls)
+{
+    double t = pl_seconds();
+    for (long i = 0; i < calls; i++)
+        pl_gemm_with(k, op);
+    return 2.0 * op->M * op->N * op->kb * (double)calls / (pl_seconds() - t + 1e-12) / 1e9;
+}
+
+static double loop_rate(const pl_kernels *k, long iters)
+{
+    double flops, t = pl_seconds();
+    volatile float sink = k->fma_loop(iters, &flops);
+    (void)sink;
+    return flops / (pl_seconds() - t + 1e-12) / 1e9;
+}
+
+double pl_l1_ceiling(pl_gemm_backend be, int pairs, double *q1, double *q3)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    int kc;
+    long a_limit;
+    pl_gemm_blocking(be, &kc, &a_limit);
+    if (!k || !k->fma_loop || kc <= 0 || pairs < 1)
+        return 0;
+    /* A (L1_ROWS, kc), B (kc, L1_COLS), C (L1_ROWS, L1_COLS), in a row */
+    const size_t n = (size_t)(L1_ROWS + L1_COLS) * kc + L1_ROWS * L1_COLS;
+    float *buf = pl_alloc_floats(n);
+    double *ratio = malloc(sizeof(double) * (size_t)pairs);
+    if (!buf || !ratio) {
+        pl_free(buf);
+        free(ratio);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = 1e-3f * (float)(i % 7);
+    const pl_gemm_op op = {.M = L1_ROWS, .N = L1_COLS, .nb = 1, .kb = kc, .a = buf,
+                           .a_rs = (size_t)kc, .a_cs = 1, .b = buf + (size_t)L1_ROWS * kc,
+                           .ldb = L1_COLS, .c = buf + (size_t)(L1_ROWS + L1_COLS) * kc,
+                           .ldc = L1_COLS, .accumulate = 1};
+    /* both sides sized from a first try: 0.2 ms of calls, 0.1 ms of loop */
+    double flops_one;
+    k->fma_loop(1, &flops_one);
+    const double g = gemm_rate(k, &op, 20), f = loop_rate(k, 20000);
+    const long calls = 1 + (long)(0.2e-3 * g * 1e9 / (2.0 * L1_ROWS * L1_COLS * kc));
+    const long iters = 1 + (long)(0.1e-3 * f * 1e9 / flops_one);
+    for (int p = 0; p < pairs; p++) {
+        const double fp = loop_rate(k, iters);
+        ratio[p] = gemm_rate(k, &op, calls) / fp;
+    }
+    const double med = pl_median_sorted(ratio, pairs, NULL, NULL);
+    if (q1)
+        *q1 = ratio[pairs / 4];
+    if (q3)
+        *q3 = ratio[3 * pairs / 4];
+    pl_free(buf);
+    free(ratio);
+    return med;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

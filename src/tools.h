@@ -20,6 +20,16 @@ double pl_fma_peak_gflops_of(pl_gemm_backend be, int threads, double seconds);
  * the FMA peak (the software path multiplies in fp32 and double). */
 double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, double seconds);
 
+/* The rate of kernel set be's GEMM with every operand in L1 (a 24 x 32
+ * product over one chunk of B) over the rate of its FMA loop, on the
+ * calling thread's core: `pairs` alternations of about 0.2 ms of the one
+ * and 0.1 ms of the other, the median of their ratios (quartiles into *q1
+ * and *q3 when not NULL). On a shared host it falls while a busy neighbour
+ * shares the core, which slows the GEMM's loads and hardly the FMA loop
+ * (bench/l1-ceiling). 0 for sets without a blocked GEMM of ours, for a CPU
+ * that cannot run be, or when memory runs out. */
+double pl_l1_ceiling(pl_gemm_backend be, int pairs, double *q1, double *q3);
+
 /* Floating-point operations of one training step, as executed by parlstm
  * and as a standard unfolded implementation counts them. */
 double pl_step_flops_executed(const pl_config *cfg, int T, int batch);

@@ -1440,6 +1440,20 @@ START_TEST(test_bench_names_its_data)
     ck_assert_msg(strstr(res.out, want) != NULL, "%s", res.out);
     ck_assert_msg(strstr(res.out, "MNIST") == NULL && strstr(res.err, "MNIST") == NULL, "%s%s", res.err, res.out);
     ck_assert_msg(strstr(res.err, "model 5-8-3") != NULL, "%s", res.err);
+    /* the round's line: samples/s, then the neighbour probe where a GEMM
+     * kernel of ours runs (auto's: the default --gemm) */
+    int kc, a0 = -1, a1 = -1;
+    long a_limit;
+    pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
+    const char *round = strstr(res.err, "round 1/1: 1x1 ");
+    ck_assert_msg(round != NULL, "%s", res.err);
+    const char *probe = strstr(round, " samples/s; GEMM in L1 at ");
+    if (kc > 0) {
+        ck_assert_msg(probe && sscanf(probe, " samples/s; GEMM in L1 at %d%%, %d%% of the FMA loop",
+                                      &a0, &a1) == 2, "%s", res.err);
+        ck_assert_msg(a0 > 0 && a0 < 300 && a1 > 0 && a1 < 300, "%s", res.err);
+    } else
+        ck_assert_msg(probe == NULL && strstr(round, " samples/s\n"), "%s", res.err);
     const char *big[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--batch",
                          "100", NULL};
     st = tu_run_args(&res, big);

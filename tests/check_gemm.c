@@ -371,6 +371,27 @@ START_TEST(test_fma_peak_per_set)
 }
 END_TEST
 
+/* The neighbour probe: a set with a blocked GEMM of ours gives a positive
+ * ratio of its GEMM in L1 to its FMA loop between its quartiles; the
+ * others (naive, blas, a set this CPU cannot run) give 0. */
+START_TEST(test_l1_ceiling_per_set)
+{
+    const pl_gemm_backend be = tu_sets[_i];
+    int kc;
+    long a_limit;
+    pl_gemm_blocking(be, &kc, &a_limit);
+    double q1 = -1, q3 = -1, med = pl_l1_ceiling(be, 5, &q1, &q3);
+    if (kc <= 0) {
+        ck_assert(med == 0 && q1 == -1 && q3 == -1);
+        return;
+    }
+    printf("%s GEMM in L1 over its FMA loop: %.2f (%.2f-%.2f)\n", pl_gemm_name(be), med, q1, q3);
+    ck_assert(med > 0.05 && med < 3);
+    ck_assert(q1 <= med && med <= q3);
+    ck_assert(pl_l1_ceiling(be, 0, NULL, NULL) == 0);
+}
+END_TEST
+
 /* The GEMM blocking follows the caches: a set's chunk (tuned for 48 KiB)
  * shrinks to 7/8 of a smaller L1 in steps of 16 rows, never below 32; A
  * goes chunk by chunk beyond half of L2; unknown sizes keep the defaults. */
@@ -494,6 +515,7 @@ Suite *gemm_suite(void)
                         (int)(sizeof SPLIT_CASES / sizeof *SPLIT_CASES));
     tcase_add_loop_test(tc, test_cell_matches_generic, 0, tu_nsets);
     tcase_add_loop_test(tc, test_fma_peak_per_set, 0, tu_nsets);
+    tcase_add_loop_test(tc, test_l1_ceiling_per_set, 0, tu_nsets);
     tcase_add_test(tc, test_backend_names_and_choice);
     tcase_add_test(tc, test_blocking_from_caches);
     suite_add_tcase(s, tc);

@@ -363,7 +363,14 @@ static void bench_notes(FILE *f)
         "projection into the gate weights: %.2f GFLOP); speed-up over the first\n"
         "configuration; parallel efficiency = speed-up / (workers x threads); %%peak = exec\n"
         "GFLOP/s over the FMA peak of all those threads measured in the same rounds\n"
-        "(with --precision bf16 on AVX512_BF16: over vdpbf16ps's peak, about twice it).\n",
+        "(with --precision bf16 on AVX512_BF16: over vdpbf16ps's peak, about twice it).\n"
+        "\n"
+        "Each round's progress line also gives, at its start and end, the rate of\n"
+        "parlstm's GEMM kernel (auto's, when --gemm names one not of ours) on operands\n"
+        "in L1 over the FMA loop's, on the core of the thread that measures: on a\n"
+        "shared host it falls (on one, from about 90%% to 65%%) while a busy neighbour\n"
+        "shares that core, which slows the GEMM's loads and hardly the FMA loop; that\n"
+        "round's %%peak then understates.\n",
         pl_step_flops_model(&mnist, 28, 100) / 1e9,
         pl_step_flops_executed(&mnist, 28, 100) / 1e9);
 }
