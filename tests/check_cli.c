@@ -749,6 +749,23 @@ START_TEST(test_bench_shapes_grid)
     for (const char *c = text; *c; c++)
         lines += *c == '\n';
     ck_assert_int_eq(lines, 1 + 2 * 2 * 2);
+    /* --profile: after each shape's rows, its phases, a column per backend */
+    const char *prof[] = {"bench", "--synthetic", "--seq", "12,1", "--hidden", "8,20", "--batch",
+                          "10", "--gemm", "naive,blas", "--grid", "1x1", "--rounds", "1",
+                          "--steps", "1", "--profile", NULL};
+    st = tu_run_args(&res, prof);
+    ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
+    const char *p8 = strstr(res.out, "profile of T=12, D=1, hidden 8, batch 10: milliseconds");
+    const char *p20 = strstr(res.out, "profile of T=12, D=1, hidden 20, batch 10: milliseconds");
+    const char *row20 = strstr(res.out, "\n   12    1    20    10 naive");
+    ck_assert_msg(p8 && p20 && row20 && p8 < row20 && row20 < p20, "%s", res.out);
+    ck_assert_msg(strstr(p8, "naive 1x1 blas 1x1\n") || strstr(p8, "naive 1x1  blas 1x1\n"),
+                  "%s", res.out);
+    double fwd_naive = -1, fwd_blas = -1;
+    const char *fwd = strstr(p8, "\nforward GEMM");
+    ck_assert_msg(fwd && sscanf(fwd, "\nforward GEMM %lf %lf", &fwd_naive, &fwd_blas) == 2,
+                  "%s", res.out);
+    ck_assert_msg(fwd_naive > 0 && fwd_blas > 0, "%s", res.out);
 }
 END_TEST
 

@@ -406,35 +406,16 @@ static void report_profile(bench_args *b, bench_env *e, int mode)
            pl_dist_ranks() > 1 ? " of rank 0; communication: exchanging gradient slices, the "
                                  "step's agreement and the all-gather, waits for the other "
                                  "ranks included" : "");
-    printf("%-22s", "phase");
+    char cnames[MAX_CONF][32];
+    const char *names[MAX_CONF];
+    double ph[MAX_CONF][PL_NPHASE];
     for (int i = 0; i < b->nconf; i++) {
-        char cname[32];
-        snprintf(cname, sizeof cname, "%dx%d%s", b->confs[i].W, b->confs[i].threads,
+        snprintf(cnames[i], sizeof cnames[i], "%dx%d%s", b->confs[i].W, b->confs[i].threads,
                  b->confs[i].det ? "d" : "");
-        printf(" %8s", cname);
+        names[i] = cnames[i];
+        bench_profile_steps(b->confs[i].tr, e, b->confs[i].batch, b->steps, ph[i]);
     }
-    printf("\n");
-    double ph[MAX_CONF][PL_NPHASE], tot[MAX_CONF] = {0};
-    for (int i = 0; i < b->nconf; i++) {
-        pl_trainer_profile_reset(b->confs[i].tr);
-        bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch, 0, b->steps, &e->cursor);
-        long ns;
-        pl_trainer_profile(b->confs[i].tr, ph[i], &ns);
-        for (int p = 0; p < PL_NPHASE; p++) {
-            ph[i][p] *= 1e3 / (double)ns;
-            tot[i] += ph[i][p];
-        }
-    }
-    for (int p = 0; p < PL_NPHASE; p++) {
-        printf("%-22s", pl_phase_name((pl_phase)p));
-        for (int i = 0; i < b->nconf; i++)
-            printf(" %8.3f", ph[i][p]);
-        printf("\n");
-    }
-    printf("%-22s", "total");
-    for (int i = 0; i < b->nconf; i++)
-        printf(" %8.3f", tot[i]);
-    printf("\n");
+    bench_print_phases(names, ph, b->nconf);
 }
 
 static int run_mode(bench_args *b, bench_env *e, int mode)

@@ -52,6 +52,12 @@ int bench_random_images(pl_dataset *ds, size_t n, int T, int D);
  * step *cursor on; samples per second of the timed steps. */
 double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *order, int batch,
                        int warmup, int steps, long *cursor);
+/* The phases of `steps` steps of tr (made with opts.profile) on batches
+ * of e's data: milliseconds a step into ph[PL_NPHASE]. */
+void bench_profile_steps(pl_trainer *tr, bench_env *e, int batch, int steps, double *ph);
+/* The phases of n runs side by side, a column each headed by names[i],
+ * and their totals. */
+void bench_print_phases(const char *const *names, double (*ph)[PL_NPHASE], int n);
 /* The grid over --seq, --hidden, --batch and --gemm (bench_shapes.c). */
 int bench_shapes(bench_args *b);
 

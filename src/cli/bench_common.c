@@ -1,5 +1,6 @@
 /* What the two halves of parlstm bench share (bench.h): the median of a
- * row's rounds, random images when no data is given, and timed steps. Both
+ * row's rounds, random images when no data is given, timed steps and the
+ * phases of a profile. Both
  * bench.c and bench_shapes.c call these; neither calls the other's
  * internals, and only bench.c calls bench_shapes(). */
 #include <stdio.h>
@@ -58,4 +59,39 @@ double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *ord
         }
     }
     return steps * (double)batch / (pl_seconds() - t0);
+}
+
+void bench_profile_steps(pl_trainer *tr, bench_env *e, int batch, int steps, double *ph)
+{
+    long ns;
+    pl_trainer_profile_reset(tr);
+    bench_run_steps(tr, &e->ds, e->order, batch, 0, steps, &e->cursor);
+    pl_trainer_profile(tr, ph, &ns);
+    for (int p = 0; p < PL_NPHASE; p++)
+        ph[p] *= 1e3 / (double)ns;
+}
+
+void bench_print_phases(const char *const *names, double (*ph)[PL_NPHASE], int n)
+{
+    int w = 8;
+    for (int i = 0; i < n; i++)
+        w = (int)strlen(names[i]) > w ? (int)strlen(names[i]) : w;
+    printf("%-22s", "phase");
+    for (int i = 0; i < n; i++)
+        printf(" %*s", w, names[i]);
+    printf("\n");
+    for (int p = 0; p < PL_NPHASE; p++) {
+        printf("%-22s", pl_phase_name((pl_phase)p));
+        for (int i = 0; i < n; i++)
+            printf(" %*.3f", w, ph[i][p]);
+        printf("\n");
+    }
+    printf("%-22s", "total");
+    for (int i = 0; i < n; i++) {
+        double tot = 0;
+        for (int p = 0; p < PL_NPHASE; p++)
+            tot += ph[i][p];
+        printf(" %*.3f", w, tot);
+    }
+    printf("\n");
 }

@@ -50,6 +50,7 @@ typedef struct {
     int steps;
     double sps[BENCH_MAX_ROUNDS];
     double med, lo, hi, peak, exec, model;
+    double ph[PL_NPHASE]; /* with --profile: ms a step in each phase */
 } shape_conf;
 
 /* One shape (T, D, H, batch): every backend x grid configuration measured
@@ -74,6 +75,7 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
             o.gemm = q->be;
             o.pin = b->pin;
             o.precision = b->precision;
+            o.profile = b->profile;
             pl_config cfg = {e->ds.D, H, e->ds.classes, b->layers};
             if ((size_t)batch > e->ds.n || q->W > batch) {
                 fprintf(stderr, "parlstm bench: batch %d does not fit %d workers and %zu images\n",
@@ -106,6 +108,8 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
         q->peak = bench_median(peak[i], b->rounds, NULL, NULL);
         q->exec = q->med / batch * pl_step_flops_executed(&cfg, q->T, batch) / 1e9;
         q->model = q->med / batch * pl_step_flops_model(&cfg, q->T, batch) / 1e9;
+        if (b->profile)
+            bench_profile_steps(q->tr, e, batch, q->steps, q->ph);
         pl_trainer_free(q->tr);
         q->tr = NULL;
     }
@@ -125,6 +129,27 @@ static void print_row(const shape_conf *q, FILE *csv, int layers)
         fprintf(csv, "%d,%d,%d,%d,%d,%s,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.1f,%.4f\n", q->T, q->D,
                 q->H, layers, q->batch, pl_gemm_name(pl_gemm_resolve(q->be)), q->W, q->threads,
                 q->med, q->lo, q->hi, q->model, q->exec, q->peak, q->exec / q->peak);
+}
+
+/* The phases of one shape's rows (--profile), after them: a column per
+ * backend and configuration. */
+static void print_profile(shape_conf *rows, int n)
+{
+    char cnames[64][32];
+    const char *names[64];
+    double ph[64][PL_NPHASE];
+    for (int i = 0; i < n && i < 64; i++) {
+        snprintf(cnames[i], sizeof cnames[i], "%s %dx%d", pl_gemm_name(pl_gemm_resolve(rows[i].be)),
+                 rows[i].W, rows[i].threads);
+        names[i] = cnames[i];
+        memcpy(ph[i], rows[i].ph, sizeof ph[i]);
+    }
+    printf("profile of T=%d, D=%d, hidden %d, batch %d: milliseconds per step, mean over "
+           "workers\n",
+           rows[0].T, rows[0].D, rows[0].H, rows[0].batch);
+    bench_print_phases(names, ph, n < 64 ? n : 64);
+    printf("\n");
+    fflush(stdout);
 }
 
 /* % of peak against the shape, one line per backend and configuration. */
@@ -224,6 +249,8 @@ int bench_shapes(bench_args *b)
                 rc = measure_shape(b, &e, b->hiddens[h], b->batches[bt], rows + nrows, &n);
                 for (int i = 0; i < n && !rc; i++)
                     print_row(&rows[nrows + i], csv, b->layers);
+                if (!rc && b->profile)
+                    print_profile(rows + nrows, n);
                 nrows += n;
             }
         free(e.order);
