@@ -104,8 +104,8 @@ VEC_FN void cell_forward_row(const pl_cell_args *a, float *g, size_t off, size_t
 }
 
 /* The cells prefetch the row CELL_AHEAD rows on: its gates (4 lines) and
- * its line of each state array (c, tc, h; in backward dc, tc, dh), arrays
- * a row of Hp floats apart that a training step reaches from beyond L2
+ * its lines of each state array (c, tc, h; in backward dc, tc, dh), arrays
+ * one line a row (h two: prefetch_units) that a training step reaches from beyond L2
  * (every step's states are kept for the backward pass) and where the
  * hardware's prefetchers left the cells waiting. The backward cell, whose
  * gates were written all the steps ago, also reaches into the next panel;
