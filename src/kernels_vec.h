@@ -104,9 +104,9 @@ VEC_FN void cell_forward_row(const pl_cell_args *a, float *g, size_t off, size_t
 }
 
 /* The cells prefetch the row CELL_AHEAD rows on: its gates (4 lines) and
- * its lines of each state array (c, tc, h; in backward dc, tc, dh), arrays
- * one line a row (h two: prefetch_units) that a training step reaches from beyond L2
- * (every step's states are kept for the backward pass) and where the
+ * its lines of each state array (c, tc, h; in backward dc, tc, dh): a line
+ * a row (h two: prefetch_units), which a training step reaches from beyond
+ * L2 (every step's states are kept for the backward pass) and where the
  * hardware's prefetchers left the cells waiting. The backward cell, whose
  * gates were written all the steps ago, also reaches into the next panel;
  * the forward cell's were just written by the products, and it stays in
