@@ -23,6 +23,17 @@ float pl_fma_loop_scalar(long iters, double *flops)
 
 typedef float (*fma_loop_fn)(long iters, double *flops);
 
+/* GFLOP/s of `iters` iterations of loop on this thread; the operations of
+ * one iteration into *per_iter. */
+static double loop_rate(fma_loop_fn loop, long iters, double *per_iter)
+{
+    double flops, t = pl_seconds();
+    volatile float sink = loop(iters, &flops);
+    (void)sink;
+    *per_iter = flops / (double)iters;
+    return flops / (pl_seconds() - t + 1e-9) / 1e9;
+}
+
 /* Threads wait for one "go" so that they run at the same time. */
 typedef struct {
     pthread_mutex_t mu;
@@ -81,11 +92,9 @@ double pl_peak_gflops(pl_gemm_backend be, pl_precision precision, int threads, d
     if (threads < 1)
         threads = 1;
     /* size the loop from a short single-thread probe */
-    double flops, t = pl_seconds();
-    volatile float sink = fma_loop(200000, &flops);
-    (void)sink;
-    double rate = flops / (pl_seconds() - t + 1e-9);
-    long iters = (long)(seconds * rate / (flops / 200000)) + 1;
+    double per_iter;
+    const double rate = loop_rate(fma_loop, 200000, &per_iter);
+    long iters = (long)(seconds * rate * 1e9 / per_iter) + 1;
     peak_arg *args = calloc((size_t)threads, sizeof *args);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);
     if (!args || !tid) {
@@ -145,14 +154,6 @@ static double gemm_rate(const pl_kernels *k, const pl_gemm_op *op, long calls)
     return 2.0 * op->M * op->N * op->kb * (double)calls / (pl_seconds() - t + 1e-12) / 1e9;
 }
 
-static double loop_rate(const pl_kernels *k, long iters)
-{
-    double flops, t = pl_seconds();
-    volatile float sink = k->fma_loop(iters, &flops);
-    (void)sink;
-    return flops / (pl_seconds() - t + 1e-12) / 1e9;
-}
-
 double pl_l1_ceiling(pl_gemm_backend be, int pairs, double *q1, double *q3)
 {
     const pl_kernels *k = pl_kernels_of(be);
@@ -177,13 +178,12 @@ double pl_l1_ceiling(pl_gemm_backend be, int pairs, double *q1, double *q3)
                            .ldb = L1_COLS, .c = buf + (size_t)(L1_ROWS + L1_COLS) * kc,
                            .ldc = L1_COLS, .accumulate = 1};
     /* both sides sized from a first try: 0.2 ms of calls, 0.1 ms of loop */
-    double flops_one;
-    k->fma_loop(1, &flops_one);
-    const double g = gemm_rate(k, &op, 20), f = loop_rate(k, 20000);
+    double per_iter;
+    const double g = gemm_rate(k, &op, 20), f = loop_rate(k->fma_loop, 20000, &per_iter);
     const long calls = 1 + (long)(0.2e-3 * g * 1e9 / (2.0 * L1_ROWS * L1_COLS * kc));
-    const long iters = 1 + (long)(0.1e-3 * f * 1e9 / flops_one);
+    const long iters = 1 + (long)(0.1e-3 * f * 1e9 / per_iter);
     for (int p = 0; p < pairs; p++) {
-        const double fp = loop_rate(k, iters);
+        const double fp = loop_rate(k->fma_loop, iters, &per_iter);
         ratio[p] = gemm_rate(k, &op, calls) / fp;
     }
     const double med = pl_median_sorted(ratio, pairs, NULL, NULL);
