@@ -723,6 +723,27 @@ START_TEST(test_threads_capped_with_a_warning)
 }
 END_TEST
 
+/* A round's line of bench on stderr (round: where it starts, in err):
+ * samples/s, then the neighbour probe before and after the round where a
+ * GEMM kernel of ours runs (auto's, when --gemm names none of ours). */
+static void assert_round_probe(const char *round, const char *err)
+{
+    int kc, a0 = -1, a1 = -1;
+    long a_limit;
+    pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
+    ck_assert_msg(round != NULL, "%s", err);
+    const char *end = strchr(round, '\n');
+    const char *probe = strstr(round, " samples/s; GEMM in L1 at ");
+    if (kc > 0) {
+        ck_assert_msg(probe && probe < end &&
+                          sscanf(probe, " samples/s; GEMM in L1 at %d%%, %d%% of the FMA loop",
+                                 &a0, &a1) == 2,
+                      "%s", err);
+        ck_assert_msg(a0 >= 0 && a0 < 300 && a1 >= 0 && a1 < 300, "%s", err);
+    } else
+        ck_assert_msg(end && strncmp(end - 10, " samples/s", 10) == 0, "%s", err);
+}
+
 /* bench over shapes: every (T, D) x hidden x batch x backend gets its row,
  * in the table and in the CSV, with the peak measured beside it. */
 START_TEST(test_bench_shapes_grid)
@@ -736,6 +757,12 @@ START_TEST(test_bench_shapes_grid)
     ck_assert_msg(st == 0, "exit %d: %s", st, res.err);
     ck_assert_msg(strstr(res.out, "shapes: 2 layers") != NULL, "%s", res.out);
     ck_assert_msg(strstr(res.err, "T=12, D=1: random images") != NULL, "%s", res.err);
+    /* every (hidden, batch)'s rounds: each row's samples/s, then the probe */
+    const char *t12 = strstr(res.err, "T=12, D=1: random images\n");
+    const char *round = strstr(t12, "round 1/1 (hidden 20, batch 10): naive 1x1 ");
+    const char *blas = round ? strstr(round, " blas 1x1 ") : NULL;
+    ck_assert_msg(round && blas && blas < strchr(round, '\n'), "%s", res.err);
+    assert_round_probe(round, res.err);
     static char text[1 << 14];
     tu_slurp(csv, text, sizeof text);
     const char *head = "T,D,hidden,layers,batch,gemm,workers,threads,samples_per_sec,";
@@ -1457,20 +1484,8 @@ START_TEST(test_bench_names_its_data)
     ck_assert_msg(strstr(res.out, want) != NULL, "%s", res.out);
     ck_assert_msg(strstr(res.out, "MNIST") == NULL && strstr(res.err, "MNIST") == NULL, "%s%s", res.err, res.out);
     ck_assert_msg(strstr(res.err, "model 5-8-3") != NULL, "%s", res.err);
-    /* the round's line: samples/s, then the neighbour probe where a GEMM
-     * kernel of ours runs (auto's: the default --gemm) */
-    int kc, a0 = -1, a1 = -1;
-    long a_limit;
-    pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
-    const char *round = strstr(res.err, "round 1/1: 1x1 ");
-    ck_assert_msg(round != NULL, "%s", res.err);
-    const char *probe = strstr(round, " samples/s; GEMM in L1 at ");
-    if (kc > 0) {
-        ck_assert_msg(probe && sscanf(probe, " samples/s; GEMM in L1 at %d%%, %d%% of the FMA loop",
-                                      &a0, &a1) == 2, "%s", res.err);
-        ck_assert_msg(a0 >= 0 && a0 < 300 && a1 >= 0 && a1 < 300, "%s", res.err);
-    } else
-        ck_assert_msg(probe == NULL && strstr(round, " samples/s\n"), "%s", res.err);
+    /* the round's line: samples/s, then the neighbour probe */
+    assert_round_probe(strstr(res.err, "round 1/1: 1x1 "), res.err);
     const char *big[] = {"bench", "--data", dir, "--grid", "1x1", "--rounds", "1", "--batch",
                          "100", NULL};
     st = tu_run_args(&res, big);

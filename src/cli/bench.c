@@ -296,16 +296,6 @@ static void free_trainers(bench_args *b)
     }
 }
 
-/* The GEMM's rate in L1 over the FMA loop's on this thread's core, with
- * the set measured or, for sets whose GEMM is not ours, auto's: a busy
- * neighbour on the core lowers it (pl_l1_ceiling); 0 where no set of ours
- * runs. */
-static double neighbour_probe(const bench_args *b)
-{
-    double q = pl_l1_ceiling(b->gemm, 21, NULL, NULL);
-    return q > 0 ? q : pl_l1_ceiling(PL_GEMM_AUTO, 21, NULL, NULL);
-}
-
 /* Round after round: the FMA peak of each thread total, then every
  * configuration once, the neighbour probe before and after. */
 static void measure(bench_args *b, bench_env *e, peaks *pk)
@@ -319,7 +309,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
             pk->ptot[pk->np++] = P;
     }
     for (int r = 0; r < b->rounds; r++) {
-        const double before = neighbour_probe(b);
+        const double before = bench_probe(b->gemm);
         for (int j = 0; j < pk->np; j++)
             pk->peak[j][r] = pl_peak_gflops(b->gemm, b->precision, pk->ptot[j], 0.15);
         for (int i = 0; i < b->nconf; i++) {
@@ -331,12 +321,7 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
         for (int i = 0; i < b->nconf; i++)
             fprintf(stderr, " %dx%d%s %.0f", b->confs[i].W, b->confs[i].threads,
                     b->confs[i].det ? "det" : "", b->confs[i].sps[r]);
-        fprintf(stderr, " samples/s");
-        const double after = neighbour_probe(b);
-        if (before > 0 && after > 0)
-            fprintf(stderr, "; GEMM in L1 at %.0f%%, %.0f%% of the FMA loop", 100 * before,
-                    100 * after);
-        fprintf(stderr, "\n");
+        bench_probe_end(before, bench_probe(b->gemm));
     }
 }
 

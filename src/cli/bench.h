@@ -52,6 +52,13 @@ int bench_random_images(pl_dataset *ds, size_t n, int T, int D);
  * step *cursor on; samples per second of the timed steps. */
 double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *order, int batch,
                        int warmup, int steps, long *cursor);
+/* The GEMM's rate in L1 over the FMA loop's on this thread's core, with
+ * set be or, for sets whose GEMM is not ours, auto's: a busy neighbour on
+ * the core lowers it (pl_l1_ceiling); 0 where no set of ours runs. */
+double bench_probe(pl_gemm_backend be);
+/* The end of a round's line on stderr: " samples/s", then the probe
+ * before and after the round where it ran, and a newline. */
+void bench_probe_end(double before, double after);
 /* The phases of `steps` steps of tr (made with opts.profile) on batches
  * of e's data: milliseconds a step into ph[PL_NPHASE]. */
 void bench_profile_steps(pl_trainer *tr, bench_env *e, int batch, int steps, double *ph);

@@ -1,6 +1,6 @@
 /* What the two halves of parlstm bench share (bench.h): the median of a
- * row's rounds, random images when no data is given, timed steps and the
- * phases of a profile. Both
+ * row's rounds, random images when no data is given, timed steps, the
+ * neighbour probe of the rounds' lines and the phases of a profile. Both
  * bench.c and bench_shapes.c call these; neither calls the other's
  * internals, and only bench.c calls bench_shapes(). */
 #include <stdio.h>
@@ -59,6 +59,21 @@ double bench_run_steps(pl_trainer *tr, const pl_dataset *ds, const uint32_t *ord
         }
     }
     return steps * (double)batch / (pl_seconds() - t0);
+}
+
+double bench_probe(pl_gemm_backend be)
+{
+    double q = pl_l1_ceiling(be, 21, NULL, NULL);
+    return q > 0 ? q : pl_l1_ceiling(PL_GEMM_AUTO, 21, NULL, NULL);
+}
+
+void bench_probe_end(double before, double after)
+{
+    fprintf(stderr, " samples/s");
+    if (before > 0 && after > 0)
+        fprintf(stderr, "; GEMM in L1 at %.0f%%, %.0f%% of the FMA loop", 100 * before,
+                100 * after);
+    fprintf(stderr, "\n");
 }
 
 void bench_profile_steps(pl_trainer *tr, bench_env *e, int batch, int steps, double *ph)

@@ -94,12 +94,18 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
         return rc;
     double peak[64][BENCH_MAX_ROUNDS];
     for (int r = 0; r < b->rounds; r++) {
+        const double before = bench_probe(b->gemm);
         for (int i = 0; i < k; i++) {
             peak[i][r] = pl_peak_gflops(out[i].be, b->precision, out[i].W * out[i].threads, 0.1);
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
             out[i].sps[r] = bench_run_steps(out[i].tr, &e->ds, e->order, batch, 0, out[i].steps,
                                             &e->cursor);
         }
+        fprintf(stderr, "round %d/%d (hidden %d, batch %d):", r + 1, b->rounds, H, batch);
+        for (int i = 0; i < k; i++)
+            fprintf(stderr, " %s %dx%d %.1f", pl_gemm_name(pl_gemm_resolve(out[i].be)), out[i].W,
+                    out[i].threads, out[i].sps[r]);
+        bench_probe_end(before, bench_probe(b->gemm));
     }
     for (int i = 0; i < k; i++) {
         shape_conf *q = &out[i];

@@ -365,12 +365,13 @@ static void bench_notes(FILE *f)
         "GFLOP/s over the FMA peak of all those threads measured in the same rounds\n"
         "(with --precision bf16 on AVX512_BF16: over vdpbf16ps's peak, about twice it).\n"
         "\n"
-        "Each round's progress line also gives, at its start and end, the rate of\n"
-        "parlstm's GEMM kernel (auto's, when --gemm names one not of ours) on operands\n"
-        "in L1 over the FMA loop's, on the core of the thread that measures: on a\n"
-        "shared host it falls (on one, from about 90%% to 65%%) while a busy neighbour\n"
-        "shares that core, which slows the GEMM's loads and hardly the FMA loop; that\n"
-        "round's %%peak then understates.\n",
+        "Each round's progress line (over shapes, one a round per hidden size and\n"
+        "batch) also gives, at its start and end, the rate of parlstm's GEMM kernel\n"
+        "(auto's, when --gemm names one not of ours) on operands in L1 over the FMA\n"
+        "loop's, on the core of the thread that measures: on a shared host it falls\n"
+        "(on one, from about 90%% to 65%%) while a busy neighbour shares that core,\n"
+        "which slows the GEMM's loads and hardly the FMA loop; that round's %%peak\n"
+        "then understates.\n",
         pl_step_flops_model(&mnist, 28, 100) / 1e9,
         pl_step_flops_executed(&mnist, 28, 100) / 1e9);
 }
