@@ -229,11 +229,14 @@ static void panels_to_canon(const float *src, size_t sps, size_t lds, int H, int
 /* Panel q (units 64q .. 64q + 63) of the transpose of w's rows [r0, r0 + H)
  * (W_x or W_h: (H, 4H) canonical) into dst (4Hp, 64): dst[r][u - 64q] =
  * w[r0 + u][col(r)] for internal gate column r; 16 x 16 blocks through a
- * local copy, so that every line read or written is used whole. */
+ * local copy, so that every line read or written is used whole. Zeroed
+ * first where the units do not fill the panels (the blocks write every
+ * entry when H is a multiple of 64). */
 static void transpose_panel(const pl_kernels *k, const float *w, int H, int Hp, int r0, int q,
                             float *dst)
 {
-    memset(dst, 0, sizeof(float) * (size_t)4 * Hp * PL_PANEL);
+    if (H % PL_PANEL != 0)
+        memset(dst, 0, sizeof(float) * (size_t)4 * Hp * PL_PANEL);
     const int u_end = H < (q + 1) * PL_PANEL ? H : (q + 1) * PL_PANEL;
     for (int ub = q * PL_PANEL; ub < u_end; ub += PL_UNIT_BLOCK) {
         const int nu = u_end - ub < PL_UNIT_BLOCK ? u_end - ub : PL_UNIT_BLOCK;

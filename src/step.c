@@ -250,7 +250,8 @@ static void reduce_local(pl_trainer *tr, long c0, long c1)
             for (int j = x->my0; j < x->my1; j++)
                 pl_tree_node(p, have, x->blo[j], x->bsize[j], x->leaves, b - a);
         } else if (S > 0) {
-            memcpy(tr->grad + a, tr->sgrad[0] + a, sizeof(float) * (b - a));
+            if (tr->sgrad[0] != tr->grad) /* one shard: already there */
+                memcpy(tr->grad + a, tr->sgrad[0] + a, sizeof(float) * (b - a));
             for (int k = 1; k < S; k++) {
                 const float *src = tr->sgrad[k];
                 for (size_t i = a; i < b; i++)

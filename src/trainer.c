@@ -94,7 +94,8 @@ static void free_all(pl_trainer *tr)
             pl_ws_free(tr->ws[w]);
     if (tr->sgrad)
         for (int s = 0; s < tr->S_max; s++)
-            pl_free(tr->sgrad[s]);
+            if (tr->sgrad[s] != tr->grad)
+                pl_free(tr->sgrad[s]);
     pl_packed_free(tr->pk);
     pl_free(tr->params);
     pl_free(tr->grad);
@@ -207,6 +208,11 @@ static pl_status choose_parallelism(pl_trainer *tr, pl_error *err)
     return PL_OK;
 }
 
+/* Whether the one shard's gradient buffer is grad itself: with one shard
+ * a step and no --deterministic, the in-process sum is that shard's
+ * gradient, and a copy of it (a pass over every parameter) is saved. */
+static int shard_is_grad(const pl_trainer *tr) { return !tr->o.deterministic && tr->S_max == 1; }
+
 /* Shards, their rows, the parameter chunks and this rank's slice of them;
  * refuses what the machine's memory cannot hold. */
 static pl_status size_buffers(pl_trainer *tr, pl_error *err)
@@ -241,10 +247,12 @@ static pl_status size_buffers(pl_trainer *tr, pl_error *err)
     /* refuse what cannot fit rather than be killed when the pages are touched:
      * six parameter-sized arrays and the shards' (of Adam's two moments, a rank
      * keeps its slice; with several ranks, the slices received: about one;
-     * with bf16, the packed weights' pairs: at most one) */
+     * with bf16, the packed weights' pairs: at most one; a lone shard's is
+     * grad's) */
     const int pairs = tr->o.precision == PL_PRECISION_BF16;
     double need = tr->W * pl_ws_estimate(&tr->cfg, tr->T, tr->cap, tr->threads) +
-                  ((double)(6 + tr->S_max + (R > 1) + pairs) * (double)tr->np -
+                  ((double)(6 + tr->S_max - shard_is_grad(tr) + (R > 1) + pairs) *
+                       (double)tr->np -
                    2.0 * (double)(tr->np - tr->my_len)) * sizeof(float);
     tr->bytes = need;
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
@@ -410,7 +418,7 @@ static void create_buffers(void *ctx, int w)
     long s0, s1;
     pl_split(tr->S_max, w, tr->W, &s0, &s1);
     for (long s = s0; s < s1; s++)
-        tr->sgrad[s] = pl_alloc_floats(tr->np);
+        tr->sgrad[s] = shard_is_grad(tr) ? tr->grad : pl_alloc_floats(tr->np);
 }
 
 void pl_trainer_watch_stop(pl_trainer *tr, volatile sig_atomic_t *flag) { tr->stop_flag = flag; }

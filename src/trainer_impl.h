@@ -53,7 +53,8 @@ struct pl_trainer {
     size_t my_len; /* this rank's slice of the parameters (its Adam moments) */
     float *params, *grad;         /* (np) each */
     float *m, *v;                 /* (soff[rank + 1] - soff[rank]) Adam moments of my slice */
-    float **sgrad;                /* S_max shard gradients (np) */
+    float **sgrad;                /* S_max shard gradients (np); with one shard and
+                                   * no --deterministic, sgrad[0] is grad itself */
     pl_ws **ws;                   /* one per worker */
     pl_packed *pk;
     pl_pool *pool;
