@@ -26,9 +26,10 @@
  * order as one vector at a time: the same bits. */
 #define CELL_NV (PL_UNIT_BLOCK / VEC_W) /* vectors per gate of a panel row */
 
-/* x[j] = e^x[j], j < n, to about 1 ulp on [-87, 88]: range reduction by
- * ln 2, a degree-5 minimax polynomial (the Cephes expf coefficients),
- * scaling by 2^k. */
+/* x[j] = e^x[j], j < n <= 5 CELL_NV (a row's gates and the row before's
+ * tanh(c)), to about 1 ulp on [-87, 88]: range reduction by ln 2, a
+ * degree-5 minimax polynomial (the Cephes expf coefficients), scaling by
+ * 2^k. */
 VEC_FN void vec_exp_n(vf *x, const int n)
 {
     static const float poly[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
