@@ -297,7 +297,10 @@ static void free_trainers(bench_args *b)
 }
 
 /* Round after round: the FMA peak of each thread total, then every
- * configuration once, the neighbour probe before and after. */
+ * configuration once, then the peaks again (a round keeps the higher: a
+ * neighbour's burst during one measurement would otherwise lower the
+ * peak and lift that round's %peak, at times over 100%), the neighbour
+ * probe before and after. */
 static void measure(bench_args *b, bench_env *e, peaks *pk)
 {
     pk->np = 0;
@@ -317,6 +320,9 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
             b->confs[i].sps[r] = bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch,
                                            b->warmup, b->steps, &e->cursor);
         }
+        for (int j = 0; j < pk->np; j++)
+            pk->peak[j][r] = fmax(pk->peak[j][r],
+                                  pl_peak_gflops(b->gemm, b->precision, pk->ptot[j], 0.15));
         fprintf(stderr, "round %d/%d:", r + 1, b->rounds);
         for (int i = 0; i < b->nconf; i++)
             fprintf(stderr, " %dx%d%s %.0f", b->confs[i].W, b->confs[i].threads,
@@ -428,6 +434,7 @@ static void measure_shards(const bench_args *b, bench_env *e, pl_trainer *const 
         for (int i = 0; i < ns; i++)
             sps[i][r] = bench_run_steps(tr[i], &e->ds, e->order, sizes[i], b->warmup, b->steps,
                                   &e->cursor);
+        pk1[r] = fmax(pk1[r], pl_peak_gflops(b->gemm, b->precision, 1, 0.15)); /* as measure() */
     }
     double pk = median(pk1, b->rounds);
     printf("\nshard sizes (one worker, one thread): the work each of P workers does\n");

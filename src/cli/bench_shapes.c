@@ -100,6 +100,9 @@ static int measure_shape(bench_args *b, bench_env *e, int H, int batch, shape_co
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
             out[i].sps[r] = bench_run_steps(out[i].tr, &e->ds, e->order, batch, 0, out[i].steps,
                                             &e->cursor);
+            /* the higher of the peaks before and after (see bench.c, measure) */
+            peak[i][r] = fmax(peak[i][r], pl_peak_gflops(out[i].be, b->precision,
+                                                         out[i].W * out[i].threads, 0.1));
         }
         fprintf(stderr, "round %d/%d (hidden %d, batch %d):", r + 1, b->rounds, H, batch);
         for (int i = 0; i < k; i++)
