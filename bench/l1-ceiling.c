@@ -12,8 +12,9 @@
  * On a shared host the figure has two levels. A busy neighbour on the same
  * core (its SMT sibling, another guest's) slows a GEMM, which loads two
  * values for every three FMAs, far more than the FMA loop, which loads
- * nothing: on a 2-core Zen 3 guest, 90-91% of the loop quietly and 64-67%
- * beside such a neighbour, from one to the other within seconds. A
+ * nothing: on a 2-core Zen 3 guest, the avx2 set's 93% of the loop quietly
+ * and 74% beside such a neighbour (91% and 65% before its k loop took two
+ * steps a pass), from one to the other within seconds. A
  * `parlstm bench` round taken at the low level understates its % of the
  * peak by as much; run this first, pinned to the CPU the measurement will
  * use (taskset -c N).

@@ -370,7 +370,7 @@ static void bench_notes(FILE *f)
         "batch) also gives, at its start and end, the rate of parlstm's GEMM kernel\n"
         "(auto's, when --gemm names one not of ours) on operands in L1 over the FMA\n"
         "loop's, on the core of the thread that measures: on a shared host it falls\n"
-        "(on one, from about 90%% to 65%%) while a busy neighbour shares that core,\n"
+        "(on one, from about 93%% to 74%%) while a busy neighbour shares that core,\n"
         "which slows the GEMM's loads and hardly the FMA loop; that round's %%peak\n"
         "then understates.\n",
         pl_step_flops_model(&mnist, 28, 100) / 1e9,
