@@ -296,6 +296,13 @@ static void free_trainers(bench_args *b)
     }
 }
 
+/* The FMA peak of `threads` threads now: a round measures it before its
+ * steps and again after them, and keeps the higher. */
+static double peak_now(const bench_args *b, int threads)
+{
+    return pl_peak_gflops(b->gemm, b->precision, threads, 0.15);
+}
+
 /* Round after round: the FMA peak of each thread total, then every
  * configuration once, then the peaks again (a round keeps the higher: a
  * neighbour's burst during one measurement would otherwise lower the
@@ -314,15 +321,14 @@ static void measure(bench_args *b, bench_env *e, peaks *pk)
     for (int r = 0; r < b->rounds; r++) {
         const double before = bench_probe(b->gemm);
         for (int j = 0; j < pk->np; j++)
-            pk->peak[j][r] = pl_peak_gflops(b->gemm, b->precision, pk->ptot[j], 0.15);
+            pk->peak[j][r] = peak_now(b, pk->ptot[j]);
         for (int i = 0; i < b->nconf; i++) {
             pl_epoch_order(1 + r, i, e->order, e->ds.n);
             b->confs[i].sps[r] = bench_run_steps(b->confs[i].tr, &e->ds, e->order, b->confs[i].batch,
                                            b->warmup, b->steps, &e->cursor);
         }
         for (int j = 0; j < pk->np; j++)
-            pk->peak[j][r] = fmax(pk->peak[j][r],
-                                  pl_peak_gflops(b->gemm, b->precision, pk->ptot[j], 0.15));
+            pk->peak[j][r] = fmax(pk->peak[j][r], peak_now(b, pk->ptot[j]));
         fprintf(stderr, "round %d/%d:", r + 1, b->rounds);
         for (int i = 0; i < b->nconf; i++)
             fprintf(stderr, " %dx%d%s %.0f", b->confs[i].W, b->confs[i].threads,
@@ -430,11 +436,11 @@ static void measure_shards(const bench_args *b, bench_env *e, pl_trainer *const 
 {
     double sps[16][MAX_ROUNDS], pk1[MAX_ROUNDS];
     for (int r = 0; r < b->rounds; r++) {
-        pk1[r] = pl_peak_gflops(b->gemm, b->precision, 1, 0.15);
+        pk1[r] = peak_now(b, 1);
         for (int i = 0; i < ns; i++)
             sps[i][r] = bench_run_steps(tr[i], &e->ds, e->order, sizes[i], b->warmup, b->steps,
                                   &e->cursor);
-        pk1[r] = fmax(pk1[r], pl_peak_gflops(b->gemm, b->precision, 1, 0.15)); /* as measure() */
+        pk1[r] = fmax(pk1[r], peak_now(b, 1));
     }
     double pk = median(pk1, b->rounds);
     printf("\nshard sizes (one worker, one thread): the work each of P workers does\n");
