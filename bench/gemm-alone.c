@@ -12,7 +12,7 @@
  *   recurrent  dh (batch, Hp) = dG (batch, 4Hp in 64-wide blocks) Wh^T
  *   weight     dWf (K, 4Hp) += [x, 1, h]^T (K, rows) dG (rows, 4Hp), rows =
  *              batch when dWf is summed inside the backward loop
- *              (pl_wgrad_in_loop), else a chunk of WGRAD_ROWS rows of all
+ *              (pl_wgrad_in_loop), else pl_wgrad_rows rows of all
  *              the steps
  * FLOPs are 2 M N K of each; %peak is GFLOP/s over the FMA peak of the
  * set's vector width measured in the same round; the median of --rounds
@@ -137,7 +137,10 @@ int main(int argc, char **argv)
     if (!k)
         return 1;
     const int Hp = (H + PL_UNIT_BLOCK - 1) / PL_UNIT_BLOCK * PL_UNIT_BLOCK, K = D + 1 + Hp;
-    const int in_loop = pl_wgrad_in_loop(K, Hp), rows = in_loop ? batch : WGRAD_ROWS;
+    int kc;
+    long a_limit;
+    pl_gemm_blocking(be, &kc, &a_limit);
+    const int in_loop = pl_wgrad_in_loop(K, Hp), rows = in_loop ? batch : pl_wgrad_rows(kc, 0);
     step_products s;
     const size_t njunk = (size_t)flush_mib * 1024 * 1024 / sizeof(float);
     float *junk = pl_alloc_floats(njunk);
@@ -163,7 +166,7 @@ int main(int argc, char **argv)
            "%d rounds\n",
            pl_gemm_name(pl_gemm_resolve(be)), batch, H, K, rounds);
     printf("weight gradient over %d rows (%s); cold: after walking %d MiB\n", rows,
-           in_loop ? "one step's, inside the backward loop" : "a chunk of all the steps'",
+           in_loop ? "one step's, inside the backward loop" : "one call's, of all the steps'",
            flush_mib);
     printf("%%peak: each round's GFLOP/s over the FMA peak of the same round; median "
            "(lowest-highest)\n");

@@ -233,6 +233,60 @@ START_TEST(test_column_split_changes_no_bit)
 }
 END_TEST
 
+/* The weight gradient runs over all steps' rows in calls of
+ * pl_wgrad_rows rows each, C carrying the sum from call to call: for our
+ * sets (fp32, and bf16 with calls starting at even rows) the calls' size
+ * must not change a bit, so that it can follow the CPU's L1. One call over
+ * 700 rows against calls of 224 (avx2 on a 32 KiB L1), 256 and 2 x kc. */
+START_TEST(test_row_split_changes_no_bit)
+{
+    const int M = 37, N = 128, rows = 700, bf16 = _i;
+    const size_t na = (size_t)rows * M, nb = (size_t)rows * N, nc = (size_t)M * N;
+    float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+    float *whole = malloc(sizeof(float) * nc), *parts = malloc(sizeof(float) * nc);
+    tu_fill(a, na, 1.0f, 430);
+    tu_fill(b, nb, 1.0f, 431);
+    for (int k = 0; k < tu_nsets; k++) {
+        const pl_gemm_backend be = tu_sets[k];
+        int kc;
+        long a_limit;
+        pl_gemm_blocking(be, &kc, &a_limit);
+        if (!kc || !tu_set_runs(be, "the weight gradient's rows split into calls"))
+            continue; /* BLAS and the reference: one size of call, WGRAD_ROWS */
+        const int sizes[] = {224, 256, pl_wgrad_rows(kc, 0)};
+        pl_gemm_op op = {.M = M, .N = N, .nb = 1, .kb = rows, .a = a, .a_rs = 1, .a_cs = M,
+                         .b = b, .ldb = 64, .b_ps = (size_t)rows * 64, .c = whole, .ldc = 64,
+                         .c_ps = (size_t)M * 64, .bf16 = bf16};
+        tu_gemm(be, &op);
+        for (int s = 0; s < 3; s++) {
+            op.c = parts;
+            for (int r = 0; r < rows; r += sizes[s]) {
+                op.kb = rows - r < sizes[s] ? rows - r : sizes[s];
+                op.a = a + (size_t)r * M;
+                op.b = b + (size_t)r * 64;
+                op.accumulate = r > 0;
+                tu_gemm(be, &op);
+            }
+            size_t differ = 0;
+            for (size_t i = 0; i < nc; i++)
+                differ += whole[i] != parts[i];
+            printf("gemm %-6s %s weight gradient, 700 rows in calls of %d: %zu of %zu values "
+                   "differ\n", pl_gemm_name(be), bf16 ? "bf16" : "fp32", sizes[s], differ, nc);
+            ck_assert_msg(differ == 0, "%s %s calls of %d rows: %zu values differ",
+                          pl_gemm_name(be), bf16 ? "bf16" : "fp32", sizes[s], differ);
+        }
+    }
+    ck_assert_int_eq(pl_wgrad_rows(112, 0), 224);
+    ck_assert_int_eq(pl_wgrad_rows(128, 0), 256);
+    ck_assert_int_eq(pl_wgrad_rows(112, 1), WGRAD_ROWS); /* bf16: its own 256-row chunk */
+    ck_assert_int_eq(pl_wgrad_rows(0, 0), WGRAD_ROWS);   /* BLAS */
+    free(a);
+    free(b);
+    free(whole);
+    free(parts);
+}
+END_TEST
+
 /* The 16 x 16 transposes, from and to strided blocks: every set's against
  * the definition, the rest of the destination untouched. */
 START_TEST(test_transpose16)
@@ -511,6 +565,7 @@ Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_panelled_operands, 0,
                         (int)(sizeof PANEL_CASES / sizeof *PANEL_CASES));
     tcase_add_loop_test(tc, test_backends_match_naive, 0, (int)(sizeof CASES / sizeof *CASES));
+    tcase_add_loop_test(tc, test_row_split_changes_no_bit, 0, 2);
     tcase_add_loop_test(tc, test_column_split_changes_no_bit, 0,
                         (int)(sizeof SPLIT_CASES / sizeof *SPLIT_CASES));
     tcase_add_loop_test(tc, test_cell_matches_generic, 0, tu_nsets);

@@ -140,6 +140,21 @@ static double group_error(const float *a, const double *r, size_t n, double *sca
     return big > 0 ? worst / big : worst;
 }
 
+/* Every parameter group of a fast gradient within 2e-5 of the double
+ * reference (relative to the group's largest entry), none trivially small. */
+static void assert_groups_near(const pl_config *cfg, const float *grad, const double *ref,
+                               pl_gemm_backend be, int threads)
+{
+    pl_group g[PL_MAX_GROUPS];
+    for (int k = 0, ng = pl_param_groups(cfg, g); k < ng; k++) {
+        double scale;
+        double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
+        ck_assert_msg(scale > 1e-4, "%s gradient is trivially small", g[k].name);
+        ck_assert_msg(e < 2e-5, "%s x%d %s: relative difference %g", pl_gemm_name(be), threads,
+                      g[k].name, e);
+    }
+}
+
 /* bf16 operands: the gradient within bf16's error of the double
  * reference (each operand within 2^-9, sums over a handful of steps: 3% of
  * the group's largest entry), and not within fp32's (bf16 is in use); the
@@ -479,8 +494,6 @@ START_TEST(test_lengths_match_reference)
                                          ref_logits, p, key);
     ck_assert(isfinite(rl) && rl > 0.1);
     float *grad = pl_alloc_floats(f.np), logits[NL * 4];
-    pl_group g[PL_MAX_GROUPS];
-    const int ng = pl_param_groups(cfg, g);
     for (int b = 0; b < tu_nsets; b++) {
         if (!tu_set_runs(tu_sets[b], _i == 0 ? "variable lengths against the reference" : NULL))
             continue;
@@ -493,17 +506,41 @@ START_TEST(test_lengths_match_reference)
             for (int i = 0; i < NL * cfg->classes; i++)
                 ck_assert_msg(fabs(logits[i] - ref_logits[i]) < 2e-5, "%s: logit %d %g vs %g",
                               pl_gemm_name(tu_sets[b]), i, logits[i], ref_logits[i]);
-            for (int k = 0; k < ng; k++) {
-                double scale;
-                double e = group_error(grad + g[k].offset, ref + g[k].offset, g[k].size, &scale);
-                ck_assert_msg(scale > 1e-4, "%s gradient is trivially small", g[k].name);
-                ck_assert_msg(e < 2e-5, "%s x%d %s: relative difference %g",
-                              pl_gemm_name(tu_sets[b]), threads, g[k].name, e);
-            }
+            assert_groups_near(cfg, grad, ref, tu_sets[b], threads);
         }
     }
     pl_free(grad);
     free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+/* The weight gradient after the time loop in several GEMM calls
+ * (pl_wgrad_rows rows each, C carrying the sum): 15 rows x 16 steps = 240
+ * rows, two calls of 224 and 16 with a 112-row chunk, one of 256 with 128;
+ * each row counted once, against the reference, every set, 1 and 2
+ * threads. */
+START_TEST(test_weight_gradient_in_calls)
+{
+    const pl_config cfg = {130, 128, 4, 1}; /* K x Hp above 32768: after the loop */
+    const int n = 15, T = 16;
+    ck_assert(!pl_wgrad_in_loop(cfg.input + 1 + cfg.hidden, cfg.hidden));
+    fixture f;
+    fixture_make(&f, &cfg, n, T, 61);
+    double *ref = malloc(sizeof(double) * f.np);
+    float *grad = pl_alloc_floats(f.np);
+    pl_ref_loss_grad(&cfg, f.params, f.x, f.labels, n, T, (double)n, ref, NULL);
+    for (int b = 0; b < tu_nsets; b++) {
+        if (!tu_set_runs(tu_sets[b], "the weight gradient in several calls"))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            memset(grad, 0xff, sizeof(float) * f.np);
+            fast_path(tu_sets[b], threads, &cfg, &f, n, T, (float)n, NULL, grad);
+            assert_groups_near(&cfg, grad, ref, tu_sets[b], threads);
+        }
+    }
+    free(ref);
+    pl_free(grad);
     fixture_free(&f);
 }
 END_TEST
@@ -642,6 +679,7 @@ Suite *lstm_suite(void)
     tcase_add_loop_test(tc, test_lengths_match_reference, 0, NCFGS);
     tcase_add_test(tc, test_reference_lengths_are_rows_alone);
     tcase_add_test(tc, test_lengths_after_full_rows);
+    tcase_add_test(tc, test_weight_gradient_in_calls);
     suite_add_tcase(s, tc);
     return s;
 }
