@@ -689,12 +689,12 @@ int pl_wgrad_rows(int kc, int bf16) { return kc > 0 && !bf16 ? 2 * kc : WGRAD_RO
  * same bits; bench/results/zen3-wgrad-rows.txt). */
 static void weight_gradient(pl_ws *ws, int l, long p0, long p1, long r0, long r1, int accumulate)
 {
-    const int K = ws->K[l], step = pl_wgrad_rows(ws->kc, ws->bf16);
+    const int K = ws->K[l], per_call = pl_wgrad_rows(ws->kc, ws->bf16);
     const size_t g_ps = panel_stride(ws);
-    for (long r = r0; r < r1; r += step) {
+    for (long r = r0; r < r1; r += per_call) {
         pl_gemm_op op = {
             .M = K, .N = (int)(p1 - p0) * PL_PANEL, .nb = 1,
-            .kb = (int)(r1 - r < step ? r1 - r : step),
+            .kb = (int)(r1 - r < per_call ? r1 - r : per_call),
             .a = ws->xh[l] + (size_t)r * K, .a_rs = 1, .a_cs = (size_t)K,
             .b = ws->gates[l] + p0 * g_ps + (size_t)r * PL_PANEL, .ldb = PL_PANEL,
             .b_ps = g_ps,

@@ -64,14 +64,15 @@ void pl_ws_set_precision(pl_ws *ws, pl_precision p);
 #define PL_L2_WEIGHTS (1024.0 * 1024.0)
 /* Whether the weight gradient of a layer with K inputs ([in, 1, h]) and Hp
  * units is summed step by step inside the backward loop (1), or after it
- * over all steps in chunks of WGRAD_ROWS rows (0); see lstm.c. */
+ * over all steps in calls of pl_wgrad_rows rows (0); see lstm.c. */
 int pl_wgrad_in_loop(int K, int Hp);
 /* Rows of [in_t, 1, h_{t-1}] per call of the weight-gradient GEMM when it
  * runs after the backward loop: two of the driver's B chunks when the set
  * has one (kc rows, pl_gemm_blocking; its C passes over dWf once a chunk,
  * and 256 rows cut into chunks of 86 on a 112-row chunk), else
- * WGRAD_ROWS (BLAS; bf16, whose chunk is 256 rows). Any even count gives
- * the same bits: the rows are summed in order, pairs start at even rows.
+ * WGRAD_ROWS (BLAS, whose sums depend on the calls' shape; bf16, whose
+ * chunk is 256 rows). On our sets any even count gives the same bits: the
+ * rows are summed in order, bf16's pairs start at even rows.
  * bench/gemm-alone times the same calls. */
 #ifndef WGRAD_ROWS
 #define WGRAD_ROWS 256
