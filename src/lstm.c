@@ -72,7 +72,7 @@ struct pl_ws {
     int D, H, Hp, L, C, npanel, nq, Kmax;
     int K[PL_MAX_LAYERS];
     const pl_kernels *k;         /* the kernel set */
-    int kc;                      /* its GEMM's B chunk, rows (0: BLAS, no chunks of ours) */
+    int kc;                      /* its GEMM's B chunk, rows (0: BLAS or the plain loops) */
     int bf16;                    /* the gate products on bf16 operands */
     uint8_t *labels;             /* (n) */
     uint32_t *ids;               /* (n) each row's item in the data set: its dropout masks */
