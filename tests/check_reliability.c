@@ -712,8 +712,10 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
                                                           "--checkpoint-every", "1", NULL});
     tu_job j;
     tu_start(&j, NULL, first, slow);
-    tu_sleep_ms(600);
+    /* once the first checkpoint is on disk (the handlers are in place) */
+    int ready = tu_wait_for(ck, NULL, 60);
     kill(j.pid, SIGTERM);
+    ck_assert_msg(ready, "no checkpoint within 60 s");
     int st = tu_finish(&j, &res, 0);
     ck_assert_msg(st == 143, "exit %d (%d: killed by SIGTERM, no handler): %s", st,
                   TU_KILLED(SIGTERM), res.err);
@@ -758,16 +760,18 @@ START_TEST(test_second_signal_exits_at_once)
         return;
     const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 54);
-    char ck[4096];
+    char ck[4096], log[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(log, sizeof log, "%s/log.csv", dir);
     /* a first run leaves a checkpoint */
     const char *first[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
                            "100000000", "--hidden", "16", "--checkpoint", ck,
                            "--checkpoint-every", "50", "--quiet", NULL};
     tu_job j;
     tu_start(&j, NULL, first, NULL);
-    tu_sleep_ms(300);
+    int ready = tu_wait_for(ck, NULL, 60);
     kill(j.pid, SIGTERM);
+    ck_assert_msg(ready, "no checkpoint within 60 s");
     ck_assert_int_eq(tu_finish(&j, &res, 0), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
     float *state = NULL;
@@ -776,11 +780,14 @@ START_TEST(test_second_signal_exits_at_once)
     pl_free(state);
     /* resume it; its final checkpoint write takes 800 ms */
     const char *second[] = {"train", "--data", dir, "--resume", ck, "--checkpoint", ck,
-                            "--checkpoint-every", "100000000", "--quiet", NULL};
+                            "--checkpoint-every", "100000000", "--log", log, "--log-every",
+                            "1", "--quiet", NULL};
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=800", NULL};
     tu_start(&j, NULL, second, slow);
-    tu_sleep_ms(300);
+    /* once it trains (its first log row) */
+    ready = tu_wait_for(log, "\ntrain,", 60);
     kill(j.pid, SIGINT);
+    ck_assert_msg(ready, "no log row within 60 s");
     /* the second signal once the write's temporary file exists (within 10 s,
      * however loaded the machine is) */
     for (int waited = 0; count_temporaries(dir) == 0 && waited < 10000; waited += 5)

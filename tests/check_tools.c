@@ -795,13 +795,10 @@ START_TEST(test_log_kill_and_resume)
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=400", NULL};
     tu_job j;
     tu_start(&j, NULL, args, slow);
-    /* wait for the rows of step 10 (after two checkpoints), then kill */
-    char text[1 << 14];
-    for (int i = 0; i < 600 && !strstr(text, "\ntrain,10,"); i++) {
-        usleep(20000);
-        tu_slurp(log, text, sizeof text);
-    }
+    /* the rows of step 10 (after two checkpoints), then kill */
+    const int seen = tu_wait_for(log, "\ntrain,10,", 60);
     kill(j.pid, SIGKILL);
+    ck_assert_msg(seen, "no row of step 10 within 60 s");
     ck_assert_int_eq(tu_finish(&j, &res, 0), TU_KILLED(SIGKILL));
     char before[1 << 14];
     size_t had = tu_slurp(log, before, sizeof before);

@@ -512,6 +512,22 @@ size_t tu_slurp(const char *path, char *buf, size_t len)
     return strlen(buf);
 }
 
+int tu_wait_for(const char *path, const char *text, double seconds)
+{
+    enum { CAP = 1 << 16 };
+    char *buf = malloc(CAP);
+    ck_assert_ptr_nonnull(buf);
+    int found = 0;
+    for (double waited = 0; !found && waited < seconds; waited += 0.01) {
+        if (text ? tu_slurp(path, buf, CAP) > 0 && strstr(buf, text) : access(path, F_OK) == 0)
+            found = 1;
+        else
+            tu_sleep_ms(10);
+    }
+    free(buf);
+    return found;
+}
+
 void tu_start(tu_job *j, const char *bin, const char *const *args, const char *const *env)
 {
     char *dir = tu_tmpdir();

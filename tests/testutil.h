@@ -200,6 +200,11 @@ void tu_write_png(const char *path, int w, int h, int color, int depth, int inte
                   int n_palette);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
+/* Waits, at most `seconds`, until path exists and (text not NULL) holds
+ * text: a running program's sign of life, so that a test's signal comes
+ * once the program is ready for it however slow the machine (an emulator,
+ * a loaded host); returns 1 once it does, 0 at the limit. */
+int tu_wait_for(const char *path, const char *text, double seconds);
 
 /* A row of a training log (parlstm train --log): lr, grad_norm and
  * samples_per_sec as written (empty in evaluation rows). */
