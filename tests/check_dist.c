@@ -144,15 +144,19 @@ START_TEST(test_sigusr1_stops_like_sigterm)
 {
     const char *dir = tu_dir;
     tu_make_dataset(dir, 200, 20, 6, 5, 3, 55);
-    char ck[4096];
+    char ck[4096], log[4096];
     snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(log, sizeof log, "%s/log.csv", dir);
     const char *args[] = {"train", "--data", dir, "--val", "0", "--batch", "10", "--steps",
                           "100000000", "--hidden", "16", "--checkpoint", ck,
-                          "--checkpoint-every", "1000000", "--quiet", NULL};
+                          "--checkpoint-every", "1000000", "--log", log, "--log-every", "1",
+                          "--quiet", NULL};
     tu_job j;
     tu_start(&j, NULL, args, NULL);
-    tu_sleep_ms(400);
+    /* once it trains (its first log row: the handlers are in place) */
+    const int ready = tu_wait_for(log, "\ntrain,", 60);
     kill(j.pid, SIGUSR1);
+    ck_assert_msg(ready, "no log row within 60 s");
     int st = tu_finish(&j, &res, 30);
     ck_assert_msg(st == 143, "exit %d: %s", st, res.err);
     ck_assert_msg(strstr(res.err, "terminated after step") != NULL, "%s", res.err);
