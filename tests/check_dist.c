@@ -154,9 +154,7 @@ START_TEST(test_sigusr1_stops_like_sigterm)
     tu_job j;
     tu_start(&j, NULL, args, NULL);
     /* once it trains (its first log row: the handlers are in place) */
-    const int ready = tu_wait_for(log, "\ntrain,", 60);
-    kill(j.pid, SIGUSR1);
-    ck_assert_msg(ready, "no log row within 60 s");
+    tu_signal_when(&j, SIGUSR1, log, "\ntrain,");
     int st = tu_finish(&j, &res, 30);
     ck_assert_msg(st == 143, "exit %d: %s", st, res.err);
     ck_assert_msg(strstr(res.err, "terminated after step") != NULL, "%s", res.err);

@@ -683,8 +683,8 @@ static void join_args(const char **argv, const char *const *base, const char *co
  * masks and the reading resume too; and (the third) stopped in the middle
  * of a 50-step warm-up with the rate scaled for the batch, weight decay,
  * chrono biases and RMSprop: the resumed run's rates and updates continue
- * from the checkpoint's settings alone (the signal comes after at most 15
- * of the 40 ms checkpoint writes). */
+ * from the checkpoint's settings alone (the signal comes once the first of
+ * the 40 ms checkpoint writes is done). */
 START_TEST(test_sigterm_checkpoint_and_exact_resume)
 {
     if (!tu_hooks("SIGTERM during slowed checkpoint writes"))
@@ -713,9 +713,7 @@ START_TEST(test_sigterm_checkpoint_and_exact_resume)
     tu_job j;
     tu_start(&j, NULL, first, slow);
     /* once the first checkpoint is on disk (the handlers are in place) */
-    int ready = tu_wait_for(ck, NULL, 60);
-    kill(j.pid, SIGTERM);
-    ck_assert_msg(ready, "no checkpoint within 60 s");
+    tu_signal_when(&j, SIGTERM, ck, NULL);
     int st = tu_finish(&j, &res, 0);
     ck_assert_msg(st == 143, "exit %d (%d: killed by SIGTERM, no handler): %s", st,
                   TU_KILLED(SIGTERM), res.err);
@@ -769,9 +767,7 @@ START_TEST(test_second_signal_exits_at_once)
                            "--checkpoint-every", "50", "--quiet", NULL};
     tu_job j;
     tu_start(&j, NULL, first, NULL);
-    int ready = tu_wait_for(ck, NULL, 60);
-    kill(j.pid, SIGTERM);
-    ck_assert_msg(ready, "no checkpoint within 60 s");
+    tu_signal_when(&j, SIGTERM, ck, NULL);
     ck_assert_int_eq(tu_finish(&j, &res, 0), 143); /* exited by itself, not TU_KILLED(SIGTERM) */
     pl_ckpt_meta before, after;
     float *state = NULL;
@@ -785,9 +781,7 @@ START_TEST(test_second_signal_exits_at_once)
     const char *slow[] = {"PARLSTM_TEST_SLOW_WRITE_MS=800", NULL};
     tu_start(&j, NULL, second, slow);
     /* once it trains (its first log row) */
-    ready = tu_wait_for(log, "\ntrain,", 60);
-    kill(j.pid, SIGINT);
-    ck_assert_msg(ready, "no log row within 60 s");
+    tu_signal_when(&j, SIGINT, log, "\ntrain,");
     /* the second signal once the write's temporary file exists (within 10 s,
      * however loaded the machine is) */
     for (int waited = 0; count_temporaries(dir) == 0 && waited < 10000; waited += 5)

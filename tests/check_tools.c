@@ -796,9 +796,7 @@ START_TEST(test_log_kill_and_resume)
     tu_job j;
     tu_start(&j, NULL, args, slow);
     /* the rows of step 10 (after two checkpoints), then kill */
-    const int seen = tu_wait_for(log, "\ntrain,10,", 60);
-    kill(j.pid, SIGKILL);
-    ck_assert_msg(seen, "no row of step 10 within 60 s");
+    tu_signal_when(&j, SIGKILL, log, "\ntrain,10,");
     ck_assert_int_eq(tu_finish(&j, &res, 0), TU_KILLED(SIGKILL));
     char before[1 << 14];
     size_t had = tu_slurp(log, before, sizeof before);

@@ -512,20 +512,38 @@ size_t tu_slurp(const char *path, char *buf, size_t len)
     return strlen(buf);
 }
 
-int tu_wait_for(const char *path, const char *text, double seconds)
+/* Whether path exists and (text not NULL) holds text, looked for in its
+ * first 64 KiB (a log that grows is not read to its end at every poll),
+ * within `seconds` of the clock. */
+static int wait_for(const char *path, const char *text, double seconds)
 {
     enum { CAP = 1 << 16 };
     char *buf = malloc(CAP);
     ck_assert_ptr_nonnull(buf);
+    const double end = pl_seconds() + seconds;
     int found = 0;
-    for (double waited = 0; !found && waited < seconds; waited += 0.01) {
-        if (text ? tu_slurp(path, buf, CAP) > 0 && strstr(buf, text) : access(path, F_OK) == 0)
-            found = 1;
-        else
+    while (!found && pl_seconds() < end) {
+        const int fd = open(path, O_RDONLY);
+        if (fd >= 0) {
+            const ssize_t got = pread(fd, buf, CAP - 1, 0);
+            close(fd);
+            buf[got > 0 ? got : 0] = '\0';
+            found = !text || strstr(buf, text) != NULL;
+        }
+        if (!found)
             tu_sleep_ms(10);
     }
     free(buf);
     return found;
+}
+
+void tu_signal_when(const tu_job *j, int sig, const char *path, const char *text)
+{
+    const int ready = wait_for(path, text, 30);
+    kill(j->pid, sig);
+    if (!ready && text)
+        ck_abort_msg("%s: no \"%s\" within 30 s", path, text + (text[0] == '\n'));
+    ck_assert_msg(ready, "%s: not written within 30 s", path);
 }
 
 void tu_start(tu_job *j, const char *bin, const char *const *args, const char *const *env)

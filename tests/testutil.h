@@ -147,6 +147,12 @@ typedef struct {
  * with args (NULL-terminated) and extra environment entries ("K=V",
  * NULL-terminated, may be NULL). */
 void tu_start(tu_job *j, const char *bin, const char *const *args, const char *const *env);
+/* Sends sig to j once path exists and (text not NULL) holds text in its
+ * first 64 KiB: the program's sign of life (a checkpoint, a log row), so
+ * that the signal comes when it is ready for it however slow the machine
+ * (an emulator, a loaded host). Waits at most 30 s (within the shortest
+ * test case's limit, 60 s), then sends it anyway and fails the test. */
+void tu_signal_when(const tu_job *j, int sig, const char *path, const char *text);
 /* Waits for j (at most `seconds` when above 0: a program still running
  * then is killed with everything under it and fails the test, so a hang
  * never blocks), reads its output into r, removes its files, writes the
@@ -200,11 +206,6 @@ void tu_write_png(const char *path, int w, int h, int color, int depth, int inte
                   int n_palette);
 /* Reads up to len - 1 bytes of path into buf (NUL-terminated); returns bytes. */
 size_t tu_slurp(const char *path, char *buf, size_t len);
-/* Waits, at most `seconds`, until path exists and (text not NULL) holds
- * text: a running program's sign of life, so that a test's signal comes
- * once the program is ready for it however slow the machine (an emulator,
- * a loaded host); returns 1 once it does, 0 at the limit. */
-int tu_wait_for(const char *path, const char *text, double seconds);
 
 /* A row of a training log (parlstm train --log): lr, grad_norm and
  * samples_per_sec as written (empty in evaluation rows). */
