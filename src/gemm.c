@@ -102,9 +102,10 @@ void pl_gemm_blas(const pl_gemm_op *op)
  * of 16 rows, to at most 7/8 of a smaller L1 (the rest for the tile's rows
  * of A and its C; on a 32 KiB L1, avx2's step ran 4-7% faster with 112 rows
  * than with 3/4's 96: bench/results/l1-chunk.txt); A goes chunk-major when
- * it outgrows half of L2 (512 KiB when L2 is unknown). Chunks and order only
- * change the speed: a tile sums the same products in the same order. A_L2
- * set at build time (bench/ab-variants) overrides the detected limit. */
+ * it outgrows half of L2 (512 KiB when L2 is unknown), or 7/8 of L2 when A
+ * is read by rows (pl_gemm_rows_limit). Chunks and order only change the
+ * speed: a tile sums the same products in the same order. A_L2 set at
+ * build time (bench/ab-variants) overrides the detected limit. */
 int pl_gemm_kc(int set_kc, long l1d)
 {
     if (l1d <= 0)
@@ -123,6 +124,17 @@ long pl_gemm_a_limit(long l2)
     return l2 > 0 ? l2 / 2 : 512 * 1024;
 #endif
 }
+
+/* The limit for an A read by rows (the forward and recurrent products),
+ * from a_limit (half of L2): 7/8 of L2. Its rows stay in L2 while B and C
+ * stream past them a panel at a time. On a 512 KiB L2 (Zen 3, avx2) this
+ * takes the forward product's A from chunk by chunk, which passes its C
+ * through memory once a chunk, to panel by panel at hidden 1024 (A 421
+ * KB, C 1.6 MB) and at hidden 256, batch 256 (292 KB): that product 0.96x
+ * and 0.94x the time beside the others of the same runs, the same bits
+ * (bench/results/zen3-rows-limit.txt). An A read by columns (the weight
+ * gradient) keeps half of L2: not measured on other CPUs. */
+long pl_gemm_rows_limit(long a_limit) { return a_limit / 4 * 7; }
 
 void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
 {
@@ -223,7 +235,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
     size_t a_off, b_off, a_next, b_next;
     int rows, rows_next;
     pl_tile tn = t;
-    if (a_bytes <= (double)a_limit) {
+    if (a_bytes <= (double)(op->a_cs == 1 ? pl_gemm_rows_limit(a_limit) : a_limit)) {
         /* panel-major: a panel's C stays in L1 across the chunks */
         for (int jp = 0; jp < npanel; jp++)
             for (int ch = 0; ch < c.nchunk; ch++) {

@@ -57,6 +57,9 @@ pl_cpu_caches pl_cpu_cache_sizes(void);
  * by chunk rather than panel by panel (*a_limit); both 0 for the sets
  * whose GEMM is not ours (naive, blas) or that this CPU cannot run. */
 void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
+/* The same limit for an A read by rows (the forward and recurrent
+ * products), from *a_limit: 7/8 of L2 where a_limit is half of it. */
+long pl_gemm_rows_limit(long a_limit);
 
 /* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS misdetects it
  * (e.g. "SkylakeX" for an AVX-512 CPU that OpenBLAS calls "Prescott"), or

@@ -286,6 +286,9 @@ START_TEST(test_help_and_version)
     pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
     snprintf(caches, sizeof caches, "B in chunks of %d rows", kc);
     ck_assert_msg(!kc || strstr(res.out, caches) != NULL, "no '%s' in %s", caches, res.out);
+    snprintf(caches, sizeof caches, "A is at most %ld KiB (read by rows; %ld KiB by columns)",
+             pl_gemm_rows_limit(a_limit) / 1024, a_limit / 1024);
+    ck_assert_msg(!kc || strstr(res.out, caches) != NULL, "no '%s' in %s", caches, res.out);
     ck_assert_ptr_nonnull(strstr(res.out, pl_dist_built() ? "MPI: Open MPI" : "MPI: no"));
     /* the kernel set auto picks, and why */
     char line[160];

@@ -448,7 +448,8 @@ END_TEST
 
 /* The GEMM blocking follows the caches: a set's chunk (tuned for 48 KiB)
  * shrinks to 7/8 of a smaller L1 in steps of 16 rows, never below 32; A
- * goes chunk by chunk beyond half of L2; unknown sizes keep the defaults. */
+ * goes chunk by chunk beyond half of L2 (7/8 when read by rows); unknown
+ * sizes keep the defaults. */
 START_TEST(test_blocking_from_caches)
 {
     ck_assert_int_eq(pl_gemm_kc(128, 48 * 1024), 128);
@@ -463,6 +464,9 @@ START_TEST(test_blocking_from_caches)
     ck_assert_int_eq(pl_gemm_a_limit(1024 * 1024), 512 * 1024);
     ck_assert_int_eq(pl_gemm_a_limit(2048 * 1024), 1024 * 1024);
     ck_assert_int_eq(pl_gemm_a_limit(0), 512 * 1024);
+    /* an A read by rows: up to 7/8 of L2 */
+    ck_assert_int_eq(pl_gemm_rows_limit(pl_gemm_a_limit(512 * 1024)), 448 * 1024);
+    ck_assert_int_eq(pl_gemm_rows_limit(pl_gemm_a_limit(2048 * 1024)), 1792 * 1024);
     const pl_cpu_caches c = pl_cpu_cache_sizes();
     printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
     ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);

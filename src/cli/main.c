@@ -84,8 +84,10 @@ static int dispatch(int argc, char **argv)
                cache.l1d / 1024, cache.l2 / 1024);
         if (kc)
             printf("GEMM blocking (%s): B in chunks of %d rows for L1; panel by panel while "
-                   "A is at most %ld KiB, else chunk by chunk\n",
-                   pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), kc, a_limit / 1024);
+                   "A is at most %ld KiB (read by rows; %ld KiB by columns), else chunk by "
+                   "chunk\n",
+                   pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), kc,
+                   pl_gemm_rows_limit(a_limit) / 1024, a_limit / 1024);
         printf("OpenBLAS core: %s", pl_blas_corename());
         const char *better = pl_blas_better_coretype();
         if (better)
