@@ -13,6 +13,12 @@ pl_status pl_fail(pl_error *err, pl_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 void *pl_alloc_aligned(size_t bytes);
+/* A data set's buffer, read at random every step (a batch's items): from 4
+ * MiB on, 2 MiB-aligned with huge pages asked for, else malloc; not zeroed;
+ * free() releases it. On 4 KiB pages a batch's items cost a TLB miss each:
+ * MNIST's batches loaded 3-4x slower from a buffer that read() had filled
+ * (bench/results/load-hugepages.txt). */
+void *pl_alloc_data(size_t bytes);
 int pl_cpu_has_avx2(void);
 
 /* Profiling: adds the time since *t0 to prof[ph] and restarts the clock;

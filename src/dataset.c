@@ -260,7 +260,7 @@ pl_status pl_dataset_permute(pl_dataset *ds, uint64_t seed, pl_error *err)
     const size_t px = (size_t)ds->T * (size_t)ds->D;
     uint32_t *perm = malloc(sizeof *perm * px);
     uint8_t *tmp = malloc(px);
-    uint8_t *out = ds->owned_images ? (uint8_t *)ds->owned_images : malloc(px * ds->n + 1);
+    uint8_t *out = ds->owned_images ? (uint8_t *)ds->owned_images : pl_alloc_data(px * ds->n + 1);
     if (!perm || !tmp || !out) {
         free(perm);
         free(tmp);

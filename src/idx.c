@@ -216,12 +216,13 @@ static pl_status check_file_size(const char *used, uint32_t expect, const idx_he
 
 /* The payload, into a buffer that grows (from 16 MiB, doubling) as bytes
  * arrive: a header that claims more than the stream holds costs no more
- * memory than the stream. */
+ * memory than the stream. On huge pages (pl_alloc_data): batches read it
+ * at random. */
 static pl_status read_payload(gzFile gz, const char *used, uint32_t expect, const idx_header *h,
                               uint8_t **out, pl_error *err)
 {
     size_t cap = h->total < ((size_t)16 << 20) ? h->total : ((size_t)16 << 20), have = 0;
-    uint8_t *data = malloc(cap);
+    uint8_t *data = pl_alloc_data(cap);
     if (!data)
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", used, cap);
     pl_status rc = PL_OK;
@@ -244,11 +245,13 @@ static pl_status read_payload(gzFile gz, const char *used, uint32_t expect, cons
         if (have == h->total)
             break;
         size_t next = cap * 2 < h->total ? cap * 2 : h->total;
-        uint8_t *grown = realloc(data, next);
+        uint8_t *grown = pl_alloc_data(next);
         if (!grown) {
             rc = pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", used, next);
             break;
         }
+        memcpy(grown, data, have);
+        free(data);
         data = grown;
         cap = next;
     }

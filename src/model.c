@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lstm.h"
 
@@ -15,6 +16,20 @@ void *pl_alloc_aligned(size_t bytes)
     if (posix_memalign(&p, 64, bytes) != 0)
         return NULL;
     memset(p, 0, bytes);
+    return p;
+}
+
+void *pl_alloc_data(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 2 * huge)
+        return malloc(bytes ? bytes : 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice: no huge pages is no error */
+#endif
     return p;
 }
 

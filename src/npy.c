@@ -588,7 +588,7 @@ static pl_status load_values(npy_file *f, pl_npy_mode mode, pl_series *out, pl_e
     pl_status rc = pl_series_size(f->path, out->n, (size_t)out->T, (size_t)out->D, &bytes, err);
     if (rc)
         return rc;
-    if (!(out->values = malloc(bytes)))
+    if (!(out->values = pl_alloc_data(bytes)))
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", f->path, bytes);
     return read_floats(f, out->values, err);
 }

@@ -50,6 +50,32 @@ START_TEST(test_raw_and_gz_read_the_same)
 }
 END_TEST
 
+/* A file past the reader's first 16 MiB: every byte arrives (the buffer
+ * grows once, copying what it holds), on a 2 MiB boundary (huge pages for
+ * the batches' random reads: pl_alloc_data). */
+START_TEST(test_large_file_grows_aligned)
+{
+    const uint32_t n = 24000, side = 28; /* 18.8 MB */
+    const size_t payload = (size_t)n * side * side;
+    uint8_t *px = malloc(payload);
+    for (size_t i = 0; i < payload; i++)
+        px[i] = (uint8_t)((i * 2654435761u) >> 24);
+    size_t len;
+    unsigned char *img = tu_idx_images(n, side, side, px, &len);
+    tu_write(tu_path(tu_dir, "big-images"), img, len);
+    pl_idx a;
+    pl_error err;
+    ck_assert_int_eq(pl_idx_read(tu_path(tu_dir, "big-images"), PL_IDX_IMAGES_MAGIC, &a, &err),
+                     PL_OK);
+    ck_assert_uint_eq(a.n, n);
+    ck_assert_int_eq(memcmp(a.data, px, payload), 0);
+    ck_assert_uint_eq((uintptr_t)a.data % ((uintptr_t)2 << 20), 0);
+    pl_idx_free(&a);
+    free(img);
+    free(px);
+}
+END_TEST
+
 /* One malformed file per row: how to make it, the status and a fragment
  * the message must contain. */
 typedef struct {
@@ -436,6 +462,7 @@ Suite *idx_suite(void)
     Suite *s = suite_create("idx");
     TCase *tc = tu_tcase_with_dir("reader");
     tcase_add_test(tc, test_raw_and_gz_read_the_same);
+    tcase_add_test(tc, test_large_file_grows_aligned);
     tcase_add_loop_test(tc, test_malformed_files, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_missing_empty_dir_fifo_corrupt);
     tcase_add_test(tc, test_gzip_trailer_cut);
