@@ -121,7 +121,7 @@ static VEC_TARGET void tile_any(const pl_tile *t)
 
 static void pl_gemm_avx512(const pl_gemm_op *op)
 {
-    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
+    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1};
     pl_gemm_blocked(&isa, op);
 }
 
