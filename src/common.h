@@ -12,6 +12,10 @@
 pl_status pl_fail(pl_error *err, pl_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Zeroed, 64-byte aligned; from 4 MiB on through pl_alloc_data (huge pages:
+ * at T=784 the step's buffers on 4 KiB pages ran 1-4% slower depending on
+ * how the kernel had laid them out, bench/results/hugepages.txt). free()
+ * releases it. */
 void *pl_alloc_aligned(size_t bytes);
 /* A data set's buffer, read at random every step (a batch's items): from 4
  * MiB on, 2 MiB-aligned with huge pages asked for, else malloc; not zeroed;

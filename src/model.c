@@ -7,18 +7,6 @@
 
 #include "lstm.h"
 
-void *pl_alloc_aligned(size_t bytes)
-{
-    void *p = NULL;
-    if (bytes == 0)
-        bytes = 64;
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, bytes) != 0)
-        return NULL;
-    memset(p, 0, bytes);
-    return p;
-}
-
 void *pl_alloc_data(size_t bytes)
 {
     const size_t huge = (size_t)2 << 20;
@@ -30,6 +18,24 @@ void *pl_alloc_data(size_t bytes)
 #ifdef MADV_HUGEPAGE
     (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice: no huge pages is no error */
 #endif
+    return p;
+}
+
+void *pl_alloc_aligned(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (bytes >= ((size_t)4 << 20)) {
+        p = pl_alloc_data(bytes);
+        if (p)
+            memset(p, 0, bytes);
+        return p;
+    }
+    if (posix_memalign(&p, 64, bytes) != 0)
+        return NULL;
+    memset(p, 0, bytes);
     return p;
 }
 
