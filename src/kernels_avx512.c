@@ -127,6 +127,7 @@ static void pl_gemm_avx512(const pl_gemm_op *op)
 
 /* ------------------------------- the cell, transpose, Adam, FMA loop */
 
+#define CELL_AHEAD_BACK 8 /* the backward cell's prefetch distance (kernels_vec.h) */
 #include "kernels_vec.h"
 
 const pl_kernels pl_kernels_avx512 = {

@@ -154,6 +154,13 @@ VEC_FN void cell_forward_row(const pl_cell_args *a, float *g, size_t off, size_t
  * forward 12% faster; the backward cell within its panel only, 20%
  * (bench/results/zen3-cells.txt). */
 #define CELL_AHEAD 4
+/* The backward cell's distance, where a set's rows are short enough to
+ * want more (avx512, a vector a row: 8 on Zen 5, where the backward cell
+ * ran 0.93-0.95x the time at T=784 and hidden 128, 15 of 15 pairs; the
+ * forward cell gained nothing past 4: bench/results/zen5-avx512-tries.txt) */
+#ifndef CELL_AHEAD_BACK
+#define CELL_AHEAD_BACK CELL_AHEAD
+#endif
 
 VEC_FN void prefetch_gates(const float *g)
 {
@@ -218,12 +225,12 @@ VEC_FN void cell_backward_units(const pl_cell_args *a, float *g, size_t off)
     vf_store(g + 48, d_o);
 }
 
-/* Row b + CELL_AHEAD of panel p, or of the next panel when p has fewer
- * rows: 0 with its panel and row, or -1 past the last panel. */
+/* Row b + CELL_AHEAD_BACK of panel p, or of the next panel when p has
+ * fewer rows: 0 with its panel and row, or -1 past the last panel. */
 VEC_FN int ahead_of(const pl_cell_args *a, int p, int b, int *pa, int *ba)
 {
     *pa = p;
-    *ba = b + CELL_AHEAD;
+    *ba = b + CELL_AHEAD_BACK;
     if (*ba >= a->n) {
         *pa = p + 1;
         *ba -= a->n;
