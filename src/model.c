@@ -7,10 +7,14 @@
 
 #include "lstm.h"
 
+/* Buffers from this size on go on huge pages (pl_alloc_data). */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_FROM (2 * HUGE_PAGE)
+
 void *pl_alloc_data(size_t bytes)
 {
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < 2 * huge)
+    const size_t huge = HUGE_PAGE;
+    if (bytes < HUGE_FROM)
         return malloc(bytes ? bytes : 1);
     void *p = NULL;
     if (posix_memalign(&p, huge, bytes) != 0)
@@ -27,7 +31,7 @@ void *pl_alloc_aligned(size_t bytes)
     if (bytes == 0)
         bytes = 64;
     bytes = (bytes + 63) & ~(size_t)63;
-    if (bytes >= ((size_t)4 << 20)) {
+    if (bytes >= HUGE_FROM) {
         p = pl_alloc_data(bytes);
         if (p)
             memset(p, 0, bytes);

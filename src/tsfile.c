@@ -533,9 +533,8 @@ static pl_status pack(text_set *s, pl_series *out, pl_error *err)
     pl_status rc = pl_series_size(s->path, s->n, (size_t)s->T, (size_t)s->D, &bytes, err);
     if (rc)
         return rc;
-    if (!(out->values = pl_alloc_data(bytes)))
+    if (!(out->values = pl_alloc_aligned(bytes))) /* zeroed */
         return pl_fail(err, PL_ERR_NOMEM, "%s: cannot allocate %zu bytes", s->path, bytes);
-    memset(out->values, 0, bytes);
     const float *src = s->vals; /* case i: (D, len) */
     size_t D = (size_t)s->D, row = (size_t)s->T * D;
     for (size_t i = 0; i < s->n; i++) {
