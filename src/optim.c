@@ -95,17 +95,27 @@ void pl_adam(float *params, const float *grad, float *m, float *v, size_t n,
     pl_kernels_of(PL_GEMM_AUTO)->adam(params, grad, m, v, n, &k);
 }
 
+/* Eight running sums in double, lane l adding the squares of x[l], x[l + 8],
+ * ... in turn (the tail into lane 0), then the lanes in order. The lanes
+ * are four two-double vectors held in registers: as an array of eight
+ * doubles the compiler kept them in memory, a load and a store on every add.
+ * A float's square is exact in double, so a fused multiply-add gives the
+ * same bits. */
+typedef double pl_v2d __attribute__((vector_size(16)));
+
 double pl_sum_squares(const float *x, size_t n)
 {
-    double acc[8] = {0};
+    pl_v2d a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += (double)x[i + l] * x[i + l];
+    for (; i + 8 <= n; i += 8) {
+        const pl_v2d x0 = {x[i], x[i + 1]}, x1 = {x[i + 2], x[i + 3]};
+        const pl_v2d x2 = {x[i + 4], x[i + 5]}, x3 = {x[i + 6], x[i + 7]};
+        a0 += x0 * x0;
+        a1 += x1 * x1;
+        a2 += x2 * x2;
+        a3 += x3 * x3;
+    }
     for (; i < n; i++)
-        acc[0] += (double)x[i] * x[i];
-    double s = 0;
-    for (int l = 0; l < 8; l++)
-        s += acc[l];
-    return s;
+        a0[0] += (double)x[i] * x[i];
+    return a0[0] + a0[1] + a1[0] + a1[1] + a2[0] + a2[1] + a3[0] + a3[1];
 }

@@ -330,6 +330,36 @@ START_TEST(test_sum_squares)
 }
 END_TEST
 
+/* The norm that clipping divides by is part of the training's bits: the sum
+ * runs in eight lanes (lane l the squares of x[l], x[l + 8], ...; the tail
+ * into lane 0), then the lanes in order, exactly. */
+START_TEST(test_sum_squares_lane_order)
+{
+    enum { N = 1003 };
+    static float x[N];
+    uint64_t s = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        x[i] = ldexpf((float)(s >> 40) / (float)(1 << 24), (int)(s >> 33 & 15) - 8);
+    }
+    double lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= N; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += (double)x[i + l] * x[i + l];
+    for (; i < N; i++)
+        lane[0] += (double)x[i] * x[i];
+    double want = 0;
+    for (int l = 0; l < 8; l++)
+        want += lane[l];
+    ck_assert_double_eq(pl_sum_squares(x, N), want);
+    double five = 0; /* fewer than eight: all in lane 0, in turn */
+    for (int k = 0; k < 5; k++)
+        five += (double)x[k] * x[k];
+    ck_assert_double_eq(pl_sum_squares(x, 5), five);
+}
+END_TEST
+
 /* One trainer step with clipping against the update computed here by
  * hand from the unclipped gradient g of the same batch: with norm |g| and
  * scale s = clip / |g| when |g| > clip (else 1), Adam's first step is
@@ -620,6 +650,7 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_warmup_schedule);
     tcase_add_test(tc, test_lr_scaling);
     tcase_add_test(tc, test_sum_squares);
+    tcase_add_test(tc, test_sum_squares_lane_order);
     tcase_add_test(tc, test_clipped_update_by_hand);
     tcase_add_test(tc, test_trainer_step_warmup_and_decay);
     tcase_add_test(tc, test_rng);
