@@ -203,9 +203,14 @@ static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t
     t->b = op->b + b_off + (size_t)jp * b_ps;
     for (int ti = 0, i0 = 0; ti < ntile; ti++) {
         t->mr = base + (ti < extra);
-        for (int r = rows * ti / ntile; r < rows * (ti + 1) / ntile; r++)
-            for (int v = 0; v < lines; v++)
-                __builtin_prefetch(next_b + (size_t)r * op->ldb + 16 * v, 0, 3);
+        const int r0 = rows * ti / ntile, r1 = rows * (ti + 1) / ntile;
+        if (isa->spread && op->ldb == 64 && lines == 4) { /* rows contiguous */
+            t->pf = (const char *)(next_b + (size_t)r0 * 64);
+            t->npf = 4 * (r1 - r0);
+        } else
+            for (int r = r0; r < r1; r++)
+                for (int v = 0; v < lines; v++)
+                    __builtin_prefetch(next_b + (size_t)r * op->ldb + 16 * v, 0, 3);
         t->a = op->a + a_off + (size_t)i0 * op->a_rs;
         t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
         if (prefetch_c && ti + 1 < ntile) /* the next tile's C: it reads and writes it */

@@ -128,6 +128,10 @@ typedef struct {
     size_t ldc;
     int accumulate;
     int mr, cols;
+    /* with pl_gemm_isa.spread: npf lines from pf, prefetched by the tile
+     * along its k loop */
+    const char *pf;
+    int npf;
 } pl_tile;
 
 typedef struct {
@@ -138,6 +142,9 @@ typedef struct {
      * Zen 3: bench/results/prefetch-c.txt; avx512, Zen 5: the weight
      * gradient 0.82x at hidden 1024, avx512-prefetch-c.txt) */
     int prefetch_c;
+    /* 1: the tile prefetches its share of the next B chunk itself, a line
+     * every other k (pl_tile.pf), where the chunk's rows are contiguous */
+    int spread;
 } pl_gemm_isa;
 
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);

@@ -36,8 +36,11 @@ enum { A_ROWS, A_COLS };
  * and LAY are constants at every call site, so r lives in registers. */
 static inline __attribute__((always_inline)) VEC_TARGET void
 tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const float *b,
-          size_t ldb, int kb, __mmask16 last, const int MR_, const int NV_, const int LAY)
+          size_t ldb, int kb, __mmask16 last, const char **pfp, int *npfp, const int MR_,
+          const int NV_, const int LAY)
 {
+    const char *pf = *pfp;
+    int npf = *npfp;
     const float *ap[MR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
@@ -57,7 +60,14 @@ tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const floa
                 r[i][v] = _mm512_fmadd_ps(av, bv[v], r[i][v]);
         }
         b += ldb;
+        if (npf > 0 && (k & 1)) {
+            _mm_prefetch(pf, _MM_HINT_T0);
+            pf += 64;
+            npf--;
+        }
     }
+    *pfp = pf;
+    *npfp = npf;
 }
 
 /* One tile of MR_ rows by NV_ vectors over the blocks of a chunk. */
@@ -75,9 +85,13 @@ tile(const pl_tile *t, __mmask16 last, const int MR_, const int NV_, const int L
             r[i][v] = t->accumulate ? _mm512_maskz_loadu_ps(m, c + i * ldc + 16 * v)
                                     : _mm512_setzero_ps();
         }
+    const char *pf = t->pf;
+    int npf = t->npf;
     for (int blk = 0; blk < t->nb; blk++)
         tile_loop(r, t->a + blk * t->a_bs, t->a_rs, t->a_cs, t->b + blk * t->b_bs, t->ldb,
-                  t->kb, last, MR_, NV_, LAY);
+                  t->kb, last, &pf, &npf, MR_, NV_, LAY);
+    for (; npf > 0; npf--, pf += 64) /* what the k loop had no room for */
+        _mm_prefetch(pf, _MM_HINT_T0);
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
 #pragma GCC unroll 4
@@ -121,7 +135,8 @@ static VEC_TARGET void tile_any(const pl_tile *t)
 
 static void pl_gemm_avx512(const pl_gemm_op *op)
 {
-    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1};
+    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1,
+                                    .spread = 1};
     pl_gemm_blocked(&isa, op);
 }
 
