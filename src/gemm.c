@@ -186,6 +186,54 @@ static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile 
     *rows = t->nb > 1 && op->b_bs != (size_t)op->kb * op->ldb ? 0 : t->nb * t->kb;
 }
 
+/* Where the driver is in op->warm, and how many lines a tile takes. */
+typedef struct {
+    const pl_warm *w;
+    int s, r;     /* span, piece */
+    size_t o;     /* bytes into the piece, from its first line */
+    long per;     /* lines a tile */
+} warm_cursor;
+
+static size_t piece_lines(const pl_warm *w, int s)
+{
+    const size_t lead = (uintptr_t)w->s[s].p % 64;
+    return (lead + w->s[s].bytes + 63) / 64;
+}
+
+static warm_cursor warm_start(const pl_warm *w, long tiles)
+{
+    warm_cursor wc = {w, 0, 0, 0, 0};
+    if (!w)
+        return wc;
+    size_t lines = 0;
+    for (int s = 0; s < w->n; s++)
+        lines += piece_lines(w, s) * (size_t)w->s[s].count;
+    /* a few lines of slack: a tile's run stops at the end of a piece */
+    wc.per = (long)((lines + (size_t)tiles - 1) / (size_t)tiles) + 4;
+    return wc;
+}
+
+/* The tile's share of the spans: the next run of up to wc->per lines in one
+ * piece (pl_tile.pf2). */
+static void warm_step(warm_cursor *wc, pl_tile *t)
+{
+    t->npf2 = 0;
+    if (wc->s >= wc->w->n)
+        return;
+    const char *piece = (const char *)wc->w->s[wc->s].p + (size_t)wc->r * wc->w->s[wc->s].stride;
+    const size_t left = piece_lines(wc->w, wc->s) - wc->o / 64;
+    t->pf2 = piece - (uintptr_t)piece % 64 + wc->o;
+    t->npf2 = (int)(left < (size_t)wc->per ? left : (size_t)wc->per);
+    wc->o += 64 * (size_t)t->npf2;
+    if (wc->o >= piece_lines(wc->w, wc->s) * 64) {
+        wc->o = 0;
+        if (++wc->r == wc->w->s[wc->s].count) {
+            wc->r = 0;
+            wc->s++;
+        }
+    }
+}
+
 /* Every row tile of column panel jp over one chunk; each tile prefetches
  * its share of the rows of next_b (the B chunk visited next), one cache
  * line of 16 floats at a time, and with prefetch_c the C of the tile after
@@ -193,7 +241,7 @@ static void chunk_args(const pl_gemm_op *op, const chunking *c, int ch, pl_tile 
  * from further out at every chunk). */
 static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t,
                         size_t a_off, size_t b_off, int jp, const float *next_b, int rows,
-                        int prefetch_c)
+                        int prefetch_c, warm_cursor *wc)
 {
     const size_t b_ps = op->b_ps ? op->b_ps : 64, c_ps = op->c_ps ? op->c_ps : 64;
     const int M = op->M, ntile = (M + isa->mr - 1) / isa->mr;
@@ -207,16 +255,20 @@ static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t
         if (isa->spread && op->ldb == 64 && lines == 4) { /* rows contiguous */
             t->pf = (const char *)(next_b + (size_t)r0 * 64);
             t->npf = 4 * (r1 - r0);
-        } else
+        } else {
+            t->npf = 0;
             for (int r = r0; r < r1; r++)
                 for (int v = 0; v < lines; v++)
                     __builtin_prefetch(next_b + (size_t)r * op->ldb + 16 * v, 0, 3);
+        }
         t->a = op->a + a_off + (size_t)i0 * op->a_rs;
         t->c = op->c + (size_t)i0 * op->ldc + (size_t)jp * c_ps;
         if (prefetch_c && ti + 1 < ntile) /* the next tile's C: it reads and writes it */
             for (int i = 0; i < base + (ti + 1 < extra); i++)
                 for (int v = 0; v < lines; v++)
                     __builtin_prefetch(t->c + (size_t)(t->mr + i) * op->ldc + 16 * v, 1, 3);
+        if (wc->w)
+            warm_step(wc, t);
         isa->tile(t);
         i0 += t->mr;
     }
@@ -240,6 +292,8 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
     size_t a_off, b_off, a_next, b_next;
     int rows, rows_next;
     pl_tile tn = t;
+    const long tiles = (long)npanel * c.nchunk * ((op->M + isa->mr - 1) / isa->mr);
+    warm_cursor wc = warm_start(isa->spread ? op->warm : NULL, tiles);
     if (a_bytes <= (double)(op->a_cs == 1 ? pl_gemm_rows_limit(a_limit) : a_limit)) {
         /* panel-major: a panel's C stays in L1 across the chunks */
         for (int jp = 0; jp < npanel; jp++)
@@ -255,7 +309,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
                     chunk_args(op, &c, 0, &tn, &a_next, &b_next, &rows_next);
                     nb = op->b + b_next + (size_t)(jp + 1) * b_ps;
                 }
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next, 0);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, rows_next, 0, &wc);
             }
     } else {
         /* chunk-major: each chunk of A is read once for every panel */
@@ -267,7 +321,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
             for (int jp = 0; jp < npanel; jp++) {
                 const float *nb = op->b + b_off + (size_t)(jp + 1) * b_ps;
                 int pr = jp + 1 < npanel ? rows : 0;
-                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr, prefetch_c);
+                panel_chunk(isa, op, &t, a_off, b_off, jp, nb, pr, prefetch_c, &wc);
             }
         }
     }

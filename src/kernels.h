@@ -5,6 +5,19 @@
 
 #include "common.h"
 
+/* count pieces of bytes each, the first at p, stride bytes apart. */
+typedef struct {
+    const void *p;
+    size_t bytes, stride;
+    int count;
+} pl_span;
+
+/* Memory a caller reads after a product (pl_gemm_op.warm): n spans. */
+typedef struct {
+    pl_span s[4];
+    int n;
+} pl_warm;
+
 /* One GEMM over blocks of the inner dimension:
  *   C(M, N) (+)= sum_{blk < nb} A_blk(M, kb) * B_blk(kb, N)
  *   A_blk(i, k) = a[blk * a_bs + i * a_rs + k * a_cs]
@@ -33,6 +46,10 @@ typedef struct {
      * the bits are the same either way. */
     const uint32_t *b16;
     size_t b16_ps;
+    /* Optionally (NULL: none), what the caller reads next: the fp32 driver
+     * (pl_gemm_blocked) has each tile prefetch a share of it, so that it
+     * arrives while the product computes. A hint only. */
+    const pl_warm *warm;
 } pl_gemm_op;
 
 #define PL_UNIT_BLOCK 16 /* hidden units per gate panel (one AVX-512 vector) */
@@ -128,10 +145,11 @@ typedef struct {
     size_t ldc;
     int accumulate;
     int mr, cols;
-    /* with pl_gemm_isa.spread: npf lines from pf, prefetched by the tile
-     * along its k loop */
-    const char *pf;
-    int npf;
+    /* with pl_gemm_isa.spread, lines the tile prefetches along its k loop:
+     * npf from pf (its share of the next B chunk), then npf2 from pf2 (its
+     * share of pl_gemm_op.warm) */
+    const char *pf, *pf2;
+    int npf, npf2;
 } pl_tile;
 
 typedef struct {
@@ -143,7 +161,9 @@ typedef struct {
      * gradient 0.82x at hidden 1024, avx512-prefetch-c.txt) */
     int prefetch_c;
     /* 1: the tile prefetches its share of the next B chunk itself, a line
-     * every other k (pl_tile.pf), where the chunk's rows are contiguous */
+     * every other k (pl_tile.pf), where the chunk's rows are contiguous,
+     * then its share of pl_gemm_op.warm (pf2); 0: the driver prefetches
+     * the B share before the tile and ignores warm */
     int spread;
 } pl_gemm_isa;
 

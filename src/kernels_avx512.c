@@ -32,15 +32,21 @@
  * of them). */
 enum { A_ROWS, A_COLS };
 
+/* Lines the tile prefetches: n from p, then n2 from p2. */
+typedef struct {
+    const char *p, *p2;
+    int n, n2;
+} pf_runs;
+
 /* r += A(MR_ rows, kb) B(kb, 16 NV_): the inner loop of a tile. MR_, NV_
  * and LAY are constants at every call site, so r lives in registers. */
 static inline __attribute__((always_inline)) VEC_TARGET void
 tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const float *b,
-          size_t ldb, int kb, __mmask16 last, const char **pfp, int *npfp, const int MR_,
-          const int NV_, const int LAY)
+          size_t ldb, int kb, __mmask16 last, pf_runs *q, const int MR_, const int NV_,
+          const int LAY)
 {
-    const char *pf = *pfp;
-    int npf = *npfp;
+    const char *pf = q->p;
+    int npf = q->n;
     const float *ap[MR];
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
@@ -63,11 +69,15 @@ tile_loop(__m512 r[MR][NV], const float *a, size_t a_rs, size_t a_cs, const floa
         if (npf > 0 && (k & 1)) {
             _mm_prefetch(pf, _MM_HINT_T0);
             pf += 64;
-            npf--;
+            if (--npf == 0) { /* the second run next */
+                pf = q->p2;
+                npf = q->n2;
+                q->n2 = 0;
+            }
         }
     }
-    *pfp = pf;
-    *npfp = npf;
+    q->p = pf;
+    q->n = npf;
 }
 
 /* One tile of MR_ rows by NV_ vectors over the blocks of a chunk. */
@@ -85,13 +95,17 @@ tile(const pl_tile *t, __mmask16 last, const int MR_, const int NV_, const int L
             r[i][v] = t->accumulate ? _mm512_maskz_loadu_ps(m, c + i * ldc + 16 * v)
                                     : _mm512_setzero_ps();
         }
-    const char *pf = t->pf;
-    int npf = t->npf;
+    pf_runs q = {t->pf, t->pf2, t->npf, t->npf2};
+    if (q.n == 0) {
+        q = (pf_runs){q.p2, NULL, q.n2, 0};
+    }
     for (int blk = 0; blk < t->nb; blk++)
         tile_loop(r, t->a + blk * t->a_bs, t->a_rs, t->a_cs, t->b + blk * t->b_bs, t->ldb,
-                  t->kb, last, &pf, &npf, MR_, NV_, LAY);
-    for (; npf > 0; npf--, pf += 64) /* what the k loop had no room for */
-        _mm_prefetch(pf, _MM_HINT_T0);
+                  t->kb, last, &q, MR_, NV_, LAY);
+    for (; q.n > 0; q.n--, q.p += 64) /* what the k loop had no room for */
+        _mm_prefetch(q.p, _MM_HINT_T0);
+    for (; q.n2 > 0; q.n2--, q.p2 += 64)
+        _mm_prefetch(q.p2, _MM_HINT_T0);
 #pragma GCC unroll 6
     for (int i = 0; i < MR_; i++)
 #pragma GCC unroll 4

@@ -446,6 +446,113 @@ START_TEST(test_l1_ceiling_per_set)
 }
 END_TEST
 
+/* A tile for pl_gemm_blocked that computes with plain loops and records
+ * the lines it was given to prefetch (pl_tile.pf and pf2), a count per line
+ * of two buffers. */
+static struct {
+    const char *base[2];
+    size_t lines[2];
+    int *seen[2];
+    int stray;  /* lines outside both */
+    int given;  /* tiles that got any */
+} rec;
+
+static void record_lines(const char *p, int n)
+{
+    for (int i = 0; i < n; i++, p += 64) {
+        int hit = 0;
+        for (int k = 0; k < 2; k++)
+            if (p >= rec.base[k] && p < rec.base[k] + 64 * rec.lines[k]) {
+                rec.seen[k][(p - rec.base[k]) / 64]++;
+                hit = 1;
+            }
+        rec.stray += !hit;
+    }
+}
+
+static void recording_tile(const pl_tile *t)
+{
+    for (int i = 0; i < t->mr; i++)
+        for (int j = 0; j < t->cols; j++) {
+            float s = t->accumulate ? t->c[i * t->ldc + j] : 0.0f;
+            for (int blk = 0; blk < t->nb; blk++)
+                for (int k = 0; k < t->kb; k++)
+                    s += t->a[blk * t->a_bs + i * t->a_rs + k * t->a_cs] *
+                         t->b[blk * t->b_bs + k * t->ldb + j];
+            t->c[i * t->ldc + j] = s;
+        }
+    rec.given += t->npf > 0 || t->npf2 > 0;
+    record_lines(t->pf, t->npf);
+    record_lines(t->pf2, t->npf2);
+}
+
+/* The driver's prefetching with pl_gemm_isa.spread: the tiles are handed
+ * every line of the next B chunks (all of B but the first chunk, rows
+ * 0..kc of panel 0) and of pl_gemm_op.warm (pieces of any alignment and
+ * stride), each once; without spread, none (the driver prefetches B
+ * itself and ignores warm). The product is the same either way. */
+START_TEST(test_driver_prefetch_shares)
+{
+    enum { M = 100, N = 128, NB = 8, KB = 64, K = NB * KB };
+    float *a = aligned_alloc(64, sizeof(float) * M * K), *b = aligned_alloc(64, sizeof(float) * K * N);
+    float *c = calloc(M * N, sizeof(float)), *want = calloc(M * N, sizeof(float));
+    char *side = aligned_alloc(64, 49152);
+    tu_fill(a, (size_t)M * K, 1.0f, 71);
+    tu_fill(b, (size_t)K * N, 1.0f, 72);
+    /* the side spans: 5 pieces of 1000 bytes from byte 12, 4096 apart (16
+     * lines each: the first and last partly), then 20000 bytes from 24576 */
+    const pl_warm warm = {{{side + 12, 1000, 4096, 5}, {side + 24576, 20000, 0, 1}}, 2};
+    pl_gemm_op op = {.M = M, .N = N, .nb = NB, .kb = KB, .a = a, .a_rs = K, .a_cs = 1,
+                     .a_bs = KB, .b = b, .ldb = 64, .b_bs = (size_t)KB * 64,
+                     .b_ps = (size_t)K * 64, .c = want, .ldc = N, .warm = &warm};
+    pl_gemm_naive(&op);
+    op.c = c;
+    for (int spread = 1; spread >= 0; spread--) {
+        const pl_gemm_isa isa = {.mr = 6, .kc = 128, .tile = recording_tile, .spread = spread};
+        rec.base[0] = (const char *)b, rec.lines[0] = (size_t)K * N * 4 / 64;
+        rec.base[1] = side, rec.lines[1] = 49152 / 64;
+        for (int k = 0; k < 2; k++)
+            rec.seen[k] = calloc(rec.lines[k], sizeof(int));
+        rec.stray = rec.given = 0;
+        pl_gemm_blocked(&isa, &op);
+        double worst = 0;
+        for (int i = 0; i < M * N; i++)
+            worst = fmax(worst, fabs(c[i] - want[i]));
+        ck_assert_msg(worst < 1e-4, "spread %d: C differs by %g", spread, worst);
+        ck_assert_int_eq(rec.stray, 0);
+        if (!spread) {
+            ck_assert_int_eq(rec.given, 0);
+        } else {
+            /* B: panel 0's rows from the first chunk's end on, and all of panel 1 */
+            size_t first = 0; /* lines of panel 0 never handed: the first chunk */
+            while (first < (size_t)K * 4 && rec.seen[0][first] == 0)
+                first++;
+            ck_assert_msg(first % (4 * KB) == 0 && first > 0 && first <= 4 * 128,
+                          "the first %zu lines of B are not prefetched", first);
+            for (size_t l = first; l < rec.lines[0]; l++)
+                ck_assert_msg(rec.seen[0][l] == 1, "line %zu of B handed %d times", l,
+                              rec.seen[0][l]);
+            for (size_t l = 0; l < rec.lines[1]; l++) {
+                const size_t at = l * 64;
+                int want_seen = 0;
+                for (int r = 0; r < 5; r++)
+                    want_seen |= at + 64 > 12 + 4096 * (size_t)r && at < 1012 + 4096 * (size_t)r;
+                want_seen |= at + 64 > 24576 && at < 24576 + 20000;
+                ck_assert_msg(rec.seen[1][l] == want_seen, "side line %zu handed %d times, want %d",
+                              l, rec.seen[1][l], want_seen);
+            }
+        }
+        for (int k = 0; k < 2; k++)
+            free(rec.seen[k]);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(want);
+    free(side);
+}
+END_TEST
+
 /* The GEMM blocking follows the caches: a set's chunk (tuned for 48 KiB)
  * shrinks to 7/8 of a smaller L1 in steps of 16 rows, never below 32; A
  * goes chunk by chunk beyond half of L2 (7/8 when read by rows); unknown
@@ -577,6 +684,7 @@ Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_l1_ceiling_per_set, 0, tu_nsets);
     tcase_add_test(tc, test_backend_names_and_choice);
     tcase_add_test(tc, test_blocking_from_caches);
+    tcase_add_test(tc, test_driver_prefetch_shares);
     suite_add_tcase(s, tc);
     return s;
 }
