@@ -236,7 +236,10 @@ static void warm_step(warm_cursor *wc, pl_tile *t)
 
 /* Every row tile of column panel jp over one chunk; each tile prefetches
  * its share of the rows of next_b (the B chunk visited next), one cache
- * line of 16 floats at a time, and with prefetch_c the C of the tile after
+ * line of 16 floats at a time (with isa->spread the tile itself, along its
+ * k loop, then its share of op->warm: a burst before the tile filled the
+ * L1's miss buffers and the core waited on them; bench/results/
+ * avx512-spread-prefetch.txt), and with prefetch_c the C of the tile after
  * it (chunk by chunk, a weight gradient's C too large for L2 comes back
  * from further out at every chunk). */
 static void panel_chunk(const pl_gemm_isa *isa, const pl_gemm_op *op, pl_tile *t,

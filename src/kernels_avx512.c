@@ -12,7 +12,8 @@
  * registers over a chunk of the inner dimension, each k loading four
  * vectors of B and broadcasting MR values of A. The inner loop is
  * specialised for A row-major (a_cs = 1) and A transposed (a_rs = 1) so
- * that a step costs one pointer increment. */
+ * that a step costs one pointer increment; every other step it prefetches
+ * one line of what the driver handed the tile (pl_tile.pf, pf2). */
 #if defined(__x86_64__)
 
 #include <immintrin.h>
