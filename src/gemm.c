@@ -329,18 +329,3 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
         }
     }
 }
-
-float pl_dot(const float *a, const float *b, size_t n)
-{
-    float acc[16] = {0};
-    size_t k = 0;
-    for (; k + 16 <= n; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    for (; k < n; k++)
-        acc[0] += a[k] * b[k];
-    float s = 0;
-    for (int l = 0; l < 16; l++)
-        s += acc[l];
-    return s;
-}

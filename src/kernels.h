@@ -226,7 +226,4 @@ float pl_bf16_dot_loop(long iters, double *flops); /* its peak loop, likewise */
  * when the thread ends (NULL when out of memory). */
 void *pl_thread_scratch(int slot, size_t bytes);
 
-/* 16-accumulator dot product (vectorisable, fixed summation order). */
-float pl_dot(const float *a, const float *b, size_t n);
-
 #endif
