@@ -515,10 +515,11 @@ START_TEST(test_driver_prefetch_shares)
             rec.seen[k] = calloc(rec.lines[k], sizeof(int));
         rec.stray = rec.given = 0;
         pl_gemm_blocked(&isa, &op);
-        double worst = 0;
+        int wrong = 0; /* counted, not a running maximum: gcc 12 for aarch64
+                          fails to vectorise that reduction here (ICE) */
         for (int i = 0; i < M * N; i++)
-            worst = fmax(worst, fabs(c[i] - want[i]));
-        ck_assert_msg(worst < 1e-4, "spread %d: C differs by %g", spread, worst);
+            wrong += !(fabsf(c[i] - want[i]) < 1e-4f);
+        ck_assert_msg(wrong == 0, "spread %d: %d values of C wrong", spread, wrong);
         ck_assert_int_eq(rec.stray, 0);
         if (!spread) {
             ck_assert_int_eq(rec.given, 0);
