@@ -1374,8 +1374,10 @@ START_TEST(test_target_accuracy)
     ck_assert_double_eq(field(res.out, "target_step="), (double)step);
     ck_assert_double_eq(field(res.out, "steps="), (double)step);
     ck_assert_double_eq_tol(field(res.out, "val_accuracy="), r[hit].accuracy, 1e-4);
+    /* the result line rounds to 0.01 s and the log row to 0.001 s: the
+     * two can differ by 0.0055 (0.03 against 0.035 where both were 0.0348) */
     double t = field(res.out, "time_to_target=");
-    ck_assert_msg(t >= r[hit].seconds - 0.005 && t < r[hit].seconds + 1, "%g, row %g", t,
+    ck_assert_msg(t >= r[hit].seconds - 0.0056 && t < r[hit].seconds + 1, "%g, row %g", t,
                   r[hit].seconds);
     /* after it: the last steps' train row (the window the target closed),
      * the test row; nothing trained or validated later */
