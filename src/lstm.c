@@ -755,9 +755,9 @@ static void grad_rows(pl_ws *ws, const pl_tensors *tp, const pl_tensors *tg, int
  * 784 the backward cell 0.40x the time, the weight gradient 0.88x, that
  * product 1.10x, the step 0.94x (bench/results/warm-backward.txt). None
  * when they fill more than half of L2: the product's own operands would
- * be pushed out (hidden 1024: the step 1.014x). */
+ * be pushed out (hidden 1024: the step 1.014x); max_bytes, half of L2. */
 static pl_warm step_inputs(const pl_ws *ws, int l, int t, long p0, long p1, int u0, int u1,
-                           int in_loop)
+                           int in_loop, size_t max_bytes)
 {
     const int n = ws->nrun[t], Hp = ws->Hp;
     const size_t *off = ws->off, row = sizeof(float) * Hp, own = sizeof(float) * (u1 - u0);
@@ -776,7 +776,7 @@ static pl_warm step_inputs(const pl_ws *ws, int l, int t, long p0, long p1, int 
     double bytes = 0;
     for (int s = 0; s < w.n; s++)
         bytes += (double)w.s[s].bytes * w.s[s].count;
-    if (bytes > (double)pl_gemm_a_limit(pl_cpu_cache_sizes().l2))
+    if (bytes > (double)max_bytes)
         w.n = 0;
     return w;
 }
@@ -797,6 +797,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
     for (int b = 0; b < ws->n && u1 > u0; b++)
         memset(ws->dc + (size_t)b * Hp + u0, 0, sizeof(float) * (size_t)(u1 - u0));
     const int in_loop = wgrad_in_loop(ws, l);
+    const size_t warm_max = pl_gemm_a_limit(pl_cpu_cache_sizes().l2); /* step_inputs */
     for (int t = T - 1; t >= 0; t--) {
         const int n = ws->nrun[t];
         for (long p = p0; p < p1; p++) /* rows that ended at t - 1: no gradient */
@@ -818,7 +819,7 @@ static void layer_backward(pl_ws *ws, const pl_packed *pk, const pl_tensors *tp,
         pl_lap(prof, PL_PH_BWD_CELL, tt);
         if (t == 0)
             break;
-        const pl_warm wm = step_inputs(ws, l, t - 1, p0, p1, u0, u1, in_loop);
+        const pl_warm wm = step_inputs(ws, l, t - 1, p0, p1, u0, u1, in_loop, warm_max);
         /* dH_{t-1}[running rows, own units] (+)= dG_t W_h^T; the top layer
          * has nothing from above, so it assigns (the rows that end at t - 1
          * hold the output's gradient) */
