@@ -125,9 +125,11 @@ run_suite() {
 }
 
 # The suites that test a source file's area (those that killed its
-# mutants in a whole-suite run): a mutant runs them first and the whole
-# suite only when they pass, so that it is never called a survivor without
-# the whole suite having seen it.
+# mutants in a whole-suite run), the one that kills most first, then by
+# time: a mutant runs them first and the whole suite only when they pass,
+# so that it is never called a survivor without the whole suite having
+# seen it. A killed mutant's line ends with its seconds (build and suites):
+# which areas cost the run its time.
 area_of() {
     case "$1" in
     src/bf16.c | src/kernels_bf16.c) echo "bf16 lstm reliability" ;;
@@ -136,7 +138,7 @@ area_of() {
     src/lstm.c | src/lstm_ref.c) echo "lstm parallel" ;;
     src/model.c) echo "lstm parallel train" ;;
     src/trainer.c | src/pool.c) echo "parallel" ;;
-    src/step.c) echo "parallel optim reliability" ;;
+    src/step.c) echo "parallel optim reliability dist" ;;
     src/reduce.c) echo "parallel dist" ;;
     src/evaluate.c) echo "train tools" ;;
     src/optim.c | src/rng.c) echo "optim" ;;
@@ -149,7 +151,7 @@ area_of() {
     src/modelfile.c | src/modelinfo.c | src/modelformat.c) echo "cli train tools" ;;
     src/safetensors.c) echo "safetensors tools" ;;
     src/dist.c | src/cli/ranks.c) echo "dist" ;;
-    src/cli/train.c) echo "cli tools reliability dist" ;;
+    src/cli/train.c) echo "reliability tools cli dist" ;;
     src/cli/eval.c) echo "cli tools" ;;
     src/cli/plot.c | src/cli/predict.c | src/cli/trainlog.c | src/cli/convert.c) echo "tools" ;;
     src/cli/testhooks.c) echo "reliability" ;;
@@ -232,7 +234,8 @@ one_mutant() {
         return
     fi
     cp "$work/mutated" "$target"
-    local verdict what="" lacks="" flag
+    local verdict what="" lacks="" flag m_t0
+    m_t0=$(date +%s)
     for flag in $needs; do
         grep -qw -- "$flag" /proc/cpuinfo || lacks="$lacks $flag"
     done
@@ -276,7 +279,7 @@ one_mutant() {
     total=$((total + 1))
     if [ "$verdict" = killed ]; then
         killed=$((killed + 1))
-        printf 'killed    %s: %s  [%s]\n' "$file" "$why" "$what"
+        printf 'killed    %s: %s  [%s] %ss\n' "$file" "$why" "$what" $(($(date +%s) - m_t0))
     else
         survivors+="  $file: $why"$'\n'"      find:    $find"$'\n'"      replace: $replace"$'\n'
         printf 'SURVIVED  %s: %s\n' "$file" "$why"
