@@ -125,8 +125,10 @@ run_suite() {
 }
 
 # The suites that test a source file's area (those that killed its
-# mutants in a whole-suite run), the one that kills most first, then by
-# time: a mutant runs them first and the whole suite only when they pass,
+# mutants in a whole-suite run), in the order that kills them soonest
+# (src/cli/train.c: reliability, the fastest of its three killers, first:
+# its 34 mutants 722 s against 766 with cli first, one run each, 2 shards):
+# a mutant runs them first and the whole suite only when they pass,
 # so that it is never called a survivor without the whole suite having
 # seen it. A killed mutant's line ends with its seconds (build and suites):
 # which areas cost the run its time.
