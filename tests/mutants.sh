@@ -9,7 +9,7 @@
 # yours), configures and builds it once, checks that the suite passes
 # there, then for each mutant: applies it, rebuilds what changed, runs the
 # suites of the file's area one by one with a time limit, stopping at the
-# first that fails (then every other suite, one by one, dist last, if they
+# first failing test (then every other suite, one by one, dist last, if they
 # all pass, unless the mutant is marked equivalent: its area's suites are
 # enough to show that the mark still holds), and restores the file. A mutant is
 # killed when the suite fails (or does not finish in time); it survives
@@ -116,12 +116,26 @@ fi
 
 # Runs the suite; its exit status, 124 (or 137) when it ran out of time.
 # The temporary directories of the tests that fail go with the scratch.
+# Check logs each test as it ends (CK_LOG_FILE_NAME): the first failure
+# or error there stops the run (143), since one is enough to kill a
+# mutant; "$work/ck.log" then holds it. With $3 = all, the suite runs to
+# its end (the unchanged tree's run).
 mkdir -p "$work/tmp"
 # $2, when given, names the suites to run (PARLSTM_TEST_SUITES, tests/main.c).
 run_suite() {
+    rm -f "$work/ck.log"
     (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
-        PARLSTM_TEST_SUITES="${2:-}" \
-        timeout -k 5 "$1" tests/check_parlstm </dev/null >"$work/out" 2>&1 9>"$work/summary")
+        PARLSTM_TEST_SUITES="${2:-}" CK_LOG_FILE_NAME="$work/ck.log" \
+        exec timeout -k 5 "$1" tests/check_parlstm </dev/null >"$work/out" 2>&1 9>"$work/summary") &
+    local pid=$! # timeout's: a TERM reaches the suite's processes through it
+    while [ "${3:-}" != all ] && kill -0 "$pid" 2>/dev/null; do
+        if grep -qE '^[^ ]+:[0-9]+:[FE]:' "$work/ck.log" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+            break
+        fi
+        sleep 0.2
+    done
+    wait "$pid"
 }
 
 # The suites that test a source file's area (those that killed its
@@ -183,7 +197,7 @@ run_suites() {
 }
 
 t0=$(date +%s)
-if ! run_suite 900; then
+if ! run_suite 900 "" all; then
     echo "mutants: the suite fails without any mutant:" >&2
     cat "$work/summary" >&2
     exit 2
@@ -254,6 +268,8 @@ one_mutant() {
             what="(time limit)"
         else
             what=$(grep -m1 -E '^[^ ]+:[0-9]+:' "$work/summary" | cut -c1-110)
+            [ -n "$what" ] || # stopped at its first failure: the log has it
+                what=$(grep -m1 -E '^[^ ]+:[0-9]+:[FE]:' "$work/ck.log" | cut -c1-110)
         fi
         verdict=killed
     fi
