@@ -121,6 +121,7 @@ fi
 # mutant; "$work/ck.log" then holds it. With $3 = all, the suite runs to
 # its end (the unchanged tree's run).
 mkdir -p "$work/tmp"
+ck_failed='^[^ ]+:[0-9]+:[FE]:' # a failure or error line of Check's log
 # $2, when given, names the suites to run (PARLSTM_TEST_SUITES, tests/main.c).
 run_suite() {
     rm -f "$work/ck.log"
@@ -129,7 +130,7 @@ run_suite() {
         exec timeout -k 5 "$1" tests/check_parlstm </dev/null >"$work/out" 2>&1 9>"$work/summary") &
     local pid=$! # timeout's: a TERM reaches the suite's processes through it
     while [ "${3:-}" != all ] && kill -0 "$pid" 2>/dev/null; do
-        if grep -qE '^[^ ]+:[0-9]+:[FE]:' "$work/ck.log" 2>/dev/null; then
+        if grep -qE "$ck_failed" "$work/ck.log" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null
             break
         fi
@@ -269,7 +270,7 @@ one_mutant() {
         else
             what=$(grep -m1 -E '^[^ ]+:[0-9]+:' "$work/summary" | cut -c1-110)
             [ -n "$what" ] || # stopped at its first failure: the log has it
-                what=$(grep -m1 -E '^[^ ]+:[0-9]+:[FE]:' "$work/ck.log" | cut -c1-110)
+                what=$(grep -m1 -E "$ck_failed" "$work/ck.log" | cut -c1-110)
         fi
         verdict=killed
     fi
