@@ -19,6 +19,13 @@
 # every one of them is killed. A mutant whose text is no longer in its file
 # (or is there more than once) is an error, "stale mutant": the code has
 # changed and the list must follow it. So is one that does not compile.
+# A mutant with "first: SUITE/CASE" (a suite of tests/main.c and one of its
+# Check test cases: the one that killed it before) runs that case alone
+# before anything else, so that a kill costs the build and one case; when
+# the case passes, the mutant goes on as any other (its area, then the
+# rest), so the mark only changes the time, never a verdict. A mark that
+# names no test case is an error, "stale first". A killed mutant's line
+# names the suite and case that killed it: the mark to write.
 # A mutant with "needs: FLAG..." (flags of /proc/cpuinfo, e.g. avx512f)
 # changes code that only a CPU with those instructions runs: on a CPU
 # without one of them it is still applied and compiled, then reported as
@@ -107,7 +114,10 @@ tar -C "$src" --exclude=./.git --exclude=./data/mnist --exclude='*.o' --exclude=
     --exclude=./tests/fuzz/fuzz_ts --exclude=./tests/fuzz/lib --exclude=./bench/compare-onednn \
     --exclude=./config.status --exclude=./Makefile --exclude=./config.h \
     -cf - . | tar -C "$tree" -xf - || exit 2
-if ! (cd "$tree" && ./configure -q --without-onednn >"$work/configure.log" 2>&1 &&
+# (static only: libtool then compiles each file once, not also for a shared
+# library that neither program needs; an avx512 kernel mutant builds in
+# 0.64x the time)
+if ! (cd "$tree" && ./configure -q --without-onednn --disable-shared >"$work/configure.log" 2>&1 &&
       make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
     echo "mutants: the unchanged tree does not build:" >&2
     tail -20 "$work/configure.log" "$work/build.log" >&2
@@ -122,10 +132,14 @@ fi
 # its end (the unchanged tree's run).
 mkdir -p "$work/tmp"
 ck_failed='^[^ ]+:[0-9]+:[FE]:' # a failure or error line of Check's log
-# $2, when given, names the suites to run (PARLSTM_TEST_SUITES, tests/main.c).
+# $2, when given, names the suites to run (PARLSTM_TEST_SUITES, tests/main.c);
+# $ck_case, when set, the one test case of them to run (CK_RUN_CASE: set
+# and empty, Check would run none).
+ck_case=""
 run_suite() {
     rm -f "$work/ck.log"
-    (cd "$tree" && TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
+    (cd "$tree" && if [ -n "$ck_case" ]; then export CK_RUN_CASE="$ck_case"; fi &&
+        TMPDIR="$work/tmp" PARLSTM_BIN="$tree/parlstm" PARLSTM_SRCDIR="$tree" \
         PARLSTM_TEST_SUITES="${2:-}" CK_LOG_FILE_NAME="$work/ck.log" \
         exec timeout -k 5 "$1" tests/check_parlstm </dev/null >"$work/out" 2>&1 9>"$work/summary") &
     local pid=$! # timeout's: a TERM reaches the suite's processes through it
@@ -189,12 +203,30 @@ suites_but() {
 [ "$(suites_but "" | wc -w)" -ge 10 ] || { echo "mutants: no suite table in tests/main.c" >&2; exit 2; }
 
 # The suites of $2 one by one, as run_suite with limit $1: the status of
-# the first that fails, else 0.
+# the first that fails (its name in $failed_in), else 0.
+failed_in=""
 run_suites() {
     local s
     for s in $2; do
+        failed_in=$s
         run_suite "$1" "$s" || return $?
     done
+}
+
+# The test case of mark $1 (SUITE/CASE) alone, as run_suite with limit $2:
+# its status; 3 when there is no such suite, or no such case in it (no
+# check ran).
+run_first() {
+    failed_in=${1%%/*}
+    ck_case=${1#*/}
+    run_suite "$2" "$failed_in"
+    local rc=$?
+    ck_case=""
+    if grep -q '^PARLSTM_TEST_SUITES: no suite' "$work/out" ||
+        { [ $rc = 0 ] && ! grep -qE 'Checks: [1-9]' "$work/summary"; }; then
+        return 3
+    fi
+    return $rc
 }
 
 t0=$(date +%s)
@@ -251,7 +283,7 @@ one_mutant() {
         return
     fi
     cp "$work/mutated" "$target"
-    local verdict what="" lacks="" flag m_t0
+    local verdict what="" lacks="" flag m_t0 rc=0 killer=""
     m_t0=$(date +%s)
     for flag in $needs; do
         grep -qw -- "$flag" /proc/cpuinfo || lacks="$lacks $flag"
@@ -260,11 +292,17 @@ one_mutant() {
         verdict=broken
     elif [ -n "$lacks" ]; then
         verdict=notrun
+    elif [ -n "$first" ] && { run_first "$first" "$limit"; rc=$?; [ $rc != 0 ]; }; then
+        verdict=killed
+        [ $rc != 3 ] || verdict=stale
     elif area=$(area_of "$file") && run_suites "$limit" "$area" &&
         { { [ -n "$equiv" ] && [ -n "$area" ]; } || run_suites "$limit" "$(suites_but "$area")"; }; then
         verdict=survived
     else
         rc=$? # the suite's
+        verdict=killed
+    fi
+    if [ "$verdict" = killed ]; then
         if [ $rc = 124 ] || [ $rc = 137 ]; then
             what="(time limit)"
         else
@@ -272,13 +310,21 @@ one_mutant() {
             [ -n "$what" ] || # stopped at its first failure: the log has it
                 what=$(grep -m1 -E "$ck_failed" "$work/ck.log" | cut -c1-110)
         fi
-        verdict=killed
+        # the case that failed (field 4 of Check's log line): the mark
+        killer=$(grep -m1 -E "$ck_failed" "$work/ck.log" 2>/dev/null | cut -d: -f4)
+        [ -z "$killer" ] || killer="first: $failed_in/$killer"
     fi
     cp "$work/orig" "$target" # a new mtime: the next build restores it
     if [ "$verdict" = broken ]; then
         problems+="  $where: the mutant does not compile ($file: $why)"$'\n'
         errors=$((errors + 1))
         printf 'BROKEN    %s: %s\n' "$file" "$why"
+        return
+    fi
+    if [ "$verdict" = stale ]; then
+        problems+="  stale first ($where): suite/case '$first' runs no test"$'\n'
+        errors=$((errors + 1))
+        printf 'STALE     %s: %s (first: %s runs no test)\n' "$file" "$why" "$first"
         return
     fi
     if [ "$verdict" = notrun ]; then
@@ -298,7 +344,8 @@ one_mutant() {
     total=$((total + 1))
     if [ "$verdict" = killed ]; then
         killed=$((killed + 1))
-        printf 'killed    %s: %s  [%s] %ss\n' "$file" "$why" "$what" $(($(date +%s) - m_t0))
+        printf 'killed    %s: %s  [%s] (%s) %ss\n' "$file" "$why" "$what" "$killer" \
+            $(($(date +%s) - m_t0))
     else
         survivors+="  $file: $why"$'\n'"      find:    $find"$'\n'"      replace: $replace"$'\n'
         printf 'SURVIVED  %s: %s\n' "$file" "$why"
@@ -307,7 +354,7 @@ one_mutant() {
 
 # The list: records of "key: value" lines, separated by blank lines;
 # '#' starts a comment line.
-reset() { file="" find="" replace="" why="" equiv="" needs="" have_replace=0 line0=$lineno; }
+reset() { file="" find="" replace="" why="" equiv="" needs="" first="" have_replace=0 line0=$lineno; }
 lineno=0
 reset
 # (the list on descriptor 3: nothing a mutant runs, mpirun included, can
@@ -333,6 +380,7 @@ while IFS= read -r -u 3 l || [ -n "$l" ]; do
     why) why=$value ;;
     equivalent) equiv=$value ;;
     needs) needs=$value ;;
+    first) first=$value ;;
     *)
         problems+="  $list:$lineno: unknown key '$key'"$'\n'
         errors=$((errors + 1))
