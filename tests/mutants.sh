@@ -115,7 +115,7 @@ tar -C "$src" --exclude=./.git --exclude=./data/mnist --exclude='*.o' --exclude=
     --exclude=./config.status --exclude=./Makefile --exclude=./config.h \
     -cf - . | tar -C "$tree" -xf - || exit 2
 # (static only: libtool then compiles each file once, not also for a shared
-# library that neither program needs; an avx512 kernel mutant builds in
+# library that neither program needs; a kernels_vec.h mutant builds in
 # 0.64x the time)
 if ! (cd "$tree" && ./configure -q --without-onednn --disable-shared >"$work/configure.log" 2>&1 &&
       make -s -j"$jobs" parlstm tests/check_parlstm >"$work/build.log" 2>&1); then
