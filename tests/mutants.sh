@@ -303,15 +303,17 @@ one_mutant() {
         verdict=killed
     fi
     if [ "$verdict" = killed ]; then
+        local failure # Check's log line of the first failure, if any
+        failure=$(grep -m1 -E "$ck_failed" "$work/ck.log" 2>/dev/null)
         if [ $rc = 124 ] || [ $rc = 137 ]; then
             what="(time limit)"
         else
             what=$(grep -m1 -E '^[^ ]+:[0-9]+:' "$work/summary" | cut -c1-110)
             [ -n "$what" ] || # stopped at its first failure: the log has it
-                what=$(grep -m1 -E "$ck_failed" "$work/ck.log" | cut -c1-110)
+                what=$(printf '%s\n' "$failure" | cut -c1-110)
         fi
-        # the case that failed (field 4 of Check's log line): the mark
-        killer=$(grep -m1 -E "$ck_failed" "$work/ck.log" 2>/dev/null | cut -d: -f4)
+        # the case that failed (field 4 of that line): the mark
+        killer=$(printf '%s\n' "$failure" | cut -d: -f4)
         [ -z "$killer" ] || killer="first: $failed_in/$killer"
     fi
     cp "$work/orig" "$target" # a new mtime: the next build restores it
