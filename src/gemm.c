@@ -143,6 +143,26 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
     *a_limit = pl_gemm_a_limit(cache.l2);
 }
 
+/* The chunk rows for op: kc, or with isa->one_chunk its whole inner
+ * dimension where A is one block read by rows (the forward products), B's
+ * panels have contiguous rows (ldb = 64) and A with one panel of B fits
+ * L2 as A alone must to go panel by panel (pl_gemm_rows_limit). A tile
+ * then sums all of K at once and stores its C once, while B streams from
+ * L2, instead of passing C through L1 once a chunk: avx512 on Zen 5, the
+ * forward product 0.96-0.98x the time beside the other products of the
+ * same runs at hidden 128-1024 and at T = 784 (bench/results/
+ * one-chunk.txt). The recurrent product's blocks in one chunk likewise ran
+ * 0.95x at hidden 128 and 256, but the step slower at 128 (its B stream
+ * evicts what the weight gradient summed in the loop reads next): not
+ * done. A tile sums the same products in the same order: the same bits. */
+int pl_gemm_chunk_rows(const pl_gemm_isa *isa, const pl_gemm_op *op, int kc, long a_limit)
+{
+    if (!isa->one_chunk || op->nb != 1 || op->a_cs != 1 || op->ldb != PL_PANEL)
+        return kc;
+    const double bytes = 4.0 * op->kb * ((double)op->M + PL_PANEL);
+    return bytes <= (double)pl_gemm_rows_limit(a_limit) ? op->kb : kc;
+}
+
 /* The chunks of the inner dimension, each at most kc rows of B in all:
  * groups of whole blocks when blocks are at most kc long, else balanced
  * pieces of one block (per_block of them). */
@@ -287,7 +307,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op)
     int kc;
     long a_limit;
     pl_gemm_fit(isa->kc, &kc, &a_limit);
-    const chunking c = chunks_of(op, kc);
+    const chunking c = chunks_of(op, pl_gemm_chunk_rows(isa, op, kc, a_limit));
     const int npanel = (op->N + 63) / 64;
     const double a_bytes = 4.0 * op->M * op->nb * op->kb;
     pl_tile t = {.a_rs = op->a_rs, .a_cs = op->a_cs, .a_bs = op->a_bs, .ldb = op->ldb,

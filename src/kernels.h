@@ -165,6 +165,9 @@ typedef struct {
      * then its share of pl_gemm_op.warm (pf2); 0: the driver prefetches
      * the B share before the tile and ignores warm */
     int spread;
+    /* 1: the forward products (A one block read by rows) in one chunk
+     * where A and a panel of B fit L2 (pl_gemm_chunk_rows) */
+    int one_chunk;
 } pl_gemm_isa;
 
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
@@ -173,6 +176,9 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
  * above which it goes chunk by chunk on an L2 of l2 bytes (0: unknown). */
 int pl_gemm_kc(int set_kc, long l1d);
 long pl_gemm_a_limit(long l2);
+/* The chunk rows the driver uses for op, given the fitted kc and a_limit
+ * (one chunk for the products isa->one_chunk covers: gemm.c) */
+int pl_gemm_chunk_rows(const pl_gemm_isa *isa, const pl_gemm_op *op, int kc, long a_limit);
 /* Both for this CPU's caches: what the driver runs with. */
 void pl_gemm_fit(int set_kc, int *kc, long *a_limit);
 

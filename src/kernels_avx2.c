@@ -140,8 +140,11 @@ static void pl_gemm_avx2(const pl_gemm_op *op)
 #ifndef AVX2_PREFETCH_C /* overridable at build time, for bench/ab-variants */
 #define AVX2_PREFETCH_C 1
 #endif
-    static const pl_gemm_isa isa = {
-        .mr = MR, .kc = AVX2_KC, .tile = tile_any, .prefetch_c = AVX2_PREFETCH_C};
+#ifndef ONE_CHUNK
+#define ONE_CHUNK 1
+#endif
+    static const pl_gemm_isa isa = {.mr = MR, .kc = AVX2_KC, .tile = tile_any,
+                                    .prefetch_c = AVX2_PREFETCH_C, .one_chunk = ONE_CHUNK};
     pl_gemm_blocked(&isa, op);
 }
 

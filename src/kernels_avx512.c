@@ -150,8 +150,11 @@ static VEC_TARGET void tile_any(const pl_tile *t)
 
 static void pl_gemm_avx512(const pl_gemm_op *op)
 {
+#ifndef ONE_CHUNK /* overridable at build time, for bench/ab-variants */
+#define ONE_CHUNK 1
+#endif
     static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1,
-                                    .spread = 1};
+                                    .spread = 1, .one_chunk = ONE_CHUNK};
     pl_gemm_blocked(&isa, op);
 }
 

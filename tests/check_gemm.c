@@ -575,6 +575,34 @@ START_TEST(test_blocking_from_caches)
     /* an A read by rows: up to 7/8 of L2 */
     ck_assert_int_eq(pl_gemm_rows_limit(pl_gemm_a_limit(512 * 1024)), 448 * 1024);
     ck_assert_int_eq(pl_gemm_rows_limit(pl_gemm_a_limit(2048 * 1024)), 1792 * 1024);
+    /* the forward product in one chunk where A and a panel of B fit the
+     * rows limit (917504 bytes on a 1 MiB L2): hidden 1024, batch 100 (K =
+     * 1053) yes, hidden 2048 no; 4 x 896 x (192 + 64) bytes is the limit
+     * itself */
+    const long lim = pl_gemm_a_limit(1024 * 1024);
+    const pl_gemm_isa one = {.mr = 6, .kc = 128, .one_chunk = 1}, off = {.mr = 6, .kc = 128};
+    pl_gemm_op fwd = {.M = 100, .N = 4096, .nb = 1, .kb = 1053, .a_rs = 1053, .a_cs = 1,
+                      .ldb = PL_PANEL};
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 1053);
+    ck_assert_int_eq(pl_gemm_chunk_rows(&off, &fwd, 128, lim), 128);
+    fwd.kb = 2077;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 128);
+    fwd.M = 192;
+    fwd.kb = 896;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 896);
+    fwd.kb = 897;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 112, lim), 112);
+    fwd.kb = 157;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 157);
+    /* not the forward product: several blocks, A by columns, B rows apart */
+    pl_gemm_op blocks = fwd, wgrad = fwd, fold = fwd;
+    blocks.nb = 2;
+    wgrad.a_cs = 157;
+    wgrad.a_rs = 1;
+    fold.ldb = 4096;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 128);
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &wgrad, 128, lim), 128);
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fold, 128, lim), 128);
     const pl_cpu_caches c = pl_cpu_cache_sizes();
     printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
     ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);
