@@ -138,6 +138,12 @@ void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit)
         pl_gemm_fit(k->gemm_kc, kc, a_limit);
 }
 
+int pl_gemm_one_chunk(pl_gemm_backend be)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    return k && k->gemm_kc ? k->gemm_one_chunk : 0;
+}
+
 int pl_gemm_available(pl_gemm_backend be)
 {
     return pl_kernels_of(be) != NULL;

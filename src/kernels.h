@@ -114,6 +114,8 @@ typedef struct {
     /* rows of B per L1 chunk of our GEMM, for a 48 KiB L1 (pl_gemm_kc
      * fits it to this CPU's); 0 for sets whose GEMM is not ours */
     int gemm_kc;
+    /* the forward products in one chunk (pl_gemm_isa.one_chunk) */
+    int gemm_one_chunk;
     /* the GEMM for ops with bf16 set: the AVX512_BF16 kernel where the
      * set is avx512 and the CPU has it, else the software path; the two
      * give the same bits */

@@ -157,6 +157,7 @@ const pl_kernels pl_kernels_avx2 = {
     .gemm = pl_gemm_avx2,
     VEC_KERNELS,
     .gemm_kc = AVX2_KC,
+    .gemm_one_chunk = ONE_CHUNK,
 };
 
 #endif

@@ -168,6 +168,7 @@ const pl_kernels pl_kernels_avx512 = {
     .gemm = pl_gemm_avx512,
     VEC_KERNELS,
     .gemm_kc = KC,
+    .gemm_one_chunk = ONE_CHUNK,
 };
 
 #endif

@@ -603,6 +603,12 @@ START_TEST(test_blocking_from_caches)
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 128);
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &wgrad, 128, lim), 128);
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fold, 128, lim), 128);
+    /* the sets that do it: avx512 and avx2 (measured), not neon or others */
+    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NAIVE), 0);
+    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_BLAS), 0);
+    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX2), pl_gemm_available(PL_GEMM_AVX2));
+    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX512), pl_gemm_available(PL_GEMM_AVX512));
+    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NEON), 0);
     const pl_cpu_caches c = pl_cpu_cache_sizes();
     printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
     ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);

@@ -82,12 +82,18 @@ static int dispatch(int argc, char **argv)
         pl_gemm_blocking(PL_GEMM_AUTO, &kc, &a_limit);
         printf("caches per core: L1 data %ld KiB, L2 %ld KiB (0: not reported)\n",
                cache.l1d / 1024, cache.l2 / 1024);
-        if (kc)
+        if (kc) {
             printf("GEMM blocking (%s): B in chunks of %d rows for L1; panel by panel while "
                    "A is at most %ld KiB (read by rows; %ld KiB by columns), else chunk by "
-                   "chunk\n",
+                   "chunk",
                    pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), kc,
                    pl_gemm_rows_limit(a_limit) / 1024, a_limit / 1024);
+            if (pl_gemm_one_chunk(PL_GEMM_AUTO))
+                printf("; the forward products in one chunk while A and a 64-column panel "
+                       "of B fit %ld KiB",
+                       pl_gemm_rows_limit(a_limit) / 1024);
+            printf("\n");
+        }
         printf("OpenBLAS core: %s", pl_blas_corename());
         const char *better = pl_blas_better_coretype();
         if (better)
