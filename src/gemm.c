@@ -143,21 +143,32 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
     *a_limit = pl_gemm_a_limit(cache.l2);
 }
 
-/* The chunk rows for op: kc, or with isa->one_chunk its whole inner
- * dimension where A is one block read by rows (the forward products), B's
- * panels have contiguous rows (ldb = 64) and A with one panel of B fits
- * L2 as A alone must to go panel by panel (pl_gemm_rows_limit). A tile
- * then sums all of K at once and stores its C once, while B streams from
- * L2, instead of passing C through L1 once a chunk: avx512 on Zen 5, the
- * forward product 0.96-0.98x the time beside the other products of the
- * same runs at hidden 128-1024 and at T = 784 (bench/results/
- * one-chunk.txt). The recurrent product's blocks in one chunk likewise ran
- * 0.95x at hidden 128 and 256, but the step slower at 128 (its B stream
- * evicts what the weight gradient summed in the loop reads next): not
- * done. A tile sums the same products in the same order: the same bits. */
+/* The chunk rows for op: kc, or longer chunks for the products whose A is
+ * read by rows, where B then streams from L2 while
+ * each tile sums more of K before it stores its C (reloading C between
+ * chunks cost more than streaming B):
+ * - one block (the forward products), with isa->one_chunk: the whole inner
+ *   dimension, where A
+ *   and a panel of B fit L2 as A alone must to go panel by panel
+ *   (pl_gemm_rows_limit) and B's panels have contiguous rows (ldb = 64):
+ *   avx512 on Zen 5, that product 0.94-0.99x the time beside the other
+ *   products of the same runs at hidden 128-1024 and T = 784;
+ * - several blocks (the recurrent and layer-input products, dG W^T), with
+ *   isa->long_blocks: twice kc, unless the product warms the backward pass's inputs
+ *   (op->warm with spans: hidden 128), whose prefetches the longer tiles
+ *   spread thinner (at T = 784 that product 1.02x): the recurrent product
+ *   0.97x at hidden 256, 0.94x at 512, 0.95x at 1024; the layer-input
+ *   product 0.87x (two layers of 256). avx2 on that CPU: the recurrent
+ *   product 1.01x at hidden 512 (its step 1.01x), so not avx2.
+ * Measured in bench/results/one-chunk.txt. A tile sums the same products
+ * in the same order: the same bits. */
 int pl_gemm_chunk_rows(const pl_gemm_isa *isa, const pl_gemm_op *op, int kc, long a_limit)
 {
-    if (!isa->one_chunk || op->nb != 1 || op->a_cs != 1 || op->ldb != PL_PANEL)
+    if (op->a_cs != 1)
+        return kc;
+    if (op->nb > 1)
+        return isa->long_blocks && !(op->warm && op->warm->n > 0) ? 2 * kc : kc;
+    if (!isa->one_chunk || op->ldb != PL_PANEL)
         return kc;
     const double bytes = 4.0 * op->kb * ((double)op->M + PL_PANEL);
     return bytes <= (double)pl_gemm_rows_limit(a_limit) ? op->kb : kc;

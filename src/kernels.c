@@ -144,6 +144,12 @@ int pl_gemm_one_chunk(pl_gemm_backend be)
     return k && k->gemm_kc ? k->gemm_one_chunk : 0;
 }
 
+int pl_gemm_long_blocks(pl_gemm_backend be)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    return k && k->gemm_kc ? k->gemm_long_blocks : 0;
+}
+
 int pl_gemm_available(pl_gemm_backend be)
 {
     return pl_kernels_of(be) != NULL;

@@ -114,8 +114,9 @@ typedef struct {
     /* rows of B per L1 chunk of our GEMM, for a 48 KiB L1 (pl_gemm_kc
      * fits it to this CPU's); 0 for sets whose GEMM is not ours */
     int gemm_kc;
-    /* the forward products in one chunk (pl_gemm_isa.one_chunk) */
-    int gemm_one_chunk;
+    /* the forward products in one chunk, the products of several blocks in
+     * chunks of twice gemm_kc (pl_gemm_isa.one_chunk, long_blocks) */
+    int gemm_one_chunk, gemm_long_blocks;
     /* the GEMM for ops with bf16 set: the AVX512_BF16 kernel where the
      * set is avx512 and the CPU has it, else the software path; the two
      * give the same bits */
@@ -170,6 +171,9 @@ typedef struct {
     /* 1: the forward products (A one block read by rows) in one chunk
      * where A and a panel of B fit L2 (pl_gemm_chunk_rows) */
     int one_chunk;
+    /* 1: the products of several blocks with A read by rows (dG W^T) in
+     * chunks of twice kc, unless they warm spans (pl_gemm_chunk_rows) */
+    int long_blocks;
 } pl_gemm_isa;
 
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);

@@ -60,6 +60,9 @@ void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
 /* 1 where set be runs the forward products (A one block read by rows) in
  * one chunk while A and a 64-column panel of B fit the rows limit */
 int pl_gemm_one_chunk(pl_gemm_backend be);
+/* 1 where set be runs the products of several blocks with A read by rows
+ * (dG W^T) in chunks of twice its kc, unless they warm the backward pass */
+int pl_gemm_long_blocks(pl_gemm_backend be);
 /* The same limit for an A read by rows (the forward and recurrent
  * products), from *a_limit: 7/8 of L2 where a_limit is half of it. */
 long pl_gemm_rows_limit(long a_limit);

@@ -580,7 +580,8 @@ START_TEST(test_blocking_from_caches)
      * 1053) yes, hidden 2048 no; 4 x 896 x (192 + 64) bytes is the limit
      * itself */
     const long lim = pl_gemm_a_limit(1024 * 1024);
-    const pl_gemm_isa one = {.mr = 6, .kc = 128, .one_chunk = 1}, off = {.mr = 6, .kc = 128};
+    const pl_gemm_isa one = {.mr = 6, .kc = 128, .one_chunk = 1, .long_blocks = 1},
+                      off = {.mr = 6, .kc = 128}, fwd_only = {.mr = 6, .kc = 128, .one_chunk = 1};
     pl_gemm_op fwd = {.M = 100, .N = 4096, .nb = 1, .kb = 1053, .a_rs = 1053, .a_cs = 1,
                       .ldb = PL_PANEL};
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 1053);
@@ -594,21 +595,34 @@ START_TEST(test_blocking_from_caches)
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 112, lim), 112);
     fwd.kb = 157;
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fwd, 128, lim), 157);
-    /* not the forward product: several blocks, A by columns, B rows apart */
-    pl_gemm_op blocks = fwd, wgrad = fwd, fold = fwd;
-    blocks.nb = 2;
+    /* A by columns (the weight gradient) and B rows apart (the fold): kc */
+    pl_gemm_op wgrad = fwd, fold = fwd;
     wgrad.a_cs = 157;
     wgrad.a_rs = 1;
     fold.ldb = 4096;
-    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 128);
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &wgrad, 128, lim), 128);
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &fold, 128, lim), 128);
-    /* the sets that do it: avx512 and avx2 (measured), not neon or others */
+    /* several blocks (the recurrent product at hidden 1024): twice kc,
+     * unless it warms spans for the backward cell; an empty warm is none */
+    pl_gemm_op blocks = {.M = 100, .N = 1024, .nb = 64, .kb = 64, .a_rs = 64, .a_cs = 1,
+                         .a_bs = 6400, .ldb = PL_PANEL, .b_bs = 4096};
+    pl_warm warm = {.n = 0};
+    blocks.warm = &warm;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 256);
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 112, lim), 224);
+    ck_assert_int_eq(pl_gemm_chunk_rows(&fwd_only, &blocks, 128, lim), 128);
+    warm.n = 1;
+    ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 128);
+    /* the sets that do it: one chunk avx512 and avx2, longer blocks avx512
+     * alone (as measured), not neon or others */
     ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NAIVE), 0);
     ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_BLAS), 0);
     ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX2), pl_gemm_available(PL_GEMM_AVX2));
     ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX512), pl_gemm_available(PL_GEMM_AVX512));
     ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NEON), 0);
+    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_AVX512), pl_gemm_available(PL_GEMM_AVX512));
+    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_AVX2), 0);
+    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_NAIVE), 0);
     const pl_cpu_caches c = pl_cpu_cache_sizes();
     printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
     ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);

@@ -92,6 +92,9 @@ static int dispatch(int argc, char **argv)
                 printf("; the forward products in one chunk while A and a 64-column panel "
                        "of B fit %ld KiB",
                        pl_gemm_rows_limit(a_limit) / 1024);
+            if (pl_gemm_long_blocks(PL_GEMM_AUTO))
+                printf("; dG W^T in chunks of %d rows (%d where it warms the backward pass)",
+                       2 * kc, kc);
             printf("\n");
         }
         printf("OpenBLAS core: %s", pl_blas_corename());
