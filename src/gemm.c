@@ -144,22 +144,21 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
 }
 
 /* The chunk rows for op: kc, or longer chunks for the products whose A is
- * read by rows, where B then streams from L2 while
- * each tile sums more of K before it stores its C (reloading C between
- * chunks cost more than streaming B):
+ * read by rows, where B then streams from L2 while each tile sums more of
+ * K before it stores its C (reloading C between chunks cost more than
+ * streaming B):
  * - one block (the forward products), with isa->one_chunk: the whole inner
- *   dimension, where A
- *   and a panel of B fit L2 as A alone must to go panel by panel
- *   (pl_gemm_rows_limit) and B's panels have contiguous rows (ldb = 64):
- *   avx512 on Zen 5, that product 0.94-0.99x the time beside the other
- *   products of the same runs at hidden 128-1024 and T = 784;
+ *   dimension, where A and a panel of B fit L2 as A alone must to go panel
+ *   by panel (pl_gemm_rows_limit) and B's panels have contiguous rows (ldb
+ *   = 64): avx512 on Zen 5, that product 0.94-0.99x the time beside the
+ *   other products of the same runs at hidden 128-1024 and T = 784;
  * - several blocks (the recurrent and layer-input products, dG W^T), with
- *   isa->long_blocks: twice kc, unless the product warms the backward pass's inputs
- *   (op->warm with spans: hidden 128), whose prefetches the longer tiles
- *   spread thinner (at T = 784 that product 1.02x): the recurrent product
- *   0.97x at hidden 256, 0.94x at 512, 0.95x at 1024; the layer-input
- *   product 0.87x (two layers of 256). avx2 on that CPU: the recurrent
- *   product 1.01x at hidden 512 (its step 1.01x), so not avx2.
+ *   isa->long_blocks: twice kc, unless the product warms the backward
+ *   pass's inputs (op->warm with spans: hidden 128), whose prefetches the
+ *   longer tiles spread thinner (at T = 784 that product 1.02x): the
+ *   recurrent product 0.97x at hidden 256, 0.94x at 512, 0.95x at 1024;
+ *   the layer-input product 0.87x (two layers of 256). avx2 on that CPU:
+ *   the recurrent product 1.01x at hidden 512 (its step 1.01x): not avx2.
  * Measured in bench/results/one-chunk.txt. A tile sums the same products
  * in the same order: the same bits. */
 int pl_gemm_chunk_rows(const pl_gemm_isa *isa, const pl_gemm_op *op, int kc, long a_limit)

@@ -183,7 +183,7 @@ void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
 int pl_gemm_kc(int set_kc, long l1d);
 long pl_gemm_a_limit(long l2);
 /* The chunk rows the driver uses for op, given the fitted kc and a_limit
- * (one chunk for the products isa->one_chunk covers: gemm.c) */
+ * (longer for the products isa->one_chunk and long_blocks cover: gemm.c) */
 int pl_gemm_chunk_rows(const pl_gemm_isa *isa, const pl_gemm_op *op, int kc, long a_limit);
 /* Both for this CPU's caches: what the driver runs with. */
 void pl_gemm_fit(int set_kc, int *kc, long *a_limit);
