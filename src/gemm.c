@@ -151,7 +151,8 @@ void pl_gemm_fit(int set_kc, int *kc, long *a_limit)
  *   dimension, where A and a panel of B fit L2 as A alone must to go panel
  *   by panel (pl_gemm_rows_limit) and B's panels have contiguous rows (ldb
  *   = 64): avx512 on Zen 5, that product 0.94-0.99x the time beside the
- *   other products of the same runs at hidden 128-1024 and T = 784;
+ *   other products of the same runs at hidden 128-1024 and T = 784 (avx2
+ *   on that CPU: 1.03x at hidden 512, the step 1.015x at 1024: not avx2);
  * - several blocks (the recurrent and layer-input products, dG W^T), with
  *   isa->long_blocks: twice kc, unless the product warms the backward
  *   pass's inputs (op->warm with spans: hidden 128), whose prefetches the

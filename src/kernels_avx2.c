@@ -140,11 +140,8 @@ static void pl_gemm_avx2(const pl_gemm_op *op)
 #ifndef AVX2_PREFETCH_C /* overridable at build time, for bench/ab-variants */
 #define AVX2_PREFETCH_C 1
 #endif
-#ifndef ONE_CHUNK
-#define ONE_CHUNK 1
-#endif
-    static const pl_gemm_isa isa = {.mr = MR, .kc = AVX2_KC, .tile = tile_any,
-                                    .prefetch_c = AVX2_PREFETCH_C, .one_chunk = ONE_CHUNK};
+    static const pl_gemm_isa isa = {
+        .mr = MR, .kc = AVX2_KC, .tile = tile_any, .prefetch_c = AVX2_PREFETCH_C};
     pl_gemm_blocked(&isa, op);
 }
 
@@ -157,7 +154,6 @@ const pl_kernels pl_kernels_avx2 = {
     .gemm = pl_gemm_avx2,
     VEC_KERNELS,
     .gemm_kc = AVX2_KC,
-    .gemm_one_chunk = ONE_CHUNK,
 };
 
 #endif
