@@ -129,25 +129,26 @@ const pl_kernels *pl_kernels_of(pl_gemm_backend be)
     return &completed[be];
 }
 
+/* Set be's micro-kernel and rules, or NULL (not ours, or not on this CPU). */
+static const pl_gemm_isa *isa_of(pl_gemm_backend be)
+{
+    const pl_kernels *k = pl_kernels_of(be);
+    return k ? k->gemm_isa : NULL;
+}
+
 void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit)
 {
-    const pl_kernels *k = pl_kernels_of(be);
+    const pl_gemm_isa *isa = isa_of(be);
     *kc = 0;
     *a_limit = 0;
-    if (k && k->gemm_kc)
-        pl_gemm_fit(k->gemm_kc, kc, a_limit);
+    if (isa)
+        pl_gemm_fit(isa->kc, kc, a_limit);
 }
 
-int pl_gemm_one_chunk(pl_gemm_backend be)
+pl_gemm_rules pl_gemm_rules_of(pl_gemm_backend be)
 {
-    const pl_kernels *k = pl_kernels_of(be);
-    return k && k->gemm_kc ? k->gemm_one_chunk : 0;
-}
-
-int pl_gemm_long_blocks(pl_gemm_backend be)
-{
-    const pl_kernels *k = pl_kernels_of(be);
-    return k && k->gemm_kc ? k->gemm_long_blocks : 0;
+    const pl_gemm_isa *isa = isa_of(be);
+    return isa ? (pl_gemm_rules){isa->one_chunk, isa->long_blocks} : (pl_gemm_rules){0, 0};
 }
 
 int pl_gemm_available(pl_gemm_backend be)

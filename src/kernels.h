@@ -89,45 +89,6 @@ pl_adam_k pl_adam_constants(float lr, float beta1, float beta2, float eps, long 
 pl_adam_k pl_rmsprop_constants(float lr, float alpha, float eps, float grad_scale,
                                float weight_decay);
 
-/* ------------------------------------------------------------ kernel sets
- *
- * A kernel set is every hot kernel for one instruction set, chosen once
- * (pl_kernels_of) and called through this table; nothing else in the
- * library tests which set is in use. Each fast kernel has a plain twin in
- * the "naive" set (pl_gemm_naive, pl_cell_*_generic, pl_transpose16_generic,
- * pl_adam_generic) that the tests compare it with. */
-typedef struct {
-    pl_gemm_backend be;
-    /* C (+)= A B as pl_gemm_op says; only called with M, N, nb, kb > 0 */
-    void (*gemm)(const pl_gemm_op *op);
-    void (*cell_forward)(const pl_cell_args *a);
-    void (*cell_backward)(const pl_cell_args *a);
-    /* dst[i * ldd + u] = src[u * lds + i] for i, u < 16 */
-    void (*transpose16)(const float *src, size_t lds, float *dst, size_t ldd);
-    /* bitwise equal to pl_adam_generic */
-    void (*adam)(float *params, const float *grad, float *m, float *v, size_t n,
-                 const pl_adam_k *k);
-    /* independent FMA chains of the set's vector width, for the peak:
-     * returns a value that depends on every chain, *flops the work done;
-     * NULL = the widest this CPU has (sets whose GEMM is not ours) */
-    float (*fma_loop)(long iters, double *flops);
-    /* rows of B per L1 chunk of our GEMM, for a 48 KiB L1 (pl_gemm_kc
-     * fits it to this CPU's); 0 for sets whose GEMM is not ours */
-    int gemm_kc;
-    /* the forward products in one chunk, the products of several blocks in
-     * chunks of twice gemm_kc (pl_gemm_isa.one_chunk, long_blocks) */
-    int gemm_one_chunk, gemm_long_blocks;
-    /* the GEMM for ops with bf16 set: the AVX512_BF16 kernel where the
-     * set is avx512 and the CPU has it, else the software path; the two
-     * give the same bits */
-    void (*gemm_bf16)(const pl_gemm_op *op);
-} pl_kernels;
-
-/* The set for be (AUTO resolved), or NULL when this CPU cannot run it. */
-const pl_kernels *pl_kernels_of(pl_gemm_backend be);
-/* pl_gemm through a set (the empty cases handled here). */
-void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op);
-
 /* The blocking driver that our GEMM micro-kernels share (gemm.c). C is cut
  * into column panels of 64 and tiles of up to mr rows; the inner dimension
  * into chunks of at most kc rows of B (nb x kb <= kc in every tile; the
@@ -176,6 +137,44 @@ typedef struct {
     int long_blocks;
 } pl_gemm_isa;
 
+/* ------------------------------------------------------------ kernel sets
+ *
+ * A kernel set is every hot kernel for one instruction set, chosen once
+ * (pl_kernels_of) and called through this table; nothing else in the
+ * library tests which set is in use. Each fast kernel has a plain twin in
+ * the "naive" set (pl_gemm_naive, pl_cell_*_generic, pl_transpose16_generic,
+ * pl_adam_generic) that the tests compare it with. */
+typedef struct {
+    pl_gemm_backend be;
+    /* C (+)= A B as pl_gemm_op says; only called with M, N, nb, kb > 0 */
+    void (*gemm)(const pl_gemm_op *op);
+    void (*cell_forward)(const pl_cell_args *a);
+    void (*cell_backward)(const pl_cell_args *a);
+    /* dst[i * ldd + u] = src[u * lds + i] for i, u < 16 */
+    void (*transpose16)(const float *src, size_t lds, float *dst, size_t ldd);
+    /* bitwise equal to pl_adam_generic */
+    void (*adam)(float *params, const float *grad, float *m, float *v, size_t n,
+                 const pl_adam_k *k);
+    /* independent FMA chains of the set's vector width, for the peak:
+     * returns a value that depends on every chain, *flops the work done;
+     * NULL = the widest this CPU has (sets whose GEMM is not ours) */
+    float (*fma_loop)(long iters, double *flops);
+    /* our GEMM's micro-kernel and the rules of its blocking (its kc for a
+     * 48 KiB L1, which pl_gemm_kc fits to this CPU's); NULL for sets whose
+     * GEMM is not ours */
+    const pl_gemm_isa *gemm_isa;
+    /* the GEMM for ops with bf16 set: the AVX512_BF16 kernel where the
+     * set is avx512 and the CPU has it, else the software path; the two
+     * give the same bits */
+    void (*gemm_bf16)(const pl_gemm_op *op);
+} pl_kernels;
+
+/* The set for be (AUTO resolved), or NULL when this CPU cannot run it. */
+const pl_kernels *pl_kernels_of(pl_gemm_backend be);
+/* pl_gemm through a set (the empty cases handled here). */
+void pl_gemm_with(const pl_kernels *k, const pl_gemm_op *op);
+
+/* The driver, for the micro-kernel and rules of isa. */
 void pl_gemm_blocked(const pl_gemm_isa *isa, const pl_gemm_op *op);
 /* The driver's blocking for this CPU (gemm.c): the chunk rows of a set
  * whose own are set_kc on an L1 data cache of l1d bytes, and the size of A

@@ -135,15 +135,13 @@ static VEC_TARGET void tile_any(const pl_tile *t)
     }
 }
 
-static void pl_gemm_avx2(const pl_gemm_op *op)
-{
 #ifndef AVX2_PREFETCH_C /* overridable at build time, for bench/ab-variants */
 #define AVX2_PREFETCH_C 1
 #endif
-    static const pl_gemm_isa isa = {
-        .mr = MR, .kc = AVX2_KC, .tile = tile_any, .prefetch_c = AVX2_PREFETCH_C};
-    pl_gemm_blocked(&isa, op);
-}
+static const pl_gemm_isa isa = {
+    .mr = MR, .kc = AVX2_KC, .tile = tile_any, .prefetch_c = AVX2_PREFETCH_C};
+
+static void pl_gemm_avx2(const pl_gemm_op *op) { pl_gemm_blocked(&isa, op); }
 
 /* ------------------------------- the cell, transpose, Adam, FMA loop */
 
@@ -153,7 +151,7 @@ const pl_kernels pl_kernels_avx2 = {
     .be = PL_GEMM_AVX2,
     .gemm = pl_gemm_avx2,
     VEC_KERNELS,
-    .gemm_kc = AVX2_KC,
+    .gemm_isa = &isa,
 };
 
 #endif

@@ -148,19 +148,16 @@ static VEC_TARGET void tile_any(const pl_tile *t)
     }
 }
 
-static void pl_gemm_avx512(const pl_gemm_op *op)
-{
 #ifndef ONE_CHUNK /* overridable at build time, for bench/ab-variants */
 #define ONE_CHUNK 1
 #endif
 #ifndef LONG_BLOCKS
 #define LONG_BLOCKS 1
 #endif
-    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1,
-                                    .spread = 1, .one_chunk = ONE_CHUNK,
-                                    .long_blocks = LONG_BLOCKS};
-    pl_gemm_blocked(&isa, op);
-}
+static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any, .prefetch_c = 1,
+                                .spread = 1, .one_chunk = ONE_CHUNK, .long_blocks = LONG_BLOCKS};
+
+static void pl_gemm_avx512(const pl_gemm_op *op) { pl_gemm_blocked(&isa, op); }
 
 /* ------------------------------- the cell, transpose, Adam, FMA loop */
 
@@ -171,9 +168,7 @@ const pl_kernels pl_kernels_avx512 = {
     .be = PL_GEMM_AVX512,
     .gemm = pl_gemm_avx512,
     VEC_KERNELS,
-    .gemm_kc = KC,
-    .gemm_one_chunk = ONE_CHUNK,
-    .gemm_long_blocks = LONG_BLOCKS,
+    .gemm_isa = &isa,
 };
 
 #endif

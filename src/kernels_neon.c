@@ -123,11 +123,9 @@ static void tile_any(const pl_tile *t)
     }
 }
 
-static void pl_gemm_neon(const pl_gemm_op *op)
-{
-    static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
-    pl_gemm_blocked(&isa, op);
-}
+static const pl_gemm_isa isa = {.mr = MR, .kc = KC, .tile = tile_any};
+
+static void pl_gemm_neon(const pl_gemm_op *op) { pl_gemm_blocked(&isa, op); }
 
 /* ------------------------------- the cell, transpose, Adam, FMA loop */
 
@@ -137,7 +135,7 @@ const pl_kernels pl_kernels_neon = {
     .be = PL_GEMM_NEON,
     .gemm = pl_gemm_neon,
     VEC_KERNELS,
-    .gemm_kc = KC,
+    .gemm_isa = &isa,
 };
 
 #endif

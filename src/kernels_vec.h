@@ -314,7 +314,7 @@ static VEC_TARGET float vec_fma_loop(long iters, double *flops)
 }
 
 /* The table entries of the kernels above (a set adds .be, .gemm and
- * .gemm_kc). */
+ * .gemm_isa). */
 #define VEC_KERNELS                                                             \
     .cell_forward = vec_cell_forward, .cell_backward = vec_cell_backward,      \
     .transpose16 = vec_transpose16, .adam = vec_adam, .fma_loop = vec_fma_loop

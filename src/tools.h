@@ -57,12 +57,16 @@ pl_cpu_caches pl_cpu_cache_sizes(void);
  * by chunk rather than panel by panel (*a_limit); both 0 for the sets
  * whose GEMM is not ours (naive, blas) or that this CPU cannot run. */
 void pl_gemm_blocking(pl_gemm_backend be, int *kc, long *a_limit);
-/* 1 where set be runs the forward products (A one block read by rows) in
- * one chunk while A and a 64-column panel of B fit the rows limit */
-int pl_gemm_one_chunk(pl_gemm_backend be);
-/* 1 where set be runs the products of several blocks with A read by rows
- * (dG W^T) in chunks of twice its kc, unless they warm the backward pass */
-int pl_gemm_long_blocks(pl_gemm_backend be);
+/* Set be's chunks beyond kc (gemm.c, pl_gemm_chunk_rows), both 0 for the
+ * sets whose GEMM is not ours or that this CPU cannot run: one_chunk, the
+ * forward products (A one block read by rows) in one chunk while A and a
+ * 64-column panel of B fit the rows limit; long_blocks, the products of
+ * several blocks with A read by rows (dG W^T) in chunks of twice kc,
+ * unless they warm the backward pass. */
+typedef struct {
+    int one_chunk, long_blocks;
+} pl_gemm_rules;
+pl_gemm_rules pl_gemm_rules_of(pl_gemm_backend be);
 /* The same limit for an A read by rows (the forward and recurrent
  * products), from *a_limit: 7/8 of L2 where a_limit is half of it. */
 long pl_gemm_rows_limit(long a_limit);

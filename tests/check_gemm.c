@@ -615,14 +615,15 @@ START_TEST(test_blocking_from_caches)
     ck_assert_int_eq(pl_gemm_chunk_rows(&one, &blocks, 128, lim), 128);
     /* the set that does both: avx512 (as measured), not avx2, neon or
      * others */
-    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NAIVE), 0);
-    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_BLAS), 0);
-    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX2), 0);
-    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_AVX512), pl_gemm_available(PL_GEMM_AVX512));
-    ck_assert_int_eq(pl_gemm_one_chunk(PL_GEMM_NEON), 0);
-    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_AVX512), pl_gemm_available(PL_GEMM_AVX512));
-    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_AVX2), 0);
-    ck_assert_int_eq(pl_gemm_long_blocks(PL_GEMM_NAIVE), 0);
+    const int has512 = pl_gemm_available(PL_GEMM_AVX512);
+    const pl_gemm_backend none[] = {PL_GEMM_NAIVE, PL_GEMM_BLAS, PL_GEMM_AVX2, PL_GEMM_NEON};
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+        const pl_gemm_rules r = pl_gemm_rules_of(none[i]);
+        ck_assert_msg(r.one_chunk == 0 && r.long_blocks == 0, "%s: %d %d",
+                      pl_gemm_name(none[i]), r.one_chunk, r.long_blocks);
+    }
+    ck_assert_int_eq(pl_gemm_rules_of(PL_GEMM_AVX512).one_chunk, has512);
+    ck_assert_int_eq(pl_gemm_rules_of(PL_GEMM_AVX512).long_blocks, has512);
     const pl_cpu_caches c = pl_cpu_cache_sizes();
     printf("caches: L1 data %ld, L2 %ld bytes\n", c.l1d, c.l2);
     ck_assert(c.l1d >= 0 && c.l1d <= 4L << 20 && c.l2 >= 0 && c.l2 <= 1L << 30);
@@ -631,11 +632,11 @@ START_TEST(test_blocking_from_caches)
         long a_limit;
         pl_gemm_blocking((pl_gemm_backend)be, &kc, &a_limit);
         const pl_kernels *ks = pl_kernels_of((pl_gemm_backend)be);
-        if (!ks || !ks->gemm_kc) { /* not ours, or not on this CPU */
+        if (!ks || !ks->gemm_isa) { /* not ours, or not on this CPU */
             ck_assert(kc == 0 && a_limit == 0);
             continue;
         }
-        ck_assert_int_eq(kc, pl_gemm_kc(ks->gemm_kc, c.l1d));
+        ck_assert_int_eq(kc, pl_gemm_kc(ks->gemm_isa->kc, c.l1d));
         ck_assert_int_eq(a_limit, pl_gemm_a_limit(c.l2));
     }
     int kc;

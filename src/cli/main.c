@@ -88,11 +88,12 @@ static int dispatch(int argc, char **argv)
                    "chunk",
                    pl_gemm_name(pl_gemm_resolve(PL_GEMM_AUTO)), kc,
                    pl_gemm_rows_limit(a_limit) / 1024, a_limit / 1024);
-            if (pl_gemm_one_chunk(PL_GEMM_AUTO))
+            const pl_gemm_rules rules = pl_gemm_rules_of(PL_GEMM_AUTO);
+            if (rules.one_chunk)
                 printf("; the forward products in one chunk while A and a 64-column panel "
                        "of B fit %ld KiB",
                        pl_gemm_rows_limit(a_limit) / 1024);
-            if (pl_gemm_long_blocks(PL_GEMM_AUTO))
+            if (rules.long_blocks)
                 printf("; dG W^T in chunks of %d rows (%d where it warms the backward pass)",
                        2 * kc, kc);
             printf("\n");
